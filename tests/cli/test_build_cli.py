@@ -1,0 +1,150 @@
+"""`trtc build` end to end in-process: real builds, exit codes, one-line errors, and the
+guarantee that a failed build leaves the output folder as it was."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from tests import models
+from trtc.cli import main
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(map(str, args)))
+
+
+def snapshot(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_demo_builds_plan_and_reports(demo_copy):
+    result = run("build", demo_copy)
+    assert result.exit_code == 0, result.stderr
+    build_dir = demo_copy.parent / "build"
+    assert sorted(p.name for p in build_dir.iterdir()) == ["demo.build.log", "demo.plan", "demo.report.json", "demo.report.md"]
+    report = json.loads((build_dir / "demo.report.json").read_text())
+    assert report["schema"] == "trtc.report/1"
+    assert report["build"]["backend"] == "tensorrt-rtx"
+    assert report["build"]["plan_bytes"] == (build_dir / "demo.plan").stat().st_size
+    kernels = report["fusion"]["kernels"]
+    # What the builder log says for the demo: each Conv, its BatchNorm and ReLU share one kernel.
+    for block in ("stem", "down", "res.a"):
+        owners = [k for k in kernels if f"{block}.conv" in k["onnx_nodes"]]
+        assert len(owners) == 1
+        assert owners[0]["onnx_nodes"] == [f"{block}.conv", f"{block}.bn", f"{block}.relu"]
+        assert owners[0]["onnx_op_types"] == ["Conv", "BatchNormalization", "Relu"]
+    # The residual Add fuses with the second convolution's BatchNorm and the final ReLU.
+    assert any(k["onnx_nodes"] == ["res.b.bn", "res.add", "res.relu"] for k in kernels)
+    assert {f["name"] for f in report["fusion"]["folded_nodes"]} == {"flatten"}
+    assert report["fusion"]["counts"]["onnx_nodes"] == 20
+    assert report["bindings"][0]["profiles"] == [{"min": [1, 3, 64, 64], "opt": [32, 3, 64, 64], "max": [32, 3, 64, 64]}]
+    markdown = (build_dir / "demo.report.md").read_text()
+    assert "| `stem.conv` (Conv), `stem.bn` (BatchNormalization), `stem.relu` (Relu) |" in markdown.replace("| 2 | `__myl_CorrMulAddRelu_myl0_2` | runtime_fusion | Float ", "")
+    assert "20 ONNX nodes ->" in result.stderr
+
+
+def test_marked_outputs_prune_unused_branches(model_dir):
+    spec = models.write_spec(model_dir, "model: model.onnx\nmax_batch: 4\noutputs: [r0]\ntarget: {compute_capabilities: [8.9]}\n")
+    result = run("build", spec)
+    assert result.exit_code == 0, result.stderr
+    report = json.loads((model_dir / "build" / "spec.report.json").read_text())
+    assert report["graph"]["pruned_nodes"] == ["conv1"]
+    assert [b["name"] for b in report["bindings"] if b["mode"] == "Output"] == ["r0"]
+
+
+def test_unnamed_nodes_get_stable_names_in_the_report(tmp_path):
+    models.save(models.conv_bn_relu(names=False), tmp_path / "model.onnx")
+    spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 2\ntarget: {compute_capabilities: [8.9]}\n")
+    assert run("build", spec).exit_code == 0
+    report = json.loads((tmp_path / "build" / "spec.report.json").read_text())
+    assert report["graph"]["renamed_nodes"] == ["Conv_0", "BatchNormalization_1", "Relu_2", "Conv_3"]
+    assert any(k["onnx_nodes"] == ["Conv_0", "BatchNormalization_1", "Relu_2"] for k in report["fusion"]["kernels"])
+
+
+BAD_INPUTS = {
+    "missing spec": (None, "missing.yaml", 2, "error: spec file not found: {dir}/missing.yaml (check the path)"),
+    "spec does not parse": ("model: model.onnx\nmax_batch: [\n", "spec.yaml", 2, "error: {dir}/spec.yaml:3:1: YAML does not parse"),
+    "unknown output tensor": ("model: model.onnx\nmax_batch: 2\noutputs: [r1]\n", "spec.yaml", 2,
+                              "error: outputs: tensor 'r1' is not in the model; did you mean 'r0'?"),
+    "dynamic dim without range": ("model: model.onnx\n", "spec.yaml", 2,
+                                  "error: inputs.x: dimension 0 ('N') of x[N,3,16,16] float32 is dynamic and has no range; "
+                                  "set max_batch, or add inputs: {x: {min: [...], opt: [...], max: [...]}}"),
+    "unknown input": ("model: model.onnx\nmax_batch: 2\ninputs: {images: {shape: [1,3,16,16]}}\n", "spec.yaml", 2,
+                      "error: inputs: 'images' is not an input of the model; the model's inputs are: x"),
+    "fixed dim contradicted": ("model: model.onnx\ninputs: {x: {min: [1,3,8,8], max: [2,3,8,8]}}\n", "spec.yaml", 2,
+                               "error: inputs.x.min: dimension 2 is fixed to 16 in the model (x[N,3,16,16] float32); got 8"),
+    "backend not installed": ("model: model.onnx\nmax_batch: 2\ntarget: {backend: tensorrt}\n", "spec.yaml", 1,
+                              "error: target.backend is 'tensorrt' but it does not import: `pip install tensorrt` or set target.backend: auto"),
+    "model is not onnx": ("model: notes.txt\nmax_batch: 2\n", "spec.yaml", 2,
+                          "error: model: {dir}/notes.txt is not a valid ONNX file"),
+    "precision not yet available": ("model: model.onnx\nmax_batch: 2\nprecision: int8\n", "spec.yaml", 2,
+                                    "error: precision.mode: 'int8' is not available in trtc"),
+}
+
+
+@pytest.mark.parametrize("spec_text,spec_name,code,message", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
+def test_bad_input_gives_one_line_exit_code_and_no_output(model_dir, spec_text, spec_name, code, message):
+    (model_dir / "notes.txt").write_text("not a model")
+    if spec_text is not None:
+        (model_dir / spec_name).write_text(spec_text)
+    before = snapshot(model_dir)
+    result = run("build", model_dir / spec_name)
+    assert result.exit_code == code
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(message.replace("{dir}", str(model_dir))), result.stderr
+    assert snapshot(model_dir) == before
+
+
+def test_failed_build_leaves_the_output_folder_as_it_was(tmp_path):
+    models.save(models.gemm_head(), tmp_path / "model.onnx")
+    spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 4\ntarget: {compute_capabilities: [7.5]}\n")
+    before = snapshot(tmp_path)
+    result = run("build", spec)
+    assert result.exit_code == 1
+    assert "\nerror: TensorRT (tensorrt-rtx " in result.stderr
+    assert "failed to build the engine" in result.stderr
+    assert "full builder log: " in result.stderr
+    assert snapshot(tmp_path) == before  # no build/ folder, no plan, no report, no partial files
+
+
+def test_unsupported_nodes_exit_1_and_list_each(tmp_path):
+    models.save(models.with_unsupported_ops(), tmp_path / "model.onnx")
+    spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 4\n")
+    result = run("build", spec)
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    lines = lines[[i for i, line in enumerate(lines) if line.startswith("error:")][0]:]
+    assert lines[0].startswith("error: TensorRT's ONNX parser refused 2 node(s): node 'frob1' (Frobnicate)")
+    assert lines[1].startswith("  node 'frob1' (Frobnicate): ") and lines[2].startswith("  node 'frob2' (Frobnicate): ")
+
+
+def test_existing_outputs_survive_a_failed_rebuild(demo_copy):
+    assert run("build", demo_copy).exit_code == 0
+    plan = demo_copy.parent / "build" / "demo.plan"
+    old = plan.read_bytes()
+    result = run("build", demo_copy, "--set", "target.compute_capabilities=[7.5]")
+    assert result.exit_code == 1
+    assert plan.read_bytes() == old
+    assert not list(plan.parent.glob("*.partial"))
+
+
+def test_set_paths_resolve_against_the_working_directory(demo_copy, monkeypatch):
+    monkeypatch.chdir(demo_copy.parent.parent)
+    result = run("build", demo_copy, "--set", "output.plan=elsewhere.plan")
+    assert result.exit_code == 0, result.stderr
+    assert (demo_copy.parent.parent / "elsewhere.plan").is_file()
+
+
+def test_unknown_flag_is_a_usage_error(demo_copy):
+    result = run("build", demo_copy, "--frobnicate")
+    assert result.exit_code == 2
+    assert "No such option '--frobnicate'" in result.stderr
+
+
+def test_schema_command_prints_json_schema():
+    result = run("schema")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["title"] == "trtc build spec"

@@ -1,0 +1,80 @@
+"""Small real ONNX models for tests, built with onnx.helper."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+
+
+def _weights(rng, name: str, shape) -> onnx.TensorProto:
+    return numpy_helper.from_array((rng.standard_normal(shape) * 0.2).astype(np.float32), name)
+
+
+def conv_bn_relu(batch="N", channels: int = 8, size: int = 16, names: bool = True, extra_nodes=()) -> onnx.ModelProto:
+    """x[batch,3,size,size] -> Conv -> BatchNorm -> Relu -> Conv 1x1 -> y."""
+    rng = np.random.default_rng(0)
+    inits = [
+        _weights(rng, "w0", (channels, 3, 3, 3)),
+        numpy_helper.from_array(np.ones(channels, np.float32), "bn.scale"),
+        numpy_helper.from_array(np.zeros(channels, np.float32), "bn.bias"),
+        numpy_helper.from_array(np.zeros(channels, np.float32), "bn.mean"),
+        numpy_helper.from_array(np.ones(channels, np.float32), "bn.var"),
+        _weights(rng, "w1", (4, channels, 1, 1)),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w0"], ["c0"], name="conv0" if names else "", pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c0", "bn.scale", "bn.bias", "bn.mean", "bn.var"], ["b0"], name="bn0" if names else ""),
+        helper.make_node("Relu", ["b0"], ["r0"], name="relu0" if names else ""),
+        helper.make_node("Conv", ["r0", "w1"], ["y"], name="conv1" if names else ""),
+        *extra_nodes,
+    ]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 4, size, size])]
+    outputs += [helper.make_tensor_value_info(n.output[0], TensorProto.FLOAT, None) for n in extra_nodes]
+    graph = helper.make_graph(nodes, "conv_bn_relu", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, size, size])],
+                              outputs, initializer=inits)
+    domains = {n.domain for n in extra_nodes if n.domain}
+    opsets = [helper.make_opsetid("", OPSET)] + [helper.make_opsetid(d, 1) for d in domains]
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = 8
+    return model
+
+
+def gemm_head(batch="N", features: int = 32, classes: int = 10) -> onnx.ModelProto:
+    """x[batch,features] -> Gemm -> Softmax -> y: FP32 GEMM, which TensorRT-RTX cannot compile for Turing."""
+    rng = np.random.default_rng(1)
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "w", "b"], ["g"], name="fc", transB=1),
+         helper.make_node("Softmax", ["g"], ["y"], name="softmax", axis=1)],
+        "gemm_head", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, features])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, classes])],
+        initializer=[_weights(rng, "w", (classes, features)), _weights(rng, "b", (classes,))],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    return model
+
+
+def with_unsupported_ops() -> onnx.ModelProto:
+    """Two nodes of a custom domain that TensorRT has no importer or plugin for."""
+    extra = [
+        helper.make_node("Frobnicate", ["y"], ["f1"], name="frob1", domain="com.example"),
+        helper.make_node("Frobnicate", ["f1"], ["f2"], name="frob2", domain="com.example"),
+    ]
+    return conv_bn_relu(extra_nodes=extra)
+
+
+def save(model: onnx.ModelProto, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def write_spec(folder: Path, text: str, name: str = "spec.yaml") -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path

@@ -1,0 +1,104 @@
+"""Every way a spec can be wrong gives one line: file:line, key path, what was expected, a hint."""
+
+from __future__ import annotations
+
+import pytest
+
+from trtc.errors import SpecError, UsageError
+from trtc.spec import load_spec
+
+CASES = {
+    "misspelt key": ("model: model.onnx\nwokspace: 1GiB\n", ":2: wokspace: unknown key; did you mean 'workspace'?"),
+    "misspelt nested key": ("model: model.onnx\nprecision:\n  mode: fp16\n  fallbak: fp32\n",
+                            ":4: precision.fallbak: unknown key; did you mean 'fallback'?"),
+    "bad enum": ("model: model.onnx\ntarget:\n  backend: tensorrt_rtx\n",
+                 ":3: target.backend: expected one of auto, tensorrt, tensorrt-rtx; got 'tensorrt_rtx' (did you mean 'tensorrt-rtx'?)"),
+    "precision shorthand": ("model: model.onnx\nprecision: fp17\n",
+                            ":2: precision.mode: expected one of fp32, fp16, bf16, int8, fp8; got 'fp17' (did you mean 'fp16'?)"),
+    "size without unit form": ("model: model.onnx\nworkspace: 12 parsecs\n",
+                               ":2: workspace: expected a size in bytes or with a unit, like 512MiB or 2GiB; got '12 parsecs'"),
+    "wrong type": ("model: model.onnx\nmax_batch: many\n", ":2: max_batch: expected an integer; got 'many'"),
+    "below minimum": ("model: model.onnx\nmax_batch: 0\n", ":2: max_batch: expected a number >= 1; got 0"),
+    "missing model": ("max_batch: 4\n", ":1: (top level): missing required key 'model'"),
+    "yaml syntax": ("model: model.onnx\n  max_batch: [4\n",
+                    ":2:12: YAML does not parse: mapping values are not allowed here (check indentation and quoting)"),
+    "not a mapping": ("- a\n- b\n", ": expected a mapping of spec keys at the top level (model: ..., precision: ...)"),
+    "empty": ("", ": the spec is empty; it needs at least 'model: path/to/model.onnx'"),
+    "model file missing": ("model: nope.onnx\n", ":1: model: file not found: {dir}/nope.onnx (paths are relative to the spec's folder)"),
+    "range order": ("model: model.onnx\ninputs:\n  x: {min: [1,3,16,16], opt: [8,3,16,16], max: [4,3,16,16]}\n",
+                    ":3: inputs.x: dimension 0 must satisfy min <= opt <= max; got 1, 8, 4"),
+    "range rank": ("model: model.onnx\ninputs:\n  x: {min: [1,3,16], max: [4,3,16,16]}\n",
+                   ":3: inputs.x: min, opt and max must have the same rank; got [1, 3, 16], [4, 3, 16, 16], [4, 3, 16, 16]"),
+    "range missing max": ("model: model.onnx\ninputs:\n  x: {min: [1,3,16,16]}\n",
+                          ":3: inputs.x: missing 'max' (a range needs min and max; opt defaults to max)"),
+    "compute capability": ("model: model.onnx\ntarget: {compute_capabilities: [eight]}\n",
+                           ":2: target.compute_capabilities: expected a compute capability like 8.9 or 12.0; got 'eight'"),
+    "pinned value type": ("model: model.onnx\ninputs:\n  x: {value: hello}\n",
+                          ":3: inputs.x.value: expected a number, a list or a boolean; got 'hello'"),
+    "plan and report collide": ("model: model.onnx\noutput: {plan: out/a.json, report: out/a.json}\n",
+                                ":2: output: two outputs share one path; give the plan and report different names"),
+}
+
+
+@pytest.mark.parametrize("text,expected", CASES.values(), ids=CASES.keys())
+def test_bad_spec_gives_one_exact_line(model_dir, text, expected):
+    spec = model_dir / "spec.yaml"
+    spec.write_text(text)
+    with pytest.raises(SpecError) as caught:
+        load_spec(spec)
+    assert caught.value.message == f"{spec}" + expected.format(dir=model_dir)
+    assert caught.value.exit_code == 2
+
+
+def test_several_problems_are_all_listed(model_dir):
+    spec = model_dir / "spec.yaml"
+    spec.write_text("model: model.onnx\nmax_batch: 0\ntarget: {backend: cuda}\n")
+    with pytest.raises(SpecError) as caught:
+        load_spec(spec)
+    assert caught.value.message == f"2 problems in {spec}"
+    assert caught.value.details == [
+        f"{spec}:2: max_batch: expected a number >= 1; got 0",
+        f"{spec}:3: target.backend: expected one of auto, tensorrt, tensorrt-rtx; got 'cuda'",
+    ]
+
+
+def test_overrides_change_fields_and_are_named_in_errors(model_dir):
+    spec = model_dir / "spec.yaml"
+    spec.write_text("model: model.onnx\nprecision: fp16\nmax_batch: 2\n")
+    loaded = load_spec(spec, ["precision.mode=int8", "workspace=2GiB", "target.compute_capabilities=[8.9, 12.0]"])
+    assert loaded.precision.mode == "int8"
+    assert loaded.workspace == 2 * 2**30
+    assert loaded.target.compute_capabilities == ("8.9", "12.0")
+    with pytest.raises(SpecError) as caught:
+        load_spec(spec, ["target.backnd=auto"])
+    assert caught.value.message == "--set target.backnd: target.backnd: unknown key; did you mean 'backend'?"
+
+
+def test_override_without_equals_is_a_usage_error(model_dir):
+    spec = model_dir / "spec.yaml"
+    spec.write_text("model: model.onnx\n")
+    with pytest.raises(UsageError) as caught:
+        load_spec(spec, ["workspace"])
+    assert caught.value.message == "--set expects key.path=value, got 'workspace' (e.g. --set target.optimization_level=3)"
+
+
+def test_defaults_and_path_resolution(model_dir):
+    spec = model_dir / "sub" / "engine.yaml"
+    spec.parent.mkdir()
+    spec.write_text("model: ../model.onnx\nworkspace: 512MiB\n")
+    loaded = load_spec(spec)
+    assert loaded.name == "engine"
+    assert loaded.model == (model_dir / "model.onnx").resolve()
+    assert loaded.output.plan == spec.parent.resolve() / "build" / "engine.plan"
+    assert loaded.output.markdown.name == "engine.report.md"
+    assert loaded.output.log.name == "engine.build.log"
+    assert loaded.workspace == 512 * 2**20
+    assert loaded.precision.mode == "fp32"
+
+
+def test_fingerprint_follows_the_spec_content(model_dir):
+    spec = model_dir / "spec.yaml"
+    spec.write_text("model: model.onnx\nmax_batch: 2\n")
+    first = load_spec(spec).fingerprint
+    assert load_spec(spec).fingerprint == first
+    assert load_spec(spec, ["max_batch=4"]).fingerprint != first

@@ -1,0 +1,209 @@
+"""Parse an ONNX model with TensorRT's parser and build a serialized plan.
+
+Uses only the API that `tensorrt` and `tensorrt_rtx` share; options that one of them lacks
+(compute capabilities) are feature-detected and refused with a clear message.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Protocol
+
+from trtc.backend.engine_info import EngineInfo
+from trtc.backend.layer_log import parse_builder_log
+from trtc.backend.trt_import import TensorRT
+from trtc.errors import BuildError, SpecError, UnsupportedModelError
+from trtc.spec.model import ShapeRange
+
+
+class BuildObserver(Protocol):
+    """Receives TensorRT's own build phases (its progress monitor)."""
+
+    def phase_start(self, name: str, parent: str | None, steps: int) -> None: ...
+    def phase_step(self, name: str, step: int) -> None: ...
+    def phase_finish(self, name: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    profiles: list[dict[str, ShapeRange]]
+    workspace: int | None = None
+    compute_capabilities: tuple[str, ...] = ()
+    optimization_level: int | None = None
+    timing_cache: bytes | None = None
+
+
+@dataclass
+class BuildResult:
+    plan: bytes
+    engine: EngineInfo | None
+    log: list[tuple[str, str]]  # (severity, message)
+    seconds: float
+    timing_cache: bytes | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """The model as TensorRT's parser takes it: bytes, or a file when it is too big for that."""
+
+    data: bytes | None = None
+    path: Path | None = None
+    # Folder that relative external-data locations resolve against.
+    base_dir: Path | None = None
+
+
+def build_plan(trt: TensorRT, source: ModelSource, settings: BuildSettings, observer: BuildObserver | None = None) -> BuildResult:
+    lib = trt.module
+    logger = _make_logger(lib)
+    started = time.perf_counter()
+    builder = lib.Builder(logger)
+    network = builder.create_network(_network_flags(lib))
+    parser = lib.OnnxParser(network, logger)
+    try:
+        _parse(parser, source, logger)
+    except BuildError as error:
+        error.log = logger.messages
+        raise
+    config = builder.create_builder_config()
+    warnings = []
+    if settings.timing_cache is not None and trt.is_rtx:
+        warnings.append(f"target.timing_cache: {trt.name} has no timing cache (its cache operations are no-ops); ignored")
+        settings = replace(settings, timing_cache=None)
+    _configure(trt, builder, network, config, settings)
+    monitor = None
+    if observer is not None and hasattr(config, "progress_monitor"):
+        monitor = _make_progress_monitor(lib, observer)
+        config.progress_monitor = monitor
+    serialized = builder.build_serialized_network(network, config)
+    if monitor is not None and monitor.interrupt is not None:
+        raise monitor.interrupt
+    if serialized is None:
+        error = BuildError(f"TensorRT ({trt.name} {trt.version}) failed to build the engine: {_last_error(logger.messages)}")
+        error.log = logger.messages
+        raise error
+    cache = None
+    if settings.timing_cache is not None and config.get_timing_cache() is not None:
+        cache = bytes(memoryview(config.get_timing_cache().serialize()))
+    plan = bytes(memoryview(serialized))
+    seconds = time.perf_counter() - started
+    engine = parse_builder_log([msg for _, msg in logger.messages])
+    return BuildResult(plan=plan, engine=engine, log=logger.messages, seconds=seconds, timing_cache=cache, warnings=warnings)
+
+
+def _network_flags(lib) -> int:
+    # Strongly typed: the ONNX graph alone decides precision (the only mode TensorRT 11 and
+    # TensorRT-RTX have; opt-in on TensorRT 10).
+    flag = getattr(lib.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    return 1 << int(flag) if flag is not None else 0
+
+
+def _parse(parser, source: ModelSource, logger) -> None:
+    if source.data is not None:
+        ok = parser.parse(source.data, str(source.base_dir) if source.base_dir else None)
+    else:
+        ok = parser.parse_from_file(str(source.path))
+    if ok:
+        return
+    problems = []
+    for index in range(parser.num_errors):
+        error = parser.get_error(index)
+        where = f"node '{error.node_name()}' ({error.node_operator()})" if error.node_name() or error.node_operator() else "model"
+        problems.append(f"{where}: {_clean(error.desc())}")
+    if not problems:
+        problems = [_last_error(logger.messages)]
+    unsupported = [p for p in problems if not p.startswith("model:")]
+    summary = f"TensorRT's ONNX parser refused {len(unsupported)} node(s)" if unsupported else "TensorRT's ONNX parser failed"
+    raise UnsupportedModelError(f"{summary}: {problems[0]}" + (f" (and {len(problems) - 1} more, listed below)" if len(problems) > 1 else ""), problems)
+
+
+def _configure(trt: TensorRT, builder, network, config, settings: BuildSettings) -> None:
+    lib = trt.module
+    config.profiling_verbosity = lib.ProfilingVerbosity.DETAILED
+    if settings.workspace is not None:
+        config.set_memory_pool_limit(lib.MemoryPoolType.WORKSPACE, settings.workspace)
+    if settings.optimization_level is not None:
+        config.builder_optimization_level = settings.optimization_level
+    if settings.compute_capabilities:
+        _set_compute_capabilities(trt, config, settings.compute_capabilities)
+    if settings.timing_cache is not None:
+        cache = config.create_timing_cache(settings.timing_cache)
+        config.set_timing_cache(cache, ignore_mismatch=True)
+    network_inputs = {network.get_input(i).name: network.get_input(i) for i in range(network.num_inputs)}
+    for shapes in settings.profiles:
+        profile = builder.create_optimization_profile()
+        for name, shape_range in shapes.items():
+            if name in network_inputs:
+                profile.set_shape(name, shape_range.min, shape_range.opt, shape_range.max)
+        config.add_optimization_profile(profile)
+
+
+def _set_compute_capabilities(trt: TensorRT, config, capabilities: tuple[str, ...]) -> None:
+    enum = getattr(trt.module, "ComputeCapability", None)
+    if enum is None or not hasattr(config, "set_compute_capability"):
+        raise SpecError(f"target.compute_capabilities: {trt.name} builds for the GPU it runs on; remove the key or use target.backend: tensorrt-rtx")
+    members = {name: member for name, member in enum.__members__.items() if name.startswith("SM")}
+    chosen = []
+    for capability in capabilities:
+        key = "SM" + capability.replace(".", "")
+        if key not in members:
+            valid = ", ".join(f"{m[2:-1]}.{m[-1]}" for m in members)
+            raise SpecError(f"target.compute_capabilities: {trt.name} {trt.version} cannot target {capability}; it supports {valid}")
+        chosen.append(members[key])
+    config.num_compute_capabilities = len(chosen)
+    for index, member in enumerate(chosen):
+        config.set_compute_capability(member, index)
+
+
+def _make_logger(lib):
+    class CapturingLogger(lib.ILogger):
+        """Keeps every message: the `Layers:` one is the fusion map; all go to the log file."""
+
+        def __init__(self):
+            lib.ILogger.__init__(self)
+            self.messages: list[tuple[str, str]] = []
+
+        def log(self, severity, message):
+            self.messages.append((str(severity).rsplit(".", 1)[-1], message))
+
+    return CapturingLogger()
+
+
+def _make_progress_monitor(lib, observer: BuildObserver):
+    class ProgressMonitor(lib.IProgressMonitor):
+        """Forwards TensorRT's phases. An exception in the observer (Ctrl-C) cancels the build
+        instead of unwinding through TensorRT's C++ frames; it is re-raised afterwards."""
+
+        def __init__(self):
+            lib.IProgressMonitor.__init__(self)
+            self.interrupt: BaseException | None = None
+
+        def phase_start(self, phase_name, parent_phase, num_steps):
+            self._forward(observer.phase_start, phase_name, parent_phase, num_steps)
+
+        def step_complete(self, phase_name, step):
+            self._forward(observer.phase_step, phase_name, step)
+            return self.interrupt is None
+
+        def phase_finish(self, phase_name):
+            self._forward(observer.phase_finish, phase_name)
+
+        def _forward(self, method, *args):
+            if self.interrupt is None:
+                try:
+                    method(*args)
+                except BaseException as exc:  # noqa: BLE001 - re-raised after the build returns
+                    self.interrupt = exc
+
+    return ProgressMonitor()
+
+
+def _last_error(messages: list[tuple[str, str]]) -> str:
+    errors = [msg for sev, msg in messages if sev in ("ERROR", "INTERNAL_ERROR")]
+    return _clean(errors[-1]) if errors else "no error message from TensorRT (see the build log)"
+
+
+def _clean(text: str) -> str:
+    return " ".join(text.split())

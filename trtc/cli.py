@@ -1,0 +1,73 @@
+"""The `trtc` command: parses arguments, calls the core, renders. No build logic lives here.
+
+Exit codes: 0 ok, 1 build failed, 2 usage or spec error, 3 accuracy gate failed.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from trtc import __version__
+from trtc.errors import TrtcError
+
+
+def _reports_errors(command):
+    """Turn TrtcError into one line on stderr and its exit code; anything else is a bug."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from trtc.console import Terminal
+
+        terminal = Terminal(quiet=kwargs.get("quiet", False))
+        try:
+            return command(terminal, *args, **kwargs)
+        except TrtcError as error:
+            terminal.error(error)
+            sys.exit(error.exit_code)
+        except KeyboardInterrupt:
+            terminal.console.print("interrupted: nothing was written")
+            sys.exit(130)
+        except Exception:  # noqa: BLE001 - an unexpected failure is a trtc bug: show everything
+            traceback.print_exc()
+            terminal.console.print("[bold red]internal error[/]: this is a trtc bug; please report it with the traceback above")
+            sys.exit(1)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="trtc")
+def main() -> None:
+    """trtc: compile ONNX models into TensorRT engines, with a fusion and precision report."""
+
+
+@main.command()
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE",
+              help="Override a spec field, e.g. --set target.optimization_level=3 (repeatable).")
+@click.option("-q", "--quiet", is_flag=True, help="Print errors only.")
+@_reports_errors
+def build(terminal, spec: Path, overrides: tuple[str, ...], quiet: bool) -> None:
+    """Build the engine that SPEC (a YAML build spec) describes."""
+    from trtc.console import print_summary
+    from trtc.pipeline import build as run_build
+    from trtc.spec import load_spec
+
+    loaded = load_spec(spec, overrides)
+    with terminal.progress() as progress:
+        outcome = run_build(loaded, progress)
+    print_summary(terminal, outcome.report, outcome.written)
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of the build spec (for editor completion)."""
+    from trtc.spec import spec_schema
+
+    click.echo(json.dumps(spec_schema(), indent=2))

@@ -1,0 +1,127 @@
+"""Everything trtc prints for people: one rich Console on stderr, a progress display that follows
+TensorRT's build phases, and the build summary. Machine output (JSON, schema) goes to stdout
+through plain `click.echo` in the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from trtc.errors import TrtcError
+
+# Build phases deeper than this are too brief and too many to show as lines in a log.
+_PLAIN_PHASE_DEPTH = 1
+
+
+class Terminal:
+    def __init__(self, quiet: bool = False):
+        self.console = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
+        self.quiet = quiet
+
+    @property
+    def interactive(self) -> bool:
+        return self.console.is_terminal
+
+    def info(self, text: str) -> None:
+        if not self.quiet:
+            self.console.print(escape(text))
+
+    def warning(self, text: str) -> None:
+        self.console.print(f"[yellow]warning:[/] {escape(text)}")
+
+    def error(self, error: TrtcError) -> None:
+        self.console.print(f"[bold red]error:[/] {escape(error.message)}")
+        for line in error.details:
+            self.console.print(f"  {escape(line)}")
+
+    def progress(self) -> "BuildProgress":
+        return BuildProgress(self)
+
+
+class BuildProgress:
+    """Pipeline observer: stages and TensorRT phases as a live display on a terminal, plain
+    lines elsewhere (CI logs)."""
+
+    def __init__(self, terminal: Terminal):
+        self.terminal = terminal
+        self._depth: dict[str, int] = {}
+        self._tasks: dict[str, int] = {}
+        self._live = None
+        if terminal.interactive and not terminal.quiet:
+            self._live = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                                  TimeElapsedColumn(), console=terminal.console, transient=True)
+
+    def __enter__(self) -> "BuildProgress":
+        if self._live:
+            self._live.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._live:
+            self._live.stop()
+
+    def stage(self, name: str) -> None:
+        self.terminal.info(f"trtc: {name}")
+
+    def warning(self, text: str) -> None:
+        self.terminal.warning(text)
+
+    def phase_start(self, name: str, parent: str | None, steps: int) -> None:
+        depth = self._depth.get(parent, -1) + 1 if parent else 0
+        self._depth[name] = depth
+        if self._live:
+            self._tasks[name] = self._live.add_task("  " * depth + escape(name), total=max(steps, 1))
+        elif depth <= _PLAIN_PHASE_DEPTH:
+            self.terminal.info(f"  {'  ' * depth}{name}")
+
+    def phase_step(self, name: str, step: int) -> None:
+        if self._live and name in self._tasks:
+            self._live.update(self._tasks[name], completed=step + 1)
+
+    def phase_finish(self, name: str) -> None:
+        if self._live and name in self._tasks:
+            self._live.remove_task(self._tasks.pop(name))
+
+
+def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None:
+    if terminal.quiet:
+        return
+    build = report["build"]
+    console = terminal.console
+    console.print(f"[green]built[/] {escape(_short(build['plan']))} ({build['plan_bytes'] / 1e6:.1f} MB) in "
+                  f"{build['build_seconds']:.2f} s with {build['backend']} {build['backend_version']}")
+    fusion = report.get("fusion")
+    if fusion:
+        counts = fusion["counts"]
+        precisions = ", ".join(f"{dtype} {n}" for dtype, n in fusion["precisions"].items())
+        console.print(f"  {counts['onnx_nodes']} ONNX nodes -> {counts['kernels']} kernels ({counts['fused_kernels']} fused), "
+                      f"{counts['folded_nodes']} nodes folded at build time; kernel precision: {precisions}")
+        console.print(_kernel_table(fusion))
+    for warning in report.get("warnings", []):
+        terminal.warning(warning)
+    others = ", ".join(p.name for p in written[1:])
+    console.print(f"  wrote {escape(others)} in {escape(_short(str(written[1].parent)))}")
+
+
+def _kernel_table(fusion: dict, limit: int = 40) -> Table:
+    kernels = fusion["kernels"]
+    shown = kernels if len(kernels) <= limit else [k for k in kernels if len(k["onnx_nodes"]) > 1][:limit]
+    title = None if shown is kernels else f"{len(shown)} fused kernels of {len(kernels)} (all in the report)"
+    table = Table(title=title, box=None, pad_edge=False, show_edge=False)
+    for column in ("#", "kernel type", "precision", "ONNX nodes"):
+        table.add_column(column)
+    for kernel in shown:
+        nodes = ", ".join(kernel["onnx_nodes"]) or "-"
+        table.add_row(str(kernel["index"]), kernel["type"], kernel["precision"], escape(nodes))
+    return table
+
+
+def _short(path: str) -> str:
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path

@@ -1,0 +1,1 @@
+"""ONNX graph handling: loading, naming, pruning, shapes and profiles."""

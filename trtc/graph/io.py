@@ -1,0 +1,132 @@
+"""Reading ONNX models as users have them: external data, unnamed nodes, any tensor as an output."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import external_data_helper
+
+from trtc.errors import ModelError
+from trtc.spec.validate import closest
+
+# Above this size a model cannot be one protobuf message; it is handed over as a file instead.
+PROTOBUF_LIMIT = 2**31 - 2**26
+
+
+def load_model(path: Path) -> onnx.ModelProto:
+    """Load `path` with its external data; every failure names the file and what to do."""
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise ModelError(f"model: {path} is not a valid ONNX file ({type(exc).__name__}); export it again or check the path") from None
+    except OSError as exc:
+        raise ModelError(f"model: cannot read {path}: {exc.strerror}") from None
+    if not model.graph.node and not model.graph.output:
+        raise ModelError(f"model: {path} holds no graph (is it an ONNX model?)")
+    for data_file in external_data_files(model, path):
+        if not data_file.exists():
+            raise ModelError(f"model: external data file {data_file} is missing; keep it next to {path.name}")
+    try:
+        external_data_helper.load_external_data_for_model(model, str(path.parent))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"model: cannot load the external data of {path}: {exc}") from None
+    return model
+
+
+def external_data_files(model: onnx.ModelProto, path: Path) -> list[Path]:
+    files: set[Path] = set()
+    for tensor in external_data_helper._get_all_tensors(model):
+        if external_data_helper.uses_external_data(tensor):
+            info = external_data_helper.ExternalDataInfo(tensor)
+            files.add((path.parent / info.location).resolve())
+    return sorted(files)
+
+
+def model_sha256(path: Path, model: onnx.ModelProto | None = None) -> str:
+    """Hash of the model file and its external data files, in a stable order."""
+    digest = hashlib.sha256()
+    data_files = external_data_files(model or onnx.load(str(path), load_external_data=False), path)
+    for file in [path, *data_files]:
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def name_unnamed_nodes(graph: onnx.GraphProto) -> list[str]:
+    """Give every unnamed or duplicate-named node a stable name (`<OpType>_<index>`), so that
+    TensorRT's layer metadata and the report can refer to each node. Returns the new names."""
+    seen: set[str] = set()
+    renamed: list[str] = []
+    for index, node in enumerate(graph.node):
+        if not node.name or node.name in seen:
+            base = node.name or f"{node.op_type}_{index}"
+            candidate, suffix = base, 1
+            while candidate in seen:
+                suffix += 1
+                candidate = f"{base}__{suffix}"
+            node.name = candidate
+            renamed.append(candidate)
+        seen.add(node.name)
+    return renamed
+
+
+def select_outputs(model: onnx.ModelProto, names: tuple[str, ...]) -> list[str]:
+    """Make `names` the graph outputs (any tensor may be named) and drop nodes that no longer
+    contribute. Returns the names of the removed nodes."""
+    graph = model.graph
+    produced = {out for node in graph.node for out in node.output if out}
+    produced |= {value.name for value in graph.input}
+    for name in names:
+        if name not in produced:
+            hint = closest(name, produced)
+            advice = f"did you mean '{hint}'?" if hint else "name a tensor that a node produces"
+            raise ModelError(f"outputs: tensor '{name}' is not in the model; {advice}")
+    known = {value.name: value for value in [*graph.output, *graph.value_info, *graph.input]}
+    if any(name not in known for name in names):
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False).graph
+        known.update({value.name: value for value in inferred.value_info})
+    outputs = [known.get(name) or onnx.helper.make_empty_tensor_value_info(name) for name in names]
+    del graph.output[:]
+    graph.output.extend(outputs)
+    return remove_dead_nodes(graph)
+
+
+def remove_dead_nodes(graph: onnx.GraphProto) -> list[str]:
+    """Drop nodes whose outputs reach no graph output; then unused initializers."""
+    needed = {value.name for value in graph.output}
+    keep = []
+    for node in reversed(graph.node):
+        if any(out in needed for out in node.output if out):
+            keep.append(node)
+            needed.update(node.input)
+            needed.update(_subgraph_inputs(node))
+    removed = [node.name for node in graph.node if node not in keep]
+    if removed:
+        keep.reverse()
+        del graph.node[:]
+        graph.node.extend(keep)
+        live = [init for init in graph.initializer if init.name in needed]
+        del graph.initializer[:]
+        graph.initializer.extend(live)
+    return removed
+
+
+def _subgraph_inputs(node: onnx.NodeProto) -> set[str]:
+    """Names an If/Loop/Scan body reads from the enclosing scope."""
+    names: set[str] = set()
+    for attribute in node.attribute:
+        for body in [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs):
+            for inner in body.node:
+                names.update(inner.input)
+                names.update(_subgraph_inputs(inner))
+    return names
+
+
+def graph_inputs(graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
+    """Real inputs: old exporters also list every initializer as an input."""
+    initializers = {init.name for init in graph.initializer}
+    return [value for value in graph.input if value.name not in initializers]

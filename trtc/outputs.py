@@ -1,0 +1,65 @@
+"""All-or-nothing output: files are written to temporary names beside their targets and renamed
+into place only when the whole build succeeded. A failed or interrupted build leaves the output
+folders as they were, including folders it would have created."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from trtc.errors import UsageError
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+class StagedOutputs:
+    def __init__(self) -> None:
+        self._staged: list[tuple[Path, Path]] = []  # (temporary, final)
+        self._created_dirs: list[Path] = []
+
+    def write(self, path: Path, data: bytes | str) -> None:
+        try:
+            self._make_parent(path.parent)
+            handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+        except OSError as exc:
+            raise UsageError(f"output: cannot write {path}: {exc.strerror}; choose another path under output: in the spec") from None
+        self._staged.append((Path(temporary), path))
+        os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get ordinary permissions
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data.encode() if isinstance(data, str) else data)
+
+    def commit(self) -> None:
+        for temporary, final in self._staged:
+            os.replace(temporary, final)
+        self._staged.clear()
+        self._created_dirs.clear()
+
+    def discard(self) -> None:
+        for temporary, _ in self._staged:
+            temporary.unlink(missing_ok=True)
+        self._staged.clear()
+        for folder in reversed(self._created_dirs):
+            try:
+                folder.rmdir()
+            except OSError:
+                pass  # something else put a file there meanwhile: leave it
+        self._created_dirs.clear()
+
+    def __enter__(self) -> "StagedOutputs":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        # Commit is explicit; leaving the block without it (an error, Ctrl-C) discards.
+        self.discard()
+
+    def _make_parent(self, folder: Path) -> None:
+        missing = []
+        while not folder.exists():
+            missing.append(folder)
+            folder = folder.parent
+        for new_folder in reversed(missing):
+            new_folder.mkdir()
+            self._created_dirs.append(new_folder)

@@ -1,0 +1,162 @@
+"""`trtc build` as one readable sequence of steps: spec -> graph -> TensorRT -> plan + report.
+
+The CLI passes an observer for progress; everything else it needs comes back in `BuildOutcome`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Protocol
+
+import onnx
+
+from trtc import __version__
+from trtc.backend.builder import BuildObserver, BuildResult, BuildSettings, ModelSource, build_plan
+from trtc.backend.trt_import import import_tensorrt
+from trtc.errors import SpecError, TrtcError
+from trtc.graph.io import PROTOBUF_LIMIT, load_model, model_sha256, name_unnamed_nodes, select_outputs
+from trtc.graph.profiles import model_inputs, resolve_profiles
+from trtc.outputs import StagedOutputs
+from trtc.report import REPORT_SCHEMA
+from trtc.report.fusion import fusion_map
+from trtc.report.markdown import render_markdown
+from trtc.spec.model import Spec
+
+
+class PipelineObserver(BuildObserver, Protocol):
+    def stage(self, name: str) -> None: ...
+    def warning(self, text: str) -> None: ...
+
+
+@dataclass
+class BuildOutcome:
+    report: dict
+    written: list[Path]
+
+
+def build(spec: Spec, observer: PipelineObserver) -> BuildOutcome:
+    _refuse_unimplemented(spec)
+    observer.stage("loading model")
+    model = load_model(spec.model)
+    renamed = name_unnamed_nodes(model.graph)
+    pruned = select_outputs(model, spec.outputs) if spec.outputs else []
+    inputs = model_inputs(model)
+    profiles, warnings = resolve_profiles(inputs, spec)
+    for warning in warnings:
+        observer.warning(warning)
+
+    trt = import_tensorrt(spec.target.backend)
+    timing_cache = _read_timing_cache(spec)
+    settings = BuildSettings(profiles=profiles, workspace=spec.workspace, compute_capabilities=spec.target.compute_capabilities,
+                             optimization_level=spec.target.optimization_level, timing_cache=timing_cache)
+    observer.stage(f"building with {trt.name} {trt.version}")
+    with tempfile.TemporaryDirectory(prefix="trtc-") as scratch:
+        source = _model_source(model, spec, Path(scratch))
+        try:
+            result = build_plan(trt, source, settings, observer)
+        except TrtcError as error:
+            _keep_failure_log(spec, error)
+            raise
+
+    for warning in result.warnings:
+        observer.warning(warning)
+    warnings = [*warnings, *result.warnings]
+    observer.stage("writing outputs")
+    report = _report(spec, model, trt, result, profiles, renamed, pruned, warnings)
+    with StagedOutputs() as staged:
+        staged.write(spec.output.plan, result.plan)
+        staged.write(spec.output.report, json.dumps(report, indent=2) + "\n")
+        staged.write(spec.output.markdown, render_markdown(report))
+        staged.write(spec.output.log, _log_text(result.log))
+        if spec.output.onnx:
+            staged.write(spec.output.onnx, model.SerializeToString())
+        if spec.target.timing_cache and result.timing_cache:
+            staged.write(spec.target.timing_cache, result.timing_cache)
+        staged.commit()
+    return BuildOutcome(report=report, written=spec.output.all_files())
+
+
+def _refuse_unimplemented(spec: Spec) -> None:
+    """Keys the schema reserves for features this version does not have yet: refuse them rather
+    than build something other than what the spec says."""
+    if spec.precision.mode != "fp32":
+        raise SpecError(f"precision.mode: '{spec.precision.mode}' is not available in trtc {__version__} yet; use fp32")
+    pinned = [name for name, s in spec.input_settings.items() if s.value is not None]
+    if pinned:
+        raise SpecError(f"inputs.{pinned[0]}.value: pinning inputs is not available in trtc {__version__} yet; remove 'value'")
+    passes = spec.fusion.get("passes", "none")
+    if passes != "none":
+        raise SpecError(f"fusion.passes: graph passes are not available in trtc {__version__} yet; use 'none' or remove the key")
+
+
+def _model_source(model: onnx.ModelProto, spec: Spec, scratch: Path) -> ModelSource:
+    if model.ByteSize() < PROTOBUF_LIMIT:
+        return ModelSource(data=model.SerializeToString(), base_dir=spec.model.parent)
+    path = scratch / "model.onnx"
+    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location="model.onnx.data")
+    return ModelSource(path=path)
+
+
+def _read_timing_cache(spec: Spec) -> bytes | None:
+    path = spec.target.timing_cache
+    if path is None:
+        return None
+    return path.read_bytes() if path.exists() else b""
+
+
+def _keep_failure_log(spec: Spec, error: TrtcError) -> None:
+    """A failed build writes nothing beside the outputs; its log goes to the temp folder."""
+    log = getattr(error, "log", None)
+    if not log:
+        return
+    handle = tempfile.NamedTemporaryFile("w", prefix=f"trtc-{spec.name}-", suffix=".build.log", delete=False)
+    with handle:
+        handle.write(_log_text(log))
+    error.details.append(f"full builder log: {handle.name}")
+
+
+def _log_text(log: list[tuple[str, str]]) -> str:
+    return "".join(f"[{severity}] {message}\n" for severity, message in log)
+
+
+def _report(spec: Spec, model: onnx.ModelProto, trt, result: BuildResult, profiles, renamed, pruned, warnings) -> dict:
+    nodes = {node.name: node.op_type for node in model.graph.node}
+    fusion = fusion_map(result.engine, nodes) if result.engine else None
+    if fusion is None:
+        warnings = [*warnings, f"{trt.name} logged no layer information: the report has no fusion map"]
+    bindings = [
+        {"name": b.name, "mode": b.mode, "dtype": b.dtype, "dims": list(b.dims),
+         "profiles": [{"min": list(p.min), "opt": list(p.opt), "max": list(p.max)} for p in b.profiles]}
+        for b in (result.engine.bindings if result.engine else ())
+    ]
+    return {
+        "schema": REPORT_SCHEMA,
+        "build": {
+            "name": spec.name,
+            "trtc": __version__,
+            "backend": trt.name,
+            "backend_version": trt.version,
+            "target": {"compute_capabilities": list(spec.target.compute_capabilities),
+                       "optimization_level": spec.target.optimization_level, "workspace": spec.workspace},
+            "spec": str(spec.source) if spec.source else None,
+            "spec_fingerprint": spec.fingerprint,
+            "model": str(spec.model),
+            "model_sha256": model_sha256(spec.model),
+            "plan": str(spec.output.plan),
+            "plan_sha256": hashlib.sha256(result.plan).hexdigest(),
+            "plan_bytes": len(result.plan),
+            "build_seconds": round(result.seconds, 3),
+            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        },
+        "precision": {"mode": spec.precision.mode},
+        "profiles": [{name: r.as_dict() for name, r in profile.items()} for profile in profiles],
+        "bindings": bindings,
+        "graph": {"onnx_nodes": len(nodes), "renamed_nodes": renamed, "pruned_nodes": pruned},
+        "fusion": fusion,
+        "warnings": list(warnings),
+    }

@@ -1,0 +1,262 @@
+"""Read a YAML build spec, apply `--set` overrides, validate it and turn it into a `Spec`."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trtc.errors import SpecError, UsageError
+from trtc.spec.model import (
+    InputSettings,
+    OutputPaths,
+    PrecisionSpec,
+    ShapeRange,
+    Spec,
+    TargetSpec,
+)
+from trtc.spec.validate import key_path, schema_problems
+
+_SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+               "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def load_spec(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> Spec:
+    """Load `path`; `overrides` are `key.path=value` strings whose values parse as YAML."""
+    spec_path = Path(path)
+    if not spec_path.exists():
+        raise UsageError(f"spec file not found: {spec_path} (check the path)")
+    if spec_path.is_dir():
+        raise UsageError(f"spec path is a directory, not a YAML file: {spec_path}")
+    text = _read_text(spec_path)
+    document, lines = _parse_yaml(text, spec_path)
+    return spec_from_document(document, spec_path, overrides, lines)
+
+
+def spec_from_document(document: Any, spec_path: Path, overrides=(), lines: dict | None = None) -> Spec:
+    lines = lines or {}
+    if not isinstance(document, dict):
+        raise SpecError(f"{spec_path}: expected a mapping of spec keys at the top level (model: ..., precision: ...)")
+    document = copy.deepcopy(document)
+    if isinstance(document.get("precision"), str):
+        document["precision"] = {"mode": document["precision"]}
+    overridden = _apply_overrides(document, overrides)
+
+    def locate(path: tuple) -> str:
+        for key in overridden:
+            if path[: len(key)] == key or key[: len(path)] == path:
+                return f"--set {key_path(key)}"
+        for cut in range(len(path), -1, -1):
+            if path[:cut] in lines:
+                return f"{spec_path}:{lines[path[:cut]]}"
+        return str(spec_path)
+
+    problems = schema_problems(document, locate)
+    if problems:
+        raise SpecError(problems[0] if len(problems) == 1 else f"{len(problems)} problems in {spec_path}", problems if len(problems) > 1 else [])
+    return _build(document, spec_path, overridden, locate)
+
+
+def parse_size(text: str | int) -> int:
+    if isinstance(text, int):
+        return text
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?B|B)?\s*", text, re.IGNORECASE)
+    if not match:
+        raise ValueError(f"not a size: {text!r}")
+    return int(float(match.group(1)) * _SIZE_UNITS[(match.group(2) or "").upper()])
+
+
+def _read_text(spec_path: Path) -> str:
+    try:
+        return spec_path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SpecError(f"{spec_path}: not a text file (expected YAML in UTF-8)") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read spec file {spec_path}: {exc.strerror}") from None
+
+
+def _parse_yaml(text: str, spec_path: Path) -> tuple[Any, dict[tuple, int]]:
+    try:
+        document = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{spec_path}:{mark.line + 1}:{mark.column + 1}" if mark else str(spec_path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(f"{where}: YAML does not parse: {problem} (check indentation and quoting)") from None
+    if document is None:
+        raise SpecError(f"{spec_path}: the spec is empty; it needs at least 'model: path/to/model.onnx'")
+    lines: dict[tuple, int] = {}
+    _record_lines(root, (), lines)
+    return document, lines
+
+
+def _record_lines(node, path: tuple, lines: dict[tuple, int]) -> None:
+    if node is None:
+        return
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            lines[path + (key,)] = key_node.start_mark.line + 1
+            _record_lines(value_node, path + (key,), lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _record_lines(item, path + (index,), lines)
+
+
+def _apply_overrides(document: dict, overrides) -> list[tuple]:
+    applied = []
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        if not sep or not key.strip() or any(not part for part in key.split(".")):
+            raise UsageError(f"--set expects key.path=value, got {override!r} (e.g. --set target.optimization_level=3)")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        parts = key.strip().split(".")
+        node = document
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if part == "precision" and depth == 0 and isinstance(child, str):
+                child = node[part] = {"mode": child}
+            if not isinstance(child, dict):
+                raise UsageError(f"--set {key}: '{'.'.join(parts[:depth + 1])}' is not a mapping, so it has no key '{parts[depth + 1]}'")
+            node = child
+        if parts == ["precision"] and isinstance(value, str):
+            value = {**(node.get("precision") or {}), "mode": value}
+        node[parts[-1]] = value
+        applied.append(tuple(parts))
+    return applied
+
+
+def _build(doc: dict, spec_path: Path, overridden: list[tuple], locate) -> Spec:
+    folder = spec_path.resolve().parent
+
+    def resolve(key: tuple, value: str | None) -> Path | None:
+        if value is None:
+            return None
+        base = Path.cwd() if key in overridden else folder
+        return (base / os.path.expanduser(value)).resolve()
+
+    name = doc.get("name") or spec_path.stem
+    model = resolve(("model",), doc["model"])
+    if not model.exists():
+        raise SpecError(f"{locate(('model',))}: model: file not found: {model} (paths are relative to the spec's folder)")
+    if model.is_dir():
+        raise SpecError(f"{locate(('model',))}: model: expected an ONNX file, got a directory: {model}")
+
+    output = doc.get("output", {})
+    plan = resolve(("output", "plan"), output.get("plan")) or folder / "build" / f"{name}.plan"
+    report = resolve(("output", "report"), output.get("report")) or folder / "build" / f"{name}.report.json"
+    paths = OutputPaths(plan=plan, report=report, onnx=resolve(("output", "onnx"), output.get("onnx")))
+    _check_output_paths(paths, model, locate)
+
+    target_doc = doc.get("target", {})
+    target = TargetSpec(
+        backend=target_doc.get("backend", "auto"),
+        compute_capabilities=tuple(_capability(c, locate(("target", "compute_capabilities"))) for c in target_doc.get("compute_capabilities", [])),
+        optimization_level=target_doc.get("optimization_level"),
+        timing_cache=resolve(("target", "timing_cache"), target_doc.get("timing_cache")),
+        gpu=target_doc.get("gpu"),
+    )
+    precision_doc = doc.get("precision", {"mode": "fp32"})
+    precision = PrecisionSpec(
+        mode=precision_doc["mode"],
+        fallback=precision_doc.get("fallback"),
+        keep_fp32=tuple(precision_doc.get("keep_fp32", [])),
+        keep_io_types=precision_doc.get("keep_io_types", True),
+        auto_fallback=precision_doc.get("auto_fallback", False),
+        calibration=dict(precision_doc.get("calibration", {})),
+    )
+    profiles, settings = _profiles(doc, locate)
+    return Spec(
+        name=name,
+        source=spec_path.resolve(),
+        model=model,
+        outputs=tuple(doc.get("outputs", [])),
+        max_batch=doc.get("max_batch"),
+        profiles=profiles,
+        input_settings=settings,
+        workspace=parse_size(doc["workspace"]) if "workspace" in doc else None,
+        precision=precision,
+        accuracy=dict(doc.get("accuracy", {})),
+        fusion=dict(doc.get("fusion", {})),
+        target=target,
+        output=paths,
+        document=doc,
+    )
+
+
+def _profiles(doc: dict, locate) -> tuple[tuple[dict[str, ShapeRange], ...], dict[str, InputSettings]]:
+    inputs = doc.get("inputs", {})
+    settings = {
+        name: InputSettings(value=entry.get("value"), value_range=tuple(entry["range"]) if "range" in entry else None)
+        for name, entry in inputs.items()
+        if "value" in entry or "range" in entry
+    }
+    shaped_inputs = {name: entry for name, entry in inputs.items() if set(entry) & {"min", "opt", "max", "shape"}}
+    if "profiles" in doc and shaped_inputs:
+        first = next(iter(shaped_inputs))
+        raise SpecError(f"{locate(('inputs', first))}: inputs.{first}: shapes belong in 'profiles' when 'profiles' is given; move them there")
+    if "profiles" in doc:
+        profile_docs = [(("profiles", index), profile) for index, profile in enumerate(doc["profiles"])]
+    else:
+        profile_docs = [(("inputs",), shaped_inputs)] if shaped_inputs else []
+    profiles = []
+    for base, profile in profile_docs:
+        ranges = {}
+        for name, entry in profile.items():
+            where = base + (name,)
+            if "value" in entry and set(entry) & {"min", "opt", "max", "shape"}:
+                raise SpecError(f"{locate(where)}: {key_path(where)}: a pinned 'value' cannot also have shapes")
+            if set(entry) & {"min", "opt", "max", "shape"}:
+                ranges[name] = _shape_range(entry, where, locate)
+        profiles.append(ranges)
+    return tuple(profiles), settings
+
+
+def _shape_range(entry: dict, where: tuple, locate) -> ShapeRange:
+    label = f"{locate(where)}: {key_path(where)}"
+    if "shape" in entry:
+        if set(entry) & {"min", "opt", "max"}:
+            raise SpecError(f"{label}: give either 'shape' or 'min'/'opt'/'max', not both")
+        fixed = tuple(entry["shape"])
+        return ShapeRange(fixed, fixed, fixed)
+    missing = [k for k in ("min", "max") if k not in entry]
+    if missing:
+        raise SpecError(f"{label}: missing '{missing[0]}' (a range needs min and max; opt defaults to max)")
+    low, high = tuple(entry["min"]), tuple(entry["max"])
+    opt = tuple(entry.get("opt", high))
+    if not len(low) == len(opt) == len(high):
+        raise SpecError(f"{label}: min, opt and max must have the same rank; got {list(low)}, {list(opt)}, {list(high)}")
+    for axis, (a, b, c) in enumerate(zip(low, opt, high)):
+        if not a <= b <= c:
+            raise SpecError(f"{label}: dimension {axis} must satisfy min <= opt <= max; got {a}, {b}, {c}")
+    return ShapeRange(low, opt, high)
+
+
+def _capability(value, where: str) -> str:
+    text = str(value).strip().lower().removeprefix("sm_").removeprefix("sm")
+    match = re.fullmatch(r"(\d+)\.?(\d)", text)
+    if not match:
+        raise SpecError(f"{where}: target.compute_capabilities: expected a compute capability like 8.9 or 12.0; got {value!r}")
+    return f"{int(match.group(1))}.{match.group(2)}"
+
+
+def _check_output_paths(paths: OutputPaths, model: Path, locate) -> None:
+    files = paths.all_files()
+    if len(set(files)) != len(files):
+        raise SpecError(f"{locate(('output',))}: output: two outputs share one path; give the plan and report different names")
+    if model in files:
+        raise SpecError(f"{locate(('output',))}: output: an output path would overwrite the model {model}")
+    for file in files:
+        if file.is_dir():
+            raise SpecError(f"{locate(('output',))}: output: {file} is a directory; name a file")
