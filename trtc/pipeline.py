@@ -49,6 +49,9 @@ def build(spec: Spec, observer: PipelineObserver) -> BuildOutcome:
     profiles, warnings = resolve_profiles(inputs, spec)
     for warning in warnings:
         observer.warning(warning)
+    # Report sections that the graph steps add (e.g. "passes", "precision", "accuracy"); each
+    # step below takes the model and returns the rewritten model plus its section.
+    sections: dict[str, object] = {}
 
     trt = import_tensorrt(spec.target.backend)
     timing_cache = _read_timing_cache(spec)
@@ -68,6 +71,7 @@ def build(spec: Spec, observer: PipelineObserver) -> BuildOutcome:
     warnings = [*warnings, *result.warnings]
     observer.stage("writing outputs")
     report = _report(spec, model, trt, result, profiles, renamed, pruned, warnings)
+    report.update(sections)
     with StagedOutputs() as staged:
         staged.write(spec.output.plan, result.plan)
         staged.write(spec.output.report, json.dumps(report, indent=2) + "\n")
