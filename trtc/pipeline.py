@@ -19,7 +19,7 @@ from trtc import __version__
 from trtc.backend.builder import BuildObserver, BuildResult, BuildSettings, ModelSource, build_plan
 from trtc.backend.trt_import import import_tensorrt
 from trtc.errors import SpecError, TrtcError
-from trtc.graph.io import PROTOBUF_LIMIT, load_model, model_sha256, name_unnamed_nodes, select_outputs
+from trtc.graph.io import LoadedModel, load_model, name_unnamed_nodes, select_outputs
 from trtc.graph.profiles import model_inputs, resolve_profiles
 from trtc.outputs import StagedOutputs
 from trtc.report import REPORT_SCHEMA
@@ -39,50 +39,69 @@ class BuildOutcome:
     written: list[Path]
 
 
+@dataclass
+class PreparedGraph:
+    """What the graph steps hand to TensorRT and to the report. The ModelProto itself does not
+    outlive `prepare_graph`, so its memory is free before the (memory-hungry) build."""
+
+    source: ModelSource
+    onnx_bytes: bytes | None  # what TensorRT parses, when held in memory
+    nodes: dict[str, str]  # node name -> op type, in graph order
+    profiles: list
+    model_sha256: str
+    sections: dict[str, object]
+    warnings: list[str]
+
+
 def build(spec: Spec, observer: PipelineObserver) -> BuildOutcome:
     _refuse_unimplemented(spec)
-    observer.stage("loading model")
-    model = load_model(spec.model)
-    renamed = name_unnamed_nodes(model.graph)
-    pruned = select_outputs(model, spec.outputs) if spec.outputs else []
-    inputs = model_inputs(model)
-    profiles, warnings = resolve_profiles(inputs, spec)
-    for warning in warnings:
-        observer.warning(warning)
-    # Report sections that the graph steps add (e.g. "passes", "precision", "accuracy"); each
-    # step below takes the model and returns the rewritten model plus its section.
-    sections: dict[str, object] = {}
-
     trt = import_tensorrt(spec.target.backend)
     timing_cache = _read_timing_cache(spec)
-    settings = BuildSettings(profiles=profiles, workspace=spec.workspace, compute_capabilities=spec.target.compute_capabilities,
-                             optimization_level=spec.target.optimization_level, timing_cache=timing_cache)
-    observer.stage(f"building with {trt.name} {trt.version}")
     with tempfile.TemporaryDirectory(prefix="trtc-") as scratch:
-        source = _model_source(model, spec, Path(scratch))
+        graph = prepare_graph(spec, observer, Path(scratch))
+        settings = BuildSettings(profiles=graph.profiles, workspace=spec.workspace, compute_capabilities=spec.target.compute_capabilities,
+                                 optimization_level=spec.target.optimization_level, timing_cache=timing_cache)
+        observer.stage(f"building with {trt.name} {trt.version}")
         try:
-            result = build_plan(trt, source, settings, observer)
+            result = build_plan(trt, graph.source, settings, observer)
         except TrtcError as error:
             _keep_failure_log(spec, error)
             raise
 
     for warning in result.warnings:
         observer.warning(warning)
-    warnings = [*warnings, *result.warnings]
     observer.stage("writing outputs")
-    report = _report(spec, model, trt, result, profiles, renamed, pruned, warnings)
-    report.update(sections)
+    report = _report(spec, graph, trt, result, [*graph.warnings, *result.warnings])
     with StagedOutputs() as staged:
         staged.write(spec.output.plan, result.plan)
         staged.write(spec.output.report, json.dumps(report, indent=2) + "\n")
         staged.write(spec.output.markdown, render_markdown(report))
         staged.write(spec.output.log, _log_text(result.log))
         if spec.output.onnx:
-            staged.write(spec.output.onnx, model.SerializeToString())
+            staged.write(spec.output.onnx, graph.onnx_bytes if graph.onnx_bytes is not None else graph.source.path.read_bytes())
         if spec.target.timing_cache and result.timing_cache:
             staged.write(spec.target.timing_cache, result.timing_cache)
         staged.commit()
     return BuildOutcome(report=report, written=spec.output.all_files())
+
+
+def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path) -> PreparedGraph:
+    """Load the model and run the graph steps in order; each rewrites the model in place and may
+    add a report section."""
+    observer.stage("loading model")
+    loaded = load_model(spec.model)
+    model = loaded.proto
+    sections: dict[str, object] = {}
+    renamed = name_unnamed_nodes(model.graph)
+    pruned = select_outputs(model, spec.outputs) if spec.outputs else []
+    sections["graph"] = {"onnx_nodes": len(model.graph.node), "renamed_nodes": renamed, "pruned_nodes": pruned}
+    profiles, warnings = resolve_profiles(model_inputs(model), spec)
+    for warning in warnings:
+        observer.warning(warning)
+
+    source, onnx_bytes = _model_source(loaded, spec, scratch)
+    return PreparedGraph(source=source, onnx_bytes=onnx_bytes, nodes={node.name: node.op_type for node in model.graph.node},
+                         profiles=profiles, model_sha256=loaded.sha256, sections=sections, warnings=warnings)
 
 
 def _refuse_unimplemented(spec: Spec) -> None:
@@ -98,12 +117,19 @@ def _refuse_unimplemented(spec: Spec) -> None:
         raise SpecError(f"fusion.passes: graph passes are not available in trtc {__version__} yet; use 'none' or remove the key")
 
 
-def _model_source(model: onnx.ModelProto, spec: Spec, scratch: Path) -> ModelSource:
-    if model.ByteSize() < PROTOBUF_LIMIT:
-        return ModelSource(data=model.SerializeToString(), base_dir=spec.model.parent)
-    path = scratch / "model.onnx"
-    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location="model.onnx.data")
-    return ModelSource(path=path)
+def _model_source(loaded: LoadedModel, spec: Spec, scratch: Path) -> tuple[ModelSource, bytes | None]:
+    """The user's file itself when no step changed the graph (TensorRT reads it; no copy stays in
+    memory during the build); else a serialization; a file with external data when the model is
+    too big for one protobuf message."""
+    if loaded.unchanged():
+        return ModelSource(path=spec.model), None
+    try:
+        data = loaded.proto.SerializeToString()
+    except ValueError:  # over protobuf's 2 GiB limit
+        path = scratch / "model.onnx"
+        onnx.save_model(loaded.proto, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location="model.onnx.data")
+        return ModelSource(path=path), None
+    return ModelSource(data=data, base_dir=spec.model.parent), data
 
 
 def _read_timing_cache(spec: Spec) -> bytes | None:
@@ -128,9 +154,8 @@ def _log_text(log: list[tuple[str, str]]) -> str:
     return "".join(f"[{severity}] {message}\n" for severity, message in log)
 
 
-def _report(spec: Spec, model: onnx.ModelProto, trt, result: BuildResult, profiles, renamed, pruned, warnings) -> dict:
-    nodes = {node.name: node.op_type for node in model.graph.node}
-    fusion = fusion_map(result.engine, nodes) if result.engine else None
+def _report(spec: Spec, graph: PreparedGraph, trt, result: BuildResult, warnings: list[str]) -> dict:
+    fusion = fusion_map(result.engine, graph.nodes) if result.engine else None
     if fusion is None:
         warnings = [*warnings, f"{trt.name} logged no layer information: the report has no fusion map"]
     bindings = [
@@ -138,7 +163,7 @@ def _report(spec: Spec, model: onnx.ModelProto, trt, result: BuildResult, profil
          "profiles": [{"min": list(p.min), "opt": list(p.opt), "max": list(p.max)} for p in b.profiles]}
         for b in (result.engine.bindings if result.engine else ())
     ]
-    return {
+    report = {
         "schema": REPORT_SCHEMA,
         "build": {
             "name": spec.name,
@@ -150,7 +175,7 @@ def _report(spec: Spec, model: onnx.ModelProto, trt, result: BuildResult, profil
             "spec": str(spec.source) if spec.source else None,
             "spec_fingerprint": spec.fingerprint,
             "model": str(spec.model),
-            "model_sha256": model_sha256(spec.model),
+            "model_sha256": graph.model_sha256,
             "plan": str(spec.output.plan),
             "plan_sha256": hashlib.sha256(result.plan).hexdigest(),
             "plan_bytes": len(result.plan),
@@ -158,9 +183,10 @@ def _report(spec: Spec, model: onnx.ModelProto, trt, result: BuildResult, profil
             "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         },
         "precision": {"mode": spec.precision.mode},
-        "profiles": [{name: r.as_dict() for name, r in profile.items()} for profile in profiles],
+        "profiles": [{name: r.as_dict() for name, r in profile.items()} for profile in graph.profiles],
         "bindings": bindings,
-        "graph": {"onnx_nodes": len(nodes), "renamed_nodes": renamed, "pruned_nodes": pruned},
         "fusion": fusion,
         "warnings": list(warnings),
     }
+    report.update(graph.sections)
+    return report

@@ -148,3 +148,16 @@ def test_schema_command_prints_json_schema():
     result = run("schema")
     assert result.exit_code == 0
     assert json.loads(result.stdout)["title"] == "trtc build spec"
+
+
+def test_saved_onnx_is_what_tensorrt_parsed(model_dir):
+    import onnx
+
+    spec = models.write_spec(model_dir, "model: model.onnx\nmax_batch: 2\noutput: {onnx: out/as_built.onnx}\n"
+                                        "fusion: {passes: none}\ntarget: {compute_capabilities: [8.9]}\n")
+    assert run("build", spec).exit_code == 0
+    assert (model_dir / "out" / "as_built.onnx").read_bytes() == (model_dir / "model.onnx").read_bytes()
+    assert run("build", spec, "--set", "outputs=[r0]").exit_code == 0
+    pruned = onnx.load(str(model_dir / "out" / "as_built.onnx"))
+    assert [o.name for o in pruned.graph.output] == ["r0"]
+    assert "conv1" not in {n.name for n in pruned.graph.node}

@@ -37,7 +37,7 @@ class BuildSettings:
 
 @dataclass
 class BuildResult:
-    plan: bytes
+    plan: bytes | memoryview
     engine: EngineInfo | None
     log: list[tuple[str, str]]  # (severity, message)
     seconds: float
@@ -87,7 +87,7 @@ def build_plan(trt: TensorRT, source: ModelSource, settings: BuildSettings, obse
     cache = None
     if settings.timing_cache is not None and config.get_timing_cache() is not None:
         cache = bytes(memoryview(config.get_timing_cache().serialize()))
-    plan = bytes(memoryview(serialized))
+    plan = memoryview(serialized).cast("B")  # no copy: plans can be hundreds of MB
     seconds = time.perf_counter() - started
     engine = parse_builder_log([msg for _, msg in logger.messages])
     return BuildResult(plan=plan, engine=engine, log=logger.messages, seconds=seconds, timing_cache=cache, warnings=warnings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
@@ -12,28 +13,47 @@ from onnx import external_data_helper
 from trtc.errors import ModelError
 from trtc.spec.validate import closest
 
-# Above this size a model cannot be one protobuf message; it is handed over as a file instead.
-PROTOBUF_LIMIT = 2**31 - 2**26
+@dataclass
+class LoadedModel:
+    """A model as read from disk; `raw` is the file's bytes, to tell whether a step changed it."""
+
+    proto: onnx.ModelProto
+    raw: bytes
+    sha256: str  # of the file and its external data files, in a stable order
+    files: list[Path]  # the file and its external data files
+
+    def unchanged(self) -> bool:
+        """Whether `proto` still equals the file (a fast field-wise comparison). Models with
+        external data hold their weights inline once loaded, so they never compare equal."""
+        return len(self.files) == 1 and self.proto == onnx.load_from_string(self.raw)
 
 
-def load_model(path: Path) -> onnx.ModelProto:
+def load_model(path: Path) -> LoadedModel:
     """Load `path` with its external data; every failure names the file and what to do."""
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        raw = path.read_bytes()
+        model = onnx.load_from_string(raw)
     except (DecodeError, RuntimeError, ValueError) as exc:
         raise ModelError(f"model: {path} is not a valid ONNX file ({type(exc).__name__}); export it again or check the path") from None
     except OSError as exc:
         raise ModelError(f"model: cannot read {path}: {exc.strerror}") from None
     if not model.graph.node and not model.graph.output:
         raise ModelError(f"model: {path} holds no graph (is it an ONNX model?)")
-    for data_file in external_data_files(model, path):
+    data_files = external_data_files(model, path)
+    for data_file in data_files:
         if not data_file.exists():
             raise ModelError(f"model: external data file {data_file} is missing; keep it next to {path.name}")
-    try:
-        external_data_helper.load_external_data_for_model(model, str(path.parent))
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"model: cannot load the external data of {path}: {exc}") from None
-    return model
+    digest = hashlib.sha256(raw)
+    for data_file in data_files:
+        with open(data_file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    if data_files:
+        try:
+            external_data_helper.load_external_data_for_model(model, str(path.parent))
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"model: cannot load the external data of {path}: {exc}") from None
+    return LoadedModel(proto=model, raw=raw, sha256=digest.hexdigest(), files=[path, *data_files])
 
 
 def external_data_files(model: onnx.ModelProto, path: Path) -> list[Path]:
@@ -43,17 +63,6 @@ def external_data_files(model: onnx.ModelProto, path: Path) -> list[Path]:
             info = external_data_helper.ExternalDataInfo(tensor)
             files.add((path.parent / info.location).resolve())
     return sorted(files)
-
-
-def model_sha256(path: Path, model: onnx.ModelProto | None = None) -> str:
-    """Hash of the model file and its external data files, in a stable order."""
-    digest = hashlib.sha256()
-    data_files = external_data_files(model or onnx.load(str(path), load_external_data=False), path)
-    for file in [path, *data_files]:
-        with open(file, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def name_unnamed_nodes(graph: onnx.GraphProto) -> list[str]:
