@@ -156,8 +156,6 @@ def _log_text(log: list[tuple[str, str]]) -> str:
 
 def _report(spec: Spec, graph: PreparedGraph, trt, result: BuildResult, warnings: list[str]) -> dict:
     fusion = fusion_map(result.engine, graph.nodes) if result.engine else None
-    if fusion is None:
-        warnings = [*warnings, f"{trt.name} logged no layer information: the report has no fusion map"]
     bindings = [
         {"name": b.name, "mode": b.mode, "dtype": b.dtype, "dims": list(b.dims),
          "profiles": [{"min": list(p.min), "opt": list(p.opt), "max": list(p.max)} for p in b.profiles]}

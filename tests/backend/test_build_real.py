@@ -7,7 +7,8 @@ import pytest
 from tests import models
 from trtc.backend.builder import BuildSettings, ModelSource, build_plan
 from trtc.backend.trt_import import import_tensorrt
-from trtc.errors import BackendUnavailableError, BuildError, SpecError, UnsupportedModelError
+from trtc.backend.inspector import inspect_plan
+from trtc.errors import BackendUnavailableError, GpuUnavailableError, BuildError, SpecError, UnsupportedModelError
 from trtc.spec.model import ShapeRange
 
 RANGE = {"x": ShapeRange((1, 3, 16, 16), (4, 3, 16, 16), (8, 3, 16, 16))}
@@ -82,6 +83,15 @@ def test_timing_cache_is_declined_with_a_warning_on_rtx(rtx):
     result = _build(rtx, models.conv_bn_relu(), timing_cache=b"")
     assert result.timing_cache is None
     assert result.warnings == ["target.timing_cache: tensorrt-rtx has no timing cache (its cache operations are no-ops); ignored"]
+
+
+def test_engine_inspector_says_it_needs_a_gpu(rtx):
+    # No development or CI machine has a GPU: the inspector must refuse clearly, exit code 1.
+    plan = _build(rtx, models.conv_bn_relu()).plan
+    with pytest.raises(GpuUnavailableError) as caught:
+        inspect_plan(rtx, plan)
+    assert caught.value.message.startswith("tensorrt-rtx cannot load the plan on this machine: it needs a GPU it supports")
+    assert caught.value.exit_code == 1
 
 
 def test_missing_backend_says_how_to_install():

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Protocol
 
 from trtc.backend.engine_info import EngineInfo
+from trtc.backend.inspector import inspect_plan
 from trtc.backend.layer_log import parse_builder_log
+from trtc.backend.trt_logger import capturing_logger, clean, last_error
 from trtc.backend.trt_import import TensorRT
-from trtc.errors import BuildError, SpecError, UnsupportedModelError
+from trtc.errors import BuildError, GpuUnavailableError, SpecError, UnsupportedModelError
 from trtc.spec.model import ShapeRange
 
 
@@ -57,7 +59,7 @@ class ModelSource:
 
 def build_plan(trt: TensorRT, source: ModelSource, settings: BuildSettings, observer: BuildObserver | None = None) -> BuildResult:
     lib = trt.module
-    logger = _make_logger(lib)
+    logger = capturing_logger(lib)
     started = time.perf_counter()
     builder = lib.Builder(logger)
     network = builder.create_network(_network_flags(lib))
@@ -81,7 +83,7 @@ def build_plan(trt: TensorRT, source: ModelSource, settings: BuildSettings, obse
     if monitor is not None and monitor.interrupt is not None:
         raise monitor.interrupt
     if serialized is None:
-        error = BuildError(f"TensorRT ({trt.name} {trt.version}) failed to build the engine: {_last_error(logger.messages)}")
+        error = BuildError(f"TensorRT ({trt.name} {trt.version}) failed to build the engine: {last_error(logger.messages)}")
         error.log = logger.messages
         raise error
     cache = None
@@ -90,6 +92,11 @@ def build_plan(trt: TensorRT, source: ModelSource, settings: BuildSettings, obse
     plan = memoryview(serialized).cast("B")  # no copy: plans can be hundreds of MB
     seconds = time.perf_counter() - started
     engine = parse_builder_log([msg for _, msg in logger.messages])
+    if engine is None:  # full TensorRT may not log the Layers: message; its inspector needs a GPU
+        try:
+            engine = inspect_plan(trt, plan)
+        except GpuUnavailableError as error:
+            warnings.append(f"no fusion map: {trt.name} logged no layer information, and {error.message}")
     return BuildResult(plan=plan, engine=engine, log=logger.messages, seconds=seconds, timing_cache=cache, warnings=warnings)
 
 
@@ -111,9 +118,9 @@ def _parse(parser, source: ModelSource, logger) -> None:
     for index in range(parser.num_errors):
         error = parser.get_error(index)
         where = f"node '{error.node_name()}' ({error.node_operator()})" if error.node_name() or error.node_operator() else "model"
-        problems.append(f"{where}: {_clean(error.desc())}")
+        problems.append(f"{where}: {clean(error.desc())}")
     if not problems:
-        problems = [_last_error(logger.messages)]
+        problems = [last_error(logger.messages)]
     unsupported = [p for p in problems if not p.startswith("model:")]
     summary = f"TensorRT's ONNX parser refused {len(unsupported)} node(s)" if unsupported else "TensorRT's ONNX parser failed"
     raise UnsupportedModelError(f"{summary}: {problems[0]}" + (f" (and {len(problems) - 1} more, listed below)" if len(problems) > 1 else ""), problems)
@@ -157,20 +164,6 @@ def _set_compute_capabilities(trt: TensorRT, config, capabilities: tuple[str, ..
         config.set_compute_capability(member, index)
 
 
-def _make_logger(lib):
-    class CapturingLogger(lib.ILogger):
-        """Keeps every message: the `Layers:` one is the fusion map; all go to the log file."""
-
-        def __init__(self):
-            lib.ILogger.__init__(self)
-            self.messages: list[tuple[str, str]] = []
-
-        def log(self, severity, message):
-            self.messages.append((str(severity).rsplit(".", 1)[-1], message))
-
-    return CapturingLogger()
-
-
 def _make_progress_monitor(lib, observer: BuildObserver):
     class ProgressMonitor(lib.IProgressMonitor):
         """Forwards TensorRT's phases. An exception in the observer (Ctrl-C) cancels the build
@@ -200,10 +193,3 @@ def _make_progress_monitor(lib, observer: BuildObserver):
     return ProgressMonitor()
 
 
-def _last_error(messages: list[tuple[str, str]]) -> str:
-    errors = [msg for sev, msg in messages if sev in ("ERROR", "INTERNAL_ERROR")]
-    return _clean(errors[-1]) if errors else "no error message from TensorRT (see the build log)"
-
-
-def _clean(text: str) -> str:
-    return " ".join(text.split())
