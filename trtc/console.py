@@ -98,8 +98,12 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
     if fusion:
         counts = fusion["counts"]
         precisions = ", ".join(f"{dtype} {n}" for dtype, n in fusion["precisions"].items())
-        console.print(f"  {counts['onnx_nodes']} ONNX nodes -> {counts['kernels']} kernels ({counts['fused_kernels']} fused), "
-                      f"{counts['folded_nodes']} nodes folded at build time; kernel precision: {precisions}")
+        folded = ", ".join(f"{n} {op}" for op, n in list(fusion["folded_by_op_type"].items())[:4])
+        console.print(f"  {counts['onnx_nodes']} ONNX nodes -> {counts['kernels']} kernels ({counts['fused_kernels']} fused); "
+                      f"kernel precision: {precisions}")
+        if counts["folded_nodes"]:
+            console.print(f"  {counts['folded_nodes']} nodes run in no kernel (folded at build time: {folded}"
+                          f"{', ...' if len(fusion['folded_by_op_type']) > 4 else ''})")
         console.print(_kernel_table(fusion))
     for warning in report.get("warnings", []):
         terminal.warning(warning)

@@ -39,6 +39,7 @@ def test_demo_builds_plan_and_reports(demo_copy):
     # The residual Add fuses with the second convolution's BatchNorm and the final ReLU.
     assert any(k["onnx_nodes"] == ["res.b.bn", "res.add", "res.relu"] for k in kernels)
     assert {f["name"] for f in report["fusion"]["folded_nodes"]} == {"flatten"}
+    assert report["fusion"]["folded_by_op_type"] == {"Flatten": 1}
     assert report["fusion"]["counts"]["onnx_nodes"] == 20
     assert report["bindings"][0]["profiles"] == [{"min": [1, 3, 64, 64], "opt": [32, 3, 64, 64], "max": [32, 3, 64, 64]}]
     markdown = (build_dir / "demo.report.md").read_text()

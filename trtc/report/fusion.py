@@ -30,6 +30,7 @@ def fusion_map(engine: EngineInfo, onnx_nodes: dict[str, str]) -> dict:
         "precisions": dict(sorted(precisions.items())),
         "kernels": kernels,
         "folded_nodes": folded,
+        "folded_by_op_type": dict(Counter(node["op_type"] for node in folded).most_common()),
         "nodes_in_several_kernels": sorted(name for name, count in covered.items() if count > 1),
         "unknown_metadata_nodes": sorted(name for name in covered if name not in onnx_nodes),
         "optimizer_stages": [{"stage": stage, "layers": count} for stage, count in engine.optimizer_stages],
