@@ -66,6 +66,27 @@ def build(terminal, spec: Path, overrides: tuple[str, ...], quiet: bool) -> None
 
 
 @main.command()
+@click.argument("plan", type=click.Path(path_type=Path))
+@click.option("--input", "inputs", multiple=True, metavar="NAME=FILE.npy", help="Input values (default: random at the profile's opt shape).")
+@click.option("--iterations", default=10, show_default=True, type=click.IntRange(1), help="Timed executions.")
+@click.option("--backend", type=click.Choice(["auto", "tensorrt", "tensorrt-rtx"]), default="auto", show_default=True)
+@_reports_errors
+def run(terminal, plan: Path, inputs: tuple[str, ...], iterations: int, backend: str) -> None:
+    """Execute PLAN on this machine's GPU and print output shapes and latency (needs a GPU)."""
+    from trtc.console import print_run
+    from trtc.errors import UsageError
+    from trtc.run import run_plan_file
+
+    feeds = {}
+    for item in inputs:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise UsageError(f"--input expects NAME=FILE.npy, got {item!r}")
+        feeds[name] = Path(path)
+    print_run(terminal, run_plan_file(plan, feeds, backend, iterations))
+
+
+@main.command()
 def schema() -> None:
     """Print the JSON Schema of the build spec (for editor completion)."""
     from trtc.spec import spec_schema

@@ -129,3 +129,15 @@ def _short(path: str) -> str:
         return str(Path(path).relative_to(Path.cwd()))
     except ValueError:
         return path
+
+
+def print_run(terminal: Terminal, result) -> None:
+    latencies = sorted(result.latencies_ms)
+    median = latencies[len(latencies) // 2]
+    terminal.console.print(f"ran {len(latencies)} time(s): median {median:.3f} ms, min {latencies[0]:.3f} ms "
+                           f"(host wall time of enqueue + synchronize)")
+    for name, shape in result.input_shapes.items():
+        terminal.console.print(f"  input  {escape(name)} {list(shape)}")
+    for name, array in result.outputs.items():
+        terminal.console.print(f"  output {escape(name)} {list(array.shape)} {array.dtype} "
+                               f"min {array.min():.4g} max {array.max():.4g} mean {array.mean():.4g}")

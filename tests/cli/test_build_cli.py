@@ -162,3 +162,21 @@ def test_saved_onnx_is_what_tensorrt_parsed(model_dir):
     pruned = onnx.load(str(model_dir / "out" / "as_built.onnx"))
     assert [o.name for o in pruned.graph.output] == ["r0"]
     assert "conv1" not in {n.name for n in pruned.graph.node}
+
+
+def test_run_says_it_needs_a_gpu(demo_copy):
+    # No development or CI machine has a GPU: `trtc run` must say so and exit 1.
+    assert run("build", demo_copy).exit_code == 0
+    result = run("run", demo_copy.parent / "build" / "demo.plan")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: tensorrt-rtx cannot load the plan on this machine: it needs a GPU it supports")
+
+
+def test_run_bad_arguments_are_usage_errors(tmp_path):
+    missing = run("run", tmp_path / "none.plan")
+    assert missing.exit_code == 2
+    assert missing.stderr == f"error: plan not found: {tmp_path / 'none.plan'} (build one with `trtc build spec.yaml`)\n"
+    (tmp_path / "x.plan").write_bytes(b"plan")
+    bad_input = run("run", tmp_path / "x.plan", "--input", "images")
+    assert bad_input.exit_code == 2
+    assert bad_input.stderr == "error: --input expects NAME=FILE.npy, got 'images'\n"
