@@ -180,3 +180,24 @@ def test_run_bad_arguments_are_usage_errors(tmp_path):
     bad_input = run("run", tmp_path / "x.plan", "--input", "images")
     assert bad_input.exit_code == 2
     assert bad_input.stderr == "error: --input expects NAME=FILE.npy, got 'images'\n"
+
+
+def test_external_data_and_several_profiles(tmp_path):
+    import onnx
+
+    model = models.conv_bn_relu()
+    onnx.save(model, str(tmp_path / "model.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+              location="weights.bin", size_threshold=0)
+    spec = models.write_spec(tmp_path, "model: model.onnx\nprofiles:\n"
+                                       "  - x: {min: [1,3,16,16], opt: [1,3,16,16], max: [2,3,16,16]}\n"
+                                       "  - x: {min: [4,3,16,16], opt: [8,3,16,16], max: [16,3,16,16]}\n"
+                                       "target: {compute_capabilities: [8.9]}\n")
+    result = run("build", spec)
+    assert result.exit_code == 0, result.stderr
+    report = json.loads((tmp_path / "build" / "spec.report.json").read_text())
+    assert [p["x"]["max"] for p in report["profiles"]] == [[2, 3, 16, 16], [16, 3, 16, 16]]
+    assert [p["max"] for p in report["bindings"][0]["profiles"]] == [[2, 3, 16, 16], [16, 3, 16, 16]]
+    (tmp_path / "weights.bin").unlink()
+    missing = run("build", spec)
+    assert missing.exit_code == 2
+    assert f"error: model: external data file {tmp_path / 'weights.bin'} is missing; keep it next to model.onnx" in missing.stderr
