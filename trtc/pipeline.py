@@ -22,6 +22,8 @@ from trtc.errors import SpecError, TrtcError
 from trtc.graph.io import LoadedModel, load_model, name_unnamed_nodes, select_outputs
 from trtc.graph.profiles import model_inputs, resolve_profiles
 from trtc.outputs import StagedOutputs
+from trtc.passes import node_origins, run_passes, select_passes
+from trtc.report.passes import passes_section
 from trtc.report import REPORT_SCHEMA
 from trtc.report.fusion import fusion_map
 from trtc.report.markdown import render_markdown
@@ -46,7 +48,8 @@ class PreparedGraph:
 
     source: ModelSource
     onnx_bytes: bytes | None  # what TensorRT parses, when held in memory
-    nodes: dict[str, str]  # node name -> op type, in graph order
+    nodes: dict[str, str]  # the user's node name -> op type, in graph order
+    origins: dict[str, tuple[str, ...]]  # node a pass produced -> the user's nodes it stands for
     profiles: list
     model_sha256: str
     sections: dict[str, object]
@@ -98,9 +101,15 @@ def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path) -> Prep
     profiles, warnings = resolve_profiles(model_inputs(model), spec)
     for warning in warnings:
         observer.warning(warning)
+    original_nodes = {node.name: node.op_type for node in model.graph.node}
+
+    observer.stage("running graph passes")
+    runs = run_passes(model, select_passes(spec.fusion))
+    origins = node_origins(runs)
+    sections["passes"] = passes_section(runs)
 
     source, onnx_bytes = _model_source(loaded, spec, scratch)
-    return PreparedGraph(source=source, onnx_bytes=onnx_bytes, nodes={node.name: node.op_type for node in model.graph.node},
+    return PreparedGraph(source=source, onnx_bytes=onnx_bytes, nodes=original_nodes, origins=origins,
                          profiles=profiles, model_sha256=loaded.sha256, sections=sections, warnings=warnings)
 
 
@@ -112,9 +121,6 @@ def _refuse_unimplemented(spec: Spec) -> None:
     pinned = [name for name, s in spec.input_settings.items() if s.value is not None]
     if pinned:
         raise SpecError(f"inputs.{pinned[0]}.value: pinning inputs is not available in trtc {__version__} yet; remove 'value'")
-    passes = spec.fusion.get("passes", "none")
-    if passes != "none":
-        raise SpecError(f"fusion.passes: graph passes are not available in trtc {__version__} yet; use 'none' or remove the key")
 
 
 def _model_source(loaded: LoadedModel, spec: Spec, scratch: Path) -> tuple[ModelSource, bytes | None]:
@@ -155,7 +161,7 @@ def _log_text(log: list[tuple[str, str]]) -> str:
 
 
 def _report(spec: Spec, graph: PreparedGraph, trt, result: BuildResult, warnings: list[str]) -> dict:
-    fusion = fusion_map(result.engine, graph.nodes) if result.engine else None
+    fusion = fusion_map(result.engine, graph.nodes, graph.origins) if result.engine else None
     bindings = [
         {"name": b.name, "mode": b.mode, "dtype": b.dtype, "dims": list(b.dims),
          "profiles": [{"min": list(p.min), "opt": list(p.opt), "max": list(p.max)} for p in b.profiles]}

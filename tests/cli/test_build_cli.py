@@ -36,15 +36,35 @@ def test_demo_builds_plan_and_reports(demo_copy):
         assert len(owners) == 1
         assert owners[0]["onnx_nodes"] == [f"{block}.conv", f"{block}.bn", f"{block}.relu"]
         assert owners[0]["onnx_op_types"] == ["Conv", "BatchNormalization", "Relu"]
-    # The residual Add fuses with the second convolution's BatchNorm and the final ReLU.
-    assert any(k["onnx_nodes"] == ["res.b.bn", "res.add", "res.relu"] for k in kernels)
+    # With the BatchNorm folded by trtc, TensorRT fuses the residual Add into the convolution.
+    residual = [k for k in kernels if "res.add" in k["onnx_nodes"]]
+    assert len(residual) == 1 and set(residual[0]["onnx_nodes"]) == {"res.b.conv", "res.b.bn", "res.add", "res.relu"}
+    assert residual[0]["type"] == "correlation"
+    # The three parallel heads, merged by trtc, run as one convolution.
+    heads = [k for k in kernels if k["type"] == "correlation" and "head0" in k["onnx_nodes"]]
+    assert len(heads) == 1 and heads[0]["onnx_nodes"] == ["head0", "head1", "head2"]
+    assert heads[0]["built_nodes"] == ["head0+head1+head2"]
     assert {f["name"] for f in report["fusion"]["folded_nodes"]} == {"flatten"}
     assert report["fusion"]["folded_by_op_type"] == {"Flatten": 1}
     assert report["fusion"]["counts"]["onnx_nodes"] == 20
+    assert report["passes"]["totals"]["changes"] == 5
     assert report["bindings"][0]["profiles"] == [{"min": [1, 3, 64, 64], "opt": [32, 3, 64, 64], "max": [32, 3, 64, 64]}]
     markdown = (build_dir / "demo.report.md").read_text()
-    assert "| `stem.conv` (Conv), `stem.bn` (BatchNormalization), `stem.relu` (Relu) |" in markdown.replace("| 2 | `__myl_CorrMulAddRelu_myl0_2` | runtime_fusion | Float ", "")
+    assert "`stem.conv` (Conv), `stem.bn` (BatchNormalization), `stem.relu` (Relu) |" in markdown
     assert "20 ONNX nodes ->" in result.stderr
+
+
+def test_demo_without_passes_shows_tensorrt_alone(demo_copy):
+    result = run("build", demo_copy, "--set", "fusion.passes=none")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads((demo_copy.parent / "build" / "demo.report.json").read_text())
+    kernels = report["fusion"]["kernels"]
+    # TensorRT alone fuses the second BatchNorm with the Add and ReLU, not into the convolution,
+    # and runs the three heads as three convolutions.
+    assert any(k["onnx_nodes"] == ["res.b.bn", "res.add", "res.relu"] for k in kernels)
+    assert sorted(n for k in kernels if k["type"] == "correlation" for n in k["onnx_nodes"] if n.startswith("head")) == ["head0", "head1", "head2"]
+    assert len([k for k in kernels if k["type"] == "correlation" and k["onnx_nodes"][0].startswith("head")]) == 3
+    assert report["passes"]["totals"]["changes"] == 0
 
 
 def test_marked_outputs_prune_unused_branches(model_dir):

@@ -8,11 +8,14 @@ from collections import Counter
 from trtc.backend.engine_info import EngineInfo, Kernel, KernelTensor
 
 
-def fusion_map(engine: EngineInfo, onnx_nodes: dict[str, str]) -> dict:
-    """`onnx_nodes` maps node name -> op type, in graph order. Plain data for the JSON report."""
+def fusion_map(engine: EngineInfo, onnx_nodes: dict[str, str], origins: dict[str, tuple[str, ...]] | None = None) -> dict:
+    """`onnx_nodes` maps the user's node names -> op types, in graph order; `origins` maps nodes
+    that trtc's passes produced to the user's nodes they stand for. Plain data for the report."""
+    origins = origins or {}
     compute = engine.compute_kernels
-    covered = Counter(node for kernel in compute for node in dict.fromkeys(kernel.onnx_nodes))
-    kernels = [_kernel_entry(index, kernel, onnx_nodes) for index, kernel in enumerate(compute)]
+    expanded = [tuple(dict.fromkeys(o for n in k.onnx_nodes for o in origins.get(n, (n,)))) for k in compute]
+    covered = Counter(node for nodes in expanded for node in nodes)
+    kernels = [_kernel_entry(index, kernel, nodes, onnx_nodes) for index, (kernel, nodes) in enumerate(zip(compute, expanded))]
     folded = [{"name": name, "op_type": op} for name, op in onnx_nodes.items() if name not in covered]
     fused = [k for k in kernels if len(k["onnx_nodes"]) > 1]
     precisions = Counter(k["precision"] or "none" for k in kernels)
@@ -37,8 +40,8 @@ def fusion_map(engine: EngineInfo, onnx_nodes: dict[str, str]) -> dict:
     }
 
 
-def _kernel_entry(index: int, kernel: Kernel, onnx_nodes: dict[str, str]) -> dict:
-    nodes = list(dict.fromkeys(kernel.onnx_nodes))
+def _kernel_entry(index: int, kernel: Kernel, expanded: tuple[str, ...], onnx_nodes: dict[str, str]) -> dict:
+    nodes = list(expanded)
     return {
         "index": index,
         "name": kernel.name,
@@ -46,6 +49,7 @@ def _kernel_entry(index: int, kernel: Kernel, onnx_nodes: dict[str, str]) -> dic
         "precision": kernel.precision,
         "onnx_nodes": nodes,
         "onnx_op_types": [onnx_nodes.get(node, "?") for node in nodes],
+        "built_nodes": list(dict.fromkeys(kernel.onnx_nodes)),  # names in the graph TensorRT parsed
         "inputs": [_tensor(t) for t in kernel.inputs],
         "outputs": [_tensor(t) for t in kernel.outputs],
         "constants": [_tensor(t) for t in kernel.constants],

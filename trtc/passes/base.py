@@ -1,0 +1,103 @@
+"""The pass interface and the runner.
+
+A pass rewrites an ONNX graph in place and returns one `Change` per rewrite, so the report can
+list every fusion and a verifier can drop a single change (by re-running with that change's
+`nodes_before` in `PassContext.exclude`). Passes never change the value of a graph output and
+never touch excluded nodes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+import onnx
+
+from trtc.errors import BuildError
+
+
+@dataclass(frozen=True)
+class Change:
+    pass_name: str
+    kind: str  # "fold", "remove", "merge"
+    nodes_before: tuple[str, ...]
+    nodes_after: tuple[str, ...]
+    note: str = ""
+    flops_before: int | None = None
+    flops_after: int | None = None
+    mac_before: int | None = None
+    mac_after: int | None = None
+
+    def to_dict(self) -> dict:
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class PassContext:
+    exclude: frozenset[str] = frozenset()  # node names a pass must not touch
+
+
+class GraphPass(Protocol):
+    name: str
+    description: str
+
+    def run(self, model: onnx.ModelProto, context: PassContext) -> list[Change]: ...
+
+
+@dataclass
+class PassRun:
+    name: str
+    seconds: float
+    changes: list[Change] = field(default_factory=list)
+
+
+MAX_ROUNDS = 4  # folding can enable merging and back; real graphs settle in two rounds
+
+
+def run_passes(model: onnx.ModelProto, passes: list[GraphPass], context: PassContext = PassContext()) -> list[PassRun]:
+    """Run `passes` in order, repeatedly until none changes anything (bounded)."""
+    runs: list[PassRun] = []
+    for _ in range(MAX_ROUNDS):
+        changed = False
+        for graph_pass in passes:
+            started = time.perf_counter()
+            try:
+                changes = graph_pass.run(model, context)
+            except Exception as exc:  # noqa: BLE001 - a failing pass is a trtc bug; name it
+                raise BuildError(f"graph pass '{graph_pass.name}' failed: {type(exc).__name__}: {exc}; "
+                                 f"switch it off with fusion: {{disable: [{graph_pass.name}]}} and report the bug") from exc
+            runs.append(PassRun(graph_pass.name, time.perf_counter() - started, changes))
+            changed |= bool(changes)
+        if not changed:
+            break
+    return runs
+
+
+def attach_costs(runs: list[PassRun], before: dict, after: dict) -> None:
+    """Fill each change's FLOPs/MAC: `nodes_before` priced in the original graph (or, for nodes an
+    earlier change produced, in the final one), `nodes_after` in the final graph. `before` and
+    `after` map node name -> an object with `flops` and `mac_bytes`."""
+    for run in runs:
+        priced = []
+        for change in run.changes:
+            old = [before.get(n) or after.get(n) for n in change.nodes_before]
+            new = [after.get(n) for n in change.nodes_after]
+            priced.append(replace(
+                change,
+                flops_before=sum(c.flops for c in old if c), mac_before=sum(c.mac_bytes for c in old if c),
+                flops_after=sum(c.flops for c in new if c), mac_after=sum(c.mac_bytes for c in new if c),
+            ))
+        run.changes = priced
+
+
+def node_origins(runs: list[PassRun]) -> dict[str, tuple[str, ...]]:
+    """For every node a pass produced, the original nodes it stands for (through chains of
+    changes): how the report maps TensorRT's kernels back to the user's ONNX nodes."""
+    origins: dict[str, tuple[str, ...]] = {}
+    for run in runs:
+        for change in run.changes:
+            sources = tuple(dict.fromkeys(o for name in change.nodes_before for o in origins.get(name, (name,))))
+            for produced in change.nodes_after:
+                origins[produced] = sources
+    return origins

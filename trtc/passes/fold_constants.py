@@ -1,0 +1,65 @@
+"""Constant folding: a node whose inputs are all constants becomes an initializer.
+
+Not folded: nodes with subgraphs, random or custom-domain ops, Q/DQ nodes (TensorRT needs them to
+choose INT8/FP8 kernels), and nodes whose result would be much larger than their inputs (an
+Expand or Tile of a small constant would bloat the model file and TensorRT's memory)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper
+from onnx.reference import ReferenceEvaluator
+
+from trtc.passes.base import Change, PassContext
+from trtc.passes.graph_index import GraphIndex, drop_unused_initializers
+
+_NEVER = {"If", "Loop", "Scan", "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
+          "Multinomial", "Bernoulli", "QuantizeLinear", "DequantizeLinear", "Constant"}
+_GROWTH_LIMIT_BYTES = 1 << 20  # results may exceed their inputs by at most this much
+
+
+class FoldConstants:
+    name = "fold-constants"
+    description = "evaluate nodes whose inputs are all constants"
+
+    def run(self, model: onnx.ModelProto, context: PassContext) -> list[Change]:
+        index = GraphIndex(model.graph)
+        opset = {op.domain or "": op.version for op in model.opset_import}
+        changes = []
+        for node in list(model.graph.node):
+            if node.name in context.exclude or node.op_type in _NEVER or node.domain not in ("", "ai.onnx"):
+                continue
+            inputs = [index.constant(name) if name else None for name in node.input]
+            if any(value is None for value, name in zip(inputs, node.input) if name) or not node.input:
+                continue
+            if any(out in index.graph_outputs for out in node.output):
+                continue  # graph outputs must stay produced by the graph
+            results = _evaluate(node, node.input, inputs, opset)
+            if results is None:
+                continue
+            input_bytes = sum(v.nbytes for v in inputs if v is not None)
+            if sum(r.nbytes for r in results) > input_bytes + _GROWTH_LIMIT_BYTES:
+                continue
+            model.graph.node.remove(node)
+            for name, value in zip(node.output, results):
+                if name:
+                    tensor = onnx.numpy_helper.from_array(np.asarray(value), name)
+                    model.graph.initializer.append(tensor)
+                    index.initializers[name] = tensor
+            changes.append(Change(self.name, "fold", (node.name,), (), f"{node.op_type} evaluated at compile time"))
+        if changes:
+            drop_unused_initializers(model.graph)
+        return changes
+
+
+def _evaluate(node: onnx.NodeProto, names, values, opset: dict[str, int]) -> list[np.ndarray] | None:
+    inputs = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+              for n, v in zip(names, values) if n]
+    outputs = [helper.make_empty_tensor_value_info(n) for n in node.output if n]
+    graph = helper.make_graph([node], "fold", inputs, outputs)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset.get("", 17))])
+    try:
+        return list(ReferenceEvaluator(model).run(None, {n: v for n, v in zip(names, values) if n}))
+    except Exception:  # noqa: BLE001 - an op the reference evaluator lacks simply stays a node
+        return None
