@@ -87,6 +87,26 @@ def run(terminal, plan: Path, inputs: tuple[str, ...], iterations: int, backend:
 
 
 @main.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--shape", "shapes", multiple=True, metavar="NAME=1x3x224x224", help="Concrete shape of an input (repeatable).")
+@click.option("--top", type=click.IntRange(1), default=None, help="Show only the N nodes with the most FLOPs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the costs as JSON on stdout.")
+@_reports_errors
+def inspect(terminal, model: Path, shapes: tuple[str, ...], top: int | None, as_json: bool) -> None:
+    """Print FLOPs and memory traffic (MAC) per ONNX node of MODEL, without building."""
+    from trtc.console import print_inspection
+    from trtc.inspect_model import inspect_model, parse_shape
+
+    result = inspect_model(model, dict(parse_shape(s) for s in shapes))
+    if as_json:
+        nodes = [{"name": n, "op_type": c.op_type, "flops": c.flops, "bytes_read": c.bytes_read, "bytes_written": c.bytes_written,
+                  "known": c.known} for n, c in result.costs.items()]
+        click.echo(json.dumps({"model": str(result.model), "shapes": result.shapes, "totals": result.totals, "nodes": nodes}, indent=2))
+    else:
+        print_inspection(terminal, result, top)
+
+
+@main.command()
 def schema() -> None:
     """Print the JSON Schema of the build spec (for editor completion)."""
     from trtc.spec import spec_schema

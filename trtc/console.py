@@ -12,6 +12,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from trtc.errors import TrtcError
+from trtc.report.units import human
 
 # Build phases deeper than this are too brief and too many to show as lines in a log.
 _PLAIN_PHASE_DEPTH = 1
@@ -105,6 +106,18 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
             console.print(f"  {counts['folded_nodes']} nodes run in no kernel (folded at build time: {folded}"
                           f"{', ...' if len(fusion['folded_by_op_type']) > 4 else ''})")
         console.print(_kernel_table(fusion))
+    passes = report.get("passes")
+    if passes and passes["totals"]["changes"]:
+        by_pass = ", ".join(f"{p['pass']} {p['changes']}" for p in passes["passes"] if p["changes"])
+        console.print(f"  graph passes: {passes['totals']['changes']} changes ({by_pass}); "
+                      f"saved {human(passes['totals']['flops_saved'], 'FLOP')} and {human(passes['totals']['mac_saved'], 'B')} of memory traffic")
+    cost = report.get("cost")
+    if cost and cost["mac_saved_percent"] is not None:
+        line = (f"  memory traffic {human(cost['before_fusion']['mac_bytes'], 'B')} per node -> "
+                f"{human(cost['after_fusion']['mac_bytes'], 'B')} per kernel ({cost['mac_saved_percent']:.1f}% saved by fusion)")
+        if cost.get("gpu"):
+            line += f"; roofline on {cost['gpu']['name']}: {cost['estimated_total_us']:.1f} us"
+        console.print(line)
     for warning in report.get("warnings", []):
         terminal.warning(warning)
     others = ", ".join(p.name for p in written[1:])
@@ -116,11 +129,12 @@ def _kernel_table(fusion: dict, limit: int = 40) -> Table:
     shown = kernels if len(kernels) <= limit else [k for k in kernels if len(k["onnx_nodes"]) > 1][:limit]
     title = None if shown is kernels else f"{len(shown)} fused kernels of {len(kernels)} (all in the report)"
     table = Table(title=title, box=None, pad_edge=False, show_edge=False)
-    for column in ("#", "kernel type", "precision", "ONNX nodes"):
-        table.add_column(column)
+    for column in ("#", "kernel type", "precision", "est. us", "ONNX nodes"):
+        table.add_column(column, justify="right" if column == "est. us" else "left")
     for kernel in shown:
         nodes = ", ".join(kernel["onnx_nodes"]) or "-"
-        table.add_row(str(kernel["index"]), kernel["type"], kernel["precision"], escape(nodes))
+        estimate = f"{kernel['estimated_us']:.2f}" if kernel.get("estimated_us") is not None else "-"
+        table.add_row(str(kernel["index"]), kernel["type"], kernel["precision"], estimate, escape(nodes))
     return table
 
 
@@ -141,3 +155,21 @@ def print_run(terminal: Terminal, result) -> None:
     for name, array in result.outputs.items():
         terminal.console.print(f"  output {escape(name)} {list(array.shape)} {array.dtype} "
                                f"min {array.min():.4g} max {array.max():.4g} mean {array.mean():.4g}")
+
+
+def print_inspection(terminal: Terminal, result, top: int | None) -> None:
+    costs = sorted(result.costs.items(), key=lambda item: -item[1].flops) if top else list(result.costs.items())
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for column, justify in (("node", "left"), ("op", "left"), ("FLOPs", "right"), ("MAC", "right"), ("", "left")):
+        table.add_column(column, justify=justify)
+    for name, cost in costs[:top] if top else costs:
+        table.add_row(escape(name), cost.op_type, human(cost.flops, "FLOP"), human(cost.mac_bytes, "B"), "" if cost.known else "shape unknown")
+    console = terminal.console
+    console.print(table)
+    shapes = ", ".join(f"{name}={'x'.join(map(str, shape))}" for name, shape in result.shapes.items())
+    totals = result.totals
+    console.print(f"{totals['nodes']} nodes at {shapes}: {human(totals['flops'], 'FLOP')} (multiply-accumulates), "
+                  f"{human(totals['mac_bytes'], 'B')} memory traffic before fusion")
+    if totals["unknown_nodes"]:
+        terminal.warning(f"{len(totals['unknown_nodes'])} node(s) have shapes inference cannot tell; counted as 0: "
+                         + ", ".join(totals["unknown_nodes"][:5]))

@@ -22,7 +22,9 @@ from trtc.errors import SpecError, TrtcError
 from trtc.graph.io import LoadedModel, load_model, name_unnamed_nodes, select_outputs
 from trtc.graph.profiles import model_inputs, resolve_profiles
 from trtc.outputs import StagedOutputs
-from trtc.passes import node_origins, run_passes, select_passes
+from trtc.graph.cost import NodeCost, node_costs
+from trtc.passes import attach_costs, node_origins, run_passes, select_passes
+from trtc.report.cost import choose_gpu, cost_section, dynamic_value
 from trtc.report.passes import passes_section
 from trtc.report import REPORT_SCHEMA
 from trtc.report.fusion import fusion_map
@@ -50,6 +52,7 @@ class PreparedGraph:
     onnx_bytes: bytes | None  # what TensorRT parses, when held in memory
     nodes: dict[str, str]  # the user's node name -> op type, in graph order
     origins: dict[str, tuple[str, ...]]  # node a pass produced -> the user's nodes it stands for
+    costs: dict[str, NodeCost]  # the user's nodes at the first profile's opt shapes
     profiles: list
     model_sha256: str
     sections: dict[str, object]
@@ -58,6 +61,7 @@ class PreparedGraph:
 
 def build(spec: Spec, observer: PipelineObserver) -> BuildOutcome:
     _refuse_unimplemented(spec)
+    gpu = choose_gpu(spec.target.gpu, spec.target.compute_capabilities)
     trt = import_tensorrt(spec.target.backend)
     timing_cache = _read_timing_cache(spec)
     with tempfile.TemporaryDirectory(prefix="trtc-") as scratch:
@@ -74,7 +78,7 @@ def build(spec: Spec, observer: PipelineObserver) -> BuildOutcome:
     for warning in result.warnings:
         observer.warning(warning)
     observer.stage("writing outputs")
-    report = _report(spec, graph, trt, result, [*graph.warnings, *result.warnings])
+    report = _report(spec, graph, trt, result, [*graph.warnings, *result.warnings], gpu)
     with StagedOutputs() as staged:
         staged.write(spec.output.plan, result.plan)
         staged.write(spec.output.report, json.dumps(report, indent=2) + "\n")
@@ -103,13 +107,18 @@ def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path) -> Prep
         observer.warning(warning)
     original_nodes = {node.name: node.op_type for node in model.graph.node}
 
+    opt_shapes = {name: shape_range.opt for name, shape_range in profiles[0].items()}
+    costs = node_costs(model, opt_shapes)
+
     observer.stage("running graph passes")
     runs = run_passes(model, select_passes(spec.fusion))
+    if any(run.changes for run in runs):
+        attach_costs(runs, costs, node_costs(model, opt_shapes))
     origins = node_origins(runs)
     sections["passes"] = passes_section(runs)
 
     source, onnx_bytes = _model_source(loaded, spec, scratch)
-    return PreparedGraph(source=source, onnx_bytes=onnx_bytes, nodes=original_nodes, origins=origins,
+    return PreparedGraph(source=source, onnx_bytes=onnx_bytes, nodes=original_nodes, origins=origins, costs=costs,
                          profiles=profiles, model_sha256=loaded.sha256, sections=sections, warnings=warnings)
 
 
@@ -160,8 +169,9 @@ def _log_text(log: list[tuple[str, str]]) -> str:
     return "".join(f"[{severity}] {message}\n" for severity, message in log)
 
 
-def _report(spec: Spec, graph: PreparedGraph, trt, result: BuildResult, warnings: list[str]) -> dict:
+def _report(spec: Spec, graph: PreparedGraph, trt, result: BuildResult, warnings: list[str], gpu: dict | None) -> dict:
     fusion = fusion_map(result.engine, graph.nodes, graph.origins) if result.engine else None
+    cost = cost_section(fusion, graph.costs, gpu, dynamic_value(graph.profiles[0])) if fusion else None
     bindings = [
         {"name": b.name, "mode": b.mode, "dtype": b.dtype, "dims": list(b.dims),
          "profiles": [{"min": list(p.min), "opt": list(p.opt), "max": list(p.max)} for p in b.profiles]}
@@ -190,6 +200,7 @@ def _report(spec: Spec, graph: PreparedGraph, trt, result: BuildResult, warnings
         "profiles": [{name: r.as_dict() for name, r in profile.items()} for profile in graph.profiles],
         "bindings": bindings,
         "fusion": fusion,
+        "cost": cost,
         "warnings": list(warnings),
     }
     report.update(graph.sections)

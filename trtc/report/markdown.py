@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from trtc.report.units import human
+
 
 def render_markdown(report: dict) -> str:
     build = report["build"]
@@ -29,11 +31,14 @@ def render_markdown(report: dict) -> str:
         profiles = "<br>".join(f"{p['min']} / {p['opt']} / {p['max']}" for p in binding["profiles"]) or "-"
         lines.append(f"| `{binding['name']}` | {binding['mode']} | {binding['dtype']} | {binding['dims']} | {profiles} |")
     if fusion:
+        lines += _passes(report.get("passes")) + _cost(report.get("cost"), fusion)
         lines += ["", "## Fusion map", "", f"Source: TensorRT's {fusion['source'].replace('-', ' ')}.", "",
-                  "| # | kernel | type | precision | ONNX nodes |", "| --- | --- | --- | --- | --- |"]
+                  "| # | kernel | type | precision | FLOPs | MAC | est. us | ONNX nodes |", "| --- | --- | --- | --- | ---: | ---: | ---: | --- |"]
         for kernel in fusion["kernels"]:
             nodes = ", ".join(f"`{n}` ({op})" for n, op in zip(kernel["onnx_nodes"], kernel["onnx_op_types"])) or "-"
-            lines.append(f"| {kernel['index']} | `{kernel['name']}` | {kernel['type']} | {kernel['precision']} | {nodes} |")
+            estimate = f"{kernel['estimated_us']:.2f}" if kernel.get("estimated_us") is not None else "-"
+            lines.append(f"| {kernel['index']} | `{kernel['name']}` | {kernel['type']} | {kernel['precision']} | "
+                         f"{human(kernel.get('flops'), 'FLOP')} | {human(kernel.get('mac_bytes'), 'B')} | {estimate} | {nodes} |")
         if fusion["folded_nodes"]:
             lines += ["", "### ONNX nodes no kernel runs", "",
                       "TensorRT evaluated these at build time or merged them away:", ""]
@@ -43,6 +48,42 @@ def render_markdown(report: dict) -> str:
     if report.get("warnings"):
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in report["warnings"]]
     return "\n".join(lines) + "\n"
+
+
+def _passes(passes: dict | None) -> list[str]:
+    if not passes or not passes["changes"]:
+        return []
+    lines = ["", "## Graph passes", "", "| pass | nodes before | nodes after | FLOPs before -> after | MAC before -> after | note |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for c in passes["changes"]:
+        lines.append(f"| {c['pass_name']} | {', '.join(f'`{n}`' for n in c['nodes_before'])} | {', '.join(f'`{n}`' for n in c['nodes_after']) or '-'} | "
+                     f"{human(c['flops_before'], 'FLOP')} -> {human(c['flops_after'], 'FLOP')} | {human(c['mac_before'], 'B')} -> {human(c['mac_after'], 'B')} | {c['note']} |")
+    totals = passes["totals"]
+    lines += ["", f"{totals['changes']} changes removed {totals['nodes_removed']} nodes and saved "
+                  f"{human(totals['flops_saved'], 'FLOP')} and {human(totals['mac_saved'], 'B')} of memory traffic."]
+    return lines
+
+
+def _cost(cost: dict | None, fusion: dict) -> list[str]:
+    if not cost:
+        return []
+    lines = ["", "## Cost", "", f"Convention: {cost['convention']}.", "", "| | FLOPs | memory traffic |", "| --- | ---: | ---: |",
+             f"| before fusion (every ONNX node) | {human(cost['before_fusion']['flops'], 'FLOP')} | {human(cost['before_fusion']['mac_bytes'], 'B')} |",
+             f"| after fusion (kernel boundaries) | {human(cost['after_fusion']['flops'], 'FLOP')} | {human(cost['after_fusion']['mac_bytes'], 'B')} |"]
+    if cost["mac_saved_percent"] is not None:
+        lines.append(f"| saved | | {human(cost['mac_saved_bytes'], 'B')} ({cost['mac_saved_percent']:.1f}%) |")
+    if cost.get("gpu"):
+        gpu = cost["gpu"]
+        lines += ["", f"Roofline estimate on {gpu['name']} ({gpu['bandwidth_gbs']} GB/s; peaks from {gpu['source']}): "
+                      f"{cost['estimated_total_us']:.1f} us in total. Top kernels:", ""]
+        by_index = {k["index"]: k for k in fusion["kernels"]}
+        for index in cost["top_kernels"][:5]:
+            kernel = by_index[index]
+            lines.append(f"- #{index} `{kernel['name']}` ({kernel['type']}, {kernel['precision']}): "
+                         f"{kernel['estimated_us']:.2f} us, {kernel['bound']}-bound")
+    if cost["unknown_nodes"]:
+        lines += ["", f"{len(cost['unknown_nodes'])} node(s) with shapes inference could not tell are counted as 0."]
+    return lines
 
 
 def _target(target: dict) -> str:

@@ -1,0 +1,105 @@
+"""Costs of the engine's kernels and a roofline estimate for a target GPU.
+
+Kernel MAC is the bytes of the kernel's real inputs, outputs and constants in their real
+TensorRT datatypes (dynamic dims at the first profile's opt value); kernel FLOPs are the sum over
+the ONNX nodes it covers, each node counted once, in the first kernel that names it. Before
+fusion every ONNX node reads and writes memory; after fusion only kernel boundaries do.
+Estimated time = max(2 * FLOPs / peak rate for the kernel's precision, bytes / bandwidth).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+
+from trtc.errors import SpecError
+from trtc.graph.cost import NodeCost
+from trtc.spec.validate import closest
+
+_BYTES = {"Float": 4, "Half": 2, "BFloat16": 2, "Int8": 1, "UInt8": 1, "FP8": 1, "Bool": 1, "Int32": 4, "Int64": 8, "Int4": 0.5, "FP4": 0.5}
+_PEAK_KEY = {"Float": "fp32", "Half": "fp16", "BFloat16": "bf16", "Int8": "int8", "FP8": "fp8", "FP4": "fp4"}
+
+
+@lru_cache(maxsize=1)
+def gpu_table() -> dict:
+    return json.loads(resources.files("trtc.report").joinpath("gpus.json").read_text())
+
+
+def choose_gpu(name: str | None, compute_capabilities: tuple[str, ...]) -> dict | None:
+    table = gpu_table()
+    by_name = {gpu["name"].lower(): gpu for gpu in table["gpus"]}
+    if name:
+        gpu = by_name.get(name.lower())
+        if gpu is None:
+            hint = closest(name, [g["name"] for g in table["gpus"]])
+            valid = ", ".join(g["name"] for g in table["gpus"])
+            raise SpecError(f"target.gpu: unknown GPU '{name}'" + (f"; did you mean '{hint}'?" if hint else f"; known: {valid}"))
+        return gpu
+    for capability in compute_capabilities:
+        default = table["default_for_compute_capability"].get(capability)
+        if default:
+            return by_name[default.lower()]
+    return None
+
+
+def dynamic_value(profile: dict) -> int | None:
+    """The opt value that stands for every -1 in kernel shapes: only defined when all dynamic
+    dimensions of the first profile share one opt value (the usual dynamic batch)."""
+    values = {r.opt[axis] for r in profile.values() for axis in range(len(r.min)) if r.min[axis] != r.max[axis]}
+    return values.pop() if len(values) == 1 else (None if values else 1)
+
+
+def cost_section(fusion: dict, costs: dict[str, NodeCost], gpu: dict | None, dynamic: int | None) -> dict:
+    """Adds flops/mac_bytes/estimate to each kernel of `fusion` (in place) and returns totals
+    plus every node's cost."""
+    assigned: set[str] = set()
+    kernels = fusion["kernels"]
+    for kernel in kernels:
+        nodes = [n for n in kernel["onnx_nodes"] if n in costs and n not in assigned]
+        assigned.update(nodes)
+        kernel["flops"] = sum(costs[n].flops for n in nodes)
+        kernel["mac_bytes"] = _kernel_bytes(kernel, dynamic)
+        kernel.update(_estimate(kernel, gpu))
+    before = {"flops": sum(c.flops for c in costs.values()), "mac_bytes": sum(c.mac_bytes for c in costs.values())}
+    known = [k["mac_bytes"] for k in kernels if k["mac_bytes"] is not None]
+    after_mac = sum(known) if len(known) == len(kernels) else None
+    section = {
+        "convention": "FLOPs count one per multiply-accumulate (design notes); MAC in bytes read + written",
+        "before_fusion": before,
+        "after_fusion": {"flops": sum(k["flops"] for k in kernels), "mac_bytes": after_mac},
+        "mac_saved_bytes": before["mac_bytes"] - after_mac if after_mac is not None else None,
+        "mac_saved_percent": round(100 * (before["mac_bytes"] - after_mac) / before["mac_bytes"], 2) if after_mac is not None and before["mac_bytes"] else None,
+        "unknown_nodes": sorted(n for n, c in costs.items() if not c.known),
+        "nodes": [{"name": name, "op_type": c.op_type, "flops": c.flops, "bytes_read": c.bytes_read,
+                   "bytes_written": c.bytes_written, "known": c.known} for name, c in costs.items()],
+        "gpu": {key: gpu[key] for key in ("name", "compute_capability", "bandwidth_gbs", "tflops", "source", "url")} if gpu else None,
+    }
+    if gpu:
+        estimates = [k["estimated_us"] for k in kernels if k.get("estimated_us") is not None]
+        section["estimated_total_us"] = round(sum(estimates), 3)
+        section["top_kernels"] = [k["index"] for k in sorted(kernels, key=lambda k: -(k.get("estimated_us") or 0))[:10]]
+    return section
+
+
+def _kernel_bytes(kernel: dict, dynamic: int | None) -> int | None:
+    total = 0.0
+    for tensor in [*kernel["inputs"], *kernel["outputs"], *kernel["constants"]]:
+        elements = 1
+        for dim in tensor["dims"]:
+            if dim < 0:
+                if dynamic is None:
+                    return None
+                dim = dynamic
+            elements *= dim
+        total += elements * _BYTES.get(tensor["dtype"], 4)
+    return int(total)
+
+
+def _estimate(kernel: dict, gpu: dict | None) -> dict:
+    if gpu is None or kernel["mac_bytes"] is None:
+        return {}
+    peak = gpu["tflops"].get(_PEAK_KEY.get(kernel["precision"], "fp32"), gpu["tflops"]["fp32"])
+    compute_us = 2 * kernel["flops"] / (peak * 1e12) * 1e6
+    memory_us = kernel["mac_bytes"] / (gpu["bandwidth_gbs"] * 1e9) * 1e6
+    return {"estimated_us": round(max(compute_us, memory_us), 4), "bound": "compute" if compute_us > memory_us else "memory"}
