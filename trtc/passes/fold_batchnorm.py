@@ -12,7 +12,7 @@ from onnx import helper
 
 from trtc.graph.shapes import tensor_types
 from trtc.passes.base import Change, PassContext
-from trtc.passes.graph_index import GraphIndex, attributes, drop_unused_initializers, replace_node
+from trtc.passes.graph_index import GraphIndex, apply_rewrites, attributes, drop_unused_initializers
 
 
 class FoldBatchNorm:
@@ -21,10 +21,10 @@ class FoldBatchNorm:
 
     def run(self, model: onnx.ModelProto, context: PassContext) -> list[Change]:
         graph = model.graph
-        changes = []
+        index = GraphIndex(graph)
+        changes, rewrites, claimed = [], [], set()
         types = None
         for bn in [n for n in graph.node if n.op_type == "BatchNormalization" and not n.domain]:
-            index = GraphIndex(graph)
             params = [index.constant(name) for name in bn.input[1:5]]
             if bn.name in context.exclude or len([o for o in bn.output if o]) != 1 or any(p is None for p in params):
                 continue
@@ -32,11 +32,13 @@ class FoldBatchNorm:
             scale = gamma / np.sqrt(var + attributes(bn).get("epsilon", 1e-5))
             shift = beta - mean * scale
             producer = index.producer.get(bn.input[0])
-            if producer is not None and index.only_consumer(bn.input[0]) is bn and producer.name not in context.exclude:
+            if (producer is not None and index.only_consumer(bn.input[0]) is bn
+                    and producer.name not in context.exclude and producer.name not in claimed):
                 fused = _fold_into(producer, bn.name, index, scale, shift)
                 if fused is not None:
-                    fused.output[0] = bn.output[0]  # before insertion: the graph stores a copy
-                    replace_node(graph, [producer, bn], [fused])
+                    fused.output[0] = bn.output[0]
+                    rewrites.append(([producer.name, bn.name], [fused]))
+                    claimed.add(producer.name)
                     changes.append(Change(self.name, "fold", (producer.name, bn.name), (fused.name,),
                                           f"BatchNormalization folded into {producer.op_type} weights and bias"))
                     continue
@@ -50,9 +52,10 @@ class FoldBatchNorm:
             shift_name = index.add_initializer(f"{bn.name}.shift", shift.reshape(per_channel).astype(dtype))
             mul = helper.make_node("Mul", [bn.input[0], scale_name], [index.unique(f"{bn.name}.scaled")], name=f"{bn.name}/scale")
             add = helper.make_node("Add", [mul.output[0], shift_name], [bn.output[0]], name=f"{bn.name}/shift")
-            replace_node(graph, [bn], [mul, add])
+            rewrites.append(([bn.name], [mul, add]))
             changes.append(Change(self.name, "fold", (bn.name,), (mul.name, add.name), "lone BatchNormalization as a per-channel scale and shift"))
-        if changes:
+        if rewrites:
+            apply_rewrites(graph, rewrites)
             drop_unused_initializers(graph)
         return changes
 
@@ -67,6 +70,7 @@ def _fold_into(producer: onnx.NodeProto, bn_name: str, index: GraphIndex, scale:
         return None
     attrs = attributes(producer)
     dtype = weight.dtype
+    scale = scale.astype(np.result_type(dtype, np.float32))  # no float64 copy of large weights
     if kind == "Conv":
         new_weight = weight * scale.reshape((-1,) + (1,) * (weight.ndim - 1))
         new_bias = (bias if bias is not None else 0.0) * scale + shift

@@ -9,7 +9,7 @@ from onnx import helper
 
 from trtc.graph.shapes import tensor_types
 from trtc.passes.base import Change, PassContext
-from trtc.passes.graph_index import GraphIndex, attributes, drop_unused_initializers, replace_node
+from trtc.passes.graph_index import GraphIndex, apply_rewrites, attributes, drop_unused_initializers
 
 
 class FoldBiasAdd:
@@ -18,27 +18,29 @@ class FoldBiasAdd:
 
     def run(self, model: onnx.ModelProto, context: PassContext) -> list[Change]:
         graph = model.graph
-        changes = []
+        index = GraphIndex(graph)
+        changes, rewrites, claimed = [], [], set()
         types = None
         for add in [n for n in graph.node if n.op_type == "Add" and not n.domain]:
-            index = GraphIndex(graph)
             for data_input, const_input in ((0, 1), (1, 0)):
                 producer = index.producer.get(add.input[data_input])
                 constant = index.constant(add.input[const_input])
                 if producer is None or constant is None or index.only_consumer(add.input[data_input]) is not add:
                     continue
-                if {producer.name, add.name} & context.exclude or producer.domain:
+                if {producer.name, add.name} & (context.exclude | claimed) or producer.domain:
                     continue
                 if producer.op_type == "MatMul" and types is None:
                     types = tensor_types(model)
                 fused = _fold(producer, add, constant, index, types)
                 if fused is None:
                     continue
-                replace_node(graph, [producer, add], [fused])
+                rewrites.append(([producer.name, add.name], [fused]))
+                claimed.update((producer.name, add.name))
                 changes.append(Change(self.name, "fold", (producer.name, add.name), (fused.name,),
                                       f"bias Add folded into {producer.op_type}" + (" (now a Gemm)" if producer.op_type == "MatMul" else "")))
                 break
-        if changes:
+        if rewrites:
+            apply_rewrites(graph, rewrites)
             drop_unused_initializers(graph)
         return changes
 

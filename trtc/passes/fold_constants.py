@@ -12,7 +12,7 @@ from onnx import helper
 from onnx.reference import ReferenceEvaluator
 
 from trtc.passes.base import Change, PassContext
-from trtc.passes.graph_index import GraphIndex, drop_unused_initializers
+from trtc.passes.graph_index import GraphIndex, apply_rewrites, drop_unused_initializers
 
 _NEVER = {"If", "Loop", "Scan", "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
           "Multinomial", "Bernoulli", "QuantizeLinear", "DequantizeLinear", "Constant"}
@@ -26,7 +26,7 @@ class FoldConstants:
     def run(self, model: onnx.ModelProto, context: PassContext) -> list[Change]:
         index = GraphIndex(model.graph)
         opset = {op.domain or "": op.version for op in model.opset_import}
-        changes = []
+        changes, removed = [], []
         for node in list(model.graph.node):
             if node.name in context.exclude or node.op_type in _NEVER or node.domain not in ("", "ai.onnx"):
                 continue
@@ -41,14 +41,15 @@ class FoldConstants:
             input_bytes = sum(v.nbytes for v in inputs if v is not None)
             if sum(r.nbytes for r in results) > input_bytes + _GROWTH_LIMIT_BYTES:
                 continue
-            model.graph.node.remove(node)
+            removed.append(node.name)
             for name, value in zip(node.output, results):
                 if name:
                     tensor = onnx.numpy_helper.from_array(np.asarray(value), name)
                     model.graph.initializer.append(tensor)
                     index.initializers[name] = tensor
             changes.append(Change(self.name, "fold", (node.name,), (), f"{node.op_type} evaluated at compile time"))
-        if changes:
+        if removed:
+            apply_rewrites(model.graph, [([name], []) for name in removed])
             drop_unused_initializers(model.graph)
         return changes
 

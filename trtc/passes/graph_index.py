@@ -60,32 +60,63 @@ def attributes(node: onnx.NodeProto) -> dict:
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
-def replace_node(graph: onnx.GraphProto, old: list[onnx.NodeProto], new: list[onnx.NodeProto]) -> None:
-    """Put `new` where the first of `old` stood and drop the rest, keeping topological order."""
-    position = min(list(graph.node).index(node) for node in old)
-    for node in old:
-        graph.node.remove(node)
-    for offset, node in enumerate(new):
-        graph.node.insert(position + offset, node)
+def apply_rewrites(graph: onnx.GraphProto, rewrites: list[tuple[list[str], list[onnx.NodeProto]]]) -> None:
+    """Replace many groups of nodes (by name) at once, in one pass over the node list: each group's
+    new nodes stand where its first old node stood; the rest of the group is dropped. Planning all
+    rewrites on one index and applying them together keeps passes linear on large graphs."""
+    position = {node.name: i for i, node in enumerate(graph.node)}
+    first: dict[str, list[onnx.NodeProto]] = {}
+    dropped: set[str] = set()
+    for old_names, new_nodes in rewrites:
+        ordered = sorted(old_names, key=position.__getitem__)
+        first[ordered[0]] = new_nodes
+        dropped.update(ordered[1:])
+    rebuilt: list[onnx.NodeProto] = []
+    for node in graph.node:
+        if node.name in first:
+            rebuilt.extend(first[node.name])
+        elif node.name not in dropped:
+            rebuilt.append(node)
+    del_and_extend(graph.node, rebuilt)
 
 
-def rename_input(graph: onnx.GraphProto, old: str, new: str) -> None:
-    """Every use of tensor `old` (subgraphs included) reads `new` instead."""
+def del_and_extend(field, items: list) -> None:
+    copies = [_detached(item) for item in items]
+    del field[:]
+    field.extend(copies)
+
+
+def _detached(message):
+    copy = type(message)()
+    copy.CopyFrom(message)
+    return copy
+
+
+def rename_inputs(graph: onnx.GraphProto, renames: dict[str, str]) -> None:
+    """Every use of a tensor in `renames` (subgraphs included) reads its replacement instead;
+    chains (a -> b -> c) resolve to their end."""
+    def final(name: str) -> str:
+        seen = set()
+        while name in renames and name not in seen:
+            seen.add(name)
+            name = renames[name]
+        return name
+
     for node in graph.node:
         for index, name in enumerate(node.input):
-            if name == old:
-                node.input[index] = new
+            if name in renames:
+                node.input[index] = final(name)
         for attribute in node.attribute:
             for body in _bodies(attribute):
-                rename_input(body, old, new)
+                rename_inputs(body, {old: final(old) for old in renames})
 
 
 def drop_unused_initializers(graph: onnx.GraphProto) -> None:
+    """Delete initializers nothing reads, in place (no copy of the ones that stay)."""
     used = {name for node in graph.node for name in _all_inputs(node)} | {v.name for v in graph.output}
-    keep = [init for init in graph.initializer if init.name in used]
-    if len(keep) != len(graph.initializer):
-        del graph.initializer[:]
-        graph.initializer.extend(keep)
+    for index in range(len(graph.initializer) - 1, -1, -1):
+        if graph.initializer[index].name not in used:
+            del graph.initializer[index]
 
 
 def _all_inputs(node: onnx.NodeProto) -> set[str]:

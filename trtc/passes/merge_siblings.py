@@ -16,7 +16,7 @@ import onnx
 from onnx import helper
 
 from trtc.passes.base import Change, PassContext
-from trtc.passes.graph_index import GraphIndex, attributes, drop_unused_initializers, replace_node
+from trtc.passes.graph_index import GraphIndex, apply_rewrites, attributes, drop_unused_initializers
 
 
 class MergeSiblings:
@@ -26,7 +26,7 @@ class MergeSiblings:
     def run(self, model: onnx.ModelProto, context: PassContext) -> list[Change]:
         graph = model.graph
         opset = next((op.version for op in model.opset_import if op.domain in ("", "ai.onnx")), 17)
-        changes = []
+        changes, rewrites = [], []
         index = GraphIndex(graph)
         for tensor in list(index.consumers):
             groups: dict[tuple, list[onnx.NodeProto]] = defaultdict(list)
@@ -38,12 +38,12 @@ class MergeSiblings:
                 if len(siblings) < 2:
                     continue
                 merged, split = _merge(key[0], siblings, index, opset)
-                replace_node(graph, siblings, [merged, split])
+                rewrites.append(([n.name for n in siblings], [merged, split]))
                 changes.append(Change(self.name, "merge", tuple(n.name for n in siblings), (merged.name, split.name),
                                       f"{len(siblings)} parallel {key[0]} layers as one {merged.op_type} of "
                                       f"{sum(_width(key[0], n, index) for n in siblings)} outputs + Split"))
-                index = GraphIndex(graph)
-        if changes:
+        if rewrites:
+            apply_rewrites(graph, rewrites)
             drop_unused_initializers(graph)
         return changes
 

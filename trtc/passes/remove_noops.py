@@ -11,7 +11,7 @@ import onnx
 from trtc.graph.io import remove_dead_nodes
 from trtc.graph.shapes import tensor_types
 from trtc.passes.base import Change, PassContext
-from trtc.passes.graph_index import GraphIndex, attributes, rename_input
+from trtc.passes.graph_index import GraphIndex, apply_rewrites, attributes, rename_inputs
 
 
 class RemoveNoOps:
@@ -22,7 +22,7 @@ class RemoveNoOps:
         graph = model.graph
         index = GraphIndex(graph)
         types = None
-        changes = []
+        changes, removed, renames = [], [], {}
         for node in list(graph.node):
             if node.name in context.exclude or node.domain not in ("", "ai.onnx") or not node.input:
                 continue
@@ -35,9 +35,12 @@ class RemoveNoOps:
             reason = _why_noop(node, index, types)
             if reason is None:
                 continue
-            graph.node.remove(node)
-            rename_input(graph, node.output[0], node.input[0])
+            removed.append(node.name)
+            renames[node.output[0]] = node.input[0]
             changes.append(Change(self.name, "remove", (node.name,), (), reason))
+        if removed:
+            apply_rewrites(graph, [([name], []) for name in removed])
+            rename_inputs(graph, renames)
         # Dead nodes go whatever `exclude` says: removing them cannot change any output.
         changes += [Change(self.name, "remove", (name,), (), "result unused") for name in remove_dead_nodes(graph)]
         return changes
