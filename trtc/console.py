@@ -118,6 +118,16 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
         if cost.get("gpu"):
             line += f"; roofline on {cost['gpu']['name']}: {cost['estimated_total_us']:.1f} us"
         console.print(line)
+    precision, accuracy = report.get("precision", {}), report.get("accuracy")
+    if precision.get("mode", "fp32") != "fp32":
+        kept = precision.get("kept_fp32", {})
+        console.print(f"  {precision['mode']}: {precision.get('converted_nodes', 0)} nodes converted, {len(kept)} kept in FP32, "
+                      f"{precision.get('casts_inserted', 0)} casts inserted")
+    if accuracy:
+        worst = min(accuracy["outputs"], key=lambda o: o["cosine"])
+        console.print(f"  accuracy vs FP32 on {accuracy['samples']} samples{' (emulated)' if accuracy['emulated'] else ''}: "
+                      f"worst cosine {worst['cosine']:.6f} ({escape(worst['name'])}), rel. L2 {worst['rel_l2_error']:.2e}"
+                      + ("" if accuracy["passed"] is None else "; gates passed"))
     for warning in report.get("warnings", []):
         terminal.warning(warning)
     others = ", ".join(p.name for p in written[1:])

@@ -23,6 +23,7 @@ from trtc.graph.io import LoadedModel, load_model, name_unnamed_nodes, select_ou
 from trtc.graph.profiles import model_inputs, resolve_profiles
 from trtc.outputs import StagedOutputs
 from trtc.graph.cost import NodeCost, node_costs
+from trtc.precision.step import apply_precision
 from trtc.passes import attach_costs, node_origins, run_passes, select_passes
 from trtc.report.cost import choose_gpu, cost_section, dynamic_value
 from trtc.report.passes import passes_section
@@ -53,6 +54,7 @@ class PreparedGraph:
     nodes: dict[str, str]  # the user's node name -> op type, in graph order
     origins: dict[str, tuple[str, ...]]  # node a pass produced -> the user's nodes it stands for
     costs: dict[str, NodeCost]  # the user's nodes at the first profile's opt shapes
+    added: dict[str, str]  # nodes trtc added that stand for no user node (casts, Q/DQ) -> op type
     profiles: list
     model_sha256: str
     sections: dict[str, object]
@@ -117,32 +119,42 @@ def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path) -> Prep
     origins = node_origins(runs)
     sections["passes"] = passes_section(runs)
 
-    source, onnx_bytes = _model_source(loaded, spec, scratch)
-    return PreparedGraph(source=source, onnx_bytes=onnx_bytes, nodes=original_nodes, origins=origins, costs=costs,
+    if spec.precision.mode != "fp32":
+        observer.stage(f"converting to {spec.precision.mode} and measuring accuracy")
+    precision = apply_precision(model, spec, model_inputs(model), profiles[0])
+    model = precision.model
+    sections.update(precision.sections)
+    for warning in precision.warnings:
+        observer.warning(warning)
+    warnings += precision.warnings
+
+    source, onnx_bytes = _model_source(model, loaded, spec, scratch)
+    added = {n.name: n.op_type for n in model.graph.node if n.name not in original_nodes and n.name not in origins}
+    return PreparedGraph(source=source, onnx_bytes=onnx_bytes, nodes=original_nodes, origins=origins, costs=costs, added=added,
                          profiles=profiles, model_sha256=loaded.sha256, sections=sections, warnings=warnings)
 
 
 def _refuse_unimplemented(spec: Spec) -> None:
     """Keys the schema reserves for features this version does not have yet: refuse them rather
     than build something other than what the spec says."""
-    if spec.precision.mode != "fp32":
-        raise SpecError(f"precision.mode: '{spec.precision.mode}' is not available in trtc {__version__} yet; use fp32")
+    if spec.precision.mode in ("int8", "fp8"):
+        raise SpecError(f"precision.mode: '{spec.precision.mode}' is not available in trtc {__version__} yet; use fp32, fp16 or bf16")
     pinned = [name for name, s in spec.input_settings.items() if s.value is not None]
     if pinned:
         raise SpecError(f"inputs.{pinned[0]}.value: pinning inputs is not available in trtc {__version__} yet; remove 'value'")
 
 
-def _model_source(loaded: LoadedModel, spec: Spec, scratch: Path) -> tuple[ModelSource, bytes | None]:
+def _model_source(model: onnx.ModelProto, loaded: LoadedModel, spec: Spec, scratch: Path) -> tuple[ModelSource, bytes | None]:
     """The user's file itself when no step changed the graph (TensorRT reads it; no copy stays in
     memory during the build); else a serialization; a file with external data when the model is
     too big for one protobuf message."""
-    if loaded.unchanged():
+    if model is loaded.proto and loaded.unchanged():
         return ModelSource(path=spec.model), None
     try:
-        data = loaded.proto.SerializeToString()
+        data = model.SerializeToString()
     except ValueError:  # over protobuf's 2 GiB limit
         path = scratch / "model.onnx"
-        onnx.save_model(loaded.proto, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location="model.onnx.data")
+        onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location="model.onnx.data")
         return ModelSource(path=path), None
     return ModelSource(data=data, base_dir=spec.model.parent), data
 
@@ -170,7 +182,7 @@ def _log_text(log: list[tuple[str, str]]) -> str:
 
 
 def _report(spec: Spec, graph: PreparedGraph, trt, result: BuildResult, warnings: list[str], gpu: dict | None) -> dict:
-    fusion = fusion_map(result.engine, graph.nodes, graph.origins) if result.engine else None
+    fusion = fusion_map(result.engine, graph.nodes, graph.origins, graph.added) if result.engine else None
     cost = cost_section(fusion, graph.costs, gpu, dynamic_value(graph.profiles[0])) if fusion else None
     bindings = [
         {"name": b.name, "mode": b.mode, "dtype": b.dtype, "dims": list(b.dims),
@@ -196,7 +208,7 @@ def _report(spec: Spec, graph: PreparedGraph, trt, result: BuildResult, warnings
             "build_seconds": round(result.seconds, 3),
             "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         },
-        "precision": {"mode": spec.precision.mode},
+        "precision": {"mode": spec.precision.mode},  # replaced by the precision step's section
         "profiles": [{name: r.as_dict() for name, r in profile.items()} for profile in graph.profiles],
         "bindings": bindings,
         "fusion": fusion,

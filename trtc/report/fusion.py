@@ -8,14 +8,17 @@ from collections import Counter
 from trtc.backend.engine_info import EngineInfo, Kernel, KernelTensor
 
 
-def fusion_map(engine: EngineInfo, onnx_nodes: dict[str, str], origins: dict[str, tuple[str, ...]] | None = None) -> dict:
+def fusion_map(engine: EngineInfo, onnx_nodes: dict[str, str], origins: dict[str, tuple[str, ...]] | None = None,
+               added: dict[str, str] | None = None) -> dict:
     """`onnx_nodes` maps the user's node names -> op types, in graph order; `origins` maps nodes
-    that trtc's passes produced to the user's nodes they stand for. Plain data for the report."""
+    that trtc's passes produced to the user's nodes they stand for; `added` names nodes trtc
+    added (precision casts, Q/DQ) with their op types. Plain data for the report."""
     origins = origins or {}
+    op_types = {**{name: f"{op} (added by trtc)" for name, op in (added or {}).items()}, **onnx_nodes}
     compute = engine.compute_kernels
     expanded = [tuple(dict.fromkeys(o for n in k.onnx_nodes for o in origins.get(n, (n,)))) for k in compute]
     covered = Counter(node for nodes in expanded for node in nodes)
-    kernels = [_kernel_entry(index, kernel, nodes, onnx_nodes) for index, (kernel, nodes) in enumerate(zip(compute, expanded))]
+    kernels = [_kernel_entry(index, kernel, nodes, op_types) for index, (kernel, nodes) in enumerate(zip(compute, expanded))]
     folded = [{"name": name, "op_type": op} for name, op in onnx_nodes.items() if name not in covered]
     fused = [k for k in kernels if len(k["onnx_nodes"]) > 1]
     precisions = Counter(k["precision"] or "none" for k in kernels)
@@ -35,7 +38,7 @@ def fusion_map(engine: EngineInfo, onnx_nodes: dict[str, str], origins: dict[str
         "folded_nodes": folded,
         "folded_by_op_type": dict(Counter(node["op_type"] for node in folded).most_common()),
         "nodes_in_several_kernels": sorted(name for name, count in covered.items() if count > 1),
-        "unknown_metadata_nodes": sorted(name for name in covered if name not in onnx_nodes),
+        "unknown_metadata_nodes": sorted(name for name in covered if name not in op_types),
         "optimizer_stages": [{"stage": stage, "layers": count} for stage, count in engine.optimizer_stages],
     }
 

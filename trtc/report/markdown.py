@@ -45,6 +45,7 @@ def render_markdown(report: dict) -> str:
             lines += [f"- `{n['name']}` ({n['op_type']})" for n in fusion["folded_nodes"]]
     else:
         lines += ["", "## Fusion map", "", "Not available: TensorRT logged no layer information for this build."]
+    lines += _precision(report.get("precision", {}), report.get("accuracy"))
     if report.get("warnings"):
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in report["warnings"]]
     return "\n".join(lines) + "\n"
@@ -83,6 +84,25 @@ def _cost(cost: dict | None, fusion: dict) -> list[str]:
                          f"{kernel['estimated_us']:.2f} us, {kernel['bound']}-bound")
     if cost["unknown_nodes"]:
         lines += ["", f"{len(cost['unknown_nodes'])} node(s) with shapes inference could not tell are counted as 0."]
+    return lines
+
+
+def _precision(precision: dict, accuracy: dict | None) -> list[str]:
+    lines = []
+    if precision.get("mode", "fp32") != "fp32":
+        lines += ["", "## Precision", "", f"Mode {precision['mode']}: {precision.get('converted_nodes', 0)} nodes converted, "
+                  f"{precision.get('casts_inserted', 0)} casts inserted."]
+        if precision.get("kept_fp32"):
+            lines += ["", "Kept in FP32:", ""] + [f"- `{node}`: {why}" for node, why in precision["kept_fp32"].items()]
+    if accuracy:
+        lines += ["", "## Accuracy against FP32", "", f"Samples: {accuracy['samples']} ({accuracy['source']})"
+                  + (". Reduced precision emulated by rounding in FP32 (onnxruntime has no BF16 CPU kernels)." if accuracy["emulated"] else "."),
+                  "", "| output | max abs error | relative L2 | cosine | top-1 agreement |", "| --- | ---: | ---: | ---: | ---: |"]
+        for o in accuracy["outputs"]:
+            top1 = f"{o['top1_agreement']:.4f}" if o["top1_agreement"] is not None else "-"
+            lines.append(f"| `{o['name']}` | {o['max_abs_error']:.3g} | {o['rel_l2_error']:.3g} | {o['cosine']:.6f} | {top1} |")
+        if accuracy["gates"]:
+            lines += ["", "Gates: " + ", ".join(f"{k} {v}" for k, v in accuracy["gates"].items()) + ": passed."]
     return lines
 
 

@@ -1,0 +1,67 @@
+"""Reduced-precision builds end to end with TensorRT-RTX: the kernels TensorRT chose, the accuracy
+table, and the gate that stops a build (exit 3, nothing written)."""
+
+import json
+
+import numpy as np
+
+from tests import models
+from tests.cli.test_build_cli import run, snapshot
+
+
+def report_of(spec):
+    return json.loads((spec.parent / "build" / f"{spec.stem}.report.json").read_text())
+
+
+def test_fp16_demo_runs_in_half_precision(demo_copy):
+    result = run("build", demo_copy, "--set", "precision=fp16")
+    assert result.exit_code == 0, result.stderr
+    report = report_of(demo_copy)
+    convolutions = [k for k in report["fusion"]["kernels"] if k["type"] == "correlation"]
+    assert convolutions and all(k["precision"] == "Half" for k in convolutions)
+    assert report["precision"]["converted_nodes"] == 15 and report["precision"]["kept_fp32"] == {}
+    accuracy = report["accuracy"]
+    assert accuracy["samples"] == 64 and accuracy["source"].startswith("random inputs at the opt shape")
+    assert all(o["cosine"] > 0.9999 for o in accuracy["outputs"])
+    assert next(o for o in accuracy["outputs"] if o["name"] == "softmax.out")["top1_agreement"] > 0.9
+    assert "fp16: 15 nodes converted" in result.stderr
+
+
+def test_bf16_build_and_emulated_accuracy(demo_copy):
+    result = run("build", demo_copy, "--set", "precision=bf16")
+    assert result.exit_code == 0, result.stderr
+    report = report_of(demo_copy)
+    assert {k["precision"] for k in report["fusion"]["kernels"] if k["type"] == "correlation"} == {"BFloat16"}
+    assert report["accuracy"]["emulated"] is True
+
+
+def test_keep_fp32_keeps_kernels_in_float(demo_copy):
+    result = run("build", demo_copy, "--set", "precision={mode: fp16, keep_fp32: ['head*']}")
+    assert result.exit_code == 0, result.stderr
+    kernels = report_of(demo_copy)["fusion"]["kernels"]
+    head = next(k for k in kernels if k["type"] == "correlation" and "head0" in k["onnx_nodes"])
+    stem = next(k for k in kernels if k["type"] == "correlation" and "stem.conv" in k["onnx_nodes"])
+    assert (head["precision"], stem["precision"]) == ("Float", "Half")
+
+
+def test_failed_accuracy_gate_exits_3_and_writes_nothing(demo_copy):
+    before = snapshot(demo_copy.parent)
+    result = run("build", demo_copy, "--set", "precision=bf16", "--set", "accuracy.min_cosine=0.9999999")
+    assert result.exit_code == 3
+    assert "error: accuracy gate failed for bf16: output '" in result.stderr
+    assert "< accuracy.min_cosine 0.9999999" in result.stderr
+    assert snapshot(demo_copy.parent) == before
+
+
+def test_accuracy_on_user_data(tmp_path):
+    models.save(models.conv_bn_relu(), tmp_path / "model.onnx")
+    (tmp_path / "data").mkdir()
+    for index in range(3):
+        np.save(tmp_path / "data" / f"sample{index}.npy", np.random.default_rng(index).standard_normal((2, 3, 16, 16)).astype(np.float32))
+    spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 4\nprecision: fp16\naccuracy: {data: data, samples: 5, min_cosine: 0.999}\n"
+                                       "target: {compute_capabilities: [8.9]}\n")
+    result = run("build", spec)
+    assert result.exit_code == 0, result.stderr
+    accuracy = report_of(spec)["accuracy"]
+    assert accuracy["samples"] == 5 and accuracy["source"].startswith("accuracy.data: 3 npy file(s)")
+    assert accuracy["passed"] is True

@@ -1,0 +1,50 @@
+"""onnxruntime on the CPU as the numerical reference. A model it cannot load or run raises
+`ReferenceUnavailable` with the reason; callers decide whether that is fatal."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+
+from trtc.errors import TrtcError
+
+
+class ReferenceUnavailable(TrtcError):
+    """onnxruntime cannot run this model (an op it lacks, a type it does not support, ...)."""
+
+
+class Reference:
+    def __init__(self, model: onnx.ModelProto | bytes, outputs: list[str] | None = None, optimize: bool = True):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # warnings about unused initializers are noise here
+        if not optimize:
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        data = model if isinstance(model, bytes) else model.SerializeToString()
+        try:
+            self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise ReferenceUnavailable(f"onnxruntime cannot load the model: {_first_line(exc)}") from None
+        self.outputs = outputs or [o.name for o in self.session.get_outputs()]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        try:
+            values = self.session.run(self.outputs, feeds)
+        except Exception as exc:  # noqa: BLE001
+            raise ReferenceUnavailable(f"onnxruntime cannot run the model: {_first_line(exc)}") from None
+        return dict(zip(self.outputs, values))
+
+
+def with_outputs(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
+    """A copy of `model` whose graph outputs are `names` (any intermediate tensors)."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    del copy.graph.output[:]
+    copy.graph.output.extend(onnx.helper.make_empty_tensor_value_info(name) for name in names)
+    return copy
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__

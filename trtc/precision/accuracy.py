@@ -1,0 +1,95 @@
+"""How much accuracy a precision change cost: the FP32 model and the converted one run in
+onnxruntime on the same held-out samples; per output the max abs error, relative L2 error,
+cosine similarity and, for outputs shaped like class scores ([batch, classes], classes >= 2),
+top-1 agreement. Gates from the spec's `accuracy` block turn a shortfall into exit code 3."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Iterable
+
+import numpy as np
+import onnx
+
+from trtc.errors import AccuracyGateError
+from trtc.graph.reference import Reference
+
+
+@dataclass
+class OutputAccuracy:
+    name: str
+    samples: int
+    max_abs_error: float
+    rel_l2_error: float
+    cosine: float
+    top1_agreement: float | None
+
+
+class _Accumulator:
+    """Sums that make the metrics over all batches without keeping outputs."""
+
+    def __init__(self, name: str):
+        self.name, self.samples, self.max_abs = name, 0, 0.0
+        self.diff2 = self.ref2 = self.dot = self.out2 = 0.0
+        self.top1_same = self.top1_total = 0
+
+    def add(self, reference: np.ndarray, converted: np.ndarray) -> None:
+        ref, out = reference.astype(np.float64).ravel(), converted.astype(np.float64).ravel()
+        self.samples += reference.shape[0] if reference.ndim else 1
+        self.max_abs = max(self.max_abs, float(np.max(np.abs(ref - out))) if ref.size else 0.0)
+        self.diff2 += float(np.sum((ref - out) ** 2))
+        self.ref2 += float(np.sum(ref**2))
+        self.out2 += float(np.sum(out**2))
+        self.dot += float(np.sum(ref * out))
+        if reference.ndim == 2 and reference.shape[1] >= 2:
+            self.top1_same += int(np.sum(reference.argmax(1) == converted.argmax(1)))
+            self.top1_total += reference.shape[0]
+
+    def result(self) -> OutputAccuracy:
+        rel = np.sqrt(self.diff2 / self.ref2) if self.ref2 > 0 else float(np.sqrt(self.diff2))
+        cosine = self.dot / np.sqrt(self.ref2 * self.out2) if self.ref2 > 0 and self.out2 > 0 else (1.0 if self.diff2 == 0 else 0.0)
+        top1 = self.top1_same / self.top1_total if self.top1_total else None
+        return OutputAccuracy(self.name, self.samples, self.max_abs, float(rel), float(cosine), top1)
+
+
+def measure_accuracy(reference: onnx.ModelProto | bytes, converted: onnx.ModelProto | bytes,
+                     batches: Iterable[dict[str, np.ndarray]]) -> list[OutputAccuracy]:
+    fp32, reduced = Reference(reference), Reference(converted)
+    sums = {name: _Accumulator(name) for name in fp32.outputs}
+    for feeds in batches:
+        expected, actual = fp32.run(feeds), reduced.run(_cast_like(reduced, feeds))
+        for name, accumulator in sums.items():
+            accumulator.add(expected[name], actual[name])
+    return [accumulator.result() for accumulator in sums.values()]
+
+
+def gate_failures(results: list[OutputAccuracy], gates: dict) -> list[str]:
+    """One line per output that misses a gate set in the spec's `accuracy` block."""
+    failures = []
+    for result in results:
+        if "min_cosine" in gates and result.cosine < gates["min_cosine"]:
+            failures.append(f"output '{result.name}': cosine {result.cosine:.6f} < accuracy.min_cosine {gates['min_cosine']}")
+        if "max_rel_l2" in gates and result.rel_l2_error > gates["max_rel_l2"]:
+            failures.append(f"output '{result.name}': relative L2 error {result.rel_l2_error:.3g} > accuracy.max_rel_l2 {gates['max_rel_l2']}")
+        if "min_top1_agreement" in gates and result.top1_agreement is not None and result.top1_agreement < gates["min_top1_agreement"]:
+            failures.append(f"output '{result.name}': top-1 agreement {result.top1_agreement:.4f} < accuracy.min_top1_agreement {gates['min_top1_agreement']}")
+    return failures
+
+
+def enforce(results: list[OutputAccuracy], gates: dict, mode: str) -> None:
+    failures = gate_failures(results, gates)
+    if failures:
+        raise AccuracyGateError(f"accuracy gate failed for {mode}: {failures[0]}"
+                                + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
+                                + "; keep sensitive layers in higher precision (precision.keep_fp32) or relax the gate", failures)
+
+
+def as_dicts(results: list[OutputAccuracy]) -> list[dict]:
+    return [asdict(result) for result in results]
+
+
+def _cast_like(reference: Reference, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Inputs the converted model declares in reduced precision (keep_io_types: false) get cast."""
+    kinds = {i.name: i.type for i in reference.session.get_inputs()}
+    cast = {"tensor(float16)": np.float16, "tensor(float)": np.float32}
+    return {name: value.astype(cast[kinds[name]]) if kinds.get(name) in cast else value for name, value in feeds.items()}

@@ -1,0 +1,142 @@
+"""Where calibration and accuracy samples come from, streamed in batches (never all in memory):
+
+- a folder of `.npy` files (single-input models; one sample or a batch each) or `.npz` files
+  (arrays named by input);
+- a folder of images (`.jpg`, `.png`, ...) with declared preprocessing (needs Pillow);
+- `python:module:function`, a generator the user writes, yielding dicts of arrays: this runs
+  the user's code, so it is opt-in by its prefix.
+
+Every problem (missing or empty folder, wrong shape or dtype, NaN/Inf) is one line that names the
+file and the fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from trtc.errors import SpecError
+from trtc.graph.profiles import ModelInput
+from trtc.precision.images import IMAGE_SUFFIXES, load_image
+
+
+class SampleSource:
+    def __init__(self, where: str, key: str, inputs: list[ModelInput], base: Path, preprocess: dict | None = None):
+        self.key, self.inputs, self.preprocess = key, {i.name: i for i in inputs}, preprocess or {}
+        self.generator = None
+        if where.startswith("python:"):
+            self.generator = _load_generator(where.removeprefix("python:"), key, base)
+            self.files, self.description = [], f"generator {where.removeprefix('python:')}"
+            return
+        folder = (base / where).resolve()
+        if not folder.is_dir():
+            raise SpecError(f"{key}: folder not found: {folder} (paths are relative to the spec's folder)")
+        suffixes = {".npy", ".npz", *IMAGE_SUFFIXES}
+        self.files = sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes)
+        if not self.files:
+            raise SpecError(f"{key}: {folder} holds no .npy, .npz or image files; put calibration samples there")
+        kinds = {"image" if p.suffix.lower() in IMAGE_SUFFIXES else p.suffix.lower() for p in self.files}
+        if len(kinds) > 1:
+            raise SpecError(f"{key}: {folder} mixes {', '.join(sorted(kinds))} files; keep one kind per folder")
+        if ".npy" in kinds and len(self.inputs) != 1:
+            raise SpecError(f"{key}: .npy files need a single-input model; this one has {', '.join(self.inputs)}: use .npz files with arrays named by input")
+        if "image" in kinds and len(self.inputs) != 1:
+            raise SpecError(f"{key}: images need a single-input model; use .npz files with arrays named by input")
+        self.description = f"{len(self.files)} {kinds.pop().lstrip('.')} file(s) in {folder}"
+
+    def fingerprint(self) -> str:
+        """Hash of the file names and contents (or of the generator's name): keys the cache."""
+        digest = hashlib.sha256(self.description.encode())
+        for path in self.files:
+            digest.update(path.name.encode())
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+        return digest.hexdigest()
+
+    def batches(self, batch: int, limit: int, skip: int = 0) -> Iterator[dict[str, np.ndarray]]:
+        """Batches of up to `batch` samples; `skip` samples first (held out for accuracy)."""
+        pending: list[dict[str, np.ndarray]] = []
+        seen = 0
+        for sample in self._samples():
+            seen += 1
+            if seen <= skip:
+                continue
+            if seen > skip + limit:
+                break
+            pending.append(sample)
+            if len(pending) == batch:
+                yield _stack(pending)
+                pending = []
+        if pending:
+            yield _stack(pending)
+
+    def _samples(self) -> Iterator[dict[str, np.ndarray]]:
+        """One sample at a time (batch axis of size 1), checked."""
+        for origin, arrays in self._raw():
+            checked = {name: self._check(name, np.asarray(value), origin) for name, value in arrays.items()}
+            missing = set(self.inputs) - set(checked)
+            if missing:
+                raise SpecError(f"{self.key}: {origin} has no array for input '{sorted(missing)[0]}'; name the arrays by input")
+            count = len(next(iter(checked.values())))
+            for index in range(count):
+                yield {name: value[index : index + 1] for name, value in checked.items()}
+
+    def _raw(self) -> Iterator[tuple[str, dict]]:
+        if self.generator is not None:
+            for index, item in enumerate(self.generator()):
+                single = next(iter(self.inputs))
+                yield f"generator item {index}", item if isinstance(item, dict) else {single: item}
+            return
+        single = next(iter(self.inputs))
+        for path in self.files:
+            suffix = path.suffix.lower()
+            try:
+                if suffix == ".npy":
+                    yield str(path), {single: np.load(path, allow_pickle=False)}
+                elif suffix == ".npz":
+                    with np.load(path, allow_pickle=False) as archive:
+                        yield str(path), {name: archive[name] for name in archive.files if name in self.inputs}
+                else:
+                    yield str(path), {single: load_image(path, self.preprocess, self.inputs[single], self.key)}
+            except (ValueError, OSError) as exc:
+                raise SpecError(f"{self.key}: cannot read {path}: {exc}") from None
+
+    def _check(self, name: str, value: np.ndarray, origin: str) -> np.ndarray:
+        item = self.inputs.get(name)
+        if item is None:
+            return value
+        expected = np.dtype(item.dtype)
+        if value.dtype.kind != expected.kind and not (value.dtype.kind in "iu" and expected.kind in "iu"):
+            raise SpecError(f"{self.key}: {origin}: input '{name}' is {value.dtype}, the model wants {expected}; convert the data")
+        if value.ndim == len(item.dims) - 1:
+            value = value[None]  # one sample without its batch axis
+        if value.ndim != len(item.dims) or any(isinstance(d, int) and d != s for d, s in zip(item.dims[1:], value.shape[1:])):
+            raise SpecError(f"{self.key}: {origin}: input '{name}' has shape {list(value.shape)}; the model wants {item.describe()}")
+        if expected.kind == "f" and not np.isfinite(value).all():
+            raise SpecError(f"{self.key}: {origin}: input '{name}' holds NaN or Inf values; clean the data")
+        return value.astype(expected, copy=False)
+
+
+def _stack(samples: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {name: np.concatenate([s[name] for s in samples]) for name in samples[0]}
+
+
+def _load_generator(target: str, key: str, base: Path):
+    module_name, sep, function = target.partition(":")
+    if not sep or not module_name or not function:
+        raise SpecError(f"{key}: expected python:module:function, got 'python:{target}'")
+    sys.path.insert(0, str(base))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SpecError(f"{key}: cannot import {module_name} (searched the spec's folder too): {exc}") from None
+    finally:
+        sys.path.remove(str(base))
+    generator = getattr(module, function, None)
+    if not callable(generator):
+        raise SpecError(f"{key}: {module_name} has no function {function}")
+    return generator
