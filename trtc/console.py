@@ -71,6 +71,13 @@ class BuildProgress:
     def warning(self, text: str) -> None:
         self.terminal.warning(text)
 
+    def progress(self, label: str, done: int, total: int) -> None:
+        """Work trtc does itself (calibration): a bar on a terminal, nothing in logs."""
+        if self._live:
+            if label not in self._tasks:
+                self._tasks[label] = self._live.add_task(escape(label), total=total)
+            self._live.update(self._tasks[label], completed=min(done, total))
+
     def phase_start(self, name: str, parent: str | None, steps: int) -> None:
         depth = self._depth.get(parent, -1) + 1 if parent else 0
         self._depth[name] = depth
@@ -119,7 +126,13 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
             line += f"; roofline on {cost['gpu']['name']}: {cost['estimated_total_us']:.1f} us"
         console.print(line)
     precision, accuracy = report.get("precision", {}), report.get("accuracy")
-    if precision.get("mode", "fp32") != "fp32":
+    calibration = report.get("calibration")
+    if calibration:
+        console.print(f"  {calibration['mode']}: {len(calibration['quantized_layers'])} layers quantized ({calibration['method']} calibration on "
+                      f"{calibration['samples']} samples, cache {calibration['cache']}), {len(calibration['not_quantized'])} left in "
+                      f"{calibration['fallback']}" + (f"; auto_fallback kept back {', '.join(calibration['auto_fallback']['kept_back'])}"
+                                                       if calibration.get("auto_fallback") else ""))
+    elif precision.get("mode", "fp32") != "fp32":
         kept = precision.get("kept_fp32", {})
         console.print(f"  {precision['mode']}: {precision.get('converted_nodes', 0)} nodes converted, {len(kept)} kept in FP32, "
                       f"{precision.get('casts_inserted', 0)} casts inserted")

@@ -36,6 +36,7 @@ from trtc.spec.model import Spec
 class PipelineObserver(BuildObserver, Protocol):
     def stage(self, name: str) -> None: ...
     def warning(self, text: str) -> None: ...
+    def progress(self, label: str, done: int, total: int) -> None: ...
 
 
 @dataclass
@@ -59,6 +60,7 @@ class PreparedGraph:
     model_sha256: str
     sections: dict[str, object]
     warnings: list[str]
+    extra_files: list[tuple[Path, str]]  # e.g. a calibration cache, written with the outputs
 
 
 def build(spec: Spec, observer: PipelineObserver) -> BuildOutcome:
@@ -88,6 +90,8 @@ def build(spec: Spec, observer: PipelineObserver) -> BuildOutcome:
         staged.write(spec.output.log, _log_text(result.log))
         if spec.output.onnx:
             staged.write(spec.output.onnx, graph.onnx_bytes if graph.onnx_bytes is not None else graph.source.path.read_bytes())
+        for path, text in graph.extra_files:
+            staged.write(path, text)
         if spec.target.timing_cache and result.timing_cache:
             staged.write(spec.target.timing_cache, result.timing_cache)
         staged.commit()
@@ -121,9 +125,11 @@ def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path) -> Prep
 
     if spec.precision.mode != "fp32":
         observer.stage(f"converting to {spec.precision.mode} and measuring accuracy")
-    precision = apply_precision(model, spec, model_inputs(model), profiles[0])
+    precision = apply_precision(model, spec, model_inputs(model), profiles[0], loaded.sha256,
+                                lambda done, total: observer.progress("calibrating", done, total))
     model = precision.model
     sections.update(precision.sections)
+    extra_files = precision.files
     for warning in precision.warnings:
         observer.warning(warning)
     warnings += precision.warnings
@@ -131,14 +137,12 @@ def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path) -> Prep
     source, onnx_bytes = _model_source(model, loaded, spec, scratch)
     added = {n.name: n.op_type for n in model.graph.node if n.name not in original_nodes and n.name not in origins}
     return PreparedGraph(source=source, onnx_bytes=onnx_bytes, nodes=original_nodes, origins=origins, costs=costs, added=added,
-                         profiles=profiles, model_sha256=loaded.sha256, sections=sections, warnings=warnings)
+                         profiles=profiles, model_sha256=loaded.sha256, sections=sections, warnings=warnings, extra_files=extra_files)
 
 
 def _refuse_unimplemented(spec: Spec) -> None:
     """Keys the schema reserves for features this version does not have yet: refuse them rather
     than build something other than what the spec says."""
-    if spec.precision.mode in ("int8", "fp8"):
-        raise SpecError(f"precision.mode: '{spec.precision.mode}' is not available in trtc {__version__} yet; use fp32, fp16 or bf16")
     pinned = [name for name, s in spec.input_settings.items() if s.value is not None]
     if pinned:
         raise SpecError(f"inputs.{pinned[0]}.value: pinning inputs is not available in trtc {__version__} yet; remove 'value'")

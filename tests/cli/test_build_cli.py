@@ -101,8 +101,9 @@ BAD_INPUTS = {
                               "error: target.backend is 'tensorrt' but it does not import: `pip install tensorrt` or set target.backend: auto"),
     "model is not onnx": ("model: notes.txt\nmax_batch: 2\n", "spec.yaml", 2,
                           "error: model: {dir}/notes.txt is not a valid ONNX file"),
-    "precision not yet available": ("model: model.onnx\nmax_batch: 2\nprecision: int8\n", "spec.yaml", 2,
-                                    "error: precision.mode: 'int8' is not available in trtc"),
+    "int8 without calibration data": ("model: model.onnx\nmax_batch: 2\nprecision: int8\n", "spec.yaml", 2,
+                                      "error: precision.calibration.data: int8 needs calibration data: a folder of .npy/.npz/images, "
+                                      "python:module:function, or 'random' for a smoke test"),
 }
 
 

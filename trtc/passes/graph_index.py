@@ -42,7 +42,8 @@ class GraphIndex:
 
     def add_initializer(self, name: str, value: np.ndarray) -> str:
         name = self.unique(name)
-        tensor = numpy_helper.from_array(np.ascontiguousarray(value), name)
+        value = np.asarray(value)
+        tensor = numpy_helper.from_array(value if value.flags.c_contiguous else value.copy(order="C"), name)  # keeps 0-d scalars 0-d
         self.graph.initializer.append(tensor)
         self.initializers[name] = tensor
         return name

@@ -33,6 +33,7 @@ CONVERTIBLE = {
     "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization", "Softmax", "Concat", "Split",
     "Slice", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Resize", "Upsample", "Pad", "Gather", "Expand",
     "Tile", "Where", "Identity", "DepthToSpace", "SpaceToDepth", "Sqrt", "ReduceMax", "ReduceMin",
+    "QuantizeLinear", "DequantizeLinear",  # their float scale follows the data (opset 19)
 }
 KEEP_FP32_OPS = {"Exp", "Log", "Pow", "Reciprocal", "ReduceSum", "ReduceMean", "ReduceProd", "ReduceL2", "ReduceSumSquare",
                  "ReduceLogSumExp", "LayerNormalization", "InstanceNormalization", "GroupNormalization", "LogSoftmax", "CumSum"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import onnx
@@ -17,6 +17,7 @@ from trtc.graph.reference import Reference, ReferenceUnavailable, with_outputs
 from trtc.precision.accuracy import as_dicts, enforce, measure_accuracy
 from trtc.precision.autocast import autocast
 from trtc.precision.data import SampleSource
+from trtc.precision.quantize import quantize_until_accurate
 from trtc.spec.model import ShapeRange, Spec
 
 
@@ -25,13 +26,29 @@ class PrecisionOutcome:
     model: onnx.ModelProto
     sections: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    files: list[tuple[Path, str]] = field(default_factory=list)  # written with the build's outputs
 
 
-def apply_precision(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput], profile: dict[str, ShapeRange]) -> PrecisionOutcome:
+def apply_precision(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput], profile: dict[str, ShapeRange],
+                    model_sha256: str = "", progress: Callable[[int, int], None] | None = None) -> PrecisionOutcome:
     mode = spec.precision.mode
     if mode == "fp32":
         return PrecisionOutcome(model)
     outcome = PrecisionOutcome(model)
+    if mode in ("int8", "fp8"):
+        def check(result):
+            return check_accuracy(model, result.measured, spec, inputs, profile, emulated=result.measured is not result.model,
+                                  skip=result.held_out_from)
+
+        result, accuracy = quantize_until_accurate(model, spec, inputs, profile, model_sha256, check, progress)
+        outcome.model = result.model
+        outcome.sections.update(calibration=result.section, accuracy=accuracy,
+                                precision={"mode": mode, "quantized_layers": len(result.section["quantized_layers"]),
+                                           "fallback": result.section["fallback"]})
+        outcome.warnings += result.warnings
+        if result.cache_file:
+            outcome.files.append(result.cache_file)
+        return outcome
     magnitudes = _magnitudes(model, inputs, profile, spec, outcome.warnings) if mode == "fp16" else {}
     converted = autocast(model, mode, spec.precision.keep_fp32, spec.precision.keep_io_types, magnitudes)
     outcome.model = converted.model

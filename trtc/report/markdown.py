@@ -45,7 +45,7 @@ def render_markdown(report: dict) -> str:
             lines += [f"- `{n['name']}` ({n['op_type']})" for n in fusion["folded_nodes"]]
     else:
         lines += ["", "## Fusion map", "", "Not available: TensorRT logged no layer information for this build."]
-    lines += _precision(report.get("precision", {}), report.get("accuracy"))
+    lines += _calibration(report.get("calibration")) + _precision(report.get("precision", {}), report.get("accuracy"))
     if report.get("warnings"):
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in report["warnings"]]
     return "\n".join(lines) + "\n"
@@ -87,9 +87,24 @@ def _cost(cost: dict | None, fusion: dict) -> list[str]:
     return lines
 
 
+def _calibration(calibration: dict | None) -> list[str]:
+    if not calibration:
+        return []
+    lines = ["", "## Quantization", "", f"{calibration['mode'].upper()} with {calibration['method']} calibration on {calibration['samples']} samples "
+             f"({calibration['data']}); cache: {calibration['cache']}; everything not quantized runs in {calibration['fallback']}.", "",
+             f"Quantized layers ({len(calibration['quantized_layers'])}): " + ", ".join(f"`{n}`" for n in calibration["quantized_layers"])]
+    if calibration["not_quantized"]:
+        lines += ["", "Not quantized:", ""] + [f"- `{n}`: {why}" for n, why in calibration["not_quantized"].items()]
+    if calibration.get("auto_fallback"):
+        lines += ["", "auto_fallback returned to the fallback precision: " + ", ".join(f"`{n}`" for n in calibration["auto_fallback"]["kept_back"])]
+    lines += ["", "| tensor | calibrated amax |", "| --- | ---: |"]
+    lines += [f"| `{t}` | {v:.4g} |" for t, v in list(calibration["ranges"].items())[:20]]
+    return lines
+
+
 def _precision(precision: dict, accuracy: dict | None) -> list[str]:
     lines = []
-    if precision.get("mode", "fp32") != "fp32":
+    if precision.get("mode", "fp32") not in ("fp32", "int8", "fp8"):
         lines += ["", "## Precision", "", f"Mode {precision['mode']}: {precision.get('converted_nodes', 0)} nodes converted, "
                   f"{precision.get('casts_inserted', 0)} casts inserted."]
         if precision.get("kept_fp32"):

@@ -1,0 +1,44 @@
+"""Range statistics against hand-computed cases; memory that does not grow with samples."""
+
+import numpy as np
+import pytest
+
+from trtc.precision.histogram import BINS, RangeCollector, entropy_amax, percentile_amax
+
+
+def test_minmax_and_widening_keep_every_count():
+    collector = RangeCollector()
+    collector.add(np.array([0.5, -1.0], np.float32))
+    collector.add(np.array([3.0, -4.0, 0.1], np.float32))  # wider: earlier counts move into wider bins
+    assert collector.amax == 4.0 and collector.top == 4.0
+    assert collector.counts.sum() == 5 and collector.counts.shape == (BINS,)
+    width = 4.0 / BINS
+    assert collector.counts[: int(1.0 / width) + 1].sum() == 3  # 0.1, 0.5 and 1.0 stay below 1.0 after widening
+    assert collector.counts[int(3.0 / width)] == 1 and collector.counts[-1] == 1
+    assert collector.amax_for("minmax") == 4.0
+
+
+def test_percentile_on_a_known_histogram():
+    counts = np.zeros(100, np.int64)
+    counts[:90] = 1  # 90 values spread over the first 90 bins, 10 in the last
+    counts[99] = 10
+    assert percentile_amax(counts, top=100.0, percentile=90.0) == pytest.approx(90.0)
+    assert percentile_amax(counts, top=100.0, percentile=100.0) == pytest.approx(100.0)
+
+
+def test_entropy_keeps_the_range_of_a_uniform_distribution_and_clips_a_long_tail():
+    uniform = np.full(BINS, 1000, np.int64)
+    assert entropy_amax(uniform, top=1.0) == pytest.approx(1.0, abs=1e-3)
+    decaying = np.round(1e6 * np.exp(-np.arange(BINS) / 60.0)).astype(np.int64)
+    decaying[-1] = 1  # one outlier at the very top
+    threshold = entropy_amax(decaying, top=1.0)
+    assert 0.05 < threshold < 0.5  # clips the long tail and the outlier, keeps the bulk
+
+
+def test_collector_memory_is_flat_in_the_number_of_samples():
+    collector = RangeCollector()
+    rng = np.random.default_rng(0)
+    for batch in range(50):
+        collector.add(rng.standard_normal(10_000).astype(np.float32) * (1 + batch / 10))
+        assert collector.counts.nbytes == BINS * 8  # one fixed histogram, no samples kept
+    assert collector.counts.sum() == 500_000

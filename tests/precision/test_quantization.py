@@ -1,0 +1,80 @@
+"""INT8/FP8 post-training quantization with real calibration runs and TensorRT-RTX builds."""
+
+import json
+
+import numpy as np
+from onnx import helper
+
+from tests.cli.test_build_cli import run, snapshot
+from tests.passes.helpers import model, weights
+from trtc.precision.qdq import plan_quantization
+
+
+def calibration_folder(folder, count=24):
+    (folder / "calib").mkdir()
+    rng = np.random.default_rng(3)
+    for index in range(count // 8):
+        np.save(folder / "calib" / f"batch{index}.npy", rng.standard_normal((8, 3, 64, 64)).astype(np.float32))
+
+
+def report_of(spec):
+    return json.loads((spec.parent / "build" / f"{spec.stem}.report.json").read_text())
+
+
+INT8 = "precision={mode: int8, calibration: {data: calib, method: minmax, samples: 16, batch: 8, cache: build/demo.calib.json}}"
+
+
+def test_int8_demo_runs_int8_convolutions_and_reuses_its_cache(demo_copy):
+    calibration_folder(demo_copy.parent)
+    result = run("build", demo_copy, "--set", INT8)
+    assert result.exit_code == 0, result.stderr
+    report = report_of(demo_copy)
+    convolutions = [k for k in report["fusion"]["kernels"] if k["type"] == "correlation"]
+    assert len(convolutions) == 5 and all(k["precision"] == "Int8" for k in convolutions)
+    calibration = report["calibration"]
+    assert calibration["samples"] == 16 and calibration["cache"] == "written"
+    assert calibration["not_quantized"] == {"fc": "GEMM too small to gain from quantization (weights [10, 32])"}
+    assert calibration["residual_inputs"] == ["down.relu.out"]  # the skip branch of the residual Add
+    assert report["accuracy"]["source"].startswith("calibration data held out from calibration")
+    assert report["accuracy"]["samples"] == 8  # 24 samples, 16 used for calibration
+    assert min(o["cosine"] for o in report["accuracy"]["outputs"]) > 0.999
+    cache = demo_copy.parent / "build" / "demo.calib.json"
+    assert json.loads(cache.read_text())["method"] == "minmax"
+    again = run("build", demo_copy, "--set", INT8)
+    assert again.exit_code == 0 and report_of(demo_copy)["calibration"]["cache"] == "hit"
+    np.save(demo_copy.parent / "calib" / "batch0.npy", np.ones((8, 3, 64, 64), np.float32))
+    changed = run("build", demo_copy, "--set", INT8)
+    assert changed.exit_code == 0
+    assert "warning: precision.calibration.cache: stale: " in changed.stderr and "was made for another data fingerprint" in changed.stderr
+    assert report_of(demo_copy)["calibration"]["cache"] == "written"
+
+
+def test_fp8_build_runs_fp8_kernels(demo_copy):
+    result = run("build", demo_copy, "--set", "precision={mode: fp8, calibration: {data: random, samples: 16, method: minmax}}")
+    assert result.exit_code == 0, result.stderr
+    convolutions = [k for k in report_of(demo_copy)["fusion"]["kernels"] if k["type"] == "correlation"]
+    assert {k["precision"] for k in convolutions} == {"FP8"}
+
+
+def test_auto_fallback_returns_sensitive_layers_until_the_gate_holds(demo_copy):
+    strict = "precision={mode: int8, calibration: {data: random, samples: 16, method: entropy}}"
+    before = snapshot(demo_copy.parent)
+    failed = run("build", demo_copy, "--set", strict, "--set", "accuracy.min_cosine=0.999")
+    assert failed.exit_code == 3 and snapshot(demo_copy.parent) == before
+    rescued = run("build", demo_copy, "--set", strict.replace("int8,", "int8, auto_fallback: true,"), "--set", "accuracy.min_cosine=0.999")
+    assert rescued.exit_code == 0, rescued.stderr
+    calibration = report_of(demo_copy)["calibration"]
+    kept_back = calibration["auto_fallback"]["kept_back"]
+    assert kept_back and set(kept_back).isdisjoint(calibration["quantized_layers"])
+    assert len(calibration["auto_fallback"]["ranking"]) == 5
+
+
+def test_plan_skips_small_gemms_keep_fp32_and_non_constant_weights():
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"), helper.make_node("Conv", ["x", "w2"], ["d"], name="kept"),
+             helper.make_node("Conv", ["x", "dyn"], ["e"], name="dynamic"),
+             helper.make_node("Flatten", ["c"], ["f"], name="flat"), helper.make_node("Gemm", ["f", "g"], ["y"], name="tiny", transB=1)]
+    graph = model(nodes, {"x": [1, 3, 4, 4], "dyn": [2, 3, 1, 1]}, ["y", "d", "e"], [weights("w", (2, 3, 1, 1)), weights("w2", (2, 3, 1, 1)), weights("g", (8, 32))])
+    plan = plan_quantization(graph, keep_fp32=("kept",))
+    assert plan.layers == ["conv"] and plan.activations == ["x"]
+    assert plan.skipped == {"kept": "precision.keep_fp32: kept", "dynamic": "weights are not constant",
+                            "tiny": "GEMM too small to gain from quantization (weights [8, 32])"}

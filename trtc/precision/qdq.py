@@ -1,0 +1,158 @@
+"""Q/DQ placement that TensorRT fuses into INT8/FP8 kernels.
+
+- Quantized layers: Conv, ConvTranspose, Gemm and MatMul with constant weights, except GEMMs
+  whose K or N is below 16 (too small to gain) and what `precision.keep_fp32` names.
+- Weights: symmetric, per output channel (axis 0 for Conv and for Gemm with transB, axis 1 for
+  ConvTranspose, MatMul and Gemm without transB), zero point 0; stored already quantized (INT8)
+  or as FP32 behind a QuantizeLinear (FP8), followed by a DequantizeLinear.
+- Activations: symmetric, per tensor, zero point 0, at the data input of each quantized layer.
+- Residual Adds: the input that does not come straight from a quantized layer gets a Q/DQ, the
+  one that does gets none, so TensorRT can fuse the Add into that layer's epilogue.
+Everything else stays in the fallback precision.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from trtc.passes.graph_index import GraphIndex, attributes
+
+QUANTIZED_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
+MIN_GEMM_DIM = 16
+FORMATS = {"int8": (TensorProto.INT8, 127.0), "fp8": (TensorProto.FLOAT8E4M3FN, 448.0)}
+
+
+@dataclass
+class QuantPlan:
+    layers: list[str] = field(default_factory=list)
+    activations: list[str] = field(default_factory=list)  # tensors that need a calibrated range
+    residuals: list[str] = field(default_factory=list)  # Add inputs quantized for epilogue fusion
+    skipped: dict[str, str] = field(default_factory=dict)  # layer -> why it is not quantized
+
+
+def plan_quantization(model: onnx.ModelProto, keep_fp32: tuple[str, ...] = (), exclude: frozenset[str] = frozenset()) -> QuantPlan:
+    index = GraphIndex(model.graph)
+    plan = QuantPlan()
+    for node in model.graph.node:
+        if node.op_type not in QUANTIZED_OPS or node.domain:
+            continue
+        why = _skip_reason(node, index, keep_fp32, exclude)
+        if why:
+            plan.skipped[node.name] = why
+            continue
+        plan.layers.append(node.name)
+        if node.input[0] not in plan.activations:
+            plan.activations.append(node.input[0])
+    quantized_outputs = {out for node in model.graph.node if node.name in plan.layers for out in node.output}
+    for node in model.graph.node:
+        if node.op_type == "Add" and len(node.input) == 2 and all(index.constant(x) is None for x in node.input):
+            direct = [x in quantized_outputs for x in node.input]
+            if direct.count(True) == 1:
+                residual = node.input[direct.index(False)]
+                if residual not in plan.activations:
+                    plan.activations.append(residual)
+                if residual not in plan.residuals:
+                    plan.residuals.append(residual)
+    return plan
+
+
+def _skip_reason(node: onnx.NodeProto, index: GraphIndex, keep_fp32, exclude) -> str | None:
+    for pattern in keep_fp32:
+        if fnmatch.fnmatchcase(node.name, pattern) or fnmatch.fnmatchcase(node.op_type, pattern):
+            return f"precision.keep_fp32: {pattern}"
+    if node.name in exclude:
+        return "returned to fallback precision by auto_fallback"
+    weight = index.constant(node.input[1]) if len(node.input) > 1 else None
+    if weight is None or not np.issubdtype(weight.dtype, np.floating):
+        return "weights are not constant"
+    if node.op_type in ("Gemm", "MatMul") and (weight.ndim != 2 or min(weight.shape) < MIN_GEMM_DIM):
+        return f"GEMM too small to gain from quantization (weights {list(weight.shape)})"
+    return None
+
+
+def insert_qdq(model: onnx.ModelProto, plan: QuantPlan, ranges: dict[str, float], mode: str) -> onnx.ModelProto:
+    """A copy of `model` with Q/DQ pairs on the planned activations and quantized weights."""
+    quantized = onnx.ModelProto()
+    quantized.CopyFrom(model)
+    graph = quantized.graph
+    _require_opset(quantized, 19 if mode == "fp8" else 13)
+    qtype, qmax = FORMATS[mode]
+    index = GraphIndex(graph)
+    new_nodes: dict[str, list[onnx.NodeProto]] = {}  # consumer node name -> nodes to put before it
+    activation_dq: dict[str, str] = {}
+    for tensor in plan.activations:
+        amax = max(ranges.get(tensor, 0.0), 1e-12)
+        scale = index.add_initializer(f"{tensor}/scale", np.array(amax / qmax, np.float32))
+        zero = _zero_point(index, f"{tensor}/zero", qtype, ())
+        q = helper.make_node("QuantizeLinear", [tensor, scale, zero], [f"{tensor}/q"], name=f"{tensor}/quantize")
+        dq = helper.make_node("DequantizeLinear", [f"{tensor}/q", scale, zero], [f"{tensor}/dq"], name=f"{tensor}/dequantize")
+        activation_dq[tensor] = dq.output[0]
+        new_nodes.setdefault(_first_reader(graph, tensor), []).extend([q, dq])
+    residual_readers = set(plan.residuals)
+    for node in graph.node:
+        if node.name in plan.layers:
+            node.input[0] = activation_dq.get(node.input[0], node.input[0])
+            node.input[1] = _quantized_weight(node, index, qtype, qmax, new_nodes.setdefault(node.name, []))
+        elif node.op_type == "Add":
+            node.input[:] = [activation_dq[x] if x in residual_readers else x for x in node.input]
+    ordered = []
+    for node in graph.node:
+        ordered.extend(new_nodes.get(node.name, []))
+        ordered.append(node)
+    copies = [_copy(node) for node in ordered]
+    del graph.node[:]
+    graph.node.extend(copies)
+    return quantized
+
+
+def _quantized_weight(node: onnx.NodeProto, index: GraphIndex, qtype: int, qmax: float, before: list) -> str:
+    weight = index.constant(node.input[1]).astype(np.float32)
+    attrs = attributes(node)
+    axis = 1 if node.op_type in ("ConvTranspose", "MatMul") or (node.op_type == "Gemm" and not attrs.get("transB", 0)) else 0
+    reduce_axes = tuple(a for a in range(weight.ndim) if a != axis)
+    amax = np.maximum(np.abs(weight).max(axis=reduce_axes), 1e-12)
+    scale = (amax / qmax).astype(np.float32)
+    scale_name = index.add_initializer(f"{node.name}.weight/scale", scale)
+    zero_name = _zero_point(index, f"{node.name}.weight/zero", qtype, scale.shape)
+    shaped = scale.reshape([-1 if a == axis else 1 for a in range(weight.ndim)])
+    if qtype == TensorProto.INT8:
+        stored = index.add_initializer(f"{node.name}.weight/int8", np.clip(np.rint(weight / shaped), -127, 127).astype(np.int8))
+    else:  # FP8: keep FP32 weights behind a QuantizeLinear that TensorRT folds
+        stored = index.unique(f"{node.name}.weight/fp8")
+        before.append(helper.make_node("QuantizeLinear", [node.input[1], scale_name, zero_name], [stored], name=f"{node.name}.weight/quantize", axis=axis))
+    dequantized = index.unique(f"{node.name}.weight/dq")
+    before.append(helper.make_node("DequantizeLinear", [stored, scale_name, zero_name], [dequantized], name=f"{node.name}.weight/dequantize", axis=axis))
+    return dequantized
+
+
+def _zero_point(index: GraphIndex, name: str, qtype: int, shape) -> str:
+    """Zero points are 0 (symmetric); built as a TensorProto since numpy has no FP8."""
+    name = index.unique(name)
+    count = int(np.prod(shape)) if shape else 1
+    tensor = helper.make_tensor(name, qtype, list(shape), [0] * count)
+    index.graph.initializer.append(tensor)
+    index.initializers[name] = tensor
+    return name
+
+
+def _first_reader(graph: onnx.GraphProto, tensor: str) -> str:
+    return next(node.name for node in graph.node if tensor in node.input)
+
+
+def _require_opset(model: onnx.ModelProto, minimum: int) -> None:
+    for opset in model.opset_import:
+        if opset.domain in ("", "ai.onnx") and opset.version < minimum:
+            # Later opsets only add optional inputs/attributes with defaults to the ops trtc
+            # emits and meets here; per-channel DequantizeLinear needs 13, FP8 needs 19.
+            opset.version = minimum
+
+
+def _copy(node: onnx.NodeProto) -> onnx.NodeProto:
+    copy = onnx.NodeProto()
+    copy.CopyFrom(node)
+    return copy

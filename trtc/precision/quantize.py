@@ -1,0 +1,135 @@
+"""INT8 / FP8 post-training quantization for `trtc build`: plan the Q/DQ placement, calibrate the
+activation ranges (or reuse a matching cache), insert Q/DQ, put the rest in the fallback
+precision, and measure accuracy on held-out samples. With `auto_fallback`, the layers whose
+quantization hurts most return to the fallback precision until the accuracy gate holds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnx
+
+from trtc.errors import AccuracyGateError, SpecError
+from trtc.graph.profiles import ModelInput
+from trtc.graph.random_inputs import random_feeds
+from trtc.precision.accuracy import measure_accuracy
+from trtc.precision.autocast import autocast
+from trtc.precision.calibrate import cache_document, cache_key, collect_ranges, read_cache
+from trtc.precision.data import SampleSource
+from trtc.precision.qdq import QuantPlan, insert_qdq, plan_quantization
+from trtc.spec.model import ShapeRange, Spec
+
+AUTO_FALLBACK_STEPS = 16  # layers returned to fallback at most, one build's worth of patience
+
+
+@dataclass
+class Quantized:
+    model: onnx.ModelProto
+    section: dict
+    measured: onnx.ModelProto | None = None  # what onnxruntime runs for accuracy (no BF16 kernels there)
+    held_out_from: int = 0  # calibration samples used (accuracy skips them)
+    cache_file: tuple[Path, str] | None = None  # written with the build's outputs
+    warnings: list[str] = field(default_factory=list)
+
+
+def quantize(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput], profile: dict[str, ShapeRange],
+             model_sha256: str, progress: Callable[[int, int], None] | None = None, exclude: frozenset[str] = frozenset()) -> Quantized:
+    settings = spec.precision.calibration
+    mode, method = spec.precision.mode, settings.get("method", "entropy")
+    percentile, samples, batch = settings.get("percentile", 99.99), settings.get("samples", 512), settings.get("batch", 16)
+    if "data" not in settings:
+        raise SpecError(f"precision.calibration.data: {mode} needs calibration data: a folder of .npy/.npz/images, "
+                        "python:module:function, or 'random' for a smoke test")
+    plan = plan_quantization(model, spec.precision.keep_fp32, exclude)
+    warnings: list[str] = []
+    base = spec.source.parent if spec.source else Path.cwd()
+    if settings["data"] == "random":
+        warnings.append("precision.calibration.data: random inputs give ranges that fit no real data; use them for smoke tests only")
+        fingerprint, description = "random", "random inputs at the opt shape"
+        batches = _random_batches(inputs, profile, spec, batch, samples)
+    else:
+        source = SampleSource(settings["data"], "precision.calibration.data", inputs, base, settings.get("preprocess"))
+        fingerprint, description = source.fingerprint(), source.description
+        batches = source.batches(batch, samples)
+    cache_path = (base / settings["cache"]).resolve() if settings.get("cache") else None
+    key = cache_key(model_sha256, fingerprint, method, percentile)
+    ranges, status = read_cache(cache_path, key, plan.activations)
+    used = samples
+    if status.startswith("stale"):
+        warnings.append(f"precision.calibration.cache: {status}; calibrating again")
+    if ranges is None:
+        ranges, used = collect_ranges(model, plan.activations, batches, method, percentile,
+                                      (lambda done: progress(done, samples)) if progress else None)
+        status = "written" if cache_path else "not used"
+    fallback = spec.precision.fallback or "fp16"
+    with_qdq = insert_qdq(model, plan, ranges, mode)
+    quantized = _with_fallback(with_qdq, fallback, spec)
+    section = {
+        "mode": mode, "method": method, "percentile": percentile if method == "percentile" else None, "samples": used,
+        "data": description, "cache": status, "fallback": fallback, "quantized_layers": plan.layers,
+        "not_quantized": plan.skipped, "residual_inputs": plan.residuals,
+        "ranges": {t: round(v, 6) for t, v in sorted(ranges.items(), key=lambda item: -item[1])},
+    }
+    cache_file = (cache_path, cache_document(key, ranges, used)) if cache_path and status == "written" else None
+    measured = with_qdq if fallback == "bf16" else quantized
+    return Quantized(quantized, section, measured, used if settings["data"] != "random" else 0, cache_file, warnings)
+
+
+def sensitivity(model: onnx.ModelProto, plan: QuantPlan, ranges: dict[str, float], mode: str, feeds: dict[str, np.ndarray]) -> list[tuple[str, float]]:
+    """Output error (relative L2, worst output) of quantizing each layer alone, worst first."""
+    scores = []
+    for layer in plan.layers:
+        alone = QuantPlan(layers=[layer], activations=[_input_of(model, layer)], residuals=[])
+        results = measure_accuracy(model, insert_qdq(model, alone, ranges, mode), [feeds])
+        scores.append((layer, max(r.rel_l2_error for r in results)))
+    return sorted(scores, key=lambda item: -item[1])
+
+
+def quantize_until_accurate(model, spec, inputs, profile, model_sha256, check, progress=None) -> tuple[Quantized, dict]:
+    """Quantize; when the accuracy gate fails and auto_fallback is on, return the most sensitive
+    layers to the fallback precision one at a time until it holds."""
+    result = quantize(model, spec, inputs, profile, model_sha256, progress)
+    try:
+        return result, check(result)
+    except AccuracyGateError as failure:
+        if not spec.precision.auto_fallback:
+            raise
+        plan = plan_quantization(model, spec.precision.keep_fp32)
+        ranges = {t: float(v) for t, v in result.section["ranges"].items()}
+        feeds = random_feeds(inputs, {n: r.opt for n, r in profile.items()}, seed=7)
+        ranking = sensitivity(model, plan, ranges, spec.precision.mode, feeds)
+        kept_back: list[str] = []
+        for layer, _ in ranking[:AUTO_FALLBACK_STEPS]:
+            kept_back.append(layer)
+            result = quantize(model, spec, inputs, profile, model_sha256, progress, exclude=frozenset(kept_back))
+            try:
+                accuracy = check(result)
+            except AccuracyGateError:
+                continue
+            result.section["auto_fallback"] = {"kept_back": kept_back, "ranking": [{"layer": l, "rel_l2_error": e} for l, e in ranking]}
+            return result, accuracy
+        raise AccuracyGateError(f"{failure.message}; auto_fallback returned {len(kept_back)} layer(s) to "
+                                f"{spec.precision.fallback or 'fp16'} and the gate still fails", failure.details) from None
+
+
+def _with_fallback(model: onnx.ModelProto, fallback: str, spec: Spec) -> onnx.ModelProto:
+    if fallback == "fp32":
+        return model
+    for opset in model.opset_import:  # Q/DQ with FP16/BF16 scales need opset 19
+        if opset.domain in ("", "ai.onnx") and opset.version < 19:
+            opset.version = 19
+    return autocast(model, fallback, spec.precision.keep_fp32, spec.precision.keep_io_types).model
+
+
+def _random_batches(inputs, profile, spec, batch, samples):
+    shapes = {name: (batch, *r.opt[1:]) for name, r in profile.items()}
+    ranges = {name: s.value_range for name, s in spec.input_settings.items() if s.value_range}
+    for index in range(-(-samples // batch)):
+        yield random_feeds(inputs, shapes, ranges, seed=index)
+
+
+def _input_of(model: onnx.ModelProto, layer: str) -> str:
+    return next(node.input[0] for node in model.graph.node if node.name == layer)
