@@ -38,7 +38,7 @@ class Quantized:
 def quantize(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput], profile: dict[str, ShapeRange],
              model_sha256: str, progress: Callable[[int, int], None] | None = None, exclude: frozenset[str] = frozenset()) -> Quantized:
     settings = spec.precision.calibration
-    mode, method = spec.precision.mode, settings.get("method", "entropy")
+    mode, method = spec.precision.mode, settings.get("method", "minmax")
     percentile, samples, batch = settings.get("percentile", 99.99), settings.get("samples", 512), settings.get("batch", 16)
     if "data" not in settings:
         raise SpecError(f"precision.calibration.data: {mode} needs calibration data: a folder of .npy/.npz/images, "

@@ -63,7 +63,7 @@ _CALIBRATION = {
     "additionalProperties": False,
     "properties": {
         "data": {"type": "string", "description": "Folder of .npy/.npz or images, or module:function."},
-        "method": {"enum": CALIBRATION_METHODS, "default": "entropy"},
+        "method": {"enum": CALIBRATION_METHODS, "default": "minmax"},
         "percentile": {"type": "number", "exclusiveMinimum": 0, "maximum": 100, "default": 99.99},
         "samples": {"type": "integer", "minimum": 1, "default": 512},
         "batch": {"type": "integer", "minimum": 1, "default": 16},

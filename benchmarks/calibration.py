@@ -1,0 +1,122 @@
+"""trtc's INT8 calibration against onnxruntime's `quantize_static` (QDQ, per-channel, symmetric,
+same method, same data) in the same run: wall time, peak memory (max RSS of a fresh process),
+and the output cosine similarity of each quantized model to FP32 on held-out inputs; then trtc
+alone on 512 samples (onnxruntime keeps every activation of every sample and cannot).
+
+Targets (issue 4): >= 2x faster than onnxruntime on 64 samples, peak memory < 2 GB and flat from
+64 to 512 samples, cosine to FP32 no worse than onnxruntime's.
+
+Usage: python benchmarks/calibration.py [--method entropy] [--skip-resnet] [--skip-ort]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.resnet import resnet50_like  # noqa: E402
+
+RUN = r"""
+import json, resource, sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+import numpy as np, onnx
+tool, model_path, data, method, samples, out = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6]), sys.argv[7]
+started = time.perf_counter()
+if tool == "trtc":
+    from trtc.graph.profiles import model_inputs
+    from trtc.precision.calibrate import collect_ranges
+    from trtc.precision.data import SampleSource
+    from trtc.precision.qdq import insert_qdq, plan_quantization
+    model = onnx.load(model_path)
+    plan = plan_quantization(model)
+    source = SampleSource(data, "data", model_inputs(model), Path("/"))
+    ranges, _ = collect_ranges(model, plan.activations, source.batches(16, samples), method)
+    onnx.save(insert_qdq(model, plan, ranges, "int8"), out)
+else:
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    files = sorted(Path(data).glob("*.npy"))
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter([{"input": np.load(f)[i:i + 1]} for f in files for i in range(len(np.load(f, mmap_mode="r")))][:samples])
+        def get_next(self):
+            return next(self.items, None)
+    quantize_static(model_path, out, Reader(), quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
+                    weight_type=QuantType.QInt8, calibrate_method={"entropy": CalibrationMethod.Entropy, "minmax": CalibrationMethod.MinMax,
+                    "percentile": CalibrationMethod.Percentile}[method], extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+print(json.dumps({"seconds": time.perf_counter() - started, "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+"""
+
+
+def run(tool, model, data, method, samples, out) -> dict:
+    result = subprocess.run([sys.executable, "-c", RUN, str(REPO), tool, str(model), str(data), method, str(samples), str(out)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"{tool} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def cosine(fp32: Path, quantized: Path, held_out: np.ndarray) -> float:
+    from trtc.graph.reference import Reference
+
+    a = Reference(onnx.load(str(fp32))).run({"input": held_out})
+    b = Reference(onnx.load(str(quantized))).run({"input": held_out})
+    x, y = (np.concatenate([v.ravel() for v in d.values()]).astype(np.float64) for d in (a, b))
+    return float(x @ y / np.sqrt((x @ x) * (y @ y)))
+
+
+def bench(label: str, model: onnx.ModelProto, shape: tuple[int, ...], method: str, skip_ort: bool, folder: Path) -> None:
+    path = folder / f"{label}.onnx"
+    onnx.save(model, str(path))
+    data = folder / f"{label}-data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(512 // 16):
+        np.save(data / f"{index:03d}.npy", rng.standard_normal((16, *shape)).astype(np.float32))
+    held_out = rng.standard_normal((8, *shape)).astype(np.float32)
+    print(f"\n{label}, {method} calibration")
+    print(f"{'tool':<26}{'wall s':>8}{'peak MB':>9}{'cosine to FP32':>16}")
+    rows = {}
+    for tool, samples in (("trtc", 64), ("onnxruntime", 64), ("trtc", 512)):
+        if tool == "onnxruntime" and skip_ort:
+            continue
+        out = folder / f"{label}-{tool}-{samples}.onnx"
+        measured = run(tool, path, data, method, samples, out)
+        rows[(tool, samples)] = measured
+        print(f"{tool + f' ({samples} samples)':<26}{measured['seconds']:>8.1f}{measured['peak'] / 1e6:>9.0f}{cosine(path, out, held_out):>16.5f}")
+    if ("onnxruntime", 64) in rows:
+        print(f"speed-up on 64 samples: {rows[('onnxruntime', 64)]['seconds'] / rows[('trtc', 64)]['seconds']:.2f}x; "
+              f"peak memory ratio trtc/onnxruntime: {rows[('trtc', 64)]['peak'] / rows[('onnxruntime', 64)]['peak']:.2f}")
+    print(f"trtc peak memory 512 vs 64 samples: {rows[('trtc', 512)]['peak'] / rows[('trtc', 64)]['peak']:.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--method", default="entropy", choices=["entropy", "minmax", "percentile"])
+    parser.add_argument("--skip-resnet", action="store_true")
+    parser.add_argument("--skip-ort", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        demo = onnx.load(str(REPO / "models" / "demo.onnx"))
+        demo.graph.input[0].name = "input"
+        for node in demo.graph.node:
+            node.input[:] = ["input" if x == "images" else x for x in node.input]
+        bench("demo", demo, (3, 64, 64), args.method, args.skip_ort, Path(scratch))
+        if not args.skip_resnet:
+            bench("resnet50-shaped", resnet50_like(), (3, 224, 224), args.method, args.skip_ort, Path(scratch))
+
+
+if __name__ == "__main__":
+    main()
