@@ -24,6 +24,7 @@ from trtc.graph.profiles import model_inputs, resolve_profiles
 from trtc.outputs import StagedOutputs
 from trtc.graph.cost import NodeCost, node_costs
 from trtc.precision.step import apply_precision
+from trtc.verify_step import verify_step
 from trtc.passes import attach_costs, node_origins, run_passes, select_passes
 from trtc.report.cost import choose_gpu, cost_section, dynamic_value
 from trtc.report.passes import passes_section
@@ -117,7 +118,23 @@ def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path) -> Prep
     costs = node_costs(model, opt_shapes)
 
     observer.stage("running graph passes")
-    runs = run_passes(model, select_passes(spec.fusion))
+    passes = select_passes(spec.fusion)
+    original = _copy_if(model, bool(passes) and spec.fusion.get("verify", "on") != "off")
+    runs = run_passes(model, passes)
+    if original is not None:
+        observer.stage("verifying the graph passes in onnxruntime")
+        model, verification, repaired_runs = verify_step(original, model, passes, runs, spec, profiles)
+        runs = repaired_runs or runs
+        sections["verification"] = verification.section()
+        for dropped in verification.dropped:
+            message = (f"verification: dropped the {dropped['pass']} change on {', '.join(dropped['nodes'])}: "
+                       f"it changed the outputs ({dropped['problem']})")
+            observer.warning(message)
+            warnings.append(message)
+        if verification.status == "not verified":
+            warnings.append(f"graph passes not verified: {verification.reason}")
+            observer.warning(warnings[-1])
+        del original
     if any(run.changes for run in runs):
         attach_costs(runs, costs, node_costs(model, opt_shapes))
     origins = node_origins(runs)
@@ -146,6 +163,14 @@ def _refuse_unimplemented(spec: Spec) -> None:
     pinned = [name for name, s in spec.input_settings.items() if s.value is not None]
     if pinned:
         raise SpecError(f"inputs.{pinned[0]}.value: pinning inputs is not available in trtc {__version__} yet; remove 'value'")
+
+
+def _copy_if(model: onnx.ModelProto, wanted: bool) -> onnx.ModelProto | None:
+    if not wanted:
+        return None
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    return copy
 
 
 def _model_source(model: onnx.ModelProto, loaded: LoadedModel, spec: Spec, scratch: Path) -> tuple[ModelSource, bytes | None]:

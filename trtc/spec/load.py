@@ -45,6 +45,9 @@ def spec_from_document(document: Any, spec_path: Path, overrides=(), lines: dict
     if isinstance(document.get("precision"), str):
         document["precision"] = {"mode": document["precision"]}
     overridden = _apply_overrides(document, overrides)
+    fusion = document.get("fusion")
+    if isinstance(fusion, dict) and isinstance(fusion.get("verify"), bool):
+        fusion["verify"] = "on" if fusion["verify"] else "off"  # YAML 1.1 reads a bare on/off as a boolean
 
     def locate(path: tuple) -> str:
         for key in overridden:

@@ -1,0 +1,73 @@
+"""The verifier catches a broken pass on the user's model, names the pass and the change, drops
+just that change, and builds; `verify: strict` stops instead."""
+
+import json
+
+from onnx import TensorProto, helper
+
+from tests import models
+from tests.cli.test_build_cli import run
+from trtc import passes as registry
+from trtc.passes.base import Change
+from trtc.passes.graph_index import GraphIndex
+
+
+class DoubleOneWeight:
+    """A deliberately broken 'fold': it doubles the weights of conv1 and claims nothing changed
+    in function; it also makes a harmless change (renaming relu0's node) that must survive."""
+
+    name = "broken-fold"
+    description = "test double"
+
+    def run(self, model, context):
+        changes = []
+        index = GraphIndex(model.graph)
+        for node in model.graph.node:
+            if node.name == "conv1" and "conv1" not in context.exclude and not node.input[1].endswith(".doubled"):
+                doubled = index.add_initializer("w1.doubled", index.constant(node.input[1]) * 2)
+                node.input[1] = doubled
+                changes.append(Change(self.name, "fold", ("conv1",), ("conv1",), "pretends to fold"))
+        return changes
+
+
+def test_broken_pass_is_caught_named_and_dropped(tmp_path, monkeypatch):
+    monkeypatch.setitem(registry.PASSES, "broken-fold", DoubleOneWeight)
+    models.save(models.conv_bn_relu(), tmp_path / "model.onnx")
+    spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 4\nfusion: {passes: [fold-batchnorm, broken-fold]}\n"
+                                       "target: {compute_capabilities: [8.9]}\n")
+    result = run("build", spec)
+    assert result.exit_code == 0, result.stderr
+    assert "warning: verification: dropped the broken-fold change on conv1: it changed the outputs (output 'y' differs" in result.stderr
+    report = json.loads((tmp_path / "build" / "spec.report.json").read_text())
+    assert report["verification"]["status"] == "repaired"
+    assert [d["pass"] for d in report["verification"]["dropped_changes"]] == ["broken-fold"]
+    assert [c["pass_name"] for c in report["passes"]["changes"]] == ["fold-batchnorm"]  # the good fold stayed
+    strict = run("build", spec, "--set", "fusion.verify=strict")
+    assert strict.exit_code == 1
+    assert "error: graph passes changed the model's outputs (output 'y' differs: relative L2 error" in strict.stderr
+
+
+def bf16_model():
+    """Runs in TensorRT, not in onnxruntime's CPU kernels (no BF16 Relu there)."""
+    nodes = [helper.make_node("Cast", ["x"], ["b"], name="to_bf16", to=TensorProto.BFLOAT16),
+             helper.make_node("Identity", ["b"], ["i"], name="noop"),
+             helper.make_node("Relu", ["i"], ["r"], name="relu"),
+             helper.make_node("Cast", ["r"], ["y"], name="to_fp32", to=TensorProto.FLOAT)]
+    graph = helper.make_graph(nodes, "bf16", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def test_a_model_onnxruntime_cannot_run_is_not_verified_and_says_why(tmp_path):
+    models.save(bf16_model(), tmp_path / "model.onnx")
+    spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 2\ntarget: {compute_capabilities: [8.9]}\n")
+    result = run("build", spec)
+    assert result.exit_code == 0, result.stderr
+    report = json.loads((tmp_path / "build" / "spec.report.json").read_text())
+    assert report["verification"]["status"] == "not verified"
+    assert report["verification"]["reason"].startswith("onnxruntime cannot")
+    assert "warning: graph passes not verified: onnxruntime cannot" in result.stderr
+    off = run("build", spec, "--set", "fusion.verify=off")
+    assert off.exit_code == 0 and "verification" not in json.loads((tmp_path / "build" / "spec.report.json").read_text())
