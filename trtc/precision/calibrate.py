@@ -31,7 +31,7 @@ class Calibration:
 def collect_ranges(model: onnx.ModelProto, tensors: list[str], batches: Iterable[dict[str, np.ndarray]], method: str,
                    percentile: float = 99.99, progress: Callable[[int], None] | None = None) -> tuple[dict[str, float], int]:
     runner = Reference(with_outputs(model, tensors))
-    collectors = {name: RangeCollector() for name in tensors}
+    collectors = {name: RangeCollector(histogram=method != "minmax") for name in tensors}
     samples = 0
     for feeds in batches:
         values = runner.run(feeds)

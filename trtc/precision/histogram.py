@@ -13,17 +13,23 @@ QUANTIZED_LEVELS = 128  # INT8: 127 positive levels plus zero
 
 
 class RangeCollector:
-    def __init__(self) -> None:
+    def __init__(self, histogram: bool = True) -> None:
+        self.histogram = histogram  # minmax needs only the running max
         self.amax = 0.0
         self.top = 0.0
         self.counts = np.zeros(BINS, np.int64)
 
     def add(self, values: np.ndarray) -> None:
-        magnitudes = np.abs(values.astype(np.float32, copy=False)).ravel()
-        if magnitudes.size == 0:
+        if values.size == 0:
             return
+        if not self.histogram:
+            self.amax = max(self.amax, float(max(values.max(), -values.min())))
+            return
+        magnitudes = np.abs(values.astype(np.float32, copy=False)).ravel()
         batch_max = float(magnitudes.max())
         self.amax = max(self.amax, batch_max)
+        if not self.histogram:
+            return
         if batch_max > self.top:
             self._widen(batch_max)
         if self.top > 0:
