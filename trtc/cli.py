@@ -95,12 +95,12 @@ def run(terminal, plan: Path, inputs: tuple[str, ...], iterations: int, backend:
 def inspect(terminal, model: Path, shapes: tuple[str, ...], top: int | None, as_json: bool) -> None:
     """Print FLOPs and memory traffic (MAC) per ONNX node of MODEL, without building."""
     from trtc.console import print_inspection
-    from trtc.inspect_model import inspect_model, parse_shape
+    from trtc.inspect_model import inspect_model, parse_shapes
 
-    result = inspect_model(model, dict(parse_shape(s) for s in shapes))
+    result = inspect_model(model, parse_shapes(shapes))
     if as_json:
         nodes = [{"name": n, "op_type": c.op_type, "flops": c.flops, "bytes_read": c.bytes_read, "bytes_written": c.bytes_written,
-                  "known": c.known} for n, c in result.costs.items()]
+                  "known": c.known, "reason": c.reason} for n, c in result.costs.items()]
         click.echo(json.dumps({"model": str(result.model), "shapes": result.shapes, "totals": result.totals, "nodes": nodes}, indent=2))
     else:
         print_inspection(terminal, result, top)

@@ -186,7 +186,7 @@ def print_inspection(terminal: Terminal, result, top: int | None) -> None:
     for column, justify in (("node", "left"), ("op", "left"), ("FLOPs", "right"), ("MAC", "right"), ("", "left")):
         table.add_column(column, justify=justify)
     for name, cost in costs[:top] if top else costs:
-        table.add_row(escape(name), cost.op_type, human(cost.flops, "FLOP"), human(cost.mac_bytes, "B"), "" if cost.known else "shape unknown")
+        table.add_row(escape(name), cost.op_type, human(cost.flops, "FLOP"), human(cost.mac_bytes, "B"), "" if cost.known else cost.reason)
     console = terminal.console
     console.print(table)
     shapes = ", ".join(f"{name}={'x'.join(map(str, shape))}" for name, shape in result.shapes.items())
@@ -194,5 +194,5 @@ def print_inspection(terminal: Terminal, result, top: int | None) -> None:
     console.print(f"{totals['nodes']} nodes at {shapes}: {human(totals['flops'], 'FLOP')} (multiply-accumulates), "
                   f"{human(totals['mac_bytes'], 'B')} memory traffic before fusion")
     if totals["unknown_nodes"]:
-        terminal.warning(f"{len(totals['unknown_nodes'])} node(s) have shapes inference cannot tell; counted as 0: "
+        terminal.warning(f"{len(totals['unknown_nodes'])} node(s) of unknown cost (shape or FLOP formula); their FLOPs count as 0: "
                          + ", ".join(totals["unknown_nodes"][:5]))

@@ -46,6 +46,16 @@ def inspect_model(path: Path, shapes: dict[str, tuple[int, ...]]) -> Inspection:
     return Inspection(path, resolved, costs, totals(costs))
 
 
+def parse_shapes(texts: tuple[str, ...] | list[str]) -> dict[str, tuple[int, ...]]:
+    shapes: dict[str, tuple[int, ...]] = {}
+    for text in texts:
+        name, shape = parse_shape(text)
+        if name in shapes:
+            raise UsageError(f"--shape {name}: given twice; give each input once")
+        shapes[name] = shape
+    return shapes
+
+
 def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
     name, sep, dims = text.rpartition("=")
     try:

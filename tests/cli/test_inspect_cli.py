@@ -22,6 +22,7 @@ def test_inspect_errors(demo_copy, tmp_path):
         ((model,), "error: input images[batch,3,64,64] float32: dimension 0 is dynamic; give it with --shape images=1x3x64x64\n"),
         ((model, "--shape", "image=1x3x64x64"), "error: --shape image: the model has no input of that name; did you mean 'images'?\n"),
         ((model, "--shape", "images=1x3x32x32"), "error: --shape images=1x3x32x32: does not fit the model's input images[batch,3,64,64] float32\n"),
+        ((model, "--shape", "images=1x3x64x64", "--shape", "images=2x3x64x64"), "error: --shape images: given twice; give each input once\n"),
         ((model, "--shape", "images:1x3"), "error: --shape expects NAME=DxDxD, e.g. images=1x3x224x224; got 'images:1x3'\n"),
         ((tmp_path / "none.onnx",), f"error: model not found: {tmp_path / 'none.onnx'}\n"),
     ]

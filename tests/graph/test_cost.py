@@ -46,3 +46,51 @@ def test_dynamic_shapes_are_unknown_not_guessed_and_concrete_shapes_resolve_them
     assert node_costs(relu)["relu"].known is False
     resolved = node_costs(relu, {"x": (8, 4)})["relu"]
     assert (resolved.known, resolved.flops, resolved.mac_bytes) == (True, 32, 256)
+
+
+def _ints(name, values):
+    return numpy_helper.from_array(np.array(values, np.int64), name)
+
+
+def test_gather_and_slice_read_only_what_they_copy():
+    # A 1000 x 64 embedding table: a Gather of 6 rows reads 6 rows, not 256 kB.
+    nodes = [helper.make_node("Gather", ["table", "ids"], ["e"], name="gather"),
+             helper.make_node("Slice", ["x", "starts", "ends", "axes"], ["s"], name="slice")]
+    graph = model(nodes, {"x": [10, 20]}, ["e", "s"],
+                  [weights("table", (1000, 64)), _ints("ids", [[1, 2, 3], [4, 5, 6]]),
+                   _ints("starts", [2]), _ints("ends", [5]), _ints("axes", [0])])
+    costs = node_costs(graph)
+    assert (costs["gather"].flops, costs["gather"].bytes_read, costs["gather"].bytes_written) == (0, 4 * 6 * 64 + 8 * 6, 4 * 6 * 64)
+    assert (costs["slice"].flops, costs["slice"].bytes_read, costs["slice"].bytes_written) == (0, 4 * 3 * 20 + 3 * 8, 4 * 3 * 20)
+
+
+def test_pooling_reductions_softmax_normalization_resize_einsum():
+    nodes = [helper.make_node("MaxPool", ["x"], ["p"], name="pool", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+             helper.make_node("ReduceMean", ["x"], ["m"], name="mean", axes=[2, 3]),
+             helper.make_node("Softmax", ["x"], ["sm"], name="softmax", axis=1),
+             helper.make_node("LayerNormalization", ["x", "gamma"], ["ln"], name="layernorm", axis=-1),
+             helper.make_node("Resize", ["x", "", "scales"], ["up"], name="bilinear", mode="linear"),
+             helper.make_node("Resize", ["x", "", "scales"], ["near"], name="nearest", mode="nearest"),
+             helper.make_node("Einsum", ["a", "b"], ["e"], name="einsum", equation="bij,bjk->bik")]
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+    graph = model(nodes, {"x": [1, 3, 8, 8], "a": [2, 3, 4], "b": [2, 4, 5]}, ["p", "m", "sm", "ln", "up", "near", "e"],
+                  [weights("gamma", (8,)), scales], opset=13)
+    del graph.graph.node[3]  # LayerNormalization needs opset 17; checked below on its own
+    costs = node_costs(graph)
+    assert costs["pool"].flops == 3 * 4 * 4 * 9
+    assert costs["mean"].flops == 3 * 8 * 8
+    assert costs["softmax"].flops == 3 * 192
+    assert costs["bilinear"].flops == 3 * 16 * 16 * 3  # two resized axes: 2^2 - 1 multiply-adds per output
+    assert (costs["nearest"].flops, costs["nearest"].bytes_written) == (0, 4 * 3 * 16 * 16)
+    assert costs["einsum"].flops == 2 * 3 * 4 * 5
+    norm = model([nodes[3]], {"x": [1, 3, 8, 8]}, ["ln"], [weights("gamma", (8,))])
+    assert node_costs(norm)["layernorm"].flops == 5 * 192
+
+
+def test_ops_without_a_flop_formula_are_unknown_but_keep_their_bytes():
+    topk = model([helper.make_node("TopK", ["x", "k"], ["values", "indices"], name="topk")], {"x": [4, 10]},
+                 ["values"], [_ints("k", [3])])  # indices: int64, inferred
+    cost = node_costs(topk)["topk"]
+    assert (cost.known, cost.reason, cost.flops) == (False, "no FLOP formula for TopK", 0)
+    assert (cost.bytes_read, cost.bytes_written) == (4 * 40 + 8, 4 * 12 + 8 * 12)
+    assert totals({"topk": cost})["unknown_nodes"] == ["topk"]

@@ -6,8 +6,13 @@ bytes a node reads and writes, weights included: (h*w*c1 + c1*c2 + h*w*c2) eleme
 element size for that convolution. Bias additions are not counted as FLOPs. Element-wise ops
 cost one FLOP per output element; Softmax three (exp, sum, divide); normalizations five. Views
 (Reshape, Flatten, Squeeze, Unsqueeze, Identity) cost nothing; copies (Concat, Split, Slice,
-Transpose, Gather, Pad, Tile, Expand) cost their bytes but no FLOPs. A node whose shapes
-inference cannot tell is marked unknown and counted as zero, never guessed.
+Transpose, Gather, Pad, Tile, Expand) cost their bytes but no FLOPs; Gather and Slice read only
+the elements they copy, not the whole source tensor (an embedding table is not read in full).
+Resize: nearest copies (0 FLOPs); linear costs 2^k - 1 multiply-adds per output element and
+cubic 4 * (4^k - 1) / 3, for k resized axes. Einsum: the product of all its index sizes.
+A node whose shapes inference cannot tell, or whose op has no FLOP formula here (LSTM, TopK,
+NonMaxSuppression, custom domains, ...), is marked unknown with the reason: its FLOPs count as
+zero, never guessed (its bytes still count when its shapes are known).
 """
 
 from __future__ import annotations
@@ -21,7 +26,16 @@ from trtc.graph.shapes import TensorType, tensor_types
 
 VIEWS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"}
 COPIES = {"Concat", "Split", "Slice", "Transpose", "Gather", "GatherElements", "GatherND", "Pad", "Tile", "Expand",
-          "DepthToSpace", "SpaceToDepth", "Cast", "ScatterND", "ScatterElements"}
+          "DepthToSpace", "SpaceToDepth", "Cast", "CastLike", "ScatterND", "ScatterElements", "Trilu", "ReverseSequence"}
+SELECTIVE_READS = {"Gather", "GatherElements", "GatherND", "Slice"}  # read only what they copy from input 0
+# One FLOP per output element.
+ELEMENTWISE = {"Add", "Sub", "Mul", "Div", "Pow", "Mod", "Neg", "Abs", "Reciprocal", "Sqrt", "Exp", "Log", "Floor",
+               "Ceil", "Round", "Sign", "Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Tanh", "Asinh",
+               "Acosh", "Atanh", "Relu", "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "ThresholdedRelu", "Sigmoid",
+               "HardSigmoid", "HardSwish", "Softplus", "Softsign", "Mish", "Shrink", "Clip", "Where", "Max", "Min",
+               "Sum", "Mean", "Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "Not", "And", "Or", "Xor",
+               "IsNaN", "IsInf", "BitShift", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "BitwiseNot",
+               "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
 BUILD_TIME = {"Constant", "Shape", "Size", "ConstantOfShape", "Range"}  # evaluated once, not per inference
 PER_ELEMENT = {"Softmax": 3, "LogSoftmax": 3, "BatchNormalization": 2, "LayerNormalization": 5,
                "InstanceNormalization": 5, "GroupNormalization": 5, "Gelu": 8, "Erf": 4}
@@ -36,6 +50,7 @@ class NodeCost:
     bytes_read: int
     bytes_written: int
     known: bool = True
+    reason: str = ""  # why it is unknown: shapes inference could not tell, or no FLOP formula for the op
 
     @property
     def mac_bytes(self) -> int:
@@ -54,14 +69,16 @@ def cost_of(node: onnx.NodeProto, types: dict[str, TensorType]) -> NodeCost:
     ins = [_elements(types.get(name)) if name else 0 for name in node.input]
     outs = [_elements(types.get(name)) if name else 0 for name in node.output]
     if any(n is None for n in ins + outs):
-        return NodeCost(node.op_type, 0, 0, 0, known=False)
+        return NodeCost(node.op_type, 0, 0, 0, known=False, reason="shape unknown")
+    if node.op_type in SELECTIVE_READS:
+        ins[0] = outs[0]
     read = sum(n * _itemsize(types.get(name)) for n, name in zip(ins, node.input) if name)
     written = sum(n * _itemsize(types.get(name)) for n, name in zip(outs, node.output) if name)
     if node.op_type in VIEWS:
         return NodeCost(node.op_type, 0, 0, 0)
     flops = _flops(node, types, ins, outs)
     if flops is None:
-        return NodeCost(node.op_type, 0, read, written, known=False)
+        return NodeCost(node.op_type, 0, read, written, known=False, reason=f"no FLOP formula for {node.op_type}")
     return NodeCost(node.op_type, flops, read, written)
 
 
@@ -86,11 +103,42 @@ def _flops(node: onnx.NodeProto, types: dict[str, TensorType], ins: list[int], o
         return ins[0]
     if op in PER_ELEMENT:
         return PER_ELEMENT[op] * outs[0]
-    if op in COPIES or op in ("QuantizeLinear", "DequantizeLinear"):
-        return 0 if op in COPIES else outs[0]
-    if op in ("If", "Loop", "Scan") or node.domain not in ("", "ai.onnx"):
+    if node.domain not in ("", "ai.onnx"):
         return None
-    return outs[0]  # element-wise and activations: one per output element
+    if op in COPIES:
+        return 0
+    if op in ELEMENTWISE:
+        return outs[0]
+    if op == "Resize":
+        return _resize_flops(attrs, types[node.input[0]].static_shape, types[node.output[0]].static_shape, outs[0])
+    if op == "Einsum":
+        return _einsum_flops(attrs["equation"], [types[name].static_shape for name in node.input])
+    return None
+
+
+def _resize_flops(attrs: dict, before: tuple[int, ...], after: tuple[int, ...], elements: int) -> int:
+    mode = attrs.get("mode", b"nearest")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    resized = sum(1 for a, b in zip(before, after) if a != b)
+    if mode == "linear":
+        return elements * (2 ** resized - 1)
+    if mode == "cubic":
+        return elements * 4 * (4 ** resized - 1) // 3
+    return 0
+
+
+def _einsum_flops(equation: str | bytes, shapes: list[tuple[int, ...]]) -> int | None:
+    equation = equation.decode() if isinstance(equation, bytes) else equation
+    terms = equation.replace(" ", "").split("->")[0].split(",")
+    if len(terms) != len(shapes) or any("..." in term for term in terms):
+        return None  # broadcast ellipses: leave unknown rather than guess
+    sizes: dict[str, int] = {}
+    for term, shape in zip(terms, shapes):
+        if len(term) != len(shape):
+            return None
+        for letter, size in zip(term, shape):
+            sizes[letter] = max(sizes.get(letter, 1), size)
+    return prod(sizes.values())
 
 
 def _elements(tensor: TensorType | None) -> int | None:

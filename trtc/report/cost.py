@@ -72,7 +72,7 @@ def cost_section(fusion: dict, costs: dict[str, NodeCost], gpu: dict | None, dyn
         "mac_saved_percent": round(100 * (before["mac_bytes"] - after_mac) / before["mac_bytes"], 2) if after_mac is not None and before["mac_bytes"] else None,
         "unknown_nodes": sorted(n for n, c in costs.items() if not c.known),
         "nodes": [{"name": name, "op_type": c.op_type, "flops": c.flops, "bytes_read": c.bytes_read,
-                   "bytes_written": c.bytes_written, "known": c.known} for name, c in costs.items()],
+                   "bytes_written": c.bytes_written, "known": c.known, "reason": c.reason} for name, c in costs.items()],
         "gpu": {key: gpu[key] for key in ("name", "compute_capability", "bandwidth_gbs", "tflops", "source", "url")} if gpu else None,
     }
     if gpu:

@@ -83,7 +83,8 @@ def _cost(cost: dict | None, fusion: dict) -> list[str]:
             lines.append(f"- #{index} `{kernel['name']}` ({kernel['type']}, {kernel['precision']}): "
                          f"{kernel['estimated_us']:.2f} us, {kernel['bound']}-bound")
     if cost["unknown_nodes"]:
-        lines += ["", f"{len(cost['unknown_nodes'])} node(s) with shapes inference could not tell are counted as 0."]
+        lines += ["", f"{len(cost['unknown_nodes'])} node(s) of unknown cost (shape or FLOP formula) count as 0 FLOPs: "
+                  + ", ".join(f"`{name}`" for name in cost["unknown_nodes"][:10]) + ("" if len(cost["unknown_nodes"]) <= 10 else ", ...")]
     return lines
 
 
