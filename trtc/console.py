@@ -122,9 +122,12 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
     if cost and cost["mac_saved_percent"] is not None:
         line = (f"  memory traffic {human(cost['before_fusion']['mac_bytes'], 'B')} per node -> "
                 f"{human(cost['after_fusion']['mac_bytes'], 'B')} per kernel ({cost['mac_saved_percent']:.1f}% saved by fusion)")
-        if cost.get("gpu"):
+        if cost.get("gpu") and cost["estimated_total_us"] is not None:
             line += f"; roofline on {cost['gpu']['name']}: {cost['estimated_total_us']:.1f} us"
         console.print(line)
+    elif cost and cost.get("unresolved_kernels"):
+        console.print(f"  memory traffic after fusion unknown: {len(cost['unresolved_kernels'])} kernel(s) have dynamic sizes "
+                      f"trtc cannot resolve (see the report)")
     precision, accuracy = report.get("precision", {}), report.get("accuracy")
     calibration = report.get("calibration")
     if calibration:

@@ -22,7 +22,8 @@ from trtc.errors import SpecError, TrtcError
 from trtc.graph.io import LoadedModel, load_model, name_unnamed_nodes, select_outputs
 from trtc.graph.profiles import model_inputs, resolve_profiles
 from trtc.outputs import StagedOutputs
-from trtc.graph.cost import NodeCost, node_costs
+from trtc.graph.cost import NodeCost, node_costs, tensor_elements
+from trtc.graph.shapes import tensor_types
 from trtc.precision.step import apply_precision
 from trtc.verify_step import verify_step
 from trtc.passes import attach_costs, node_origins, run_passes, select_passes
@@ -56,6 +57,7 @@ class PreparedGraph:
     nodes: dict[str, str]  # the user's node name -> op type, in graph order
     origins: dict[str, tuple[str, ...]]  # node a pass produced -> the user's nodes it stands for
     costs: dict[str, NodeCost]  # the user's nodes at the first profile's opt shapes
+    opt_elements: dict[str, int]  # ONNX tensor -> elements at those shapes (sizes TensorRT reports as -1)
     added: dict[str, str]  # nodes trtc added that stand for no user node (casts, Q/DQ) -> op type
     profiles: list
     model_sha256: str
@@ -115,7 +117,8 @@ def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path) -> Prep
     original_nodes = {node.name: node.op_type for node in model.graph.node}
 
     opt_shapes = {name: shape_range.opt for name, shape_range in profiles[0].items()}
-    costs = node_costs(model, opt_shapes)
+    types = tensor_types(model, opt_shapes)
+    costs, opt_elements = node_costs(model, types=types), tensor_elements(types)
 
     observer.stage("running graph passes")
     passes = select_passes(spec.fusion)
@@ -136,7 +139,9 @@ def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path) -> Prep
             observer.warning(warnings[-1])
         del original
     if any(run.changes for run in runs):
-        attach_costs(runs, costs, node_costs(model, opt_shapes))
+        types = tensor_types(model, opt_shapes)
+        attach_costs(runs, costs, node_costs(model, types=types))
+        opt_elements.update(tensor_elements(types))
     origins = node_origins(runs)
     sections["passes"] = passes_section(runs)
 
@@ -153,7 +158,7 @@ def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path) -> Prep
 
     source, onnx_bytes = _model_source(model, loaded, spec, scratch)
     added = {n.name: n.op_type for n in model.graph.node if n.name not in original_nodes and n.name not in origins}
-    return PreparedGraph(source=source, onnx_bytes=onnx_bytes, nodes=original_nodes, origins=origins, costs=costs, added=added,
+    return PreparedGraph(source=source, onnx_bytes=onnx_bytes, nodes=original_nodes, origins=origins, costs=costs, opt_elements=opt_elements, added=added,
                          profiles=profiles, model_sha256=loaded.sha256, sections=sections, warnings=warnings, extra_files=extra_files)
 
 
@@ -212,7 +217,7 @@ def _log_text(log: list[tuple[str, str]]) -> str:
 
 def _report(spec: Spec, graph: PreparedGraph, trt, result: BuildResult, warnings: list[str], gpu: dict | None) -> dict:
     fusion = fusion_map(result.engine, graph.nodes, graph.origins, graph.added) if result.engine else None
-    cost = cost_section(fusion, graph.costs, gpu, dynamic_value(graph.profiles[0])) if fusion else None
+    cost = cost_section(fusion, graph.costs, gpu, dynamic_value(graph.profiles[0]), graph.opt_elements) if fusion else None
     bindings = [
         {"name": b.name, "mode": b.mode, "dtype": b.dtype, "dims": list(b.dims),
          "profiles": [{"min": list(p.min), "opt": list(p.opt), "max": list(p.max)} for p in b.profiles]}

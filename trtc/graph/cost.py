@@ -57,10 +57,17 @@ class NodeCost:
         return self.bytes_read + self.bytes_written
 
 
-def node_costs(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, NodeCost]:
-    """Cost of every node, keyed by node name, with graph inputs fixed to `input_shapes`."""
-    types = tensor_types(model, input_shapes)
+def node_costs(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]] | None = None,
+               types: dict[str, TensorType] | None = None) -> dict[str, NodeCost]:
+    """Cost of every node, keyed by node name, with graph inputs fixed to `input_shapes` (or
+    `types` already inferred by `tensor_types` at those shapes)."""
+    types = types if types is not None else tensor_types(model, input_shapes)
     return {node.name: cost_of(node, types) for node in model.graph.node}
+
+
+def tensor_elements(types: dict[str, TensorType]) -> dict[str, int]:
+    """Element count of every tensor whose shape is known."""
+    return {name: prod(t.static_shape) for name, t in types.items() if t.static_shape is not None}
 
 
 def cost_of(node: onnx.NodeProto, types: dict[str, TensorType]) -> NodeCost:

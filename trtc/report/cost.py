@@ -1,15 +1,23 @@
 """Costs of the engine's kernels and a roofline estimate for a target GPU.
 
 Kernel MAC is the bytes of the kernel's real inputs, outputs and constants in their real
-TensorRT datatypes (dynamic dims at the first profile's opt value); kernel FLOPs are the sum over
+TensorRT datatypes; kernel FLOPs are the sum over
 the ONNX nodes it covers, each node counted once, in the first kernel that names it. Before
 fusion every ONNX node reads and writes memory; after fusion only kernel boundaries do.
-Estimated time = max(2 * FLOPs / peak rate for the kernel's precision, bytes / bandwidth).
+Estimated time = max(2 * FLOPs / peak rate for the kernel's precision, bytes / bandwidth): FLOPs
+count multiply-adds once and vendors' peak rates count them twice.
+
+Dynamic dimensions (-1) of a kernel tensor take the first profile's opt shapes: a tensor that
+names an ONNX tensor (TensorRT's Myelin adds suffixes such as `.1_myl0`, and may flatten it) has
+that tensor's element count at opt; any other -1 takes the opt value when every dynamic
+dimension of the profile has the same one (the usual dynamic batch); otherwise its size, and the
+kernel's, is unknown (None), never guessed.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from importlib import resources
 
@@ -50,16 +58,17 @@ def dynamic_value(profile: dict) -> int | None:
     return values.pop() if len(values) == 1 else (None if values else 1)
 
 
-def cost_section(fusion: dict, costs: dict[str, NodeCost], gpu: dict | None, dynamic: int | None) -> dict:
+def cost_section(fusion: dict, costs: dict[str, NodeCost], gpu: dict | None, dynamic: int | None,
+                 opt_elements: dict[str, int] | None = None) -> dict:
     """Adds flops/mac_bytes/estimate to each kernel of `fusion` (in place) and returns totals
-    plus every node's cost."""
+    plus every node's cost. `opt_elements`: element counts of ONNX tensors at opt shapes."""
     assigned: set[str] = set()
     kernels = fusion["kernels"]
     for kernel in kernels:
         nodes = [n for n in kernel["onnx_nodes"] if n in costs and n not in assigned]
         assigned.update(nodes)
         kernel["flops"] = sum(costs[n].flops for n in nodes)
-        kernel["mac_bytes"] = _kernel_bytes(kernel, dynamic)
+        kernel["mac_bytes"] = _kernel_bytes(kernel, dynamic, opt_elements or {})
         kernel.update(_estimate(kernel, gpu))
     before = {"flops": sum(c.flops for c in costs.values()), "mac_bytes": sum(c.mac_bytes for c in costs.values())}
     known = [k["mac_bytes"] for k in kernels if k["mac_bytes"] is not None]
@@ -71,29 +80,47 @@ def cost_section(fusion: dict, costs: dict[str, NodeCost], gpu: dict | None, dyn
         "mac_saved_bytes": before["mac_bytes"] - after_mac if after_mac is not None else None,
         "mac_saved_percent": round(100 * (before["mac_bytes"] - after_mac) / before["mac_bytes"], 2) if after_mac is not None and before["mac_bytes"] else None,
         "unknown_nodes": sorted(n for n, c in costs.items() if not c.known),
+        "unresolved_kernels": [k["index"] for k in kernels if k["mac_bytes"] is None],
         "nodes": [{"name": name, "op_type": c.op_type, "flops": c.flops, "bytes_read": c.bytes_read,
                    "bytes_written": c.bytes_written, "known": c.known, "reason": c.reason} for name, c in costs.items()],
         "gpu": {key: gpu[key] for key in ("name", "compute_capability", "bandwidth_gbs", "tflops", "source", "url")} if gpu else None,
     }
     if gpu:
-        estimates = [k["estimated_us"] for k in kernels if k.get("estimated_us") is not None]
-        section["estimated_total_us"] = round(sum(estimates), 3)
-        section["top_kernels"] = [k["index"] for k in sorted(kernels, key=lambda k: -(k.get("estimated_us") or 0))[:10]]
+        estimated = [k for k in kernels if k.get("estimated_us") is not None]
+        # A total over some kernels only would read as the engine's time: none unless all are known.
+        section["estimated_total_us"] = round(sum(k["estimated_us"] for k in estimated), 3) if len(estimated) == len(kernels) else None
+        section["top_kernels"] = [k["index"] for k in sorted(estimated, key=lambda k: -k["estimated_us"])[:10]]
     return section
 
 
-def _kernel_bytes(kernel: dict, dynamic: int | None) -> int | None:
+def _kernel_bytes(kernel: dict, dynamic: int | None, opt_elements: dict[str, int]) -> int | None:
     total = 0.0
     for tensor in [*kernel["inputs"], *kernel["outputs"], *kernel["constants"]]:
-        elements = 1
-        for dim in tensor["dims"]:
-            if dim < 0:
-                if dynamic is None:
-                    return None
-                dim = dynamic
-            elements *= dim
+        elements = _elements(tensor["name"], tensor["dims"], dynamic, opt_elements)
+        if elements is None:
+            return None
         total += elements * _BYTES.get(tensor["dtype"], 4)
     return int(total)
+
+
+_TRT_SUFFIX = re.compile(r"(_myl\d+|\.\d+|_\d+)$")
+
+
+def _elements(name: str, dims: list[int], dynamic: int | None, opt_elements: dict[str, int]) -> int | None:
+    static = 1
+    for dim in dims:
+        static *= dim if dim >= 0 else 1
+    if all(dim >= 0 for dim in dims):
+        return static
+    while name:
+        known = opt_elements.get(name)
+        if known is not None and known % static == 0:
+            return known
+        stripped = _TRT_SUFFIX.sub("", name)
+        name = "" if stripped == name else stripped
+    if dynamic is None:
+        return None
+    return static * dynamic ** sum(1 for dim in dims if dim < 0)
 
 
 def _estimate(kernel: dict, gpu: dict | None) -> dict:

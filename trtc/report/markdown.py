@@ -76,12 +76,16 @@ def _cost(cost: dict | None, fusion: dict) -> list[str]:
     if cost.get("gpu"):
         gpu = cost["gpu"]
         lines += ["", f"Roofline estimate on {gpu['name']} ({gpu['bandwidth_gbs']} GB/s; peaks from {gpu['source']}): "
-                      f"{cost['estimated_total_us']:.1f} us in total. Top kernels:", ""]
+                      + (f"{cost['estimated_total_us']:.1f} us in total." if cost["estimated_total_us"] is not None
+                         else "no total (some kernels' sizes are unknown).") + " Top kernels:", ""]
         by_index = {k["index"]: k for k in fusion["kernels"]}
         for index in cost["top_kernels"][:5]:
             kernel = by_index[index]
             lines.append(f"- #{index} `{kernel['name']}` ({kernel['type']}, {kernel['precision']}): "
                          f"{kernel['estimated_us']:.2f} us, {kernel['bound']}-bound")
+    if cost.get("unresolved_kernels"):
+        lines += ["", f"{len(cost['unresolved_kernels'])} kernel(s) have dynamic sizes trtc cannot resolve at the opt shapes "
+                      f"(TensorRT-internal tensors): their memory traffic, the after-fusion total and their time are unknown."]
     if cost["unknown_nodes"]:
         lines += ["", f"{len(cost['unknown_nodes'])} node(s) of unknown cost (shape or FLOP formula) count as 0 FLOPs: "
                   + ", ".join(f"`{name}`" for name in cost["unknown_nodes"][:10]) + ("" if len(cost["unknown_nodes"]) <= 10 else ", ...")]
