@@ -94,3 +94,12 @@ def test_ops_without_a_flop_formula_are_unknown_but_keep_their_bytes():
     assert (cost.known, cost.reason, cost.flops) == (False, "no FLOP formula for TopK", 0)
     assert (cost.bytes_read, cost.bytes_written) == (4 * 40 + 8, 4 * 12 + 8 * 12)
     assert totals({"topk": cost})["unknown_nodes"] == ["topk"]
+
+
+def test_lstm_counts_its_gate_matmuls():
+    # 5 steps x batch 2; 4 gates of 16 hidden units over 8 inputs (W) and 16 hidden (R).
+    lstm = model([helper.make_node("LSTM", ["x", "W", "R"], ["y"], name="lstm", hidden_size=16)], {"x": [5, 2, 8]}, ["y"],
+                 [weights("W", (1, 64, 8)), weights("R", (1, 64, 16))])
+    cost = node_costs(lstm)["lstm"]
+    assert (cost.known, cost.flops) == (True, 5 * 2 * (64 * 8 + 64 * 16))
+    assert cost.bytes_written == 4 * 5 * 1 * 2 * 16

@@ -8,7 +8,8 @@ cost one FLOP per output element; Softmax three (exp, sum, divide); normalizatio
 (Reshape, Flatten, Squeeze, Unsqueeze, Identity) cost nothing; copies (Concat, Split, Slice,
 Transpose, Gather, Pad, Tile, Expand) cost their bytes but no FLOPs; Gather and Slice read only
 the elements they copy, not the whole source tensor (an embedding table is not read in full).
-Resize: nearest copies (0 FLOPs); linear costs 2^k - 1 multiply-adds per output element and
+LSTM/GRU/RNN: their gate matmuls (steps x batch x (W + R elements)), not the gates' element-wise
+math. Resize: nearest copies (0 FLOPs); linear costs 2^k - 1 multiply-adds per output element and
 cubic 4 * (4^k - 1) / 3, for k resized axes. Einsum: the product of all its index sizes.
 A node whose shapes inference cannot tell, or whose op has no FLOP formula here (LSTM, TopK,
 NonMaxSuppression, custom domains, ...), is marked unknown with the reason: its FLOPs count as
@@ -92,13 +93,16 @@ def cost_of(node: onnx.NodeProto, types: dict[str, TensorType]) -> NodeCost:
 def _flops(node: onnx.NodeProto, types: dict[str, TensorType], ins: list[int], outs: list[int]) -> int | None:
     op = node.op_type
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-    if op == "Conv":
-        weight = types[node.input[1]].static_shape
+    if op in ("Conv", "ConvInteger", "QLinearConv"):
+        weight = types[node.input[3 if op == "QLinearConv" else 1]].static_shape
         return outs[0] * prod(weight[1:])  # each output element: (c_in / groups) * kernel MACs
     if op == "ConvTranspose":
         weight = types[node.input[1]].static_shape
         return ins[0] * prod(weight[1:])  # each input element scatters into (c_out / groups) * kernel
-    if op in ("MatMul", "MatMulInteger"):
+    if op in ("LSTM", "GRU", "RNN"):  # the gate matmuls: every step multiplies x by W and h by R
+        steps_times_batch = prod(types[node.input[0]].static_shape[:2])
+        return steps_times_batch * (prod(types[node.input[1]].static_shape) + prod(types[node.input[2]].static_shape))
+    if op in ("MatMul", "MatMulInteger", "QLinearMatMul"):
         left = types[node.input[0]].static_shape
         return outs[0] * left[-1]
     if op == "Gemm":

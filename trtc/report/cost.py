@@ -74,7 +74,8 @@ def cost_section(fusion: dict, costs: dict[str, NodeCost], gpu: dict | None, dyn
     known = [k["mac_bytes"] for k in kernels if k["mac_bytes"] is not None]
     after_mac = sum(known) if len(known) == len(kernels) else None
     section = {
-        "convention": "FLOPs count one per multiply-accumulate (design notes); MAC in bytes read + written",
+        "convention": ("FLOPs count one per multiply-accumulate (design notes); MAC in bytes read + written; "
+                       "a node that several kernels name counts in the first"),
         "before_fusion": before,
         "after_fusion": {"flops": sum(k["flops"] for k in kernels), "mac_bytes": after_mac},
         "mac_saved_bytes": before["mac_bytes"] - after_mac if after_mac is not None else None,
