@@ -40,8 +40,10 @@ def test_gpu_choice_by_name_or_capability():
     assert choose_gpu(None, ("12.0",))["name"] == "RTX 5090"
     assert choose_gpu("h100", ())["bandwidth_gbs"] == 3350
     assert choose_gpu(None, ("7.5",)) is None
-    with pytest.raises(SpecError, match=r"target.gpu: unknown GPU 'RTX 4080'; did you mean 'RTX 4090'\?"):
+    with pytest.raises(SpecError, match=r"^target.gpu: unknown GPU 'RTX 4080'; did you mean 'RTX 4090'\? \(known: RTX 3090, RTX 4090, RTX 5090, A100, H100, L4\)$"):
         choose_gpu("RTX 4080", ())
+    with pytest.raises(SpecError, match=r"^target.gpu: unknown GPU 'Titan' \(known: RTX 3090, "):
+        choose_gpu("Titan", ())
     assert all(gpu["source"] and gpu["url"].startswith("https://") for gpu in gpu_table()["gpus"])
 
 

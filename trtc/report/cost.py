@@ -42,7 +42,7 @@ def choose_gpu(name: str | None, compute_capabilities: tuple[str, ...]) -> dict 
         if gpu is None:
             hint = closest(name, [g["name"] for g in table["gpus"]])
             valid = ", ".join(g["name"] for g in table["gpus"])
-            raise SpecError(f"target.gpu: unknown GPU '{name}'" + (f"; did you mean '{hint}'?" if hint else f"; known: {valid}"))
+            raise SpecError(f"target.gpu: unknown GPU '{name}'" + (f"; did you mean '{hint}'?" if hint else "") + f" (known: {valid})")
         return gpu
     for capability in compute_capabilities:
         default = table["default_for_compute_capability"].get(capability)
