@@ -120,8 +120,9 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
                       f"saved {human(passes['totals']['flops_saved'], 'FLOP')} and {human(passes['totals']['mac_saved'], 'B')} of memory traffic")
     cost = report.get("cost")
     if cost and cost["mac_saved_percent"] is not None:
-        line = (f"  memory traffic {human(cost['before_fusion']['mac_bytes'], 'B')} per node -> "
-                f"{human(cost['after_fusion']['mac_bytes'], 'B')} per kernel ({cost['mac_saved_percent']:.1f}% saved by fusion)")
+        given = cost.get("onnx_model", cost["before_fusion"])["mac_bytes"]
+        line = (f"  memory traffic {human(given, 'B')} as given -> {human(cost['before_fusion']['mac_bytes'], 'B')} after passes and "
+                f"precision -> {human(cost['after_fusion']['mac_bytes'], 'B')} after fusion ({cost['mac_saved_percent']:.1f}% saved by fusion)")
         if cost.get("gpu") and cost["estimated_total_us"] is not None:
             line += f"; roofline on {cost['gpu']['name']}: {cost['estimated_total_us']:.1f} us"
         console.print(line)

@@ -57,6 +57,7 @@ class PreparedGraph:
     nodes: dict[str, str]  # the user's node name -> op type, in graph order
     origins: dict[str, tuple[str, ...]]  # node a pass produced -> the user's nodes it stands for
     costs: dict[str, NodeCost]  # the user's nodes at the first profile's opt shapes
+    built_costs: dict[str, NodeCost]  # the nodes of the graph TensorRT parses, at the same shapes
     opt_elements: dict[str, int]  # ONNX tensor -> elements at those shapes (sizes TensorRT reports as -1)
     added: dict[str, str]  # nodes trtc added that stand for no user node (casts, Q/DQ) -> op type
     profiles: list
@@ -149,7 +150,12 @@ def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path) -> Prep
         observer.stage(f"converting to {spec.precision.mode} and measuring accuracy")
     precision = apply_precision(model, spec, model_inputs(model), profiles[0], loaded.sha256,
                                 lambda done, total: observer.progress("calibrating", done, total))
+    converted = precision.model is not model or spec.precision.mode != "fp32"
     model = precision.model
+    if converted:  # `types` are those of the graph TensorRT parses: after passes and precision
+        types = tensor_types(model, opt_shapes)
+        opt_elements.update(tensor_elements(types))
+    built_costs = node_costs(model, types=types)
     sections.update(precision.sections)
     extra_files = precision.files
     for warning in precision.warnings:
@@ -158,7 +164,7 @@ def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path) -> Prep
 
     source, onnx_bytes = _model_source(model, loaded, spec, scratch)
     added = {n.name: n.op_type for n in model.graph.node if n.name not in original_nodes and n.name not in origins}
-    return PreparedGraph(source=source, onnx_bytes=onnx_bytes, nodes=original_nodes, origins=origins, costs=costs, opt_elements=opt_elements, added=added,
+    return PreparedGraph(source=source, onnx_bytes=onnx_bytes, nodes=original_nodes, origins=origins, costs=costs, built_costs=built_costs, opt_elements=opt_elements, added=added,
                          profiles=profiles, model_sha256=loaded.sha256, sections=sections, warnings=warnings, extra_files=extra_files)
 
 
@@ -217,7 +223,7 @@ def _log_text(log: list[tuple[str, str]]) -> str:
 
 def _report(spec: Spec, graph: PreparedGraph, trt, result: BuildResult, warnings: list[str], gpu: dict | None) -> dict:
     fusion = fusion_map(result.engine, graph.nodes, graph.origins, graph.added) if result.engine else None
-    cost = cost_section(fusion, graph.costs, gpu, dynamic_value(graph.profiles[0]), graph.opt_elements) if fusion else None
+    cost = cost_section(fusion, graph.costs, gpu, dynamic_value(graph.profiles[0]), graph.opt_elements, graph.built_costs) if fusion else None
     bindings = [
         {"name": b.name, "mode": b.mode, "dtype": b.dtype, "dims": list(b.dims),
          "profiles": [{"min": list(p.min), "opt": list(p.opt), "max": list(p.max)} for p in b.profiles]}

@@ -17,9 +17,12 @@ def test_demo_kernel_costs_and_roofline(demo_copy):
     report = json.loads((demo_copy.parent / "build" / "demo.report.json").read_text())
     cost, kernels = report["cost"], report["fusion"]["kernels"]
     nodes = {n["name"]: n for n in cost["nodes"]}
-    # The stem convolution kernel: the FLOPs of the ONNX nodes it covers (Conv + BatchNorm + Relu) ...
+    # The stem convolution kernel: the FLOPs of the nodes it covers in the graph TensorRT parsed,
+    # where trtc folded the BatchNorm into the Conv (the bias costs no FLOPs): Conv + Relu ...
     stem = next(k for k in kernels if "stem.conv" in k["onnx_nodes"])
-    assert stem["flops"] == sum(nodes[n]["flops"] for n in ("stem.conv", "stem.bn", "stem.relu"))
+    assert stem["built_nodes"] == ["stem.conv+stem.bn", "stem.relu"]
+    assert stem["flops"] == nodes["stem.conv"]["flops"] + nodes["stem.relu"]["flops"]
+    assert cost["onnx_model"]["flops"] - cost["before_fusion"]["flops"] == sum(n["flops"] for n in nodes.values() if n["op_type"] == "BatchNormalization")
     assert nodes["stem.conv"]["flops"] == 32 * 16 * 32 * 32 * 3 * 3 * 3  # opt batch 32, 16 x 32 x 32 output
     # ... and the bytes of its real tensors: every kernel's MAC is known for a dynamic batch.
     assert all(isinstance(k["mac_bytes"], int) for k in kernels)
@@ -33,6 +36,16 @@ def test_demo_kernel_costs_and_roofline(demo_copy):
         compute_us = 2 * kernel["flops"] / (cost["gpu"]["tflops"]["fp32"] * 1e12) * 1e6
         assert kernel["estimated_us"] == pytest.approx(max(memory_us, compute_us), abs=1e-4)
         assert kernel["bound"] == ("compute" if compute_us > memory_us else "memory")
+
+
+def test_fusion_saving_is_measured_at_the_built_precision(demo_copy):
+    # In an FP16 build the graph TensorRT parses moves half the bytes of the FP32 model: that is
+    # precision's saving, not fusion's, so "before fusion" is that graph at its own datatypes.
+    assert run("build", demo_copy, "--set", "precision=fp16").exit_code == 0
+    cost = json.loads((demo_copy.parent / "build" / "demo.report.json").read_text())["cost"]
+    given, before, after = cost["onnx_model"]["mac_bytes"], cost["before_fusion"]["mac_bytes"], cost["after_fusion"]["mac_bytes"]
+    assert after < before < 0.6 * given
+    assert cost["mac_saved_percent"] == round(100 * (before - after) / before, 2)
 
 
 def test_gpu_choice_by_name_or_capability():

@@ -2,8 +2,11 @@
 
 Kernel MAC is the bytes of the kernel's real inputs, outputs and constants in their real
 TensorRT datatypes; kernel FLOPs are the sum over
-the ONNX nodes it covers, each node counted once, in the first kernel that names it. Before
-fusion every ONNX node reads and writes memory; after fusion only kernel boundaries do.
+the nodes it covers in the graph TensorRT parsed (after trtc's passes and precision), each node
+counted once, in the first kernel that names it. Before fusion every node of that graph reads and
+writes memory at its own datatype; after fusion only kernel boundaries do: so the saving is
+fusion's alone, not the passes' (their own section) nor reduced precision's. `onnx_model` keeps
+the totals of the model as the user gave it.
 Estimated time = max(2 * FLOPs / peak rate for the kernel's precision, bytes / bandwidth): FLOPs
 count multiply-adds once and vendors' peak rates count them twice.
 
@@ -59,28 +62,33 @@ def dynamic_value(profile: dict) -> int | None:
 
 
 def cost_section(fusion: dict, costs: dict[str, NodeCost], gpu: dict | None, dynamic: int | None,
-                 opt_elements: dict[str, int] | None = None) -> dict:
+                 opt_elements: dict[str, int] | None = None, built_costs: dict[str, NodeCost] | None = None) -> dict:
     """Adds flops/mac_bytes/estimate to each kernel of `fusion` (in place) and returns totals
-    plus every node's cost. `opt_elements`: element counts of ONNX tensors at opt shapes."""
+    plus every node's cost. `costs`: the user's nodes; `built_costs`: the nodes of the graph
+    TensorRT parsed (the same when trtc changed nothing); `opt_elements`: element counts of ONNX
+    tensors at opt shapes."""
+    built = built_costs if built_costs is not None else costs
+    names_key = "built_nodes" if built_costs is not None else "onnx_nodes"
     assigned: set[str] = set()
     kernels = fusion["kernels"]
     for kernel in kernels:
-        nodes = [n for n in kernel["onnx_nodes"] if n in costs and n not in assigned]
+        nodes = [n for n in kernel[names_key] if n in built and n not in assigned]
         assigned.update(nodes)
-        kernel["flops"] = sum(costs[n].flops for n in nodes)
+        kernel["flops"] = sum(built[n].flops for n in nodes)
         kernel["mac_bytes"] = _kernel_bytes(kernel, dynamic, opt_elements or {})
         kernel.update(_estimate(kernel, gpu))
-    before = {"flops": sum(c.flops for c in costs.values()), "mac_bytes": sum(c.mac_bytes for c in costs.values())}
+    before = {"flops": sum(c.flops for c in built.values()), "mac_bytes": sum(c.mac_bytes for c in built.values())}
     known = [k["mac_bytes"] for k in kernels if k["mac_bytes"] is not None]
     after_mac = sum(known) if len(known) == len(kernels) else None
     section = {
         "convention": ("FLOPs count one per multiply-accumulate (design notes); MAC in bytes read + written; "
                        "a node that several kernels name counts in the first"),
+        "onnx_model": {"flops": sum(c.flops for c in costs.values()), "mac_bytes": sum(c.mac_bytes for c in costs.values())},
         "before_fusion": before,
         "after_fusion": {"flops": sum(k["flops"] for k in kernels), "mac_bytes": after_mac},
         "mac_saved_bytes": before["mac_bytes"] - after_mac if after_mac is not None else None,
         "mac_saved_percent": round(100 * (before["mac_bytes"] - after_mac) / before["mac_bytes"], 2) if after_mac is not None and before["mac_bytes"] else None,
-        "unknown_nodes": sorted(n for n, c in costs.items() if not c.known),
+        "unknown_nodes": sorted({n for n, c in [*costs.items(), *built.items()] if not c.known}),
         "unresolved_kernels": [k["index"] for k in kernels if k["mac_bytes"] is None],
         "nodes": [{"name": name, "op_type": c.op_type, "flops": c.flops, "bytes_read": c.bytes_read,
                    "bytes_written": c.bytes_written, "known": c.known, "reason": c.reason} for name, c in costs.items()],

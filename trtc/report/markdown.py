@@ -69,7 +69,8 @@ def _cost(cost: dict | None, fusion: dict) -> list[str]:
     if not cost:
         return []
     lines = ["", "## Cost", "", f"Convention: {cost['convention']}.", "", "| | FLOPs | memory traffic |", "| --- | ---: | ---: |",
-             f"| before fusion (every ONNX node) | {human(cost['before_fusion']['flops'], 'FLOP')} | {human(cost['before_fusion']['mac_bytes'], 'B')} |",
+             f"| the ONNX model as given (every node) | {human(cost['onnx_model']['flops'], 'FLOP')} | {human(cost['onnx_model']['mac_bytes'], 'B')} |",
+             f"| before fusion (every node of the graph TensorRT parsed, after trtc's passes and precision) | {human(cost['before_fusion']['flops'], 'FLOP')} | {human(cost['before_fusion']['mac_bytes'], 'B')} |",
              f"| after fusion (kernel boundaries) | {human(cost['after_fusion']['flops'], 'FLOP')} | {human(cost['after_fusion']['mac_bytes'], 'B')} |"]
     if cost["mac_saved_percent"] is not None:
         lines.append(f"| saved | | {human(cost['mac_saved_bytes'], 'B')} ({cost['mac_saved_percent']:.1f}%) |")
