@@ -190,7 +190,9 @@ def print_inspection(terminal: Terminal, result, top: int | None) -> None:
     for column, justify in (("node", "left"), ("op", "left"), ("FLOPs", "right"), ("MAC", "right"), ("", "left")):
         table.add_column(column, justify=justify)
     for name, cost in costs[:top] if top else costs:
-        table.add_row(escape(name), cost.op_type, human(cost.flops, "FLOP"), human(cost.mac_bytes, "B"), "" if cost.known else cost.reason)
+        flops = human(cost.flops, "FLOP") if cost.known else "?"
+        mac = "?" if not cost.known and not cost.mac_bytes else human(cost.mac_bytes, "B")
+        table.add_row(escape(name), cost.op_type, flops, mac, "" if cost.known else cost.reason)
     console = terminal.console
     console.print(table)
     shapes = ", ".join(f"{name}={'x'.join(map(str, shape))}" for name, shape in result.shapes.items())

@@ -1,6 +1,11 @@
 import json
 
+import numpy as np
+from onnx import helper, numpy_helper
+
+from tests import models
 from tests.cli.test_build_cli import run
+from tests.passes.helpers import model
 
 
 def test_inspect_prints_costs_and_totals(demo_copy):
@@ -29,3 +34,14 @@ def test_inspect_errors(demo_copy, tmp_path):
     for args, message in cases:
         result = run("inspect", *args)
         assert (result.exit_code, result.stderr) == (2, message)
+
+
+def test_inspect_marks_unknown_costs(tmp_path):
+    path = models.save(model([helper.make_node("TopK", ["x", "k"], ["values", "indices"], name="topk"),
+                              helper.make_node("Relu", ["values"], ["r"], name="relu")], {"x": [4, 10]}, ["r"],
+                             [numpy_helper.from_array(np.array([3], np.int64), "k")]), tmp_path / "topk.onnx")
+    result = run("inspect", path)
+    assert result.exit_code == 0, result.stderr
+    row = next(line for line in result.stderr.splitlines() if line.startswith("topk"))
+    assert row.split()[2:] == ["?", "312", "B", "no", "FLOP", "formula", "for", "TopK"]  # 4x10 + k read, values + int64 indices written
+    assert "warning: 1 node(s) of unknown cost (shape or FLOP formula); their FLOPs count as 0: topk" in result.stderr

@@ -103,3 +103,15 @@ def test_lstm_counts_its_gate_matmuls():
     cost = node_costs(lstm)["lstm"]
     assert (cost.known, cost.flops) == (True, 5 * 2 * (64 * 8 + 64 * 16))
     assert cost.bytes_written == 4 * 5 * 1 * 2 * 16
+
+
+def test_grouped_strided_conv_transpose_and_batchnorm():
+    # 4 -> 6 channels in 2 groups: each input element scatters into 3 channels x 3 x 3 taps.
+    nodes = [helper.make_node("ConvTranspose", ["x", "w"], ["y"], name="deconv", group=2, strides=[2, 2]),
+             helper.make_node("BatchNormalization", ["y", "s", "b", "m", "v"], ["z"], name="bn")]
+    graph = model(nodes, {"x": [1, 4, 5, 5]}, ["z"], [weights("w", (4, 3, 3, 3)), *[weights(n, (6,)) for n in "sbmv"]])
+    costs = node_costs(graph)
+    outputs = 6 * 11 * 11  # (5 - 1) * 2 + 3
+    assert costs["deconv"].flops == 4 * 5 * 5 * 3 * 3 * 3
+    assert (costs["deconv"].bytes_read, costs["deconv"].bytes_written) == (4 * (100 + 108), 4 * outputs)
+    assert costs["bn"].flops == 2 * outputs  # a scale and a shift per element
