@@ -5,7 +5,7 @@ from onnx import helper, numpy_helper
 
 from tests import models
 from tests.cli.test_build_cli import run
-from tests.passes.helpers import model
+from tests.passes.helpers import model as make_model
 
 
 def test_inspect_prints_costs_and_totals(demo_copy):
@@ -37,7 +37,7 @@ def test_inspect_errors(demo_copy, tmp_path):
 
 
 def test_inspect_marks_unknown_costs(tmp_path):
-    path = models.save(model([helper.make_node("TopK", ["x", "k"], ["values", "indices"], name="topk"),
+    path = models.save(make_model([helper.make_node("TopK", ["x", "k"], ["values", "indices"], name="topk"),
                               helper.make_node("Relu", ["values"], ["r"], name="relu")], {"x": [4, 10]}, ["r"],
                              [numpy_helper.from_array(np.array([3], np.int64), "k")]), tmp_path / "topk.onnx")
     result = run("inspect", path)
