@@ -19,6 +19,7 @@ from trtc import __version__
 from trtc.backend.builder import BuildObserver, BuildResult, BuildSettings, ModelSource, build_plan
 from trtc.backend.trt_import import import_tensorrt
 from trtc.errors import SpecError, TrtcError
+from trtc.graph.pin import pin_inputs
 from trtc.graph.io import LoadedModel, load_model, name_unnamed_nodes, select_outputs
 from trtc.graph.profiles import model_inputs, resolve_profiles
 from trtc.outputs import StagedOutputs
@@ -68,7 +69,6 @@ class PreparedGraph:
 
 
 def build(spec: Spec, observer: PipelineObserver) -> BuildOutcome:
-    _refuse_unimplemented(spec)
     gpu = choose_gpu(spec.target.gpu, spec.target.compute_capabilities)
     trt = import_tensorrt(spec.target.backend)
     timing_cache = _read_timing_cache(spec)
@@ -115,6 +115,10 @@ def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path) -> Prep
     profiles, warnings = resolve_profiles(model_inputs(model), spec)
     for warning in warnings:
         observer.warning(warning)
+    pinned_values = {name: s.value for name, s in spec.input_settings.items() if s.value is not None}
+    if pinned_values:
+        observer.stage("pinning inputs")
+        sections["pinning"] = pin_inputs(model, pinned_values)
     original_nodes = {node.name: node.op_type for node in model.graph.node}
 
     opt_shapes = {name: shape_range.opt for name, shape_range in profiles[0].items()}
@@ -166,14 +170,6 @@ def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path) -> Prep
     added = {n.name: n.op_type for n in model.graph.node if n.name not in original_nodes and n.name not in origins}
     return PreparedGraph(source=source, onnx_bytes=onnx_bytes, nodes=original_nodes, origins=origins, costs=costs, built_costs=built_costs, opt_elements=opt_elements, added=added,
                          profiles=profiles, model_sha256=loaded.sha256, sections=sections, warnings=warnings, extra_files=extra_files)
-
-
-def _refuse_unimplemented(spec: Spec) -> None:
-    """Keys the schema reserves for features this version does not have yet: refuse them rather
-    than build something other than what the spec says."""
-    pinned = [name for name, s in spec.input_settings.items() if s.value is not None]
-    if pinned:
-        raise SpecError(f"inputs.{pinned[0]}.value: pinning inputs is not available in trtc {__version__} yet; remove 'value'")
 
 
 def _copy_if(model: onnx.ModelProto, wanted: bool) -> onnx.ModelProto | None:

@@ -30,6 +30,7 @@ def render_markdown(report: dict) -> str:
     for binding in report["bindings"]:
         profiles = "<br>".join(f"{p['min']} / {p['opt']} / {p['max']}" for p in binding["profiles"]) or "-"
         lines.append(f"| `{binding['name']}` | {binding['mode']} | {binding['dtype']} | {binding['dims']} | {profiles} |")
+    lines += _pinning(report.get("pinning"))
     if fusion:
         lines += _passes(report.get("passes")) + _cost(report.get("cost"), fusion)
         lines += ["", "## Fusion map", "", f"Source: TensorRT's {fusion['source'].replace('-', ' ')}.", "",
@@ -49,6 +50,13 @@ def render_markdown(report: dict) -> str:
     if report.get("warnings"):
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in report["warnings"]]
     return "\n".join(lines) + "\n"
+
+
+def _pinning(pinning: dict | None) -> list[str]:
+    if not pinning:
+        return []
+    lines = ["", "## Pinned inputs", ""] + [f"- `{p['input']}` = {p['value']}" for p in pinning["pinned_inputs"]]
+    return lines + [f"- `{r['node']}` ({r['op_type']}): took the {r['taken'].replace('_', ' ')}" for r in pinning["resolved_control_flow"]]
 
 
 def _passes(passes: dict | None) -> list[str]:

@@ -1,0 +1,71 @@
+"""Pinned inputs: the input leaves the engine, Ifs on it (nested too) become their taken branch."""
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from tests import models
+from tests.cli.test_build_cli import run
+from trtc.errors import SpecError
+from trtc.graph.pin import pin_inputs
+
+
+def _branch(name, op, output):
+    return helper.make_graph([helper.make_node(op, ["x"], [output], name=f"{name}_{op.lower()}")], name, [],
+                             [helper.make_tensor_value_info(output, TensorProto.FLOAT, None)])
+
+
+def sample_rate_model():
+    """y = relu(x) if sr == 16000 and sr > 8000, neg(x) if sr == 16000 otherwise, else sigmoid(x)."""
+    inner = helper.make_node("If", ["high"], ["inner_y"], name="inner_if",
+                             then_branch=_branch("hi", "Relu", "hi_y"), else_branch=_branch("lo", "Neg", "lo_y"))
+    then_branch = helper.make_graph([inner], "then", [], [helper.make_tensor_value_info("inner_y", TensorProto.FLOAT, None)])
+    nodes = [helper.make_node("Equal", ["sr", "k16000"], ["is16k"], name="is16k"),
+             helper.make_node("Greater", ["sr", "k8000"], ["high"], name="high"),
+             helper.make_node("If", ["is16k"], ["y"], name="outer_if", then_branch=then_branch,
+                              else_branch=_branch("other", "Sigmoid", "other_y"))]
+    graph = helper.make_graph(nodes, "pin", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8]),
+                                             helper.make_tensor_value_info("sr", TensorProto.INT64, [])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8])],
+                              initializer=[numpy_helper.from_array(np.array(16000, np.int64), "k16000"),
+                                           numpy_helper.from_array(np.array(8000, np.int64), "k8000")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def test_pinning_resolves_nested_ifs_and_keeps_the_outputs():
+    model = sample_rate_model()
+    x = np.random.default_rng(0).standard_normal((3, 8)).astype(np.float32)
+    expected = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x, "sr": np.array(16000, np.int64)})[0]
+    section = pin_inputs(model, {"sr": 16000})
+    assert section["pinned_inputs"] == [{"input": "sr", "value": 16000}]
+    assert section["resolved_control_flow"] == [{"node": "outer_if", "op_type": "If", "taken": "then_branch"},
+                                                {"node": "outer_if/inner_if", "op_type": "If", "taken": "then_branch"}]
+    assert [i.name for i in model.graph.input] == ["x"]
+    assert not any(n.op_type == "If" for n in model.graph.node)
+    got = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_pinning_an_unknown_input_or_a_wrong_size_is_a_spec_error():
+    with pytest.raises(SpecError, match="the model has no input 'rate'"):
+        pin_inputs(sample_rate_model(), {"rate": 1})
+    with pytest.raises(SpecError, match=r"declares shape \[\], the value has 2"):
+        pin_inputs(sample_rate_model(), {"sr": [1, 2]})
+
+
+def test_build_with_a_pinned_input(tmp_path):
+    models.save(sample_rate_model(), tmp_path / "model.onnx")
+    spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 4\ninputs:\n  sr: {value: 8000}\n"
+                                       "target: {compute_capabilities: [8.9]}\n")
+    result = run("build", spec)
+    assert result.exit_code == 0, result.stderr
+    report = json.loads((tmp_path / "build" / "spec.report.json").read_text())
+    assert report["pinning"]["pinned_inputs"] == [{"input": "sr", "value": 8000}]
+    assert [r["taken"] for r in report["pinning"]["resolved_control_flow"]] == ["else_branch"]
+    markdown = (tmp_path / "build" / "spec.report.md").read_text()
+    assert "- `sr` = 8000" in markdown and "- `outer_if` (If): took the else branch" in markdown

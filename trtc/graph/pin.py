@@ -1,0 +1,93 @@
+"""Pinned inputs (`inputs: {sr: {value: 16000}}`): the input becomes a constant, constants fold
+through it, and every `If` whose condition became constant is replaced by the branch it takes
+(nested Ifs too, since an inlined branch is folded again)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from trtc.errors import SpecError
+from trtc.passes.base import PassContext
+from trtc.passes.fold_constants import FoldConstants
+from trtc.passes.graph_index import GraphIndex
+
+_MAX_ROUNDS = 32  # each round inlines at least one If; nesting deeper than this is not real
+
+
+def pin_inputs(model: onnx.ModelProto, values: dict[str, Any]) -> dict[str, object]:
+    """Freeze each named input to its value, fold, inline constant Ifs. Returns the report section."""
+    graph = model.graph
+    inputs = {value.name: value for value in graph.input}
+    pinned = []
+    for name, value in values.items():
+        if name not in inputs:
+            raise SpecError(f"inputs.{name}.value: the model has no input '{name}'; inputs are: {', '.join(inputs)}")
+        array = _as_array(name, value, inputs[name])
+        graph.initializer.append(numpy_helper.from_array(array, name))
+        graph.input.remove(inputs[name])
+        pinned.append({"input": name, "value": array.tolist()})
+    resolved = fold_constant_ifs(model) if pinned else []
+    return {"pinned_inputs": pinned, "resolved_control_flow": resolved}
+
+
+def fold_constant_ifs(model: onnx.ModelProto) -> list[dict[str, str]]:
+    """Fold constants, then replace each If with a constant condition by its taken branch; repeat
+    until no If is left to resolve."""
+    resolved = []
+    for _ in range(_MAX_ROUNDS):
+        FoldConstants().run(model, PassContext())
+        index = GraphIndex(model.graph)
+        inlined = False
+        for position, node in enumerate(list(model.graph.node)):
+            if node.op_type != "If" or node.domain not in ("", "ai.onnx"):
+                continue
+            condition = index.constant(node.input[0])
+            if condition is None or condition.size != 1:
+                continue
+            branch_name = "then_branch" if bool(condition.reshape(-1)[0]) else "else_branch"
+            branch = next(a.g for a in node.attribute if a.name == branch_name)
+            _inline(model.graph, position, node, branch)
+            resolved.append({"node": node.name, "op_type": "If", "taken": branch_name})
+            inlined = True
+            break  # positions changed: re-index
+        if not inlined:
+            return resolved
+    return resolved
+
+
+def _inline(graph: onnx.GraphProto, position: int, node: onnx.NodeProto, branch: onnx.GraphProto) -> None:
+    replacement = [_copy(inner, node.name) for inner in branch.node]
+    for branch_output, if_output in zip(branch.output, node.output):
+        if if_output:
+            replacement.append(helper.make_node("Identity", [branch_output.name], [if_output], name=f"{node.name}/{if_output}"))
+    graph.initializer.extend(branch.initializer)
+    del graph.node[position]
+    for offset, inner in enumerate(replacement):
+        graph.node.insert(position + offset, inner)
+
+
+def _copy(inner: onnx.NodeProto, outer_name: str) -> onnx.NodeProto:
+    copy = onnx.NodeProto()
+    copy.CopyFrom(inner)
+    copy.name = f"{outer_name}/{inner.name or inner.op_type}"  # unique, and says where it came from
+    return copy
+
+
+def _as_array(name: str, value: Any, declared: onnx.ValueInfoProto) -> np.ndarray:
+    tensor_type = declared.type.tensor_type
+    dtype = helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)
+    try:
+        array = np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError) as error:
+        raise SpecError(f"inputs.{name}.value: {value!r} is not a valid {dtype} value ({error})") from None
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
+    if tensor_type.HasField("shape") and None not in dims and list(array.shape) != dims:
+        if int(np.prod(dims, dtype=np.int64)) != array.size:
+            raise SpecError(f"inputs.{name}.value: the model declares shape {dims}, the value has {array.size} "
+                            f"element(s); give {int(np.prod(dims, dtype=np.int64))}")
+        array = array.reshape(dims)
+    return array
