@@ -116,9 +116,10 @@ def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path) -> Prep
     for warning in warnings:
         observer.warning(warning)
     pinned_values = {name: s.value for name, s in spec.input_settings.items() if s.value is not None}
-    if pinned_values:
-        observer.stage("pinning inputs")
-        sections["pinning"] = pin_inputs(model, pinned_values)
+    static_shapes = {name: r.min for name, r in profiles[0].items() if all(p[name].min == p[name].max == r.min for p in profiles)}
+    pinning = pin_inputs(model, pinned_values, static_shapes)
+    if pinned_values or pinning["resolved_control_flow"]:
+        sections["pinning"] = pinning
     original_nodes = {node.name: node.op_type for node in model.graph.node}
 
     opt_shapes = {name: shape_range.opt for name, shape_range in profiles[0].items()}

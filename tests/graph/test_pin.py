@@ -69,3 +69,47 @@ def test_build_with_a_pinned_input(tmp_path):
     assert [r["taken"] for r in report["pinning"]["resolved_control_flow"]] == ["else_branch"]
     markdown = (tmp_path / "build" / "spec.report.md").read_text()
     assert "- `sr` = 8000" in markdown and "- `outer_if` (If): took the else branch" in markdown
+
+
+def shape_driven_model():
+    """Nested Ifs on x's shape: relu(x) if x has 8 columns and more than 2 rows, neg(x) if 8 columns, else sigmoid(x)."""
+    inner = helper.make_node("If", ["many_rows"], ["inner_y"], name="rows_if",
+                             then_branch=_branch("many", "Relu", "many_y"), else_branch=_branch("few", "Neg", "few_y"))
+    then_branch = helper.make_graph([inner], "then", [], [helper.make_tensor_value_info("inner_y", TensorProto.FLOAT, None)])
+    nodes = [helper.make_node("Shape", ["x"], ["rows"], name="rows", start=0, end=1),
+             helper.make_node("Shape", ["x"], ["cols"], name="cols", start=-1),
+             helper.make_node("ReduceMax", ["rows"], ["rows_scalar"], name="rows_scalar", keepdims=0),
+             helper.make_node("ReduceMax", ["cols"], ["cols_scalar"], name="cols_scalar", keepdims=0),
+             helper.make_node("Equal", ["cols_scalar", "k8"], ["eight_cols"], name="eight_cols"),
+             helper.make_node("Greater", ["rows_scalar", "k2"], ["many_rows"], name="many_rows"),
+             helper.make_node("If", ["eight_cols"], ["y"], name="cols_if", then_branch=then_branch,
+                              else_branch=_branch("other", "Sigmoid", "other_y"))]
+    graph = helper.make_graph(nodes, "shapes", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "C"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", "C"])],
+                              initializer=[numpy_helper.from_array(np.array(8, np.int64), "k8"),
+                                           numpy_helper.from_array(np.array(2, np.int64), "k2")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def test_shape_driven_ifs_resolve_when_the_profile_fixes_the_shape():
+    model = shape_driven_model()
+    section = pin_inputs(model, {}, {"x": (1, 8)})
+    assert section["resolved_control_flow"] == [{"node": "cols_if", "op_type": "If", "taken": "then_branch"},
+                                                {"node": "cols_if/rows_if", "op_type": "If", "taken": "else_branch"}]
+    x = np.ones((1, 8), np.float32)
+    assert ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0].tolist() == (-x).tolist()
+    dynamic = shape_driven_model()
+    assert pin_inputs(dynamic, {}, {})["resolved_control_flow"] == []
+    assert sum(n.op_type == "If" for n in dynamic.graph.node) == 1
+
+
+def test_build_resolves_shape_driven_ifs(tmp_path):
+    models.save(shape_driven_model(), tmp_path / "model.onnx")
+    spec = models.write_spec(tmp_path, "model: model.onnx\ninputs:\n  x: {shape: [4, 8]}\ntarget: {compute_capabilities: [8.9]}\n")
+    result = run("build", spec)
+    assert result.exit_code == 0, result.stderr
+    report = json.loads((tmp_path / "build" / "spec.report.json").read_text())
+    assert report["pinning"]["pinned_inputs"] == []
+    assert [r["taken"] for r in report["pinning"]["resolved_control_flow"]] == ["then_branch", "then_branch"]

@@ -18,8 +18,10 @@ from trtc.passes.graph_index import GraphIndex
 _MAX_ROUNDS = 32  # each round inlines at least one If; nesting deeper than this is not real
 
 
-def pin_inputs(model: onnx.ModelProto, values: dict[str, Any]) -> dict[str, object]:
-    """Freeze each named input to its value, fold, inline constant Ifs. Returns the report section."""
+def pin_inputs(model: onnx.ModelProto, values: dict[str, Any], static_shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, object]:
+    """Freeze each named input to its value, fold, inline constant Ifs. Returns the report section.
+    `static_shapes` are inputs whose shape every profile fixes: in a graph with Ifs, `Shape` of a
+    tensor whose shape they make static becomes a constant, so shape-driven Ifs resolve too."""
     graph = model.graph
     inputs = {value.name: value for value in graph.input}
     pinned = []
@@ -30,7 +32,10 @@ def pin_inputs(model: onnx.ModelProto, values: dict[str, Any]) -> dict[str, obje
         graph.initializer.append(numpy_helper.from_array(array, name))
         graph.input.remove(inputs[name])
         pinned.append({"input": name, "value": array.tolist()})
-    resolved = fold_constant_ifs(model) if pinned else []
+    has_if = any(node.op_type == "If" for node in graph.node)
+    if has_if and static_shapes:
+        _fold_static_shapes(model, static_shapes)
+    resolved = fold_constant_ifs(model) if pinned or (has_if and static_shapes) else []
     return {"pinned_inputs": pinned, "resolved_control_flow": resolved}
 
 
@@ -91,3 +96,33 @@ def _as_array(name: str, value: Any, declared: onnx.ValueInfoProto) -> np.ndarra
                             f"element(s); give {int(np.prod(dims, dtype=np.int64))}")
         array = array.reshape(dims)
     return array
+
+
+def _fold_static_shapes(model: onnx.ModelProto, static_shapes: dict[str, tuple[int, ...]]) -> None:
+    """Replace `Shape` nodes of the main graph whose input has a fully static shape once the
+    static inputs are fixed by a Constant of that shape (what TensorRT would compute anyway)."""
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    for value in probe.graph.input:
+        if value.name in static_shapes:
+            dims = value.type.tensor_type.shape.dim
+            for dim, size in zip(dims, static_shapes[value.name]):
+                dim.Clear()
+                dim.dim_value = int(size)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(probe, data_prop=True)
+    except Exception:  # noqa: BLE001 - inference is best effort: no folding when onnx cannot infer
+        return
+    shapes = {}
+    for value in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
+        dims = value.type.tensor_type.shape.dim
+        if value.type.tensor_type.HasField("shape") and all(d.HasField("dim_value") for d in dims):
+            shapes[value.name] = [d.dim_value for d in dims]
+    for position, node in enumerate(list(model.graph.node)):
+        if node.op_type != "Shape" or node.domain not in ("", "ai.onnx") or node.input[0] not in shapes:
+            continue
+        attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        full = shapes[node.input[0]]
+        value = np.array(full[attributes.get("start", 0):attributes.get("end", len(full))], dtype=np.int64)
+        constant = helper.make_node("Constant", [], [node.output[0]], name=node.name, value=numpy_helper.from_array(value))
+        model.graph.node[position].CopyFrom(constant)

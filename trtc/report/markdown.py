@@ -55,7 +55,7 @@ def render_markdown(report: dict) -> str:
 def _pinning(pinning: dict | None) -> list[str]:
     if not pinning:
         return []
-    lines = ["", "## Pinned inputs", ""] + [f"- `{p['input']}` = {p['value']}" for p in pinning["pinned_inputs"]]
+    lines = ["", "## Pinned inputs and resolved control flow", ""] + [f"- `{p['input']}` = {p['value']}" for p in pinning["pinned_inputs"]]
     return lines + [f"- `{r['node']}` ({r['op_type']}): took the {r['taken'].replace('_', ' ')}" for r in pinning["resolved_control_flow"]]
 
 
