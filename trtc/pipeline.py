@@ -20,6 +20,7 @@ from trtc.backend.builder import BuildObserver, BuildResult, BuildSettings, Mode
 from trtc.backend.trt_import import import_tensorrt
 from trtc.errors import SpecError, TrtcError
 from trtc.graph.pin import pin_inputs
+from trtc.graph.shared_dims import separate_shared_dims
 from trtc.graph.io import LoadedModel, load_model, name_unnamed_nodes, select_outputs
 from trtc.graph.profiles import model_inputs, resolve_profiles
 from trtc.outputs import StagedOutputs
@@ -115,6 +116,9 @@ def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path) -> Prep
     profiles, warnings = resolve_profiles(model_inputs(model), spec)
     for warning in warnings:
         observer.warning(warning)
+    shared = separate_shared_dims(model, profiles)
+    if shared:
+        sections["graph"]["separated_dims"] = shared
     pinned_values = {name: s.value for name, s in spec.input_settings.items() if s.value is not None}
     static_shapes = {name: r.min for name, r in profiles[0].items() if all(p[name].min == p[name].max == r.min for p in profiles)}
     pinning = pin_inputs(model, pinned_values, static_shapes)
