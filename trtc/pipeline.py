@@ -20,6 +20,7 @@ from trtc.backend.builder import BuildObserver, BuildResult, BuildSettings, Mode
 from trtc.backend.trt_import import import_tensorrt
 from trtc.errors import SpecError, TrtcError
 from trtc.graph.pin import pin_inputs
+from trtc.remedies import remedies
 from trtc.graph.shared_dims import separate_shared_dims
 from trtc.graph.io import LoadedModel, load_model, name_unnamed_nodes, select_outputs
 from trtc.graph.profiles import model_inputs, resolve_profiles
@@ -82,6 +83,7 @@ def build(spec: Spec, observer: PipelineObserver) -> BuildOutcome:
             result = build_plan(trt, graph.source, settings, observer)
         except TrtcError as error:
             _keep_failure_log(spec, error)
+            error.details.extend(_remedies(graph))
             raise
 
     for warning in result.warnings:
@@ -205,6 +207,16 @@ def _read_timing_cache(spec: Spec) -> bytes | None:
     if path is None:
         return None
     return path.read_bytes() if path.exists() else b""
+
+
+def _remedies(graph: PreparedGraph) -> list[str]:
+    """Hints for a failed build; never in the way of the error itself."""
+    try:
+        if graph.onnx_bytes is not None or graph.source.data is not None:
+            return remedies(onnx.load_from_string(graph.onnx_bytes if graph.onnx_bytes is not None else graph.source.data))
+        return remedies(onnx.load(str(graph.source.path), load_external_data=False))
+    except Exception:  # noqa: BLE001
+        return []
 
 
 def _keep_failure_log(spec: Spec, error: TrtcError) -> None:

@@ -1,0 +1,43 @@
+"""Known remedies for a failed build, found in the graph handed to TensorRT: control flow whose
+condition depends on an input (pin it), and onnxruntime-only quantized ops (quantize in trtc)."""
+
+from __future__ import annotations
+
+import onnx
+
+_ORT_QUANTIZED = {"ConvInteger", "MatMulInteger", "DynamicQuantizeLinear"}
+
+
+def remedies(model: onnx.ModelProto) -> list[str]:
+    graph = model.graph
+    hints = []
+    quantized = sorted({f"{n.op_type}" + (f" ({n.domain})" if n.domain else "") for n in graph.node
+                        if n.op_type in _ORT_QUANTIZED or n.domain == "com.microsoft"})
+    if quantized:
+        hints.append(f"hint: {', '.join(quantized)} run only in onnxruntime; export the float model and let trtc "
+                     "quantize it (precision: {mode: int8})")
+    producers = {out: node for node in graph.node for out in node.output}
+    inputs = {value.name for value in graph.input}
+    for node in graph.node:
+        if node.op_type in ("If", "Loop"):
+            condition = node.input[0] if node.op_type == "If" else (node.input[1] if len(node.input) > 1 else "")
+            sources = sorted(_input_ancestors(condition, producers, inputs)) if condition else []
+            if sources:
+                hints.append(f"hint: {node.op_type} '{node.name}' depends on input(s) {', '.join(sources)}; pin them "
+                             f"if they are fixed in deployment: inputs: {{{sources[0]}: {{value: ...}}}}")
+    return hints
+
+
+def _input_ancestors(tensor: str, producers: dict[str, onnx.NodeProto], inputs: set[str]) -> set[str]:
+    found, seen, stack = set(), set(), [tensor]
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name in inputs:
+            found.add(name)
+        node = producers.get(name)
+        if node is not None and node.op_type != "Shape":  # shape-driven conditions resolve from the profile
+            stack.extend(i for i in node.input if i)
+    return found
