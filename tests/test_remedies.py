@@ -28,3 +28,18 @@ def test_a_failed_build_with_an_ort_only_quantized_op_says_to_quantize_in_trtc(t
     result = run("build", spec)
     assert result.exit_code == 1
     assert "hint: DynamicQuantizeLinear, MatMulInteger run only in onnxruntime; export the float model" in result.stderr
+
+
+def test_a_refused_node_is_said_once_without_cuda_driver_noise(tmp_path):
+    graph = helper.make_graph([helper.make_node("Add", ["a", "b"], ["y"], name="add")], "bad",
+                              [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["N", 4]),
+                               helper.make_tensor_value_info("b", TensorProto.INT32, ["N", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    models.save(model, tmp_path / "model.onnx")
+    spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 2\nfusion: {verify: off}\ntarget: {compute_capabilities: [8.9]}\n")
+    result = run("build", spec)
+    assert result.exit_code == 1
+    assert result.stderr.count("node 'add' (Add)") == 1
+    assert "must have same input types" in result.stderr and "cudaError" not in result.stderr

@@ -6,6 +6,7 @@ Uses only the API that `tensorrt` and `tensorrt_rtx` share; options that one of 
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -107,6 +108,9 @@ def _network_flags(lib) -> int:
     return 1 << int(flag) if flag is not None else 0
 
 
+_CUDA_NOISE = re.compile(r"\s*\[checkMacros\.cpp::catchCudaError::\d+\] Error Code 1: Cuda Runtime \(.*\)$")
+
+
 def _parse(parser, source: ModelSource, logger) -> None:
     if source.data is not None:
         ok = parser.parse(source.data, str(source.base_dir) if source.base_dir else None)
@@ -118,12 +122,16 @@ def _parse(parser, source: ModelSource, logger) -> None:
     for index in range(parser.num_errors):
         error = parser.get_error(index)
         where = f"node '{error.node_name()}' ({error.node_operator()})" if error.node_name() or error.node_operator() else "model"
-        problems.append(f"{where}: {clean(error.desc())}")
+        # The parser appends a CUDA-driver error it hit while checking the node; on a machine
+        # without a GPU that noise hides the real reason, which comes first.
+        desc = _CUDA_NOISE.sub("", clean(error.desc()))
+        problems.append(f"{where}: {desc}")
     if not problems:
         problems = [last_error(logger.messages)]
     unsupported = [p for p in problems if not p.startswith("model:")]
     summary = f"TensorRT's ONNX parser refused {len(unsupported)} node(s)" if unsupported else "TensorRT's ONNX parser failed"
-    raise UnsupportedModelError(f"{summary}: {problems[0]}" + (f" (and {len(problems) - 1} more, listed below)" if len(problems) > 1 else ""), problems)
+    raise UnsupportedModelError(f"{summary}: {problems[0]}" + (f" (and {len(problems) - 1} more, listed below)" if len(problems) > 1 else ""),
+                                problems if len(problems) > 1 else [])  # one problem: the message says it all
 
 
 def _configure(trt: TensorRT, builder, network, config, settings: BuildSettings) -> None:
