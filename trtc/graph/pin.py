@@ -33,17 +33,17 @@ def pin_inputs(model: onnx.ModelProto, values: dict[str, Any], static_shapes: di
         graph.input.remove(inputs[name])
         pinned.append({"input": name, "value": array.tolist()})
     has_if = any(node.op_type == "If" for node in graph.node)
-    if has_if and static_shapes:
-        _fold_static_shapes(model, static_shapes)
-    resolved = fold_constant_ifs(model) if pinned or (has_if and static_shapes) else []
+    resolved = fold_constant_ifs(model, static_shapes if has_if else None) if pinned or (has_if and static_shapes) else []
     return {"pinned_inputs": pinned, "resolved_control_flow": resolved}
 
 
-def fold_constant_ifs(model: onnx.ModelProto) -> list[dict[str, str]]:
-    """Fold constants, then replace each If with a constant condition by its taken branch; repeat
-    until no If is left to resolve."""
+def fold_constant_ifs(model: onnx.ModelProto, static_shapes: dict[str, tuple[int, ...]] | None = None) -> list[dict[str, str]]:
+    """Fold constants (and static shapes: an inlined branch brings new Shape nodes), then replace
+    each If with a constant condition by its taken branch; repeat until none is left to resolve."""
     resolved = []
     for _ in range(_MAX_ROUNDS):
+        if static_shapes:
+            _fold_static_shapes(model, static_shapes)
         FoldConstants().run(model, PassContext())
         index = GraphIndex(model.graph)
         inlined = False
