@@ -43,3 +43,10 @@ def test_a_refused_node_is_said_once_without_cuda_driver_noise(tmp_path):
     assert result.exit_code == 1
     assert result.stderr.count("node 'add' (Add)") == 1
     assert "must have same input types" in result.stderr and "cudaError" not in result.stderr
+
+
+def test_a_shape_driven_if_suggests_a_fixed_shape():
+    from tests.graph.test_pin import shape_driven_model
+    from trtc.remedies import remedies
+    assert remedies(shape_driven_model()) == [
+        "hint: If 'cols_if' depends on the shape of x; a fixed shape resolves it at build time: inputs: {x: {shape: [...]}}"]

@@ -21,23 +21,29 @@ def remedies(model: onnx.ModelProto) -> list[str]:
     for node in graph.node:
         if node.op_type in ("If", "Loop"):
             condition = node.input[0] if node.op_type == "If" else (node.input[1] if len(node.input) > 1 else "")
-            sources = sorted(_input_ancestors(condition, producers, inputs)) if condition else []
-            if sources:
+            values, shapes = _input_ancestors(condition, producers, inputs) if condition else (set(), set())
+            if values:
+                sources = sorted(values)
                 hints.append(f"hint: {node.op_type} '{node.name}' depends on input(s) {', '.join(sources)}; pin them "
                              f"if they are fixed in deployment: inputs: {{{sources[0]}: {{value: ...}}}}")
+            elif shapes:
+                sources = sorted(shapes)
+                hints.append(f"hint: {node.op_type} '{node.name}' depends on the shape of {', '.join(sources)}; a fixed "
+                             f"shape resolves it at build time: inputs: {{{sources[0]}: {{shape: [...]}}}}")
     return hints
 
 
-def _input_ancestors(tensor: str, producers: dict[str, onnx.NodeProto], inputs: set[str]) -> set[str]:
-    found, seen, stack = set(), set(), [tensor]
+def _input_ancestors(tensor: str, producers: dict[str, onnx.NodeProto], inputs: set[str]) -> tuple[set[str], set[str]]:
+    """Inputs whose values reach `tensor`, and inputs that reach it only through their shape."""
+    values, shapes, seen, stack = set(), set(), set(), [(tensor, False)]
     while stack:
-        name = stack.pop()
-        if name in seen:
+        name, through_shape = stack.pop()
+        if (name, through_shape) in seen:
             continue
-        seen.add(name)
+        seen.add((name, through_shape))
         if name in inputs:
-            found.add(name)
+            (shapes if through_shape else values).add(name)
         node = producers.get(name)
-        if node is not None and node.op_type != "Shape":  # shape-driven conditions resolve from the profile
-            stack.extend(i for i in node.input if i)
-    return found
+        if node is not None:
+            stack.extend((i, through_shape or node.op_type == "Shape") for i in node.input if i)
+    return values, shapes
