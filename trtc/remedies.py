@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import onnx
 
+_MAX_CONTROL_HINTS = 2
 _ORT_QUANTIZED = {"ConvInteger", "MatMulInteger", "DynamicQuantizeLinear"}
 
 
@@ -16,6 +17,14 @@ def remedies(model: onnx.ModelProto) -> list[str]:
     if quantized:
         hints.append(f"hint: {', '.join(quantized)} run only in onnxruntime; export the float model and let trtc "
                      "quantize it (precision: {mode: int8})")
+    control = _control_flow_hints(graph)
+    if len(control) > _MAX_CONTROL_HINTS:  # one pin usually resolves them all: keep the message short
+        control = control[:_MAX_CONTROL_HINTS] + [f"hint: {len(control) - _MAX_CONTROL_HINTS} more If/Loop nodes depend on inputs"]
+    return hints + control
+
+
+def _control_flow_hints(graph: onnx.GraphProto) -> list[str]:
+    hints = []
     producers = {out: node for node in graph.node for out in node.output}
     inputs = {value.name for value in graph.input}
     for node in graph.node:
