@@ -52,8 +52,9 @@ def main() -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE",
               help="Override a spec field, e.g. --set target.optimization_level=3 (repeatable).")
 @click.option("-q", "--quiet", is_flag=True, help="Print errors only.")
+@click.option("--no-diagnose", is_flag=True, help="On a builder failure, skip bisecting the graph for the culprit node.")
 @_reports_errors
-def build(terminal, spec: Path, overrides: tuple[str, ...], quiet: bool) -> None:
+def build(terminal, spec: Path, overrides: tuple[str, ...], quiet: bool, no_diagnose: bool) -> None:
     """Build the engine that SPEC (a YAML build spec) describes."""
     from trtc.console import print_summary
     from trtc.pipeline import build as run_build
@@ -61,7 +62,7 @@ def build(terminal, spec: Path, overrides: tuple[str, ...], quiet: bool) -> None
 
     loaded = load_spec(spec, overrides)
     with terminal.progress() as progress:
-        outcome = run_build(loaded, progress)
+        outcome = run_build(loaded, progress, diagnose=not no_diagnose)
     print_summary(terminal, outcome.report, outcome.written)
 
 

@@ -18,8 +18,11 @@ import onnx
 from trtc import __version__
 from trtc.backend.builder import BuildObserver, BuildResult, BuildSettings, ModelSource, build_plan
 from trtc.backend.trt_import import import_tensorrt
-from trtc.errors import SpecError, TrtcError
+from trtc.errors import BuildError, SpecError, TrtcError
 from trtc.graph.pin import pin_inputs
+from trtc.diagnose import explain, localize
+from trtc.graph.random_inputs import random_feeds
+from trtc.graph.declared import compare, declared_shapes, observed_shapes
 from trtc.remedies import remedies
 from trtc.graph.shared_dims import separate_shared_dims
 from trtc.graph.io import LoadedModel, load_model, name_unnamed_nodes, select_outputs
@@ -70,7 +73,7 @@ class PreparedGraph:
     extra_files: list[tuple[Path, str]]  # e.g. a calibration cache, written with the outputs
 
 
-def build(spec: Spec, observer: PipelineObserver) -> BuildOutcome:
+def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True) -> BuildOutcome:
     gpu = choose_gpu(spec.target.gpu, spec.target.compute_capabilities)
     trt = import_tensorrt(spec.target.backend)
     timing_cache = _read_timing_cache(spec)
@@ -83,8 +86,10 @@ def build(spec: Spec, observer: PipelineObserver) -> BuildOutcome:
             result = build_plan(trt, graph.source, settings, observer)
         except TrtcError as error:
             _keep_failure_log(spec, error)
+            if diagnose and type(error) is BuildError:  # the parser names its nodes; the builder often does not
+                error = _diagnosed(error, trt, graph, settings, observer)
             error.details.extend(_remedies(graph))
-            raise
+            raise error from None
 
     for warning in result.warnings:
         observer.warning(warning)
@@ -127,6 +132,10 @@ def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path) -> Prep
     if pinned_values or pinning["resolved_control_flow"]:
         sections["pinning"] = pinning
     original_nodes = {node.name: node.op_type for node in model.graph.node}
+    value_ranges = {name: setting.value_range for name, setting in spec.input_settings.items() if setting.value_range}
+    min_feeds = random_feeds(model_inputs(model), {name: r.min for name, r in profiles[0].items()}, value_ranges)
+    observed, unobserved = observed_shapes(model, min_feeds)
+    sections["output_shapes"] = {"declared": declared_shapes(model), "onnxruntime": observed, "not_run": unobserved}
 
     opt_shapes = {name: shape_range.opt for name, shape_range in profiles[0].items()}
     types = tensor_types(model, opt_shapes)
@@ -209,6 +218,20 @@ def _read_timing_cache(spec: Spec) -> bytes | None:
     return path.read_bytes() if path.exists() else b""
 
 
+def _diagnosed(error: BuildError, trt, graph: PreparedGraph, settings: BuildSettings, observer) -> BuildError:
+    """Bisect the graph with real sub-builds to the node where TensorRT's failure starts."""
+    model = onnx.load_from_string(graph.onnx_bytes) if graph.onnx_bytes is not None else onnx.load(str(graph.source.path))
+    observer.stage("diagnosing the failure: bisecting the graph with sub-builds (--no-diagnose skips this)")
+    culprit = localize(trt, model, settings, progress=lambda done, total: observer.progress("sub-builds", done, total))
+    if culprit is None:
+        error.details.append("trtc could not narrow the failure to one node within 24 sub-builds or 120 s")
+        return error
+    diagnosed = explain(culprit, error.message)
+    diagnosed.log = getattr(error, "log", None)
+    diagnosed.details += [line for line in error.details if line.startswith("full builder log")]
+    return diagnosed
+
+
 def _remedies(graph: PreparedGraph) -> list[str]:
     """Hints for a failed build; never in the way of the error itself."""
     try:
@@ -269,4 +292,10 @@ def _report(spec: Spec, graph: PreparedGraph, trt, result: BuildResult, warnings
         "warnings": list(warnings),
     }
     report.update(graph.sections)
+    shapes = graph.sections.get("output_shapes")
+    if shapes:
+        binding_dims = {b["name"]: b["dims"] for b in report["bindings"] if b["mode"] == "Output"}
+        rows, shape_warnings = compare(shapes["declared"], shapes["onnxruntime"], binding_dims)
+        report["output_shapes"] = {"outputs": rows, "checked_at": "min shape of profile 0", "onnxruntime_not_run": shapes["not_run"] or None}
+        report["warnings"] = [*report["warnings"], *shape_warnings]
     return report

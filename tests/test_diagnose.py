@@ -1,0 +1,68 @@
+"""Issue 7 on real-shaped graphs: a builder failure that names no node is bisected to its
+culprit, and a wrong declared output shape is exposed."""
+
+import json
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from tests import models, trust_models
+from tests.cli.test_build_cli import run
+
+X_RANGE = "  x: {min: [10, 1, 4], opt: [10, 4, 4], max: [10, 8, 4]}\n"
+
+
+def build(tmp_path, model, spec_text, *args):
+    models.save(model, tmp_path / "model.onnx")
+    spec = models.write_spec(tmp_path, "model: model.onnx\n" + spec_text + "target: {compute_capabilities: [8.9]}\n")
+    result = run("build", spec, *args)
+    report = tmp_path / "build" / "spec.report.json"
+    return result, (json.loads(report.read_text()) if report.exists() and result.exit_code == 0 else None)
+
+
+def test_if_on_an_input_fails_in_tensorrt_and_trtc_names_it_and_the_remedy(tmp_path):
+    result, _ = build(tmp_path, trust_models.if_on_scalar_input_around_lstm(), "inputs:\n" + X_RANGE + "  sr: {shape: []}\n")
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("error:"))
+    assert lines[first] == "error: TensorRT failed to build the engine; the failure starts at node 'choose_net' (If)"
+    assert any("Assertion" in line for line in lines[first:])  # TensorRT's own message, which names no node
+    assert any(line.startswith("  hint: If 'choose_net' depends on input(s) sr; pin them") for line in lines)
+    skipped, _ = build(tmp_path, trust_models.if_on_scalar_input_around_lstm(), "inputs:\n" + X_RANGE + "  sr: {shape: []}\n", "--no-diagnose")
+    assert skipped.exit_code == 1 and "culprit" not in skipped.stderr
+
+
+def test_a_wrong_declared_output_shape_is_exposed(tmp_path):
+    result, report = build(tmp_path, trust_models.wrong_declared_output_shape(), "max_batch: 4\n")
+    assert result.exit_code == 0, result.stderr
+    row = report["output_shapes"]["outputs"][0]
+    assert (row["declared"], row["onnxruntime"], row["tensorrt"]) == (["batch", 6, 4], [1, 4, 6], [-1, 4, 6])
+    assert "warning: output 'y': the model declares ['batch', 6, 4] but onnxruntime produced [1, 4, 6]" in result.stderr
+
+
+def long_graph_with_one_bad_node(length: int = 240, bad_at: int = 150) -> onnx.ModelProto:
+    """A 240-node element-wise chain with one FP32 Gemm, which TensorRT-RTX cannot compile for sm 7.5."""
+    nodes, x = [], "x"
+    for i in range(length):
+        if i == bad_at:
+            nodes.append(helper.make_node("Gemm", [x, "w"], [f"t{i}"], name=f"node{i}", transB=1))
+        else:
+            nodes.append(helper.make_node("Relu" if i % 2 else "Sigmoid", [x], [f"t{i}"], name=f"node{i}"))
+        x = f"t{i}"
+    graph = helper.make_graph(nodes, "long", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 32])],
+                              [helper.make_tensor_value_info(x, TensorProto.FLOAT, ["N", 32])],
+                              initializer=[numpy_helper.from_array(np.eye(32, dtype=np.float32), "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def test_the_localizer_pins_the_failing_node_of_a_long_graph_within_its_bound(tmp_path):
+    models.save(long_graph_with_one_bad_node(), tmp_path / "model.onnx")
+    spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 4\nfusion: {passes: none}\ntarget: {compute_capabilities: [7.5]}\n")
+    result = run("build", spec)
+    assert result.exit_code == 1
+    assert "error: TensorRT failed to build the engine; the failure starts at node 'node150' (Gemm)" in result.stderr
+    builds = int(result.stderr.split("found by ")[1].split(" sub-builds")[0])
+    assert builds <= 24
