@@ -6,7 +6,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from tests import models
 from tests.passes.helpers import model, outputs, weights
-from trtc.precision.accuracy import measure_accuracy
+from trtc.precision.accuracy import OutputAccuracy, gate_failures, measure_accuracy
 from trtc.precision.autocast import autocast
 
 
@@ -78,3 +78,45 @@ def test_bf16_weights_are_rounded_and_emulation_measures_them():
     (fp16_acc,) = measure_accuracy(base, autocast(base, "fp16").model, feeds())
     (bf16_acc,) = measure_accuracy(base, emulated, feeds())
     assert 0.999 < bf16_acc.cosine < 1.0 and bf16_acc.rel_l2_error > fp16_acc.rel_l2_error  # BF16 has 3 fewer mantissa bits
+
+
+def times_one():
+    ones = numpy_helper.from_array(np.ones(4, np.float32), "ones")
+    return model([helper.make_node("Mul", ["x", "ones"], ["y"], name="mul")], {"x": [2, 4]}, ["y"], [ones])
+
+
+def test_fp16_accuracy_needs_emulation_because_onnxruntime_runs_fp16_ops_in_fp32():
+    base, x = times_one(), np.array([[1000.3, -0.1234567, 3.0, 7e4], [1, 2, 3, 4]], np.float32)
+    real = outputs(autocast(base, "fp16").model, {"x": x})[0]
+    emulated = outputs(autocast(base, "fp16", emulate=True).model, {"x": x})[0]
+    # onnxruntime's CPU run of the real FP16 graph neither rounds nor overflows: it would hide every error
+    np.testing.assert_array_equal(real, x)
+    assert emulated[0, 0] == np.float32(np.float16(1000.3)) != x[0, 0] and emulated[0, 1] == np.float32(np.float16(-0.1234567))
+    assert np.isinf(emulated[0, 3])  # 7e4 > 65504
+
+
+def test_overflow_to_inf_fails_every_gate_and_is_counted_apart():
+    base, x = times_one(), np.array([[1.0, 2.0, 3.0, 7e4]] * 2, np.float32)
+    (result,) = measure_accuracy(base, autocast(base, "fp16", emulate=True).model, [{"x": x}])
+    assert result.nonfinite == 2 and result.cosine > 0.9999  # the finite values agree
+    assert gate_failures([result], {"max_rel_l2": 1.0}) == [
+        "output 'y': 2 value(s) are Inf/NaN where FP32 is finite (overflow in reduced precision)"]
+    nan = OutputAccuracy("y", 2, float("nan"), float("nan"), float("nan"), float("nan"))
+    assert len(gate_failures([nan], {"min_cosine": 0.9, "max_rel_l2": 1.0, "min_top1_agreement": 0.5})) == 3
+
+
+def test_if_branches_read_converted_tensors_in_fp32():
+    then_branch = helper.make_graph([helper.make_node("Add", ["m", "m"], ["t"], name="then_add")], "then", [],
+                                    [helper.make_tensor_value_info("t", TensorProto.FLOAT, None)])
+    else_branch = helper.make_graph([helper.make_node("Identity", ["m"], ["e"], name="else_identity")], "else", [],
+                                    [helper.make_tensor_value_info("e", TensorProto.FLOAT, None)])
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["m"], name="mm"),
+             helper.make_node("If", ["c"], ["y"], name="if", then_branch=then_branch, else_branch=else_branch)]
+    base = model(nodes, {"x": [2, 3]}, ["y"], [weights("w", (3, 4))])
+    base.graph.input.append(helper.make_tensor_value_info("c", TensorProto.BOOL, []))
+    result = autocast(base, "fp16")
+    assert result.converted == ["mm"] and result.kept == {"if": "If has no reduced-precision rule"}
+    x = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
+    for condition in (True, False):
+        feeds = {"x": x, "c": np.array(condition)}
+        np.testing.assert_allclose(outputs(result.model, feeds)[0], outputs(base, feeds)[0], rtol=2e-3, atol=1e-3)

@@ -65,3 +65,18 @@ def test_accuracy_on_user_data(tmp_path):
     accuracy = report_of(spec)["accuracy"]
     assert accuracy["samples"] == 5 and accuracy["source"].startswith("accuracy.data: 3 npy file(s)")
     assert accuracy["passed"] is True
+
+
+def test_fp16_overflow_on_user_data_fails_the_gate(tmp_path):
+    # Random inputs keep every activation small, so autocast converts every node; the user's data
+    # (|x| ~ 1e5) overflows FP16. onnxruntime's own FP16 run would hide that (it computes in FP32).
+    models.save(models.conv_bn_relu(), tmp_path / "model.onnx")
+    (tmp_path / "data").mkdir()
+    np.save(tmp_path / "data" / "big.npy", (np.random.default_rng(0).standard_normal((2, 3, 16, 16)) * 1e5).astype(np.float32))
+    spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 4\nprecision: fp16\naccuracy: {data: data, samples: 2, max_rel_l2: 0.5}\n"
+                                       "target: {compute_capabilities: [8.9]}\n")
+    before = snapshot(tmp_path)
+    result = run("build", spec)
+    assert result.exit_code == 3, result.stderr
+    assert "value(s) are Inf/NaN where FP32 is finite" in result.stderr
+    assert snapshot(tmp_path) == before

@@ -1,7 +1,10 @@
 """How much accuracy a precision change cost: the FP32 model and the converted one run in
 onnxruntime on the same held-out samples; per output the max abs error, relative L2 error,
 cosine similarity and, for outputs shaped like class scores ([batch, classes], classes >= 2),
-top-1 agreement. Gates from the spec's `accuracy` block turn a shortfall into exit code 3."""
+top-1 agreement. Values the converted model makes Inf/NaN where FP32 is finite (FP16 overflow)
+are counted apart, the metrics cover the rest, and any such value fails every gate: a NaN metric
+must never pass a comparison. Gates from the spec's `accuracy` block turn a shortfall into exit
+code 3."""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ class OutputAccuracy:
     rel_l2_error: float
     cosine: float
     top1_agreement: float | None
+    nonfinite: int = 0  # values Inf/NaN in the converted output where FP32 is finite
 
 
 class _Accumulator:
@@ -31,11 +35,15 @@ class _Accumulator:
     def __init__(self, name: str):
         self.name, self.samples, self.max_abs = name, 0, 0.0
         self.diff2 = self.ref2 = self.dot = self.out2 = 0.0
-        self.top1_same = self.top1_total = 0
+        self.top1_same = self.top1_total = self.nonfinite = 0
 
     def add(self, reference: np.ndarray, converted: np.ndarray) -> None:
         ref, out = reference.astype(np.float64).ravel(), converted.astype(np.float64).ravel()
         self.samples += reference.shape[0] if reference.ndim else 1
+        both = np.isfinite(ref) & np.isfinite(out)
+        self.nonfinite += int(np.sum(np.isfinite(ref) & ~np.isfinite(out)))
+        if not both.all():
+            ref, out = ref[both], out[both]
         self.max_abs = max(self.max_abs, float(np.max(np.abs(ref - out))) if ref.size else 0.0)
         self.diff2 += float(np.sum((ref - out) ** 2))
         self.ref2 += float(np.sum(ref**2))
@@ -49,7 +57,7 @@ class _Accumulator:
         rel = np.sqrt(self.diff2 / self.ref2) if self.ref2 > 0 else float(np.sqrt(self.diff2))
         cosine = self.dot / np.sqrt(self.ref2 * self.out2) if self.ref2 > 0 and self.out2 > 0 else (1.0 if self.diff2 == 0 else 0.0)
         top1 = self.top1_same / self.top1_total if self.top1_total else None
-        return OutputAccuracy(self.name, self.samples, self.max_abs, float(rel), float(cosine), top1)
+        return OutputAccuracy(self.name, self.samples, self.max_abs, float(rel), float(cosine), top1, self.nonfinite)
 
 
 def measure_accuracy(reference: onnx.ModelProto | bytes, converted: onnx.ModelProto | bytes,
@@ -67,11 +75,14 @@ def gate_failures(results: list[OutputAccuracy], gates: dict) -> list[str]:
     """One line per output that misses a gate set in the spec's `accuracy` block."""
     failures = []
     for result in results:
-        if "min_cosine" in gates and result.cosine < gates["min_cosine"]:
+        if gates and result.nonfinite:
+            failures.append(f"output '{result.name}': {result.nonfinite} value(s) are Inf/NaN where FP32 is finite (overflow in reduced precision)")
+            continue
+        if "min_cosine" in gates and not result.cosine >= gates["min_cosine"]:
             failures.append(f"output '{result.name}': cosine {result.cosine:.6f} < accuracy.min_cosine {gates['min_cosine']}")
-        if "max_rel_l2" in gates and result.rel_l2_error > gates["max_rel_l2"]:
+        if "max_rel_l2" in gates and not result.rel_l2_error <= gates["max_rel_l2"]:
             failures.append(f"output '{result.name}': relative L2 error {result.rel_l2_error:.3g} > accuracy.max_rel_l2 {gates['max_rel_l2']}")
-        if "min_top1_agreement" in gates and result.top1_agreement is not None and result.top1_agreement < gates["min_top1_agreement"]:
+        if "min_top1_agreement" in gates and result.top1_agreement is not None and not result.top1_agreement >= gates["min_top1_agreement"]:
             failures.append(f"output '{result.name}': top-1 agreement {result.top1_agreement:.4f} < accuracy.min_top1_agreement {gates['min_top1_agreement']}")
     return failures
 

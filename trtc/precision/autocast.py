@@ -13,7 +13,9 @@ crosses between precisions, one per tensor and direction; Resize scales and ROI 
 With `keep_io_types` the graph inputs and outputs keep their FP32 types.
 
 `emulate=True` builds the FP32 model that rounds the same tensors through the reduced type
-(Cast there and back): how BF16 accuracy is measured, since onnxruntime's CPU kernels lack BF16.
+(Cast there and back): how FP16 and BF16 accuracy is measured, since onnxruntime's CPU kernels
+lack BF16 and run FP16 ops in FP32 (dropping the graph's Casts around them).
+Subgraphs (If/Loop bodies) stay FP32; a converted tensor they read reaches them through a Cast.
 """
 
 from __future__ import annotations
@@ -75,6 +77,9 @@ def autocast(model: onnx.ModelProto, mode: str, keep_fp32: tuple[str, ...] = (),
     input_names = {value.name for value in graph.input} - set(initializers)
     if not keep_io_types:
         low_tensors |= input_names & is_float
+    elif emulate:  # the real graph casts these inputs down in front of the converted nodes
+        low_tensors |= {name for node in graph.node if node.name in converted for i, name in enumerate(node.input)
+                        if name in input_names and name in is_float and i not in FP32_INPUTS.get(node.op_type, set())}
     output_names = {value.name for value in graph.output}
     rewriter = _Rewriter(graph, low, emulate)
     if emulate:
@@ -130,9 +135,12 @@ class _Rewriter:
 
     def convert(self, converted, low_tensors, initializers, is_float, input_names, output_names, keep_io_types) -> None:
         users: dict[str, list[tuple[onnx.NodeProto, int]]] = {}
+        outer = {node.name: outer_scope_reads(node) for node in self.graph.node}
         for node in self.graph.node:
             for index, name in enumerate(node.input):
                 users.setdefault(name, []).append((node, index))
+            for name in outer[node.name]:  # a subgraph of a node kept in FP32 reads it in FP32
+                users.setdefault(name, []).append((node, -1))
         for name, init in initializers.items():
             readers = users.get(name, [])
             if readers and name in is_float and all(n.name in converted and i not in FP32_INPUTS.get(n.op_type, set()) for n, i in readers):
@@ -154,6 +162,11 @@ class _Rewriter:
                     node.input[index] = source
                 else:
                     node.input[index] = self.cast(source, self.low if wants_low else TensorProto.FLOAT)
+            for name in outer[node.name]:  # subgraph nodes are FP32: give them an FP32 copy
+                source = renamed_outputs.get(name, name)
+                if name in low_tensors:
+                    for subgraph in subgraphs(node):
+                        rename_outer_reads(subgraph, name, self.cast(source, TensorProto.FLOAT))
         for original, renamed in renamed_outputs.items():
             self.new_nodes.append((renamed, helper.make_node("Cast", [renamed], [original], name=f"{original}/to_fp32", to=TensorProto.FLOAT)))
             self.casts += 1
@@ -209,6 +222,36 @@ class _Rewriter:
         del self.graph.node[:]
         self.graph.node.extend(copies)
         self.new_nodes = []
+
+
+def subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
+    return [g for a in node.attribute for g in ([a.g] if a.type == onnx.AttributeProto.GRAPH else a.graphs)]
+
+
+def _local_names(graph: onnx.GraphProto) -> set[str]:
+    return ({v.name for v in graph.input} | {i.name for i in graph.initializer}
+            | {o for n in graph.node for o in n.output})
+
+
+def outer_scope_reads(node: onnx.NodeProto) -> set[str]:
+    """Tensors of the enclosing graph that `node`'s subgraphs (If branches, Loop bodies) read."""
+    reads: set[str] = set()
+    for graph in subgraphs(node):
+        local = _local_names(graph)
+        for inner in graph.node:
+            names = set(inner.input) | outer_scope_reads(inner)
+            reads |= {name for name in names if name and name not in local}
+    return reads
+
+
+def rename_outer_reads(graph: onnx.GraphProto, old: str, new: str) -> None:
+    """Point every read of the outer tensor `old` inside `graph` (and nested subgraphs) at `new`."""
+    if old in _local_names(graph):
+        return  # shadowed: the subgraph defines its own tensor of that name
+    for node in graph.node:
+        node.input[:] = [new if name == old else name for name in node.input]
+        for subgraph in subgraphs(node):
+            rename_outer_reads(subgraph, old, new)
 
 
 def low_initializer(values: np.ndarray, name: str, low: int) -> onnx.TensorProto:

@@ -11,6 +11,7 @@ from typing import Callable, Iterator
 import numpy as np
 import onnx
 
+from trtc.errors import BuildError
 from trtc.graph.profiles import ModelInput
 from trtc.graph.random_inputs import random_feeds
 from trtc.graph.reference import Reference, ReferenceUnavailable, with_outputs
@@ -53,11 +54,34 @@ def apply_precision(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput]
     converted = autocast(model, mode, spec.precision.keep_fp32, spec.precision.keep_io_types, magnitudes)
     outcome.model = converted.model
     outcome.sections["precision"] = converted.section(mode)
-    # onnxruntime's CPU kernels lack BF16: its accuracy is measured on an FP32 model that rounds
-    # the same tensors through BF16.
-    measured = converted.model if mode == "fp16" else autocast(model, mode, spec.precision.keep_fp32, spec.precision.keep_io_types, emulate=True).model
-    outcome.sections["accuracy"] = check_accuracy(model, measured, spec, inputs, profile, emulated=mode == "bf16")
+    # Accuracy is measured on an FP32 model that rounds the same tensors through FP16/BF16:
+    # onnxruntime's CPU kernels lack BF16, and for FP16 its InsertCastTransformer runs ops without
+    # an FP16 kernel in FP32 and drops the model's own down-and-up Casts around them, so the real
+    # FP16 graph there shows neither activation rounding nor overflow (measured: bit-exact FP32
+    # results, 1e5 where FP16 gives Inf). The real graph still has to load and run in onnxruntime.
+    measured = autocast(model, mode, spec.precision.keep_fp32, spec.precision.keep_io_types, magnitudes, emulate=True).model
+    outcome.sections["accuracy"] = check_accuracy(model, measured, spec, inputs, profile, emulated=True)
+    _check_runs(converted.model, inputs, profile, spec)
+    nonfinite = [o["name"] for o in outcome.sections["accuracy"]["outputs"] if o["nonfinite"]]
+    if nonfinite:  # with a gate set this already failed; without one it must not pass unnoticed
+        outcome.warnings.append(f"{mode}: output(s) {', '.join(nonfinite)} overflow to Inf/NaN where FP32 is finite; "
+                                "keep the layers that produce them in FP32 (precision.keep_fp32)")
     return outcome
+
+
+def _check_runs(model: onnx.ModelProto, inputs: list[ModelInput], profile: dict[str, ShapeRange], spec: Spec) -> None:
+    """The converted graph itself loads and runs in onnxruntime (BF16 excepted: no CPU kernels)."""
+    if spec.precision.mode != "fp16":
+        return
+    ranges = {name: s.value_range for name, s in spec.input_settings.items() if s.value_range}
+    try:
+        reference = Reference(model)
+        kinds = {i.name: i.type for i in reference.session.get_inputs()}
+        feeds = random_feeds(inputs, {name: r.min for name, r in profile.items()}, ranges)
+        reference.run({n: v.astype(np.float16) if kinds.get(n) == "tensor(float16)" else v for n, v in feeds.items()})
+    except ReferenceUnavailable as error:
+        raise BuildError(f"fp16: the converted graph does not run in onnxruntime ({error.message}); "
+                         "keep the node it names in FP32 (precision.keep_fp32)") from None
 
 
 def check_accuracy(reference: onnx.ModelProto, converted: onnx.ModelProto, spec: Spec, inputs: list[ModelInput],

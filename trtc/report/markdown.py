@@ -125,11 +125,15 @@ def _precision(precision: dict, accuracy: dict | None) -> list[str]:
             lines += ["", "Kept in FP32:", ""] + [f"- `{node}`: {why}" for node, why in precision["kept_fp32"].items()]
     if accuracy:
         lines += ["", "## Accuracy against FP32", "", f"Samples: {accuracy['samples']} ({accuracy['source']})"
-                  + (". Reduced precision emulated by rounding in FP32 (onnxruntime has no BF16 CPU kernels)." if accuracy["emulated"] else "."),
+                  + (". Reduced precision emulated by rounding the converted tensors in FP32 (onnxruntime's CPU kernels have no BF16"
+                     " and run FP16 ops in FP32)." if accuracy["emulated"] else "."),
                   "", "| output | max abs error | relative L2 | cosine | top-1 agreement |", "| --- | ---: | ---: | ---: | ---: |"]
         for o in accuracy["outputs"]:
             top1 = f"{o['top1_agreement']:.4f}" if o["top1_agreement"] is not None else "-"
             lines.append(f"| `{o['name']}` | {o['max_abs_error']:.3g} | {o['rel_l2_error']:.3g} | {o['cosine']:.6f} | {top1} |")
+        overflowing = [f"`{o['name']}` ({o['nonfinite']})" for o in accuracy["outputs"] if o.get("nonfinite")]
+        if overflowing:
+            lines += ["", "Inf/NaN where FP32 is finite (left out of the metrics): " + ", ".join(overflowing) + "."]
         if accuracy["gates"]:
             lines += ["", "Gates: " + ", ".join(f"{k} {v}" for k, v in accuracy["gates"].items()) + ": passed."]
     return lines
