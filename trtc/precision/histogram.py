@@ -28,8 +28,6 @@ class RangeCollector:
         magnitudes = np.abs(values.astype(np.float32, copy=False)).ravel()
         batch_max = float(magnitudes.max())
         self.amax = max(self.amax, batch_max)
-        if not self.histogram:
-            return
         if batch_max > self.top:
             self._widen(batch_max)
         if self.top > 0:
