@@ -29,6 +29,9 @@ def _reports_errors(command):
             return command(terminal, *args, **kwargs)
         except TrtcError as error:
             terminal.error(error)
+            if kwargs.get("as_json"):  # machines get the failure on stdout too, as the one JSON object
+                click.echo(json.dumps({"trtc": __version__, "exit_code": error.exit_code,
+                                       "error": {"message": error.message, "details": error.details}}, indent=2))
             sys.exit(error.exit_code)
         except KeyboardInterrupt:
             terminal.console.print("interrupted: nothing was written")
@@ -48,22 +51,75 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("spec", type=click.Path(path_type=Path))
+@click.argument("specs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="SPEC...")
 @click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE",
-              help="Override a spec field, e.g. --set target.optimization_level=3 (repeatable).")
+              help="Override a spec field, e.g. --set target.optimization_level=3 (repeatable; applies to every SPEC).")
+@click.option("--force", is_flag=True, help="Rebuild even when plan and report are up to date.")
+@click.option("--depfile", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="Write a Make dependency file (plan and reports depend on the spec, the model and the data); one SPEC only.")
+@click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True, help="Build up to N specs at once, in separate processes.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout (human output stays on stderr).")
 @click.option("-q", "--quiet", is_flag=True, help="Print errors only.")
 @click.option("--no-diagnose", is_flag=True, help="On a builder failure, skip bisecting the graph for the culprit node.")
 @_reports_errors
-def build(terminal, spec: Path, overrides: tuple[str, ...], quiet: bool, no_diagnose: bool) -> None:
-    """Build the engine that SPEC (a YAML build spec) describes."""
-    from trtc.console import print_summary
-    from trtc.pipeline import build as run_build
-    from trtc.spec import load_spec
+def build(terminal, specs: tuple[Path, ...], overrides: tuple[str, ...], force: bool, depfile: Path | None, jobs: int,
+          as_json: bool, quiet: bool, no_diagnose: bool) -> None:
+    """Build the engines that SPEC files (YAML build specs) describe; skip those that are up to date.
 
-    loaded = load_spec(spec, overrides)
-    with terminal.progress() as progress:
-        outcome = run_build(loaded, progress, diagnose=not no_diagnose)
-    print_summary(terminal, outcome.report, outcome.written)
+    Exit codes: 0 built or up to date, 1 build failed, 2 usage or spec error, 3 accuracy gate failed.
+    With several specs, the exit code is that of the first failed spec in argument order.
+    """
+    from trtc.build_job import FAILED, JobOptions, UP_TO_DATE, run_job
+    from trtc.errors import TrtcError, UsageError
+    from trtc.spec import load_spec
+    from trtc.step_summary import append_step_summary
+
+    if depfile and len(specs) > 1:
+        raise UsageError("--depfile takes one SPEC; run trtc build once per spec to get one dependency file each")
+    loaded = [load_spec(spec, overrides) for spec in specs]  # every spec error before any build starts
+    options = JobOptions(force=force, depfile=depfile.resolve() if depfile else None, diagnose=not no_diagnose)
+    if len(loaded) == 1:
+        from trtc.console import print_summary, print_up_to_date
+
+        try:
+            with terminal.progress() as progress:
+                results = [run_job(loaded[0], progress, options)]
+        except TrtcError as error:
+            append_step_summary([_failed_result(loaded[0], error)])
+            raise
+        if results[0].status == UP_TO_DATE:
+            print_up_to_date(terminal, results[0])
+        else:
+            print_summary(terminal, results[0].report, [Path(p) for p in results[0].written])
+    else:
+        from trtc.build_many import build_many
+        from trtc.console import SpecLines, print_batch_summary
+
+        results = build_many(loaded, options, jobs, _SpecLinesFor(quiet))
+        print_batch_summary(terminal, results)
+    append_step_summary(results)
+    exit_code = next((r.exit_code for r in results if r.status == FAILED), 0)
+    if as_json:
+        click.echo(json.dumps({"trtc": __version__, "exit_code": exit_code, "builds": [r.as_dict() for r in results]}, indent=2))
+    sys.exit(exit_code)
+
+
+class _SpecLinesFor:
+    """Picklable factory of per-spec observers for worker processes."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+
+    def __call__(self, spec):
+        from trtc.console import SpecLines
+
+        return SpecLines(spec.name, self.quiet)
+
+
+def _failed_result(spec, error):
+    from trtc.build_job import FAILED, JobResult
+
+    return JobResult(spec.name, str(spec.source), FAILED, error.exit_code, "build failed", 0.0, error=error.message, details=list(error.details))
 
 
 @main.command()

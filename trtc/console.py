@@ -4,6 +4,7 @@ through plain `click.echo` in the CLI."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from rich.console import Console
@@ -20,12 +21,14 @@ _PLAIN_PHASE_DEPTH = 1
 
 class Terminal:
     def __init__(self, quiet: bool = False):
-        self.console = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
+        # NO_COLOR (no-color.org): no colour, no styles, no live progress; plain lines as in a log.
+        self.plain = bool(os.environ.get("NO_COLOR"))
+        self.console = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True, color_system=None if self.plain else "auto")
         self.quiet = quiet
 
     @property
     def interactive(self) -> bool:
-        return self.console.is_terminal
+        return self.console.is_terminal and not self.plain
 
     def info(self, text: str) -> None:
         if not self.quiet:
@@ -202,3 +205,67 @@ def print_inspection(terminal: Terminal, result, top: int | None) -> None:
     if totals["unknown_nodes"]:
         terminal.warning(f"{len(totals['unknown_nodes'])} node(s) of unknown cost (shape or FLOP formula); their FLOPs count as 0: "
                          + ", ".join(totals["unknown_nodes"][:5]))
+
+
+class SpecLines:
+    """Observer for one of several builds running in parallel: plain lines prefixed with the
+    spec's name (live bars from several processes would overwrite each other). Picklable: it
+    is created in the parent and used in a worker process."""
+
+    def __init__(self, name: str, quiet: bool):
+        self.name, self.quiet = name, quiet
+        self._terminal: Terminal | None = None
+
+    def __getstate__(self) -> dict:
+        return {"name": self.name, "quiet": self.quiet, "_terminal": None}
+
+    @property
+    def terminal(self) -> Terminal:
+        if self._terminal is None:
+            self._terminal = Terminal(quiet=self.quiet)
+        return self._terminal
+
+    def stage(self, name: str) -> None:
+        self.terminal.info(f"[{self.name}] {name}")
+
+    def warning(self, text: str) -> None:
+        self.terminal.warning(f"[{self.name}] {text}")
+
+    def progress(self, label: str, done: int, total: int) -> None:
+        pass
+
+    def phase_start(self, name: str, parent: str | None, steps: int) -> None:
+        if parent is None:
+            self.terminal.info(f"[{self.name}]   {name}")
+
+    def phase_step(self, name: str, step: int) -> None:
+        pass
+
+    def phase_finish(self, name: str) -> None:
+        pass
+
+
+def print_up_to_date(terminal: Terminal, result) -> None:
+    plan = (result.report or {}).get("build", {}).get("plan", "")
+    terminal.info(f"{result.name}: up to date ({_short(plan)}); --force rebuilds")
+
+
+def print_batch_summary(terminal: Terminal, results) -> None:
+    """One table for a multi-spec build, then each failure's message."""
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for column, justify in (("spec", "left"), ("result", "left"), ("plan", "right"), ("kernels", "right"), ("precision", "left"), ("time", "right")):
+        table.add_column(column, justify=justify)
+    for result in results:
+        build = (result.report or {}).get("build", {})
+        fusion = (result.report or {}).get("fusion") or {}
+        style = {"built": "green", "up to date": "cyan", "failed": "bold red"}[result.status]
+        plan = f"{build['plan_bytes'] / 1e6:.1f} MB" if "plan_bytes" in build else "-"
+        kernels = str(fusion.get("counts", {}).get("kernels", "-"))
+        precision = ((result.report or {}).get("precision") or {}).get("mode", "-")
+        table.add_row(escape(_short(result.spec)), f"[{style}]{result.status}[/]", plan, kernels, precision, f"{result.seconds:.1f} s")
+    terminal.console.print(table)
+    for result in results:
+        if result.error:
+            terminal.console.print(f"[bold red]error:[/] {escape(result.name)}: {escape(result.error)}")
+            for line in result.details:
+                terminal.console.print(f"  {escape(line)}")

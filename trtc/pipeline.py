@@ -20,6 +20,7 @@ from trtc.backend.builder import BuildObserver, BuildResult, BuildSettings, Mode
 from trtc.backend.trt_import import import_tensorrt
 from trtc.errors import BuildError, SpecError, TrtcError
 from trtc.graph.pin import pin_inputs
+from trtc.incremental.fingerprint import Fingerprint, fingerprint
 from trtc.diagnose import explain, localize
 from trtc.graph.random_inputs import random_feeds
 from trtc.graph.declared import compare, declared_shapes, observed_shapes
@@ -51,6 +52,7 @@ class PipelineObserver(BuildObserver, Protocol):
 class BuildOutcome:
     report: dict
     written: list[Path]
+    fingerprint: Fingerprint
 
 
 @dataclass
@@ -71,6 +73,7 @@ class PreparedGraph:
     sections: dict[str, object]
     warnings: list[str]
     extra_files: list[tuple[Path, str]]  # e.g. a calibration cache, written with the outputs
+    fingerprint: Fingerprint  # of everything that decided this build, for `trtc build`'s up-to-date check
 
 
 def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True) -> BuildOutcome:
@@ -107,7 +110,7 @@ def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True) -> Buil
         if spec.target.timing_cache and result.timing_cache:
             staged.write(spec.target.timing_cache, result.timing_cache)
         staged.commit()
-    return BuildOutcome(report=report, written=spec.output.all_files())
+    return BuildOutcome(report=report, written=spec.output.all_files(), fingerprint=graph.fingerprint)
 
 
 def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path) -> PreparedGraph:
@@ -115,6 +118,7 @@ def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path) -> Prep
     add a report section."""
     observer.stage("loading model")
     loaded = load_model(spec.model)
+    stamp = fingerprint(spec, loaded.files, loaded.sha256)
     model = loaded.proto
     sections: dict[str, object] = {}
     renamed = name_unnamed_nodes(model.graph)
@@ -185,7 +189,8 @@ def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path) -> Prep
     source, onnx_bytes = _model_source(model, loaded, spec, scratch)
     added = {n.name: n.op_type for n in model.graph.node if n.name not in original_nodes and n.name not in origins}
     return PreparedGraph(source=source, onnx_bytes=onnx_bytes, nodes=original_nodes, origins=origins, costs=costs, built_costs=built_costs, opt_elements=opt_elements, added=added,
-                         profiles=profiles, model_sha256=loaded.sha256, sections=sections, warnings=warnings, extra_files=extra_files)
+                         profiles=profiles, model_sha256=loaded.sha256, sections=sections, warnings=warnings, extra_files=extra_files,
+                         fingerprint=stamp)
 
 
 def _copy_if(model: onnx.ModelProto, wanted: bool) -> onnx.ModelProto | None:
@@ -276,6 +281,7 @@ def _report(spec: Spec, graph: PreparedGraph, trt, result: BuildResult, warnings
                        "optimization_level": spec.target.optimization_level, "workspace": spec.workspace},
             "spec": str(spec.source) if spec.source else None,
             "spec_fingerprint": spec.fingerprint,
+            "fingerprint": graph.fingerprint.as_dict(),
             "model": str(spec.model),
             "model_sha256": graph.model_sha256,
             "plan": str(spec.output.plan),

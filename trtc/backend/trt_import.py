@@ -7,6 +7,8 @@ without a GPU) share the builder API that trtc uses; the rest is feature-detecte
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+import importlib.util
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -14,6 +16,13 @@ from trtc.errors import BackendUnavailableError
 
 # Spec name -> Python module, in the order `auto` tries them.
 MODULES = {"tensorrt": "tensorrt", "tensorrt-rtx": "tensorrt_rtx"}
+
+# Python module -> distributions that may own it, most specific first (the bindings wheel owns
+# the module; the meta package only pulls it in).
+_DISTRIBUTIONS = {
+    "tensorrt": ["tensorrt-cu13-bindings", "tensorrt-cu12-bindings", "tensorrt-cu11-bindings", "tensorrt-bindings", "tensorrt"],
+    "tensorrt_rtx": ["tensorrt-rtx-cu13", "tensorrt-rtx-cu12", "tensorrt-rtx"],
+}
 
 
 @dataclass(frozen=True)
@@ -47,3 +56,20 @@ def import_tensorrt(preference: str = "auto") -> TensorRT:
         )
     package = "tensorrt-rtx" if preference == "tensorrt-rtx" else "tensorrt"
     raise BackendUnavailableError(f"target.backend is '{preference}' but it does not import: `pip install {package}` or set target.backend: auto", reasons)
+
+
+def backend_identity(preference: str) -> str:
+    """Which TensorRT package will build and its version, read from package metadata without
+    importing it (importing TensorRT costs seconds)."""
+    names = list(MODULES) if preference == "auto" else [preference]
+    for name in names:
+        module = MODULES[name]
+        if importlib.util.find_spec(module) is None:
+            continue
+        for distribution in _DISTRIBUTIONS[module]:
+            try:
+                return f"{name} {importlib.metadata.version(distribution)}"
+            except importlib.metadata.PackageNotFoundError:
+                continue
+        return f"{name} (version unknown)"
+    return "none"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from google.protobuf.message import DecodeError
 from onnx import external_data_helper
 
 from trtc.errors import ModelError
+from trtc.incremental.fingerprint import hash_files
 from trtc.spec.validate import closest
 
 @dataclass
@@ -43,17 +43,12 @@ def load_model(path: Path) -> LoadedModel:
     for data_file in data_files:
         if not data_file.exists():
             raise ModelError(f"model: external data file {data_file} is missing; keep it next to {path.name}")
-    digest = hashlib.sha256(raw)
-    for data_file in data_files:
-        with open(data_file, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
     if data_files:
         try:
             external_data_helper.load_external_data_for_model(model, str(path.parent))
         except (OSError, ValueError) as exc:
             raise ModelError(f"model: cannot load the external data of {path}: {exc}") from None
-    return LoadedModel(proto=model, raw=raw, sha256=digest.hexdigest(), files=[path, *data_files])
+    return LoadedModel(proto=model, raw=raw, sha256=hash_files([path, *data_files]), files=[path, *data_files])
 
 
 def external_data_files(model: onnx.ModelProto, path: Path) -> list[Path]:

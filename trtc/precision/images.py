@@ -19,7 +19,6 @@ import numpy as np
 
 from trtc.errors import SpecError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm"}
 
 
 def load_image(path: Path, preprocess: dict, item, key: str) -> np.ndarray:

@@ -1,0 +1,79 @@
+"""One `trtc build` of one spec as Make would want it: under the plan's lock, skipped when up to
+date, and a dependency file written for the next run. The CLI renders the `JobResult`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trtc.errors import TrtcError
+from trtc.incremental import depfile
+from trtc.incremental.lock import plan_lock
+from trtc.incremental.up_to_date import check
+from trtc.spec.model import Spec
+
+BUILT, UP_TO_DATE, FAILED = "built", "up to date", "failed"
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    force: bool = False
+    depfile: Path | None = None
+    diagnose: bool = True
+
+
+@dataclass
+class JobResult:
+    """What happened to one spec; plain data, so it crosses process boundaries."""
+
+    name: str
+    spec: str
+    status: str  # BUILT, UP_TO_DATE or FAILED
+    exit_code: int
+    reason: str  # why it was (re)built, or why not
+    seconds: float
+    report: dict | None = None
+    written: list[str] = field(default_factory=list)
+    error: str | None = None
+    details: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "spec": self.spec, "status": self.status, "exit_code": self.exit_code, "reason": self.reason,
+                "seconds": round(self.seconds, 3), "written": self.written,
+                "error": None if self.error is None else {"message": self.error, "details": self.details}, "report": self.report}
+
+
+def run_job(spec: Spec, observer, options: JobOptions) -> JobResult:
+    """Build `spec` unless it is up to date. Raises TrtcError when the build fails."""
+    started = time.perf_counter()
+    with plan_lock(spec.output.plan, observer.warning):
+        verdict = check(spec)
+        if verdict.up_to_date and not options.force:
+            if options.depfile:
+                depfile.write(options.depfile, _targets(spec), [spec.source, *verdict.fingerprint.inputs])
+            return JobResult(spec.name, str(spec.source), UP_TO_DATE, 0, "up to date", time.perf_counter() - started,
+                             report=verdict.report, written=[])
+        from trtc.pipeline import build  # imports onnx, onnxruntime, TensorRT: only when there is work to do
+
+        reason = "--force" if options.force else verdict.reason
+        observer.stage(f"building {spec.name} ({reason})")
+        outcome = build(spec, observer, diagnose=options.diagnose)
+        if options.depfile:
+            depfile.write(options.depfile, _targets(spec), [spec.source, *outcome.fingerprint.inputs])
+    return JobResult(spec.name, str(spec.source), BUILT, 0, reason, time.perf_counter() - started,
+                     report=outcome.report, written=[str(p) for p in outcome.written])
+
+
+def run_job_reporting_errors(spec: Spec, observer, options: JobOptions) -> JobResult:
+    """`run_job` for batch builds: a failure becomes a FAILED result instead of an exception."""
+    started = time.perf_counter()
+    try:
+        return run_job(spec, observer, options)
+    except TrtcError as error:
+        return JobResult(spec.name, str(spec.source), FAILED, error.exit_code, "build failed", time.perf_counter() - started,
+                         error=error.message, details=list(error.details))
+
+
+def _targets(spec: Spec) -> list[Path]:
+    return spec.output.all_files()

@@ -1,0 +1,99 @@
+"""The fingerprint of everything that decides a plan: the spec after overrides, the model bytes
+(external data too), the calibration and accuracy data (listing and contents), trtc's version and
+the TensorRT package that will build it. Equal fingerprints mean the same build inputs."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.machinery
+import importlib.util
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trtc import __version__
+from trtc.backend.trt_import import backend_identity
+from trtc.precision.suffixes import SAMPLE_SUFFIXES
+from trtc.spec.model import Spec
+
+
+@dataclass
+class Fingerprint:
+    components: dict[str, str]
+    model_files: list[Path]  # the model and its external data files, in hashing order
+    data_inputs: list[Path] = field(default_factory=list)  # calibration/accuracy files and folders, generator sources
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.components, sort_keys=True).encode()).hexdigest()
+
+    @property
+    def inputs(self) -> list[Path]:
+        """Every file the build reads, for a Make dependency file."""
+        return [*self.model_files, *self.data_inputs]
+
+    def as_dict(self) -> dict:
+        return {"digest": self.digest, "components": dict(self.components), "model_files": [str(p) for p in self.model_files]}
+
+
+def hash_files(paths: list[Path]) -> str:
+    """SHA-256 over the files' contents in order, streamed (models can be gigabytes)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def fingerprint(spec: Spec, model_files: list[Path], model_sha256: str | None = None) -> Fingerprint:
+    """`model_files` is the model and its external data files (known once the model was read;
+    the up-to-date check takes them from the last build's report, valid while the model's own
+    bytes are unchanged, since the model names its data files)."""
+    components = {
+        "spec": spec.fingerprint,
+        "model": model_sha256 or hash_files(model_files),
+        "trtc": __version__,
+        "backend": backend_identity(spec.target.backend),
+    }
+    data_inputs: list[Path] = []
+    base = spec.source.parent if spec.source else Path.cwd()
+    for key, where in (("calibration_data", spec.precision.calibration.get("data")), ("accuracy_data", spec.accuracy.get("data"))):
+        if where:
+            components[key], files = data_fingerprint(where, base)
+            data_inputs += files
+    return Fingerprint(components=components, model_files=list(model_files), data_inputs=data_inputs)
+
+
+def data_fingerprint(where: str, base: Path) -> tuple[str, list[Path]]:
+    """Hash of a sample source's listing and contents, and the paths it depends on. A folder is
+    itself a dependency: adding a sample changes its modification time."""
+    if where.startswith("python:"):
+        source = _generator_source(where.removeprefix("python:"), base)
+        if source is None:  # not found: the build itself reports it; hash the name only
+            return hashlib.sha256(where.encode()).hexdigest(), []
+        return hashlib.sha256(where.encode() + source.read_bytes()).hexdigest(), [source]
+    folder = (base / where).resolve()
+    if not folder.is_dir():
+        return hashlib.sha256(f"missing {folder}".encode()).hexdigest(), []
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in SAMPLE_SUFFIXES)
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + hash_files([path]).encode())
+    return digest.hexdigest(), [folder, *files]
+
+
+def _generator_source(target: str, base: Path) -> Path | None:
+    """The file of `module` in `module:function`, searched in the spec's folder then sys.path."""
+    module = target.partition(":")[0]
+    if not module:
+        return None
+    top = module.split(".")[0]
+    found = importlib.machinery.PathFinder.find_spec(top, [str(base)])
+    if found is None or module != top:
+        try:
+            found = importlib.util.find_spec(module) if found is None else found
+        except (ImportError, ValueError):
+            return None
+    origin = getattr(found, "origin", None)
+    return Path(origin) if origin and Path(origin).is_file() else None

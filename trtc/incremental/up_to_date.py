@@ -1,0 +1,55 @@
+"""Whether a build can be skipped: the last build's report holds its fingerprint; the plan must be
+the one that report describes and every other output must exist."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from trtc.incremental.fingerprint import Fingerprint, fingerprint, hash_files
+from trtc.spec.model import Spec
+
+
+@dataclass
+class Verdict:
+    up_to_date: bool
+    reason: str  # why it must be rebuilt, or "up to date"
+    fingerprint: Fingerprint | None = None  # computed when the last build's inputs are known
+    report: dict | None = None  # the last build's report, when up to date
+
+
+def check(spec: Spec) -> Verdict:
+    report = _last_report(spec.output.report)
+    if report is None:
+        return Verdict(False, "no previous build")
+    recorded = report.get("build", {}).get("fingerprint") or {}
+    model_files = [Path(p) for p in recorded.get("model_files", [])]
+    if not model_files or model_files[0] != spec.model:
+        return Verdict(False, "the model path changed")
+    if not all(p.is_file() for p in model_files):
+        return Verdict(False, "a model file is missing")
+    current = fingerprint(spec, model_files)
+    changed = [key for key in sorted({*current.components, *recorded.get("components", {})})
+               if current.components.get(key) != recorded.get("components", {}).get(key)]
+    if changed:
+        return Verdict(False, f"{', '.join(_NAMES.get(key, key) for key in changed)} changed", current)
+    missing = [p for p in spec.output.all_files() if not p.is_file()]
+    if missing:
+        return Verdict(False, f"{missing[0].name} is missing", current)
+    plan = spec.output.plan
+    if plan.stat().st_size != report["build"].get("plan_bytes") or hash_files([plan]) != report["build"].get("plan_sha256"):
+        return Verdict(False, f"{plan.name} is not the plan the report describes", current)
+    return Verdict(True, "up to date", current, report)
+
+
+_NAMES = {"spec": "the spec", "model": "the model", "trtc": "trtc's version", "backend": "the TensorRT package",
+          "calibration_data": "the calibration data", "accuracy_data": "the accuracy data"}
+
+
+def _last_report(path: Path) -> dict | None:
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return report if isinstance(report, dict) and isinstance(report.get("build"), dict) else None
