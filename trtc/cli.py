@@ -164,8 +164,14 @@ def inspect(terminal, model: Path, shapes: tuple[str, ...], top: int | None, as_
 
 
 @main.command()
-def schema() -> None:
+@click.option("--markdown", is_flag=True, help="Print the spec reference as Markdown instead (docs/spec-reference.md).")
+def schema(markdown: bool) -> None:
     """Print the JSON Schema of the build spec (for editor completion)."""
+    if markdown:
+        from trtc.spec.reference import reference_markdown
+
+        click.echo(reference_markdown(), nl=False)
+        return
     from trtc.spec import spec_schema
 
     click.echo(json.dumps(spec_schema(), indent=2))

@@ -18,14 +18,17 @@ _SHAPE = {
 _INPUT = {
     "type": "object",
     "additionalProperties": False,
-    "description": "Shape range (min/opt/max), a fixed shape, or a pinned value for one input.",
+    "description": "One input: its shape range (min/opt/max) or fixed shape, a pinned value, or the range of the random values trtc feeds it.",
     "properties": {
-        "min": _SHAPE,
-        "opt": _SHAPE,
-        "max": _SHAPE,
-        "shape": {**_SHAPE, "description": "Fixed shape: min = opt = max."},
+        "min": {**_SHAPE, "description": "Smallest shape the engine accepts (the profile's minimum)."},
+        "opt": {**_SHAPE, "description": "Shape TensorRT tunes kernels for; default: max."},
+        "max": {**_SHAPE, "description": "Largest shape the engine accepts (the profile's maximum)."},
+        "shape": {**_SHAPE, "description": "Fixed shape: min = opt = max. Give either shape or min/opt/max.",
+                  "examples": [[1, 3, 224, 224]]},
         "value": {
-            "description": "Freeze the input to this constant; it disappears from the engine.",
+            "description": "Freeze the input to this constant (reshaped to the input's declared shape): it disappears from the "
+                           "engine, constants fold through it and every If whose condition becomes constant is replaced by its branch.",
+            "examples": [16000, True, [1, 2]],
             "x-expected": "a number, a list or a boolean",
             "oneOf": [{"type": "number"}, {"type": "array"}, {"type": "boolean"}],
         },
@@ -34,19 +37,25 @@ _INPUT = {
             "items": {"type": "number"},
             "minItems": 2,
             "maxItems": 2,
-            "description": "[low, high] of values drawn for this input when trtc runs the model itself.",
+            "description": "[low, high] of the random values trtc draws for this input when it runs the model itself (pass "
+                           "verification, FP16 range checks, random calibration or accuracy data). Use it for inputs that "
+                           "must stay in a range, such as indices.",
+            "examples": [[0, 999]],
         },
     },
 }
 
 _INPUT_MAP = {
     "type": "object",
-    "description": "Input name -> its shape range.",
+    "description": "Input name -> its settings. Inputs whose dimensions are all static need no entry; every dynamic "
+                   "dimension needs a range here or from max_batch.",
+    "examples": [{"images": {"min": [1, 3, 224, 224], "opt": [8, 3, 224, 224], "max": [32, 3, 224, 224]}, "sr": {"value": 16000}}],
     "additionalProperties": _INPUT,
 }
 
 _SIZE = {
     "description": "A size in bytes, or a string with a unit: 512MiB, 2GiB, 64MB.",
+    "examples": ["256MiB", "2GiB", 1073741824],
     "x-expected": "a size in bytes or with a unit, like 512MiB or 2GiB",
     "oneOf": [
         {"type": "integer", "minimum": 1},
@@ -60,20 +69,50 @@ BACKENDS = ["auto", "tensorrt", "tensorrt-rtx"]
 
 _CALIBRATION = {
     "type": "object",
+    "description": "Where int8/fp8 activation ranges come from (weights are quantized per channel from their own values).",
     "additionalProperties": False,
     "properties": {
-        "data": {"type": "string", "description": "Folder of .npy/.npz or images, or module:function."},
-        "method": {"enum": CALIBRATION_METHODS, "default": "minmax"},
-        "percentile": {"type": "number", "exclusiveMinimum": 0, "maximum": 100, "default": 99.99},
-        "samples": {"type": "integer", "minimum": 1, "default": 512},
-        "batch": {"type": "integer", "minimum": 1, "default": 16},
-        "cache": {"type": "string", "description": "JSON calibration cache path."},
-        "preprocess": {"type": "object", "description": "Image preprocessing (resize, crop, mean, std, layout, channels)."},
+        "data": {
+            "type": "string",
+            "description": "Calibration samples, relative to the spec's folder: a folder of .npy files (single-input models; one "
+                           "sample or a batch per file), of .npz files (arrays named by input) or of images (with preprocess); "
+                           "python:module:function, a generator yielding dicts of arrays (runs your code; the module is looked "
+                           "up in the spec's folder too); or random, for smoke tests only.",
+            "examples": ["calib/", "python:calib_data:samples", "random"],
+        },
+        "method": {
+            "enum": CALIBRATION_METHODS,
+            "default": "minmax",
+            "description": "How an activation's range is chosen: minmax takes the largest |value| seen; entropy picks the clip "
+                           "threshold that keeps the quantized histogram closest (KL divergence) to the real one; percentile clips "
+                           "at the given percentile of |value|.",
+        },
+        "percentile": {"type": "number", "exclusiveMinimum": 0, "maximum": 100, "default": 99.99,
+                       "description": "Percentile of |value| kept by the percentile method."},
+        "samples": {"type": "integer", "minimum": 1, "default": 512,
+                    "description": "Samples used for calibration at most; data is streamed batch by batch, so memory stays flat."},
+        "batch": {"type": "integer", "minimum": 1, "default": 16, "description": "Samples per onnxruntime run during calibration."},
+        "cache": {
+            "type": "string",
+            "description": "JSON file of the calibrated ranges, relative to the spec's folder. Reused when the model, the data "
+                           "(file names and contents) and the method match; recalibrated and rewritten otherwise.",
+            "examples": ["build/demo.calib.json"],
+        },
+        "preprocess": {
+            "type": "object",
+            "description": "How image files become inputs: resize (shorter side, or [height, width]), crop ([height, width], "
+                           "centre), scale (pixel divisor, default 255), mean, std, layout (NCHW or NHWC), channels (RGB or BGR). "
+                           "Without resize or crop, images are resized to the model's static spatial size.",
+            "examples": [{"resize": 256, "crop": [224, 224], "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}],
+        },
     },
 }
 
 _PRECISION = {
-    "description": "Precision of the engine: a mode name, or an object with mode and its settings.",
+    "description": "Precision of the engine: a mode name, or a mapping with mode and its settings. TensorRT is strongly "
+                   "typed, so trtc converts the ONNX graph: fp16/bf16 by autocast (numerically risky ops and values stay "
+                   "FP32), int8/fp8 by calibrated Q/DQ at the layers TensorRT fuses them into. Default: fp32.",
+    "examples": ["fp16", {"mode": "int8", "calibration": {"data": "calib/"}}],
     "x-expected": "a precision mode (fp32, fp16, bf16, int8, fp8) or a mapping with 'mode'",
     "oneOf": [
         {"enum": PRECISION_MODES},
@@ -82,11 +121,19 @@ _PRECISION = {
             "additionalProperties": False,
             "required": ["mode"],
             "properties": {
-                "mode": {"enum": PRECISION_MODES, "default": "fp32"},
-                "fallback": {"enum": ["fp32", "fp16", "bf16"], "description": "Precision of what is not quantized."},
-                "keep_fp32": {"type": "array", "items": {"type": "string"}, "description": "Node-name globs or op types kept in FP32."},
-                "keep_io_types": {"type": "boolean", "default": True},
-                "auto_fallback": {"type": "boolean", "default": False},
+                "mode": {"enum": PRECISION_MODES, "default": "fp32", "description": "The engine's main precision."},
+                "fallback": {"enum": ["fp32", "fp16", "bf16"], "default": "fp16",
+                             "description": "int8/fp8: precision of the layers that are not quantized."},
+                "keep_fp32": {"type": "array", "items": {"type": "string"},
+                              "description": "Nodes kept in FP32: node-name globs or op types.",
+                              "examples": [["Softmax", "head.*"]]},
+                "keep_io_types": {"type": "boolean", "default": True,
+                                  "description": "Keep the engine's float inputs and outputs FP32 (casts inside the engine); false "
+                                                 "gives them the converted type."},
+                "auto_fallback": {"type": "boolean", "default": False,
+                                  "description": "int8/fp8: when an accuracy gate fails, return the quantized layers whose "
+                                                 "quantization hurts most to the fallback precision, one at a time (at most 16), "
+                                                 "until the gate holds."},
                 "calibration": _CALIBRATION,
             },
         },
@@ -96,52 +143,92 @@ _PRECISION = {
 _ACCURACY = {
     "type": "object",
     "additionalProperties": False,
+    "description": "With a precision other than fp32, the FP32 and converted graphs run in onnxruntime on the same samples "
+                   "and the report gets, per output, max abs error, relative L2 error, cosine and top-1 agreement. A gate "
+                   "set here that fails stops the build with exit code 3 and writes no plan.",
     "properties": {
-        "data": {"type": "string"},
-        "samples": {"type": "integer", "minimum": 1, "default": 64},
-        "min_cosine": {"type": "number", "minimum": -1, "maximum": 1},
-        "max_rel_l2": {"type": "number", "minimum": 0},
-        "min_top1_agreement": {"type": "number", "minimum": 0, "maximum": 1},
+        "data": {"type": "string",
+                 "description": "Samples to compare on, in the forms precision.calibration.data takes. Default: for int8/fp8 "
+                                "the calibration samples after those used for calibration, else random inputs at the opt shape.",
+                 "examples": ["val/"]},
+        "samples": {"type": "integer", "minimum": 1, "default": 64, "description": "Samples compared at most."},
+        "min_cosine": {"type": "number", "minimum": -1, "maximum": 1,
+                       "description": "Gate: every output's cosine similarity to FP32 is at least this.", "examples": [0.999]},
+        "max_rel_l2": {"type": "number", "minimum": 0,
+                       "description": "Gate: every output's relative L2 error, |converted - fp32| / |fp32|, is at most this.",
+                       "examples": [0.01]},
+        "min_top1_agreement": {"type": "number", "minimum": 0, "maximum": 1,
+                               "description": "Gate: for outputs shaped [batch, classes], the share of samples whose arg-max "
+                                              "matches FP32 is at least this.", "examples": [0.99]},
     },
 }
 
 _FUSION = {
     "type": "object",
     "additionalProperties": False,
+    "description": "The graph passes trtc runs before TensorRT sees the model, and how their changes are verified.",
     "properties": {
         "passes": {
-            "description": "'default', 'none', or an explicit list of pass names.",
+            "description": "default (all, in this order), none, or a list of pass names: remove-noops, fold-constants, "
+                           "fold-batchnorm, fold-bias, merge-siblings.",
+            "default": "default",
+            "examples": [["remove-noops", "fold-batchnorm"]],
             "x-expected": "'default', 'none' or a list of pass names",
             "oneOf": [{"enum": ["default", "none"]}, {"type": "array", "items": {"type": "string"}}],
         },
-        "disable": {"type": "array", "items": {"type": "string"}, "description": "Pass names to switch off."},
-        "verify": {"enum": ["on", "off", "strict", "full"], "default": "on"},
+        "disable": {"type": "array", "items": {"type": "string"}, "description": "Pass names to switch off.",
+                    "examples": [["merge-siblings"]]},
+        "verify": {
+            "enum": ["on", "off", "strict", "full"],
+            "default": "on",
+            "description": "Original and rewritten graphs run in onnxruntime on random inputs (min shape of every profile, opt "
+                           "too within a time budget). on: a change that alters an output is dropped with a warning; strict: it "
+                           "fails the build (exit 1); full: like on, also at opt and max shapes; off: no check.",
+        },
     },
 }
 
 _TARGET = {
     "type": "object",
     "additionalProperties": False,
+    "description": "Which TensorRT builds the engine and for which GPUs.",
     "properties": {
-        "backend": {"enum": BACKENDS, "default": "auto", "description": "auto prefers tensorrt when importable."},
+        "backend": {"enum": BACKENDS, "default": "auto",
+                    "description": "auto uses tensorrt (full TensorRT) when it is importable, else tensorrt-rtx."},
         "compute_capabilities": {
             "type": "array",
-            "items": {"oneOf": [{"type": "number"}, {"type": "string"}]},
-            "description": "TensorRT-RTX ahead-of-time targets, e.g. [8.9, 12.0].",
+            "items": {"oneOf": [{"type": "number"}, {"type": "string"}],
+                      "x-expected": "a compute capability like 8.9 or '12.0'"},
+            "description": "GPU architectures TensorRT-RTX builds ahead of time for (1.7 supports 7.5, 8.0, 8.6, 8.9, 12.0, "
+                           "12.1; sm_89 is accepted too). Default: TensorRT-RTX's portable set. Full TensorRT builds for the "
+                           "GPU it runs on and refuses this key.",
+            "examples": [[8.9], [8.6, 12.0], ["sm_89"]],
         },
-        "optimization_level": {"type": "integer", "minimum": 0, "maximum": 5},
-        "timing_cache": {"type": "string", "description": "Timing cache file, read and updated."},
-        "gpu": {"type": "string", "description": "GPU name for cost estimates, e.g. 'RTX 4090'."},
+        "optimization_level": {"type": "integer", "minimum": 0, "maximum": 5,
+                               "description": "TensorRT's builder optimization level: higher tries more tactics and builds "
+                                              "slower. Default: TensorRT's own (3)."},
+        "timing_cache": {"type": "string", "description": "Timing cache file (relative to the spec's folder), read when it exists "
+                                                          "and written after a build."},
+        "gpu": {"type": "string",
+                "description": "GPU whose peak compute and bandwidth drive the report's roofline estimate: RTX 3090, RTX 4090, "
+                               "RTX 5090, A100, H100 or L4. Default: the GPU of the first compute capability.",
+                "examples": ["RTX 4090"]},
     },
 }
 
 _OUTPUT = {
     "type": "object",
     "additionalProperties": False,
+    "description": "Where the build writes, relative to the spec's folder. All files are written together or not at all.",
     "properties": {
-        "plan": {"type": "string", "description": "Plan file; default build/<name>.plan beside the spec."},
-        "report": {"type": "string", "description": "JSON report; the .md report and .log sit beside it."},
-        "onnx": {"type": "string", "description": "Save the graph trtc handed to TensorRT."},
+        "plan": {"type": "string", "description": "The serialized engine. Default: build/<name>.plan beside the spec.",
+                 "examples": ["build/demo.plan"]},
+        "report": {"type": "string",
+                   "description": "The JSON report; <stem>.report.md and <stem>.build.log are written beside it. Default: "
+                                  "build/<name>.report.json beside the spec.",
+                   "examples": ["build/demo.report.json"]},
+        "onnx": {"type": "string", "description": "Also save the ONNX graph trtc handed to TensorRT (after passes, pinning "
+                                                  "and precision). Default: not saved."},
     },
 }
 
@@ -153,13 +240,28 @@ SPEC_SCHEMA = {
     "additionalProperties": False,
     "required": ["model"],
     "properties": {
-        "name": {"type": "string", "pattern": r"^[A-Za-z0-9_.-]+$", "description": "Engine name; default: the spec file's stem."},
-        "model": {"type": "string", "description": "ONNX file, relative to the spec's folder."},
-        "outputs": {"type": "array", "items": {"type": "string"}, "minItems": 1, "uniqueItems": True},
-        "max_batch": {"type": "integer", "minimum": 1},
+        "name": {"type": "string", "pattern": r"^[A-Za-z0-9_.-]+$",
+                 "x-expected": "a name of letters, digits, '_', '.' and '-'",
+                 "description": "Engine name, used in default output paths. Default: the spec file's name without .yaml."},
+        "model": {"type": "string",
+                  "description": "The ONNX model, relative to the spec's folder (to the current folder when set with --set). "
+                                 "External data files are read from beside it.",
+                  "examples": ["../models/demo.onnx"]},
+        "outputs": {"type": "array", "items": {"type": "string"}, "minItems": 1, "uniqueItems": True,
+                    "description": "Tensors the engine outputs, in place of the model's own outputs: any tensor may be named, "
+                                   "and nodes that feed none of them are pruned. Default: the model's outputs.",
+                    "examples": [["head0.out", "softmax.out"]]},
+        "max_batch": {"type": "integer", "minimum": 1,
+                      "description": "Every input whose first dimension is dynamic gets the batch range min 1, opt and max "
+                                     "max_batch. Other dynamic dimensions still need inputs.",
+                      "examples": [32]},
         "inputs": _INPUT_MAP,
-        "profiles": {"type": "array", "items": _INPUT_MAP, "minItems": 1},
-        "workspace": _SIZE,
+        "profiles": {"type": "array", "items": _INPUT_MAP, "minItems": 1,
+                     "description": "Several optimization profiles, each a map of input name -> min/opt/max or shape. Shapes "
+                                    "then belong here, not in inputs (value and range stay in inputs).",
+                     "examples": [[{"images": {"shape": [1, 3, 224, 224]}}, {"images": {"min": [8, 3, 224, 224], "max": [32, 3, 224, 224]}}]]},
+        "workspace": {**_SIZE, "description": "Limit of the builder's workspace memory pool: a size in bytes or with a "
+                                               "unit (512MiB, 2GiB, 64MB). Default: TensorRT's own."},
         "precision": _PRECISION,
         "accuracy": _ACCURACY,
         "fusion": _FUSION,

@@ -75,7 +75,7 @@ def _explain(error: jsonschema.ValidationError) -> list[tuple[tuple, str]]:
     if kind == "uniqueItems":
         return [(path, "items must be unique")]
     if kind == "pattern":
-        wanted = schema.get("description") or f"a string matching {error.validator_value}"
+        wanted = schema.get("x-expected") or f"a string matching {error.validator_value}"
         return [(path, f"expected {_lower_first(wanted)}; got {value!r}")]
     return [(path, error.message)]
 
