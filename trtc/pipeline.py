@@ -38,6 +38,7 @@ from trtc.report.cost import choose_gpu, cost_section, dynamic_value
 from trtc.report.passes import passes_section
 from trtc.report import REPORT_SCHEMA
 from trtc.report.fusion import fusion_map
+from trtc.report.html import render_html
 from trtc.report.markdown import render_markdown
 from trtc.spec.model import Spec
 
@@ -102,6 +103,7 @@ def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True) -> Buil
         staged.write(spec.output.plan, result.plan)
         staged.write(spec.output.report, json.dumps(report, indent=2) + "\n")
         staged.write(spec.output.markdown, render_markdown(report))
+        staged.write(spec.output.html, render_html(report))
         staged.write(spec.output.log, _log_text(result.log))
         if spec.output.onnx:
             staged.write(spec.output.onnx, graph.onnx_bytes if graph.onnx_bytes is not None else graph.source.path.read_bytes())

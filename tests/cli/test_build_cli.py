@@ -24,7 +24,7 @@ def test_demo_builds_plan_and_reports(demo_copy):
     result = run("build", demo_copy)
     assert result.exit_code == 0, result.stderr
     build_dir = demo_copy.parent / "build"
-    assert sorted(p.name for p in build_dir.iterdir()) == ["demo.build.log", "demo.plan", "demo.report.json", "demo.report.md"]
+    assert sorted(p.name for p in build_dir.iterdir()) == ["demo.build.log", "demo.plan", "demo.report.html", "demo.report.json", "demo.report.md"]
     report = json.loads((build_dir / "demo.report.json").read_text())
     assert report["schema"] == "trtc.report/1"
     assert report["build"]["backend"] == "tensorrt-rtx"

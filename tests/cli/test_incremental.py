@@ -84,7 +84,7 @@ def test_external_data_and_calibration_files_are_dependencies(tmp_path):
     assert first.exit_code == 0, first.stderr
     rule = dep.read_text()
     head, prerequisites = rule.split("\n\n")[0].split(":", 1)
-    assert {os.path.basename(t) for t in head.split()} == {"spec.plan", "spec.report.json", "spec.report.md", "spec.build.log"}
+    assert {os.path.basename(t) for t in head.split()} == {"spec.plan", "spec.report.json", "spec.report.md", "spec.report.html", "spec.build.log"}
     named = {os.path.basename(p.strip(" \\")) for p in prerequisites.split("\n") if p.strip(" \\")}
     assert named == {"spec.yaml", "model.onnx", "weights.bin", "calib", "a.npy"}
 

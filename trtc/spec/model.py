@@ -61,11 +61,15 @@ class OutputPaths:
         return self.report.with_name(_stem_of_report(self.report) + ".report.md")
 
     @property
+    def html(self) -> Path:
+        return self.report.with_name(_stem_of_report(self.report) + ".report.html")
+
+    @property
     def log(self) -> Path:
         return self.report.with_name(_stem_of_report(self.report) + ".build.log")
 
     def all_files(self) -> list[Path]:
-        files = [self.plan, self.report, self.markdown, self.log]
+        files = [self.plan, self.report, self.markdown, self.html, self.log]
         return files + ([self.onnx] if self.onnx else [])
 
 
