@@ -48,15 +48,15 @@ def run_job(spec: Spec, observer, options: JobOptions) -> JobResult:
     """Build `spec` unless it is up to date. Raises TrtcError when the build fails."""
     started = time.perf_counter()
     with plan_lock(spec.output.plan, observer.warning):
-        verdict = check(spec)
-        if verdict.up_to_date and not options.force:
+        verdict = None if options.force else check(spec)  # --force: not even the hashing
+        if verdict is not None and verdict.up_to_date:
             if options.depfile:
                 depfile.write(options.depfile, _targets(spec), [spec.source, *verdict.fingerprint.inputs])
             return JobResult(spec.name, str(spec.source), UP_TO_DATE, 0, "up to date", time.perf_counter() - started,
                              report=verdict.report, written=[])
         from trtc.pipeline import build  # imports onnx, onnxruntime, TensorRT: only when there is work to do
 
-        reason = "--force" if options.force else verdict.reason
+        reason = "--force" if verdict is None else verdict.reason
         observer.stage(f"building {spec.name} ({reason})")
         outcome = build(spec, observer, diagnose=options.diagnose)
         if options.depfile:
