@@ -164,6 +164,41 @@ def inspect(terminal, model: Path, shapes: tuple[str, ...], top: int | None, as_
 
 
 @main.command()
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE", help="Override a spec field, as for trtc build.")
+@_reports_errors
+def check(terminal, spec: Path, overrides: tuple[str, ...]) -> None:
+    """Validate SPEC and run TensorRT's ONNX parser over its model without building.
+
+    Exit codes: 0 every node is supported, 1 the parser refused nodes (each one listed), 2 spec error.
+    """
+    from trtc.check import check_spec
+    from trtc.console import print_check
+    from trtc.spec import load_spec
+
+    result = check_spec(load_spec(spec, overrides))
+    print_check(terminal, result)
+    sys.exit(0 if result.supported else 1)
+
+
+@main.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None, metavar="SPEC.yaml",
+              help="Where to write the spec (default: <model name>.yaml here; '-' prints it).")
+@click.option("--force", is_flag=True, help="Overwrite an existing spec file.")
+@_reports_errors
+def init(terminal, model: Path, output: Path | None, force: bool) -> None:
+    """Write a commented starter build spec for MODEL (an ONNX file), filled from its inputs and outputs."""
+    from trtc.console import print_init
+    from trtc.init_spec import write_starter_spec
+
+    starter = write_starter_spec(model, output, force)
+    if starter.path is None:
+        click.echo(starter.text, nl=False)
+    print_init(terminal, starter)
+
+
+@main.command()
 @click.option("--markdown", is_flag=True, help="Print the spec reference as Markdown instead (docs/spec-reference.md).")
 def schema(markdown: bool) -> None:
     """Print the JSON Schema of the build spec (for editor completion)."""

@@ -269,3 +269,34 @@ def print_batch_summary(terminal: Terminal, results) -> None:
             terminal.console.print(f"[bold red]error:[/] {escape(result.name)}: {escape(result.error)}")
             for line in result.details:
                 terminal.console.print(f"  {escape(line)}")
+
+
+def print_check(terminal: Terminal, result) -> None:
+    """`trtc check`: the parser's refusals (one line per node), or what was found supported."""
+    console = terminal.console
+    for warning in result.warnings:
+        terminal.warning(warning)
+    if result.problems:
+        console.print(f"[bold red]unsupported:[/] {result.backend}'s ONNX parser refused {len(result.problems)} node(s) of "
+                      f"{result.onnx_nodes} in {escape(_short(str(result.spec.model)))}:")
+        for problem in result.problems:
+            console.print(f"  {escape(problem.describe())}")
+        for hint in result.hints:
+            console.print(f"  {escape(hint)}")
+        return
+    if terminal.quiet:
+        return
+    inputs = ", ".join(f"{name}[{','.join(map(str, dims))}]" for name, dims in result.inputs.items()) or "none"
+    console.print(f"[green]supported[/]: {escape(result.spec.name)}: {result.backend} parsed all {result.onnx_nodes} ONNX nodes "
+                  f"into {result.layers} network layers; inputs {escape(inputs)}; outputs {escape(', '.join(result.outputs))}")
+    for line in result.checked:
+        console.print(f"  {escape(line)}")
+    console.print("  not built: graph passes, precision conversion and kernel selection run in trtc build")
+
+
+def print_init(terminal: Terminal, starter) -> None:
+    if starter.path is not None:
+        terminal.info(f"wrote {_short(str(starter.path.resolve()))}: {len(starter.inputs)} input(s), {len(starter.outputs)} output(s); "
+                      f"next: trtc check {starter.path}")
+    for line in starter.dynamic:
+        terminal.warning(f"{line}; edit the range in the spec to fit your deployment")

@@ -118,25 +118,9 @@ def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True) -> Buil
 def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path) -> PreparedGraph:
     """Load the model and run the graph steps in order; each rewrites the model in place and may
     add a report section."""
-    observer.stage("loading model")
-    loaded = load_model(spec.model)
+    front = load_pinned_model(spec, observer)
+    loaded, model, profiles, sections, warnings = front.loaded, front.model, front.profiles, front.sections, front.warnings
     stamp = fingerprint(spec, loaded.files, loaded.sha256)
-    model = loaded.proto
-    sections: dict[str, object] = {}
-    renamed = name_unnamed_nodes(model.graph)
-    pruned = select_outputs(model, spec.outputs) if spec.outputs else []
-    sections["graph"] = {"onnx_nodes": len(model.graph.node), "renamed_nodes": renamed, "pruned_nodes": pruned}
-    profiles, warnings = resolve_profiles(model_inputs(model), spec)
-    for warning in warnings:
-        observer.warning(warning)
-    shared = separate_shared_dims(model, profiles)
-    if shared:
-        sections["graph"]["separated_dims"] = shared
-    pinned_values = {name: s.value for name, s in spec.input_settings.items() if s.value is not None}
-    static_shapes = {name: r.min for name, r in profiles[0].items() if all(p[name].min == p[name].max == r.min for p in profiles)}
-    pinning = pin_inputs(model, pinned_values, static_shapes)
-    if pinned_values or pinning["resolved_control_flow"]:
-        sections["pinning"] = pinning
     original_nodes = {node.name: node.op_type for node in model.graph.node}
     value_ranges = {name: setting.value_range for name, setting in spec.input_settings.items() if setting.value_range}
     min_feeds = random_feeds(model_inputs(model), {name: r.min for name, r in profiles[0].items()}, value_ranges)
@@ -191,11 +175,45 @@ def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path) -> Prep
         observer.warning(warning)
     warnings += precision.warnings
 
-    source, onnx_bytes = _model_source(model, loaded, spec, scratch)
+    source, onnx_bytes = model_source(model, loaded, spec, scratch)
     added = {n.name: n.op_type for n in model.graph.node if n.name not in original_nodes and n.name not in origins}
     return PreparedGraph(source=source, onnx_bytes=onnx_bytes, nodes=original_nodes, origins=origins, costs=costs, built_costs=built_costs, opt_elements=opt_elements, added=added,
                          profiles=profiles, model_sha256=loaded.sha256, sections=sections, warnings=warnings, extra_files=extra_files,
                          fingerprint=stamp)
+
+
+@dataclass
+class PinnedModel:
+    """The spec's model after the steps that decide what TensorRT's network is: outputs
+    selected, profiles complete, inputs pinned. Shared by `trtc build` and `trtc check`."""
+
+    loaded: LoadedModel
+    model: onnx.ModelProto
+    profiles: list
+    sections: dict[str, object]
+    warnings: list[str]
+
+
+def load_pinned_model(spec: Spec, observer: PipelineObserver) -> PinnedModel:
+    observer.stage("loading model")
+    loaded = load_model(spec.model)
+    model = loaded.proto
+    sections: dict[str, object] = {}
+    renamed = name_unnamed_nodes(model.graph)
+    pruned = select_outputs(model, spec.outputs) if spec.outputs else []
+    sections["graph"] = {"onnx_nodes": len(model.graph.node), "renamed_nodes": renamed, "pruned_nodes": pruned}
+    profiles, warnings = resolve_profiles(model_inputs(model), spec)
+    for warning in warnings:
+        observer.warning(warning)
+    shared = separate_shared_dims(model, profiles)
+    if shared:
+        sections["graph"]["separated_dims"] = shared
+    pinned_values = {name: s.value for name, s in spec.input_settings.items() if s.value is not None}
+    static_shapes = {name: r.min for name, r in profiles[0].items() if all(p[name].min == p[name].max == r.min for p in profiles)}
+    pinning = pin_inputs(model, pinned_values, static_shapes)
+    if pinned_values or pinning["resolved_control_flow"]:
+        sections["pinning"] = pinning
+    return PinnedModel(loaded, model, profiles, sections, warnings)
 
 
 def _copy_if(model: onnx.ModelProto, wanted: bool) -> onnx.ModelProto | None:
@@ -206,7 +224,7 @@ def _copy_if(model: onnx.ModelProto, wanted: bool) -> onnx.ModelProto | None:
     return copy
 
 
-def _model_source(model: onnx.ModelProto, loaded: LoadedModel, spec: Spec, scratch: Path) -> tuple[ModelSource, bytes | None]:
+def model_source(model: onnx.ModelProto, loaded: LoadedModel, spec: Spec, scratch: Path) -> tuple[ModelSource, bytes | None]:
     """The user's file itself when no step changed the graph (TensorRT reads it; no copy stays in
     memory during the build); else a serialization; a file with external data when the model is
     too big for one protobuf message."""

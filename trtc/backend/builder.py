@@ -111,23 +111,45 @@ def _network_flags(lib) -> int:
 _CUDA_NOISE = re.compile(r"\s*\[checkMacros\.cpp::catchCudaError::\d+\] Error Code 1: Cuda Runtime \(.*\)$")
 
 
-def _parse(parser, source: ModelSource, logger) -> None:
+@dataclass(frozen=True)
+class ParserProblem:
+    """One refusal of TensorRT's ONNX parser: the node (empty when it names none) and why."""
+
+    node: str
+    op_type: str
+    message: str
+
+    def describe(self) -> str:
+        where = f"node '{self.node}' ({self.op_type})" if self.node or self.op_type else "model"
+        return f"{where}: {self.message}"
+
+
+def parse_problems(parser, source: ModelSource, logger) -> list[ParserProblem]:
+    """Parse `source` into the parser's network; every refusal, or [] when it parsed."""
     if source.data is not None:
         ok = parser.parse(source.data, str(source.base_dir) if source.base_dir else None)
     else:
         ok = parser.parse_from_file(str(source.path))
     if ok:
-        return
+        return []
     problems = []
     for index in range(parser.num_errors):
         error = parser.get_error(index)
-        where = f"node '{error.node_name()}' ({error.node_operator()})" if error.node_name() or error.node_operator() else "model"
         # The parser appends a CUDA-driver error it hit while checking the node; on a machine
         # without a GPU that noise hides the real reason, which comes first.
         desc = _CUDA_NOISE.sub("", clean(error.desc()))
-        problems.append(f"{where}: {desc}")
+        op_type = error.node_operator()
+        if op_type and not parser.supports_operator(op_type) and (desc in ("", "false") or "Plugin not found" in desc):
+            # TensorRT's own words here are an assertion ("false", "creator && ...").
+            desc = f"TensorRT has no importer for {op_type} and no plugin of that name is registered"
+        problems.append(ParserProblem(error.node_name(), op_type, desc))
+    return problems or [ParserProblem("", "", last_error(logger.messages))]
+
+
+def _parse(parser, source: ModelSource, logger) -> None:
+    problems = [problem.describe() for problem in parse_problems(parser, source, logger)]
     if not problems:
-        problems = [last_error(logger.messages)]
+        return
     unsupported = [p for p in problems if not p.startswith("model:")]
     summary = f"TensorRT's ONNX parser refused {len(unsupported)} node(s)" if unsupported else "TensorRT's ONNX parser failed"
     raise UnsupportedModelError(f"{summary}: {problems[0]}" + (f" (and {len(problems) - 1} more, listed below)" if len(problems) > 1 else ""),

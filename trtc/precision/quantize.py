@@ -35,14 +35,20 @@ class Quantized:
     warnings: list[str] = field(default_factory=list)
 
 
+def calibration_data(spec: Spec) -> str:
+    """Where the spec's calibration samples come from; a spec error when INT8/FP8 has none."""
+    if "data" not in spec.precision.calibration:
+        raise SpecError(f"precision.calibration.data: {spec.precision.mode} needs calibration data: a folder of .npy/.npz/images, "
+                        "python:module:function, or 'random' for a smoke test")
+    return spec.precision.calibration["data"]
+
+
 def quantize(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput], profile: dict[str, ShapeRange],
              model_sha256: str, progress: Callable[[int, int], None] | None = None, exclude: frozenset[str] = frozenset()) -> Quantized:
     settings = spec.precision.calibration
     mode, method = spec.precision.mode, settings.get("method", "minmax")
     percentile, samples, batch = settings.get("percentile", 99.99), settings.get("samples", 512), settings.get("batch", 16)
-    if "data" not in settings:
-        raise SpecError(f"precision.calibration.data: {mode} needs calibration data: a folder of .npy/.npz/images, "
-                        "python:module:function, or 'random' for a smoke test")
+    calibration_data(spec)
     plan = plan_quantization(model, spec.precision.keep_fp32, exclude)
     warnings: list[str] = []
     base = spec.source.parent if spec.source else Path.cwd()

@@ -1,0 +1,41 @@
+"""What TensorRT would make of a model without building it: the ONNX parser's refusals, and the
+builder configuration (targets, workspace, optimization profiles) checked against the network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trtc.backend.builder import BuildSettings, ModelSource, ParserProblem, _configure, _network_flags, parse_problems
+from trtc.backend.trt_import import TensorRT
+from trtc.backend.trt_logger import capturing_logger, last_error
+
+
+@dataclass
+class SupportCheck:
+    problems: list[ParserProblem]  # empty when the parser took every node
+    layers: int  # network layers the parser created
+    inputs: dict[str, tuple[int, ...]] = field(default_factory=dict)  # engine inputs, -1 for dynamic dims
+    outputs: list[str] = field(default_factory=list)
+    profile_errors: list[str] = field(default_factory=list)
+
+
+def check_support(trt: TensorRT, source: ModelSource, settings: BuildSettings) -> SupportCheck:
+    """Parse with TensorRT's own parser; when it parses, also apply the build settings to a
+    builder config, which refuses bad targets and profiles that do not fit the network."""
+    lib = trt.module
+    logger = capturing_logger(lib)
+    builder = lib.Builder(logger)
+    network = builder.create_network(_network_flags(lib))
+    parser = lib.OnnxParser(network, logger)
+    problems = parse_problems(parser, source, logger)
+    inputs = {network.get_input(i).name: tuple(network.get_input(i).shape) for i in range(network.num_inputs)}
+    outputs = [network.get_output(i).name for i in range(network.num_outputs)]
+    result = SupportCheck(problems, network.num_layers, inputs, outputs)
+    if problems:
+        return result
+    config = builder.create_builder_config()
+    errors_before = len(logger.messages)
+    _configure(trt, builder, network, config, settings)  # raises SpecError on a target the backend lacks
+    if config.num_optimization_profiles != len(settings.profiles):
+        result.profile_errors.append(last_error(logger.messages[errors_before:]))
+    return result

@@ -1,0 +1,124 @@
+"""`trtc check`: everything about a spec that can be known without building, in the order a build
+meets it: the spec's pass names and GPU, the backend, the model with its outputs, profiles and
+pinned inputs (the build's own steps), the calibration and accuracy data, then TensorRT's ONNX
+parser over the graph the build would hand it, and the builder configuration (targets,
+optimization profiles) applied to the parsed network.
+
+A problem with the spec or its files raises (exit 2), as `trtc build` would; the parser's verdict
+comes back in `CheckResult` for the CLI to render.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trtc.backend.builder import BuildSettings, ParserProblem
+from trtc.backend.support import check_support
+from trtc.backend.trt_import import import_tensorrt
+from trtc.errors import SpecError
+from trtc.graph.profiles import model_inputs
+from trtc.passes import select_passes
+from trtc.pipeline import load_pinned_model, model_source
+from trtc.precision.data import SampleSource
+from trtc.precision.quantize import calibration_data
+from trtc.remedies import remedies
+from trtc.report.cost import choose_gpu
+from trtc.spec.model import Spec
+
+
+@dataclass
+class CheckResult:
+    spec: Spec
+    backend: str  # "tensorrt-rtx 1.7.1"
+    onnx_nodes: int  # in the graph TensorRT parsed (after output selection and pinning)
+    layers: int  # network layers TensorRT's parser made of them
+    inputs: dict[str, tuple[int, ...]]  # engine inputs as TensorRT sees them, -1 for dynamic dims
+    outputs: list[str]
+    profiles: list  # complete optimization profiles, as the build would use them
+    problems: list[ParserProblem]  # nodes the parser refused
+    hints: list[str]  # known remedies for the refusals
+    checked: list[str]  # one line per thing that was verified, for the summary
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def supported(self) -> bool:
+        return not self.problems
+
+
+class _Collect:
+    """Pipeline observer that keeps warnings for the result and shows no build stages."""
+
+    def __init__(self):
+        self.warnings: list[str] = []
+
+    def stage(self, name: str) -> None:
+        pass
+
+    def warning(self, text: str) -> None:
+        self.warnings.append(text)
+
+    def progress(self, label: str, done: int, total: int) -> None:
+        pass
+
+
+def check_spec(spec: Spec) -> CheckResult:
+    checked: list[str] = []
+    select_passes(spec.fusion)
+    choose_gpu(spec.target.gpu, spec.target.compute_capabilities)
+    trt = import_tensorrt(spec.target.backend)
+    observer = _Collect()
+    pinned = load_pinned_model(spec, observer)
+    model, profiles = pinned.model, pinned.profiles
+    checked.append(f"model {spec.model.name}: {len(model.graph.node)} nodes" +
+                   (f" ({len(pinned.sections['graph']['pruned_nodes'])} pruned by the outputs)" if pinned.sections["graph"]["pruned_nodes"] else ""))
+    if "pinning" in pinned.sections:
+        pinning = pinned.sections["pinning"]
+        checked.append(f"pinned inputs: {', '.join(p['input'] for p in pinning['pinned_inputs']) or 'none'}; "
+                       f"{len(pinning['resolved_control_flow'])} If node(s) resolved")
+    checked += _check_data(spec, model)
+
+    settings = BuildSettings(profiles=profiles, workspace=spec.workspace, compute_capabilities=spec.target.compute_capabilities,
+                             optimization_level=spec.target.optimization_level)
+    with tempfile.TemporaryDirectory(prefix="trtc-check-") as scratch:
+        source, _ = model_source(model, pinned.loaded, spec, Path(scratch))
+        support = check_support(trt, source, settings)
+    if support.profile_errors:
+        raise SpecError(f"optimization profile refused by {trt.name}: {support.profile_errors[0]}; fix the shape ranges under inputs/profiles")
+    if not support.problems:
+        for index, profile in enumerate(profiles):
+            ranges = "; ".join(f"{name} {_dims(r.min)} .. {_dims(r.opt)} .. {_dims(r.max)}" for name, r in profile.items() if r.min != r.max)
+            checked.append(f"optimization profile {index}: accepted" + (f" (min .. opt .. max: {ranges})" if ranges else " (static shapes)"))
+        if spec.target.compute_capabilities:
+            checked.append(f"targets: compute capability {', '.join(spec.target.compute_capabilities)}")
+    hints = remedies(model) if support.problems else []
+    return CheckResult(spec=spec, backend=f"{trt.name} {trt.version}", onnx_nodes=len(model.graph.node), layers=support.layers,
+                       inputs=support.inputs, outputs=support.outputs, profiles=profiles, problems=support.problems, hints=hints,
+                       checked=checked, warnings=observer.warnings)
+
+
+def _check_data(spec: Spec, model) -> list[str]:
+    """Calibration and accuracy data exist and their first sample fits the model's inputs (one
+    file read; a python: generator is imported but not run)."""
+    inputs = model_inputs(model)
+    base = spec.source.parent if spec.source else Path.cwd()
+    preprocess = spec.precision.calibration.get("preprocess")
+    wanted = []
+    if spec.precision.mode in ("int8", "fp8"):
+        data = calibration_data(spec)
+        if data != "random":
+            wanted.append(("precision.calibration.data", data))
+    if "data" in spec.accuracy:
+        wanted.append(("accuracy.data", spec.accuracy["data"]))
+    lines = []
+    for key, where in wanted:
+        source = SampleSource(where, key, inputs, base, preprocess)
+        if source.files:
+            next(source.batches(1, 1), None)
+        lines.append(f"{key}: {source.description}")
+    return lines
+
+
+def _dims(shape) -> str:
+    return "x".join(map(str, shape))
