@@ -152,7 +152,7 @@ def _render(model: onnx.ModelProto, inputs: list[ModelInput], model_ref: str, na
         "",
         "output:",
         f"  plan: build/{name}.plan",
-        f"  report: build/{name}.report.json  # {name}.report.md and {name}.build.log are written beside it",
+        f"  report: build/{name}.report.json  # .report.md, .report.html and .build.log are written beside it",
         f"  # onnx: build/{name}.trtc.onnx   # save the graph trtc hands to TensorRT",
     ]
     return "\n".join(out) + "\n", dynamic

@@ -124,10 +124,7 @@ def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path) -> Prep
     original_nodes = {node.name: node.op_type for node in model.graph.node}
     value_ranges = {name: setting.value_range for name, setting in spec.input_settings.items() if setting.value_range}
     min_feeds = random_feeds(model_inputs(model), {name: r.min for name, r in profiles[0].items()}, value_ranges)
-    # Node names and dim names do not change what onnxruntime computes; the file's own bytes then
-    # spare serializing the model again (a quarter second per 100 MB).
-    computes_as_file = not pruned and not pinned_values and not pinning["resolved_control_flow"]
-    observed, unobserved = observed_shapes(loaded.raw if computes_as_file and len(loaded.files) == 1 else model, min_feeds)
+    observed, unobserved = observed_shapes(loaded.raw if front.computes_as_file and len(loaded.files) == 1 else model, min_feeds)
     sections["output_shapes"] = {"declared": declared_shapes(model), "onnxruntime": observed, "not_run": unobserved}
 
     opt_shapes = {name: shape_range.opt for name, shape_range in profiles[0].items()}
@@ -192,6 +189,7 @@ class PinnedModel:
     profiles: list
     sections: dict[str, object]
     warnings: list[str]
+    computes_as_file: bool  # computes what the file does: only names changed (onnxruntime may run the file's bytes)
 
 
 def load_pinned_model(spec: Spec, observer: PipelineObserver) -> PinnedModel:
@@ -213,7 +211,10 @@ def load_pinned_model(spec: Spec, observer: PipelineObserver) -> PinnedModel:
     pinning = pin_inputs(model, pinned_values, static_shapes)
     if pinned_values or pinning["resolved_control_flow"]:
         sections["pinning"] = pinning
-    return PinnedModel(loaded, model, profiles, sections, warnings)
+    # Node names and dim names do not change what onnxruntime computes; the file's own bytes then
+    # spare serializing the model again (a quarter second per 100 MB).
+    computes_as_file = not pruned and not pinned_values and not pinning["resolved_control_flow"]
+    return PinnedModel(loaded, model, profiles, sections, warnings, computes_as_file)
 
 
 def _copy_if(model: onnx.ModelProto, wanted: bool) -> onnx.ModelProto | None:
