@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import onnx
 
 from trtc.errors import ModelError, SpecError
+from trtc.graph.batch_dim import BatchAxis, batch_axes
 from trtc.graph.io import graph_inputs
 from trtc.spec.model import ShapeRange, Spec
 from trtc.spec.validate import closest
@@ -60,8 +61,9 @@ def resolve_profiles(inputs: list[ModelInput], spec: Spec) -> tuple[list[dict[st
             raise SpecError(f"inputs: '{name}' is not an input of the model; {advice}")
     warnings: list[str] = []
     engine_inputs = [item for item in inputs if item.name not in pinned]
-    if spec.max_batch and not any(isinstance(item.dims[0], str) for item in engine_inputs if item.dims):
-        warnings.append(f"max_batch: {spec.max_batch} has no effect: no input has a dynamic first (batch) dimension")
+    batch = batch_axes([(item.name, item.dims) for item in engine_inputs])
+    if spec.max_batch and not any(found.axis is not None or found.ambiguous for found in batch.values()):
+        warnings.append(f"max_batch: {spec.max_batch} has no effect: no input has a dynamic batch dimension")
     profiles = []
     for given in spec.profiles or ({},):
         profile = {}
@@ -69,7 +71,7 @@ def resolve_profiles(inputs: list[ModelInput], spec: Spec) -> tuple[list[dict[st
             if item.name in given:
                 profile[item.name] = _checked_range(item, given[item.name])
             else:
-                profile[item.name] = _default_range(item, spec.max_batch)
+                profile[item.name] = _default_range(item, spec.max_batch, batch[item.name])
         profiles.append(profile)
     return profiles, warnings
 
@@ -85,18 +87,21 @@ def _checked_range(item: ModelInput, shape_range: ShapeRange) -> ShapeRange:
     return shape_range
 
 
-def _default_range(item: ModelInput, max_batch: int | None) -> ShapeRange:
+def _default_range(item: ModelInput, max_batch: int | None, batch: BatchAxis) -> ShapeRange:
+    if max_batch and batch.ambiguous:
+        raise SpecError(f"max_batch: cannot tell which dimension of input {item.describe()} is the batch ({batch.ambiguous}); "
+                        f"give its shapes: inputs: {{{item.name}: {{min: [...], opt: [...], max: [...]}}}}")
     low, high = [], []
     for axis, dim in enumerate(item.dims):
         if isinstance(dim, int):
             low.append(dim)
             high.append(dim)
-        elif axis == 0 and max_batch:
+        elif axis == batch.axis and max_batch:
             low.append(1)
             high.append(max_batch)
         else:
             name = "" if dim == "?" else f" ('{dim}')"
-            hint = "set max_batch, or " if axis == 0 else ""
+            hint = "set max_batch, or " if axis == batch.axis or batch.ambiguous else ""
             raise SpecError(
                 f"inputs.{item.name}: dimension {axis}{name} of {item.describe()} is dynamic and has no range; "
                 f"{hint}add inputs: {{{item.name}: {{min: [...], opt: [...], max: [...]}}}}"
