@@ -18,6 +18,7 @@ import yaml
 
 from trtc import __version__
 from trtc.errors import UsageError
+from trtc.graph.batch_dim import batch_axes
 from trtc.graph.io import load_model
 from trtc.graph.profiles import ModelInput, model_inputs, resolve_profiles
 from trtc.outputs import StagedOutputs
@@ -78,8 +79,9 @@ def write_starter_spec(model_path: Path, spec_path: Path | None, force: bool) ->
 
 def _render(model: onnx.ModelProto, inputs: list[ModelInput], model_ref: str, name: str, model_name: str,
             file_name: str) -> tuple[str, list[str]]:
-    batched = any(item.dims and isinstance(item.dims[0], str) for item in inputs)
-    entries, dynamic = _input_entries(inputs, batched)
+    batch = {name: found.axis for name, found in batch_axes([(item.name, item.dims) for item in inputs]).items()}
+    batched = any(axis is not None for axis in batch.values())
+    entries, dynamic = _input_entries(inputs, batch)
     out = [
         f"# trtc build spec for {model_name}, written by `trtc init` (trtc {__version__}).",
         f"#   check it without building:  trtc check {file_name}",
@@ -99,10 +101,10 @@ def _render(model: onnx.ModelProto, inputs: list[ModelInput], model_ref: str, na
         "",
     ]
     if batched:
-        out += ["# Every input whose first dimension is dynamic gets the profile min 1, opt = max = max_batch",
+        out += ["# Every input's batch dimension (by name, else a dynamic first one) gets the profile min 1, opt = max = max_batch",
                 "# (unless inputs: below gives its range).", f"max_batch: {MAX_BATCH}", ""]
     else:
-        out += ["# No input has a dynamic first (batch) dimension, so max_batch would have no effect.", f"# max_batch: {MAX_BATCH}", ""]
+        out += ["# No input has a dynamic batch dimension, so max_batch would have no effect.", f"# max_batch: {MAX_BATCH}", ""]
     out += ["# Inputs: TensorRT builds for every shape between min and max and tunes for opt; the model's",
             "# static dimensions must stay as they are. `shape: [...]` fixes a shape; `value: ...` pins an",
             "# input to a constant (it leaves the engine, and Ifs that depend on it resolve); `range: [lo, hi]`",
@@ -158,7 +160,7 @@ def _render(model: onnx.ModelProto, inputs: list[ModelInput], model_ref: str, na
     return "\n".join(out) + "\n", dynamic
 
 
-def _input_entries(inputs: list[ModelInput], batched: bool) -> tuple[list[tuple[bool, list[str]]], list[str]]:
+def _input_entries(inputs: list[ModelInput], batch: dict[str, int | None]) -> tuple[list[tuple[bool, list[str]]], list[str]]:
     """Per input: whether its entry stays a comment (max_batch or the model fixes its shape), and
     its lines. Dynamic dims that share a name get the same proposal, as TensorRT treats them."""
     entries, dynamic, proposals = [], [], {}
@@ -169,13 +171,13 @@ def _input_entries(inputs: list[ModelInput], batched: bool) -> tuple[list[tuple[
             hints.append("range: [0, 1]   # the values trtc draws for it; set the valid range (e.g. token ids)")
         if not item.dims or all(d == 1 for d in item.dims):
             hints.append("value: ...      # pin it if it is fixed in deployment")
-        others = [axis for axis, d in enumerate(item.dims) if isinstance(d, str) and not (axis == 0 and batched)]
+        others = [axis for axis, d in enumerate(item.dims) if isinstance(d, str) and axis != batch[item.name]]
         if not others:
             shape = [d if isinstance(d, int) else 1 for d in item.dims]
-            source = "static" if item.is_static else f"dimension 0 from max_batch: 1 .. {MAX_BATCH}"
+            source = "static" if item.is_static else f"dimension {batch[item.name]} from max_batch: 1 .. {MAX_BATCH}"
             lines = [f"  # {_scalar(item.name)}:{_pad(item.name)}# {about}: {source}", *[f"  #   {h}" for h in hints]]
             if not item.is_static:
-                high = [MAX_BATCH] + shape[1:]
+                high = [MAX_BATCH if axis == batch[item.name] else d for axis, d in enumerate(shape)]
                 lines[0] += "; to give its range here instead:"
                 lines += [f"  #   min: {shape}", f"  #   opt: {high}", f"  #   max: {high}"]
             entries.append((True, lines))
@@ -184,7 +186,7 @@ def _input_entries(inputs: list[ModelInput], batched: bool) -> tuple[list[tuple[
         for axis, dim in enumerate(item.dims):
             if isinstance(dim, int):
                 ranges.append((dim, dim, dim))
-            elif axis == 0 and batched:
+            elif axis == batch[item.name]:
                 ranges.append((1, MAX_BATCH, MAX_BATCH))
             else:
                 key = dim if dim != "?" else (item.name, axis)

@@ -86,3 +86,14 @@ def test_an_ambiguous_input_is_one_line_naming_it_and_asking_for_shapes(tmp_path
     explicit = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 4\ninputs:\n  features: {min: [1, 1, 80], max: [1, 50, 80]}\n"
                                            "target: {compute_capabilities: [8.9]}\n")
     assert run("build", explicit).exit_code == 0
+
+
+def test_init_writes_max_batch_for_a_sequence_first_input_and_the_spec_builds(tmp_path):
+    model = models.save(_seq_first_with_scalar_gain(), tmp_path / "model.onnx")
+    result = run("init", model, "-o", tmp_path / "model.yaml")
+    assert result.exit_code == 0, result.stderr
+    text = (tmp_path / "model.yaml").read_text()
+    assert "\nmax_batch: 32\n" in text and "dimension 1 from max_batch: 1 .. 32" in text
+    assert run("build", tmp_path / "model.yaml").exit_code == 0
+    report = json.loads((tmp_path / "build" / "model.report.json").read_text())
+    assert report["bindings"][0]["profiles"] == [{"min": [1, 1, 8], "opt": [1, 32, 8], "max": [1, 32, 8]}]
