@@ -51,8 +51,8 @@ def _e(value: object) -> str:
     return escape(str(value), quote=True)
 
 
-def _optional(value: float | None, spec: str) -> str:
-    return "—" if value is None else format(value, spec)
+def _optional(value: float | None, spec: str, missing: str = "—") -> str:
+    return missing if value is None else format(value, spec)
 
 
 def _precision_name(dtype: str | None) -> tuple[str, str]:
@@ -97,7 +97,7 @@ def _kpis(report: dict) -> str:
         tiles.append(("flops", "FLOPs", human(cost["after_fusion"]["flops"], "FLOP"), "multiply-accumulates, at the opt shapes"))
         tiles.append(("mac", "Memory traffic", human(cost["after_fusion"]["mac_bytes"], "B"),
                       f'<span class="saved">−{cost["mac_saved_percent"]:.1f}%</span> by fusion'
-                      if cost.get("mac_saved_percent") is not None else "after fusion"))
+                      if cost.get("mac_saved_percent") is not None else _unresolved_note(cost)))
         if cost.get("gpu"):
             total = cost.get("estimated_total_us")
             tiles.append(("estimated-time", "Estimated time", f"{total:.1f} µs" if total is not None else "?",
@@ -107,6 +107,11 @@ def _kpis(report: dict) -> str:
     return '<div class="kpis">' + "".join(
         f'<div class="kpi" data-metric="{key}"><div class="label">{label}</div><div class="value">{_e(value)}</div>'
         f'<div class="note">{note}</div></div>' for key, label, value, note in tiles) + "</div>"
+
+
+def _unresolved_note(cost: dict) -> str:
+    unresolved = len(cost.get("unresolved_kernels") or [])
+    return f"unknown: {unresolved} kernel(s) of dynamic size" if unresolved else "after fusion"
 
 
 def _warnings(warnings: list[str]) -> str:
@@ -166,13 +171,14 @@ def _precision_share(fusion: dict) -> str:
         rows.append(("estimated time", share_bar([Segment(n, g["us"], c) for (n, c), g in ordered], title="estimated time per precision")))
     bars = "".join(f'<div class="share-row"><div class="label">{label}</div>{svg}</div>' for label, svg in rows if svg)
     total_us = sum(g["us"] for g in groups.values()) or 1
+    times_known = all(g["known"] for g in groups.values())
     total_flops = sum(g["flops"] for g in groups.values()) or 1
     table = ('<table><thead><tr><th>precision</th><th class="num">kernels</th><th class="num">FLOPs</th><th class="num">share of FLOPs</th>'
              '<th class="num">est. time</th><th class="num">share of time</th></tr></thead><tbody>')
     for (name, color), g in ordered:
         table += (f'<tr><td><span class="pill" style="background:{color}">{_e(name)}</span></td><td class="num">{g["kernels"]}</td>'
                   f'<td class="num">{human(g["flops"], "FLOP")}</td><td class="num">{g["flops"] / total_flops:.1%}</td>'
-                  f'<td class="num">{g["us"]:.2f} µs{"" if g["known"] else " + ?"}</td><td class="num">{g["us"] / total_us:.1%}</td></tr>')
+                  f'<td class="num">{g["us"]:.2f} µs{"" if g["known"] else " + ?"}</td><td class="num">{_optional(g["us"] / total_us if times_known else None, ".1%", "?")}</td></tr>')
     return _card("Precision share", bars + table + "</tbody></table>", "The datatype each kernel runs in, as TensorRT chose it.", "precision-share")
 
 
@@ -205,13 +211,13 @@ def _fusion_table(fusion: dict) -> str:
     peak = max((k.get("estimated_us") or 0 for k in fusion["kernels"]), default=0) or 1
     rows = []
     for k in fusion["kernels"]:
-        nodes = "".join(f'<span class="chip">{_e(n)} <span class="op">{_e(op)}</span></span>' for n, op in zip(k["onnx_nodes"], k["onnx_op_types"]))
+        nodes = "".join(_node_chip(n, op) for n, op in zip(k["onnx_nodes"], k["onnx_op_types"]))
         estimate = k.get("estimated_us")
         width = 60 * (estimate or 0) / peak
         bar = (f'<span class="timebar" style="width:{width:.1f}px;background:{_precision_name(k["precision"])[1]}"></span>' if width >= 1 else "")
         bar += f"{estimate:.2f}" if estimate is not None else "?"
         rows.append(f'<tr class="{"fused" if len(k["onnx_nodes"]) > 1 else "unfused"}"><td class="num">{k["index"]}</td>'
-                    f'<td><code>{_e(k["name"])}</code></td><td>{_e(k["type"])}</td><td>{_pill(k["precision"])}</td>'
+                    f'<td class="kernel"><code>{_e(k["name"])}</code></td><td>{_e(k["type"])}</td><td>{_pill(k["precision"])}</td>'
                     f'<td>{nodes or "—"}</td><td class="num">{human(k.get("flops"), "FLOP")}</td>'
                     f'<td class="num">{human(k.get("mac_bytes"), "B")}</td><td class="num">{bar}</td></tr>')
     table = ('<table><thead><tr><th class="num">#</th><th>kernel</th><th>type</th><th>precision</th><th>fused ONNX nodes</th>'
@@ -222,6 +228,11 @@ def _fusion_table(fusion: dict) -> str:
     lead = (f"{counts['onnx_nodes']} ONNX nodes → {counts['kernels']} kernels ({counts['fused_kernels']} fused, "
             f"{counts['folded_nodes']} nodes folded at build time); source: TensorRT's {_e(fusion['source'].replace('-', ' '))}.")
     return _card("Fusion map", table, lead, "fusion")
+
+
+def _node_chip(name: str, op_type: str) -> str:
+    added = op_type.endswith("(added by trtc)")  # precision casts and Q/DQ: set apart from the user's nodes
+    return f'<span class="chip{" added" if added else ""}">{_e(name)} <span class="op">{_e(op_type)}</span></span>'
 
 
 def _passes(passes: dict | None) -> str:
