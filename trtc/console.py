@@ -120,7 +120,7 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
     if passes and passes["totals"]["changes"]:
         by_pass = ", ".join(f"{p['pass']} {p['changes']}" for p in passes["passes"] if p["changes"])
         console.print(f"  graph passes: {passes['totals']['changes']} changes ({by_pass}); "
-                      f"saved {human(passes['totals']['flops_saved'], 'FLOP')} and {human(passes['totals']['mac_saved'], 'B')} of memory traffic")
+                      f"{_saved(passes['totals']['flops_saved'], 'FLOP')} and {_saved(passes['totals']['mac_saved'], 'B')} of memory traffic")
     cost = report.get("cost")
     if cost and cost["mac_saved_percent"] is not None:
         given = cost.get("onnx_model", cost["before_fusion"])["mac_bytes"]
@@ -152,6 +152,11 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
         terminal.warning(warning)
     others = ", ".join(p.name for p in written[1:])
     console.print(f"  wrote {escape(others)} in {escape(_short(str(written[1].parent)))}")
+
+
+def _saved(amount: int, unit: str) -> str:
+    """A pass can add work (e.g. a merge's Split copies): say so instead of 'saved -1 MB'."""
+    return f"saved {human(amount, unit)}" if amount >= 0 else f"added {human(-amount, unit)}"
 
 
 def _kernel_table(fusion: dict, limit: int = 40) -> Table:

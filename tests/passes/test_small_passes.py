@@ -65,3 +65,20 @@ def test_dropout_in_training_mode_stays():
     nodes = [helper.make_node("Dropout", ["x", "ratio", "training"], ["y"], name="drop", seed=1)]
     before = model(nodes, {"x": [2, 3]}, ["y"], [ratio, training])
     assert apply(before, RemoveNoOps())[1] == []
+
+
+def test_constants_in_every_attribute_form_fold_and_leave_no_dead_constant_nodes():
+    # Exporters write Constant as value_float / value_ints as often as value=tensor.
+    nodes = [helper.make_node("Constant", [], ["scale"], name="c_scale", value_float=0.5),
+             helper.make_node("Constant", [], ["new_shape"], name="c_shape", value_ints=[3, 2]),
+             helper.make_node("Constant", [], ["bias"], name="c_bias", value=numpy_helper.from_array(np.ones((3, 2), np.float32))),
+             helper.make_node("Mul", ["w", "scale"], ["ws"], name="mul"),
+             helper.make_node("Reshape", ["ws", "new_shape"], ["w2"], name="reshape"),
+             helper.make_node("Add", ["w2", "bias"], ["w3"], name="add_bias"),
+             helper.make_node("Add", ["x", "w3"], ["y"], name="add")]
+    before = model(nodes, {"x": [3, 2]}, ["y"], [weights("w", (2, 3))])
+    after, changes = apply(before, FoldConstants())
+    assert [n.name for n in after.graph.node] == ["add"]
+    assert {c.nodes_before for c in changes if c.kind == "fold"} == {("mul",), ("reshape",), ("add_bias",)}
+    assert {c.nodes_before for c in changes if c.kind == "remove"} == {("c_scale",), ("c_shape",), ("c_bias",)}
+    assert_same_function(before, after, [{"x": (3, 2)}])

@@ -80,3 +80,14 @@ def test_fp16_overflow_on_user_data_fails_the_gate(tmp_path):
     assert result.exit_code == 3, result.stderr
     assert "value(s) are Inf/NaN where FP32 is finite" in result.stderr
     assert snapshot(tmp_path) == before
+
+
+def test_top1_gate_on_a_model_without_a_score_matrix_is_a_spec_error(model_dir):
+    # conv_bn_relu's output is a feature map, not [batch, classes]: the gate cannot be measured.
+    spec = models.write_spec(model_dir, "model: model.onnx\nmax_batch: 2\nprecision: fp16\naccuracy: {min_top1_agreement: 0.9}\n"
+                                        "target: {compute_capabilities: [8.9]}\n")
+    before = snapshot(model_dir)
+    result = run("build", spec)
+    assert result.exit_code == 2
+    assert "\nerror: accuracy.min_top1_agreement: no output (y) is a [batch, classes] score matrix" in result.stderr
+    assert snapshot(model_dir) == before

@@ -107,7 +107,7 @@ def remove_dead_nodes(graph: onnx.GraphProto) -> list[str]:
         if any(out in needed for out in node.output if out):
             keep.append(node)
             needed.update(node.input)
-            needed.update(_subgraph_inputs(node))
+            needed.update(subgraph_inputs(node))
     removed = [node.name for node in graph.node if node not in keep]
     if removed:
         keep.reverse()
@@ -119,14 +119,14 @@ def remove_dead_nodes(graph: onnx.GraphProto) -> list[str]:
     return removed
 
 
-def _subgraph_inputs(node: onnx.NodeProto) -> set[str]:
+def subgraph_inputs(node: onnx.NodeProto) -> set[str]:
     """Names an If/Loop/Scan body reads from the enclosing scope."""
     names: set[str] = set()
     for attribute in node.attribute:
         for body in [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs):
             for inner in body.node:
                 names.update(inner.input)
-                names.update(_subgraph_inputs(inner))
+                names.update(subgraph_inputs(inner))
     return names
 
 

@@ -11,6 +11,7 @@ import onnx
 from onnx import helper
 from onnx.reference import ReferenceEvaluator
 
+from trtc.graph.io import subgraph_inputs
 from trtc.passes.base import Change, PassContext
 from trtc.passes.graph_index import GraphIndex, apply_rewrites, drop_unused_initializers
 
@@ -50,8 +51,18 @@ class FoldConstants:
             changes.append(Change(self.name, "fold", (node.name,), (), f"{node.op_type} evaluated at compile time"))
         if removed:
             apply_rewrites(model.graph, [([name], []) for name in removed])
+            changes += self._drop_orphaned_constants(model)
             drop_unused_initializers(model.graph)
         return changes
+
+    def _drop_orphaned_constants(self, model: onnx.ModelProto) -> list[Change]:
+        """Constant nodes that only fed folded nodes now feed nothing."""
+        read = {name for node in model.graph.node for name in node.input} | {o.name for o in model.graph.output}
+        read |= {name for node in model.graph.node for name in subgraph_inputs(node)}
+        orphans = [n.name for n in model.graph.node if n.op_type == "Constant" and not any(out in read for out in n.output)]
+        if orphans:
+            apply_rewrites(model.graph, [([name], []) for name in orphans])
+        return [Change(self.name, "remove", (name,), (), "Constant no longer read after folding") for name in orphans]
 
 
 def _evaluate(node: onnx.NodeProto, names, values, opset: dict[str, int]) -> list[np.ndarray] | None:

@@ -31,9 +31,7 @@ class GraphIndex:
             return numpy_helper.to_array(self.initializers[name])
         node = self.producer.get(name)
         if node is not None and node.op_type == "Constant" and not node.domain:
-            for attribute in node.attribute:
-                if attribute.name == "value":
-                    return numpy_helper.to_array(attribute.t)
+            return constant_value(node)
         return None
 
     def only_consumer(self, name: str) -> onnx.NodeProto | None:
@@ -135,3 +133,17 @@ def _bodies(attribute: onnx.AttributeProto) -> list[onnx.GraphProto]:
     if attribute.type == onnx.AttributeProto.GRAPHS:
         return list(attribute.graphs)
     return []
+
+
+# Constant's attribute forms (opset 12+ added the scalar and list ones exporters favour).
+_CONSTANT_DTYPES = {"value_float": np.float32, "value_floats": np.float32, "value_int": np.int64, "value_ints": np.int64}
+
+
+def constant_value(node: onnx.NodeProto) -> np.ndarray | None:
+    """The value a Constant node produces; None for sparse and string constants (left alone)."""
+    for attribute in node.attribute:
+        if attribute.name == "value":
+            return numpy_helper.to_array(attribute.t)
+        if attribute.name in _CONSTANT_DTYPES:
+            return np.asarray(onnx.helper.get_attribute_value(attribute), dtype=_CONSTANT_DTYPES[attribute.name])
+    return None

@@ -14,7 +14,7 @@ from typing import Iterable
 import numpy as np
 import onnx
 
-from trtc.errors import AccuracyGateError
+from trtc.errors import AccuracyGateError, SpecError
 from trtc.graph.reference import Reference
 
 
@@ -88,6 +88,10 @@ def gate_failures(results: list[OutputAccuracy], gates: dict) -> list[str]:
 
 
 def enforce(results: list[OutputAccuracy], gates: dict, mode: str) -> None:
+    if "min_top1_agreement" in gates and results and all(r.top1_agreement is None for r in results):
+        # A gate that cannot be measured must not pass silently.
+        raise SpecError(f"accuracy.min_top1_agreement: no output ({', '.join(r.name for r in results)}) is a [batch, classes] "
+                        "score matrix, so top-1 agreement cannot be measured; remove the gate or use accuracy.min_cosine")
     failures = gate_failures(results, gates)
     if failures:
         raise AccuracyGateError(f"accuracy gate failed for {mode}: {failures[0]}"
