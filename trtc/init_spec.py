@@ -19,9 +19,10 @@ import yaml
 from trtc import __version__
 from trtc.errors import UsageError
 from trtc.graph.batch_dim import batch_axes
-from trtc.graph.io import load_model
+from trtc.graph.io import load_model, name_unnamed_nodes
 from trtc.graph.profiles import ModelInput, model_inputs, resolve_profiles
 from trtc.outputs import StagedOutputs
+from trtc.remedies import remedies
 from trtc.spec.load import spec_from_document
 
 MAX_BATCH = 32
@@ -117,6 +118,10 @@ def _render(model: onnx.ModelProto, inputs: list[ModelInput], model_ref: str, na
     else:
         out.append("# inputs:")
         out += [line for _, lines in entries for line in lines]
+    name_unnamed_nodes(model.graph)  # the names the build and its report give them
+    hints = remedies(model)
+    if hints:
+        out += ["", "# What trtc noticed in this model:", *[f"# {hint}" for hint in hints]]
     out += [
         "",
         "# Workspace TensorRT may use for tactics while building and running.",

@@ -12,7 +12,7 @@ import yaml
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
-from tests import models
+from tests import models, trust_models
 from trtc.cli import main
 from trtc.spec import load_spec
 
@@ -115,6 +115,19 @@ def test_init_proposes_one_range_for_a_shared_dynamic_dim(tmp_path):
     assert "tokens dimension 1 ('seq'): proposed 1 .. 128 .. 512" in result.stderr
     checked = run("check", spec)
     assert checked.exit_code == 0, checked.stderr
+
+
+def test_init_names_inputs_to_pin_and_a_batch_axis_that_is_not_first(tmp_path):
+    model = models.save(trust_models.if_on_scalar_input_around_lstm(), tmp_path / "vad.onnx")
+    result = run("init", model, "-o", "-")
+    assert result.exit_code == 0, result.stderr
+    text = result.stdout
+    assert "# hint: If 'choose_net' depends on input(s) sr; pin them" in text
+    assert "  # sr:" in text and "int64 []: static" in text and "#   value: ...      # pin it" in text
+    # The batch is dimension 1 here ([seq, batch, features]): max_batch covers it.
+    assert yaml.safe_load(text)["max_batch"] == 32 and "inputs" not in yaml.safe_load(text)
+    assert "# x:             # float32 [10, batch, 4]: dimension 1 from max_batch: 1 .. 32" in text
+    assert "#   max: [10, 32, 4]" in text
 
 
 def test_init_refuses_to_overwrite_without_force(tmp_path):
