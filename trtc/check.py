@@ -46,6 +46,13 @@ class CheckResult:
     def supported(self) -> bool:
         return not self.problems
 
+    def as_dict(self) -> dict:
+        return {"spec": str(self.spec.source), "model": str(self.spec.model), "backend": self.backend, "supported": self.supported,
+                "onnx_nodes": self.onnx_nodes, "layers": self.layers, "inputs": {n: list(d) for n, d in self.inputs.items()},
+                "outputs": self.outputs, "profiles": [{n: r.as_dict() for n, r in p.items()} for p in self.profiles],
+                "unsupported": [{"node": p.node, "op_type": p.op_type, "message": p.message} for p in self.problems],
+                "hints": self.hints, "checked": self.checked, "warnings": self.warnings}
+
 
 class _Collect:
     """Pipeline observer that keeps warnings for the result and shows no build stages."""

@@ -166,8 +166,9 @@ def inspect(terminal, model: Path, shapes: tuple[str, ...], top: int | None, as_
 @main.command()
 @click.argument("spec", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE", help="Override a spec field, as for trtc build.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout (human output stays on stderr).")
 @_reports_errors
-def check(terminal, spec: Path, overrides: tuple[str, ...]) -> None:
+def check(terminal, spec: Path, overrides: tuple[str, ...], as_json: bool) -> None:
     """Validate SPEC and run TensorRT's ONNX parser over its model without building.
 
     Exit codes: 0 every node is supported, 1 the parser refused nodes (each one listed), 2 spec error.
@@ -178,7 +179,10 @@ def check(terminal, spec: Path, overrides: tuple[str, ...]) -> None:
 
     result = check_spec(load_spec(spec, overrides))
     print_check(terminal, result)
-    sys.exit(0 if result.supported else 1)
+    exit_code = 0 if result.supported else 1
+    if as_json:
+        click.echo(json.dumps({"trtc": __version__, "exit_code": exit_code, **result.as_dict()}, indent=2))
+    sys.exit(exit_code)
 
 
 @main.command()

@@ -227,3 +227,20 @@ def test_check_reads_the_first_calibration_sample(model_dir):
     result = run("check", spec)
     assert result.exit_code == 2
     assert "calib/0.npy: input 'x' has shape [1, 3, 8, 8]; the model wants x[N,3,16,16] float32" in result.stderr
+
+
+def test_check_json_is_one_object_on_stdout(tmp_path, model_dir):
+    models.save(with_op("Det"), tmp_path / "bad.onnx")
+    bad = run("check", models.write_spec(tmp_path, "model: bad.onnx\n"), "--json")
+    assert bad.exit_code == 1
+    document = json.loads(bad.stdout)
+    assert document["exit_code"] == 1 and document["supported"] is False
+    assert document["unsupported"] == [{"node": "suspect", "op_type": "Det",
+                                        "message": "TensorRT has no importer for Det and no plugin of that name is registered"}]
+    good = run("check", models.write_spec(model_dir, "model: model.onnx\nmax_batch: 2\n"), "--json")
+    assert good.exit_code == 0
+    document = json.loads(good.stdout)
+    assert document["supported"] is True and document["inputs"] == {"x": [-1, 3, 16, 16]} and document["outputs"] == ["y"]
+    assert document["profiles"] == [{"x": {"min": [1, 3, 16, 16], "opt": [2, 3, 16, 16], "max": [2, 3, 16, 16]}}]
+    broken = run("check", models.write_spec(model_dir, "model: model.onnx\noutputs: [nope]\n", "broken.yaml"), "--json")
+    assert broken.exit_code == 2 and json.loads(broken.stdout)["error"]["message"].startswith("outputs: tensor 'nope'")
