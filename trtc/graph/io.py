@@ -78,6 +78,38 @@ def name_unnamed_nodes(graph: onnx.GraphProto) -> list[str]:
     return renamed
 
 
+def normalize_default_domain(model: onnx.ModelProto) -> int:
+    """Write the default domain's alias `ai.onnx` as "" (nodes and opset imports), the spelling
+    the graph passes and most tools match; ONNX defines both as the same domain. Returns how
+    many nodes changed."""
+    changed = 0
+
+    def visit(nodes) -> None:
+        nonlocal changed
+        for node in nodes:
+            if node.domain == "ai.onnx":
+                node.domain = ""
+                changed += 1
+            for attribute in node.attribute:
+                for body in [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs):
+                    visit(body.node)
+
+    visit(model.graph.node)
+    for function in model.functions:
+        visit(function.node)
+    imports = list(model.opset_import)
+    if any(op.domain == "ai.onnx" for op in imports):
+        has_default = any(op.domain == "" for op in imports)
+        del model.opset_import[:]
+        for op in imports:
+            if op.domain == "ai.onnx":
+                if has_default:
+                    continue
+                op.domain = ""
+            model.opset_import.append(op)
+    return changed
+
+
 def select_outputs(model: onnx.ModelProto, names: tuple[str, ...]) -> list[str]:
     """Make `names` the graph outputs (any tensor may be named) and drop nodes that no longer
     contribute. Returns the names of the removed nodes."""
