@@ -3,7 +3,8 @@
 Kernel MAC is the bytes of the kernel's real inputs, outputs and constants in their real
 TensorRT datatypes; kernel FLOPs are the sum over
 the nodes it covers in the graph TensorRT parsed (after trtc's passes and precision), each node
-counted once, in the first kernel that names it. Before fusion every node of that graph reads and
+counted once, in the kernel that computes it (the one TensorRT named after it, else one of a
+kernel type that runs its op, else the first that names it). Before fusion every node of that graph reads and
 writes memory at its own datatype; after fusion only kernel boundaries do: so the saving is
 fusion's alone, not the passes' (their own section) nor reduced precision's. `onnx_model` keeps
 the totals of the model as the user gave it.
@@ -69,12 +70,10 @@ def cost_section(fusion: dict, costs: dict[str, NodeCost], gpu: dict | None, dyn
     tensors at opt shapes."""
     built = built_costs if built_costs is not None else costs
     names_key = "built_nodes" if built_costs is not None else "onnx_nodes"
-    assigned: set[str] = set()
     kernels = fusion["kernels"]
+    owners = _owners(kernels, names_key, built)
     for kernel in kernels:
-        nodes = [n for n in kernel[names_key] if n in built and n not in assigned]
-        assigned.update(nodes)
-        kernel["flops"] = sum(built[n].flops for n in nodes)
+        kernel["flops"] = sum(built[n].flops for n in kernel[names_key] if owners.get(n) is kernel)
         kernel["mac_bytes"] = _kernel_bytes(kernel, dynamic, opt_elements or {})
         kernel.update(_estimate(kernel, gpu))
     before = {"flops": sum(c.flops for c in built.values()), "mac_bytes": sum(c.mac_bytes for c in built.values())}
@@ -82,7 +81,7 @@ def cost_section(fusion: dict, costs: dict[str, NodeCost], gpu: dict | None, dyn
     after_mac = sum(known) if len(known) == len(kernels) else None
     section = {
         "convention": ("FLOPs count one per multiply-accumulate (design notes); MAC in bytes read + written; "
-                       "a node that several kernels name counts in the first"),
+                       "a node that several kernels name counts in the kernel that computes it"),
         "onnx_model": {"flops": sum(c.flops for c in costs.values()), "mac_bytes": sum(c.mac_bytes for c in costs.values())},
         "before_fusion": before,
         "after_fusion": {"flops": sum(k["flops"] for k in kernels), "mac_bytes": after_mac},
@@ -100,6 +99,35 @@ def cost_section(fusion: dict, costs: dict[str, NodeCost], gpu: dict | None, dyn
         section["estimated_total_us"] = round(sum(k["estimated_us"] for k in estimated), 3) if len(estimated) == len(kernels) else None
         section["top_kernels"] = [k["index"] for k in sorted(estimated, key=lambda k: -k["estimated_us"])[:10]]
     return section
+
+
+# Kernel types in which an op's arithmetic runs, when a node is named by several kernels (a
+# quantized convolution also names the kernel that casts and scales its input).
+_COMPUTES = {"Conv": ("correlation", "convolution", "deconvolution"), "ConvTranspose": ("deconvolution", "correlation"),
+             "MatMul": ("gemm", "matrix_multiply"), "Gemm": ("gemm", "matrix_multiply")}
+
+
+def _owners(kernels: list[dict], names_key: str, built: dict[str, NodeCost]) -> dict[str, dict]:
+    """The one kernel each node's FLOPs count in: the kernel TensorRT named after the node, else
+    one of the kernel types that run that op, else the first kernel that names it."""
+    candidates: dict[str, list[dict]] = {}
+    for kernel in kernels:
+        for node in kernel[names_key]:
+            if node in built:
+                candidates.setdefault(node, []).append(kernel)
+    owners = {}
+    for node, named_by in candidates.items():
+        by_name = [k for k in named_by if f"+{node}+" in f"+{_without_suffixes(k['name'])}+"]
+        by_type = [k for k in named_by if k["type"].lower() in _COMPUTES.get(built[node].op_type, ())]
+        owners[node] = (by_name or by_type or named_by)[0]
+    return owners
+
+
+def _without_suffixes(name: str) -> str:
+    """'stem.conv+stem.bn_myl0_2' -> 'stem.conv+stem.bn'."""
+    while (stripped := _TRT_SUFFIX.sub("", name)) != name:
+        name = stripped
+    return name
 
 
 def _kernel_bytes(kernel: dict, dynamic: int | None, opt_elements: dict[str, int]) -> int | None:
