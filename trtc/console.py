@@ -5,6 +5,7 @@ through plain `click.echo` in the CLI."""
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 
 from rich.console import Console
@@ -302,6 +303,6 @@ def print_check(terminal: Terminal, result) -> None:
 def print_init(terminal: Terminal, starter) -> None:
     if starter.path is not None:
         terminal.info(f"wrote {_short(str(starter.path.resolve()))}: {len(starter.inputs)} input(s), {len(starter.outputs)} output(s); "
-                      f"next: trtc check {starter.path}")
+                      f"next: trtc check {shlex.quote(str(starter.path))}")
     for line in starter.dynamic:
         terminal.warning(f"{line}; edit the range in the spec to fit your deployment")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def starter_spec(model_path: Path, spec_path: Path | None) -> StarterSpec:
     relative = Path(os.path.relpath(model_path.resolve(), folder)).as_posix()
     file_name = spec_path.name if spec_path else f"{name}.yaml"
     text, dynamic = _render(model, inputs, relative, name, model_path.name, file_name)
-    _validate(text, folder / file_name)
+    _validate(text, folder / file_name, inputs)
     return StarterSpec(spec_path, text, inputs, [value.name for value in model.graph.output], dynamic)
 
 
@@ -85,8 +86,8 @@ def _render(model: onnx.ModelProto, inputs: list[ModelInput], model_ref: str, na
     entries, dynamic = _input_entries(inputs, batch)
     out = [
         f"# trtc build spec for {model_name}, written by `trtc init` (trtc {__version__}).",
-        f"#   check it without building:  trtc check {file_name}",
-        f"#   build it:                   trtc build {file_name}",
+        f"#   check it without building:  trtc check {shlex.quote(file_name)}",
+        f"#   build it:                   trtc build {shlex.quote(file_name)}",
         "# Paths are relative to this file's folder. `trtc schema` prints every key with its description.",
         "",
         "# The ONNX model; external data files are read from beside it.",
@@ -205,11 +206,9 @@ def _input_entries(inputs: list[ModelInput], batch: dict[str, int | None]) -> tu
     return entries, dynamic
 
 
-def _validate(text: str, spec_path: Path) -> None:
+def _validate(text: str, spec_path: Path, inputs: list[ModelInput]) -> None:
     """Read the text back as `trtc build` would: schema, paths and complete profiles."""
-    spec = spec_from_document(yaml.safe_load(text), spec_path)
-    model = load_model(spec.model).proto
-    resolve_profiles(model_inputs(model), spec)
+    resolve_profiles(inputs, spec_from_document(yaml.safe_load(text), spec_path))
 
 
 def _describe(value: onnx.ValueInfoProto) -> str:

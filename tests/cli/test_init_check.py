@@ -244,3 +244,18 @@ def test_check_json_is_one_object_on_stdout(tmp_path, model_dir):
     assert document["profiles"] == [{"x": {"min": [1, 3, 16, 16], "opt": [2, 3, 16, 16], "max": [2, 3, 16, 16]}}]
     broken = run("check", models.write_spec(model_dir, "model: model.onnx\noutputs: [nope]\n", "broken.yaml"), "--json")
     assert broken.exit_code == 2 and json.loads(broken.stdout)["error"]["message"].startswith("outputs: tensor 'nope'")
+
+
+def test_init_quotes_names_yaml_would_misread(tmp_path):
+    """TensorFlow-style 'input:0', a space in the file name, an exporter's 'unk__12' batch."""
+    model = _model([helper.make_node("Relu", ["input:0"], ["out put"])], [helper.make_tensor_value_info("input:0", TensorProto.FLOAT, ["unk__12", 7])],
+                   [helper.make_tensor_value_info("out put", TensorProto.FLOAT, ["unk__12", 7])])
+    models.save(model, tmp_path / "odd model.onnx")
+    result = run("init", tmp_path / "odd model.onnx", "-o", tmp_path / "odd model.yaml")
+    assert result.exit_code == 0, result.stderr
+    text = (tmp_path / "odd model.yaml").read_text()
+    assert 'model: "odd model.onnx"' in text and '  # "input:0":' in text and '#   - "out put"' in text
+    assert "trtc check 'odd model.yaml'" in text and "next: trtc check '" in result.stderr
+    checked = run("check", tmp_path / "odd model.yaml", "--json")
+    assert checked.exit_code == 0, checked.stderr
+    assert json.loads(checked.stdout)["profiles"] == [{"input:0": {"min": [1, 7], "opt": [32, 7], "max": [32, 7]}}]
