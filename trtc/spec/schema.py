@@ -252,8 +252,10 @@ SPEC_SCHEMA = {
                                    "and nodes that feed none of them are pruned. Default: the model's outputs.",
                     "examples": [["head0.out", "softmax.out"]]},
         "max_batch": {"type": "integer", "minimum": 1,
-                      "description": "Every input whose first dimension is dynamic gets the batch range min 1, opt and max "
-                                     "max_batch. Other dynamic dimensions still need inputs.",
+                      "description": "Each input's batch dimension gets the range min 1, opt and max max_batch. The batch "
+                                     "dimension is found by name (batch, batch_size, N, ... wherever it sits), else it is a "
+                                     "dynamic first dimension not named as something else (seq, time, height, ...). Other dynamic dimensions "
+                                     "still need inputs.",
                       "examples": [32]},
         "inputs": _INPUT_MAP,
         "profiles": {"type": "array", "items": _INPUT_MAP, "minItems": 1,
