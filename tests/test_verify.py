@@ -3,7 +3,9 @@ just that change, and builds; `verify: strict` stops instead."""
 
 import json
 
-from onnx import TensorProto, helper
+import numpy as np
+
+from onnx import TensorProto, helper, numpy_helper
 
 from tests import models
 from tests.cli.test_build_cli import run
@@ -71,3 +73,19 @@ def test_a_model_onnxruntime_cannot_run_is_not_verified_and_says_why(tmp_path):
     assert "warning: graph passes not verified: onnxruntime cannot" in result.stderr
     off = run("build", spec, "--set", "fusion.verify=off")
     assert off.exit_code == 0 and "verification" not in json.loads((tmp_path / "build" / "spec.report.json").read_text())
+
+
+def test_onnxruntime_run_failures_are_said_once_by_trtc_not_by_onnxruntime_logger(tmp_path, capfd):
+    # Reflect padding of 2 needs 3 values; the min shape has 1: onnxruntime fails at run time.
+    pads = numpy_helper.from_array(np.array([0, 2, 0, 2], np.int64), "pads")
+    nodes = [helper.make_node("Identity", ["x"], ["x1"], name="noop"),  # gives the passes a change to verify
+             helper.make_node("Pad", ["x1", "pads"], ["y"], name="pad", mode="reflect")]
+    graph = helper.make_graph(nodes, "pad",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "L"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", None])], [pads])
+    models.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "model.onnx")
+    spec = models.write_spec(tmp_path, "model: model.onnx\ninputs: {x: {min: [1, 1], opt: [1, 8], max: [1, 16]}}\n"
+                                       "target: {compute_capabilities: [8.9]}\n")
+    result = run("build", spec)
+    assert "warning: graph passes not verified: onnxruntime cannot run the model" in result.stderr, result.stderr
+    assert "onnxruntime:" not in capfd.readouterr().err  # onnxruntime's own coloured log line (written to fd 2)

@@ -18,7 +18,9 @@ class Reference:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.log_severity_level = 3  # warnings about unused initializers are noise here
+        # Fatal only: trtc reports every load or run failure itself, in one line; onnxruntime would
+        # also print its own coloured copy of the error to stderr.
+        options.log_severity_level = 4
         if not optimize:
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         data = model if isinstance(model, bytes) else model.SerializeToString()
