@@ -123,6 +123,31 @@ def _failed_result(spec, error):
 
 
 @main.command()
+@click.argument("old", type=click.Path(path_type=Path))
+@click.argument("new", type=click.Path(path_type=Path))
+@click.option("--fail-on", "fail_on", multiple=True, metavar="METRIC=[+-]N[%]",
+              help="Exit 4 when a metric changes past N, e.g. time=+5%, plan_size=+10%, kernels=+0, accuracy=-0.001 "
+                   "(metrics: time, plan_size, kernels, flops, mac, accuracy, warnings, build_time; repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as one JSON object on stdout.")
+@_reports_errors
+def diff(terminal, old: Path, new: Path, fail_on: tuple[str, ...], as_json: bool) -> None:
+    """Show what changed from the build that wrote OLD (a .report.json) to the one that wrote NEW.
+
+    Exit codes: 0 compared (and no --fail-on threshold crossed), 2 usage error, 4 a threshold crossed.
+    """
+    from trtc.console import print_diff
+    from trtc.report.diff import check_thresholds, diff_reports, enforce_thresholds, load_report, parse_threshold
+
+    thresholds = [parse_threshold(text) for text in fail_on]
+    difference = diff_reports(load_report(old), load_report(new))
+    crossed = check_thresholds(difference, thresholds)
+    if as_json:
+        click.echo(json.dumps({**difference, "crossed": crossed}, indent=2))
+    print_diff(terminal, difference)
+    enforce_thresholds(difference, thresholds)
+
+
+@main.command()
 @click.argument("plan", type=click.Path(path_type=Path))
 @click.option("--input", "inputs", multiple=True, metavar="NAME=FILE.npy", help="Input values (default: random at the profile's opt shape).")
 @click.option("--iterations", default=10, show_default=True, type=click.IntRange(1), help="Timed executions.")

@@ -306,3 +306,47 @@ def print_init(terminal: Terminal, starter) -> None:
                       f"next: trtc check {shlex.quote(str(starter.path))}")
     for line in starter.dynamic:
         terminal.warning(f"{line}; edit the range in the spec to fit your deployment")
+
+
+def print_diff(terminal: Terminal, diff: dict) -> None:
+    """The comparison; crossed --fail-on thresholds are the error the CLI prints after it."""
+    console = terminal.console
+    old, new = diff["old"], diff["new"]
+    console.print(f"{escape(str(old['name']))} ({old['precision']}, {old['built_at']}) -> {escape(str(new['name']))} "
+                  f"({new['precision']}, {new['built_at']})")
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for column, justify in (("metric", "left"), ("old", "right"), ("new", "right"), ("change", "right")):
+        table.add_column(column, justify=justify)
+    for metric in diff["metrics"].values():
+        if metric["old"] is None and metric["new"] is None:
+            continue
+        change = "-" if metric["change"] is None else _signed(metric["change"]) + (f" ({metric['percent']:+.1f}%)" if metric["percent"] else "")
+        table.add_row(metric["label"], _number(metric["old"]), _number(metric["new"]), change)
+    console.print(table)
+    kernels = diff["kernels"]
+    for title, entries in (("kernels only in the new build", kernels["added"]), ("kernels only in the old build", kernels["removed"])):
+        if entries:
+            console.print(f"{title}:")
+            for k in entries:
+                console.print(f"  {k['type']} {k['precision']}: {escape(', '.join(k['onnx_nodes']) or '(no ONNX node)')}")
+    for change in kernels["precision_changed"]:
+        console.print(f"precision {change['old']} -> {change['new']}: {escape(', '.join(change['onnx_nodes']))}")
+    for change in kernels["time_changed"][:5]:
+        console.print(f"est. time {change['old_us']:.2f} -> {change['new_us']:.2f} us: {escape(', '.join(change['onnx_nodes']) or '(no ONNX node)')}")
+    for entry in diff["accuracy"]:
+        if entry["old_cosine"] != entry["new_cosine"]:
+            console.print(f"accuracy of {escape(entry['output'])}: cosine {_number(entry['old_cosine'])} -> {_number(entry['new_cosine'])}")
+    for warning in diff["warnings"]["added"]:
+        console.print(f"new warning: {escape(warning)}")
+    if not any((kernels["added"], kernels["removed"], kernels["precision_changed"])):
+        console.print(f"same {kernels['unchanged']} kernels, same fusions and precisions")
+
+
+def _number(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.6g}" if isinstance(value, float) else f"{value:,}"
+
+
+def _signed(value) -> str:
+    return f"{value:+,}" if isinstance(value, int) else f"{value:+.6g}"

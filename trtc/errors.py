@@ -62,3 +62,9 @@ class AccuracyGateError(TrtcError):
     """The reduced-precision model failed an accuracy gate set in the spec."""
 
     exit_code = 3
+
+
+class DiffThresholdError(TrtcError):
+    """`trtc diff --fail-on`: a change between two builds crossed a threshold (a CI gate)."""
+
+    exit_code = 4

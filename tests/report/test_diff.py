@@ -1,0 +1,97 @@
+"""`trtc diff` on reports of real builds: what changed between FP32 and FP16, thresholds as a CI
+gate (exit 4), and one-line errors for files that are not comparable reports."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from tests import models
+from trtc.cli import main
+
+SPEC = "model: model.onnx\nmax_batch: 4\ntarget: {compute_capabilities: [8.9]}\n"
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(map(str, args)))
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("diff")
+    models.save(models.conv_bn_relu(), folder / "model.onnx")
+    spec = models.write_spec(folder, SPEC)
+    paths = {}
+    for mode in ("fp32", "fp16"):
+        report = folder / "build" / f"{mode}.report.json"
+        result = run("build", spec, "--set", f"precision={mode}", "--set", f"output.plan={folder / 'build' / mode}.plan",
+                     "--set", f"output.report={report}")
+        assert result.exit_code == 0, result.stderr
+        paths[mode] = report
+    return paths
+
+
+def test_a_build_against_itself_has_no_changes(reports):
+    result = run("diff", reports["fp32"], reports["fp32"], "--json", "--fail-on", "time=+0", "--fail-on", "kernels=+0")
+    assert result.exit_code == 0, result.stderr
+    diff = json.loads(result.stdout)
+    kernels = diff["kernels"]
+    assert kernels["added"] == kernels["removed"] == kernels["precision_changed"] == kernels["time_changed"] == []
+    assert all(m["change"] in (0, None) for m in diff["metrics"].values())
+    assert diff["crossed"] == []
+    assert f"same {kernels['unchanged']} kernels, same fusions and precisions" in result.stderr
+
+
+def test_fp32_to_fp16_shows_the_precision_and_accuracy_changes(reports):
+    result = run("diff", reports["fp32"], reports["fp16"], "--json")
+    assert result.exit_code == 0, result.stderr
+    diff = json.loads(result.stdout)
+    fp32, fp16 = (json.loads(reports[m].read_text()) for m in ("fp32", "fp16"))
+    assert (diff["old"]["precision"], diff["new"]["precision"]) == ("fp32", "fp16")
+    changed = {tuple(c["onnx_nodes"]): (c["old"], c["new"]) for c in diff["kernels"]["precision_changed"]}
+    assert ("Float", "Half") in changed.values()
+    assert diff["metrics"]["plan_size"] == {**diff["metrics"]["plan_size"], "old": fp32["build"]["plan_bytes"], "new": fp16["build"]["plan_bytes"],
+                                           "change": fp16["build"]["plan_bytes"] - fp32["build"]["plan_bytes"]}
+    assert diff["metrics"]["accuracy"]["old"] is None  # FP32 is the reference: no accuracy section
+    assert diff["metrics"]["accuracy"]["new"] == min(o["cosine"] for o in fp16["accuracy"]["outputs"])
+    assert "precision Float -> Half:" in result.stderr
+
+
+def test_thresholds_gate_with_exit_4_and_name_each_crossing(reports):
+    fp32, fp16 = (json.loads(reports[m].read_text()) for m in ("fp32", "fp16"))
+    assert fp16["cost"]["estimated_total_us"] < fp32["cost"]["estimated_total_us"]  # FP16 moves half the bytes
+    relaxed = run("diff", reports["fp16"], reports["fp32"], "--fail-on", "time=+1000%")
+    assert relaxed.exit_code == 0, relaxed.stderr
+    strict = run("diff", reports["fp16"], reports["fp32"], "--fail-on", "time=+5%", "--fail-on", "plan_size=+1000%", "--fail-on", "warnings=+5")
+    assert strict.exit_code == 4
+    assert "error: 1 of 3 --fail-on threshold(s) crossed\n  est. engine time (us): " in strict.stderr
+    assert "crosses time=+5%" in strict.stderr
+    falling = run("diff", reports["fp32"], reports["fp16"], "--fail-on", "time=-0.000001")  # fail when it drops at all
+    assert falling.exit_code == 4
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--fail-on", "time>5"], "error: --fail-on 'time>5': expected METRIC=+N, METRIC=+N% or METRIC=-N (e.g. time=+5%, accuracy=-0.001)"),
+    (["--fail-on", "tme=+5%"], "error: --fail-on 'tme=+5%': unknown metric 'tme' (did you mean 'time'?); known: time, plan_size, kernels, "
+                               "flops, mac, accuracy, warnings, build_time"),
+    (["--fail-on", "accuracy=-0.01"], "error: --fail-on accuracy=-0.01: the old report has no worst cosine vs FP32; drop this threshold"),
+])
+def test_bad_thresholds_are_usage_errors(reports, args, message):
+    result = run("diff", reports["fp32"], reports["fp16"], *args)
+    assert result.exit_code == 2
+    assert result.stderr == message + "\n"
+
+
+def test_files_that_are_not_comparable_reports(reports, tmp_path):
+    (tmp_path / "other.json").write_text('{"hello": 1}')
+    (tmp_path / "broken.json").write_text("{")
+    old_schema = json.loads(reports["fp32"].read_text()) | {"schema": "trtc.report/0"}
+    (tmp_path / "old.json").write_text(json.dumps(old_schema))
+    for name, message in (("missing.json", "no such report"), ("other.json", "not a trtc build report"),
+                          ("broken.json", "not a JSON file (JSONDecodeError)"),
+                          ("old.json", "report schema 'trtc.report/0' is not 'trtc.report/1'; rebuild it with this trtc")):
+        result = run("diff", tmp_path / name, reports["fp32"])
+        assert result.exit_code == 2
+        assert result.stderr.startswith(f"error: {tmp_path / name}: {message}")

@@ -1,0 +1,176 @@
+"""What changed between two builds, from their JSON reports: kernels (matched by the ONNX nodes
+they cover, since TensorRT's kernel names change from build to build), fusions, precisions,
+estimated time, FLOPs and memory traffic, accuracy, plan size and warnings; and `--fail-on`
+thresholds that turn a change into a failed CI gate."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from trtc.errors import DiffThresholdError, UsageError
+from trtc.report import REPORT_SCHEMA
+from trtc.spec.validate import closest
+
+
+def load_report(path: Path) -> dict:
+    try:
+        report = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such report; pass the .report.json files of two trtc builds") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: not a JSON file ({type(exc).__name__}); pass the .report.json a trtc build wrote") from None
+    if not isinstance(report, dict) or "schema" not in report or not isinstance(report.get("build"), dict):
+        raise UsageError(f"{path}: not a trtc build report (no 'schema' and 'build'); pass the .report.json a trtc build wrote")
+    if report["schema"] != REPORT_SCHEMA:
+        raise UsageError(f"{path}: report schema '{report['schema']}' is not '{REPORT_SCHEMA}'; rebuild it with this trtc")
+    return report
+
+
+# Each metric: how to read it from a report, and which direction is worse.
+def _worst_cosine(report: dict) -> float | None:
+    outputs = (report.get("accuracy") or {}).get("outputs") or []
+    return min((o["cosine"] for o in outputs), default=None)
+
+
+METRICS = {
+    "time": ("est. engine time (us)", lambda r: (r.get("cost") or {}).get("estimated_total_us")),
+    "plan_size": ("plan size (B)", lambda r: r["build"].get("plan_bytes")),
+    "kernels": ("kernels", lambda r: ((r.get("fusion") or {}).get("counts") or {}).get("kernels")),
+    "flops": ("FLOPs", lambda r: ((r.get("cost") or {}).get("after_fusion") or {}).get("flops")),
+    "mac": ("memory traffic (B)", lambda r: ((r.get("cost") or {}).get("after_fusion") or {}).get("mac_bytes")),
+    "accuracy": ("worst cosine vs FP32", _worst_cosine),
+    "warnings": ("warnings", lambda r: len(r.get("warnings") or [])),
+    "build_time": ("build time (s)", lambda r: r["build"].get("build_seconds")),
+}
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """`metric=+5%`: fail when the metric grows by more than 5%; `accuracy=-0.001`: fail when it
+    falls by more than 0.001; `kernels=+0`: fail on any growth."""
+
+    metric: str
+    limit: float
+    relative: bool
+    text: str
+
+    def crossed(self, old: float, new: float) -> bool:
+        change = new - old
+        if self.relative:
+            change = change / abs(old) * 100 if old else (0.0 if change == 0 else float("inf") * (1 if change > 0 else -1))
+        return change > self.limit if self.limit >= 0 else change < self.limit
+
+
+_THRESHOLD = re.compile(r"^(?P<metric>[a-z_]+)=(?P<sign>[+-])(?P<value>\d+(\.\d*)?|\.\d+)(?P<percent>%?)$")
+
+
+def parse_threshold(text: str) -> Threshold:
+    match = _THRESHOLD.match(text.strip())
+    if not match:
+        raise UsageError(f"--fail-on {text!r}: expected METRIC=+N, METRIC=+N% or METRIC=-N (e.g. time=+5%, accuracy=-0.001)")
+    metric = match["metric"]
+    if metric not in METRICS:
+        hint = closest(metric, list(METRICS))
+        raise UsageError(f"--fail-on {text!r}: unknown metric '{metric}'" + (f" (did you mean '{hint}'?)" if hint else "")
+                         + f"; known: {', '.join(METRICS)}")
+    value = float(match["value"])
+    return Threshold(metric, value if match["sign"] == "+" else -value, bool(match["percent"]), text.strip())
+
+
+def diff_reports(old: dict, new: dict) -> dict:
+    metrics = {}
+    for key, (label, read) in METRICS.items():
+        before, after = read(old), read(new)
+        change = after - before if before is not None and after is not None else None
+        metrics[key] = {"label": label, "old": before, "new": after, "change": change,
+                        "percent": round(change / abs(before) * 100, 3) if change is not None and before else None}
+    return {
+        "old": _identity(old), "new": _identity(new),
+        "metrics": metrics,
+        "kernels": _kernel_changes(old, new),
+        "accuracy": _accuracy_changes(old, new),
+        "warnings": {"added": [w for w in new.get("warnings") or [] if w not in (old.get("warnings") or [])],
+                     "removed": [w for w in old.get("warnings") or [] if w not in (new.get("warnings") or [])]},
+    }
+
+
+def check_thresholds(diff: dict, thresholds: list[Threshold]) -> list[str]:
+    """One line per crossed threshold; raises when a threshold names a metric a report lacks."""
+    crossed = []
+    for threshold in thresholds:
+        metric = diff["metrics"][threshold.metric]
+        if metric["old"] is None or metric["new"] is None:
+            side = "old" if metric["old"] is None else "new"
+            raise UsageError(f"--fail-on {threshold.text}: the {side} report has no {metric['label']}; drop this threshold")
+        if threshold.crossed(metric["old"], metric["new"]):
+            shown = f"{metric['percent']:+.2f}%" if threshold.relative and metric["percent"] is not None else f"{metric['change']:+.6g}"
+            crossed.append(f"{metric['label']}: {metric['old']:.6g} -> {metric['new']:.6g} ({shown}) crosses {threshold.text}")
+    return crossed
+
+
+def enforce_thresholds(diff: dict, thresholds: list[Threshold]) -> None:
+    crossed = check_thresholds(diff, thresholds)
+    if crossed:
+        raise DiffThresholdError(f"{len(crossed)} of {len(thresholds)} --fail-on threshold(s) crossed", crossed)
+
+
+def _identity(report: dict) -> dict:
+    build = report["build"]
+    return {"name": build.get("name"), "plan": build.get("plan"), "built_at": build.get("built_at"),
+            "backend": f"{build.get('backend')} {build.get('backend_version')}", "precision": (report.get("precision") or {}).get("mode")}
+
+
+def _kernel_key(kernel: dict) -> tuple:
+    """Kernels are the same kernel when they cover the same nodes of the user's model (casts and
+    Q/DQ that trtc added do not count: they differ between precisions); kernels that cover none
+    (shape calculations, reformats) by their type and position among those."""
+    users = [n for n, op in zip(kernel["onnx_nodes"], kernel["onnx_op_types"]) if not op.endswith("(added by trtc)")]
+    return tuple(sorted(users)) if users else ("", kernel["type"])
+
+
+def _kernel_changes(old: dict, new: dict) -> dict:
+    before = _by_key((old.get("fusion") or {}).get("kernels") or [])
+    after = _by_key((new.get("fusion") or {}).get("kernels") or [])
+    removed = [_kernel_summary(k) for key, k in before.items() if key not in after]
+    added = [_kernel_summary(k) for key, k in after.items() if key not in before]
+    precision, time = [], []
+    for key in before.keys() & after.keys():
+        was, now = before[key], after[key]
+        if was["precision"] != now["precision"]:
+            precision.append({"onnx_nodes": was["onnx_nodes"], "old": was["precision"], "new": now["precision"]})
+        if _time_moved(was.get("estimated_us"), now.get("estimated_us")):
+            time.append({"onnx_nodes": was["onnx_nodes"], "old_us": was["estimated_us"], "new_us": now["estimated_us"]})
+    time.sort(key=lambda t: -abs(t["new_us"] - t["old_us"]))
+    return {"added": added, "removed": removed, "precision_changed": sorted(precision, key=lambda p: p["onnx_nodes"]),
+            "time_changed": time, "unchanged": len(before.keys() & after.keys()) - len(precision)}
+
+
+def _time_moved(old_us: float | None, new_us: float | None) -> bool:
+    """Rounding in the reports moves estimates by hundredths: only a 1% change is a change."""
+    return old_us is not None and new_us is not None and abs(new_us - old_us) > max(0.01, 0.01 * old_us)
+
+
+def _by_key(kernels: list[dict]) -> dict:
+    keyed: dict[tuple, dict] = {}
+    for kernel in kernels:
+        key = _kernel_key(kernel)
+        while key in keyed:  # two kernels over no ONNX node of one type: keep both
+            key = (*key, len(keyed))
+        keyed[key] = kernel
+    return keyed
+
+
+def _kernel_summary(kernel: dict) -> dict:
+    return {"onnx_nodes": kernel["onnx_nodes"], "type": kernel["type"], "precision": kernel["precision"],
+            "estimated_us": kernel.get("estimated_us")}
+
+
+def _accuracy_changes(old: dict, new: dict) -> list[dict]:
+    before = {o["name"]: o for o in (old.get("accuracy") or {}).get("outputs") or []}
+    after = {o["name"]: o for o in (new.get("accuracy") or {}).get("outputs") or []}
+    return [{"output": name, "old_cosine": (before.get(name) or {}).get("cosine"), "new_cosine": (after.get(name) or {}).get("cosine"),
+             "old_rel_l2": (before.get(name) or {}).get("rel_l2_error"), "new_rel_l2": (after.get(name) or {}).get("rel_l2_error")}
+            for name in dict.fromkeys([*before, *after])]
