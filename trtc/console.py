@@ -14,6 +14,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from trtc.errors import TrtcError
+from trtc.report.fusion import per_profile_note
 from trtc.report.units import human
 
 # Build phases deeper than this are too brief and too many to show as lines in a log.
@@ -112,7 +113,7 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
         precisions = ", ".join(f"{dtype} {n}" for dtype, n in fusion["precisions"].items())
         folded = ", ".join(f"{n} {op}" for op, n in list(fusion["folded_by_op_type"].items())[:4])
         console.print(f"  {counts['onnx_nodes']} ONNX nodes -> {counts['kernels']} kernels ({counts['fused_kernels']} fused); "
-                      f"kernel precision: {precisions}")
+                      f"kernel precision: {precisions}{escape(per_profile_note(counts))}")
         if counts["folded_nodes"]:
             console.print(f"  {counts['folded_nodes']} nodes run in no kernel (folded at build time: {folded}"
                           f"{', ...' if len(fusion['folded_by_op_type']) > 4 else ''})")
@@ -330,7 +331,7 @@ def print_diff(terminal: Terminal, diff: dict) -> None:
             for k in entries:
                 console.print(f"  {k['type']} {k['precision']}: {escape(', '.join(k['onnx_nodes']) or '(no ONNX node)')}")
     for change in kernels["precision_changed"]:
-        console.print(f"precision {change['old']} -> {change['new']}: {escape(', '.join(change['onnx_nodes']))}")
+        console.print(f"precision {change['old']} -> {change['new']}: {escape(', '.join(change['onnx_nodes']) or '(no ONNX node)')}")
     for change in kernels["time_changed"][:5]:
         console.print(f"est. time {change['old_us']:.2f} -> {change['new_us']:.2f} us: {escape(', '.join(change['onnx_nodes']) or '(no ONNX node)')}")
     for entry in diff["accuracy"]:

@@ -218,6 +218,11 @@ def test_external_data_and_several_profiles(tmp_path):
     report = json.loads((tmp_path / "build" / "spec.report.json").read_text())
     assert [p["x"]["max"] for p in report["profiles"]] == [[2, 3, 16, 16], [16, 3, 16, 16]]
     assert [p["max"] for p in report["bindings"][0]["profiles"]] == [[2, 3, 16, 16], [16, 3, 16, 16]]
+    # TensorRT compiles a kernel set per profile; the map (and every cost total) is profile 0's.
+    counts = report["fusion"]["counts"]
+    assert counts["kernels_per_profile"] == {"0": counts["kernels"], "1": counts["kernels"]}
+    assert not any("[profile" in k["name"] or "[profile" in t["name"] for k in report["fusion"]["kernels"] for t in k["inputs"] + k["outputs"])
+    assert "one kernel set per optimization profile (profile 0: " in result.stderr
     (tmp_path / "weights.bin").unlink()
     missing = run("build", spec)
     assert missing.exit_code == 2

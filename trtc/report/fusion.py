@@ -3,6 +3,7 @@ which ONNX nodes no kernel names (evaluated at build time or removed by TensorRT
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from trtc.backend.engine_info import EngineInfo, Kernel, KernelTensor
@@ -15,7 +16,11 @@ def fusion_map(engine: EngineInfo, onnx_nodes: dict[str, str], origins: dict[str
     added (precision casts, Q/DQ) with their op types. Plain data for the report."""
     origins = origins or {}
     op_types = {**{name: f"{op} (added by trtc)" for name, op in (added or {}).items()}, **onnx_nodes}
-    compute = engine.compute_kernels
+    every_profile = engine.compute_kernels
+    profile = kernel_profiles(every_profile)
+    # TensorRT compiles one kernel set per optimization profile: the map is profile 0's (the
+    # engine a request runs is one of them), and the others are counted.
+    compute = [kernel for kernel, index in zip(every_profile, profile) if index == 0]
     expanded = [tuple(dict.fromkeys(o for n in k.onnx_nodes for o in origins.get(n, (n,)))) for k in compute]
     covered = Counter(node for nodes in expanded for node in nodes)
     kernels = [_kernel_entry(index, kernel, nodes, op_types) for index, (kernel, nodes) in enumerate(zip(compute, expanded))]
@@ -30,8 +35,9 @@ def fusion_map(engine: EngineInfo, onnx_nodes: dict[str, str], origins: dict[str
             "fused_kernels": len(fused),
             "nodes_in_kernels": sum(1 for name in onnx_nodes if name in covered),
             "folded_nodes": len(folded),
-            "sync_layers": len(engine.kernels) - len(compute),
+            "sync_layers": len(engine.kernels) - len(every_profile),
             "streams": len({k.stream for k in compute}),
+            "kernels_per_profile": dict(sorted(Counter(profile).items())),
         },
         "precisions": dict(sorted(precisions.items())),
         "kernels": kernels,
@@ -41,6 +47,43 @@ def fusion_map(engine: EngineInfo, onnx_nodes: dict[str, str], origins: dict[str
         "unknown_metadata_nodes": sorted(name for name in covered if name not in op_types),
         "optimizer_stages": [{"stage": stage, "layers": count} for stage, count in engine.optimizer_stages],
     }
+
+
+_PROFILE_TAG = re.compile(r" \[profile (\d+)\]")
+_MYELIN_GRAPH = re.compile(r"_myl(\d+)_\d+$")
+
+
+def per_profile_note(counts: dict) -> str:
+    """'' for one profile; else how the kernel sets repeat per profile, for every renderer."""
+    per_profile = counts.get("kernels_per_profile") or {}
+    if len(per_profile) < 2:
+        return ""
+    return f"; one kernel set per optimization profile ({', '.join(f'profile {p}: {n}' for p, n in per_profile.items())}), profile 0's shown"
+
+
+def kernel_profiles(kernels: list[Kernel]) -> list[int]:
+    """The optimization profile each kernel serves. TensorRT tags the layers and tensors of
+    profiles after the first with ' [profile N]'; a kernel with no tagged name (a generated
+    Myelin kernel over internal tensors) belongs to the profile of its Myelin graph's other
+    kernels; anything else to profile 0."""
+    tagged: list[int | None] = []
+    for kernel in kernels:
+        names = [kernel.name, *(t.name for t in (*kernel.inputs, *kernel.outputs))]
+        found = {int(m.group(1)) for name in names for m in _PROFILE_TAG.finditer(name)}
+        tagged.append(found.pop() if len(found) == 1 else None)
+    graph_profile: dict[str, set[int]] = {}
+    for kernel, profile in zip(kernels, tagged):
+        graph = _MYELIN_GRAPH.search(kernel.name)
+        if graph and profile is not None:
+            graph_profile.setdefault(graph.group(1), set()).add(profile)
+    resolved = []
+    for kernel, profile in zip(kernels, tagged):
+        if profile is None:
+            graph = _MYELIN_GRAPH.search(kernel.name)
+            known = graph_profile.get(graph.group(1), set()) if graph else set()
+            profile = next(iter(known)) if len(known) == 1 else 0
+        resolved.append(profile)
+    return resolved
 
 
 def _kernel_entry(index: int, kernel: Kernel, expanded: tuple[str, ...], onnx_nodes: dict[str, str]) -> dict:

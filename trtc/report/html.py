@@ -10,6 +10,7 @@ from __future__ import annotations
 from html import escape
 from importlib import resources
 
+from trtc.report.fusion import per_profile_note
 from trtc.report.svg import Bar, Segment, bar_chart, share_bar
 from trtc.report.units import human
 
@@ -92,7 +93,7 @@ def _kpis(report: dict) -> str:
     tiles = [("precision", "Precision", report["precision"]["mode"].upper(), f"{_e(build['backend'])}")]
     if counts:
         tiles.append(("kernels", "Kernels", str(counts["kernels"]),
-                      f"from {counts['onnx_nodes']} ONNX nodes · {counts['fused_kernels']} fused"))
+                      f"from {counts['onnx_nodes']} ONNX nodes · {counts['fused_kernels']} fused{_e(per_profile_note(counts))}"))
     if cost:
         tiles.append(("flops", "FLOPs", human(cost["after_fusion"]["flops"], "FLOP"), "multiply-accumulates, at the opt shapes"))
         tiles.append(("mac", "Memory traffic", human(cost["after_fusion"]["mac_bytes"], "B"),

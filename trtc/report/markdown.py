@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from trtc.report.fusion import per_profile_note
 from trtc.report.units import human
 
 
@@ -25,7 +26,8 @@ def render_markdown(report: dict) -> str:
     ]
     if counts:
         lines.append(f"| fusion | {counts['onnx_nodes']} ONNX nodes -> {counts['kernels']} kernels "
-                     f"({counts['fused_kernels']} fused, {counts['folded_nodes']} nodes folded at build time) |")
+                     f"({counts['fused_kernels']} fused, {counts['folded_nodes']} nodes folded at build time)"
+                     f"{per_profile_note(counts)} |")
     lines += ["", "## Inputs and outputs", "", "| tensor | mode | dtype | shape | profiles (min / opt / max) |", "| --- | --- | --- | --- | --- |"]
     for binding in report["bindings"]:
         profiles = "<br>".join(f"{p['min']} / {p['opt']} / {p['max']}" for p in binding["profiles"]) or "-"
