@@ -66,3 +66,15 @@ def test_the_localizer_pins_the_failing_node_of_a_long_graph_within_its_bound(tm
     assert "error: TensorRT failed to build the engine; the failure starts at node 'node150' (Gemm)" in result.stderr
     builds = int(result.stderr.split("found by ")[1].split(" sub-builds")[0])
     assert builds <= 24
+
+
+def test_an_lstm_that_tensorrt_unrolls_is_reported_as_more_traffic_not_negative_savings(tmp_path):
+    # TensorRT runs the pinned model's LSTM as one kernel per time step: more memory traffic after
+    # fusion than the one ONNX node had. The renderers must say so, not "saved -780%".
+    result, report = build(tmp_path, trust_models.if_on_scalar_input_around_lstm(), "max_batch: 8\ninputs:\n  sr: {value: 16000}\n")
+    assert result.exit_code == 0, result.stderr
+    cost = report["cost"]
+    assert cost["after_fusion"]["mac_bytes"] > cost["before_fusion"]["mac_bytes"] and cost["mac_saved_percent"] < 0
+    assert f"{-cost['mac_saved_percent']:.1f}% more after fusion" in result.stderr
+    markdown = (tmp_path / "build" / "spec.report.md").read_text()
+    assert "more after fusion" in markdown and "saved -" not in markdown and "(-" not in result.stderr

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from trtc.errors import TrtcError
 from trtc.report.fusion import per_profile_note
-from trtc.report.units import human
+from trtc.report.units import fusion_effect, human, saved_or_added
 
 # Build phases deeper than this are too brief and too many to show as lines in a log.
 _PLAIN_PHASE_DEPTH = 1
@@ -122,12 +122,12 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
     if passes and passes["totals"]["changes"]:
         by_pass = ", ".join(f"{p['pass']} {p['changes']}" for p in passes["passes"] if p["changes"])
         console.print(f"  graph passes: {passes['totals']['changes']} changes ({by_pass}); "
-                      f"{_saved(passes['totals']['flops_saved'], 'FLOP')} and {_saved(passes['totals']['mac_saved'], 'B')} of memory traffic")
+                      f"{saved_or_added(passes['totals']['flops_saved'], 'FLOP')} and {saved_or_added(passes['totals']['mac_saved'], 'B')} of memory traffic")
     cost = report.get("cost")
     if cost and cost["mac_saved_percent"] is not None:
         given = cost.get("onnx_model", cost["before_fusion"])["mac_bytes"]
         line = (f"  memory traffic {human(given, 'B')} as given -> {human(cost['before_fusion']['mac_bytes'], 'B')} after passes and "
-                f"precision -> {human(cost['after_fusion']['mac_bytes'], 'B')} after fusion ({cost['mac_saved_percent']:.1f}% saved by fusion)")
+                f"precision -> {human(cost['after_fusion']['mac_bytes'], 'B')} after fusion ({fusion_effect(cost['mac_saved_bytes'], cost['mac_saved_percent'])})")
         if cost.get("gpu") and cost["estimated_total_us"] is not None:
             line += f"; roofline on {cost['gpu']['name']}: {cost['estimated_total_us']:.1f} us"
         console.print(line)
@@ -154,11 +154,6 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
         terminal.warning(warning)
     others = ", ".join(p.name for p in written[1:])
     console.print(f"  wrote {escape(others)} in {escape(_short(str(written[1].parent)))}")
-
-
-def _saved(amount: int, unit: str) -> str:
-    """A pass can add work (e.g. a merge's Split copies): say so instead of 'saved -1 MB'."""
-    return f"saved {human(amount, unit)}" if amount >= 0 else f"added {human(-amount, unit)}"
 
 
 def _kernel_table(fusion: dict, limit: int = 40) -> Table:

@@ -12,7 +12,7 @@ from importlib import resources
 
 from trtc.report.fusion import per_profile_note
 from trtc.report.svg import Bar, Segment, bar_chart, share_bar
-from trtc.report.units import human
+from trtc.report.units import fusion_effect, human, saved_or_added
 
 # TensorRT's datatype names -> what people call them, and one colour each (charts, pills, legend).
 _PRECISIONS = {
@@ -97,8 +97,7 @@ def _kpis(report: dict) -> str:
     if cost:
         tiles.append(("flops", "FLOPs", human(cost["after_fusion"]["flops"], "FLOP"), "multiply-accumulates, at the opt shapes"))
         tiles.append(("mac", "Memory traffic", human(cost["after_fusion"]["mac_bytes"], "B"),
-                      f'<span class="saved">−{cost["mac_saved_percent"]:.1f}%</span> by fusion'
-                      if cost.get("mac_saved_percent") is not None else _unresolved_note(cost)))
+                      _fusion_tile_note(cost["mac_saved_percent"]) if cost.get("mac_saved_percent") is not None else _unresolved_note(cost)))
         if cost.get("gpu"):
             total = cost.get("estimated_total_us")
             tiles.append(("estimated-time", "Estimated time", f"{total:.1f} µs" if total is not None else "?",
@@ -108,6 +107,12 @@ def _kpis(report: dict) -> str:
     return '<div class="kpis">' + "".join(
         f'<div class="kpi" data-metric="{key}"><div class="label">{label}</div><div class="value">{_e(value)}</div>'
         f'<div class="note">{note}</div></div>' for key, label, value, note in tiles) + "</div>"
+
+
+def _fusion_tile_note(percent: float) -> str:
+    if percent >= 0:
+        return f'<span class="saved">−{percent:.1f}%</span> by fusion'
+    return f"+{-percent:.1f}% after fusion (nodes split into several kernels)"
 
 
 def _unresolved_note(cost: dict) -> str:
@@ -192,8 +197,8 @@ def _cost(cost: dict | None) -> str:
                       width=560, label_width=170, row=30, title="FLOPs")
     mac = bar_chart([Bar(label, s["mac_bytes"], color, human(s["mac_bytes"], "B")) for label, s, color in stages],
                     width=560, label_width=170, row=30, title="memory traffic")
-    saved = (f'<p>Fusion saves <span class="saved">{human(cost["mac_saved_bytes"], "B")} ({cost["mac_saved_percent"]:.1f}%)</span> '
-             "of memory traffic.</p>" if cost.get("mac_saved_percent") is not None else "")
+    saved = (f'<p>Memory traffic: {_e(fusion_effect(cost["mac_saved_bytes"], cost["mac_saved_percent"]))}.</p>'
+             if cost.get("mac_saved_percent") is not None else "")
     notes = ""
     if cost.get("unresolved_kernels"):
         notes += (f"<p>{len(cost['unresolved_kernels'])} kernel(s) have dynamic sizes trtc cannot resolve at the opt shapes: "
@@ -246,8 +251,8 @@ def _passes(passes: dict | None) -> str:
         f'<td class="num">{human(c["mac_before"], "B")} → {human(c["mac_after"], "B")}</td><td>{_e(c["note"])}</td></tr>'
         for c in passes["changes"])
     totals = passes["totals"]
-    lead = (f"{totals['changes']} changes removed {totals['nodes_removed']} nodes and saved {human(totals['flops_saved'], 'FLOP')} "
-            f"and {human(totals['mac_saved'], 'B')} of memory traffic before TensorRT saw the graph.")
+    lead = (f"{totals['changes']} changes removed {totals['nodes_removed']} nodes and {saved_or_added(totals['flops_saved'], 'FLOP')} "
+            f"and {saved_or_added(totals['mac_saved'], 'B')} of memory traffic before TensorRT saw the graph.")
     table = ('<table><thead><tr><th>pass</th><th>nodes before</th><th>nodes after</th><th class="num">FLOPs</th>'
              f'<th class="num">MAC</th><th>note</th></tr></thead><tbody>{rows}</tbody></table>')
     return _card("Graph passes", table, lead, "passes")

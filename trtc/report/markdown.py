@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from trtc.report.fusion import per_profile_note
-from trtc.report.units import human
+from trtc.report.units import fusion_effect, human, saved_or_added
 
 
 def render_markdown(report: dict) -> str:
@@ -70,8 +70,8 @@ def _passes(passes: dict | None) -> list[str]:
         lines.append(f"| {c['pass_name']} | {', '.join(f'`{n}`' for n in c['nodes_before'])} | {', '.join(f'`{n}`' for n in c['nodes_after']) or '-'} | "
                      f"{human(c['flops_before'], 'FLOP')} -> {human(c['flops_after'], 'FLOP')} | {human(c['mac_before'], 'B')} -> {human(c['mac_after'], 'B')} | {c['note']} |")
     totals = passes["totals"]
-    lines += ["", f"{totals['changes']} changes removed {totals['nodes_removed']} nodes and saved "
-                  f"{human(totals['flops_saved'], 'FLOP')} and {human(totals['mac_saved'], 'B')} of memory traffic."]
+    lines += ["", f"{totals['changes']} changes removed {totals['nodes_removed']} nodes and "
+                  f"{saved_or_added(totals['flops_saved'], 'FLOP')} and {saved_or_added(totals['mac_saved'], 'B')} of memory traffic."]
     return lines
 
 
@@ -83,7 +83,7 @@ def _cost(cost: dict | None, fusion: dict) -> list[str]:
              f"| before fusion (every node of the graph TensorRT parsed, after trtc's passes and precision) | {human(cost['before_fusion']['flops'], 'FLOP')} | {human(cost['before_fusion']['mac_bytes'], 'B')} |",
              f"| after fusion (kernel boundaries) | {human(cost['after_fusion']['flops'], 'FLOP')} | {human(cost['after_fusion']['mac_bytes'], 'B')} |"]
     if cost["mac_saved_percent"] is not None:
-        lines.append(f"| saved | | {human(cost['mac_saved_bytes'], 'B')} ({cost['mac_saved_percent']:.1f}%) |")
+        lines.append(f"| effect of fusion | | {fusion_effect(cost['mac_saved_bytes'], cost['mac_saved_percent'])} |")
     if cost.get("gpu"):
         gpu = cost["gpu"]
         lines += ["", f"Roofline estimate on {gpu['name']} ({gpu['bandwidth_gbs']} GB/s; peaks from {gpu['source']}): "

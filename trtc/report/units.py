@@ -11,3 +11,17 @@ def human(value: float | None, unit: str) -> str:
         if abs(value) >= scale:
             return f"{value / scale:.2f} {prefix}{unit}"
     return f"{value:.0f} {unit}"
+
+
+def saved_or_added(amount: float, unit: str) -> str:
+    """'saved 1.20 MB', or 'added 1.20 MB' when a step added work (never 'saved -1.20 MB')."""
+    return f"saved {human(amount, unit)}" if amount >= 0 else f"added {human(-amount, unit)}"
+
+
+def fusion_effect(saved_bytes: float, saved_percent: float) -> str:
+    """What fusion did to memory traffic. It can add traffic: TensorRT runs some nodes as several
+    kernels (an LSTM unrolled into one kernel per time step)."""
+    if saved_percent >= 0:
+        return f"{saved_percent:.1f}% saved by fusion ({human(saved_bytes, 'B')})"
+    return (f"{-saved_percent:.1f}% more after fusion ({human(-saved_bytes, 'B')}): TensorRT runs some nodes as several kernels, "
+            "e.g. a recurrence unrolled per time step")
