@@ -120,3 +120,23 @@ def test_if_branches_read_converted_tensors_in_fp32():
     for condition in (True, False):
         feeds = {"x": x, "c": np.array(condition)}
         np.testing.assert_allclose(outputs(result.model, feeds)[0], outputs(base, feeds)[0], rtol=2e-3, atol=1e-3)
+
+
+def test_float_constant_nodes_convert_like_weights_without_a_cast_each():
+    # Paddle and PyTorch exporters write weights as Constant nodes as often as initializers.
+    scale = numpy_helper.from_array(np.full((1, 4, 1, 1), 0.5, np.float32))
+    nodes = [helper.make_node("Constant", [], ["w"], name="weight", value=numpy_helper.from_array(
+                 np.random.default_rng(1).standard_normal((4, 3, 3, 3)).astype(np.float32))),
+             helper.make_node("Constant", [], ["s"], name="scale", value=scale),
+             helper.make_node("Constant", [], ["axes"], name="axes", value_ints=[2, 3]),
+             helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Mul", ["c", "s"], ["m"], name="mul"),
+             helper.make_node("ReduceMax", ["m", "axes"], ["y"], name="max", keepdims=1)]
+    base = model(nodes, {"x": ["N", 3, 8, 8]}, ["y"], [], opset=18)
+    result = autocast(base, "fp16")
+    assert result.kept == {} and set(result.converted) == {"conv", "mul", "max"}
+    assert elem_types(result.model)["w"] == elem_types(result.model)["s"] == TensorProto.FLOAT16
+    assert [n.name for n in result.model.graph.node if n.op_type == "Constant"] == ["axes"]  # not a float: untouched
+    assert result.casts == 2  # the graph input down, the output up: none per constant
+    (accuracy,) = measure_accuracy(base, result.model, feeds(shape=(2, 3, 8, 8)))
+    assert accuracy.cosine > 0.9999

@@ -28,6 +28,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from trtc.graph.shapes import tensor_types
+from trtc.passes.graph_index import constant_value
 
 CONVERTIBLE = {
     "Conv", "ConvTranspose", "MatMul", "Gemm", "Add", "Sub", "Mul", "Div", "Relu", "LeakyRelu", "PRelu", "Sigmoid", "Tanh",
@@ -62,6 +63,7 @@ def autocast(model: onnx.ModelProto, mode: str, keep_fp32: tuple[str, ...] = (),
     result = AutocastResult(onnx.ModelProto())
     result.model.CopyFrom(model)
     graph = result.model.graph
+    _constants_as_initializers(graph)
     low = LOW[mode]
     types = tensor_types(model)
     is_float = {name for name, t in types.items() if t.elem_type == TensorProto.FLOAT}
@@ -89,6 +91,19 @@ def autocast(model: onnx.ModelProto, mode: str, keep_fp32: tuple[str, ...] = (),
     result.casts = rewriter.casts
     del graph.value_info[:]  # stale types; consumers infer them again
     return result
+
+
+def _constants_as_initializers(graph: onnx.GraphProto) -> None:
+    """Constant nodes hold weights as often as initializers do (exporters differ); as
+    initializers they convert to FP16/BF16 in place instead of through a Cast each."""
+    constants = []
+    for node in graph.node:
+        value = constant_value(node) if node.op_type == "Constant" and node.domain in ("", "ai.onnx") else None
+        if value is not None and value.dtype == np.float32:
+            graph.initializer.append(numpy_helper.from_array(value, node.output[0]))
+            constants.append(node)
+    for node in constants:
+        graph.node.remove(node)
 
 
 def _keep_reason(node, mode, keep_fp32, magnitudes, initializers, is_float) -> str | None:
