@@ -26,7 +26,7 @@ from trtc.graph.random_inputs import random_feeds
 from trtc.graph.declared import compare, declared_shapes, observed_shapes
 from trtc.remedies import remedies
 from trtc.graph.shared_dims import separate_shared_dims
-from trtc.graph.io import LoadedModel, load_model, name_unnamed_nodes, normalize_default_domain, select_outputs
+from trtc.graph.io import LoadedModel, drop_initializer_inputs, load_model, name_unnamed_nodes, normalize_default_domain, select_outputs
 from trtc.graph.profiles import model_inputs, resolve_profiles
 from trtc.outputs import StagedOutputs
 from trtc.graph.cost import NodeCost, node_costs, tensor_elements
@@ -199,6 +199,7 @@ def load_pinned_model(spec: Spec, observer: PipelineObserver) -> PinnedModel:
     sections: dict[str, object] = {}
     renamed = name_unnamed_nodes(model.graph)
     normalize_default_domain(model)
+    drop_initializer_inputs(model)
     pruned = select_outputs(model, spec.outputs) if spec.outputs else []
     sections["graph"] = {"onnx_nodes": len(model.graph.node), "renamed_nodes": renamed, "pruned_nodes": pruned}
     profiles, warnings = resolve_profiles(model_inputs(model), spec)

@@ -82,3 +82,33 @@ def test_plan_skips_small_gemms_keep_fp32_and_non_constant_weights():
     assert plan.layers == ["conv"] and plan.activations == ["x"]
     assert plan.skipped == {"kept": "precision.keep_fp32: kept", "dynamic": "weights are not constant",
                             "tiny": "GEMM too small to gain from quantization (weights [8, 32])"}
+
+
+def test_old_ir_models_listing_weights_as_inputs_quantize_with_a_static_batch(tmp_path):
+    # IR 3 exporters list every initializer as a graph input, and often fix the batch at 1.
+    from tests import models
+
+    old = models.conv_bn_relu(batch=1)
+    old.ir_version = 3
+    old.graph.input.extend(helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)) for init in old.graph.initializer)
+    models.save(old, tmp_path / "model.onnx")
+    spec = models.write_spec(tmp_path, "model: model.onnx\nprecision: {mode: int8, calibration: {data: random, samples: 8}}\n"
+                                       "target: {compute_capabilities: [8.9]}\n")
+    result = run("build", spec)
+    assert result.exit_code == 0, result.stderr
+    report = report_of(spec)
+    assert report["calibration"]["quantized_layers"] == ["conv0+bn0", "conv1"]
+    assert [b["name"] for b in report["bindings"] if b["mode"] == "Input"] == ["x"]  # the weights stay weights
+    assert any(k["precision"] == "Int8" for k in report["fusion"]["kernels"])
+
+
+def test_int8_on_a_model_with_nothing_to_quantize_builds_and_says_so(tmp_path):
+    from tests import models
+
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"), helper.make_node("Add", ["r", "x"], ["y"], name="add")]
+    models.save(model(nodes, {"x": ["N", 8]}, ["y"]), tmp_path / "model.onnx")
+    spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 4\nprecision: {mode: int8, calibration: {data: random}}\n"
+                                       "target: {compute_capabilities: [8.9]}\n")
+    result = run("build", spec)
+    assert result.exit_code == 0, result.stderr
+    assert report_of(spec)["calibration"]["quantized_layers"] == []

@@ -78,6 +78,22 @@ def name_unnamed_nodes(graph: onnx.GraphProto) -> list[str]:
     return renamed
 
 
+def drop_initializer_inputs(model: onnx.ModelProto) -> int:
+    """Old exporters (IR < 4) list every initializer as a graph input as well. TensorRT takes them
+    as weights, and so does trtc: they leave the input list, so a pass that folds a weight away
+    does not leave an input behind that onnxruntime would then require. Returns how many."""
+    graph = model.graph
+    real = graph_inputs(graph)
+    dropped = len(graph.input) - len(real)
+    if dropped:
+        kept = [onnx.ValueInfoProto.FromString(value.SerializeToString()) for value in real]
+        del graph.input[:]
+        graph.input.extend(kept)
+        # IR 3 requires every initializer to be an input; IR 4 dropped that rule and nothing else.
+        model.ir_version = max(model.ir_version, 4)
+    return dropped
+
+
 def normalize_default_domain(model: onnx.ModelProto) -> int:
     """Write the default domain's alias `ai.onnx` as "" (nodes and opset imports), the spelling
     the graph passes and most tools match; ONNX defines both as the same domain. Returns how

@@ -48,5 +48,7 @@ def with_outputs(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
 
 
 def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
+    """onnxruntime's message on one line (it breaks lines mid-sentence: 'for the following
+    indices\n index: 0 Got: 16 Expected: 1')."""
+    text = " ".join(str(exc).split())
+    return text[:400] if text else type(exc).__name__

@@ -9,12 +9,16 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from trtc.graph.io import graph_inputs
+
 
 class GraphIndex:
     def __init__(self, graph: onnx.GraphProto):
         self.graph = graph
         self.initializers = {init.name: init for init in graph.initializer}
-        self.graph_inputs = {value.name for value in graph.input}
+        # Real inputs only: old exporters (IR < 4) list every initializer as an input too, and
+        # TensorRT and the rest of trtc treat those as weights.
+        self.graph_inputs = {value.name for value in graph_inputs(graph)}
         self.graph_outputs = {value.name for value in graph.output}
         self.producer: dict[str, onnx.NodeProto] = {}
         self.consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
@@ -27,7 +31,7 @@ class GraphIndex:
 
     def constant(self, name: str) -> np.ndarray | None:
         """The value of a tensor that is an initializer or a Constant node's output."""
-        if name in self.initializers and name not in self.graph_inputs:
+        if name in self.initializers:
             return numpy_helper.to_array(self.initializers[name])
         node = self.producer.get(name)
         if node is not None and node.op_type == "Constant" and not node.domain:
@@ -47,7 +51,7 @@ class GraphIndex:
         return name
 
     def unique(self, name: str) -> str:
-        taken = set(self.initializers) | set(self.producer) | self.graph_inputs
+        taken = set(self.initializers) | set(self.producer) | {value.name for value in self.graph.input}
         candidate, suffix = name, 1
         while candidate in taken:
             suffix += 1

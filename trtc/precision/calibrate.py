@@ -30,6 +30,8 @@ class Calibration:
 
 def collect_ranges(model: onnx.ModelProto, tensors: list[str], batches: Iterable[dict[str, np.ndarray]], method: str,
                    percentile: float = 99.99, progress: Callable[[int], None] | None = None) -> tuple[dict[str, float], int]:
+    if not tensors:  # nothing to quantize: no run (onnxruntime refuses a run with no outputs)
+        return {}, 0
     runner = Reference(with_outputs(model, tensors))
     collectors = {name: RangeCollector(histogram=method != "minmax") for name in tensors}
     samples = 0

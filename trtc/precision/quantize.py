@@ -47,7 +47,9 @@ def quantize(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput], profi
              model_sha256: str, progress: Callable[[int, int], None] | None = None, exclude: frozenset[str] = frozenset()) -> Quantized:
     settings = spec.precision.calibration
     mode, method = spec.precision.mode, settings.get("method", "minmax")
-    percentile, samples, batch = settings.get("percentile", 99.99), settings.get("samples", 512), settings.get("batch", 16)
+    percentile, samples = settings.get("percentile", 99.99), settings.get("samples", 512)
+    # No larger than the engine's own batch: a model exported with a static batch of 1 takes 1.
+    batch = min([settings.get("batch", 16), *(r.max[0] for r in profile.values() if r.max)])
     calibration_data(spec)
     plan = plan_quantization(model, spec.precision.keep_fp32, exclude)
     warnings: list[str] = []
