@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
@@ -31,6 +31,7 @@ from trtc.graph.profiles import model_inputs, resolve_profiles
 from trtc.outputs import StagedOutputs
 from trtc.graph.cost import NodeCost, node_costs, tensor_elements
 from trtc.graph.shapes import tensor_types
+from trtc.precision.keep import resolve_keep_fp32
 from trtc.precision.step import apply_precision
 from trtc.verify_step import verify_step
 from trtc.passes import attach_costs, node_origins, run_passes, select_passes
@@ -158,7 +159,12 @@ def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path) -> Prep
 
     if spec.precision.mode != "fp32":
         observer.stage(f"converting to {spec.precision.mode} and measuring accuracy")
-    precision = apply_precision(model, spec, model_inputs(model), profiles[0], loaded.sha256,
+    keep_fp32, keep_warnings = resolve_keep_fp32(spec.precision.keep_fp32, model, origins, original_nodes)
+    for warning in keep_warnings:
+        observer.warning(warning)
+    warnings += keep_warnings
+    precision_spec = replace(spec, precision=replace(spec.precision, keep_fp32=keep_fp32))
+    precision = apply_precision(model, precision_spec, model_inputs(model), profiles[0], loaded.sha256,
                                 lambda done, total: observer.progress("calibrating", done, total))
     converted = precision.model is not model or spec.precision.mode != "fp32"
     model = precision.model

@@ -91,3 +91,15 @@ def test_top1_gate_on_a_model_without_a_score_matrix_is_a_spec_error(model_dir):
     assert result.exit_code == 2
     assert "\nerror: accuracy.min_top1_agreement: no output (y) is a [batch, classes] score matrix" in result.stderr
     assert snapshot(model_dir) == before
+
+
+def test_keep_fp32_follows_nodes_that_passes_merged_and_flags_patterns_matching_nothing(demo_copy):
+    # merge-siblings turns head0, head1, head2 into one convolution: keeping head2 keeps that one.
+    result = run("build", demo_copy, "--set", "precision={mode: fp16, keep_fp32: [head2, Sofmax]}")
+    assert result.exit_code == 0, result.stderr
+    report = report_of(demo_copy)
+    assert "head0+head1+head2" in report["precision"]["kept_fp32"]
+    heads = next(k for k in report["fusion"]["kernels"] if k["type"] == "correlation" and "head2" in k["onnx_nodes"])
+    assert heads["precision"] == "Float"
+    assert "warning: precision.keep_fp32: 'Sofmax' matches no node name or op type of the model; check the spelling" in result.stderr
+    assert not any("'head2' matches no node" in w for w in report["warnings"])
