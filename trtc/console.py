@@ -324,11 +324,12 @@ def print_diff(terminal: Terminal, diff: dict) -> None:
         if entries:
             console.print(f"{title}:")
             for k in entries:
-                console.print(f"  {k['type']} {k['precision']}: {escape(', '.join(k['onnx_nodes']) or '(no ONNX node)')}")
+                extra = f" (+{k['added_by_trtc']} cast/Q/DQ added by trtc)" if k["added_by_trtc"] else ""
+                console.print(f"  {k['type']} {k['precision']}: {escape(', '.join(k['onnx_nodes']) or '(no node of the model)')}{extra}")
     for change in kernels["precision_changed"]:
-        console.print(f"precision {change['old']} -> {change['new']}: {escape(', '.join(change['onnx_nodes']) or '(no ONNX node)')}")
+        console.print(f"precision {change['old']} -> {change['new']}: {escape(', '.join(change['onnx_nodes']) or '(no node of the model)')}")
     for change in kernels["time_changed"][:5]:
-        console.print(f"est. time {change['old_us']:.2f} -> {change['new_us']:.2f} us: {escape(', '.join(change['onnx_nodes']) or '(no ONNX node)')}")
+        console.print(f"est. time {change['old_us']:.2f} -> {change['new_us']:.2f} us: {escape(', '.join(change['onnx_nodes']) or '(no node of the model)')}")
     for entry in diff["accuracy"]:
         if entry["old_cosine"] != entry["new_cosine"]:
             console.print(f"accuracy of {escape(entry['output'])}: cosine {_number(entry['old_cosine'])} -> {_number(entry['new_cosine'])}")

@@ -140,9 +140,9 @@ def _kernel_changes(old: dict, new: dict) -> dict:
     for key in before.keys() & after.keys():
         was, now = before[key], after[key]
         if was["precision"] != now["precision"]:
-            precision.append({"onnx_nodes": was["onnx_nodes"], "old": was["precision"], "new": now["precision"]})
+            precision.append({"onnx_nodes": list(key) if key[0] else [], "old": was["precision"], "new": now["precision"]})
         if _time_moved(was.get("estimated_us"), now.get("estimated_us")):
-            time.append({"onnx_nodes": was["onnx_nodes"], "old_us": was["estimated_us"], "new_us": now["estimated_us"]})
+            time.append({"onnx_nodes": list(key) if key[0] else [], "old_us": was["estimated_us"], "new_us": now["estimated_us"]})
     time.sort(key=lambda t: -abs(t["new_us"] - t["old_us"]))
     return {"added": added, "removed": removed, "precision_changed": sorted(precision, key=lambda p: p["onnx_nodes"]),
             "time_changed": time, "unchanged": len(before.keys() & after.keys()) - len(precision)}
@@ -164,8 +164,9 @@ def _by_key(kernels: list[dict]) -> dict:
 
 
 def _kernel_summary(kernel: dict) -> dict:
-    return {"onnx_nodes": kernel["onnx_nodes"], "type": kernel["type"], "precision": kernel["precision"],
-            "estimated_us": kernel.get("estimated_us")}
+    users = list(_kernel_key(kernel)) if kernel["onnx_nodes"] and _kernel_key(kernel)[0] else []
+    return {"onnx_nodes": users, "added_by_trtc": len(kernel["onnx_nodes"]) - len(users), "type": kernel["type"],
+            "precision": kernel["precision"], "estimated_us": kernel.get("estimated_us")}
 
 
 def _accuracy_changes(old: dict, new: dict) -> list[dict]:
