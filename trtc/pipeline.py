@@ -156,6 +156,10 @@ def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path) -> Prep
         opt_elements.update(tensor_elements(types))
     origins = node_origins(runs)
     sections["passes"] = passes_section(runs)
+    if not sections["passes"]["settled"]:
+        warnings.append(f"graph passes still changed the graph in their last allowed round ({sections['passes']['rounds']}); "
+                        "the rest is left to TensorRT")
+        observer.warning(warnings[-1])
 
     if spec.precision.mode != "fp32":
         observer.stage(f"converting to {spec.precision.mode} and measuring accuracy")

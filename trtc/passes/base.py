@@ -50,6 +50,7 @@ class PassRun:
     name: str
     seconds: float
     changes: list[Change] = field(default_factory=list)
+    round: int = 0
 
 
 MAX_ROUNDS = 4  # folding can enable merging and back; real graphs settle in two rounds
@@ -58,7 +59,7 @@ MAX_ROUNDS = 4  # folding can enable merging and back; real graphs settle in two
 def run_passes(model: onnx.ModelProto, passes: list[GraphPass], context: PassContext = PassContext()) -> list[PassRun]:
     """Run `passes` in order, repeatedly until none changes anything (bounded)."""
     runs: list[PassRun] = []
-    for _ in range(MAX_ROUNDS):
+    for round_index in range(MAX_ROUNDS):
         changed = False
         for graph_pass in passes:
             started = time.perf_counter()
@@ -67,11 +68,17 @@ def run_passes(model: onnx.ModelProto, passes: list[GraphPass], context: PassCon
             except Exception as exc:  # noqa: BLE001 - a failing pass is a trtc bug; name it
                 raise BuildError(f"graph pass '{graph_pass.name}' failed: {type(exc).__name__}: {exc}; "
                                  f"switch it off with fusion: {{disable: [{graph_pass.name}]}} and report the bug") from exc
-            runs.append(PassRun(graph_pass.name, time.perf_counter() - started, changes))
+            runs.append(PassRun(graph_pass.name, time.perf_counter() - started, changes, round_index))
             changed |= bool(changes)
         if not changed:
             break
     return runs
+
+
+def settled(runs: list[PassRun]) -> bool:
+    """False when the last allowed round still changed the graph: more was possible, and the
+    report should say so rather than stop silently."""
+    return not any(run.changes for run in runs if run.round == MAX_ROUNDS - 1)
 
 
 def attach_costs(runs: list[PassRun], before: dict, after: dict) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trtc.passes.base import PassRun
+from trtc.passes.base import PassRun, settled
 
 
 def passes_section(runs: list[PassRun]) -> dict:
@@ -14,6 +14,8 @@ def passes_section(runs: list[PassRun]) -> dict:
         entry["changes"] += len(run.changes)
     priced = [c for c in changes if c.mac_before is not None]
     return {
+        "rounds": max((run.round for run in runs), default=-1) + 1,
+        "settled": settled(runs),
         "passes": list(per_pass.values()),
         "changes": [change.to_dict() for change in changes],
         "totals": {
