@@ -89,3 +89,23 @@ def test_onnxruntime_run_failures_are_said_once_by_trtc_not_by_onnxruntime_logge
     result = run("build", spec)
     assert "warning: graph passes not verified: onnxruntime cannot run the model" in result.stderr, result.stderr
     assert "onnxruntime:" not in capfd.readouterr().err  # onnxruntime's own coloured log line (written to fd 2)
+
+
+def test_the_opt_shape_is_checked_within_the_budget_and_full_checks_every_shape(tmp_path, monkeypatch):
+    models.save(models.conv_bn_relu(), tmp_path / "model.onnx")
+    spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 4\ntarget: {compute_capabilities: [8.9]}\n")
+
+    def verification(*args):
+        result = run("build", spec, "--force", *args)
+        assert result.exit_code == 0, result.stderr
+        return json.loads((tmp_path / "build" / "spec.report.json").read_text())["verification"]
+
+    default = verification()
+    assert default["status"] == "verified" and default["checked_shapes"] == ["min of profile 0", "opt of profile 0"]
+    import trtc.verify_step
+    monkeypatch.setattr(trtc.verify_step, "predicted_build_seconds", lambda model: 0.0)  # a build that takes no time
+    tight = verification()
+    assert tight["checked_shapes"] == ["min of profile 0"]
+    assert tight["reason"].startswith("opt shape skipped: predicted") and tight["reason"].endswith("budget 0.00 s (fusion.verify: full checks it)")
+    full = verification("--set", "fusion.verify=full")
+    assert full["checked_shapes"] == ["min of profile 0", "opt of profile 0", "max of profile 0"]

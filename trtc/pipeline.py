@@ -23,7 +23,7 @@ from trtc.graph.pin import pin_inputs
 from trtc.incremental.fingerprint import Fingerprint, fingerprint
 from trtc.diagnose import explain, localize
 from trtc.graph.random_inputs import random_feeds
-from trtc.graph.declared import compare, declared_shapes, observed_shapes
+from trtc.graph.declared import compare, declared_shapes, observed_outputs, shapes_of
 from trtc.remedies import remedies
 from trtc.graph.shared_dims import separate_shared_dims
 from trtc.graph.io import LoadedModel, drop_initializer_inputs, load_model, name_unnamed_nodes, normalize_default_domain, select_outputs
@@ -125,8 +125,8 @@ def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path) -> Prep
     original_nodes = {node.name: node.op_type for node in model.graph.node}
     value_ranges = {name: setting.value_range for name, setting in spec.input_settings.items() if setting.value_range}
     min_feeds = random_feeds(model_inputs(model), {name: r.min for name, r in profiles[0].items()}, value_ranges)
-    observed, unobserved = observed_shapes(loaded.raw if front.computes_as_file and len(loaded.files) == 1 else model, min_feeds)
-    sections["output_shapes"] = {"declared": declared_shapes(model), "onnxruntime": observed, "not_run": unobserved}
+    min_outputs, unobserved = observed_outputs(loaded.raw if front.computes_as_file and len(loaded.files) == 1 else model, min_feeds)
+    sections["output_shapes"] = {"declared": declared_shapes(model), "onnxruntime": shapes_of(min_outputs), "not_run": unobserved}
 
     opt_shapes = {name: shape_range.opt for name, shape_range in profiles[0].items()}
     types = tensor_types(model, opt_shapes)
@@ -138,7 +138,7 @@ def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path) -> Prep
     runs = run_passes(model, passes)
     if original is not None:
         observer.stage("verifying the graph passes in onnxruntime")
-        model, verification, repaired_runs = verify_step(original, model, passes, runs, spec, profiles)
+        model, verification, repaired_runs = verify_step(original, model, passes, runs, spec, profiles, (min_feeds, min_outputs))
         runs = repaired_runs or runs
         sections["verification"] = verification.section()
         for dropped in verification.dropped:

@@ -21,12 +21,17 @@ def declared_shapes(model: onnx.ModelProto) -> dict[str, list]:
     return shapes
 
 
-def observed_shapes(model: onnx.ModelProto | bytes, feeds: dict[str, np.ndarray]) -> tuple[dict[str, list] | None, str]:
-    try:  # unoptimized: shapes are all it needs, and the session starts several times faster
-        values = Reference(model, optimize=False).run(feeds)
+def observed_outputs(model: onnx.ModelProto | bytes, feeds: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray] | None, str]:
+    """The model's outputs on `feeds` as onnxruntime computes them unoptimized (the session starts
+    several times faster, and the graph passes' verification reuses them as its reference)."""
+    try:
+        return Reference(model, optimize=False).run(feeds), ""
     except ReferenceUnavailable as error:
         return None, error.message
-    return {name: list(value.shape) for name, value in values.items()}, ""
+
+
+def shapes_of(values: dict[str, np.ndarray] | None) -> dict[str, list] | None:
+    return None if values is None else {name: list(value.shape) for name, value in values.items()}
 
 
 def compare(declared: dict[str, list], observed: dict[str, list] | None, bindings: dict[str, list]) -> tuple[list[dict], list[str]]:
