@@ -25,6 +25,7 @@ from trtc.diagnose import explain, localize
 from trtc.graph.random_inputs import random_feeds
 from trtc.graph.declared import compare, declared_shapes, observed_outputs, shapes_of
 from trtc.remedies import remedies
+from trtc.graph.shape_inputs import attach_shape_values, feed_values
 from trtc.graph.shared_dims import separate_shared_dims
 from trtc.graph.io import LoadedModel, drop_initializer_inputs, load_model, name_unnamed_nodes, normalize_default_domain, select_outputs
 from trtc.graph.profiles import model_inputs, resolve_profiles
@@ -124,7 +125,8 @@ def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path) -> Prep
     stamp = fingerprint(spec, loaded.files, loaded.sha256)
     original_nodes = {node.name: node.op_type for node in model.graph.node}
     value_ranges = {name: setting.value_range for name, setting in spec.input_settings.items() if setting.value_range}
-    min_feeds = random_feeds(model_inputs(model), {name: r.min for name, r in profiles[0].items()}, value_ranges)
+    min_feeds = random_feeds(model_inputs(model), {name: r.min for name, r in profiles[0].items()}, value_ranges,
+                             fixed=feed_values(profiles[0], "min"))
     min_outputs, unobserved = observed_outputs(loaded.raw if front.computes_as_file and len(loaded.files) == 1 else model, min_feeds)
     sections["output_shapes"] = {"declared": declared_shapes(model), "onnxruntime": shapes_of(min_outputs), "not_run": unobserved}
 
@@ -215,6 +217,7 @@ def load_pinned_model(spec: Spec, observer: PipelineObserver) -> PinnedModel:
     profiles, warnings = resolve_profiles(model_inputs(model), spec)
     for warning in warnings:
         observer.warning(warning)
+    attach_shape_values(model, profiles, spec)
     shared = separate_shared_dims(model, profiles)
     if shared:
         sections["graph"]["separated_dims"] = shared

@@ -18,6 +18,7 @@ import onnx
 
 from trtc.graph.profiles import model_inputs
 from trtc.graph.random_inputs import random_feeds
+from trtc.graph.shape_inputs import feed_values
 from trtc.passes import PassRun
 from trtc.spec.model import ShapeRange, Spec
 from trtc.verify import Verification, verify_passes
@@ -36,7 +37,8 @@ def verify_step(original: onnx.ModelProto, rewritten: onnx.ModelProto, passes: l
     inputs = model_inputs(original)
     ranges = {name: s.value_range for name, s in spec.input_settings.items() if s.value_range}
     wanted = [("min", p) for p in profiles] + ([("opt", p) for p in profiles] + [("max", p) for p in profiles] if mode == "full" else [])
-    feeds = [random_feeds(inputs, {n: getattr(r, which) for n, r in profile.items()}, ranges, seed=i) for i, (which, profile) in enumerate(wanted)]
+    feeds = [random_feeds(inputs, {n: getattr(r, which) for n, r in profile.items()}, ranges, seed=i, fixed=feed_values(profile, which))
+             for i, (which, profile) in enumerate(wanted)]
     expected: list[Outputs | None] = [None] * len(feeds)
     if known is not None and known[1] is not None:
         feeds[0], expected[0] = known
@@ -54,7 +56,7 @@ def verify_step(original: onnx.ModelProto, rewritten: onnx.ModelProto, passes: l
         if scale <= 1:
             pass  # the opt shape is the min shape: nothing more to check
         elif predicted <= budget:
-            opt = [random_feeds(inputs, {n: r.opt for n, r in profiles[0].items()}, ranges, seed=99)]
+            opt = [random_feeds(inputs, {n: r.opt for n, r in profiles[0].items()}, ranges, seed=99, fixed=feed_values(profiles[0], "opt"))]
             model, second, again = verify_passes(original, model, passes, changes, opt, ["opt of profile 0"], strict=mode == "strict")
             verification.shapes += second.shapes
             verification.dropped += second.dropped

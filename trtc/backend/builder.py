@@ -174,7 +174,18 @@ def _configure(trt: TensorRT, builder, network, config, settings: BuildSettings)
         for name, shape_range in shapes.items():
             if name in network_inputs:
                 profile.set_shape(name, shape_range.min, shape_range.opt, shape_range.max)
+                if network_inputs[name].is_shape_tensor:
+                    _set_shape_values(profile, name, shape_range)
         config.add_optimization_profile(profile)
+
+
+def _set_shape_values(profile, name: str, shape_range: ShapeRange) -> None:
+    """TensorRT takes this input's values as a shape (trtc's own detection may miss a path)."""
+    if shape_range.values is None:
+        raise SpecError(f"inputs.{name}: TensorRT uses this input's values as a shape and builds for a range of them; "
+                        f"give inputs: {{{name}: {{values: {{min: [...], opt: [...], max: [...]}}}}}}, or pin it with value: [...]")
+    values = shape_range.values
+    profile.set_shape_input(name, values.min, values.opt, values.max)
 
 
 def _set_compute_capabilities(trt: TensorRT, config, capabilities: tuple[str, ...]) -> None:

@@ -10,13 +10,17 @@ from trtc.graph.profiles import ModelInput
 
 
 def random_feeds(inputs: list[ModelInput], shapes: dict[str, tuple[int, ...]], ranges: dict[str, tuple[float, float]] | None = None,
-                 seed: int = 0) -> dict[str, np.ndarray]:
+                 seed: int = 0, fixed: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """`fixed`: inputs fed exactly these values (shape-tensor inputs: random shapes would not fit)."""
     rng = np.random.default_rng(seed)
     feeds = {}
     for item in inputs:
         if item.name not in shapes:
             continue
         shape, dtype = shapes[item.name], np.dtype(item.dtype if item.dtype != "undefined" else "float32")
+        if fixed and item.name in fixed:
+            feeds[item.name] = np.asarray(fixed[item.name]).astype(dtype)
+            continue
         low, high = (ranges or {}).get(item.name, (None, None))
         if dtype.kind == "f":
             values = rng.standard_normal(shape) if low is None else rng.uniform(low, high, shape)

@@ -201,10 +201,14 @@ def _build(doc: dict, spec_path: Path, overridden: list[tuple], locate) -> Spec:
 def _profiles(doc: dict, locate) -> tuple[tuple[dict[str, ShapeRange], ...], dict[str, InputSettings]]:
     inputs = doc.get("inputs", {})
     settings = {
-        name: InputSettings(value=entry.get("value"), value_range=tuple(entry["range"]) if "range" in entry else None)
+        name: InputSettings(value=entry.get("value"), value_range=tuple(entry["range"]) if "range" in entry else None,
+                            shape_values=_shape_values(entry["values"], ("inputs", name, "values"), locate) if "values" in entry else None)
         for name, entry in inputs.items()
-        if "value" in entry or "range" in entry
+        if "value" in entry or "range" in entry or "values" in entry
     }
+    for name, entry in inputs.items():
+        if "value" in entry and "values" in entry:
+            raise SpecError(f"{locate(('inputs', name))}: inputs.{name}: give a pinned 'value' or shape-tensor 'values', not both")
     shaped_inputs = {name: entry for name, entry in inputs.items() if set(entry) & {"min", "opt", "max", "shape"}}
     if "profiles" in doc and shaped_inputs:
         first = next(iter(shaped_inputs))
@@ -218,6 +222,8 @@ def _profiles(doc: dict, locate) -> tuple[tuple[dict[str, ShapeRange], ...], dic
         ranges = {}
         for name, entry in profile.items():
             where = base + (name,)
+            if base[0] == "profiles" and set(entry) & {"value", "values", "range"}:
+                raise SpecError(f"{locate(where)}: {key_path(where)}: 'value', 'values' and 'range' belong under inputs: (they hold for every profile)")
             if "value" in entry and set(entry) & {"min", "opt", "max", "shape"}:
                 raise SpecError(f"{locate(where)}: {key_path(where)}: a pinned 'value' cannot also have shapes")
             if set(entry) & {"min", "opt", "max", "shape"}:
@@ -243,6 +249,17 @@ def _shape_range(entry: dict, where: tuple, locate) -> ShapeRange:
     for axis, (a, b, c) in enumerate(zip(low, opt, high)):
         if not a <= b <= c:
             raise SpecError(f"{label}: dimension {axis} must satisfy min <= opt <= max; got {a}, {b}, {c}")
+    return ShapeRange(low, opt, high)
+
+
+def _shape_values(entry: dict, where: tuple, locate) -> ShapeRange:
+    low, high = tuple(entry["min"]), tuple(entry["max"])
+    opt = tuple(entry.get("opt", high))
+    if not len(low) == len(opt) == len(high):
+        raise SpecError(f"{locate(where)}: {key_path(where)}: min, opt and max must have the same length; got {list(low)}, {list(opt)}, {list(high)}")
+    for index, (a, b, c) in enumerate(zip(low, opt, high)):
+        if not a <= b <= c:
+            raise SpecError(f"{locate(where)}: {key_path(where)}: value {index} must satisfy min <= opt <= max; got {a}, {b}, {c}")
     return ShapeRange(low, opt, high)
 
 

@@ -18,9 +18,11 @@ class ShapeRange:
     min: Shape
     opt: Shape
     max: Shape
+    values: ShapeRange | None = None  # a shape-tensor input's min/opt/max values (flattened)
 
     def as_dict(self) -> dict[str, list[int]]:
-        return {"min": list(self.min), "opt": list(self.opt), "max": list(self.max)}
+        shapes = {"min": list(self.min), "opt": list(self.opt), "max": list(self.max)}
+        return shapes if self.values is None else {**shapes, "values": self.values.as_dict()}
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class InputSettings:
 
     value: Any = None
     value_range: tuple[float, float] | None = None
+    shape_values: ShapeRange | None = None  # min/opt/max values of a shape-tensor input
 
 
 @dataclass(frozen=True)

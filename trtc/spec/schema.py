@@ -32,6 +32,14 @@ _INPUT = {
             "x-expected": "a number, a list or a boolean",
             "oneOf": [{"type": "number"}, {"type": "array"}, {"type": "boolean"}],
         },
+        "values": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["min", "max"],
+            "description": "A shape-tensor input (its values are a shape, e.g. a Reshape's target): min/opt/max values, one integer per element; opt defaults to max.",
+            "properties": {k: {"type": "array", "items": {"type": "integer"}, "description": f"The {k} values, one per element."}
+                           for k in ("min", "opt", "max")},
+        },
         "range": {
             "type": "array",
             "items": {"type": "number"},
