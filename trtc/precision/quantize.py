@@ -33,6 +33,7 @@ class Quantized:
     held_out_from: int = 0  # calibration samples used (accuracy skips them)
     cache_file: tuple[Path, str] | None = None  # written with the build's outputs
     warnings: list[str] = field(default_factory=list)
+    calibrated: "Calibrated | None" = None
 
 
 def calibration_data(spec: Spec) -> str:
@@ -43,15 +44,28 @@ def calibration_data(spec: Spec) -> str:
     return spec.precision.calibration["data"]
 
 
-def quantize(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput], profile: dict[str, ShapeRange],
-             model_sha256: str, progress: Callable[[int, int], None] | None = None, exclude: frozenset[str] = frozenset()) -> Quantized:
+@dataclass
+class Calibrated:
+    """Activation ranges and where they came from. They do not depend on which layers are
+    quantized, so auto_fallback's steps reuse one calibration."""
+
+    ranges: dict[str, float]
+    samples: int
+    status: str  # the cache: "hit", "written", "not used"
+    description: str
+    cache_file: tuple[Path, str] | None
+    warnings: list[str]
+    held_out_from: int  # calibration samples used (accuracy skips them)
+
+
+def calibrate(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput], profile: dict[str, ShapeRange], model_sha256: str,
+              activations: list[str], progress: Callable[[int, int], None] | None = None) -> Calibrated:
     settings = spec.precision.calibration
-    mode, method = spec.precision.mode, settings.get("method", "minmax")
+    method = settings.get("method", "minmax")
     percentile, samples = settings.get("percentile", 99.99), settings.get("samples", 512)
     # No larger than the engine's own batch: a model exported with a static batch of 1 takes 1.
     batch = min([settings.get("batch", 16), *(r.max[0] for r in profile.values() if r.max)])
     calibration_data(spec)
-    plan = plan_quantization(model, spec.precision.keep_fp32, exclude)
     warnings: list[str] = []
     base = spec.source.parent if spec.source else Path.cwd()
     if settings["data"] == "random":
@@ -64,26 +78,39 @@ def quantize(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput], profi
         batches = source.batches(batch, samples)
     cache_path = (base / settings["cache"]).resolve() if settings.get("cache") else None
     key = cache_key(model_sha256, fingerprint, method, percentile)
-    ranges, status = read_cache(cache_path, key, plan.activations)
+    ranges, status = read_cache(cache_path, key, activations)
     used = samples
     if status.startswith("stale"):
         warnings.append(f"precision.calibration.cache: {status}; calibrating again")
     if ranges is None:
-        ranges, used = collect_ranges(model, plan.activations, batches, method, percentile,
+        ranges, used = collect_ranges(model, activations, batches, method, percentile,
                                       (lambda done: progress(done, samples)) if progress else None)
         status = "written" if cache_path else "not used"
+    cache_file = (cache_path, cache_document(key, ranges, used)) if cache_path and status == "written" else None
+    return Calibrated(ranges, used, status, description, cache_file, warnings, used if settings["data"] != "random" else 0)
+
+
+def quantize(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput], profile: dict[str, ShapeRange],
+             model_sha256: str, progress: Callable[[int, int], None] | None = None, exclude: frozenset[str] = frozenset(),
+             calibrated: Calibrated | None = None) -> Quantized:
+    settings = spec.precision.calibration
+    mode, method = spec.precision.mode, settings.get("method", "minmax")
+    percentile = settings.get("percentile", 99.99)
+    plan = plan_quantization(model, spec.precision.keep_fp32, exclude)
+    if calibrated is None:
+        calibrated = calibrate(model, spec, inputs, profile, model_sha256, plan.activations, progress)
+    ranges = {t: calibrated.ranges[t] for t in plan.activations}  # excluding layers only drops activations
     fallback = spec.precision.fallback or "fp16"
     with_qdq = insert_qdq(model, plan, ranges, mode)
     quantized = _with_fallback(with_qdq, fallback, spec)
     section = {
-        "mode": mode, "method": method, "percentile": percentile if method == "percentile" else None, "samples": used,
-        "data": description, "cache": status, "fallback": fallback, "quantized_layers": plan.layers,
+        "mode": mode, "method": method, "percentile": percentile if method == "percentile" else None, "samples": calibrated.samples,
+        "data": calibrated.description, "cache": calibrated.status, "fallback": fallback, "quantized_layers": plan.layers,
         "not_quantized": plan.skipped, "residual_inputs": plan.residuals,
         "ranges": {t: round(v, 6) for t, v in sorted(ranges.items(), key=lambda item: -item[1])},
     }
-    cache_file = (cache_path, cache_document(key, ranges, used)) if cache_path and status == "written" else None
     measured = with_qdq if fallback == "bf16" else quantized
-    return Quantized(quantized, section, measured, used if settings["data"] != "random" else 0, cache_file, warnings)
+    return Quantized(quantized, section, measured, calibrated.held_out_from, calibrated.cache_file, list(calibrated.warnings), calibrated)
 
 
 def sensitivity(model: onnx.ModelProto, plan: QuantPlan, ranges: dict[str, float], mode: str, feeds: dict[str, np.ndarray]) -> list[tuple[str, float]]:
@@ -106,13 +133,14 @@ def quantize_until_accurate(model, spec, inputs, profile, model_sha256, check, p
         if not spec.precision.auto_fallback:
             raise
         plan = plan_quantization(model, spec.precision.keep_fp32)
-        ranges = {t: float(v) for t, v in result.section["ranges"].items()}
+        calibrated = result.calibrated
+        ranges = calibrated.ranges
         feeds = random_feeds(inputs, {n: r.opt for n, r in profile.items()}, seed=7)
         ranking = sensitivity(model, plan, ranges, spec.precision.mode, feeds)
         kept_back: list[str] = []
         for layer, _ in ranking[:AUTO_FALLBACK_STEPS]:
             kept_back.append(layer)
-            result = quantize(model, spec, inputs, profile, model_sha256, progress, exclude=frozenset(kept_back))
+            result = quantize(model, spec, inputs, profile, model_sha256, progress, exclude=frozenset(kept_back), calibrated=calibrated)
             try:
                 accuracy = check(result)
             except AccuracyGateError:
