@@ -83,7 +83,7 @@ def check_spec(spec: Spec) -> CheckResult:
     if "pinning" in pinned.sections:
         pinning = pinned.sections["pinning"]
         checked.append(f"pinned inputs: {', '.join(p['input'] for p in pinning['pinned_inputs']) or 'none'}; "
-                       f"{len(pinning['resolved_control_flow'])} If node(s) resolved")
+                       f"{len(pinning['resolved_control_flow'])} If/Loop node(s) resolved")
     checked += _check_data(spec, model)
 
     settings = BuildSettings(profiles=profiles, workspace=spec.workspace, compute_capabilities=spec.target.compute_capabilities,

@@ -19,6 +19,7 @@ from trtc import __version__
 from trtc.backend.builder import BuildObserver, BuildResult, BuildSettings, ModelSource, build_plan
 from trtc.backend.trt_import import import_tensorrt
 from trtc.errors import BuildError, SpecError, TrtcError
+from trtc.graph.loops import onnxruntime_check
 from trtc.graph.pin import pin_inputs
 from trtc.incremental.fingerprint import Fingerprint, fingerprint
 from trtc.diagnose import explain, localize
@@ -223,7 +224,10 @@ def load_pinned_model(spec: Spec, observer: PipelineObserver) -> PinnedModel:
         sections["graph"]["separated_dims"] = shared
     pinned_values = {name: s.value for name, s in spec.input_settings.items() if s.value is not None}
     static_shapes = {name: r.min for name, r in profiles[0].items() if all(p[name].min == p[name].max == r.min for p in profiles)}
-    pinning = pin_inputs(model, pinned_values, static_shapes)
+    value_ranges = {name: setting.value_range for name, setting in spec.input_settings.items() if setting.value_range}
+    unroll_check = onnxruntime_check(random_feeds(model_inputs(model), {n: r.min for n, r in profiles[0].items()}, value_ranges,
+                                                  fixed=feed_values(profiles[0], "min")))
+    pinning = pin_inputs(model, pinned_values, static_shapes, unroll_check)
     if pinned_values or pinning["resolved_control_flow"]:
         sections["pinning"] = pinning
     # Node names and dim names do not change what onnxruntime computes; the file's own bytes then

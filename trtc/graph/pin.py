@@ -11,6 +11,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from trtc.errors import SpecError
+from trtc.graph.loops import Check, resolve_constant_loops
 from trtc.passes.base import PassContext
 from trtc.passes.fold_constants import FoldConstants
 from trtc.passes.graph_index import GraphIndex
@@ -18,10 +19,13 @@ from trtc.passes.graph_index import GraphIndex
 _MAX_ROUNDS = 32  # each round inlines at least one If; nesting deeper than this is not real
 
 
-def pin_inputs(model: onnx.ModelProto, values: dict[str, Any], static_shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, object]:
+def pin_inputs(model: onnx.ModelProto, values: dict[str, Any], static_shapes: dict[str, tuple[int, ...]] | None = None,
+               check: Check | None = None) -> dict[str, object]:
     """Freeze each named input to its value, fold, inline constant Ifs. Returns the report section.
     `static_shapes` are inputs whose shape every profile fixes: in a graph with Ifs, `Shape` of a
-    tensor whose shape they make static becomes a constant, so shape-driven Ifs resolve too."""
+    tensor whose shape they make static becomes a constant, so shape-driven Ifs resolve too.
+    Loops whose trip count became constant are reported, and unrolled when small and `check`
+    (onnxruntime, before vs after) agrees."""
     graph = model.graph
     inputs = {value.name: value for value in graph.input}
     pinned = []
@@ -32,8 +36,13 @@ def pin_inputs(model: onnx.ModelProto, values: dict[str, Any], static_shapes: di
         graph.initializer.append(numpy_helper.from_array(array, name))
         graph.input.remove(inputs[name])
         pinned.append({"input": name, "value": array.tolist()})
-    has_if = any(node.op_type == "If" for node in graph.node)
-    resolved = fold_constant_ifs(model, static_shapes if has_if else None) if pinned or (has_if and static_shapes) else []
+    has_control = any(node.op_type in ("If", "Loop") for node in graph.node)
+    resolved = fold_constant_ifs(model, static_shapes if has_control else None) if pinned or (has_control and static_shapes) else []
+    if (pinned or static_shapes) and any(node.op_type == "Loop" for node in graph.node):
+        loops = resolve_constant_loops(model, check)
+        if any(loop["unrolled"] for loop in loops):
+            resolved += fold_constant_ifs(model, static_shapes)  # the copies' iteration numbers are constants
+        resolved += loops
     return {"pinned_inputs": pinned, "resolved_control_flow": resolved}
 
 

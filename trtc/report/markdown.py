@@ -58,7 +58,14 @@ def _pinning(pinning: dict | None) -> list[str]:
     if not pinning:
         return []
     lines = ["", "## Pinned inputs and resolved control flow", ""] + [f"- `{p['input']}` = {p['value']}" for p in pinning["pinned_inputs"]]
-    return lines + [f"- `{r['node']}` ({r['op_type']}): took the {r['taken'].replace('_', ' ')}" for r in pinning["resolved_control_flow"]]
+    return lines + [_resolved(r) for r in pinning["resolved_control_flow"]]
+
+
+def _resolved(entry: dict) -> str:
+    if entry["op_type"] == "Loop":
+        done = "unrolled" if entry["unrolled"] else f"kept as a loop: {entry['reason']}"
+        return f"- `{entry['node']}` (Loop): {entry['trip_count']} iteration(s), {done}"
+    return f"- `{entry['node']}` ({entry['op_type']}): took the {entry['taken'].replace('_', ' ')}"
 
 
 def _passes(passes: dict | None) -> list[str]:
