@@ -76,6 +76,7 @@ def test_auto_fallback_returns_sensitive_layers_until_the_gate_holds(demo_copy, 
     kept_back = calibration["auto_fallback"]["kept_back"]
     assert kept_back and set(kept_back).isdisjoint(calibration["quantized_layers"])
     assert len(calibration["auto_fallback"]["ranking"]) == 5
+    assert calibration["auto_fallback"]["ranked_on"].startswith("random inputs at the opt shape")  # no data given: said so
     # Ranges do not depend on which layers stay quantized: one calibration for every step.
     assert len(calibrations) == 1 and set(calibration["ranges"]) <= set(calibrations[0])
 
@@ -119,3 +120,13 @@ def test_int8_on_a_model_with_nothing_to_quantize_builds_and_says_so(tmp_path):
     result = run("build", spec)
     assert result.exit_code == 0, result.stderr
     assert report_of(spec)["calibration"]["quantized_layers"] == []
+
+
+def test_auto_fallback_ranks_layers_on_the_users_held_out_samples(demo_copy):
+    calibration_folder(demo_copy.parent)
+    result = run("build", demo_copy, "--set", "precision={mode: int8, auto_fallback: true, calibration: {data: calib, samples: 16, batch: 8}}",
+                 "--set", "accuracy.min_cosine=0.9999")
+    assert result.exit_code == 0, result.stderr
+    fallback = report_of(demo_copy)["calibration"]["auto_fallback"]
+    assert fallback["ranked_on"] == f"calibration data held out from calibration: 3 npy file(s) in {demo_copy.parent / 'calib'}"
+    assert fallback["kept_back"]

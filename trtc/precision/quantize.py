@@ -123,9 +123,10 @@ def sensitivity(model: onnx.ModelProto, plan: QuantPlan, ranges: dict[str, float
     return sorted(scores, key=lambda item: -item[1])
 
 
-def quantize_until_accurate(model, spec, inputs, profile, model_sha256, check, progress=None) -> tuple[Quantized, dict]:
+def quantize_until_accurate(model, spec, inputs, profile, model_sha256, check, progress=None, ranking_batch=None) -> tuple[Quantized, dict]:
     """Quantize; when the accuracy gate fails and auto_fallback is on, return the most sensitive
-    layers to the fallback precision one at a time until it holds."""
+    layers to the fallback precision one at a time until it holds. `ranking_batch(skip)` gives
+    (description, feeds) for ranking the layers: the accuracy samples, held out from calibration."""
     result = quantize(model, spec, inputs, profile, model_sha256, progress)
     try:
         return result, check(result)
@@ -135,7 +136,10 @@ def quantize_until_accurate(model, spec, inputs, profile, model_sha256, check, p
         plan = plan_quantization(model, spec.precision.keep_fp32)
         calibrated = result.calibrated
         ranges = calibrated.ranges
-        feeds = random_feeds(inputs, {n: r.opt for n, r in profile.items()}, seed=7)
+        if ranking_batch is not None:
+            ranked_on, feeds = ranking_batch(result.held_out_from)
+        else:
+            ranked_on, feeds = "random inputs at the opt shape", random_feeds(inputs, {n: r.opt for n, r in profile.items()}, seed=7)
         ranking = sensitivity(model, plan, ranges, spec.precision.mode, feeds)
         kept_back: list[str] = []
         for layer, _ in ranking[:AUTO_FALLBACK_STEPS]:
@@ -145,7 +149,8 @@ def quantize_until_accurate(model, spec, inputs, profile, model_sha256, check, p
                 accuracy = check(result)
             except AccuracyGateError:
                 continue
-            result.section["auto_fallback"] = {"kept_back": kept_back, "ranking": [{"layer": l, "rel_l2_error": e} for l, e in ranking]}
+            result.section["auto_fallback"] = {"kept_back": kept_back, "ranked_on": ranked_on,
+                                               "ranking": [{"layer": l, "rel_l2_error": e} for l, e in ranking]}
             return result, accuracy
         raise AccuracyGateError(f"{failure.message}; auto_fallback returned {len(kept_back)} layer(s) to "
                                 f"{spec.precision.fallback or 'fp16'} and the gate still fails", failure.details) from None

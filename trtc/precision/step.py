@@ -41,7 +41,11 @@ def apply_precision(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput]
             return check_accuracy(model, result.measured, spec, inputs, profile, emulated=result.measured is not result.model,
                                   skip=result.held_out_from)
 
-        result, accuracy = quantize_until_accurate(model, spec, inputs, profile, model_sha256, check, progress)
+        def ranking_batch(skip):
+            description, batches = accuracy_batches(spec, inputs, profile, 1, skip)
+            return description, next(iter(batches))
+
+        result, accuracy = quantize_until_accurate(model, spec, inputs, profile, model_sha256, check, progress, ranking_batch)
         outcome.model = result.model
         outcome.sections.update(calibration=result.section, accuracy=accuracy,
                                 precision={"mode": mode, "quantized_layers": len(result.section["quantized_layers"]),
