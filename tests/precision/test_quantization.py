@@ -130,3 +130,25 @@ def test_auto_fallback_ranks_layers_on_the_users_held_out_samples(demo_copy):
     fallback = report_of(demo_copy)["calibration"]["auto_fallback"]
     assert fallback["ranked_on"] == f"calibration data held out from calibration: 3 npy file(s) in {demo_copy.parent / 'calib'}"
     assert fallback["kept_back"]
+
+
+def test_only_the_residual_add_of_a_quantized_convolution_reads_the_dequantized_skip_branch():
+    from trtc.precision.accuracy import measure_accuracy
+    from trtc.precision.qdq import insert_qdq
+
+    nodes = [helper.make_node("Relu", ["x"], ["skip"], name="relu"),
+             helper.make_node("Conv", ["skip", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["c", "skip"], ["res"], name="residual"),  # TensorRT fuses this into the conv
+             helper.make_node("Add", ["skip", "bias_in"], ["other"], name="unrelated"),  # reads skip too: not a residual
+             helper.make_node("Add", ["res", "other"], ["y"], name="out")]
+    base = model(nodes, {"x": ["N", 8, 8, 8], "bias_in": ["N", 8, 8, 8]}, ["y"], [weights("w", (8, 8, 3, 3))])
+    plan = plan_quantization(base)
+    assert (plan.residuals, plan.residual_adds) == (["skip"], ["residual"])
+    ranges = {"skip": 4.0}
+    quantized = insert_qdq(base, plan, ranges, "int8")
+    readers = {n.name: list(n.input) for n in quantized.graph.node}
+    assert readers["residual"] == ["c", "skip/dq"] and readers["unrelated"] == ["skip", "bias_in"]
+    rng = np.random.default_rng(0)
+    feeds = {"x": rng.standard_normal((1, 8, 8, 8)).astype(np.float32), "bias_in": rng.standard_normal((1, 8, 8, 8)).astype(np.float32)}
+    (accuracy,) = measure_accuracy(base, quantized, [feeds])
+    assert accuracy.cosine > 0.999  # INT8 of the conv input and the skip branch only

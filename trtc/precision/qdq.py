@@ -32,6 +32,7 @@ class QuantPlan:
     layers: list[str] = field(default_factory=list)
     activations: list[str] = field(default_factory=list)  # tensors that need a calibrated range
     residuals: list[str] = field(default_factory=list)  # Add inputs quantized for epilogue fusion
+    residual_adds: list[str] = field(default_factory=list)  # the Adds that read them through Q/DQ
     skipped: dict[str, str] = field(default_factory=dict)  # layer -> why it is not quantized
 
 
@@ -58,6 +59,7 @@ def plan_quantization(model: onnx.ModelProto, keep_fp32: tuple[str, ...] = (), e
                     plan.activations.append(residual)
                 if residual not in plan.residuals:
                     plan.residuals.append(residual)
+                plan.residual_adds.append(node.name)
     return plan
 
 
@@ -93,12 +95,12 @@ def insert_qdq(model: onnx.ModelProto, plan: QuantPlan, ranges: dict[str, float]
         dq = helper.make_node("DequantizeLinear", [f"{tensor}/q", scale, zero], [f"{tensor}/dq"], name=f"{tensor}/dequantize")
         activation_dq[tensor] = dq.output[0]
         new_nodes.setdefault(_first_reader(graph, tensor), []).extend([q, dq])
-    residual_readers = set(plan.residuals)
+    residual_readers, residual_adds = set(plan.residuals), set(plan.residual_adds)
     for node in graph.node:
         if node.name in plan.layers:
             node.input[0] = activation_dq.get(node.input[0], node.input[0])
             node.input[1] = _quantized_weight(node, index, qtype, qmax, new_nodes.setdefault(node.name, []))
-        elif node.op_type == "Add":
+        elif node.name in residual_adds:  # only where TensorRT fuses the Add into the convolution's epilogue
             node.input[:] = [activation_dq[x] if x in residual_readers else x for x in node.input]
     ordered = []
     for node in graph.node:
