@@ -103,3 +103,12 @@ def test_tensorrt_names_a_shape_input_that_trtc_did_not_detect(tmp_path):
     result = _build(tmp_path, model, "max_batch: 8\n")
     assert result.exit_code == 2, result.stderr
     assert "error: inputs.shape: TensorRT uses this input's values as a shape" in result.stderr
+
+
+def test_fp16_checks_run_at_the_shape_inputs_values(tmp_path):
+    result = _build(tmp_path, reshape_by_input(), "max_batch: 8\nprecision: fp16\n"
+                    "inputs:\n  shape: {values: {min: [1, 4, 6], opt: [8, 4, 6], max: [8, 4, 6]}}\n")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads((tmp_path / "build" / "spec.report.json").read_text())
+    assert report["accuracy"]["source"].startswith("random inputs at the opt shape")
+    assert report["accuracy"]["outputs"][0]["samples"] > 0

@@ -14,6 +14,7 @@ import onnx
 from trtc.errors import BuildError
 from trtc.graph.profiles import ModelInput
 from trtc.graph.random_inputs import random_feeds
+from trtc.graph.shape_inputs import feed_values
 from trtc.graph.reference import Reference, ReferenceUnavailable, with_outputs
 from trtc.precision.accuracy import as_dicts, enforce, measure_accuracy
 from trtc.precision.autocast import autocast
@@ -81,7 +82,7 @@ def _check_runs(model: onnx.ModelProto, inputs: list[ModelInput], profile: dict[
     try:
         reference = Reference(model)
         kinds = {i.name: i.type for i in reference.session.get_inputs()}
-        feeds = random_feeds(inputs, {name: r.min for name, r in profile.items()}, ranges)
+        feeds = random_feeds(inputs, {name: r.min for name, r in profile.items()}, ranges, fixed=feed_values(profile, "min"))
         reference.run({n: v.astype(np.float16) if kinds.get(n) == "tensor(float16)" else v for n, v in feeds.items()})
     except ReferenceUnavailable as error:
         raise BuildError(f"fp16: the converted graph does not run in onnxruntime ({error.message}); "
@@ -116,14 +117,14 @@ def accuracy_batches(spec: Spec, inputs: list[ModelInput], profile: dict[str, Sh
     ranges = {name: s.value_range for name, s in spec.input_settings.items() if s.value_range}
     count = max(1, -(-samples // batch))
     return (f"random inputs at the opt shape ({count} batch(es) of {batch}); give accuracy.data for real data",
-            (random_feeds(inputs, shapes, ranges, seed=1000 + i) for i in range(count)))
+            (random_feeds(inputs, shapes, ranges, seed=1000 + i, fixed=feed_values(profile, "opt")) for i in range(count)))
 
 
 def _magnitudes(model: onnx.ModelProto, inputs: list[ModelInput], profile: dict[str, ShapeRange], spec: Spec, warnings: list[str]) -> dict[str, float]:
     """Max |x| of every float tensor in one FP32 reference run at the profile's min shape."""
     names = [out for node in model.graph.node for out in node.output if out]
     ranges = {name: s.value_range for name, s in spec.input_settings.items() if s.value_range}
-    feeds = random_feeds(inputs, {name: r.min for name, r in profile.items()}, ranges)
+    feeds = random_feeds(inputs, {name: r.min for name, r in profile.items()}, ranges, fixed=feed_values(profile, "min"))
     try:
         values = Reference(with_outputs(model, names)).run(feeds)
     except ReferenceUnavailable as error:
