@@ -79,3 +79,20 @@ def test_folds_into_conv_transpose_with_groups_and_gemm():
         after, changes = apply(before, FoldBatchNorm())
         assert [n.op_type for n in after.graph.node] == ["Gemm"]
         assert_same_function(before, after, [{"x": (3, 8)}])
+
+
+def test_per_element_and_training_batchnorms_are_left_alone():
+    import numpy as np
+    from onnx import numpy_helper
+
+    # Opset 8 with spatial=0: statistics per element [C, H, W], no per-channel scale exists.
+    rng = np.random.default_rng(0)
+    params = [numpy_helper.from_array(rng.uniform(0.5, 1.5, (4, 5, 5)).astype(np.float32), name) for name in ("g", "b", "m", "v")]
+    spatial = helper.make_node("BatchNormalization", ["c", "g", "b", "m", "v"], ["y"], name="bn", spatial=0)
+    conv = helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1])
+    old = model([conv, spatial], {"x": [1, 3, 5, 5]}, ["y"], [weights("w", (4, 3, 3, 3)), *params], opset=8)
+    assert apply(old, FoldBatchNorm())[1] == []
+    # training_mode=1 normalizes with the batch's own statistics.
+    training = helper.make_node("BatchNormalization", ["c", "bn.scale", "bn.bias", "bn.mean", "bn.var"], ["y"], name="bn", training_mode=1)
+    new = model([conv, training], {"x": [2, 3, 5, 5]}, ["y"], [weights("w", (4, 3, 3, 3)), *batchnorm_params("bn", 4)], opset=15)
+    assert apply(new, FoldBatchNorm())[1] == []

@@ -2,7 +2,8 @@
 lone BatchNormalization into one per-channel Mul + Add.
 
 Fires only when the producer's output feeds the BatchNorm alone and is not a graph output, its
-weights are constants, and the BatchNorm has constant parameters and a single output."""
+weights are constants, and the BatchNorm has constant per-channel parameters, a single output and
+inference statistics (not spatial=0 of opset < 9, not training_mode)."""
 
 from __future__ import annotations
 
@@ -28,8 +29,11 @@ class FoldBatchNorm:
             params = [index.constant(name) for name in bn.input[1:5]]
             if bn.name in context.exclude or len([o for o in bn.output if o]) != 1 or any(p is None for p in params):
                 continue
+            settings = attributes(bn)
+            if settings.get("spatial", 1) == 0 or settings.get("training_mode", 0) == 1 or any(p.ndim != 1 for p in params):
+                continue  # per-element statistics (opset < 9, spatial=0) or batch statistics: no per-channel form
             gamma, beta, mean, var = (p.astype(np.float64) for p in params)
-            scale = gamma / np.sqrt(var + attributes(bn).get("epsilon", 1e-5))
+            scale = gamma / np.sqrt(var + settings.get("epsilon", 1e-5))
             shift = beta - mean * scale
             producer = index.producer.get(bn.input[0])
             if (producer is not None and index.only_consumer(bn.input[0]) is bn
