@@ -150,8 +150,8 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
         console.print(f"  accuracy vs FP32 on {accuracy['samples']} samples{' (emulated)' if accuracy['emulated'] else ''}: "
                       f"worst cosine {worst['cosine']:.6f} ({escape(worst['name'])}), rel. L2 {worst['rel_l2_error']:.2e}"
                       + ("" if accuracy["passed"] is None else "; gates passed"))
-    for warning in report.get("warnings", []):
-        terminal.warning(warning)
+    if report.get("warnings"):  # each was printed when it arose; the count stops them being missed
+        console.print(f"  [yellow]{len(report['warnings'])} warning(s)[/], printed above and kept in the report")
     others = ", ".join(p.name for p in written[1:])
     console.print(f"  wrote {escape(others)} in {escape(_short(str(written[1].parent)))}")
 

@@ -101,7 +101,10 @@ def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True) -> Buil
     for warning in result.warnings:
         observer.warning(warning)
     observer.stage("writing outputs")
-    report = _report(spec, graph, trt, result, [*graph.warnings, *result.warnings], gpu)
+    said = [*graph.warnings, *result.warnings]
+    report = _report(spec, graph, trt, result, said, gpu)
+    for warning in report["warnings"][len(said):]:  # found while writing the report (output shapes)
+        observer.warning(warning)
     with StagedOutputs() as staged:
         staged.write(spec.output.plan, result.plan)
         staged.write(spec.output.report, json.dumps(report, indent=2) + "\n")
