@@ -14,8 +14,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from trtc.errors import TrtcError
-from trtc.report.fusion import per_profile_note
-from trtc.report.units import fusion_effect, human, saved_or_added
+from trtc.report.units import fusion_effect, human, per_profile_note, saved_or_added
 
 # Build phases deeper than this are too brief and too many to show as lines in a log.
 _PLAIN_PHASE_DEPTH = 1

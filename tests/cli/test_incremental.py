@@ -217,3 +217,16 @@ def test_colours_follow_the_terminal_and_no_color(tmp_path):
     plain = _on_a_terminal(["build", missing], {"NO_COLOR": "1"})
     assert "\x1b[" in coloured and "error:" in coloured
     assert "\x1b[" not in plain and plain.startswith("error: ")
+
+
+def test_trtc_code_identity_follows_its_files(tmp_path):
+    from trtc.incremental.fingerprint import code_identity
+
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "a.py").write_text("x = 1\n")
+    (package / "sub" / "b.json").write_text("{}")
+    first = code_identity(package)
+    assert code_identity(package) == first
+    (package / "a.py").write_text("x = 22\n")  # an edit in an editable install
+    assert code_identity(package) != first

@@ -53,7 +53,7 @@ def fingerprint(spec: Spec, model_files: list[Path], model_sha256: str | None = 
     components = {
         "spec": spec.fingerprint,
         "model": model_sha256 or hash_files(model_files),
-        "trtc": __version__,
+        "trtc": f"{__version__} {code_identity(Path(__file__).resolve().parents[1])}",
         "backend": backend_identity(spec.target.backend),
     }
     data_inputs: list[Path] = []
@@ -63,6 +63,16 @@ def fingerprint(spec: Spec, model_files: list[Path], model_sha256: str | None = 
             components[key], files = data_fingerprint(where, base)
             data_inputs += files
     return Fingerprint(components=components, model_files=list(model_files), data_inputs=data_inputs)
+
+
+def code_identity(package: Path) -> str:
+    """trtc's own files by name, size and modification time: an editable install or a patched
+    trtc rebuilds, not only a new version number (stat only: this runs on every no-op build)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in package.rglob("*") if p.suffix in (".py", ".json", ".css") and "__pycache__" not in p.parts):
+        status = path.stat()
+        digest.update(f"{path.relative_to(package)} {status.st_size} {status.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 def data_fingerprint(where: str, base: Path) -> tuple[str, list[Path]]:

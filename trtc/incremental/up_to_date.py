@@ -43,7 +43,7 @@ def check(spec: Spec) -> Verdict:
     return Verdict(True, "up to date", current, report)
 
 
-_NAMES = {"spec": "the spec", "model": "the model", "trtc": "trtc's version", "backend": "the TensorRT package",
+_NAMES = {"spec": "the spec", "model": "the model", "trtc": "trtc itself (version or code)", "backend": "the TensorRT package",
           "calibration_data": "the calibration data", "accuracy_data": "the accuracy data"}
 
 

@@ -53,14 +53,6 @@ _PROFILE_TAG = re.compile(r" \[profile (\d+)\]")
 _MYELIN_GRAPH = re.compile(r"_myl(\d+)_\d+$")
 
 
-def per_profile_note(counts: dict) -> str:
-    """'' for one profile; else how the kernel sets repeat per profile, for every renderer."""
-    per_profile = counts.get("kernels_per_profile") or {}
-    if len(per_profile) < 2:
-        return ""
-    return f"; one kernel set per optimization profile ({', '.join(f'profile {p}: {n}' for p, n in per_profile.items())}), profile 0's shown"
-
-
 def kernel_profiles(kernels: list[Kernel]) -> list[int]:
     """The optimization profile each kernel serves. TensorRT tags the layers and tensors of
     profiles after the first with ' [profile N]'; a kernel with no tagged name (a generated

@@ -10,9 +10,8 @@ from __future__ import annotations
 from html import escape
 from importlib import resources
 
-from trtc.report.fusion import per_profile_note
 from trtc.report.svg import Bar, Segment, bar_chart, share_bar
-from trtc.report.units import fusion_effect, human, saved_or_added
+from trtc.report.units import fusion_effect, human, per_profile_note, saved_or_added
 
 # TensorRT's datatype names -> what people call them, and one colour each (charts, pills, legend).
 _PRECISIONS = {

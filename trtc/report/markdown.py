@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from trtc.report.fusion import per_profile_note
-from trtc.report.units import fusion_effect, human, saved_or_added
+from trtc.report.units import fusion_effect, human, per_profile_note, saved_or_added
 
 
 def render_markdown(report: dict) -> str:

@@ -25,3 +25,11 @@ def fusion_effect(saved_bytes: float, saved_percent: float) -> str:
         return f"{saved_percent:.1f}% saved by fusion ({human(saved_bytes, 'B')})"
     return (f"{-saved_percent:.1f}% more after fusion ({human(-saved_bytes, 'B')}): TensorRT runs some nodes as several kernels, "
             "e.g. a recurrence unrolled per time step")
+
+
+def per_profile_note(counts: dict) -> str:
+    """'' for one profile; else how the kernel sets repeat per profile, for every renderer."""
+    per_profile = counts.get("kernels_per_profile") or {}
+    if len(per_profile) < 2:
+        return ""
+    return f"; one kernel set per optimization profile ({', '.join(f'profile {p}: {n}' for p, n in per_profile.items())}), profile 0's shown"
