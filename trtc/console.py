@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from trtc.errors import TrtcError
-from trtc.report.units import fusion_effect, human, per_profile_note, saved_or_added
+from trtc.report.units import fusion_effect, human, per_profile_note, savings
 
 # Build phases deeper than this are too brief and too many to show as lines in a log.
 _PLAIN_PHASE_DEPTH = 1
@@ -121,12 +121,12 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
     if passes and passes["totals"]["changes"]:
         by_pass = ", ".join(f"{p['pass']} {p['changes']}" for p in passes["passes"] if p["changes"])
         console.print(f"  graph passes: {passes['totals']['changes']} changes ({by_pass}); "
-                      f"{saved_or_added(passes['totals']['flops_saved'], 'FLOP')} and {saved_or_added(passes['totals']['mac_saved'], 'B')} of memory traffic")
+                      f"{savings(passes['totals']['flops_saved'], passes['totals']['mac_saved'])}")
     cost = report.get("cost")
     if cost and cost["mac_saved_percent"] is not None:
         given = cost.get("onnx_model", cost["before_fusion"])["mac_bytes"]
         line = (f"  memory traffic {human(given, 'B')} as given -> {human(cost['before_fusion']['mac_bytes'], 'B')} after passes and "
-                f"precision -> {human(cost['after_fusion']['mac_bytes'], 'B')} after fusion ({fusion_effect(cost['mac_saved_bytes'], cost['mac_saved_percent'])})")
+                f"precision -> {human(cost['after_fusion']['mac_bytes'], 'B')} after fusion ({fusion_effect(cost['mac_saved_percent'])})")
         if cost.get("gpu") and cost["estimated_total_us"] is not None:
             line += f"; roofline on {cost['gpu']['name']}: {cost['estimated_total_us']:.1f} us"
         console.print(line)

@@ -11,7 +11,7 @@ from html import escape
 from importlib import resources
 
 from trtc.report.svg import Bar, Segment, bar_chart, share_bar
-from trtc.report.units import fusion_effect, human, per_profile_note, saved_or_added
+from trtc.report.units import fusion_effect, human, per_profile_note, savings
 
 # TensorRT's datatype names -> what people call them, and one colour each (charts, pills, legend).
 _PRECISIONS = {
@@ -196,7 +196,7 @@ def _cost(cost: dict | None) -> str:
                       width=560, label_width=170, row=30, title="FLOPs")
     mac = bar_chart([Bar(label, s["mac_bytes"], color, human(s["mac_bytes"], "B")) for label, s, color in stages],
                     width=560, label_width=170, row=30, title="memory traffic")
-    saved = (f'<p>Memory traffic: {_e(fusion_effect(cost["mac_saved_bytes"], cost["mac_saved_percent"]))}.</p>'
+    saved = (f'<p>Memory traffic: {human(abs(cost["mac_saved_bytes"]), "B")}, {_e(fusion_effect(cost["mac_saved_percent"]))}.</p>'
              if cost.get("mac_saved_percent") is not None else "")
     notes = ""
     if cost.get("unresolved_kernels"):
@@ -250,8 +250,8 @@ def _passes(passes: dict | None) -> str:
         f'<td class="num">{human(c["mac_before"], "B")} → {human(c["mac_after"], "B")}</td><td>{_e(c["note"])}</td></tr>'
         for c in passes["changes"])
     totals = passes["totals"]
-    lead = (f"{totals['changes']} changes removed {totals['nodes_removed']} nodes and {saved_or_added(totals['flops_saved'], 'FLOP')} "
-            f"and {saved_or_added(totals['mac_saved'], 'B')} of memory traffic before TensorRT saw the graph.")
+    lead = (f"{totals['changes']} changes removed {totals['nodes_removed']} nodes and {savings(totals['flops_saved'], totals['mac_saved'])} "
+            "before TensorRT saw the graph.")
     table = ('<table><thead><tr><th>pass</th><th>nodes before</th><th>nodes after</th><th class="num">FLOPs</th>'
              f'<th class="num">MAC</th><th>note</th></tr></thead><tbody>{rows}</tbody></table>')
     return _card("Graph passes", table, lead, "passes")

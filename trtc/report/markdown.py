@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trtc.report.units import fusion_effect, human, per_profile_note, saved_or_added
+from trtc.report.units import fusion_effect, human, per_profile_note, savings
 
 
 def render_markdown(report: dict) -> str:
@@ -77,7 +77,7 @@ def _passes(passes: dict | None) -> list[str]:
                      f"{human(c['flops_before'], 'FLOP')} -> {human(c['flops_after'], 'FLOP')} | {human(c['mac_before'], 'B')} -> {human(c['mac_after'], 'B')} | {c['note']} |")
     totals = passes["totals"]
     lines += ["", f"{totals['changes']} changes removed {totals['nodes_removed']} nodes and "
-                  f"{saved_or_added(totals['flops_saved'], 'FLOP')} and {saved_or_added(totals['mac_saved'], 'B')} of memory traffic."]
+                  f"{savings(totals['flops_saved'], totals['mac_saved'])}."]
     return lines
 
 
@@ -89,7 +89,7 @@ def _cost(cost: dict | None, fusion: dict) -> list[str]:
              f"| before fusion (every node of the graph TensorRT parsed, after trtc's passes and precision) | {human(cost['before_fusion']['flops'], 'FLOP')} | {human(cost['before_fusion']['mac_bytes'], 'B')} |",
              f"| after fusion (kernel boundaries) | {human(cost['after_fusion']['flops'], 'FLOP')} | {human(cost['after_fusion']['mac_bytes'], 'B')} |"]
     if cost["mac_saved_percent"] is not None:
-        lines.append(f"| effect of fusion | | {fusion_effect(cost['mac_saved_bytes'], cost['mac_saved_percent'])} |")
+        lines.append(f"| effect of fusion | | {human(abs(cost['mac_saved_bytes']), 'B')}: {fusion_effect(cost['mac_saved_percent'])} |")
     if cost.get("gpu"):
         gpu = cost["gpu"]
         lines += ["", f"Roofline estimate on {gpu['name']} ({gpu['bandwidth_gbs']} GB/s; peaks from {gpu['source']}): "

@@ -18,13 +18,20 @@ def saved_or_added(amount: float, unit: str) -> str:
     return f"saved {human(amount, unit)}" if amount >= 0 else f"added {human(-amount, unit)}"
 
 
-def fusion_effect(saved_bytes: float, saved_percent: float) -> str:
+def fusion_effect(saved_percent: float) -> str:
     """What fusion did to memory traffic. It can add traffic: TensorRT runs some nodes as several
     kernels (an LSTM unrolled into one kernel per time step)."""
     if saved_percent >= 0:
-        return f"{saved_percent:.1f}% saved by fusion ({human(saved_bytes, 'B')})"
-    return (f"{-saved_percent:.1f}% more after fusion ({human(-saved_bytes, 'B')}): TensorRT runs some nodes as several kernels, "
+        return f"{saved_percent:.1f}% saved by fusion"
+    return (f"{-saved_percent:.1f}% more after fusion: TensorRT runs some nodes as several kernels, "
             "e.g. a recurrence unrolled per time step")
+
+
+def savings(flops: float, mac_bytes: float) -> str:
+    """'saved 2.62 MFLOP and 9.05 MB of memory traffic', with 'added' for whichever grew."""
+    if flops >= 0 and mac_bytes >= 0:
+        return f"saved {human(flops, 'FLOP')} and {human(mac_bytes, 'B')} of memory traffic"
+    return f"{saved_or_added(flops, 'FLOP')} and {saved_or_added(mac_bytes, 'B')} of memory traffic"
 
 
 def per_profile_note(counts: dict) -> str:
