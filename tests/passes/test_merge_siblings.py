@@ -61,3 +61,18 @@ def test_conv_with_non_constant_weight_is_left_alone():
     nodes = [helper.make_node("Conv", ["x", "w0"], ["h0"], name="a"), helper.make_node("Conv", ["x", "w1"], ["h1"], name="b")]
     before = model(nodes, {"x": [1, 4, 3, 3], "w1": [2, 4, 1, 1]}, ["h0", "h1"], [weights("w0", (2, 4, 1, 1))])
     assert apply(before, MergeSiblings())[1] == []
+
+
+def test_siblings_whose_activation_tensorrt_would_fuse_stay_apart():
+    # CSP-style branches: each 1x1 conv is followed by its own SiLU (Sigmoid * Mul). Merged, the
+    # Split would sit between each conv and its activation and cost TensorRT those fusions.
+    base = heads()
+    silu = []
+    for i in range(3):
+        silu += [helper.make_node("Sigmoid", [f"h{i}"], [f"s{i}"], name=f"sig{i}"), helper.make_node("Mul", [f"h{i}", f"s{i}"], [f"a{i}"], name=f"silu{i}")]
+    branches = model([*base.graph.node, *silu], {"x": ["N", 4, "H", "W"]}, ["a0", "a1", "a2"], list(base.graph.initializer))
+    assert apply(branches, MergeSiblings())[1] == []
+    # One branch with an activation: the other two still merge.
+    one = model([*base.graph.node, helper.make_node("Relu", ["h0"], ["r0"], name="act0")], {"x": ["N", 4, "H", "W"]},
+                ["r0", "h1", "h2"], list(base.graph.initializer))
+    assert [c.nodes_before for c in apply(one, MergeSiblings())[1]] == [("head1", "head2")]

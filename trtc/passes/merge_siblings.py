@@ -5,7 +5,7 @@ downstream nodes are untouched.
 
 Merged: Conv with equal kernel, stride, pads, dilation, group 1 and auto_pad; MatMul with a 2-D
 constant right operand; Gemm with equal transA/transB/alpha/beta. Weights must be constants of
-one dtype."""
+one dtype, and no sibling may feed a pointwise op that TensorRT would fuse into its epilogue."""
 
 from __future__ import annotations
 
@@ -48,9 +48,19 @@ class MergeSiblings:
         return changes
 
 
+# Pointwise ops TensorRT fuses into a convolution's or GEMM's epilogue. A layer followed by one
+# keeps that fusion only when it stays a layer of its own: behind a merge's Split it becomes a
+# separate kernel (measured on a YOLOX-style detector: 94 -> 102 kernels, 128 -> 145 MB of
+# memory traffic when its CSP branches were merged).
+EPILOGUE_OPS = {"Relu", "LeakyRelu", "PRelu", "Sigmoid", "Tanh", "Clip", "HardSigmoid", "HardSwish", "Elu", "Selu", "Softplus",
+                "Mish", "Gelu", "Add", "Sub", "Mul", "Div", "BatchNormalization"}
+
+
 def _signature(node: onnx.NodeProto, tensor: str, index: GraphIndex, context: PassContext) -> tuple | None:
     """What must be equal for two layers to merge; None when this node cannot merge at all."""
     if node.domain or node.name in context.exclude or node.input[0] != tensor or len(node.input) < 2:
+        return None
+    if any(user.op_type in EPILOGUE_OPS for user in index.consumers.get(node.output[0], [])):
         return None
     weight = index.constant(node.input[1])
     has_bias = len(node.input) > 2 and node.input[2]
