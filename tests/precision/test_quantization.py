@@ -154,3 +154,28 @@ def test_only_the_residual_add_of_a_quantized_convolution_reads_the_dequantized_
     feeds = {"x": rng.standard_normal((1, 8, 8, 8)).astype(np.float32), "bias_in": rng.standard_normal((1, 8, 8, 8)).astype(np.float32)}
     (accuracy,) = measure_accuracy(base, quantized, [feeds])
     assert accuracy.cosine > 0.999  # INT8 of the conv input and the skip branch only
+
+
+def test_near_empty_weight_channels_keep_a_positive_scale_in_fp16(tmp_path):
+    # A channel whose weights are (nearly) zero: amax/127 underflows FP16 and TensorRT's parser
+    # refused the zero scale ("Scale coefficients must all be positive"), as on PP-OCRv4 det.
+    import onnx
+    from onnx import numpy_helper
+
+    from tests import models
+
+    base = models.conv_bn_relu(batch=1)
+    for index, init in enumerate(base.graph.initializer):
+        if init.name == "w0":
+            weight = numpy_helper.to_array(init).copy()
+            weight[0] = 0.0
+            weight[1] = 1e-9
+            base.graph.initializer[index].CopyFrom(numpy_helper.from_array(weight, "w0"))
+    models.save(base, tmp_path / "model.onnx")
+    spec = models.write_spec(tmp_path, "model: model.onnx\nprecision: {mode: int8, fallback: fp16, calibration: {data: random, samples: 8}}\n"
+                                       "fusion: {passes: none}\ntarget: {compute_capabilities: [8.9]}\n")
+    result = run("build", spec)
+    assert result.exit_code == 0, result.stderr
+    built = onnx.load(str(tmp_path / "model.onnx"))  # the user's file is untouched
+    assert numpy_helper.to_array(next(i for i in built.graph.initializer if i.name == "w0"))[0].max() == 0.0
+    assert "conv0" in report_of(spec)["calibration"]["quantized_layers"]

@@ -77,8 +77,22 @@ def _skip_reason(node: onnx.NodeProto, index: GraphIndex, keep_fp32, exclude) ->
     return None
 
 
-def insert_qdq(model: onnx.ModelProto, plan: QuantPlan, ranges: dict[str, float], mode: str) -> onnx.ModelProto:
-    """A copy of `model` with Q/DQ pairs on the planned activations and quantized weights."""
+# Q/DQ scales are converted with the data when the fallback is FP16 (opset 19): a scale below
+# FP16's smallest (subnormal) value becomes 0, and TensorRT refuses a zero scale ("Scale
+# coefficients must all be positive"; seen on PP-OCRv4 det, whose weights have near-empty
+# channels). A floor at the smallest normal value (2**-14) built too, but coarsened small weights.
+FP16_SMALLEST = 2.0**-24
+
+
+def _scale(amax: np.ndarray | float, qmax: float, floor: float) -> np.ndarray:
+    """amax / qmax, at least `floor`; an all-zero tensor or channel gets 1 (any scale is exact)."""
+    amax = np.asarray(amax, np.float64)
+    return np.where(amax > 0, np.maximum(amax / qmax, floor), 1.0).astype(np.float32)
+
+
+def insert_qdq(model: onnx.ModelProto, plan: QuantPlan, ranges: dict[str, float], mode: str, scale_floor: float = 0.0) -> onnx.ModelProto:
+    """A copy of `model` with Q/DQ pairs on the planned activations and quantized weights.
+    `scale_floor`: the smallest scale the fallback precision can hold (FP16_SMALLEST for FP16)."""
     quantized = onnx.ModelProto()
     quantized.CopyFrom(model)
     graph = quantized.graph
@@ -88,8 +102,7 @@ def insert_qdq(model: onnx.ModelProto, plan: QuantPlan, ranges: dict[str, float]
     new_nodes: dict[str, list[onnx.NodeProto]] = {}  # consumer node name -> nodes to put before it
     activation_dq: dict[str, str] = {}
     for tensor in plan.activations:
-        amax = max(ranges.get(tensor, 0.0), 1e-12)
-        scale = index.add_initializer(f"{tensor}/scale", np.array(amax / qmax, np.float32))
+        scale = index.add_initializer(f"{tensor}/scale", _scale(ranges.get(tensor, 0.0), qmax, scale_floor))
         zero = _zero_point(index, f"{tensor}/zero", qtype, ())
         q = helper.make_node("QuantizeLinear", [tensor, scale, zero], [f"{tensor}/q"], name=f"{tensor}/quantize")
         dq = helper.make_node("DequantizeLinear", [f"{tensor}/q", scale, zero], [f"{tensor}/dq"], name=f"{tensor}/dequantize")
@@ -99,7 +112,7 @@ def insert_qdq(model: onnx.ModelProto, plan: QuantPlan, ranges: dict[str, float]
     for node in graph.node:
         if node.name in plan.layers:
             node.input[0] = activation_dq.get(node.input[0], node.input[0])
-            node.input[1] = _quantized_weight(node, index, qtype, qmax, new_nodes.setdefault(node.name, []))
+            node.input[1] = _quantized_weight(node, index, qtype, qmax, scale_floor, new_nodes.setdefault(node.name, []))
         elif node.name in residual_adds:  # only where TensorRT fuses the Add into the convolution's epilogue
             node.input[:] = [activation_dq[x] if x in residual_readers else x for x in node.input]
     ordered = []
@@ -112,13 +125,12 @@ def insert_qdq(model: onnx.ModelProto, plan: QuantPlan, ranges: dict[str, float]
     return quantized
 
 
-def _quantized_weight(node: onnx.NodeProto, index: GraphIndex, qtype: int, qmax: float, before: list) -> str:
+def _quantized_weight(node: onnx.NodeProto, index: GraphIndex, qtype: int, qmax: float, scale_floor: float, before: list) -> str:
     weight = index.constant(node.input[1]).astype(np.float32)
     attrs = attributes(node)
     axis = 1 if node.op_type in ("ConvTranspose", "MatMul") or (node.op_type == "Gemm" and not attrs.get("transB", 0)) else 0
     reduce_axes = tuple(a for a in range(weight.ndim) if a != axis)
-    amax = np.maximum(np.abs(weight).max(axis=reduce_axes), 1e-12)
-    scale = (amax / qmax).astype(np.float32)
+    scale = _scale(np.abs(weight).max(axis=reduce_axes), qmax, scale_floor)
     scale_name = index.add_initializer(f"{node.name}.weight/scale", scale)
     zero_name = _zero_point(index, f"{node.name}.weight/zero", qtype, scale.shape)
     shaped = scale.reshape([-1 if a == axis else 1 for a in range(weight.ndim)])

@@ -19,7 +19,7 @@ from trtc.precision.accuracy import measure_accuracy
 from trtc.precision.autocast import autocast
 from trtc.precision.calibrate import cache_document, cache_key, collect_ranges, read_cache
 from trtc.precision.data import SampleSource
-from trtc.precision.qdq import QuantPlan, insert_qdq, plan_quantization
+from trtc.precision.qdq import FP16_SMALLEST, QuantPlan, insert_qdq, plan_quantization
 from trtc.spec.model import ShapeRange, Spec
 
 AUTO_FALLBACK_STEPS = 16  # layers returned to fallback at most, one build's worth of patience
@@ -101,7 +101,7 @@ def quantize(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput], profi
         calibrated = calibrate(model, spec, inputs, profile, model_sha256, plan.activations, progress)
     ranges = {t: calibrated.ranges[t] for t in plan.activations}  # excluding layers only drops activations
     fallback = spec.precision.fallback or "fp16"
-    with_qdq = insert_qdq(model, plan, ranges, mode)
+    with_qdq = insert_qdq(model, plan, ranges, mode, FP16_SMALLEST if fallback == "fp16" else 0.0)
     quantized = _with_fallback(with_qdq, fallback, spec)
     section = {
         "mode": mode, "method": method, "percentile": percentile if method == "percentile" else None, "samples": calibrated.samples,
