@@ -88,6 +88,7 @@ def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True) -> Buil
         graph = prepare_graph(spec, observer, Path(scratch))
         settings = BuildSettings(profiles=graph.profiles, workspace=spec.workspace, compute_capabilities=spec.target.compute_capabilities,
                                  optimization_level=spec.target.optimization_level, timing_cache=timing_cache)
+        _return_freed_memory()
         observer.stage(f"building with {trt.name} {trt.version}")
         try:
             result = build_plan(trt, graph.source, settings, observer)
@@ -131,7 +132,7 @@ def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path) -> Prep
     value_ranges = {name: setting.value_range for name, setting in spec.input_settings.items() if setting.value_range}
     min_feeds = random_feeds(model_inputs(model), {name: r.min for name, r in profiles[0].items()}, value_ranges,
                              fixed=feed_values(profiles[0], "min"))
-    min_outputs, unobserved = observed_outputs(loaded.raw if front.computes_as_file and len(loaded.files) == 1 else model, min_feeds)
+    min_outputs, unobserved = observed_outputs(loaded.files[0] if front.computes_as_file and len(loaded.files) == 1 else model, min_feeds)
     sections["output_shapes"] = {"declared": declared_shapes(model), "onnxruntime": shapes_of(min_outputs), "not_run": unobserved}
 
     opt_shapes = {name: shape_range.opt for name, shape_range in profiles[0].items()}
@@ -237,6 +238,19 @@ def load_pinned_model(spec: Spec, observer: PipelineObserver) -> PinnedModel:
     # spare serializing the model again (a quarter second per 100 MB).
     computes_as_file = not pruned and not pinned_values and not pinning["resolved_control_flow"]
     return PinnedModel(loaded, model, profiles, sections, warnings, computes_as_file)
+
+
+def _return_freed_memory() -> None:
+    """The graph steps free the model (hundreds of MB) before TensorRT builds, but glibc keeps
+    freed heap pages mapped; hand them back so the build's peak memory is TensorRT's own."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
+        pass
 
 
 def _copy_if(model: onnx.ModelProto, wanted: bool) -> onnx.ModelProto | None:

@@ -4,6 +4,8 @@ and warns where they disagree (a wrong declaration is how folding tools break re
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 
@@ -21,7 +23,7 @@ def declared_shapes(model: onnx.ModelProto) -> dict[str, list]:
     return shapes
 
 
-def observed_outputs(model: onnx.ModelProto | bytes, feeds: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray] | None, str]:
+def observed_outputs(model: onnx.ModelProto | bytes | Path, feeds: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray] | None, str]:
     """The model's outputs on `feeds` as onnxruntime computes them unoptimized (the session starts
     several times faster, and the graph passes' verification reuses them as its reference)."""
     try:

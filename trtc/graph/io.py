@@ -15,17 +15,17 @@ from trtc.spec.validate import closest
 
 @dataclass
 class LoadedModel:
-    """A model as read from disk; `raw` is the file's bytes, to tell whether a step changed it."""
+    """A model as read from disk. Its bytes are not kept: the file is the copy (a 100 MB model
+    held twice in memory was most of trtc's peak above TensorRT's own)."""
 
     proto: onnx.ModelProto
-    raw: bytes
     sha256: str  # of the file and its external data files, in a stable order
     files: list[Path]  # the file and its external data files
 
     def unchanged(self) -> bool:
         """Whether `proto` still equals the file (a fast field-wise comparison). Models with
         external data hold their weights inline once loaded, so they never compare equal."""
-        return len(self.files) == 1 and self.proto == onnx.load_from_string(self.raw)
+        return len(self.files) == 1 and self.proto == onnx.load_from_string(self.files[0].read_bytes())
 
 
 def load_model(path: Path) -> LoadedModel:
@@ -48,7 +48,8 @@ def load_model(path: Path) -> LoadedModel:
             external_data_helper.load_external_data_for_model(model, str(path.parent))
         except (OSError, ValueError) as exc:
             raise ModelError(f"model: cannot load the external data of {path}: {exc}") from None
-    return LoadedModel(proto=model, raw=raw, sha256=hash_files([path, *data_files]), files=[path, *data_files])
+    del raw
+    return LoadedModel(proto=model, sha256=hash_files([path, *data_files]), files=[path, *data_files])
 
 
 def external_data_files(model: onnx.ModelProto, path: Path) -> list[Path]:
