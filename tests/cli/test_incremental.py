@@ -69,6 +69,11 @@ def test_each_input_that_decides_the_plan_triggers_a_rebuild(model_dir):
     (model_dir / "build" / "spec.report.md").unlink()
     assert rebuild_reason() == "spec.report.md is missing"
     assert rebuild_reason() == "up to date"
+    report = model_dir / "build" / "spec.report.json"
+    older = json.loads(report.read_text())
+    del older["build"]["fingerprint"]
+    report.write_text(json.dumps(older))
+    assert rebuild_reason() == "the last report has no fingerprint (an older trtc wrote it)"
 
 
 def test_external_data_and_calibration_files_are_dependencies(tmp_path):

@@ -24,6 +24,8 @@ def check(spec: Spec) -> Verdict:
     if report is None:
         return Verdict(False, "no previous build")
     recorded = report.get("build", {}).get("fingerprint") or {}
+    if not recorded:
+        return Verdict(False, "the last report has no fingerprint (an older trtc wrote it)")
     model_files = [Path(p) for p in recorded.get("model_files", [])]
     if not model_files or model_files[0] != spec.model:
         return Verdict(False, "the model path changed")
