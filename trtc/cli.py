@@ -93,7 +93,7 @@ def build(terminal, specs: tuple[Path, ...], overrides: tuple[str, ...], force: 
             print_summary(terminal, results[0].report, [Path(p) for p in results[0].written])
     else:
         from trtc.build_many import build_many
-        from trtc.console import SpecLines, print_batch_summary
+        from trtc.console import print_batch_summary
 
         results = build_many(loaded, options, jobs, _SpecLinesFor(quiet))
         print_batch_summary(terminal, results)

@@ -18,7 +18,7 @@ import onnx
 from trtc import __version__
 from trtc.backend.builder import BuildObserver, BuildResult, BuildSettings, ModelSource, build_plan
 from trtc.backend.trt_import import import_tensorrt
-from trtc.errors import BuildError, SpecError, TrtcError
+from trtc.errors import BuildError, TrtcError
 from trtc.graph.loops import onnxruntime_check
 from trtc.graph.pin import pin_inputs
 from trtc.incremental.fingerprint import Fingerprint, fingerprint

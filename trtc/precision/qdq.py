@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from trtc.passes.graph_index import GraphIndex, attributes
 
