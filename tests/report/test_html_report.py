@@ -146,3 +146,12 @@ def test_unknown_sizes_show_as_unknown_not_zero(tmp_path):
     assert tile and tile.groups() == ("?", f"unknown: {len(unresolved)} kernel(s) of dynamic size")
     assert re.search(r'data-metric="estimated-time">.*?<div class="value">\?</div>', html)
     assert html.count("? µs") == len(unresolved)  # one dashed stub per unknown kernel in the time chart
+
+
+def test_without_a_target_gpu_times_read_as_unknown(model_dir):
+    # No compute capability and no target.gpu: no roofline, so no kernel has an estimate.
+    spec = models.write_spec(model_dir, "model: model.onnx\nmax_batch: 2\n")
+    _build(spec)
+    html = (model_dir / "build" / "spec.report.html").read_text()
+    assert "µs + ?" not in html and "0.00 µs" not in html
+    assert "No estimate: no target GPU is known for this build" in html

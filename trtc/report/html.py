@@ -183,8 +183,16 @@ def _precision_share(fusion: dict) -> str:
     for (name, color), g in ordered:
         table += (f'<tr><td><span class="pill" style="background:{color}">{_e(name)}</span></td><td class="num">{g["kernels"]}</td>'
                   f'<td class="num">{human(g["flops"], "FLOP")}</td><td class="num">{g["flops"] / total_flops:.1%}</td>'
-                  f'<td class="num">{g["us"]:.2f} µs{"" if g["known"] else " + ?"}</td><td class="num">{_optional(g["us"] / total_us if times_known else None, ".1%", "?")}</td></tr>')
+                  f'<td class="num">{_time_cell(g)}</td><td class="num">{_optional(g["us"] / total_us if times_known else None, ".1%", "?")}</td></tr>')
     return _card("Precision share", bars + table + "</tbody></table>", "The datatype each kernel runs in, as TensorRT chose it.", "precision-share")
+
+
+def _time_cell(group: dict) -> str:
+    """Estimated time of a precision group: '?' when no kernel of it has an estimate (no target
+    GPU), 'N µs + ?' when only some have."""
+    if group["known"]:
+        return f"{group['us']:.2f} µs"
+    return f"{group['us']:.2f} µs + ?" if group["us"] else "?"
 
 
 def _cost(cost: dict | None) -> str:
