@@ -179,3 +179,23 @@ def test_near_empty_weight_channels_keep_a_positive_scale_in_fp16(tmp_path):
     built = onnx.load(str(tmp_path / "model.onnx"))  # the user's file is untouched
     assert numpy_helper.to_array(next(i for i in built.graph.initializer if i.name == "w0"))[0].max() == 0.0
     assert "conv0" in report_of(spec)["calibration"]["quantized_layers"]
+
+
+def test_opset_12_models_are_converted_not_just_renumbered_for_qdq(tmp_path):
+    # Unsqueeze (13) and ReduceMean (18) take their axes as inputs in later opsets: raising the
+    # number alone left PP-OCRv4 rec and ddddocr invalid ("This is an invalid model").
+    from tests import models
+
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("ReduceMean", ["r"], ["m"], name="mean", axes=[2, 3], keepdims=0),
+             helper.make_node("Unsqueeze", ["m"], ["y"], name="unsqueeze", axes=[2])]
+    models.save(model(nodes, {"x": ["N", 3, 16, 16]}, ["y"], [weights("w", (32, 3, 3, 3))], opset=12), tmp_path / "model.onnx")
+    spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 4\nprecision: {mode: int8, calibration: {data: random, samples: 8}}\n"
+                                       "target: {compute_capabilities: [8.9]}\n")
+    result = run("build", spec)
+    assert result.exit_code == 0, result.stderr
+    report = report_of(spec)
+    assert report["calibration"]["quantized_layers"] == ["conv"]
+    assert any(k["precision"] == "Int8" for k in report["fusion"]["kernels"])
+    assert min(o["cosine"] for o in report["accuracy"]["outputs"]) > 0.99

@@ -21,6 +21,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from trtc.passes.graph_index import GraphIndex, attributes
+from trtc.precision.opset import with_opset
 
 QUANTIZED_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 MIN_GEMM_DIM = 16
@@ -93,10 +94,10 @@ def _scale(amax: np.ndarray | float, qmax: float, floor: float) -> np.ndarray:
 def insert_qdq(model: onnx.ModelProto, plan: QuantPlan, ranges: dict[str, float], mode: str, scale_floor: float = 0.0) -> onnx.ModelProto:
     """A copy of `model` with Q/DQ pairs on the planned activations and quantized weights.
     `scale_floor`: the smallest scale the fallback precision can hold (FP16_SMALLEST for FP16)."""
+    converted = with_opset(model, 19 if mode == "fp8" else 13)
     quantized = onnx.ModelProto()
-    quantized.CopyFrom(model)
+    quantized.CopyFrom(converted)
     graph = quantized.graph
-    _require_opset(quantized, 19 if mode == "fp8" else 13)
     qtype, qmax = FORMATS[mode]
     index = GraphIndex(graph)
     new_nodes: dict[str, list[onnx.NodeProto]] = {}  # consumer node name -> nodes to put before it
@@ -156,14 +157,6 @@ def _zero_point(index: GraphIndex, name: str, qtype: int, shape) -> str:
 
 def _first_reader(graph: onnx.GraphProto, tensor: str) -> str:
     return next(node.name for node in graph.node if tensor in node.input)
-
-
-def _require_opset(model: onnx.ModelProto, minimum: int) -> None:
-    for opset in model.opset_import:
-        if opset.domain in ("", "ai.onnx") and opset.version < minimum:
-            # Later opsets only add optional inputs/attributes with defaults to the ops trtc
-            # emits and meets here; per-channel DequantizeLinear needs 13, FP8 needs 19.
-            opset.version = minimum
 
 
 def _copy(node: onnx.NodeProto) -> onnx.NodeProto:

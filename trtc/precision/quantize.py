@@ -19,6 +19,7 @@ from trtc.precision.accuracy import measure_accuracy
 from trtc.precision.autocast import autocast
 from trtc.precision.calibrate import cache_document, cache_key, collect_ranges, read_cache
 from trtc.precision.data import SampleSource
+from trtc.precision.opset import with_opset
 from trtc.precision.qdq import FP16_SMALLEST, QuantPlan, insert_qdq, plan_quantization
 from trtc.spec.model import ShapeRange, Spec
 
@@ -127,6 +128,8 @@ def quantize_until_accurate(model, spec, inputs, profile, model_sha256, check, p
     """Quantize; when the accuracy gate fails and auto_fallback is on, return the most sensitive
     layers to the fallback precision one at a time until it holds. `ranking_batch(skip)` gives
     (description, feeds) for ranking the layers: the accuracy samples, held out from calibration."""
+    # Raised once, before planning: every step below then works on the same converted graph.
+    model = with_opset(model, 19 if spec.precision.mode == "fp8" or (spec.precision.fallback or "fp16") != "fp32" else 13)
     result = quantize(model, spec, inputs, profile, model_sha256, progress)
     try:
         return result, check(result)
@@ -159,9 +162,7 @@ def quantize_until_accurate(model, spec, inputs, profile, model_sha256, check, p
 def _with_fallback(model: onnx.ModelProto, fallback: str, spec: Spec) -> onnx.ModelProto:
     if fallback == "fp32":
         return model
-    for opset in model.opset_import:  # Q/DQ with FP16/BF16 scales need opset 19
-        if opset.domain in ("", "ai.onnx") and opset.version < 19:
-            opset.version = 19
+    model = with_opset(model, 19)  # Q/DQ with FP16/BF16 scales (done already by quantize_until_accurate)
     return autocast(model, fallback, spec.precision.keep_fp32, spec.precision.keep_io_types).model
 
 
