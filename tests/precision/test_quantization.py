@@ -199,3 +199,6 @@ def test_opset_12_models_are_converted_not_just_renumbered_for_qdq(tmp_path):
     assert report["calibration"]["quantized_layers"] == ["conv"]
     assert any(k["precision"] == "Int8" for k in report["fusion"]["kernels"])
     assert min(o["cosine"] for o in report["accuracy"]["outputs"]) > 0.99
+    bf16 = run("build", spec, "--set", "precision=bf16")  # BFLOAT16 casts need opset 13 too
+    assert bf16.exit_code == 0, bf16.stderr
+    assert any(k["precision"] == "BFloat16" for k in report_of(spec)["fusion"]["kernels"])

@@ -17,6 +17,7 @@ from trtc.graph.random_inputs import random_feeds
 from trtc.graph.shape_inputs import feed_values
 from trtc.graph.reference import Reference, ReferenceUnavailable, with_outputs
 from trtc.precision.accuracy import as_dicts, enforce, measure_accuracy
+from trtc.precision.opset import with_opset
 from trtc.precision.autocast import autocast
 from trtc.precision.data import SampleSource
 from trtc.precision.quantize import quantize_until_accurate
@@ -56,6 +57,8 @@ def apply_precision(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput]
             outcome.files.append(result.cache_file)
         return outcome
     magnitudes = _magnitudes(model, inputs, profile, spec, outcome.warnings) if mode == "fp16" else {}
+    if mode == "bf16":  # bfloat16 exists from opset 13 (Cast to it was invalid in opset-12 models)
+        model = with_opset(model, 13)
     converted = autocast(model, mode, spec.precision.keep_fp32, spec.precision.keep_io_types, magnitudes)
     outcome.model = converted.model
     outcome.sections["precision"] = converted.section(mode)
