@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from tests import models
 from trtc.cli import main
+from trtc.report.diff import diff_reports
 
 SPEC = "model: model.onnx\nmax_batch: 4\ntarget: {compute_capabilities: [8.9]}\n"
 
@@ -95,3 +96,34 @@ def test_files_that_are_not_comparable_reports(reports, tmp_path):
         result = run("diff", tmp_path / name, reports["fp32"])
         assert result.exit_code == 2
         assert result.stderr.startswith(f"error: {tmp_path / name}: {message}")
+
+
+def test_demo_fp32_to_fp16_pairs_kernels_that_share_nodes(demo_copy):
+    """The demo's FP16 engine has two kernels over the same heads (and several over no node of the
+    model): they pair in build order. Keys made unique by position crashed the rendering here."""
+    build = demo_copy.parent / "build"
+    for mode in ("fp32", "fp16"):
+        result = run("build", demo_copy, "--set", f"precision={mode}", "--set", f"output.plan={build / mode}.plan",
+                     "--set", f"output.report={build / mode}.report.json")
+        assert result.exit_code == 0, result.stderr
+    result = run("diff", build / "fp32.report.json", build / "fp16.report.json", "--json")
+    assert result.exit_code == 0, result.stderr
+    diff = json.loads(result.stdout)
+    old, new = (json.loads((build / f"{m}.report.json").read_text())["fusion"]["kernels"] for m in ("fp32", "fp16"))
+    kernels = diff["kernels"]
+    matched = kernels["unchanged"] + len(kernels["precision_changed"])
+    assert matched + len(kernels["removed"]) == len(old) and matched + len(kernels["added"]) == len(new)
+    entries = [*kernels["added"], *kernels["removed"], *kernels["precision_changed"], *kernels["time_changed"]]
+    assert all(isinstance(node, str) for entry in entries for node in entry["onnx_nodes"])
+    assert ["head0", "head1", "head2"] in [c["onnx_nodes"] for c in kernels["precision_changed"]]
+
+
+def test_one_more_kernel_over_no_node_is_one_added_kernel(reports):
+    old = json.loads(reports["fp32"].read_text())
+    new = json.loads(json.dumps(old))
+    shape_kernel = {**new["fusion"]["kernels"][0], "onnx_nodes": [], "onnx_op_types": [], "type": "shape_call"}
+    new["fusion"]["kernels"][:0] = [shape_kernel, dict(shape_kernel)]  # in front: every later position moves
+    old["fusion"]["kernels"].insert(0, dict(shape_kernel))
+    diff = diff_reports(old, new)["kernels"]
+    assert diff["removed"] == [] and len(diff["added"]) == 1 and diff["added"][0]["type"] == "shape_call"
+    assert diff["unchanged"] == len(old["fusion"]["kernels"])

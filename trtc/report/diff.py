@@ -132,20 +132,18 @@ def _kernel_key(kernel: dict) -> tuple:
 
 
 def _kernel_changes(old: dict, new: dict) -> dict:
-    before = _by_key((old.get("fusion") or {}).get("kernels") or [])
-    after = _by_key((new.get("fusion") or {}).get("kernels") or [])
-    removed = [_kernel_summary(k) for key, k in before.items() if key not in after]
-    added = [_kernel_summary(k) for key, k in after.items() if key not in before]
+    matched, removed, added = _pair_kernels((old.get("fusion") or {}).get("kernels") or [], (new.get("fusion") or {}).get("kernels") or [])
     precision, time = [], []
-    for key in before.keys() & after.keys():
-        was, now = before[key], after[key]
+    for was, now in matched:
+        nodes = _kernel_summary(was)["onnx_nodes"]
         if was["precision"] != now["precision"]:
-            precision.append({"onnx_nodes": list(key) if key[0] else [], "old": was["precision"], "new": now["precision"]})
+            precision.append({"onnx_nodes": nodes, "old": was["precision"], "new": now["precision"]})
         if _time_moved(was.get("estimated_us"), now.get("estimated_us")):
-            time.append({"onnx_nodes": list(key) if key[0] else [], "old_us": was["estimated_us"], "new_us": now["estimated_us"]})
+            time.append({"onnx_nodes": nodes, "old_us": was["estimated_us"], "new_us": now["estimated_us"]})
     time.sort(key=lambda t: -abs(t["new_us"] - t["old_us"]))
-    return {"added": added, "removed": removed, "precision_changed": sorted(precision, key=lambda p: p["onnx_nodes"]),
-            "time_changed": time, "unchanged": len(before.keys() & after.keys()) - len(precision)}
+    return {"added": [_kernel_summary(k) for k in added], "removed": [_kernel_summary(k) for k in removed],
+            "precision_changed": sorted(precision, key=lambda p: p["onnx_nodes"]), "time_changed": time,
+            "unchanged": len(matched) - len(precision)}
 
 
 def _time_moved(old_us: float | None, new_us: float | None) -> bool:
@@ -153,14 +151,22 @@ def _time_moved(old_us: float | None, new_us: float | None) -> bool:
     return old_us is not None and new_us is not None and abs(new_us - old_us) > max(0.01, 0.01 * old_us)
 
 
-def _by_key(kernels: list[dict]) -> dict:
-    keyed: dict[tuple, dict] = {}
-    for kernel in kernels:
-        key = _kernel_key(kernel)
-        while key in keyed:  # two kernels over no ONNX node of one type: keep both
-            key = (*key, len(keyed))
-        keyed[key] = kernel
-    return keyed
+def _pair_kernels(old: list[dict], new: list[dict]) -> tuple[list[tuple[dict, dict]], list[dict], list[dict]]:
+    """(matched pairs, only in old, only in new). Several kernels with one key (two over no node of
+    the model, or a cast kernel beside the one it feeds) pair in build order, so one more of them
+    in the new build is one added kernel, not a reshuffle of all of them."""
+    waiting: dict[tuple, list[dict]] = {}
+    for kernel in old:
+        waiting.setdefault(_kernel_key(kernel), []).append(kernel)
+    matched, added = [], []
+    for kernel in new:
+        queue = waiting.get(_kernel_key(kernel))
+        if queue:
+            matched.append((queue.pop(0), kernel))
+        else:
+            added.append(kernel)
+    removed = sorted((k for queue in waiting.values() for k in queue), key=lambda k: k.get("index", 0))
+    return matched, removed, added
 
 
 def _kernel_summary(kernel: dict) -> dict:
