@@ -64,6 +64,19 @@ def plan_quantization(model: onnx.ModelProto, keep_fp32: tuple[str, ...] = (), e
     return plan
 
 
+def fallback_residuals(model: onnx.ModelProto, plan: QuantPlan) -> list[str]:
+    """Tensors that become residual inputs (and need a range) once some of `plan`'s layers are
+    kept back: the operands of Adds that read a quantized layer's output, e.g. both sides of
+    conv_a(x) + conv_b(x), which has no residual Q/DQ until one convolution returns to float."""
+    quantized_outputs = {out for node in model.graph.node if node.name in plan.layers for out in node.output}
+    index = GraphIndex(model.graph)
+    found: list[str] = []
+    for node in model.graph.node:
+        if node.op_type == "Add" and len(node.input) == 2 and any(x in quantized_outputs for x in node.input):
+            found += [x for x in node.input if index.constant(x) is None and x not in plan.activations and x not in found]
+    return found
+
+
 def _skip_reason(node: onnx.NodeProto, index: GraphIndex, keep_fp32, exclude) -> str | None:
     for pattern in keep_fp32:
         if fnmatch.fnmatchcase(node.name, pattern) or fnmatch.fnmatchcase(node.op_type, pattern):

@@ -20,7 +20,7 @@ from trtc.precision.autocast import autocast
 from trtc.precision.calibrate import cache_document, cache_key, collect_ranges, read_cache
 from trtc.precision.data import SampleSource
 from trtc.precision.opset import with_opset
-from trtc.precision.qdq import FP16_SMALLEST, QuantPlan, insert_qdq, plan_quantization
+from trtc.precision.qdq import FP16_SMALLEST, QuantPlan, fallback_residuals, insert_qdq, plan_quantization
 from trtc.spec.model import ShapeRange, Spec
 
 AUTO_FALLBACK_STEPS = 16  # layers returned to fallback at most, one build's worth of patience
@@ -98,9 +98,10 @@ def quantize(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput], profi
     mode, method = spec.precision.mode, settings.get("method", "minmax")
     percentile = settings.get("percentile", 99.99)
     plan = plan_quantization(model, spec.precision.keep_fp32, exclude)
-    if calibrated is None:
-        calibrated = calibrate(model, spec, inputs, profile, model_sha256, plan.activations, progress)
-    ranges = {t: calibrated.ranges[t] for t in plan.activations}  # excluding layers only drops activations
+    if calibrated is None:  # auto_fallback's later steps can need the ranges of new residual inputs
+        extra = fallback_residuals(model, plan) if spec.precision.auto_fallback else []
+        calibrated = calibrate(model, spec, inputs, profile, model_sha256, plan.activations + extra, progress)
+    ranges = {t: calibrated.ranges[t] for t in plan.activations}
     fallback = spec.precision.fallback or "fp16"
     with_qdq = insert_qdq(model, plan, ranges, mode, FP16_SMALLEST if fallback == "fp16" else 0.0)
     quantized = _with_fallback(with_qdq, fallback, spec)
