@@ -1,6 +1,6 @@
 """The `trtc` command: parses arguments, calls the core, renders. No build logic lives here.
 
-Exit codes: 0 ok, 1 build failed, 2 usage or spec error, 3 accuracy gate failed.
+Exit codes: 0 ok, 1 build failed, 2 usage or spec error, 3 accuracy gate failed, 4 a `trtc diff --fail-on` threshold crossed.
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ def test_fp32_to_fp16_shows_the_precision_and_accuracy_changes(reports):
     assert ("Float", "Half") in changed.values()
     assert diff["metrics"]["plan_size"] == {**diff["metrics"]["plan_size"], "old": fp32["build"]["plan_bytes"], "new": fp16["build"]["plan_bytes"],
                                            "change": fp16["build"]["plan_bytes"] - fp32["build"]["plan_bytes"]}
-    assert diff["metrics"]["accuracy"]["old"] is None  # FP32 is the reference: no accuracy section
+    assert "accuracy" not in fp32 and diff["metrics"]["accuracy"]["old"] == 1.0  # FP32 is the reference itself
     assert diff["metrics"]["accuracy"]["new"] == min(o["cosine"] for o in fp16["accuracy"]["outputs"])
     assert "precision Float -> Half:" in result.stderr
 
@@ -77,7 +77,6 @@ def test_thresholds_gate_with_exit_4_and_name_each_crossing(reports):
     (["--fail-on", "time>5"], "error: --fail-on 'time>5': expected METRIC=+N, METRIC=+N% or METRIC=-N (e.g. time=+5%, accuracy=-0.001)"),
     (["--fail-on", "tme=+5%"], "error: --fail-on 'tme=+5%': unknown metric 'tme' (did you mean 'time'?); known: time, plan_size, kernels, "
                                "flops, mac, accuracy, warnings, build_time"),
-    (["--fail-on", "accuracy=-0.01"], "error: --fail-on accuracy=-0.01: the old report has no worst cosine vs FP32; drop this threshold"),
 ])
 def test_bad_thresholds_are_usage_errors(reports, args, message):
     result = run("diff", reports["fp32"], reports["fp16"], *args)
@@ -127,3 +126,17 @@ def test_one_more_kernel_over_no_node_is_one_added_kernel(reports):
     diff = diff_reports(old, new)["kernels"]
     assert diff["removed"] == [] and len(diff["added"]) == 1 and diff["added"][0]["type"] == "shape_call"
     assert diff["unchanged"] == len(old["fusion"]["kernels"])
+
+
+def test_accuracy_gate_against_an_fp32_baseline(reports, tmp_path):
+    fp16 = json.loads(reports["fp16"].read_text())
+    worst = min(o["cosine"] for o in fp16["accuracy"]["outputs"])
+    assert 0.99 < worst < 1.0
+    assert run("diff", reports["fp32"], reports["fp16"], "--fail-on", "accuracy=-0.01").exit_code == 0
+    crossed = run("diff", reports["fp32"], reports["fp16"], "--fail-on", "accuracy=-0")
+    assert crossed.exit_code == 4 and "crosses accuracy=-0" in crossed.stderr
+    # A reduced-precision report without measured accuracy cannot be gated: a one-line usage error.
+    (tmp_path / "unmeasured.json").write_text(json.dumps({k: v for k, v in fp16.items() if k != "accuracy"}))
+    missing = run("diff", reports["fp32"], tmp_path / "unmeasured.json", "--fail-on", "accuracy=-0.01")
+    assert missing.exit_code == 2
+    assert missing.stderr == "error: --fail-on accuracy=-0.01: the new report has no worst cosine vs FP32; drop this threshold\n"

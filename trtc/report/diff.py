@@ -31,8 +31,13 @@ def load_report(path: Path) -> dict:
 
 # Each metric: how to read it from a report, and which direction is worse.
 def _worst_cosine(report: dict) -> float | None:
-    outputs = (report.get("accuracy") or {}).get("outputs") or []
-    return min((o["cosine"] for o in outputs), default=None)
+    """Measured against the FP32 model, so an FP32 build (which has no accuracy section) is that
+    reference itself: 1. Without this a CI gate against an FP32 baseline could not be written."""
+    accuracy = report.get("accuracy")
+    if accuracy is None and (report.get("precision") or {}).get("mode", "fp32") == "fp32":
+        return 1.0
+    outputs = (accuracy or {}).get("outputs") or []
+    return min((o["cosine"] for o in outputs if o.get("cosine") is not None), default=None)
 
 
 METRICS = {
@@ -53,15 +58,16 @@ class Threshold:
     falls by more than 0.001; `kernels=+0`: fail on any growth."""
 
     metric: str
-    limit: float
+    limit: float  # how far it may move, >= 0
     relative: bool
     text: str
+    falling: bool  # a drop is the failure (the limit's sign; -0 is "any drop", which a signed 0 cannot say)
 
     def crossed(self, old: float, new: float) -> bool:
         change = new - old
         if self.relative:
             change = change / abs(old) * 100 if old else (0.0 if change == 0 else float("inf") * (1 if change > 0 else -1))
-        return change > self.limit if self.limit >= 0 else change < self.limit
+        return change < -self.limit if self.falling else change > self.limit
 
 
 _THRESHOLD = re.compile(r"^(?P<metric>[a-z_]+)=(?P<sign>[+-])(?P<value>\d+(\.\d*)?|\.\d+)(?P<percent>%?)$")
@@ -77,7 +83,7 @@ def parse_threshold(text: str) -> Threshold:
         raise UsageError(f"--fail-on {text!r}: unknown metric '{metric}'" + (f" (did you mean '{hint}'?)" if hint else "")
                          + f"; known: {', '.join(METRICS)}")
     value = float(match["value"])
-    return Threshold(metric, value if match["sign"] == "+" else -value, bool(match["percent"]), text.strip())
+    return Threshold(metric, value, bool(match["percent"]), text.strip(), falling=match["sign"] == "-")
 
 
 def diff_reports(old: dict, new: dict) -> dict:
