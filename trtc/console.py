@@ -312,11 +312,12 @@ def print_diff(terminal: Terminal, diff: dict) -> None:
     table = Table(box=None, pad_edge=False, show_edge=False)
     for column, justify in (("metric", "left"), ("old", "right"), ("new", "right"), ("change", "right")):
         table.add_column(column, justify=justify)
-    for metric in diff["metrics"].values():
+    for key, metric in diff["metrics"].items():
         if metric["old"] is None and metric["new"] is None:
             continue
         change = "-" if metric["change"] is None else _signed(metric["change"]) + (f" ({metric['percent']:+.1f}%)" if metric["percent"] else "")
-        table.add_row(metric["label"], _number(metric["old"]), _number(metric["new"]), change)
+        shown = _cosine if key == "accuracy" else _number
+        table.add_row(metric["label"], shown(metric["old"]), shown(metric["new"]), change)
     console.print(table)
     kernels = diff["kernels"]
     for title, entries in (("kernels only in the new build", kernels["added"]), ("kernels only in the old build", kernels["removed"])):
@@ -331,7 +332,7 @@ def print_diff(terminal: Terminal, diff: dict) -> None:
         console.print(f"est. time {change['old_us']:.2f} -> {change['new_us']:.2f} us: {escape(', '.join(change['onnx_nodes']) or '(no node of the model)')}")
     for entry in diff["accuracy"]:
         if entry["old_cosine"] != entry["new_cosine"]:
-            console.print(f"accuracy of {escape(entry['output'])}: cosine {_number(entry['old_cosine'])} -> {_number(entry['new_cosine'])}")
+            console.print(f"accuracy of {escape(entry['output'])}: cosine {_cosine(entry['old_cosine'])} -> {_cosine(entry['new_cosine'])}")
     for warning in diff["warnings"]["added"]:
         console.print(f"new warning: {escape(warning)}")
     if not any((kernels["added"], kernels["removed"], kernels["precision_changed"])):
@@ -342,6 +343,11 @@ def _number(value) -> str:
     if value is None:
         return "-"
     return f"{value:.6g}" if isinstance(value, float) else f"{value:,}"
+
+
+def _cosine(value: float | None) -> str:
+    """Cosines that matter differ in the 7th digit: 0.9999998 must not print as 1."""
+    return "-" if value is None else f"{value:.7f}"
 
 
 def _signed(value) -> str:
