@@ -113,7 +113,8 @@ def check_thresholds(diff: dict, thresholds: list[Threshold]) -> list[str]:
             raise UsageError(f"--fail-on {threshold.text}: the {side} report has no {metric['label']}; drop this threshold")
         if threshold.crossed(metric["old"], metric["new"]):
             shown = f"{metric['percent']:+.2f}%" if threshold.relative and metric["percent"] is not None else f"{metric['change']:+.6g}"
-            crossed.append(f"{metric['label']}: {metric['old']:.6g} -> {metric['new']:.6g} ({shown}) crosses {threshold.text}")
+            digits = ".7f" if threshold.metric == "accuracy" else ".6g"  # a cosine of 0.9999998 is not 1
+            crossed.append(f"{metric['label']}: {metric['old']:{digits}} -> {metric['new']:{digits}} ({shown}) crosses {threshold.text}")
     return crossed
 
 
