@@ -71,8 +71,12 @@ def run_job_reporting_errors(spec: Spec, observer, options: JobOptions) -> JobRe
     try:
         return run_job(spec, observer, options)
     except TrtcError as error:
-        return JobResult(spec.name, str(spec.source), FAILED, error.exit_code, "build failed", time.perf_counter() - started,
-                         error=error.message, details=list(error.details))
+        return failed_result(spec, error, time.perf_counter() - started)
+
+
+def failed_result(spec: Spec, error: TrtcError, seconds: float = 0.0) -> JobResult:
+    return JobResult(spec.name, str(spec.source), FAILED, error.exit_code, "build failed", seconds,
+                     error=error.message, details=list(error.details))
 
 
 def _targets(spec: Spec) -> list[Path]:

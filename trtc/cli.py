@@ -69,7 +69,7 @@ def build(terminal, specs: tuple[Path, ...], overrides: tuple[str, ...], force: 
     Exit codes: 0 built or up to date, 1 build failed, 2 usage or spec error, 3 accuracy gate failed.
     With several specs, the exit code is that of the first failed spec in argument order.
     """
-    from trtc.build_job import FAILED, JobOptions, UP_TO_DATE, run_job
+    from trtc.build_job import FAILED, JobOptions, UP_TO_DATE, failed_result, run_job
     from trtc.errors import TrtcError, UsageError
     from trtc.spec import load_spec
     from trtc.step_summary import append_step_summary
@@ -85,7 +85,7 @@ def build(terminal, specs: tuple[Path, ...], overrides: tuple[str, ...], force: 
             with terminal.progress() as progress:
                 results = [run_job(loaded[0], progress, options)]
         except TrtcError as error:
-            append_step_summary([_failed_result(loaded[0], error)])
+            append_step_summary([failed_result(loaded[0], error)])
             raise
         if results[0].status == UP_TO_DATE:
             print_up_to_date(terminal, results[0])
@@ -114,12 +114,6 @@ class _SpecLinesFor:
         from trtc.console import SpecLines
 
         return SpecLines(spec.name, self.quiet)
-
-
-def _failed_result(spec, error):
-    from trtc.build_job import FAILED, JobResult
-
-    return JobResult(spec.name, str(spec.source), FAILED, error.exit_code, "build failed", 0.0, error=error.message, details=list(error.details))
 
 
 @main.command()
