@@ -13,7 +13,7 @@ from pathlib import Path
 
 from trtc import __version__
 from trtc.backend.trt_import import backend_identity
-from trtc.precision.suffixes import SAMPLE_SUFFIXES
+from trtc.precision.suffixes import sample_files
 from trtc.spec.model import Spec
 
 
@@ -86,7 +86,7 @@ def data_fingerprint(where: str, base: Path) -> tuple[str, list[Path]]:
     folder = (base / where).resolve()
     if not folder.is_dir():
         return hashlib.sha256(f"missing {folder}".encode()).hexdigest(), []
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in SAMPLE_SUFFIXES)
+    files = sample_files(folder)
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.name.encode() + b"\0" + hash_files([path]).encode())

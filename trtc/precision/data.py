@@ -23,7 +23,7 @@ import numpy as np
 from trtc.errors import SpecError
 from trtc.graph.profiles import ModelInput
 from trtc.precision.images import load_image
-from trtc.precision.suffixes import IMAGE_SUFFIXES, SAMPLE_SUFFIXES
+from trtc.precision.suffixes import IMAGE_SUFFIXES, sample_files
 
 
 class SampleSource:
@@ -37,7 +37,7 @@ class SampleSource:
         folder = (base / where).resolve()
         if not folder.is_dir():
             raise SpecError(f"{key}: folder not found: {folder} (paths are relative to the spec's folder)")
-        self.files = sorted(p for p in folder.iterdir() if p.suffix.lower() in SAMPLE_SUFFIXES)
+        self.files = sample_files(folder)
         if not self.files:
             raise SpecError(f"{key}: {folder} holds no .npy, .npz or image files; put calibration samples there")
         kinds = {"image" if p.suffix.lower() in IMAGE_SUFFIXES else p.suffix.lower() for p in self.files}
