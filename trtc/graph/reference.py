@@ -36,14 +36,14 @@ class Reference:
         try:
             self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-            raise ReferenceUnavailable(f"onnxruntime cannot load the model: {_first_line(exc)}") from None
+            raise ReferenceUnavailable(f"onnxruntime cannot load the model: {_one_line(exc)}") from None
         self.outputs = outputs or [o.name for o in self.session.get_outputs()]
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         try:
             values = self.session.run(self.outputs, feeds)
         except Exception as exc:  # noqa: BLE001
-            raise ReferenceUnavailable(f"onnxruntime cannot run the model: {_first_line(exc)}") from None
+            raise ReferenceUnavailable(f"onnxruntime cannot run the model: {_one_line(exc)}") from None
         return dict(zip(self.outputs, values))
 
 
@@ -56,7 +56,7 @@ def with_outputs(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
     return copy
 
 
-def _first_line(exc: Exception) -> str:
+def _one_line(exc: Exception) -> str:
     """onnxruntime's message on one line (it breaks lines mid-sentence: 'for the following
     indices\n index: 0 Got: 16 Expected: 1')."""
     text = " ".join(str(exc).split())

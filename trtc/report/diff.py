@@ -134,15 +134,20 @@ def _kernel_key(kernel: dict) -> tuple:
     """Kernels are the same kernel when they cover the same nodes of the user's model (casts and
     Q/DQ that trtc added do not count: they differ between precisions); kernels that cover none
     (shape calculations, reformats) by their type and position among those."""
-    users = [n for n, op in zip(kernel["onnx_nodes"], kernel["onnx_op_types"]) if not op.endswith("(added by trtc)")]
-    return tuple(sorted(users)) if users else ("", kernel["type"])
+    users = _user_nodes(kernel)
+    return tuple(users) if users else ("", kernel["type"])
+
+
+def _user_nodes(kernel: dict) -> list[str]:
+    """The nodes of the user's model that a kernel covers, sorted."""
+    return sorted(n for n, op in zip(kernel["onnx_nodes"], kernel["onnx_op_types"]) if not op.endswith("(added by trtc)"))
 
 
 def _kernel_changes(old: dict, new: dict) -> dict:
     matched, removed, added = _pair_kernels((old.get("fusion") or {}).get("kernels") or [], (new.get("fusion") or {}).get("kernels") or [])
     precision, time = [], []
     for was, now in matched:
-        nodes = _kernel_summary(was)["onnx_nodes"]
+        nodes = _user_nodes(was)
         if was["precision"] != now["precision"]:
             precision.append({"onnx_nodes": nodes, "old": was["precision"], "new": now["precision"]})
         if _time_moved(was.get("estimated_us"), now.get("estimated_us")):
@@ -177,7 +182,7 @@ def _pair_kernels(old: list[dict], new: list[dict]) -> tuple[list[tuple[dict, di
 
 
 def _kernel_summary(kernel: dict) -> dict:
-    users = list(_kernel_key(kernel)) if kernel["onnx_nodes"] and _kernel_key(kernel)[0] else []
+    users = _user_nodes(kernel)
     return {"onnx_nodes": users, "added_by_trtc": len(kernel["onnx_nodes"]) - len(users), "type": kernel["type"],
             "precision": kernel["precision"], "estimated_us": kernel.get("estimated_us")}
 
