@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import json
+
 import onnx
+from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
 OPSET = 17
@@ -78,3 +81,22 @@ def write_spec(folder: Path, text: str, name: str = "spec.yaml") -> Path:
     path = folder / name
     path.write_text(text)
     return path
+
+
+def build(folder: Path, model: onnx.ModelProto, spec_text: str, *args: str):
+    """Save `model` as folder/model.onnx, build it with a spec of `spec_text` between the model line
+    and an sm 8.9 target; the CLI result and the report (None unless the build succeeded)."""
+    from trtc.cli import main
+
+    save(model, folder / "model.onnx")
+    spec = write_spec(folder, "model: model.onnx\n" + spec_text + "target: {compute_capabilities: [8.9]}\n")
+    result = CliRunner().invoke(main, ["build", str(spec), *args])
+    report = folder / "build" / "spec.report.json"
+    return result, (json.loads(report.read_text()) if result.exit_code == 0 and report.exists() else None)
+
+
+def build_report(folder: Path, model: onnx.ModelProto, spec_text: str, *args: str) -> dict:
+    """`build` that must succeed: its report."""
+    result, report = build(folder, model, spec_text, *args)
+    assert result.exit_code == 0, result.stderr
+    return report

@@ -1,8 +1,6 @@
 """Issue 7 on real-shaped graphs: a builder failure that names no node is bisected to its
 culprit, and a wrong declared output shape is exposed."""
 
-import json
-
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -13,28 +11,20 @@ from tests.cli.test_build_cli import run
 X_RANGE = "  x: {min: [10, 1, 4], opt: [10, 4, 4], max: [10, 8, 4]}\n"
 
 
-def build(tmp_path, model, spec_text, *args):
-    models.save(model, tmp_path / "model.onnx")
-    spec = models.write_spec(tmp_path, "model: model.onnx\n" + spec_text + "target: {compute_capabilities: [8.9]}\n")
-    result = run("build", spec, *args)
-    report = tmp_path / "build" / "spec.report.json"
-    return result, (json.loads(report.read_text()) if report.exists() and result.exit_code == 0 else None)
-
-
 def test_if_on_an_input_fails_in_tensorrt_and_trtc_names_it_and_the_remedy(tmp_path):
-    result, _ = build(tmp_path, trust_models.if_on_scalar_input_around_lstm(), "inputs:\n" + X_RANGE + "  sr: {shape: []}\n")
+    result, _ = models.build(tmp_path, trust_models.if_on_scalar_input_around_lstm(), "inputs:\n" + X_RANGE + "  sr: {shape: []}\n")
     assert result.exit_code == 1
     lines = result.stderr.splitlines()
     first = next(i for i, line in enumerate(lines) if line.startswith("error:"))
     assert lines[first] == "error: TensorRT failed to build the engine; the failure starts at node 'choose_net' (If)"
     assert any("Assertion" in line for line in lines[first:])  # TensorRT's own message, which names no node
     assert any(line.startswith("  hint: If 'choose_net' depends on input(s) sr; pin them") for line in lines)
-    skipped, _ = build(tmp_path, trust_models.if_on_scalar_input_around_lstm(), "inputs:\n" + X_RANGE + "  sr: {shape: []}\n", "--no-diagnose")
+    skipped, _ = models.build(tmp_path, trust_models.if_on_scalar_input_around_lstm(), "inputs:\n" + X_RANGE + "  sr: {shape: []}\n", "--no-diagnose")
     assert skipped.exit_code == 1 and "culprit" not in skipped.stderr
 
 
 def test_a_wrong_declared_output_shape_is_exposed(tmp_path):
-    result, report = build(tmp_path, trust_models.wrong_declared_output_shape(), "max_batch: 4\n")
+    result, report = models.build(tmp_path, trust_models.wrong_declared_output_shape(), "max_batch: 4\n")
     assert result.exit_code == 0, result.stderr
     row = report["output_shapes"]["outputs"][0]
     assert (row["declared"], row["onnxruntime"], row["tensorrt"]) == (["batch", 6, 4], [1, 4, 6], [-1, 4, 6])
@@ -71,7 +61,7 @@ def test_the_localizer_pins_the_failing_node_of_a_long_graph_within_its_bound(tm
 def test_an_lstm_that_tensorrt_unrolls_is_reported_as_more_traffic_not_negative_savings(tmp_path):
     # TensorRT runs the pinned model's LSTM as one kernel per time step: more memory traffic after
     # fusion than the one ONNX node had. The renderers must say so, not "saved -780%".
-    result, report = build(tmp_path, trust_models.if_on_scalar_input_around_lstm(), "max_batch: 8\ninputs:\n  sr: {value: 16000}\n")
+    result, report = models.build(tmp_path, trust_models.if_on_scalar_input_around_lstm(), "max_batch: 8\ninputs:\n  sr: {value: 16000}\n")
     assert result.exit_code == 0, result.stderr
     cost = report["cost"]
     assert cost["after_fusion"]["mac_bytes"] > cost["before_fusion"]["mac_bytes"] and cost["mac_saved_percent"] < 0

@@ -49,11 +49,8 @@ def _seq_first_with_scalar_gain():
 
 
 def _bindings(tmp_path, model, spec_text):
-    models.save(model, tmp_path / "model.onnx")
-    spec = models.write_spec(tmp_path, "model: model.onnx\n" + spec_text + "target: {compute_capabilities: [8.9]}\n")
-    result = run("build", spec)
+    result, report = models.build(tmp_path, model, spec_text)
     assert result.exit_code == 0, result.stderr
-    report = json.loads((tmp_path / "build" / "spec.report.json").read_text())
     return {b["name"]: b["profiles"][0] for b in report["bindings"] if b["mode"] == "Input"}, result
 
 

@@ -1,14 +1,11 @@
 """Loops whose trip count a pinned input fixes: reported, and unrolled when small and safe, with
 onnxruntime agreeing before and after."""
 
-import json
-
 import numpy as np
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from tests import models
-from tests.cli.test_build_cli import run
 from trtc.graph.loops import onnxruntime_check
 from trtc.graph.pin import pin_inputs
 
@@ -73,12 +70,7 @@ def test_an_unrolling_onnxruntime_disagrees_with_is_undone():
 
 
 def test_build_with_a_pinned_trip_count(tmp_path):
-    models.save(loop_model(), tmp_path / "model.onnx")
-    spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 4\ninputs:\n  steps: {value: 3}\n"
-                                       "target: {compute_capabilities: [8.9]}\n")
-    result = run("build", spec)
-    assert result.exit_code == 0, result.stderr
-    report = json.loads((tmp_path / "build" / "spec.report.json").read_text())
+    report = models.build_report(tmp_path, loop_model(), "max_batch: 4\ninputs:\n  steps: {value: 3}\n")
     assert report["pinning"]["resolved_control_flow"] == [{"node": "refine", "op_type": "Loop", "trip_count": 3, "unrolled": True}]
     assert "- `refine` (Loop): 3 iteration(s), unrolled" in (tmp_path / "build" / "spec.report.md").read_text()
     outputs = {b["name"]: b["dims"] for b in report["bindings"] if b["mode"] == "Output"}

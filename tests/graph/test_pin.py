@@ -1,14 +1,11 @@
 """Pinned inputs: the input leaves the engine, Ifs on it (nested too) become their taken branch."""
 
-import json
-
 import numpy as np
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from tests import models
-from tests.cli.test_build_cli import run
 from trtc.errors import SpecError
 from trtc.graph.pin import pin_inputs
 
@@ -59,12 +56,7 @@ def test_pinning_an_unknown_input_or_a_wrong_size_is_a_spec_error():
 
 
 def test_build_with_a_pinned_input(tmp_path):
-    models.save(sample_rate_model(), tmp_path / "model.onnx")
-    spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 4\ninputs:\n  sr: {value: 8000}\n"
-                                       "target: {compute_capabilities: [8.9]}\n")
-    result = run("build", spec)
-    assert result.exit_code == 0, result.stderr
-    report = json.loads((tmp_path / "build" / "spec.report.json").read_text())
+    report = models.build_report(tmp_path, sample_rate_model(), "max_batch: 4\ninputs:\n  sr: {value: 8000}\n")
     assert report["pinning"]["pinned_inputs"] == [{"input": "sr", "value": 8000}]
     assert [r["taken"] for r in report["pinning"]["resolved_control_flow"]] == ["else_branch"]
     markdown = (tmp_path / "build" / "spec.report.md").read_text()
@@ -106,10 +98,6 @@ def test_shape_driven_ifs_resolve_when_the_profile_fixes_the_shape():
 
 
 def test_build_resolves_shape_driven_ifs(tmp_path):
-    models.save(shape_driven_model(), tmp_path / "model.onnx")
-    spec = models.write_spec(tmp_path, "model: model.onnx\ninputs:\n  x: {shape: [4, 8]}\ntarget: {compute_capabilities: [8.9]}\n")
-    result = run("build", spec)
-    assert result.exit_code == 0, result.stderr
-    report = json.loads((tmp_path / "build" / "spec.report.json").read_text())
+    report = models.build_report(tmp_path, shape_driven_model(), "inputs:\n  x: {shape: [4, 8]}\n")
     assert report["pinning"]["pinned_inputs"] == []
     assert [r["taken"] for r in report["pinning"]["resolved_control_flow"]] == ["then_branch", "then_branch"]
