@@ -235,3 +235,12 @@ def test_trtc_code_identity_follows_its_files(tmp_path):
     assert code_identity(package) == first
     (package / "a.py").write_text("x = 22\n")  # an edit in an editable install
     assert code_identity(package) != first
+
+
+def test_depfile_with_several_specs_is_a_usage_error_and_builds_nothing(model_dir):
+    first = models.write_spec(model_dir, SPEC, "a.yaml")
+    second = models.write_spec(model_dir, SPEC, "b.yaml")
+    result = run("build", first, second, "--depfile", model_dir / "deps.d")
+    assert result.exit_code == 2
+    assert result.stderr == "error: --depfile takes one SPEC; run trtc build once per spec to get one dependency file each\n"
+    assert not (model_dir / "build").exists() and not (model_dir / "deps.d").exists()
