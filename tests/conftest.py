@@ -7,6 +7,8 @@ import pytest
 
 from tests import models
 
+pytest_plugins = ["tests.watchdog"]
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -15,6 +15,7 @@ from typing import Protocol
 from trtc.backend.engine_info import EngineInfo
 from trtc.backend.inspector import inspect_plan
 from trtc.backend.layer_log import parse_builder_log
+from trtc.backend.lifetime import TensorRTScope
 from trtc.backend.trt_logger import capturing_logger, clean, last_error
 from trtc.backend.trt_import import TensorRT
 from trtc.errors import BuildError, GpuUnavailableError, SpecError, UnsupportedModelError
@@ -59,26 +60,33 @@ class ModelSource:
 
 
 def build_plan(trt: TensorRT, source: ModelSource, settings: BuildSettings, observer: BuildObserver | None = None) -> BuildResult:
+    with TensorRTScope() as scope:
+        return _build_in_scope(scope, trt, source, settings, observer)
+
+
+def _build_in_scope(scope: TensorRTScope, trt: TensorRT, source: ModelSource, settings: BuildSettings,
+                    observer: BuildObserver | None) -> BuildResult:
     lib = trt.module
-    logger = capturing_logger(lib)
+    logger = scope.keep(capturing_logger(lib))
     started = time.perf_counter()
-    builder = lib.Builder(logger)
-    network = builder.create_network(_network_flags(lib))
-    parser = lib.OnnxParser(network, logger)
+    builder = scope.keep(lib.Builder(logger))
+    network = scope.keep(builder.create_network(network_flags(lib)))
+    parser = scope.keep(lib.OnnxParser(network, logger))
     try:
         _parse(parser, source, logger)
     except BuildError as error:
         error.log = logger.messages
         raise
-    config = builder.create_builder_config()
+    monitor = None
+    if observer is not None and hasattr(lib, "IProgressMonitor"):
+        monitor = scope.keep(_make_progress_monitor(lib, observer))  # outlives the config that calls it
+    config = scope.keep(builder.create_builder_config())
     warnings = []
     if settings.timing_cache is not None and trt.is_rtx:
         warnings.append(f"target.timing_cache: {trt.name} has no timing cache (its cache operations are no-ops); ignored")
         settings = replace(settings, timing_cache=None)
-    _configure(trt, builder, network, config, settings)
-    monitor = None
-    if observer is not None and hasattr(config, "progress_monitor"):
-        monitor = _make_progress_monitor(lib, observer)
+    configure(trt, builder, network, config, settings)
+    if monitor is not None and hasattr(config, "progress_monitor"):
         config.progress_monitor = monitor
     serialized = builder.build_serialized_network(network, config)
     if monitor is not None and monitor.interrupt is not None:
@@ -101,7 +109,7 @@ def build_plan(trt: TensorRT, source: ModelSource, settings: BuildSettings, obse
     return BuildResult(plan=plan, engine=engine, log=logger.messages, seconds=seconds, timing_cache=cache, warnings=warnings)
 
 
-def _network_flags(lib) -> int:
+def network_flags(lib) -> int:
     # Strongly typed: the ONNX graph alone decides precision (the only mode TensorRT 11 and
     # TensorRT-RTX have; opt-in on TensorRT 10).
     flag = getattr(lib.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
@@ -156,7 +164,7 @@ def _parse(parser, source: ModelSource, logger) -> None:
                                 problems if len(problems) > 1 else [])  # one problem: the message says it all
 
 
-def _configure(trt: TensorRT, builder, network, config, settings: BuildSettings) -> None:
+def configure(trt: TensorRT, builder, network, config, settings: BuildSettings) -> None:
     lib = trt.module
     config.profiling_verbosity = lib.ProfilingVerbosity.DETAILED
     if settings.workspace is not None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from trtc.backend.lifetime import TensorRTScope
 from trtc.backend.trt_import import TensorRT
 from trtc.backend.trt_logger import capturing_logger, last_error
 from trtc.errors import BackendUnavailableError, GpuUnavailableError, UsageError
@@ -24,11 +25,12 @@ class RunResult:
     latencies_ms: list[float]
 
 
-def load_engine(trt: TensorRT, plan: bytes):
-    logger = capturing_logger(trt.module)
-    runtime = trt.module.Runtime(logger)
+def load_engine(scope: TensorRTScope, trt: TensorRT, plan: bytes):
+    """The deserialized engine; it and its runtime belong to `scope`."""
+    logger = scope.keep(capturing_logger(trt.module))
+    runtime = scope.keep(trt.module.Runtime(logger))
     try:
-        engine = runtime.deserialize_cuda_engine(plan)
+        engine = scope.keep(runtime.deserialize_cuda_engine(plan))
     except Exception as exc:  # noqa: BLE001 - the bindings raise plain exceptions here
         engine, logger.messages = None, [*logger.messages, ("ERROR", str(exc))]
     if engine is None:
@@ -37,12 +39,17 @@ def load_engine(trt: TensorRT, plan: bytes):
             f"(TensorRT-RTX: RTX GPUs, compute capability 7.5 to 12.x; full TensorRT: the GPU the plan was built for); "
             f"TensorRT said: {last_error(logger.messages)}"
         )
-    return runtime, engine
+    return engine
 
 
 def run_plan(trt: TensorRT, plan: bytes, feeds: dict[str, np.ndarray], iterations: int = 1) -> RunResult:
     """Inputs missing from `feeds` get random values at the first profile's opt shape."""
-    runtime, engine = load_engine(trt, plan)
+    with TensorRTScope() as scope:
+        return _run_in_scope(scope, trt, plan, feeds, iterations)
+
+
+def _run_in_scope(scope: TensorRTScope, trt: TensorRT, plan: bytes, feeds: dict[str, np.ndarray], iterations: int) -> RunResult:
+    engine = load_engine(scope, trt, plan)
     cudart = _cuda_runtime()
     lib = trt.module
     names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
@@ -50,7 +57,7 @@ def run_plan(trt: TensorRT, plan: bytes, feeds: dict[str, np.ndarray], iteration
     unknown = sorted(set(feeds) - set(inputs))
     if unknown:
         raise UsageError(f"--input {unknown[0]}: the engine has no input of that name; its inputs are: {', '.join(inputs)}")
-    context = engine.create_execution_context()
+    context = scope.keep(engine.create_execution_context())
     host: dict[str, np.ndarray] = {}
     rng = np.random.default_rng(0)
     for name in inputs:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from trtc.backend.builder import BuildSettings, ModelSource, ParserProblem, _configure, _network_flags, parse_problems
+from trtc.backend.builder import BuildSettings, ModelSource, ParserProblem, configure, network_flags, parse_problems
+from trtc.backend.lifetime import TensorRTScope
 from trtc.backend.trt_import import TensorRT
 from trtc.backend.trt_logger import capturing_logger, last_error
 
@@ -22,20 +23,25 @@ class SupportCheck:
 def check_support(trt: TensorRT, source: ModelSource, settings: BuildSettings) -> SupportCheck:
     """Parse with TensorRT's own parser; when it parses, also apply the build settings to a
     builder config, which refuses bad targets and profiles that do not fit the network."""
+    with TensorRTScope() as scope:
+        return _check_in_scope(scope, trt, source, settings)
+
+
+def _check_in_scope(scope: TensorRTScope, trt: TensorRT, source: ModelSource, settings: BuildSettings) -> SupportCheck:
     lib = trt.module
-    logger = capturing_logger(lib)
-    builder = lib.Builder(logger)
-    network = builder.create_network(_network_flags(lib))
-    parser = lib.OnnxParser(network, logger)
+    logger = scope.keep(capturing_logger(lib))
+    builder = scope.keep(lib.Builder(logger))
+    network = scope.keep(builder.create_network(network_flags(lib)))
+    parser = scope.keep(lib.OnnxParser(network, logger))
     problems = parse_problems(parser, source, logger)
     inputs = {network.get_input(i).name: tuple(network.get_input(i).shape) for i in range(network.num_inputs)}
     outputs = [network.get_output(i).name for i in range(network.num_outputs)]
     result = SupportCheck(problems, network.num_layers, inputs, outputs)
     if problems:
         return result
-    config = builder.create_builder_config()
+    config = scope.keep(builder.create_builder_config())
     errors_before = len(logger.messages)
-    _configure(trt, builder, network, config, settings)  # raises SpecError on a target the backend lacks
+    configure(trt, builder, network, config, settings)  # raises SpecError on a target the backend lacks
     if config.num_optimization_profiles != len(settings.profiles):
         result.profile_errors.append(last_error(logger.messages[errors_before:]))
     return result
