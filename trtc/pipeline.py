@@ -231,7 +231,10 @@ def load_pinned_model(spec: Spec, observer: PipelineObserver) -> PinnedModel:
     value_ranges = {name: setting.value_range for name, setting in spec.input_settings.items() if setting.value_range}
     unroll_check = onnxruntime_check(random_feeds(model_inputs(model), {n: r.min for n, r in profiles[0].items()}, value_ranges,
                                                   fixed=feed_values(profiles[0], "min")))
-    pinning = pin_inputs(model, pinned_values, static_shapes, unroll_check)
+    shape_ranges = {name: (tuple(min(p[name].min[axis] for p in profiles) for axis in range(len(r.min))),
+                           tuple(max(p[name].max[axis] for p in profiles) for axis in range(len(r.max))))
+                    for name, r in profiles[0].items()}
+    pinning = pin_inputs(model, pinned_values, static_shapes, unroll_check, shape_ranges)
     if pinned_values or pinning["resolved_control_flow"]:
         sections["pinning"] = pinning
     # Node names and dim names do not change what onnxruntime computes; the file's own bytes then

@@ -12,18 +12,22 @@ from onnx import helper, numpy_helper
 
 from trtc.errors import SpecError
 from trtc.graph.loops import Check, resolve_constant_loops
+from trtc.graph.symbolic import decide_conditions, dimension_symbols
 from trtc.passes.base import PassContext
 from trtc.passes.fold_constants import FoldConstants
 from trtc.passes.graph_index import GraphIndex
 
+ShapeRanges = dict[str, tuple[tuple[int, ...], tuple[int, ...]]]  # input -> (lowest, highest) shape
 _MAX_ROUNDS = 32  # each round inlines at least one If; nesting deeper than this is not real
 
 
 def pin_inputs(model: onnx.ModelProto, values: dict[str, Any], static_shapes: dict[str, tuple[int, ...]] | None = None,
-               check: Check | None = None) -> dict[str, object]:
+               check: Check | None = None, shape_ranges: ShapeRanges | None = None) -> dict[str, object]:
     """Freeze each named input to its value, fold, inline constant Ifs. Returns the report section.
     `static_shapes` are inputs whose shape every profile fixes: in a graph with Ifs, `Shape` of a
     tensor whose shape they make static becomes a constant, so shape-driven Ifs resolve too.
+    `shape_ranges` (input -> lowest and highest shape over every profile) decide the Ifs whose
+    condition is a fact about dynamic shapes proven for every shape in range (graph/symbolic.py).
     Loops whose trip count became constant are reported, and unrolled when small and `check`
     (onnxruntime, before vs after) agrees."""
     graph = model.graph
@@ -37,39 +41,45 @@ def pin_inputs(model: onnx.ModelProto, values: dict[str, Any], static_shapes: di
         graph.input.remove(inputs[name])
         pinned.append({"input": name, "value": array.tolist()})
     has_control = any(node.op_type in ("If", "Loop") for node in graph.node)
-    resolved = fold_constant_ifs(model, static_shapes if has_control else None) if pinned or (has_control and static_shapes) else []
+    shape_ranges = shape_ranges if has_control else None
+    resolved = fold_constant_ifs(model, static_shapes if has_control else None, shape_ranges) \
+        if pinned or (has_control and (static_shapes or shape_ranges)) else []
     if (pinned or static_shapes) and any(node.op_type == "Loop" for node in graph.node):
         loops = resolve_constant_loops(model, check)
         if any(loop["unrolled"] for loop in loops):
-            resolved += fold_constant_ifs(model, static_shapes)  # the copies' iteration numbers are constants
+            resolved += fold_constant_ifs(model, static_shapes, shape_ranges)  # the copies' iteration numbers are constants
         resolved += loops
     return {"pinned_inputs": pinned, "resolved_control_flow": resolved}
 
 
-def fold_constant_ifs(model: onnx.ModelProto, static_shapes: dict[str, tuple[int, ...]] | None = None) -> list[dict[str, str]]:
+def fold_constant_ifs(model: onnx.ModelProto, static_shapes: dict[str, tuple[int, ...]] | None = None,
+                      shape_ranges: ShapeRanges | None = None) -> list[dict[str, str]]:
     """Fold constants (and static shapes: an inlined branch brings new Shape nodes), then replace
-    each If with a constant condition by its taken branch; repeat until none is left to resolve."""
+    each If with a constant condition by its taken branch; when none is constant, each If whose
+    condition is proven over `shape_ranges`; repeat until none is left to resolve."""
     resolved = []
     for _ in range(_MAX_ROUNDS):
         if static_shapes:
             _fold_static_shapes(model, static_shapes)
         FoldConstants().run(model, PassContext())
         index = GraphIndex(model.graph)
-        inlined = False
-        for position, node in enumerate(list(model.graph.node)):
-            if node.op_type != "If" or node.domain not in ("", "ai.onnx"):
-                continue
-            condition = index.constant(node.input[0])
-            if condition is None or condition.size != 1:
-                continue
-            branch_name = "then_branch" if bool(condition.reshape(-1)[0]) else "else_branch"
-            branch = next(a.g for a in node.attribute if a.name == branch_name)
-            _inline(model.graph, position, node, branch)
-            resolved.append({"node": node.name, "op_type": "If", "taken": branch_name})
-            inlined = True
-            break  # positions changed: re-index
-        if not inlined:
+        decisions = {}
+        for node in model.graph.node:
+            if node.op_type == "If" and node.domain in ("", "ai.onnx"):
+                condition = index.constant(node.input[0])
+                if condition is not None and condition.size == 1:
+                    decisions[node.name] = (bool(condition.reshape(-1)[0]), None)
+        if not decisions and shape_ranges:
+            probe, bounds = dimension_symbols(model, shape_ranges)
+            decisions = {name: (truth.value, truth.why) for name, truth in decide_conditions(probe, bounds).items()}
+        if not decisions:
             return resolved
+        position, node = next((i, n) for i, n in enumerate(model.graph.node) if n.name in decisions and n.op_type == "If")
+        taken, fact = decisions[node.name]
+        branch_name = "then_branch" if taken else "else_branch"
+        branch = next(a.g for a in node.attribute if a.name == branch_name)
+        _inline(model.graph, position, node, branch)
+        resolved.append({"node": node.name, "op_type": "If", "taken": branch_name, **({"proven": fact} if fact else {})})
     return resolved
 
 
@@ -87,7 +97,9 @@ def _inline(graph: onnx.GraphProto, position: int, node: onnx.NodeProto, branch:
 def _copy(inner: onnx.NodeProto, outer_name: str) -> onnx.NodeProto:
     copy = onnx.NodeProto()
     copy.CopyFrom(inner)
-    copy.name = f"{outer_name}/{inner.name or inner.op_type}"  # unique, and says where it came from
+    # Unique, and says where it came from; an unnamed node is named by its first output (outputs
+    # are unique), since passes tell nodes apart by name.
+    copy.name = f"{outer_name}/{inner.name or next((o for o in inner.output if o), inner.op_type)}"
     return copy
 
 

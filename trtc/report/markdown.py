@@ -64,7 +64,8 @@ def _resolved(entry: dict) -> str:
     if entry["op_type"] == "Loop":
         done = "unrolled" if entry["unrolled"] else f"kept as a loop: {entry['reason']}"
         return f"- `{entry['node']}` (Loop): {entry['trip_count']} iteration(s), {done}"
-    return f"- `{entry['node']}` ({entry['op_type']}): took the {entry['taken'].replace('_', ' ')}"
+    proven = f", proven for every shape in the profiles: {entry['proven']}" if entry.get("proven") else ""
+    return f"- `{entry['node']}` ({entry['op_type']}): took the {entry['taken'].replace('_', ' ')}{proven}"
 
 
 def _passes(passes: dict | None) -> list[str]:
