@@ -86,8 +86,7 @@ def check_spec(spec: Spec) -> CheckResult:
                        f"{len(pinning['resolved_control_flow'])} If/Loop node(s) resolved")
     checked += _check_data(spec, model)
 
-    settings = BuildSettings(profiles=profiles, workspace=spec.workspace, compute_capabilities=spec.target.compute_capabilities,
-                             optimization_level=spec.target.optimization_level)
+    settings = BuildSettings.for_spec(spec, profiles)
     with tempfile.TemporaryDirectory(prefix="trtc-check-") as scratch:
         source, _ = model_source(model, pinned.loaded, spec, Path(scratch))
         support = check_support(trt, source, settings)

@@ -86,8 +86,7 @@ def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True) -> Buil
     timing_cache = _read_timing_cache(spec)
     with tempfile.TemporaryDirectory(prefix="trtc-") as scratch:
         graph = prepare_graph(spec, observer, Path(scratch))
-        settings = BuildSettings(profiles=graph.profiles, workspace=spec.workspace, compute_capabilities=spec.target.compute_capabilities,
-                                 optimization_level=spec.target.optimization_level, timing_cache=timing_cache)
+        settings = BuildSettings.for_spec(spec, graph.profiles, timing_cache)
         _return_freed_memory()
         observer.stage(f"building with {trt.name} {trt.version}")
         try:
@@ -356,6 +355,7 @@ def _report(spec: Spec, graph: PreparedGraph, trt, result: BuildResult, warnings
         "precision": {"mode": spec.precision.mode},  # replaced by the precision step's section
         "profiles": [{name: r.as_dict() for name, r in profile.items()} for profile in graph.profiles],
         "bindings": bindings,
+        "plugins": [plugin.as_dict() for plugin in result.plugins] or None,
         "fusion": fusion,
         "cost": cost,
         "warnings": list(warnings),

@@ -184,7 +184,7 @@ def test_check_lists_each_node_the_parser_refuses(tmp_path, op_type, domain):
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
     assert lines[0].startswith("unsupported: tensorrt-rtx") and "refused 1 node(s) of 3" in lines[0]
-    assert lines[1] == f"  node 'suspect' ({op_type}): TensorRT has no importer for {op_type} and no plugin of that name is registered"
+    assert lines[1] == f"  node 'suspect' ({op_type}): TensorRT has no importer for {op_type} and no registered plugin has that name; load the library that provides it with plugins: [path/to/lib.so] in the spec, or export the model without this op"
     assert any("export the float model" in line for line in lines[2:]) == (domain == "com.microsoft")
 
 
@@ -236,7 +236,7 @@ def test_check_json_is_one_object_on_stdout(tmp_path, model_dir):
     document = json.loads(bad.stdout)
     assert document["exit_code"] == 1 and document["supported"] is False
     assert document["unsupported"] == [{"node": "suspect", "op_type": "Det",
-                                        "message": "TensorRT has no importer for Det and no plugin of that name is registered"}]
+                                        "message": "TensorRT has no importer for Det and no registered plugin has that name; load the library that provides it with plugins: [path/to/lib.so] in the spec, or export the model without this op"}]
     good = run("check", models.write_spec(model_dir, "model: model.onnx\nmax_batch: 2\n"), "--json")
     assert good.exit_code == 0
     document = json.loads(good.stdout)

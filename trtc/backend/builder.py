@@ -16,10 +16,11 @@ from trtc.backend.engine_info import EngineInfo
 from trtc.backend.inspector import inspect_plan
 from trtc.backend.layer_log import parse_builder_log
 from trtc.backend.lifetime import TensorRTScope
+from trtc.backend.plugins import LoadedPlugin, load_plugins, plugin_hint
 from trtc.backend.trt_logger import capturing_logger, clean, last_error
 from trtc.backend.trt_import import TensorRT
 from trtc.errors import BuildError, GpuUnavailableError, SpecError, UnsupportedModelError
-from trtc.spec.model import ShapeRange
+from trtc.spec.model import ShapeRange, Spec
 
 
 class BuildObserver(Protocol):
@@ -37,6 +38,12 @@ class BuildSettings:
     compute_capabilities: tuple[str, ...] = ()
     optimization_level: int | None = None
     timing_cache: bytes | None = None
+    plugins: tuple[Path, ...] = ()  # libraries loaded into TensorRT's plugin registry before parsing
+
+    @staticmethod
+    def for_spec(spec: Spec, profiles: list[dict[str, ShapeRange]], timing_cache: bytes | None = None) -> BuildSettings:
+        return BuildSettings(profiles=profiles, workspace=spec.workspace, compute_capabilities=spec.target.compute_capabilities,
+                             optimization_level=spec.target.optimization_level, timing_cache=timing_cache, plugins=spec.plugins)
 
 
 @dataclass
@@ -47,6 +54,7 @@ class BuildResult:
     seconds: float
     timing_cache: bytes | None = None
     warnings: list[str] = field(default_factory=list)
+    plugins: list[LoadedPlugin] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -72,8 +80,9 @@ def _build_in_scope(scope: TensorRTScope, trt: TensorRT, source: ModelSource, se
     builder = scope.keep(lib.Builder(logger))
     network = scope.keep(builder.create_network(network_flags(lib)))
     parser = scope.keep(lib.OnnxParser(network, logger))
+    plugins = load_plugins(trt, settings.plugins, logger.messages)
     try:
-        _parse(parser, source, logger)
+        _parse(trt, parser, source, logger)
     except BuildError as error:
         error.log = logger.messages
         raise
@@ -106,7 +115,8 @@ def _build_in_scope(scope: TensorRTScope, trt: TensorRT, source: ModelSource, se
             engine = inspect_plan(trt, plan)
         except GpuUnavailableError as error:
             warnings.append(f"no fusion map: {trt.name} logged no layer information, and {error.message}")
-    return BuildResult(plan=plan, engine=engine, log=logger.messages, seconds=seconds, timing_cache=cache, warnings=warnings)
+    return BuildResult(plan=plan, engine=engine, log=logger.messages, seconds=seconds, timing_cache=cache, warnings=warnings,
+                       plugins=plugins)
 
 
 def network_flags(lib) -> int:
@@ -132,7 +142,7 @@ class ParserProblem:
         return f"{where}: {self.message}"
 
 
-def parse_problems(parser, source: ModelSource, logger) -> list[ParserProblem]:
+def parse_problems(trt: TensorRT, parser, source: ModelSource, logger) -> list[ParserProblem]:
     """Parse `source` into the parser's network; every refusal, or [] when it parsed."""
     if source.data is not None:
         ok = parser.parse(source.data, str(source.base_dir) if source.base_dir else None)
@@ -147,15 +157,15 @@ def parse_problems(parser, source: ModelSource, logger) -> list[ParserProblem]:
         # without a GPU that noise hides the real reason, which comes first.
         desc = _CUDA_NOISE.sub("", clean(error.desc()))
         op_type = error.node_operator()
-        if op_type and not parser.supports_operator(op_type) and (desc in ("", "false") or "Plugin not found" in desc):
+        if op_type and not parser.supports_operator(op_type) and (desc in ("", "false") or "lugin" in desc):
             # TensorRT's own words here are an assertion ("false", "creator && ...").
-            desc = f"TensorRT has no importer for {op_type} and no plugin of that name is registered"
+            desc = plugin_hint(trt, op_type) + (f" (TensorRT: {desc})" if "Could not create" in desc else "")
         problems.append(ParserProblem(error.node_name(), op_type, desc))
     return problems or [ParserProblem("", "", last_error(logger.messages))]
 
 
-def _parse(parser, source: ModelSource, logger) -> None:
-    problems = [problem.describe() for problem in parse_problems(parser, source, logger)]
+def _parse(trt: TensorRT, parser, source: ModelSource, logger) -> None:
+    problems = [problem.describe() for problem in parse_problems(trt, parser, source, logger)]
     if not problems:
         return
     unsupported = [p for p in problems if not p.startswith("model:")]

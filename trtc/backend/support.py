@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from trtc.backend.builder import BuildSettings, ModelSource, ParserProblem, configure, network_flags, parse_problems
 from trtc.backend.lifetime import TensorRTScope
+from trtc.backend.plugins import load_plugins
 from trtc.backend.trt_import import TensorRT
 from trtc.backend.trt_logger import capturing_logger, last_error
 
@@ -33,7 +34,8 @@ def _check_in_scope(scope: TensorRTScope, trt: TensorRT, source: ModelSource, se
     builder = scope.keep(lib.Builder(logger))
     network = scope.keep(builder.create_network(network_flags(lib)))
     parser = scope.keep(lib.OnnxParser(network, logger))
-    problems = parse_problems(parser, source, logger)
+    load_plugins(trt, settings.plugins, logger.messages)
+    problems = parse_problems(trt, parser, source, logger)
     inputs = {network.get_input(i).name: tuple(network.get_input(i).shape) for i in range(network.num_inputs)}
     outputs = [network.get_output(i).name for i in range(network.num_outputs)]
     result = SupportCheck(problems, network.num_layers, inputs, outputs)

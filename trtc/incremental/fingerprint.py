@@ -56,7 +56,9 @@ def fingerprint(spec: Spec, model_files: list[Path], model_sha256: str | None = 
         "trtc": f"{__version__} {code_identity(Path(__file__).resolve().parents[1])}",
         "backend": backend_identity(spec.target.backend),
     }
-    data_inputs: list[Path] = []
+    data_inputs: list[Path] = list(spec.plugins)
+    if spec.plugins:  # a rebuilt plugin library changes the engine
+        components["plugins"] = hash_files(list(spec.plugins))
     base = spec.source.parent if spec.source else Path.cwd()
     for key, where in (("calibration_data", spec.precision.calibration.get("data")), ("accuracy_data", spec.accuracy.get("data"))):
         if where:

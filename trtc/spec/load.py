@@ -156,6 +156,12 @@ def _build(doc: dict, spec_path: Path, overridden: list[tuple], locate) -> Spec:
     if model.is_dir():
         raise SpecError(f"{locate(('model',))}: model: expected an ONNX file, got a directory: {model}")
 
+    plugins = tuple(resolve(("plugins",), path) for path in doc.get("plugins", []))
+    for index, path in enumerate(plugins):
+        if not path.is_file():
+            raise SpecError(f"{locate(('plugins', index))}: plugins[{index}]: plugin library not found: {path} "
+                            "(paths are relative to the spec's folder)")
+
     output = doc.get("output", {})
     plan = resolve(("output", "plan"), output.get("plan")) or folder / "build" / f"{name}.plan"
     report = resolve(("output", "report"), output.get("report")) or folder / "build" / f"{name}.report.json"
@@ -195,6 +201,7 @@ def _build(doc: dict, spec_path: Path, overridden: list[tuple], locate) -> Spec:
         target=target,
         output=paths,
         document=doc,
+        plugins=plugins,
     )
 
 

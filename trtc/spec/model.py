@@ -102,6 +102,7 @@ class Spec:
     target: TargetSpec
     output: OutputPaths
     document: dict[str, Any]
+    plugins: tuple[Path, ...] = ()  # plugin libraries, loaded before TensorRT parses the model
 
     @property
     def fingerprint(self) -> str:

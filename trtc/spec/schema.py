@@ -270,6 +270,11 @@ SPEC_SCHEMA = {
                      "description": "Several optimization profiles, each a map of input name -> min/opt/max or shape. Shapes "
                                     "then belong here, not in inputs (value and range stay in inputs).",
                      "examples": [[{"images": {"shape": [1, 3, 224, 224]}}, {"images": {"min": [8, 3, 224, 224], "max": [32, 3, 224, 224]}}]]},
+        "plugins": {"type": "array", "items": {"type": "string"}, "uniqueItems": True,
+                    "description": "TensorRT plugin libraries (.so, .dll; relative to the spec's folder) loaded into TensorRT's "
+                                   "plugin registry before the model is parsed, for nodes TensorRT has no importer for. Each must "
+                                   "export TensorRT's plugin entry points (setLoggerFinder, getCreators).",
+                    "examples": [["plugins/libmy_nms.so"]]},
         "workspace": {**_SIZE, "description": "Limit of the builder's workspace memory pool: a size in bytes or with a "
                                                "unit (512MiB, 2GiB, 64MB). Default: TensorRT's own."},
         "precision": _PRECISION,
