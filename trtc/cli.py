@@ -177,7 +177,9 @@ def inspect(terminal, model: Path, shapes: tuple[str, ...], top: int | None, as_
     if as_json:
         nodes = [{"name": n, "op_type": c.op_type, "flops": c.flops, "bytes_read": c.bytes_read, "bytes_written": c.bytes_written,
                   "known": c.known, "reason": c.reason} for n, c in result.costs.items()]
-        click.echo(json.dumps({"model": str(result.model), "shapes": result.shapes, "totals": result.totals, "nodes": nodes}, indent=2))
+        # default=str: a cost that is a formula in dynamic dimensions is written as text ("3072*N").
+        click.echo(json.dumps({"model": str(result.model), "shapes": result.shapes, "totals": result.totals, "nodes": nodes},
+                              indent=2, default=str))
     else:
         print_inspection(terminal, result, top)
 

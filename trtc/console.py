@@ -189,7 +189,9 @@ def print_run(terminal: Terminal, result) -> None:
 
 
 def print_inspection(terminal: Terminal, result, top: int | None) -> None:
-    costs = sorted(result.costs.items(), key=lambda item: -item[1].flops) if top else list(result.costs.items())
+    # A formula ranks by its value with every dynamic dimension at 1.
+    magnitude = lambda flops: flops.at({}) if hasattr(flops, "at") else flops  # noqa: E731
+    costs = sorted(result.costs.items(), key=lambda item: -magnitude(item[1].flops)) if top else list(result.costs.items())
     table = Table(box=None, pad_edge=False, show_edge=False)
     for column, justify in (("node", "left"), ("op", "left"), ("FLOPs", "right"), ("MAC", "right"), ("", "left")):
         table.add_column(column, justify=justify)
@@ -201,6 +203,9 @@ def print_inspection(terminal: Terminal, result, top: int | None) -> None:
     console.print(table)
     shapes = ", ".join(f"{name}={'x'.join(map(str, shape))}" for name, shape in result.shapes.items())
     totals = result.totals
+    symbols = sorted({d for shape in result.shapes.values() for d in shape if isinstance(d, str)})
+    if symbols:
+        shapes += f" ({', '.join(escape(s) for s in symbols)}: dynamic, costs are formulas in them; --shape gives values)"
     console.print(f"{totals['nodes']} nodes at {shapes}: {human(totals['flops'], 'FLOP')} (multiply-accumulates), "
                   f"{human(totals['mac_bytes'], 'B')} memory traffic before fusion")
     if totals["unknown_nodes"]:

@@ -24,7 +24,6 @@ def test_inspect_prints_costs_and_totals(demo_copy):
 def test_inspect_errors(demo_copy, tmp_path):
     model = demo_copy.parent.parent / "models" / "demo.onnx"
     cases = [
-        ((model,), "error: input images[batch,3,64,64] float32: dimension 0 is dynamic; give it with --shape images=1x3x64x64\n"),
         ((model, "--shape", "image=1x3x64x64"), "error: --shape image: the model has no input of that name; did you mean 'images'?\n"),
         ((model, "--shape", "images=1x3x32x32"), "error: --shape images=1x3x32x32: does not fit the model's input images[batch,3,64,64] float32\n"),
         ((model, "--shape", "images=1x3x64x64", "--shape", "images=2x3x64x64"), "error: --shape images: given twice; give each input once\n"),
@@ -45,3 +44,30 @@ def test_inspect_marks_unknown_costs(tmp_path):
     row = next(line for line in result.stderr.splitlines() if line.startswith("topk"))
     assert row.split()[2:] == ["?", "312", "B", "no", "FLOP", "formula", "for", "TopK"]  # 4x10 + k read, values + int64 indices written
     assert "warning: 1 node(s) of unknown cost (shape or FLOP formula); their FLOPs count as 0: topk" in result.stderr
+
+
+def test_without_shape_dynamic_dimensions_give_formulas_that_agree_with_every_concrete_shape(demo_copy):
+    model = demo_copy.parent.parent / "models" / "demo.onnx"
+    symbolic = run("inspect", model, "--json")
+    assert symbolic.exit_code == 0, symbolic.stderr
+    formulas = {n["name"]: n for n in json.loads(symbolic.stdout)["nodes"]}
+    assert formulas["head0"]["flops"] == f"{32 * 16 * 16 * 18}*batch"
+    for batch in (1, 3, 32):
+        concrete = json.loads(run("inspect", model, "--shape", f"images={batch}x3x64x64", "--json").stdout)
+        for node in concrete["nodes"]:
+            formula = formulas[node["name"]]["flops"]
+            value = int(formula.replace("*batch", "")) * batch if isinstance(formula, str) else formula
+            assert value == node["flops"], node["name"]
+    table = run("inspect", model, "--top", "2")
+    assert "6.92 MFLOP·batch" in table.stderr and "batch: dynamic, costs are formulas in them" in table.stderr
+
+
+def test_a_dimension_the_formulas_cannot_follow_is_unknown_not_guessed(tmp_path):
+    """A stride-2 convolution on a dynamic height: its output height is floor((H - 1) / 2) + 1,
+    which no polynomial states; inference leaves it unnamed, so the cost is unknown."""
+    weight = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
+    path = models.save(make_model([helper.make_node("Conv", ["x", "w"], ["y"], name="conv", strides=[2, 2], pads=[1, 1, 1, 1])],
+                                  {"x": [1, 3, "H", 32]}, ["y"], [weight]), tmp_path / "conv.onnx")
+    result = run("inspect", path)
+    assert result.exit_code == 0, result.stderr
+    assert next(line for line in result.stderr.splitlines() if line.startswith("conv")).split()[2] == "?"

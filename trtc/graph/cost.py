@@ -72,6 +72,13 @@ def tensor_elements(types: dict[str, TensorType]) -> dict[str, int]:
 
 
 def cost_of(node: onnx.NodeProto, types: dict[str, TensorType]) -> NodeCost:
+    try:
+        return _cost_of(node, types)
+    except (TypeError, ValueError):  # a shape polynomial where the formula compares or divides
+        return NodeCost(node.op_type, 0, 0, 0, known=False, reason="depends on a dynamic dimension in a way trtc cannot express")
+
+
+def _cost_of(node: onnx.NodeProto, types: dict[str, TensorType]) -> NodeCost:
     if node.op_type in BUILD_TIME:
         return NodeCost(node.op_type, 0, 0, 0)
     ins = [_elements(types.get(name)) if name else 0 for name in node.input]

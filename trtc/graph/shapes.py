@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import onnx
 
+from trtc.graph.symbolic import Poly
+
 # Initializers up to this size keep their data: shape-like int64 tensors feed Reshape/Expand/...
 _KEEP_DATA_BYTES = 4096
 
@@ -20,7 +22,9 @@ class TensorType:
 
     @property
     def static_shape(self) -> tuple[int, ...] | None:
-        if self.shape is None or not all(isinstance(d, int) for d in self.shape):
+        """The shape when every dimension is known: an integer, or a polynomial in the
+        symbols `trtc inspect` gives dynamic dimensions (graph/symbolic.py)."""
+        if self.shape is None or not all(isinstance(d, (int, Poly)) for d in self.shape):
             return None
         return self.shape  # type: ignore[return-value]
 
@@ -74,7 +78,10 @@ def _light_copy(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]]
         if value.name in input_shapes and value.name not in initializer_names:
             copy.type.tensor_type.shape.Clear()
             for dim in input_shapes[value.name]:
-                copy.type.tensor_type.shape.dim.add().dim_value = dim
+                if isinstance(dim, str):  # a symbol: inference carries it through
+                    copy.type.tensor_type.shape.dim.add().dim_param = dim
+                else:
+                    copy.type.tensor_type.shape.dim.add().dim_value = dim
     declared = {value.name for value in graph.input}
     for init in model.graph.initializer:
         if init.data_location == onnx.TensorProto.EXTERNAL or _byte_size(init) > _KEEP_DATA_BYTES:

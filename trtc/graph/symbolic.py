@@ -11,6 +11,7 @@ pinning and static shapes cannot resolve under a dynamic batch.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import prod
 
 import numpy as np
 import onnx
@@ -38,7 +39,8 @@ class Poly:
     def symbol(name: str) -> Poly:
         return Poly.of({(name,): 1})
 
-    def __add__(self, other: Poly) -> Poly:
+    def __add__(self, other: Poly | int) -> Poly:
+        other = _lift(other)
         total = dict(self.terms)
         for monomial, coefficient in other.terms:
             total[monomial] = total.get(monomial, 0) + coefficient
@@ -47,16 +49,33 @@ class Poly:
     def __neg__(self) -> Poly:
         return Poly(tuple((m, -c) for m, c in self.terms))
 
-    def __sub__(self, other: Poly) -> Poly:
-        return self + (-other)
+    def __sub__(self, other: Poly | int) -> Poly:
+        return self + (-_lift(other))
 
-    def __mul__(self, other: Poly) -> Poly:
+    def __rsub__(self, other: int) -> Poly:
+        return _lift(other) - self
+
+    def __mul__(self, other: Poly | int) -> Poly:
+        other = _lift(other)
         total: dict[Monomial, int] = {}
         for m1, c1 in self.terms:
             for m2, c2 in other.terms:
                 monomial = tuple(sorted(m1 + m2))
                 total[monomial] = total.get(monomial, 0) + c1 * c2
         return Poly.of(total)
+
+    __radd__ = __add__
+    __rmul__ = __mul__
+
+    def __floordiv__(self, divisor: int) -> Poly:
+        quotient = self.exact_division(int(divisor))
+        if quotient is None:
+            raise ValueError(f"{self} is not a multiple of {divisor}")
+        return quotient
+
+    def at(self, values: dict[str, int]) -> int:
+        """The value with every symbol replaced by `values` (missing ones by 1)."""
+        return sum(c * prod(values.get(name, 1) for name in m) for m, c in self.terms)
 
     def exact_division(self, divisor: int) -> Poly | None:
         if divisor == 0 or any(c % divisor for _, c in self.terms):
@@ -92,6 +111,14 @@ class Poly:
             else:
                 parts.append(factors if coefficient == 1 else f"-{factors}" if coefficient == -1 else f"{coefficient}*{factors}")
         return " + ".join(parts).replace("+ -", "- ")
+
+
+def _lift(value: Poly | int) -> Poly:
+    if isinstance(value, Poly):
+        return value
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return Poly.constant(int(value))
+    raise TypeError(f"cannot combine a shape polynomial with {type(value).__name__}")
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 
 def human(value: float | None, unit: str) -> str:
-    """1234567 -> '1.23 M<unit>'."""
+    """1234567 -> '1.23 M<unit>'; a formula in dynamic dimensions (from `trtc inspect` without
+    --shape) term by term: '1.23 MFLOP·N'."""
     if value is None:
         return "?"
+    terms = getattr(value, "terms", None)
+    if terms is not None:
+        return " + ".join(human(c, unit) + "".join(f"·{name}" for name in m) for m, c in terms) if terms else f"0 {unit}"
     for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= scale:
             return f"{value / scale:.2f} {prefix}{unit}"
