@@ -20,7 +20,9 @@ class StagedOutputs:
         self._staged: list[tuple[Path, Path]] = []  # (temporary, final)
         self._created_dirs: list[Path] = []
 
-    def write(self, path: Path, data: bytes | str) -> None:
+    def write(self, path: Path, data: bytes | str) -> Path:
+        """Stage `data` for `path`; returns the temporary file, which becomes `path` unchanged
+        (same inode and modification time) on commit."""
         try:
             self._make_parent(path.parent)
             handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
@@ -30,6 +32,7 @@ class StagedOutputs:
         os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get ordinary permissions
         with os.fdopen(handle, "wb") as stream:
             stream.write(data.encode() if isinstance(data, str) else data)
+        return Path(temporary)
 
     def commit(self) -> None:
         for temporary, final in self._staged:

@@ -22,6 +22,7 @@ from trtc.errors import BuildError, TrtcError
 from trtc.graph.loops import onnxruntime_check
 from trtc.graph.pin import pin_inputs
 from trtc.incremental.fingerprint import Fingerprint, fingerprint
+from trtc.incremental.stamps import stamp, stamps
 from trtc.diagnose import explain, localize
 from trtc.graph.random_inputs import random_feeds
 from trtc.graph.declared import compare, declared_shapes, observed_outputs, shapes_of
@@ -78,6 +79,7 @@ class PreparedGraph:
     warnings: list[str]
     extra_files: list[tuple[Path, str]]  # e.g. a calibration cache, written with the outputs
     fingerprint: Fingerprint  # of everything that decided this build, for `trtc build`'s up-to-date check
+    file_stamps: dict[str, list[int]]  # of the model files as hashed: the up-to-date check trusts the hash while they hold
 
 
 def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True) -> BuildOutcome:
@@ -106,7 +108,8 @@ def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True) -> Buil
     for warning in report["warnings"][len(said):]:  # found while writing the report (output shapes)
         observer.warning(warning)
     with StagedOutputs() as staged:
-        staged.write(spec.output.plan, result.plan)
+        plan_file = staged.write(spec.output.plan, result.plan)
+        report["build"]["file_stamps"] = {**graph.file_stamps, str(spec.output.plan): stamp(plan_file)}
         staged.write(spec.output.report, json.dumps(report, indent=2) + "\n")
         staged.write(spec.output.markdown, render_markdown(report))
         staged.write(spec.output.html, render_html(report))
@@ -124,9 +127,11 @@ def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True) -> Buil
 def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path) -> PreparedGraph:
     """Load the model and run the graph steps in order; each rewrites the model in place and may
     add a report section."""
+    model_stamp = stamps([spec.model])  # before reading: a change while it is read shows next time
     front = load_pinned_model(spec, observer)
     loaded, model, profiles, sections, warnings = front.loaded, front.model, front.profiles, front.sections, front.warnings
-    stamp = fingerprint(spec, loaded.files, loaded.sha256)
+    file_stamps = {**stamps(loaded.files[1:]), **model_stamp}
+    build_fingerprint = fingerprint(spec, loaded.files, loaded.sha256)
     original_nodes = {node.name: node.op_type for node in model.graph.node}
     value_ranges = {name: setting.value_range for name, setting in spec.input_settings.items() if setting.value_range}
     min_feeds = random_feeds(model_inputs(model), {name: r.min for name, r in profiles[0].items()}, value_ranges,
@@ -192,7 +197,7 @@ def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path) -> Prep
     added = {n.name: n.op_type for n in model.graph.node if n.name not in original_nodes and n.name not in origins}
     return PreparedGraph(source=source, onnx_bytes=onnx_bytes, nodes=original_nodes, origins=origins, costs=costs, built_costs=built_costs, opt_elements=opt_elements, added=added,
                          profiles=profiles, model_sha256=loaded.sha256, sections=sections, warnings=warnings, extra_files=extra_files,
-                         fingerprint=stamp)
+                         fingerprint=build_fingerprint, file_stamps=file_stamps)
 
 
 @dataclass

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trtc.incremental.fingerprint import Fingerprint, fingerprint, hash_files
+from trtc.incremental.stamps import unchanged
 from trtc.spec.model import Spec
 
 
@@ -31,7 +32,10 @@ def check(spec: Spec) -> Verdict:
         return Verdict(False, "the model path changed")
     if not all(p.is_file() for p in model_files):
         return Verdict(False, "a model file is missing")
-    current = fingerprint(spec, model_files)
+    file_stamps = report["build"].get("file_stamps")
+    # While the model files keep the stamps they had when hashed, the recorded hash stands.
+    known_hash = recorded.get("components", {}).get("model") if unchanged(file_stamps, model_files) else None
+    current = fingerprint(spec, model_files, known_hash if isinstance(known_hash, str) else None)
     changed = [key for key in sorted({*current.components, *recorded.get("components", {})})
                if current.components.get(key) != recorded.get("components", {}).get(key)]
     if changed:
@@ -40,7 +44,8 @@ def check(spec: Spec) -> Verdict:
     if missing:
         return Verdict(False, f"{missing[0].name} is missing", current)
     plan = spec.output.plan
-    if plan.stat().st_size != report["build"].get("plan_bytes") or hash_files([plan]) != report["build"].get("plan_sha256"):
+    if plan.stat().st_size != report["build"].get("plan_bytes") or (
+            not unchanged(file_stamps, [plan]) and hash_files([plan]) != report["build"].get("plan_sha256")):
         return Verdict(False, f"{plan.name} is not the plan the report describes", current)
     return Verdict(True, "up to date", current, report)
 
