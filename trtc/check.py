@@ -21,6 +21,7 @@ from trtc.errors import SpecError
 from trtc.graph.profiles import model_inputs
 from trtc.passes import select_passes
 from trtc.pipeline import load_pinned_model, model_source
+from trtc.precision.accuracy_data import accuracy_samples, spec_gates
 from trtc.precision.data import SampleSource
 from trtc.precision.quantize import calibration_data
 from trtc.remedies import remedies
@@ -84,7 +85,7 @@ def check_spec(spec: Spec) -> CheckResult:
         pinning = pinned.sections["pinning"]
         checked.append(f"pinned inputs: {', '.join(p['input'] for p in pinning['pinned_inputs']) or 'none'}; "
                        f"{len(pinning['resolved_control_flow'])} If/Loop node(s) resolved")
-    checked += _check_data(spec, model)
+    checked += _check_data(spec, model, profiles[0])
 
     settings = BuildSettings.for_spec(spec, profiles)
     with tempfile.TemporaryDirectory(prefix="trtc-check-") as scratch:
@@ -104,9 +105,10 @@ def check_spec(spec: Spec) -> CheckResult:
                        checked=checked, warnings=observer.warnings)
 
 
-def _check_data(spec: Spec, model) -> list[str]:
+def _check_data(spec: Spec, model, profile) -> list[str]:
     """Calibration and accuracy data exist and their first sample fits the model's inputs (one
-    file read; a python: generator is imported but not run)."""
+    file read; a python: generator is imported but not run); with an accuracy gate, there are
+    enough samples to measure it (up to 32 files read)."""
     inputs = model_inputs(model)
     base = spec.source.parent if spec.source else Path.cwd()
     preprocess = spec.precision.calibration.get("preprocess")
@@ -123,6 +125,9 @@ def _check_data(spec: Spec, model) -> list[str]:
         if source.files:
             next(source.batches(1, 1), None)
         lines.append(f"{key}: {source.description}")
+    gates = spec_gates(spec)
+    if gates and spec.precision.mode != "fp32" and not any(where.startswith("python:") for _, where in wanted):
+        accuracy_samples(spec, inputs, profile).require_enough(gates)
     return lines
 
 

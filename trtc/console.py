@@ -139,15 +139,19 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
         console.print(f"  {calibration['mode']}: {len(calibration['quantized_layers'])} layers quantized ({calibration['method']} calibration on "
                       f"{calibration['samples']} samples, cache {calibration['cache']}), {len(calibration['not_quantized'])} left in "
                       f"{calibration['fallback']}" + (f"; auto_fallback kept back {', '.join(calibration['auto_fallback']['kept_back'])}"
-                                                       if calibration.get("auto_fallback") else ""))
+                                                       if calibration.get("auto_fallback") else "")
+                      + (f"; {len(precision['kept_fp32'])} kept in FP32" if precision.get("kept_fp32") else ""))
     elif precision.get("mode", "fp32") != "fp32":
         kept = precision.get("kept_fp32", {})
         console.print(f"  {precision['mode']}: {precision.get('converted_nodes', 0)} nodes converted, {len(kept)} kept in FP32, "
                       f"{precision.get('casts_inserted', 0)} casts inserted")
-    if accuracy:
+    if accuracy and accuracy.get("status") == "not measured":
+        console.print(f"  [bold red]accuracy vs FP32: NOT MEASURED[/] ({escape(accuracy['reason'])})")
+    elif accuracy and accuracy["outputs"]:
         worst = min(accuracy["outputs"], key=lambda o: o["cosine"])
-        console.print(f"  accuracy vs FP32 on {accuracy['samples']} samples{' (emulated)' if accuracy['emulated'] else ''}: "
-                      f"worst cosine {worst['cosine']:.6f} ({escape(worst['name'])}), rel. L2 {worst['rel_l2_error']:.2e}"
+        console.print(f"  accuracy vs FP32 on {accuracy['samples']} {accuracy['kind']} samples{' (emulated)' if accuracy['emulated'] else ''}: "
+                      f"{escape(worst['name'])}: cosine {worst['cosine']:.6f} (per sample mean {worst['sample_cosine_mean']:.6f}, "
+                      f"worst {worst['sample_cosine_worst']:.6f}), rel. L2 {worst['rel_l2_error']:.2e}"
                       + ("" if accuracy["passed"] is None else "; gates passed"))
     if report.get("warnings"):  # each was printed when it arose; the count stops them being missed
         console.print(f"  [yellow]{len(report['warnings'])} warning(s)[/], printed above and kept in the report")

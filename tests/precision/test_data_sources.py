@@ -19,9 +19,16 @@ def test_streams_batches_across_files_and_holds_out(tmp_path):
     (tmp_path / "data").mkdir()
     for index in range(3):
         np.save(tmp_path / "data" / f"{index}.npy", np.full((2, 3, 16, 16), index, np.float32))
-    batches = list(source(tmp_path).batches(batch=4, limit=5, skip=1))
+    def values(batches):
+        return [float(v) for v in np.concatenate([b["x"] for b in batches])[:, 0, 0, 0]]
+
+    data = source(tmp_path)
+    batches = list(data.batches(batch=4, limit=5, part="calibration"))
     assert [b["x"].shape[0] for b in batches] == [4, 1]
-    assert [float(v) for v in np.concatenate([b["x"] for b in batches])[:, 0, 0, 0]] == [0, 1, 1, 2, 2]
+    assert values(batches) == [0, 0, 1, 2, 2]  # every 4th sample (the second 1) is held out
+    assert values(data.batches(batch=4, limit=5, part="held out")) == [1]
+    assert values(data.batches(batch=2, limit=3)) == [0, 0, 1]
+    assert (data.count("held out", 8), data.count("all", 4)) == (1, 4)
 
 
 @pytest.mark.parametrize("setup,message", [

@@ -56,14 +56,14 @@ def test_failed_accuracy_gate_exits_3_and_writes_nothing(demo_copy):
 def test_accuracy_on_user_data(tmp_path):
     models.save(models.conv_bn_relu(), tmp_path / "model.onnx")
     (tmp_path / "data").mkdir()
-    for index in range(3):
+    for index in range(5):
         np.save(tmp_path / "data" / f"sample{index}.npy", np.random.default_rng(index).standard_normal((2, 3, 16, 16)).astype(np.float32))
-    spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 4\nprecision: fp16\naccuracy: {data: data, samples: 5, min_cosine: 0.999}\n"
+    spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 4\nprecision: fp16\naccuracy: {data: data, samples: 9, min_cosine: 0.999}\n"
                                        "target: {compute_capabilities: [8.9]}\n")
     result = run("build", spec)
     assert result.exit_code == 0, result.stderr
     accuracy = report_of(spec)["accuracy"]
-    assert accuracy["samples"] == 5 and accuracy["source"].startswith("accuracy.data: 3 npy file(s)")
+    assert accuracy["samples"] == 9 and accuracy["source"].startswith("accuracy.data: 5 npy file(s)")
     assert accuracy["passed"] is True
 
 
@@ -72,8 +72,8 @@ def test_fp16_overflow_on_user_data_fails_the_gate(tmp_path):
     # (|x| ~ 1e5) overflows FP16. onnxruntime's own FP16 run would hide that (it computes in FP32).
     models.save(models.conv_bn_relu(), tmp_path / "model.onnx")
     (tmp_path / "data").mkdir()
-    np.save(tmp_path / "data" / "big.npy", (np.random.default_rng(0).standard_normal((2, 3, 16, 16)) * 1e5).astype(np.float32))
-    spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 4\nprecision: fp16\naccuracy: {data: data, samples: 2, max_rel_l2: 0.5}\n"
+    np.save(tmp_path / "data" / "big.npy", (np.random.default_rng(0).standard_normal((8, 3, 16, 16)) * 1e5).astype(np.float32))
+    spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 4\nprecision: fp16\naccuracy: {data: data, samples: 8, max_rel_l2: 0.5}\n"
                                        "target: {compute_capabilities: [8.9]}\n")
     before = snapshot(tmp_path)
     result = run("build", spec)

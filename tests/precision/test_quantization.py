@@ -10,7 +10,7 @@ from tests.passes.helpers import model, weights
 from trtc.precision.qdq import plan_quantization
 
 
-def calibration_folder(folder, count=24):
+def calibration_folder(folder, count=32):
     (folder / "calib").mkdir()
     rng = np.random.default_rng(3)
     for index in range(count // 8):
@@ -39,8 +39,8 @@ def test_int8_demo_runs_int8_convolutions_and_reuses_its_cache(demo_copy):
     assert calibration["samples"] == 16 and calibration["cache"] == "written"
     assert calibration["not_quantized"] == {"fc": "GEMM too small to gain from quantization (weights [10, 32])"}
     assert calibration["residual_inputs"] == ["down.relu.out"]  # the skip branch of the residual Add
-    assert report["accuracy"]["source"].startswith("calibration data held out from calibration")
-    assert report["accuracy"]["samples"] == 8  # 24 samples, 16 used for calibration
+    assert report["accuracy"]["source"].startswith("every 4th calibration sample, held out from calibration")
+    assert report["accuracy"]["samples"] == 8  # every 4th of 32 samples; calibration took 16 of the other 24
     assert min(o["cosine"] for o in report["accuracy"]["outputs"]) > 0.999
     cache = demo_copy.parent / "build" / "demo.calib.json"
     assert json.loads(cache.read_text())["method"] == "minmax"
@@ -130,7 +130,7 @@ def test_auto_fallback_ranks_layers_on_the_users_held_out_samples(demo_copy):
                  "--set", "accuracy.min_cosine=0.9999")
     assert result.exit_code == 0, result.stderr
     fallback = report_of(demo_copy)["calibration"]["auto_fallback"]
-    assert fallback["ranked_on"] == f"calibration data held out from calibration: 3 npy file(s) in {demo_copy.parent / 'calib'}"
+    assert fallback["ranked_on"] == f"every 4th calibration sample, held out from calibration: 4 npy file(s) in {demo_copy.parent / 'calib'}"
     assert fallback["kept_back"]
 
 

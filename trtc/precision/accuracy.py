@@ -1,10 +1,12 @@
 """How much accuracy a precision change cost: the FP32 model and the converted one run in
 onnxruntime on the same held-out samples; per output the max abs error, relative L2 error,
-cosine similarity and, for outputs shaped like class scores ([batch, classes], classes >= 2),
+cosine similarity pooled over all samples and per sample (mean and worst: one broken sample must
+not hide in the pool) and, for outputs shaped like class scores ([batch, classes], classes >= 2),
 top-1 agreement. Values the converted model makes Inf/NaN where FP32 is finite (FP16 overflow)
 are counted apart, the metrics cover the rest, and any such value fails every gate: a NaN metric
 must never pass a comparison. Gates from the spec's `accuracy` block turn a shortfall into exit
-code 3."""
+code 3. No figure comes from fewer than MIN_ACCURACY_SAMPLES samples: no samples make no results,
+and a gate with too few is a spec error (exit 2), never a pass."""
 
 from __future__ import annotations
 
@@ -18,15 +20,26 @@ from trtc.errors import AccuracyGateError, SpecError
 from trtc.graph.reference import Reference
 
 
+MIN_ACCURACY_SAMPLES = 8  # fewer say too little about a model: gates refuse them, reports say "not measured"
+CLEARLY_OFF_COSINE, CLEARLY_OFF_SAMPLE_COSINE = 0.99, 0.9  # below these a build warns without any gate
+
+
 @dataclass
 class OutputAccuracy:
     name: str
     samples: int
     max_abs_error: float
     rel_l2_error: float
-    cosine: float
+    cosine: float  # pooled over all samples
     top1_agreement: float | None
     nonfinite: int = 0  # values Inf/NaN in the converted output where FP32 is finite
+    sample_cosine_mean: float | None = None
+    sample_cosine_worst: float | None = None
+
+
+def _cosine(dot, ref2, out2, diff2):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((ref2 > 0) & (out2 > 0), dot / np.sqrt(ref2 * out2), np.where(diff2 == 0, 1.0, 0.0))
 
 
 class _Accumulator:
@@ -36,39 +49,47 @@ class _Accumulator:
         self.name, self.samples, self.max_abs = name, 0, 0.0
         self.diff2 = self.ref2 = self.dot = self.out2 = 0.0
         self.top1_same = self.top1_total = self.nonfinite = 0
+        self.sample_cosines: list[float] = []
 
-    def add(self, reference: np.ndarray, converted: np.ndarray) -> None:
-        ref, out = reference.astype(np.float64).ravel(), converted.astype(np.float64).ravel()
-        self.samples += reference.shape[0] if reference.ndim else 1
-        both = np.isfinite(ref) & np.isfinite(out)
+    def add(self, reference: np.ndarray, converted: np.ndarray, samples: int) -> None:
+        # Per sample when the output's first axis is the batch; else the run counts as one sample.
+        rows = samples if reference.ndim and reference.shape[0] == samples and samples else 1
+        ref, out = reference.astype(np.float64).reshape(rows, -1), converted.astype(np.float64).reshape(rows, -1)
+        self.samples += samples
         self.nonfinite += int(np.sum(np.isfinite(ref) & ~np.isfinite(out)))
-        if not both.all():
-            ref, out = ref[both], out[both]
+        both = np.isfinite(ref) & np.isfinite(out)
+        ref, out = np.where(both, ref, 0.0), np.where(both, out, 0.0)
+        diff2, ref2, out2, dot = ((ref - out) ** 2).sum(1), (ref**2).sum(1), (out**2).sum(1), (ref * out).sum(1)
         self.max_abs = max(self.max_abs, float(np.max(np.abs(ref - out))) if ref.size else 0.0)
-        self.diff2 += float(np.sum((ref - out) ** 2))
-        self.ref2 += float(np.sum(ref**2))
-        self.out2 += float(np.sum(out**2))
-        self.dot += float(np.sum(ref * out))
+        self.diff2, self.ref2, self.out2, self.dot = (self.diff2 + diff2.sum(), self.ref2 + ref2.sum(), self.out2 + out2.sum(),
+                                                      self.dot + dot.sum())
+        self.sample_cosines += [float(c) for c in _cosine(dot, ref2, out2, diff2)]
         if reference.ndim == 2 and reference.shape[1] >= 2:
             self.top1_same += int(np.sum(reference.argmax(1) == converted.argmax(1)))
             self.top1_total += reference.shape[0]
 
     def result(self) -> OutputAccuracy:
+        if not self.samples:
+            raise ValueError(f"output '{self.name}': no samples measured, so no figure")
         rel = np.sqrt(self.diff2 / self.ref2) if self.ref2 > 0 else float(np.sqrt(self.diff2))
-        cosine = self.dot / np.sqrt(self.ref2 * self.out2) if self.ref2 > 0 and self.out2 > 0 else (1.0 if self.diff2 == 0 else 0.0)
+        cosine = float(_cosine(self.dot, self.ref2, self.out2, self.diff2))
         top1 = self.top1_same / self.top1_total if self.top1_total else None
-        return OutputAccuracy(self.name, self.samples, self.max_abs, float(rel), float(cosine), top1, self.nonfinite)
+        return OutputAccuracy(self.name, self.samples, self.max_abs, float(rel), cosine, top1, self.nonfinite,
+                              float(np.mean(self.sample_cosines)), float(np.min(self.sample_cosines)))
 
 
 def measure_accuracy(reference: onnx.ModelProto | bytes, converted: onnx.ModelProto | bytes,
                      batches: Iterable[dict[str, np.ndarray]]) -> list[OutputAccuracy]:
     fp32, reduced = Reference(reference), Reference(converted)
     sums = {name: _Accumulator(name) for name in fp32.outputs}
+    measured = 0
     for feeds in batches:
         expected, actual = fp32.run(feeds), reduced.run(_cast_like(reduced, feeds))
+        samples = len(next(iter(feeds.values()))) if feeds else 1
+        measured += samples
         for name, accumulator in sums.items():
-            accumulator.add(expected[name], actual[name])
-    return [accumulator.result() for accumulator in sums.values()]
+            accumulator.add(expected[name], actual[name], samples)
+    return [accumulator.result() for accumulator in sums.values()] if measured else []
 
 
 def gate_failures(results: list[OutputAccuracy], gates: dict) -> list[str]:
@@ -88,6 +109,10 @@ def gate_failures(results: list[OutputAccuracy], gates: dict) -> list[str]:
 
 
 def enforce(results: list[OutputAccuracy], gates: dict, mode: str) -> None:
+    measured = min((r.samples for r in results), default=0)
+    if gates and measured < MIN_ACCURACY_SAMPLES:  # callers refuse this earlier, naming the data; never a pass
+        raise SpecError(f"accuracy.{next(iter(gates))}: a gate needs at least {MIN_ACCURACY_SAMPLES} samples to measure; "
+                        f"{measured} were measured: give more samples")
     if "min_top1_agreement" in gates and results and all(r.top1_agreement is None for r in results):
         # A gate that cannot be measured must not pass silently.
         raise SpecError(f"accuracy.min_top1_agreement: no output ({', '.join(r.name for r in results)}) is a [batch, classes] "
@@ -97,6 +122,19 @@ def enforce(results: list[OutputAccuracy], gates: dict, mode: str) -> None:
         raise AccuracyGateError(f"accuracy gate failed for {mode}: {failures[0]}"
                                 + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
                                 + "; keep sensitive layers in higher precision (precision.keep_fp32) or relax the gate", failures)
+
+
+def clearly_off(outputs: list[dict]) -> list[str]:
+    """Why a measured reduced-precision model is clearly off FP32, one phrase per output; the
+    build warns about these without any gate set."""
+    problems = []
+    for o in outputs:
+        worst = o["sample_cosine_worst"]
+        if o["nonfinite"]:
+            problems.append(f"output '{o['name']}': {o['nonfinite']} value(s) Inf/NaN where FP32 is finite")
+        elif o["cosine"] < CLEARLY_OFF_COSINE or worst < CLEARLY_OFF_SAMPLE_COSINE:
+            problems.append(f"output '{o['name']}': cosine {o['cosine']:.4f}, worst sample {worst:.4f}")
+    return problems
 
 
 def as_dicts(results: list[OutputAccuracy]) -> list[dict]:

@@ -6,8 +6,11 @@ A node is converted when its op is in `CONVERTIBLE` and nothing keeps it in FP32
 - its op is in `KEEP_FP32_OPS`: exponentials, powers and reciprocals (overflow), reductions that
   sum many values (overflow, lost low bits) and normalizations (variance of small differences);
 - (FP16) a reference run saw its output exceed `MAGNITUDE_LIMIT` in magnitude (FP16 tops out at
-  65504; headroom for the next op), or one of its weights overflows FP16 or would mostly flush to
-  zero. BF16 has FP32's range, so only the first two rules apply to it.
+  65504; headroom for the next op) or one of its inputs exceed FP16's range (the Cast in front of
+  it would make Inf), or one of its weights overflows FP16 or would mostly flush to zero. BF16 has
+  FP32's range, so only the first two rules apply to it.
+A DequantizeLinear whose readers all stay FP32 stays FP32 too, so a quantized layer kept in FP32
+still reads its DequantizeLinear directly (the pattern TensorRT fuses into an INT8 kernel).
 Every other op, and every op not listed as convertible, stays FP32. Casts go only where a tensor
 crosses between precisions, one per tensor and direction; Resize scales and ROI always stay FP32.
 With `keep_io_types` the graph inputs and outputs keep their FP32 types.
@@ -27,6 +30,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from trtc.graph.reference import Reference, with_outputs
 from trtc.graph.shapes import tensor_types
 from trtc.passes.graph_index import constant_value
 
@@ -68,8 +72,10 @@ def autocast(model: onnx.ModelProto, mode: str, keep_fp32: tuple[str, ...] = (),
     types = tensor_types(model)
     is_float = {name for name, t in types.items() if t.elem_type == TensorProto.FLOAT}
     initializers = {init.name: init for init in graph.initializer}
+    reasons = {node.name: _keep_reason(node, mode, keep_fp32, magnitudes or {}, initializers, is_float) for node in graph.node}
+    _dequantize_like_readers(graph, reasons)
     for node in graph.node:
-        reason = _keep_reason(node, mode, keep_fp32, magnitudes or {}, initializers, is_float)
+        reason = reasons[node.name]
         if reason is None:
             result.converted.append(node.name)
         elif any(n in is_float for n in [*node.input, *node.output]):
@@ -118,6 +124,9 @@ def _keep_reason(node, mode, keep_fp32, magnitudes, initializers, is_float) -> s
         if magnitudes.get(out, 0.0) > MAGNITUDE_LIMIT:
             return f"output reaches |x| = {magnitudes[out]:.4g} in FP32 (FP16 limit {MAGNITUDE_LIMIT:g} with headroom)"
     for name in node.input:
+        if name not in initializers and magnitudes.get(name, 0.0) > FP16_MAX:
+            return f"input {name} reaches |x| = {magnitudes[name]:.4g} in FP32 (Inf in FP16, whose largest value is {FP16_MAX:g})"
+    for name in node.input:
         if name in initializers and name in is_float:
             values = np.abs(numpy_helper.to_array(initializers[name]))
             if values.size and values.max() > FP16_MAX:
@@ -126,6 +135,25 @@ def _keep_reason(node, mode, keep_fp32, magnitudes, initializers, is_float) -> s
             if nonzero.size and np.mean(nonzero < FP16_TINY) > 0.5:
                 return f"weight {name} would mostly flush to zero in FP16"
     return None
+
+
+def _dequantize_like_readers(graph: onnx.GraphProto, reasons: dict[str, str | None]) -> None:
+    readers: dict[str, list[str]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node.name)
+    for node in graph.node:
+        users = readers.get(node.output[0], []) if node.op_type == "DequantizeLinear" else []
+        if reasons[node.name] is None and users and all(reasons[user] is not None for user in users):
+            reasons[node.name] = f"feeds {users[0]}, which stays FP32"
+
+
+def reference_magnitudes(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> dict[str, float]:
+    """Max |x| of every float tensor in one FP32 onnxruntime run: what the FP16 rules read
+    (ReferenceUnavailable when onnxruntime cannot run the model)."""
+    names = [out for node in model.graph.node for out in node.output if out]
+    values = {**feeds, **Reference(with_outputs(model, names)).run(feeds)}
+    return {name: float(np.max(np.abs(v))) for name, v in values.items() if v.dtype.kind == "f" and v.size}
 
 
 def _initializers_feeding(graph, converted, initializers, is_float) -> list[str]:

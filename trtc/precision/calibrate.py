@@ -46,9 +46,11 @@ def collect_ranges(model: onnx.ModelProto, tensors: list[str], batches: Iterable
     return {name: c.amax_for(method, percentile) for name, c in collectors.items()}, samples
 
 
-def cache_key(model_sha256: str, data_fingerprint: str, method: str, percentile: float) -> dict:
+def cache_key(model_sha256: str, data_fingerprint: str, method: str, percentile: float, held_out: str | None = None) -> dict:
+    """`held_out`: which samples calibration skipped (kept for accuracy), so a cache made from
+    all of them is not reused as if it had not seen the accuracy samples."""
     return {"model_sha256": model_sha256, "data_fingerprint": data_fingerprint, "method": method,
-            "percentile": percentile if method == "percentile" else None}
+            "percentile": percentile if method == "percentile" else None, "held_out": held_out}
 
 
 def read_cache(path: Path | None, key: dict, tensors: list[str]) -> tuple[dict[str, float] | None, str]:

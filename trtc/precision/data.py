@@ -25,6 +25,8 @@ from trtc.graph.profiles import ModelInput
 from trtc.precision.images import load_image
 from trtc.precision.suffixes import IMAGE_SUFFIXES, sample_files
 
+HOLD_OUT_EVERY = 4  # without accuracy.data, every 4th calibration sample is held out to measure accuracy on
+
 
 class SampleSource:
     def __init__(self, where: str, key: str, inputs: list[ModelInput], base: Path, preprocess: dict | None = None):
@@ -57,22 +59,27 @@ class SampleSource:
             digest.update(hashlib.sha256(path.read_bytes()).digest())
         return digest.hexdigest()
 
-    def batches(self, batch: int, limit: int, skip: int = 0) -> Iterator[dict[str, np.ndarray]]:
-        """Batches of up to `batch` samples; `skip` samples first (held out for accuracy)."""
+    def batches(self, batch: int, limit: int, part: str = "all") -> Iterator[dict[str, np.ndarray]]:
+        """Batches of up to `batch` samples, `limit` in all, from `part`: "all", "held out" (every
+        HOLD_OUT_EVERY-th sample, kept for accuracy) or "calibration" (the others)."""
         pending: list[dict[str, np.ndarray]] = []
-        seen = 0
-        for sample in self._samples():
-            seen += 1
-            if seen <= skip:
+        taken = 0
+        for index, sample in enumerate(self._samples() if limit > 0 else ()):
+            if part != "all" and (index % HOLD_OUT_EVERY == HOLD_OUT_EVERY - 1) != (part == "held out"):
                 continue
-            if seen > skip + limit:
-                break
             pending.append(sample)
-            if len(pending) == batch:
+            taken += 1
+            if len(pending) == batch or taken == limit:
                 yield _stack(pending)
                 pending = []
+            if taken == limit:
+                return
         if pending:
             yield _stack(pending)
+
+    def count(self, part: str, up_to: int) -> int:
+        """How many samples `part` holds, counted up to `up_to` (reads no further)."""
+        return sum(len(next(iter(b.values()))) for b in self.batches(up_to, up_to, part))
 
     def _samples(self) -> Iterator[dict[str, np.ndarray]]:
         """One sample at a time (batch axis of size 1), checked."""

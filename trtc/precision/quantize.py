@@ -1,7 +1,10 @@
 """INT8 / FP8 post-training quantization for `trtc build`: plan the Q/DQ placement, calibrate the
 activation ranges (or reuse a matching cache), insert Q/DQ, put the rest in the fallback
-precision, and measure accuracy on held-out samples. With `auto_fallback`, the layers whose
-quantization hurts most return to the fallback precision until the accuracy gate holds."""
+precision, and measure accuracy on held-out samples. The FP16 fallback gets autocast's FP16 rules
+(overflowing layers stay FP32, ranges from a reference run) and is measured on a graph that rounds
+through FP16, as `precision: fp16` is. With `auto_fallback`, the layers whose quantization hurts most
+return to the fallback precision until the accuracy gate holds; a model clearly off FP32 without a
+gate gets the same ranking, for the warning."""
 
 from __future__ import annotations
 
@@ -15,10 +18,11 @@ import onnx
 from trtc.errors import AccuracyGateError, SpecError
 from trtc.graph.profiles import ModelInput
 from trtc.graph.random_inputs import random_feeds
-from trtc.precision.accuracy import measure_accuracy
+from trtc.precision.accuracy import clearly_off, measure_accuracy
+from trtc.precision.accuracy_data import AccuracySamples
 from trtc.precision.autocast import autocast
 from trtc.precision.calibrate import cache_document, cache_key, collect_ranges, read_cache
-from trtc.precision.data import SampleSource
+from trtc.precision.data import HOLD_OUT_EVERY, SampleSource
 from trtc.precision.opset import with_opset
 from trtc.precision.qdq import FP16_SMALLEST, QuantPlan, fallback_residuals, insert_qdq, plan_quantization
 from trtc.spec.model import ShapeRange, Spec
@@ -30,8 +34,8 @@ AUTO_FALLBACK_STEPS = 16  # layers returned to fallback at most, one build's wor
 class Quantized:
     model: onnx.ModelProto
     section: dict
-    measured: onnx.ModelProto | None = None  # what onnxruntime runs for accuracy (no BF16 kernels there)
-    held_out_from: int = 0  # calibration samples used (accuracy skips them)
+    measured: onnx.ModelProto | None = None  # what onnxruntime runs for accuracy (rounding emulated in FP32)
+    kept_fp32: dict[str, str] = field(default_factory=dict)  # fallback nodes the FP16 rules keep in FP32, and why
     cache_file: tuple[Path, str] | None = None  # written with the build's outputs
     warnings: list[str] = field(default_factory=list)
     calibrated: "Calibrated | None" = None
@@ -56,11 +60,11 @@ class Calibrated:
     description: str
     cache_file: tuple[Path, str] | None
     warnings: list[str]
-    held_out_from: int  # calibration samples used (accuracy skips them)
 
 
 def calibrate(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput], profile: dict[str, ShapeRange], model_sha256: str,
-              activations: list[str], progress: Callable[[int, int], None] | None = None) -> Calibrated:
+              activations: list[str], progress: Callable[[int, int], None] | None = None, hold_out: bool = False) -> Calibrated:
+    """`hold_out`: skip the samples accuracy is measured on (every HOLD_OUT_EVERY-th)."""
     settings = spec.precision.calibration
     method = settings.get("method", "minmax")
     percentile, samples = settings.get("percentile", 99.99), settings.get("samples", 512)
@@ -76,9 +80,9 @@ def calibrate(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput], prof
     else:
         source = SampleSource(settings["data"], "precision.calibration.data", inputs, base, settings.get("preprocess"))
         fingerprint, description = source.fingerprint(), source.description
-        batches = source.batches(batch, samples)
+        batches = source.batches(batch, samples, "calibration" if hold_out else "all")
     cache_path = (base / settings["cache"]).resolve() if settings.get("cache") else None
-    key = cache_key(model_sha256, fingerprint, method, percentile)
+    key = cache_key(model_sha256, fingerprint, method, percentile, f"every {HOLD_OUT_EVERY}th sample" if hold_out else None)
     ranges, status = read_cache(cache_path, key, activations)
     used = samples
     if status.startswith("stale"):
@@ -88,31 +92,30 @@ def calibrate(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput], prof
                                       (lambda done: progress(done, samples)) if progress else None)
         status = "written" if cache_path else "not used"
     cache_file = (cache_path, cache_document(key, ranges, used)) if cache_path and status == "written" else None
-    return Calibrated(ranges, used, status, description, cache_file, warnings, used if settings["data"] != "random" else 0)
+    return Calibrated(ranges, used, status, description, cache_file, warnings)
 
 
 def quantize(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput], profile: dict[str, ShapeRange],
              model_sha256: str, progress: Callable[[int, int], None] | None = None, exclude: frozenset[str] = frozenset(),
-             calibrated: Calibrated | None = None) -> Quantized:
+             calibrated: Calibrated | None = None, magnitudes: dict[str, float] | None = None, hold_out: bool = False) -> Quantized:
     settings = spec.precision.calibration
     mode, method = spec.precision.mode, settings.get("method", "minmax")
     percentile = settings.get("percentile", 99.99)
     plan = plan_quantization(model, spec.precision.keep_fp32, exclude)
     if calibrated is None:  # auto_fallback's later steps can need the ranges of new residual inputs
         extra = fallback_residuals(model, plan) if spec.precision.auto_fallback else []
-        calibrated = calibrate(model, spec, inputs, profile, model_sha256, plan.activations + extra, progress)
+        calibrated = calibrate(model, spec, inputs, profile, model_sha256, plan.activations + extra, progress, hold_out)
     ranges = {t: calibrated.ranges[t] for t in plan.activations}
     fallback = spec.precision.fallback or "fp16"
     with_qdq = insert_qdq(model, plan, ranges, mode, FP16_SMALLEST if fallback == "fp16" else 0.0)
-    quantized = _with_fallback(with_qdq, fallback, spec)
+    quantized, measured, kept = _with_fallback(with_qdq, fallback, spec, magnitudes or {})
     section = {
         "mode": mode, "method": method, "percentile": percentile if method == "percentile" else None, "samples": calibrated.samples,
         "data": calibrated.description, "cache": calibrated.status, "fallback": fallback, "quantized_layers": plan.layers,
         "not_quantized": plan.skipped, "residual_inputs": plan.residuals,
         "ranges": {t: round(v, 6) for t, v in sorted(ranges.items(), key=lambda item: -item[1])},
     }
-    measured = with_qdq if fallback == "bf16" else quantized
-    return Quantized(quantized, section, measured, calibrated.held_out_from, calibrated.cache_file, list(calibrated.warnings), calibrated)
+    return Quantized(quantized, section, measured, kept, calibrated.cache_file, list(calibrated.warnings), calibrated)
 
 
 def sensitivity(model: onnx.ModelProto, plan: QuantPlan, ranges: dict[str, float], mode: str, feeds: dict[str, np.ndarray]) -> list[tuple[str, float]]:
@@ -125,46 +128,55 @@ def sensitivity(model: onnx.ModelProto, plan: QuantPlan, ranges: dict[str, float
     return sorted(scores, key=lambda item: -item[1])
 
 
-def quantize_until_accurate(model, spec, inputs, profile, model_sha256, check, progress=None, ranking_batch=None) -> tuple[Quantized, dict]:
+def quantize_until_accurate(model, spec, inputs, profile, model_sha256, check, progress, samples: AccuracySamples,
+                            magnitudes: dict[str, float]) -> tuple[Quantized, dict]:
     """Quantize; when the accuracy gate fails and auto_fallback is on, return the most sensitive
-    layers to the fallback precision one at a time until it holds. `ranking_batch(skip)` gives
-    (description, feeds) for ranking the layers: the accuracy samples, held out from calibration."""
+    layers to the fallback precision one at a time until it holds. Layers are ranked on the first
+    of the accuracy `samples` (held out from calibration); `magnitudes` feed the FP16 rules."""
     # Raised once, before planning: every step below then works on the same converted graph.
     model = with_opset(model, 19 if spec.precision.mode == "fp8" or (spec.precision.fallback or "fp16") != "fp32" else 13)
-    result = quantize(model, spec, inputs, profile, model_sha256, progress)
+    result = quantize(model, spec, inputs, profile, model_sha256, progress, magnitudes=magnitudes, hold_out=samples.held_out)
+    calibrated = result.calibrated
+
+    def ranked() -> list[dict]:
+        scores = sensitivity(model, plan_quantization(model, spec.precision.keep_fp32), calibrated.ranges, spec.precision.mode,
+                             samples.first_batch())
+        return [{"layer": layer, "rel_l2_error": error} for layer, error in scores]
+
     try:
-        return result, check(result)
+        accuracy = check(result)
     except AccuracyGateError as failure:
         if not spec.precision.auto_fallback:
             raise
-        plan = plan_quantization(model, spec.precision.keep_fp32)
-        calibrated = result.calibrated
-        ranges = calibrated.ranges
-        if ranking_batch is not None:
-            ranked_on, feeds = ranking_batch(result.held_out_from)
-        else:
-            ranked_on, feeds = "random inputs at the opt shape", random_feeds(inputs, {n: r.opt for n, r in profile.items()}, seed=7)
-        ranking = sensitivity(model, plan, ranges, spec.precision.mode, feeds)
+        ranked_on, ranking = samples.source, ranked()
         kept_back: list[str] = []
-        for layer, _ in ranking[:AUTO_FALLBACK_STEPS]:
-            kept_back.append(layer)
-            result = quantize(model, spec, inputs, profile, model_sha256, progress, exclude=frozenset(kept_back), calibrated=calibrated)
+        for entry in ranking[:AUTO_FALLBACK_STEPS]:
+            kept_back.append(entry["layer"])
+            result = quantize(model, spec, inputs, profile, model_sha256, progress, exclude=frozenset(kept_back), calibrated=calibrated,
+                              magnitudes=magnitudes)
             try:
                 accuracy = check(result)
             except AccuracyGateError:
                 continue
-            result.section["auto_fallback"] = {"kept_back": kept_back, "ranked_on": ranked_on,
-                                               "ranking": [{"layer": l, "rel_l2_error": e} for l, e in ranking]}
+            result.section["auto_fallback"] = {"kept_back": kept_back, "ranked_on": ranked_on, "ranking": ranking}
             return result, accuracy
         raise AccuracyGateError(f"{failure.message}; auto_fallback returned {len(kept_back)} layer(s) to "
                                 f"{spec.precision.fallback or 'fp16'} and the gate still fails", failure.details) from None
+    if clearly_off(accuracy["outputs"]):  # no gate failed, yet the build will warn: say which layers hurt most
+        result.section["sensitivity"] = {"ranked_on": samples.source, "ranking": ranked()}
+    return result, accuracy
 
 
-def _with_fallback(model: onnx.ModelProto, fallback: str, spec: Spec) -> onnx.ModelProto:
+def _with_fallback(model: onnx.ModelProto, fallback: str, spec: Spec, magnitudes: dict[str, float]):
+    """(the graph TensorRT builds, the graph accuracy is measured on, nodes kept FP32 and why). The
+    FP16/BF16 fallback is autocast's, rules included; it is measured rounded through FP16/BF16 in
+    FP32, since onnxruntime's FP16 CPU run would hide overflow (and it has no BF16 kernels)."""
     if fallback == "fp32":
-        return model
+        return model, model, {}
     model = with_opset(model, 19)  # Q/DQ with FP16/BF16 scales (done already by quantize_until_accurate)
-    return autocast(model, fallback, spec.precision.keep_fp32, spec.precision.keep_io_types).model
+    settings = (fallback, spec.precision.keep_fp32, spec.precision.keep_io_types, magnitudes)
+    converted = autocast(model, *settings)
+    return converted.model, autocast(model, *settings, emulate=True).model, converted.kept
 
 
 def _random_batches(inputs, profile, spec, batch, samples):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import onnx
@@ -15,10 +15,11 @@ from trtc.errors import BuildError
 from trtc.graph.profiles import ModelInput
 from trtc.graph.random_inputs import random_feeds
 from trtc.graph.shape_inputs import feed_values
-from trtc.graph.reference import Reference, ReferenceUnavailable, with_outputs
-from trtc.precision.accuracy import as_dicts, enforce, measure_accuracy
+from trtc.graph.reference import Reference, ReferenceUnavailable
+from trtc.precision.accuracy import MIN_ACCURACY_SAMPLES, as_dicts, clearly_off, enforce, measure_accuracy
+from trtc.precision.accuracy_data import AccuracySamples, accuracy_samples, spec_gates
 from trtc.precision.opset import with_opset
-from trtc.precision.autocast import autocast
+from trtc.precision.autocast import autocast, reference_magnitudes
 from trtc.precision.data import SampleSource
 from trtc.precision.quantize import quantize_until_accurate
 from trtc.spec.model import ShapeRange, Spec
@@ -37,43 +38,42 @@ def apply_precision(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput]
     mode = spec.precision.mode
     if mode == "fp32":
         return PrecisionOutcome(model)
+    samples = accuracy_samples(spec, inputs, profile)
+    samples.require_enough(spec_gates(spec))  # before calibration: a gate on too few samples is a spec error
     outcome = PrecisionOutcome(model)
     if mode in ("int8", "fp8"):
+        magnitudes: dict[str, float] = {}
+        if (spec.precision.fallback or "fp16") == "fp16":  # the FP16 fallback gets the range rules of precision: fp16
+            magnitudes = _magnitudes(model, _magnitude_feeds(spec, inputs, profile), outcome.warnings, f"{mode} fallback fp16")
+
         def check(result):
-            return check_accuracy(model, result.measured, spec, inputs, profile, emulated=result.measured is not result.model,
-                                  skip=result.held_out_from)
+            return check_accuracy(model, result.measured, spec, samples, emulated=result.measured is not result.model)
 
-        def ranking_batch(skip):
-            description, batches = accuracy_batches(spec, inputs, profile, 1, skip)
-            return description, next(iter(batches))
-
-        result, accuracy = quantize_until_accurate(model, spec, inputs, profile, model_sha256, check, progress, ranking_batch)
+        result, accuracy = quantize_until_accurate(model, spec, inputs, profile, model_sha256, check, progress, samples, magnitudes)
         outcome.model = result.model
         outcome.sections.update(calibration=result.section, accuracy=accuracy,
                                 precision={"mode": mode, "quantized_layers": len(result.section["quantized_layers"]),
-                                           "fallback": result.section["fallback"]})
+                                           "fallback": result.section["fallback"], "kept_fp32": result.kept_fp32})
         outcome.warnings += result.warnings
         if result.cache_file:
             outcome.files.append(result.cache_file)
-        return outcome
-    magnitudes = _magnitudes(model, inputs, profile, spec, outcome.warnings) if mode == "fp16" else {}
-    if mode == "bf16":  # bfloat16 exists from opset 13 (Cast to it was invalid in opset-12 models)
-        model = with_opset(model, 13)
-    converted = autocast(model, mode, spec.precision.keep_fp32, spec.precision.keep_io_types, magnitudes)
-    outcome.model = converted.model
-    outcome.sections["precision"] = converted.section(mode)
-    # Accuracy is measured on an FP32 model that rounds the same tensors through FP16/BF16:
-    # onnxruntime's CPU kernels lack BF16, and for FP16 its InsertCastTransformer runs ops without
-    # an FP16 kernel in FP32 and drops the model's own down-and-up Casts around them, so the real
-    # FP16 graph there shows neither activation rounding nor overflow (measured: bit-exact FP32
-    # results, 1e5 where FP16 gives Inf). The real graph still has to load and run in onnxruntime.
-    measured = autocast(model, mode, spec.precision.keep_fp32, spec.precision.keep_io_types, magnitudes, emulate=True).model
-    outcome.sections["accuracy"] = check_accuracy(model, measured, spec, inputs, profile, emulated=True)
-    _check_runs(converted.model, inputs, profile, spec)
-    nonfinite = [o["name"] for o in outcome.sections["accuracy"]["outputs"] if o["nonfinite"]]
-    if nonfinite:  # with a gate set this already failed; without one it must not pass unnoticed
-        outcome.warnings.append(f"{mode}: output(s) {', '.join(nonfinite)} overflow to Inf/NaN where FP32 is finite; "
-                                "keep the layers that produce them in FP32 (precision.keep_fp32)")
+    else:
+        min_feeds = random_feeds(inputs, {name: r.min for name, r in profile.items()}, _value_ranges(spec), fixed=feed_values(profile, "min"))
+        magnitudes = _magnitudes(model, min_feeds, outcome.warnings, "fp16") if mode == "fp16" else {}
+        if mode == "bf16":  # bfloat16 exists from opset 13 (Cast to it was invalid in opset-12 models)
+            model = with_opset(model, 13)
+        converted = autocast(model, mode, spec.precision.keep_fp32, spec.precision.keep_io_types, magnitudes)
+        outcome.model = converted.model
+        outcome.sections["precision"] = converted.section(mode)
+        # Accuracy is measured on an FP32 model that rounds the same tensors through FP16/BF16:
+        # onnxruntime's CPU kernels lack BF16, and for FP16 its InsertCastTransformer runs ops without
+        # an FP16 kernel in FP32 and drops the model's own down-and-up Casts around them, so the real
+        # FP16 graph there shows neither activation rounding nor overflow (measured: bit-exact FP32
+        # results, 1e5 where FP16 gives Inf). The real graph still has to load and run in onnxruntime.
+        measured = autocast(model, mode, spec.precision.keep_fp32, spec.precision.keep_io_types, magnitudes, emulate=True).model
+        outcome.sections["accuracy"] = check_accuracy(model, measured, spec, samples, emulated=True)
+        _check_runs(converted.model, inputs, profile, spec)
+    outcome.warnings += accuracy_warnings(spec, samples, outcome.sections["accuracy"], outcome.sections.get("calibration"))
     return outcome
 
 
@@ -92,45 +92,62 @@ def _check_runs(model: onnx.ModelProto, inputs: list[ModelInput], profile: dict[
                          "keep the node it names in FP32 (precision.keep_fp32)") from None
 
 
-def check_accuracy(reference: onnx.ModelProto, converted: onnx.ModelProto, spec: Spec, inputs: list[ModelInput],
-                   profile: dict[str, ShapeRange], emulated: bool = False, skip: int = 0) -> dict:
-    """Measure, report and enforce the spec's accuracy gates (AccuracyGateError: exit 3)."""
-    samples = spec.accuracy.get("samples", 64)
-    source, batches = accuracy_batches(spec, inputs, profile, samples, skip)
-    results = measure_accuracy(reference, converted, batches)
-    gates = {k: v for k, v in spec.accuracy.items() if k in ("min_cosine", "max_rel_l2", "min_top1_agreement")}
-    section = {"source": source, "samples": results[0].samples if results else 0, "emulated": emulated,
-               "gates": gates, "outputs": as_dicts(results)}
+def check_accuracy(reference: onnx.ModelProto, converted: onnx.ModelProto, spec: Spec, samples: AccuracySamples,
+                   emulated: bool = False) -> dict:
+    """Measure, report and enforce the spec's accuracy gates (AccuracyGateError: exit 3); with too
+    few samples, a section that says "not measured" and why, and no figure."""
+    gates = spec_gates(spec)
+    section = {"status": "measured", "source": samples.source, "kind": samples.kind, "samples": 0,
+               "minimum_samples": MIN_ACCURACY_SAMPLES, "emulated": emulated, "gates": gates, "outputs": [], "passed": None}
+    if samples.shortfall:
+        return {**section, "status": "not measured", "reason": samples.reason, "gates": {}}
+    results = measure_accuracy(reference, converted, samples.batches())
     enforce(results, gates, spec.precision.mode)
-    section["passed"] = True if gates else None
+    section.update(samples=min(r.samples for r in results) if results else 0, outputs=as_dicts(results),
+                   passed=True if gates else None)
     return section
 
 
-def accuracy_batches(spec: Spec, inputs: list[ModelInput], profile: dict[str, ShapeRange], samples: int, skip: int) -> tuple[str, Iterator]:
-    base = spec.source.parent if spec.source else Path.cwd()
-    batch = max((r.opt[0] for r in profile.values() if r.opt), default=1)
-    if "data" in spec.accuracy:
-        data = SampleSource(spec.accuracy["data"], "accuracy.data", inputs, base, spec.precision.calibration.get("preprocess"))
-        return f"accuracy.data: {data.description}", data.batches(batch, samples)
+def accuracy_warnings(spec: Spec, samples: AccuracySamples, accuracy: dict, calibration: dict | None) -> list[str]:
+    """Said without any gate set: accuracy that was not measured, and a model clearly off FP32
+    with what to change in the spec."""
+    mode = spec.precision.mode
+    if accuracy["status"] == "not measured":
+        return [samples.not_measured(mode)]
+    problems = clearly_off(accuracy["outputs"])
+    if not problems:
+        return []
+    text = f"{mode}: the converted model is clearly off FP32 on {accuracy['samples']} {accuracy['kind']} samples ({'; '.join(problems)})"
+    ranking = ((calibration or {}).get("auto_fallback") or (calibration or {}).get("sensitivity") or {}).get("ranking", [])[:3]
+    if ranking:
+        text += "; most sensitive quantized layers: " + ", ".join(f"{r['layer']} (relative L2 {r['rel_l2_error']:.3f} alone)" for r in ranking)
+    if mode not in ("int8", "fp8"):
+        return [text + "; keep the layers that cause it in FP32 (precision.keep_fp32: [names or op types])"]
+    fixes = ["precision.fallback: fp32"] if (spec.precision.fallback or "fp16") != "fp32" else []
+    fixes += [f"precision.keep_fp32: [{', '.join(r['layer'] for r in ranking) or 'layer names'}]",
+              "precision.auto_fallback: true with a gate such as accuracy.min_cosine: 0.99"]
+    return [text + "; try " + ", or ".join(fixes)]
+
+
+def _magnitude_feeds(spec: Spec, inputs: list[ModelInput], profile: dict[str, ShapeRange]) -> dict[str, np.ndarray]:
+    """What the FP16 range rules see: the first calibration samples when they are the user's data."""
     calibration = spec.precision.calibration
-    if "data" in calibration and skip:
-        data = SampleSource(calibration["data"], "precision.calibration.data", inputs, base, calibration.get("preprocess"))
-        return f"calibration data held out from calibration: {data.description}", data.batches(batch, samples, skip=skip)
-    shapes = {name: r.opt for name, r in profile.items()}
-    ranges = {name: s.value_range for name, s in spec.input_settings.items() if s.value_range}
-    count = max(1, -(-samples // batch))
-    return (f"random inputs at the opt shape ({count} batch(es) of {batch}); give accuracy.data for real data",
-            (random_feeds(inputs, shapes, ranges, seed=1000 + i, fixed=feed_values(profile, "opt")) for i in range(count)))
+    batch = max([1, *(r.min[0] for r in profile.values() if r.min)])
+    if calibration.get("data", "random") != "random":
+        base = spec.source.parent if spec.source else Path.cwd()
+        source = SampleSource(calibration["data"], "precision.calibration.data", inputs, base, calibration.get("preprocess"))
+        return next(iter(source.batches(batch, batch)))
+    return random_feeds(inputs, {name: r.min for name, r in profile.items()}, _value_ranges(spec), fixed=feed_values(profile, "min"))
 
 
-def _magnitudes(model: onnx.ModelProto, inputs: list[ModelInput], profile: dict[str, ShapeRange], spec: Spec, warnings: list[str]) -> dict[str, float]:
-    """Max |x| of every float tensor in one FP32 reference run at the profile's min shape."""
-    names = [out for node in model.graph.node for out in node.output if out]
-    ranges = {name: s.value_range for name, s in spec.input_settings.items() if s.value_range}
-    feeds = random_feeds(inputs, {name: r.min for name, r in profile.items()}, ranges, fixed=feed_values(profile, "min"))
+def _magnitudes(model: onnx.ModelProto, feeds: dict[str, np.ndarray], warnings: list[str], what: str) -> dict[str, float]:
+    """Max |x| of every float tensor in one FP32 reference run."""
     try:
-        values = Reference(with_outputs(model, names)).run(feeds)
+        return reference_magnitudes(model, feeds)
     except ReferenceUnavailable as error:
-        warnings.append(f"fp16: activation ranges not checked ({error.message}); only op and weight rules decide what stays FP32")
+        warnings.append(f"{what}: activation ranges not checked ({error.message}); only op and weight rules decide what stays FP32")
         return {}
-    return {name: float(np.max(np.abs(v))) for name, v in values.items() if v.dtype.kind == "f" and v.size}
+
+
+def _value_ranges(spec: Spec) -> dict:
+    return {name: s.value_range for name, s in spec.input_settings.items() if s.value_range}

@@ -36,8 +36,13 @@ def _worst_cosine(report: dict) -> float | None:
     accuracy = report.get("accuracy")
     if accuracy is None and (report.get("precision") or {}).get("mode", "fp32") == "fp32":
         return 1.0
-    outputs = (accuracy or {}).get("outputs") or []
-    return min((o["cosine"] for o in outputs if o.get("cosine") is not None), default=None)
+    return min((o["cosine"] for o in _measured_outputs(report) if o.get("cosine") is not None), default=None)
+
+
+def _measured_outputs(report: dict) -> list[dict]:
+    """Outputs whose figures were measured on samples: reports of older trtc versions gave a
+    cosine of 1.0 for zero samples, which is no figure."""
+    return [o for o in (report.get("accuracy") or {}).get("outputs") or [] if o.get("samples")]
 
 
 METRICS = {
@@ -110,6 +115,10 @@ def check_thresholds(diff: dict, thresholds: list[Threshold]) -> list[str]:
         metric = diff["metrics"][threshold.metric]
         if metric["old"] is None or metric["new"] is None:
             side = "old" if metric["old"] is None else "new"
+            if threshold.metric == "accuracy" and diff[side]["accuracy_not_measured"]:
+                raise UsageError(f"--fail-on {threshold.text}: the {side} report's accuracy was not measured "
+                                 f"({diff[side]['accuracy_not_measured']}); "
+                                 "measure it (see that report) or drop this threshold")
             raise UsageError(f"--fail-on {threshold.text}: the {side} report has no {metric['label']}; drop this threshold")
         if threshold.crossed(metric["old"], metric["new"]):
             shown = f"{metric['percent']:+.2f}%" if threshold.relative and metric["percent"] is not None else f"{metric['change']:+.6g}"
@@ -127,7 +136,8 @@ def enforce_thresholds(diff: dict, thresholds: list[Threshold]) -> None:
 def _identity(report: dict) -> dict:
     build = report["build"]
     return {"name": build.get("name"), "plan": build.get("plan"), "built_at": build.get("built_at"),
-            "backend": f"{build.get('backend')} {build.get('backend_version')}", "precision": (report.get("precision") or {}).get("mode")}
+            "backend": f"{build.get('backend')} {build.get('backend_version')}", "precision": (report.get("precision") or {}).get("mode"),
+            "accuracy_not_measured": (report.get("accuracy") or {}).get("reason")}
 
 
 def _kernel_key(kernel: dict) -> tuple:
@@ -188,8 +198,8 @@ def _kernel_summary(kernel: dict) -> dict:
 
 
 def _accuracy_changes(old: dict, new: dict) -> list[dict]:
-    before = {o["name"]: o for o in (old.get("accuracy") or {}).get("outputs") or []}
-    after = {o["name"]: o for o in (new.get("accuracy") or {}).get("outputs") or []}
+    before = {o["name"]: o for o in _measured_outputs(old)}
+    after = {o["name"]: o for o in _measured_outputs(new)}
     return [{"output": name, "old_cosine": (before.get(name) or {}).get("cosine"), "new_cosine": (after.get(name) or {}).get("cosine"),
              "old_rel_l2": (before.get(name) or {}).get("rel_l2_error"), "new_rel_l2": (after.get(name) or {}).get("rel_l2_error")}
             for name in dict.fromkeys([*before, *after])]

@@ -78,6 +78,8 @@ def _header(report: dict) -> str:
     if accuracy and accuracy.get("gates"):
         passed = accuracy.get("passed") is not False
         badges.append(f'<span class="badge {"ok" if passed else "bad"}">accuracy gates {"passed" if passed else "failed"}</span>')
+    elif accuracy and accuracy.get("status") == "not measured":
+        badges.append('<span class="badge bad">accuracy not measured</span>')
     warnings = report.get("warnings") or []
     if warnings:
         badges.append(f'<span class="badge warn">{len(warnings)} warning{"s" if len(warnings) != 1 else ""}</span>')
@@ -271,8 +273,8 @@ def _precision(report: dict) -> str:
     if precision.get("mode", "fp32") not in ("fp32", "int8", "fp8"):
         parts.append(f"<p>Mode {_e(precision['mode'])}: {precision.get('converted_nodes', 0)} nodes converted, "
                      f"{precision.get('casts_inserted', 0)} casts inserted.</p>")
-        if precision.get("kept_fp32"):
-            parts.append("<h3>Kept in FP32</h3><ul>" + "".join(f"<li><code>{_e(n)}</code>: {_e(why)}</li>" for n, why in precision["kept_fp32"].items()) + "</ul>")
+    if precision.get("kept_fp32"):  # int8/fp8: nodes the FP16 fallback keeps in FP32
+        parts.append("<h3>Kept in FP32</h3><ul>" + "".join(f"<li><code>{_e(n)}</code>: {_e(why)}</li>" for n, why in precision["kept_fp32"].items()) + "</ul>")
     if calibration:
         parts.append(f"<p>{_e(calibration['mode'].upper())} with {_e(calibration['method'])} calibration on {calibration['samples']} samples "
                      f"({_e(calibration['data'])}); everything not quantized runs in {_e(calibration['fallback'])}.</p>"
@@ -286,11 +288,14 @@ def _precision(report: dict) -> str:
 def _accuracy(accuracy: dict | None) -> str:
     if not accuracy:
         return ""
+    if accuracy.get("status") == "not measured":
+        return _card("Accuracy", f'<p class="failed">Accuracy against FP32 was not measured: {_e(accuracy["reason"])}.</p>', anchor="accuracy")
     rows = "".join(
         f'<tr><td><code>{_e(o["name"])}</code></td><td class="num">{o["max_abs_error"]:.3g}</td><td class="num">{o["rel_l2_error"]:.3g}</td>'
-        f'<td class="num">{o["cosine"]:.6f}</td><td class="num">{_optional(o.get("top1_agreement"), ".4f")}</td>'
+        f'<td class="num">{o["cosine"]:.6f}</td><td class="num">{_optional(o.get("sample_cosine_mean"), ".6f")}</td>'
+        f'<td class="num">{_optional(o.get("sample_cosine_worst"), ".6f")}</td><td class="num">{_optional(o.get("top1_agreement"), ".4f")}</td>'
         f'<td class="num">{o.get("nonfinite") or 0}</td></tr>' for o in accuracy["outputs"])
-    lead = f"Against FP32 in onnxruntime on {accuracy['samples']} samples ({_e(accuracy['source'])})."
+    lead = f"Against FP32 in onnxruntime on {accuracy['samples']} {_e(accuracy.get('kind') or '')} samples ({_e(accuracy['source'])})."
     if accuracy.get("emulated"):
         lead += " Reduced precision emulated by rounding the converted tensors in FP32."
     gates = ""
@@ -299,6 +304,7 @@ def _accuracy(accuracy: dict | None) -> str:
         gates = (f'<p class="{"saved" if passed else "failed"}">Gates ' + ", ".join(f"{_e(k)} {_e(v)}" for k, v in accuracy["gates"].items())
                  + (": passed." if passed else ": failed.") + "</p>")
     table = ('<table><thead><tr><th>output</th><th class="num">max abs error</th><th class="num">relative L2</th><th class="num">cosine</th>'
+             '<th class="num">per-sample mean</th><th class="num">worst sample</th>'
              f'<th class="num">top-1 agreement</th><th class="num">Inf/NaN</th></tr></thead><tbody>{rows}</tbody></table>')
     return _card("Accuracy", table + gates, lead, "accuracy")
 

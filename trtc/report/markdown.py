@@ -127,19 +127,26 @@ def _calibration(calibration: dict | None) -> list[str]:
 
 def _precision(precision: dict, accuracy: dict | None) -> list[str]:
     lines = []
+    kept = [f"- `{node}`: {why}" for node, why in (precision.get("kept_fp32") or {}).items()]
     if precision.get("mode", "fp32") not in ("fp32", "int8", "fp8"):
         lines += ["", "## Precision", "", f"Mode {precision['mode']}: {precision.get('converted_nodes', 0)} nodes converted, "
                   f"{precision.get('casts_inserted', 0)} casts inserted."]
-        if precision.get("kept_fp32"):
-            lines += ["", "Kept in FP32:", ""] + [f"- `{node}`: {why}" for node, why in precision["kept_fp32"].items()]
-    if accuracy:
-        lines += ["", "## Accuracy against FP32", "", f"Samples: {accuracy['samples']} ({accuracy['source']})"
+        if kept:
+            lines += ["", "Kept in FP32:", ""] + kept
+    elif kept:
+        lines += ["", "## Kept in FP32", "", f"The {precision['fallback']} fallback keeps these nodes in FP32:", ""] + kept
+    if accuracy and accuracy.get("status") == "not measured":
+        lines += ["", "## Accuracy against FP32", "", f"Not measured: {accuracy['reason']}."]
+    elif accuracy:
+        lines += ["", "## Accuracy against FP32", "", f"Samples: {' '.join(str(w) for w in (accuracy['samples'], accuracy.get('kind')) if w)} ({accuracy['source']})"
                   + (". Reduced precision emulated by rounding the converted tensors in FP32 (onnxruntime's CPU kernels have no BF16"
                      " and run FP16 ops in FP32)." if accuracy["emulated"] else "."),
-                  "", "| output | max abs error | relative L2 | cosine | top-1 agreement |", "| --- | ---: | ---: | ---: | ---: |"]
+                  "", "| output | max abs error | relative L2 | cosine | per-sample mean | worst sample | top-1 agreement |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for o in accuracy["outputs"]:
             top1 = f"{o['top1_agreement']:.4f}" if o["top1_agreement"] is not None else "-"
-            lines.append(f"| `{o['name']}` | {o['max_abs_error']:.3g} | {o['rel_l2_error']:.3g} | {o['cosine']:.6f} | {top1} |")
+            mean, worst = (f"{o[k]:.6f}" if o.get(k) is not None else "-" for k in ("sample_cosine_mean", "sample_cosine_worst"))
+            lines.append(f"| `{o['name']}` | {o['max_abs_error']:.3g} | {o['rel_l2_error']:.3g} | {o['cosine']:.6f} | {mean} | {worst} | {top1} |")
         overflowing = [f"`{o['name']}` ({o['nonfinite']})" for o in accuracy["outputs"] if o.get("nonfinite")]
         if overflowing:
             lines += ["", "Inf/NaN where FP32 is finite (left out of the metrics): " + ", ".join(overflowing) + "."]

@@ -131,7 +131,8 @@ _PRECISION = {
             "properties": {
                 "mode": {"enum": PRECISION_MODES, "default": "fp32", "description": "The engine's main precision."},
                 "fallback": {"enum": ["fp32", "fp16", "bf16"], "default": "fp16",
-                             "description": "int8/fp8: precision of the layers that are not quantized."},
+                             "description": "int8/fp8: precision of the layers that are not quantized. fp16 applies the "
+                                            "rules of precision: fp16 (layers that overflow FP16 stay FP32)."},
                 "keep_fp32": {"type": "array", "items": {"type": "string"},
                               "description": "Nodes kept in FP32: node-name globs or op types.",
                               "examples": [["Softmax", "head.*"]]},
@@ -152,12 +153,16 @@ _ACCURACY = {
     "type": "object",
     "additionalProperties": False,
     "description": "With a precision other than fp32, the FP32 and converted graphs run in onnxruntime on the same samples "
-                   "and the report gets, per output, max abs error, relative L2 error, cosine and top-1 agreement. A gate "
-                   "set here that fails stops the build with exit code 3 and writes no plan.",
+                   "and the report gets, per output, max abs error, relative L2 error, cosine (pooled, per-sample mean and "
+                   "worst sample) and top-1 agreement. A gate set here that fails stops the build with exit code 3 and writes "
+                   "no plan. A figure needs at least 8 samples: with fewer, a gate is a spec error (exit 2) and without one "
+                   "the accuracy is reported as not measured. Without a gate, a model clearly off FP32 (cosine under 0.99, "
+                   "or a sample under 0.9) is a warning.",
     "properties": {
         "data": {"type": "string",
                  "description": "Samples to compare on, in the forms precision.calibration.data takes. Default: for int8/fp8 "
-                                "the calibration samples after those used for calibration, else random inputs at the opt shape.",
+                                "every 4th calibration sample, held out of calibration (when that makes 8 or more), else random "
+                                "inputs at the opt shape.",
                  "examples": ["val/"]},
         "samples": {"type": "integer", "minimum": 1, "default": 64, "description": "Samples compared at most."},
         "min_cosine": {"type": "number", "minimum": -1, "maximum": 1,
