@@ -5,14 +5,14 @@ the TensorRT package that will build it. Equal fingerprints mean the same build 
 from __future__ import annotations
 
 import hashlib
-import importlib.machinery
-import importlib.util
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from trtc import __version__
 from trtc.backend.trt_import import backend_identity
+from trtc.precision.generator_files import generator_files
 from trtc.precision.suffixes import sample_files
 from trtc.spec.model import Spec
 
@@ -79,12 +79,15 @@ def code_identity(package: Path) -> str:
 
 def data_fingerprint(where: str, base: Path) -> tuple[str, list[Path]]:
     """Hash of a sample source's listing and contents, and the paths it depends on. A folder is
-    itself a dependency: adding a sample changes its modification time."""
+    itself a dependency: adding a sample changes its modification time. A generator is hashed by
+    its module's files (generator_files), never by running it."""
     if where.startswith("python:"):
-        source = _generator_source(where.removeprefix("python:"), base)
-        if source is None:  # not found: the build itself reports it; hash the name only
-            return hashlib.sha256(where.encode()).hexdigest(), []
-        return hashlib.sha256(where.encode() + source.read_bytes()).hexdigest(), [source]
+        sources = generator_files(where.removeprefix("python:"), base)
+        digest = hashlib.sha256(where.encode())  # not found: the build itself reports it; the name only
+        root = os.path.commonpath([p.parent for p in sources]) if sources else ""
+        for path in sources:  # names relative to the package: a moved project keeps its fingerprint
+            digest.update(b"\0" + os.path.relpath(path, root).encode() + b"\0" + hash_files([path]).encode())
+        return digest.hexdigest(), sources
     folder = (base / where).resolve()
     if not folder.is_dir():
         return hashlib.sha256(f"missing {folder}".encode()).hexdigest(), []
@@ -93,19 +96,3 @@ def data_fingerprint(where: str, base: Path) -> tuple[str, list[Path]]:
     for path in files:
         digest.update(path.name.encode() + b"\0" + hash_files([path]).encode())
     return digest.hexdigest(), [folder, *files]
-
-
-def _generator_source(target: str, base: Path) -> Path | None:
-    """The file of `module` in `module:function`, searched in the spec's folder then sys.path."""
-    module = target.partition(":")[0]
-    if not module:
-        return None
-    top = module.split(".")[0]
-    found = importlib.machinery.PathFinder.find_spec(top, [str(base)])
-    if found is None or module != top:
-        try:
-            found = importlib.util.find_spec(module) if found is None else found
-        except (ImportError, ValueError):
-            return None
-    origin = getattr(found, "origin", None)
-    return Path(origin) if origin and Path(origin).is_file() else None

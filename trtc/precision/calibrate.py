@@ -2,13 +2,15 @@
 
 Only the tensors the Q/DQ plan needs become extra outputs; each batch's values update one
 `RangeCollector` per tensor and are dropped, so memory stays flat however many samples run.
-Ranges are cached in a JSON file keyed by the model, the data and the method: a cache made from
-anything else is ignored with a warning, never silently reused.
+Ranges are cached in a JSON file keyed by everything they depend on (`cache_key`): a cache made
+from anything else, or one that is not a valid cache, is ignored with a warning, never reused.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -16,6 +18,7 @@ from typing import Callable, Iterable
 import numpy as np
 import onnx
 
+from trtc import __version__
 from trtc.graph.reference import Reference, with_outputs
 from trtc.precision.histogram import RangeCollector
 
@@ -46,28 +49,89 @@ def collect_ranges(model: onnx.ModelProto, tensors: list[str], batches: Iterable
     return {name: c.amax_for(method, percentile) for name, c in collectors.items()}, samples
 
 
-def cache_key(model_sha256: str, data_fingerprint: str, method: str, percentile: float, held_out: str | None = None) -> dict:
-    """`held_out`: which samples calibration skipped (kept for accuracy), so a cache made from
-    all of them is not reused as if it had not seen the accuracy samples."""
-    return {"model_sha256": model_sha256, "data_fingerprint": data_fingerprint, "method": method,
-            "percentile": percentile if method == "percentile" else None, "held_out": held_out}
+def cache_key(model_sha256: str, graph: onnx.ModelProto, data_fingerprint: str, settings: dict, inputs: dict) -> dict:
+    """Everything the ranges depend on: the graph calibration runs on (after passes and pinning),
+    the data, every calibration setting, the pinned values and value ranges, and trtc's version.
+    `settings` holds method, percentile, sample_limit, batch and preprocess. JSON-normalized (tuples
+    become lists) so it compares equal to itself read back from the cache file."""
+    key = {"trtc": __version__, "model_sha256": model_sha256, "graph_sha256": graph_digest(graph),
+           "data_fingerprint": data_fingerprint, **settings, "inputs": inputs}
+    return json.loads(json.dumps(key, sort_keys=True))
 
 
-def read_cache(path: Path | None, key: dict, tensors: list[str]) -> tuple[dict[str, float] | None, str]:
+def graph_digest(model: onnx.ModelProto) -> str:
+    """SHA-256 of what runs: opsets, functions, inputs, outputs, nodes and weights, one message at
+    a time (a whole model over 2 GB cannot be serialized; each part can). Shape annotations
+    (value_info) change no result and are left out."""
+    digest = hashlib.sha256()
+    graph = model.graph
+    for part in (*model.opset_import, *model.functions, *graph.input, *graph.output, *graph.node,
+                 *graph.initializer, *graph.sparse_initializer):
+        data = part.SerializeToString(deterministic=True)
+        digest.update(len(data).to_bytes(8, "little") + data)
+    return digest.hexdigest()
+
+
+_KEY_NAMES = {"trtc": "trtc version", "model_sha256": "model", "graph_sha256": "graph (after passes and pinned inputs)",
+              "sample_limit": "sample count", "inputs": "pinned values or value ranges"}
+
+
+def read_cache(path: Path | None, key: dict, tensors: list[str], known: set[str]) -> tuple[dict[str, float] | None, int, str]:
+    """The cached ranges of `tensors` and the samples they came from, or None and why not: "miss"
+    (no file), "stale: ..." (made for other inputs) or "ignored ..." (not a valid cache).
+    `known` are the graph's tensor names."""
     if path is None or not path.exists():
-        return None, "miss"
+        return None, 0, "miss"
     try:
         cached = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        return None, f"stale: cannot read {path} ({exc})"
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, 0, f"ignored {path}: cannot read it ({exc})"
+    except ValueError as exc:
+        return None, 0, f"ignored {path}: not valid JSON ({exc})"
+    if not isinstance(cached, dict):
+        return None, 0, f"ignored {path}: not a calibration cache (a JSON object with ranges)"
     differs = [k for k, v in key.items() if cached.get(k) != v]
     if differs:
-        return None, f"stale: {path} was made for another {', '.join(d.replace('_', ' ') for d in differs)}"
-    ranges = cached.get("ranges", {})
-    missing = [t for t in tensors if t not in ranges]
+        return None, 0, f"stale: {path} was made for another {', '.join(_KEY_NAMES.get(d, d.replace('_', ' ')) for d in differs)}"
+    problem = _cache_problem(cached, key["sample_limit"], known)
+    if problem:
+        return None, 0, f"ignored {path}: {problem}"
+    missing = [t for t in tensors if t not in cached["ranges"]]
     if missing:
-        return None, f"stale: {path} lacks the range of {missing[0]}"
-    return {t: float(ranges[t]) for t in tensors}, "hit"
+        return None, 0, f"stale: {path} lacks the range of {missing[0]}"
+    return {t: float(cached["ranges"][t]) for t in tensors}, cached["samples"], "hit"
+
+
+def _cache_problem(cached: dict, samples: int, known: set[str]) -> str | None:
+    """What makes a cache with the right key unusable, or None."""
+    used = cached.get("samples")
+    if not isinstance(used, int) or isinstance(used, bool) or not 0 <= used <= samples:
+        return f"'samples' is not a sample count (0 to {samples}): {used!r}"
+    ranges = cached.get("ranges")
+    if not isinstance(ranges, dict):
+        return "'ranges' is not a mapping of tensor names to numbers"
+    for name, value in ranges.items():
+        if name not in known:
+            return f"'{name}' is not a tensor of the graph"
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return f"the range of '{name}' is {value!r}, not a number"
+        if not math.isfinite(_as_float(value)):
+            return f"the range of '{name}' is {value}, not a finite number"
+        if value < 0:
+            return f"the range of '{name}' is negative ({value})"
+    return None
+
+
+def tensor_names(model: onnx.ModelProto) -> set[str]:
+    """The graph's inputs and node outputs: the tensors a cache may hold ranges of."""
+    return {value.name for value in model.graph.input} | {out for node in model.graph.node for out in node.output if out}
+
+
+def _as_float(value: int | float) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an integer too large for a float (JSON allows any number of digits)
+        return math.inf
 
 
 def cache_document(key: dict, ranges: dict[str, float], samples: int) -> str:

@@ -12,8 +12,8 @@ file and the fix.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
+import os
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -22,6 +22,8 @@ import numpy as np
 
 from trtc.errors import SpecError
 from trtc.graph.profiles import ModelInput
+from trtc.incremental.fingerprint import data_fingerprint
+from trtc.precision.generator_files import generator_files
 from trtc.precision.images import load_image
 from trtc.precision.suffixes import IMAGE_SUFFIXES, sample_files
 
@@ -31,6 +33,7 @@ HOLD_OUT_EVERY = 4  # without accuracy.data, every 4th calibration sample is hel
 class SampleSource:
     def __init__(self, where: str, key: str, inputs: list[ModelInput], base: Path, preprocess: dict | None = None):
         self.key, self.inputs, self.preprocess = key, {i.name: i for i in inputs}, preprocess or {}
+        self.where, self.base = where, base
         self.generator = None
         if where.startswith("python:"):
             self.generator = _load_generator(where.removeprefix("python:"), key, base)
@@ -52,12 +55,9 @@ class SampleSource:
         self.description = f"{len(self.files)} {kinds.pop().lstrip('.')} file(s) in {folder}"
 
     def fingerprint(self) -> str:
-        """Hash of the file names and contents (or of the generator's name): keys the cache."""
-        digest = hashlib.sha256(self.description.encode())
-        for path in self.files:
-            digest.update(path.name.encode())
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
-        return digest.hexdigest()
+        """Hash of the file names and contents (of a generator's module files): keys the cache,
+        computed as the build fingerprint computes it."""
+        return data_fingerprint(self.where, self.base)[0]
 
     def batches(self, batch: int, limit: int, part: str = "all") -> Iterator[dict[str, np.ndarray]]:
         """Batches of up to `batch` samples, `limit` in all, from `part`: "all", "held out" (every
@@ -136,6 +136,7 @@ def _load_generator(target: str, key: str, base: Path):
     module_name, sep, function = target.partition(":")
     if not sep or not module_name or not function:
         raise SpecError(f"{key}: expected python:module:function, got 'python:{target}'")
+    _forget_modules(generator_files(target, base))
     sys.path.insert(0, str(base))
     try:
         module = importlib.import_module(module_name)
@@ -147,3 +148,15 @@ def _load_generator(target: str, key: str, base: Path):
     if not callable(generator):
         raise SpecError(f"{key}: {module_name} has no function {function}")
     return generator
+
+
+def _forget_modules(files: list[Path]) -> None:
+    """Drop already imported modules made of the generator's files, so the code that runs is the
+    code the cache key hashed (a second build in one process must not reuse an edited module)."""
+    paths = {os.path.realpath(path) for path in files}
+    names = {os.path.basename(path) for path in paths}
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if file and os.path.basename(file) in names and os.path.realpath(file) in paths:
+            del sys.modules[name]
+    importlib.invalidate_caches()

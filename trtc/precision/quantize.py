@@ -21,7 +21,7 @@ from trtc.graph.random_inputs import random_feeds
 from trtc.precision.accuracy import clearly_off, measure_accuracy
 from trtc.precision.accuracy_data import AccuracySamples
 from trtc.precision.autocast import autocast
-from trtc.precision.calibrate import cache_document, cache_key, collect_ranges, read_cache
+from trtc.precision.calibrate import cache_document, cache_key, collect_ranges, read_cache, tensor_names
 from trtc.precision.data import HOLD_OUT_EVERY, SampleSource
 from trtc.precision.opset import with_opset
 from trtc.precision.qdq import FP16_SMALLEST, QuantPlan, fallback_residuals, insert_qdq, plan_quantization
@@ -75,17 +75,20 @@ def calibrate(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput], prof
     base = spec.source.parent if spec.source else Path.cwd()
     if settings["data"] == "random":
         warnings.append("precision.calibration.data: random inputs give ranges that fit no real data; use them for smoke tests only")
-        fingerprint, description = "random", "random inputs at the opt shape"
+        description = "random inputs at the opt shape"
+        fingerprint = f"random at {sorted((name, r.opt[1:]) for name, r in profile.items())}"
         batches = _random_batches(inputs, profile, spec, batch, samples)
     else:
         source = SampleSource(settings["data"], "precision.calibration.data", inputs, base, settings.get("preprocess"))
         fingerprint, description = source.fingerprint(), source.description
         batches = source.batches(batch, samples, "calibration" if hold_out else "all")
     cache_path = (base / settings["cache"]).resolve() if settings.get("cache") else None
-    key = cache_key(model_sha256, fingerprint, method, percentile, f"every {HOLD_OUT_EVERY}th sample" if hold_out else None)
-    ranges, status = read_cache(cache_path, key, activations)
-    used = samples
-    if status.startswith("stale"):
+    key = cache_key(model_sha256, model, fingerprint, {
+        "method": method, "percentile": percentile if method == "percentile" else None, "sample_limit": samples,
+        "batch": batch, "preprocess": settings.get("preprocess"),
+        "held_out": f"every {HOLD_OUT_EVERY}th sample" if hold_out else None}, _input_settings(spec))
+    ranges, used, status = read_cache(cache_path, key, activations, tensor_names(model))
+    if status.startswith(("stale", "ignored")):
         warnings.append(f"precision.calibration.cache: {status}; calibrating again")
     if ranges is None:
         ranges, used = collect_ranges(model, activations, batches, method, percentile,
@@ -177,6 +180,12 @@ def _with_fallback(model: onnx.ModelProto, fallback: str, spec: Spec, magnitudes
     settings = (fallback, spec.precision.keep_fp32, spec.precision.keep_io_types, magnitudes)
     converted = autocast(model, *settings)
     return converted.model, autocast(model, *settings, emulate=True).model, converted.kept
+
+
+def _input_settings(spec: Spec) -> dict:
+    """Pinned values and value ranges, as the calibration cache key holds them."""
+    return {name: {"value": s.value, "range": s.value_range} for name, s in sorted(spec.input_settings.items())
+            if s.value is not None or s.value_range}
 
 
 def _random_batches(inputs, profile, spec, batch, samples):

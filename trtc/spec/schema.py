@@ -102,8 +102,10 @@ _CALIBRATION = {
         "batch": {"type": "integer", "minimum": 1, "default": 16, "description": "Samples per onnxruntime run during calibration."},
         "cache": {
             "type": "string",
-            "description": "JSON file of the calibrated ranges, relative to the spec's folder. Reused when the model, the data "
-                           "(file names and contents) and the method match; recalibrated and rewritten otherwise.",
+            "description": "JSON file of the calibrated ranges, relative to the spec's folder. Reused when the graph after passes, "
+                           "the data (file contents; a generator's module and package files), every calibration setting, the "
+                           "pinned values and value ranges and trtc's version match; recalibrated and rewritten otherwise, or "
+                           "when the file is not a valid cache (with a warning).",
             "examples": ["build/demo.calib.json"],
         },
         "preprocess": {
