@@ -9,6 +9,7 @@ from pathlib import Path
 
 from trtc.errors import TrtcError
 from trtc.incremental import depfile
+from trtc.incremental.clashes import build_inputs, build_outputs, refuse_clashes
 from trtc.incremental.lock import plan_lock
 from trtc.incremental.up_to_date import check
 from trtc.spec.model import Spec
@@ -47,10 +48,12 @@ class JobResult:
 def run_job(spec: Spec, observer, options: JobOptions) -> JobResult:
     """Build `spec` unless it is up to date. Raises TrtcError when the build fails."""
     started = time.perf_counter()
+    refuse_clashes(build_outputs(spec, options.depfile), build_inputs(spec))  # before anything runs or is written
     with plan_lock(spec.output.plan, observer.warning):
         verdict = None if options.force else check(spec)  # --force: not even the hashing
         if verdict is not None and verdict.up_to_date:
             if options.depfile:
+                refuse_clashes([("--depfile", options.depfile)], [("an input of the build", p) for p in verdict.fingerprint.inputs])
                 depfile.write(options.depfile, _targets(spec), [spec.source, *verdict.fingerprint.inputs])
             return JobResult(spec.name, str(spec.source), UP_TO_DATE, 0, "up to date", time.perf_counter() - started,
                              report=verdict.report, written=[])
@@ -58,8 +61,9 @@ def run_job(spec: Spec, observer, options: JobOptions) -> JobResult:
 
         reason = "--force" if verdict is None else verdict.reason
         observer.stage(f"building {spec.name} ({reason})")
-        outcome = build(spec, observer, diagnose=options.diagnose)
+        outcome = build(spec, observer, diagnose=options.diagnose, depfile=options.depfile)
         if options.depfile:
+            refuse_clashes([("--depfile", options.depfile)], [("an input of the build", p) for p in outcome.fingerprint.inputs])
             depfile.write(options.depfile, _targets(spec), [spec.source, *outcome.fingerprint.inputs])
     return JobResult(spec.name, str(spec.source), BUILT, 0, reason, time.perf_counter() - started,
                      report=outcome.report, written=[str(p) for p in outcome.written])

@@ -11,6 +11,7 @@ from typing import Callable
 
 from trtc.build_job import FAILED, JobOptions, JobResult, run_job_reporting_errors
 from trtc.errors import UsageError
+from trtc.incremental.clashes import build_inputs, build_outputs, refuse_clashes
 from trtc.spec.model import Spec
 
 
@@ -22,11 +23,14 @@ def refuse_collisions(specs: list[Spec]) -> None:
             raise UsageError(f"{source} is named twice; name each spec once")
     owners: dict[Path, Spec] = {}
     for spec in specs:
-        for path in _written_by(spec):
+        for _, path in build_outputs(spec):
             other = owners.get(path)
             if other is not None and other is not spec:
                 raise UsageError(f"{other.source} and {spec.source} both write {path}; give one of them another output: path")
             owners[path] = spec
+    for spec in specs:  # one spec's output must not be what another reads
+        inputs = [(f"{other.source}'s {name}", path) for other in specs if other is not spec for name, path in build_inputs(other)]
+        refuse_clashes([(f"{spec.source}: {name}", path) for name, path in build_outputs(spec)], inputs)
 
 
 def build_many(specs: list[Spec], options: JobOptions, jobs: int, observer_for: Callable[[Spec], object]) -> list[JobResult]:
@@ -51,11 +55,3 @@ def _result(future, spec: Spec) -> JobResult:
     except Exception as exc:  # noqa: BLE001 - a worker that died (e.g. killed by the OOM killer)
         return JobResult(spec.name, str(spec.source), FAILED, 1, "build process died", 0.0,
                          error=f"the build process for {spec.source} died: {exc}")
-
-
-def _written_by(spec: Spec) -> list[Path]:
-    paths = list(spec.output.all_files())
-    cache = spec.precision.calibration.get("cache")
-    if cache and spec.source:
-        paths.append((spec.source.parent / cache).resolve())
-    return paths

@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from trtc.incremental.clashes import build_inputs, build_outputs, refuse_clashes
 from trtc.backend.builder import BuildSettings, ParserProblem
 from trtc.backend.support import check_support
 from trtc.backend.trt_import import import_tensorrt
@@ -77,8 +78,10 @@ def check_spec(spec: Spec) -> CheckResult:
     choose_gpu(spec.target.gpu, spec.target.compute_capabilities)
     trt = import_tensorrt(spec.target.backend)
     observer = _Collect()
+    refuse_clashes(build_outputs(spec), build_inputs(spec))
     pinned = load_pinned_model(spec, observer)
     model, profiles = pinned.model, pinned.profiles
+    refuse_clashes(build_outputs(spec), build_inputs(spec, pinned.loaded.files))
     checked.append(f"model {spec.model.name}: {len(model.graph.node)} nodes" +
                    (f" ({len(pinned.sections['graph']['pruned_nodes'])} pruned by the outputs)" if pinned.sections["graph"]["pruned_nodes"] else ""))
     if "pinning" in pinned.sections:

@@ -11,13 +11,14 @@ import json
 import os
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import onnx
 import yaml
 
 from trtc import __version__
+from trtc.incremental.clashes import refuse_clashes
 from trtc.errors import UsageError
 from trtc.graph.batch_dim import batch_axes
 from trtc.graph.io import load_model, name_unnamed_nodes
@@ -41,6 +42,7 @@ class StarterSpec:
     inputs: list[ModelInput]
     outputs: list[str]
     dynamic: list[str]  # "input dim axis ('name')" for every dynamic dimension that got a proposed range
+    model_files: list[Path] = field(default_factory=list)  # the model and its external data
 
 
 def starter_spec(model_path: Path, spec_path: Path | None) -> StarterSpec:
@@ -50,7 +52,8 @@ def starter_spec(model_path: Path, spec_path: Path | None) -> StarterSpec:
         raise UsageError(f"model not found: {model_path} (check the path)")
     if model_path.is_dir():
         raise UsageError(f"expected an ONNX file, got a directory: {model_path}")
-    model = load_model(model_path).proto
+    loaded = load_model(model_path)
+    model = loaded.proto
     inputs = model_inputs(model)
     folder = (spec_path.resolve().parent if spec_path else Path.cwd())
     name = _engine_name(spec_path.stem if spec_path else model_path.stem)
@@ -58,7 +61,7 @@ def starter_spec(model_path: Path, spec_path: Path | None) -> StarterSpec:
     file_name = spec_path.name if spec_path else f"{name}.yaml"
     text, dynamic = _render(model, inputs, relative, name, model_path.name, file_name)
     _validate(text, folder / file_name, inputs)
-    return StarterSpec(spec_path, text, inputs, [value.name for value in model.graph.output], dynamic)
+    return StarterSpec(spec_path, text, inputs, [value.name for value in model.graph.output], dynamic, loaded.files)
 
 
 def write_starter_spec(model_path: Path, spec_path: Path | None, force: bool) -> StarterSpec:
@@ -73,6 +76,8 @@ def write_starter_spec(model_path: Path, spec_path: Path | None, force: bool) ->
     if spec_path.exists() and not force:
         raise UsageError(f"{spec_path} already exists; pass --force to overwrite it, or -o to write elsewhere")
     starter = starter_spec(model_path, spec_path)
+    files = starter.model_files
+    refuse_clashes([("-o", spec_path)], [("the model", files[0])] + [("the model's external data file", f) for f in files[1:]])
     with StagedOutputs() as staged:
         staged.write(spec_path.resolve(), starter.text)
         staged.commit()
