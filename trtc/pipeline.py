@@ -21,6 +21,7 @@ from trtc.backend.trt_import import import_tensorrt
 from trtc.errors import BuildError, TrtcError
 from trtc.graph.loops import onnxruntime_check
 from trtc.graph.pin import pin_inputs
+from trtc.incremental import depfile
 from trtc.incremental.fingerprint import Fingerprint, fingerprint
 from trtc.diagnose import explain, localize
 from trtc.graph.random_inputs import random_feeds
@@ -80,12 +81,14 @@ class PreparedGraph:
     fingerprint: Fingerprint  # of everything that decided this build, for `trtc build`'s up-to-date check
 
 
-def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True) -> BuildOutcome:
+def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True, depfile_path: Path | None = None) -> BuildOutcome:
+    """`depfile_path`: also write a Make rule, with the other outputs (refused before TensorRT builds)."""
     gpu = choose_gpu(spec.target.gpu, spec.target.compute_capabilities)
     trt = import_tensorrt(spec.target.backend)
     timing_cache = _read_timing_cache(spec)
     with tempfile.TemporaryDirectory(prefix="trtc-") as scratch:
         graph = prepare_graph(spec, observer, Path(scratch))
+        rule = depfile.render(spec.output.all_files(), [spec.source, *graph.fingerprint.inputs]) if depfile_path else None
         settings = BuildSettings(profiles=graph.profiles, workspace=spec.workspace, compute_capabilities=spec.target.compute_capabilities,
                                  optimization_level=spec.target.optimization_level, timing_cache=timing_cache)
         _return_freed_memory()
@@ -118,6 +121,8 @@ def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True) -> Buil
             staged.write(path, text)
         if spec.target.timing_cache and result.timing_cache:
             staged.write(spec.target.timing_cache, result.timing_cache)
+        if rule is not None:
+            staged.write(depfile_path, depfile.encoded(rule))
         staged.commit()
     return BuildOutcome(report=report, written=spec.output.all_files(), fingerprint=graph.fingerprint)
 

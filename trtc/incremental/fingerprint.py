@@ -57,12 +57,21 @@ def fingerprint(spec: Spec, model_files: list[Path], model_sha256: str | None = 
         "backend": backend_identity(spec.target.backend),
     }
     data_inputs: list[Path] = []
-    base = spec.source.parent if spec.source else Path.cwd()
-    for key, where in (("calibration_data", spec.precision.calibration.get("data")), ("accuracy_data", spec.accuracy.get("data"))):
-        if where:
-            components[key], files = data_fingerprint(where, base)
-            data_inputs += files
+    for key, where, base in _data_sources(spec):
+        components[key], files = data_fingerprint(where, base)
+        data_inputs += files
     return Fingerprint(components=components, model_files=list(model_files), data_inputs=data_inputs)
+
+
+def data_inputs(spec: Spec) -> list[Path]:
+    """The data files and folders a build of `spec` reads, listed without reading them."""
+    return [path for _, where, base in _data_sources(spec) for path in data_paths(where, base)]
+
+
+def _data_sources(spec: Spec) -> list[tuple[str, str, Path]]:
+    base = spec.source.parent if spec.source else Path.cwd()
+    return [(key, where, base) for key, where in (("calibration_data", spec.precision.calibration.get("data")),
+                                                  ("accuracy_data", spec.accuracy.get("data"))) if where]
 
 
 def code_identity(package: Path) -> str:
@@ -78,19 +87,24 @@ def code_identity(package: Path) -> str:
 def data_fingerprint(where: str, base: Path) -> tuple[str, list[Path]]:
     """Hash of a sample source's listing and contents, and the paths it depends on. A folder is
     itself a dependency: adding a sample changes its modification time."""
+    paths = data_paths(where, base)
+    if where.startswith("python:"):  # a generator not found is the build's error to report: hash the name only
+        return hashlib.sha256(where.encode() + b"".join(path.read_bytes() for path in paths)).hexdigest(), paths
+    if not paths:
+        return hashlib.sha256(f"missing {(base / where).resolve()}".encode()).hexdigest(), []
+    digest = hashlib.sha256()
+    for path in paths[1:]:
+        digest.update(path.name.encode() + b"\0" + hash_files([path]).encode())
+    return digest.hexdigest(), paths
+
+
+def data_paths(where: str, base: Path) -> list[Path]:
+    """A generator's source file, or a sample folder followed by its samples; none when missing."""
     if where.startswith("python:"):
         source = _generator_source(where.removeprefix("python:"), base)
-        if source is None:  # not found: the build itself reports it; hash the name only
-            return hashlib.sha256(where.encode()).hexdigest(), []
-        return hashlib.sha256(where.encode() + source.read_bytes()).hexdigest(), [source]
+        return [source] if source else []
     folder = (base / where).resolve()
-    if not folder.is_dir():
-        return hashlib.sha256(f"missing {folder}".encode()).hexdigest(), []
-    files = sample_files(folder)
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.name.encode() + b"\0" + hash_files([path]).encode())
-    return digest.hexdigest(), [folder, *files]
+    return [folder, *sample_files(folder)] if folder.is_dir() else []
 
 
 def _generator_source(target: str, base: Path) -> Path | None:
