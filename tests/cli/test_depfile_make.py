@@ -5,7 +5,6 @@ working when it is deleted; names Make cannot express are refused before anythin
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 
@@ -15,11 +14,16 @@ import pytest
 from click.testing import CliRunner
 
 from tests import models
+from tests.structure import require_make
 from trtc.cli import main
 from trtc.errors import UsageError
 from trtc.incremental import depfile
 
-pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU Make")
+
+@pytest.fixture(autouse=True)
+def _make_installed():
+    require_make()
+
 
 # The recipe echoes itself (no '@'), so a name that turned into `.SILENT:` would show.
 MAKEFILE = "all: out\n-include deps.d\nout:\n\techo rebuilt >> log; touch out\n"
