@@ -100,3 +100,14 @@ def build_report(folder: Path, model: onnx.ModelProto, spec_text: str, *args: st
     result, report = build(folder, model, spec_text, *args)
     assert result.exit_code == 0, result.stderr
     return report
+
+
+def renamed(model: onnx.ModelProto, names: dict[str, str]) -> onnx.ModelProto:
+    """`model` with its nodes and tensors (inputs, outputs, intermediates) renamed by `names`."""
+    for node in model.graph.node:
+        node.name = names.get(node.name, node.name)
+        node.input[:] = [names.get(n, n) for n in node.input]
+        node.output[:] = [names.get(n, n) for n in node.output]
+    for value in [*model.graph.input, *model.graph.output, *model.graph.value_info]:
+        value.name = names.get(value.name, value.name)
+    return model

@@ -10,6 +10,7 @@ from pathlib import Path
 from trtc.errors import TrtcError
 from trtc.incremental import depfile
 from trtc.incremental.clashes import build_inputs, build_outputs, refuse_clashes
+from trtc.incremental.fingerprint import data_inputs
 from trtc.incremental.lock import plan_lock
 from trtc.incremental.up_to_date import check
 from trtc.spec.model import Spec
@@ -57,14 +58,13 @@ def run_job(spec: Spec, observer, options: JobOptions) -> JobResult:
                 depfile.write(options.depfile, _targets(spec), [spec.source, *verdict.fingerprint.inputs])
             return JobResult(spec.name, str(spec.source), UP_TO_DATE, 0, "up to date", time.perf_counter() - started,
                              report=verdict.report, written=[])
+        if options.depfile:  # a name Make cannot express is refused before any work (external data: once the model is read)
+            depfile.render(_targets(spec), [spec.source, spec.model, *data_inputs(spec)])
         from trtc.pipeline import build  # imports onnx, onnxruntime, TensorRT: only when there is work to do
 
         reason = "--force" if verdict is None else verdict.reason
         observer.stage(f"building {spec.name} ({reason})")
-        outcome = build(spec, observer, diagnose=options.diagnose, depfile=options.depfile)
-        if options.depfile:
-            refuse_clashes([("--depfile", options.depfile)], [("an input of the build", p) for p in outcome.fingerprint.inputs])
-            depfile.write(options.depfile, _targets(spec), [spec.source, *outcome.fingerprint.inputs])
+        outcome = build(spec, observer, diagnose=options.diagnose, depfile_path=options.depfile)
     return JobResult(spec.name, str(spec.source), BUILT, 0, reason, time.perf_counter() - started,
                      report=outcome.report, written=[str(p) for p in outcome.written])
 

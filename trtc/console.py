@@ -109,8 +109,8 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
     fusion = report.get("fusion")
     if fusion:
         counts = fusion["counts"]
-        precisions = ", ".join(f"{dtype} {n}" for dtype, n in fusion["precisions"].items())
-        folded = ", ".join(f"{n} {op}" for op, n in list(fusion["folded_by_op_type"].items())[:4])
+        precisions = escape(", ".join(f"{dtype} {n}" for dtype, n in fusion["precisions"].items()))
+        folded = escape(", ".join(f"{n} {op}" for op, n in list(fusion["folded_by_op_type"].items())[:4]))
         console.print(f"  {counts['onnx_nodes']} ONNX nodes -> {counts['kernels']} kernels ({counts['fused_kernels']} fused); "
                       f"kernel precision: {precisions}{escape(per_profile_note(counts))}")
         if counts["folded_nodes"]:
@@ -138,7 +138,7 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
     if calibration:
         console.print(f"  {calibration['mode']}: {len(calibration['quantized_layers'])} layers quantized ({calibration['method']} calibration on "
                       f"{calibration['samples']} samples, cache {calibration['cache']}), {len(calibration['not_quantized'])} left in "
-                      f"{calibration['fallback']}" + (f"; auto_fallback kept back {', '.join(calibration['auto_fallback']['kept_back'])}"
+                      f"{calibration['fallback']}" + (f"; auto_fallback kept back {escape(', '.join(calibration['auto_fallback']['kept_back']))}"
                                                        if calibration.get("auto_fallback") else "")
                       + (f"; {len(precision['kept_fp32'])} kept in FP32" if precision.get("kept_fp32") else ""))
     elif precision.get("mode", "fp32") != "fp32":
@@ -169,7 +169,7 @@ def _kernel_table(fusion: dict, limit: int = 40) -> Table:
     for kernel in shown:
         nodes = ", ".join(kernel["onnx_nodes"]) or "-"
         estimate = f"{kernel['estimated_us']:.2f}" if kernel.get("estimated_us") is not None else "-"
-        table.add_row(str(kernel["index"]), kernel["type"], kernel["precision"], estimate, escape(nodes))
+        table.add_row(str(kernel["index"]), escape(kernel["type"]), escape(kernel["precision"]), estimate, escape(nodes))
     return table
 
 
@@ -202,15 +202,15 @@ def print_inspection(terminal: Terminal, result, top: int | None) -> None:
     for name, cost in costs[:top] if top else costs:
         flops = human(cost.flops, "FLOP") if cost.known else "?"
         mac = "?" if not cost.known and not cost.mac_bytes else human(cost.mac_bytes, "B")
-        table.add_row(escape(name), cost.op_type, flops, mac, "" if cost.known else cost.reason)
+        table.add_row(escape(name), escape(cost.op_type), flops, mac, "" if cost.known else escape(cost.reason))
     console = terminal.console
     console.print(table)
     shapes = ", ".join(f"{name}={'x'.join(map(str, shape))}" for name, shape in result.shapes.items())
     totals = result.totals
     symbols = sorted({d for shape in result.shapes.values() for d in shape if isinstance(d, str)})
     if symbols:
-        shapes += f" ({', '.join(escape(s) for s in symbols)}: dynamic, costs are formulas in them; --shape gives values)"
-    console.print(f"{totals['nodes']} nodes at {shapes}: {human(totals['flops'], 'FLOP')} (multiply-accumulates), "
+        shapes += f" ({', '.join(symbols)}: dynamic, costs are formulas in them; --shape gives values)"
+    console.print(f"{totals['nodes']} nodes at {escape(shapes)}: {human(totals['flops'], 'FLOP')} (multiply-accumulates), "
                   f"{human(totals['mac_bytes'], 'B')} memory traffic before fusion")
     if totals["unknown_nodes"]:
         terminal.warning(f"{len(totals['unknown_nodes'])} node(s) of unknown cost (shape or FLOP formula); their FLOPs count as 0: "
@@ -316,8 +316,7 @@ def print_diff(terminal: Terminal, diff: dict) -> None:
     """The comparison; crossed --fail-on thresholds are the error the CLI prints after it."""
     console = terminal.console
     old, new = diff["old"], diff["new"]
-    console.print(f"{escape(str(old['name']))} ({old['precision']}, {old['built_at']}) -> {escape(str(new['name']))} "
-                  f"({new['precision']}, {new['built_at']})")
+    console.print(escape(f"{old['name']} ({old['precision']}, {old['built_at']}) -> {new['name']} ({new['precision']}, {new['built_at']})"))
     table = Table(box=None, pad_edge=False, show_edge=False)
     for column, justify in (("metric", "left"), ("old", "right"), ("new", "right"), ("change", "right")):
         table.add_column(column, justify=justify)
@@ -334,9 +333,9 @@ def print_diff(terminal: Terminal, diff: dict) -> None:
             console.print(f"{title}:")
             for k in entries:
                 extra = f" (+{k['added_by_trtc']} cast/Q/DQ added by trtc)" if k["added_by_trtc"] else ""
-                console.print(f"  {k['type']} {k['precision']}: {escape(', '.join(k['onnx_nodes']) or '(no node of the model)')}{extra}")
+                console.print(escape(f"  {k['type']} {k['precision']}: {', '.join(k['onnx_nodes']) or '(no node of the model)'}{extra}"))
     for change in kernels["precision_changed"]:
-        console.print(f"precision {change['old']} -> {change['new']}: {escape(', '.join(change['onnx_nodes']) or '(no node of the model)')}")
+        console.print(escape(f"precision {change['old']} -> {change['new']}: {', '.join(change['onnx_nodes']) or '(no node of the model)'}"))
     for change in kernels["time_changed"][:5]:
         console.print(f"est. time {change['old_us']:.2f} -> {change['new_us']:.2f} us: {escape(', '.join(change['onnx_nodes']) or '(no node of the model)')}")
     for entry in diff["accuracy"]:

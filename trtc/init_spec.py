@@ -24,6 +24,7 @@ from trtc.graph.batch_dim import batch_axes
 from trtc.graph.io import load_model, name_unnamed_nodes
 from trtc.graph.profiles import ModelInput, model_inputs, resolve_profiles
 from trtc.outputs import StagedOutputs
+from trtc.printable import one_line
 from trtc.remedies import remedies
 from trtc.spec.load import spec_from_document
 
@@ -60,7 +61,7 @@ def starter_spec(model_path: Path, spec_path: Path | None) -> StarterSpec:
     relative = Path(os.path.relpath(model_path.resolve(), folder)).as_posix()
     file_name = spec_path.name if spec_path else f"{name}.yaml"
     text, dynamic = _render(model, inputs, relative, name, model_path.name, file_name)
-    _validate(text, folder / file_name, inputs)
+    _validate(text, folder / file_name, inputs, model_path)
     return StarterSpec(spec_path, text, inputs, [value.name for value in model.graph.output], dynamic, loaded.files)
 
 
@@ -168,7 +169,8 @@ def _render(model: onnx.ModelProto, inputs: list[ModelInput], model_ref: str, na
         f"  report: build/{name}.report.json  # .report.md, .report.html and .build.log are written beside it",
         f"  # onnx: build/{name}.trtc.onnx   # save the graph trtc hands to TensorRT",
     ]
-    return "\n".join(out) + "\n", dynamic
+    # Model names and dimension names also sit in comments: on one line each, they stay comments.
+    return "\n".join(map(one_line, out)) + "\n", dynamic
 
 
 def _input_entries(inputs: list[ModelInput], batch: dict[str, int | None]) -> tuple[list[tuple[bool, list[str]]], list[str]]:
@@ -211,9 +213,14 @@ def _input_entries(inputs: list[ModelInput], batch: dict[str, int | None]) -> tu
     return entries, dynamic
 
 
-def _validate(text: str, spec_path: Path, inputs: list[ModelInput]) -> None:
-    """Read the text back as `trtc build` would: schema, paths and complete profiles."""
-    resolve_profiles(inputs, spec_from_document(yaml.safe_load(text), spec_path))
+def _validate(text: str, spec_path: Path, inputs: list[ModelInput], model_path: Path) -> None:
+    """Read the text back as `trtc build` would: schema, paths and complete profiles; the model's
+    path and input names were templated into YAML, so they must read back as themselves."""
+    document = yaml.safe_load(text)
+    spec = spec_from_document(document, spec_path)
+    if spec.model.resolve() != model_path.resolve() or not set(document.get("inputs") or {}) <= {item.name for item in inputs}:
+        raise AssertionError(f"trtc init wrote a spec that does not read back to the model's names:\n{text}")
+    resolve_profiles(inputs, spec)
 
 
 def _describe(value: onnx.ValueInfoProto) -> str:
@@ -226,10 +233,11 @@ def _describe(value: onnx.ValueInfoProto) -> str:
 
 
 def _scalar(text: str) -> str:
-    """A YAML scalar for a name or path: plain when safe, else double-quoted (JSON is valid YAML)."""
-    if re.fullmatch(r"[A-Za-z_./][A-Za-z0-9_./-]*", text) and text.lower() not in _YAML_WORDS:
+    """A YAML scalar for a name or path: plain when YAML reads it back as this string (not `.inf`,
+    `.5`, `yes`, `null`), else double-quoted with escapes (JSON is valid YAML)."""
+    if re.fullmatch(r"[A-Za-z_./][A-Za-z0-9_./-]*", text) and text.lower() not in _YAML_WORDS and yaml.safe_load(text) == text:
         return text
-    return json.dumps(text)
+    return json.dumps(text, ensure_ascii=False)  # JSON's escapes are YAML's; the lines' one_line escapes the rest
 
 
 def _pad(name: str, width: int = 14) -> str:

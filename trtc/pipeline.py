@@ -21,6 +21,7 @@ from trtc.backend.trt_import import import_tensorrt
 from trtc.errors import BuildError, TrtcError
 from trtc.graph.loops import onnxruntime_check
 from trtc.graph.pin import pin_inputs
+from trtc.incremental import depfile
 from trtc.incremental.clashes import build_inputs, build_outputs, refuse_clashes
 from trtc.incremental.fingerprint import Fingerprint, fingerprint
 from trtc.incremental.stamps import stamp, stamps
@@ -83,14 +84,15 @@ class PreparedGraph:
     file_stamps: dict[str, list[int]]  # of the model files as hashed: the up-to-date check trusts the hash while they hold
 
 
-def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True, depfile: Path | None = None) -> BuildOutcome:
-    """`depfile`: written by the caller afterwards; named here so that it is checked against the
-    inputs with the other outputs, before anything is built."""
+def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True, depfile_path: Path | None = None) -> BuildOutcome:
+    """`depfile_path`: also write a Make rule, with the other outputs (refused before TensorRT builds,
+    and checked against the inputs with the other outputs)."""
     gpu = choose_gpu(spec.target.gpu, spec.target.compute_capabilities)
     trt = import_tensorrt(spec.target.backend)
     timing_cache = _read_timing_cache(spec)
     with tempfile.TemporaryDirectory(prefix="trtc-") as scratch:
-        graph = prepare_graph(spec, observer, Path(scratch), depfile)
+        graph = prepare_graph(spec, observer, Path(scratch), depfile_path)
+        rule = depfile.render(spec.output.all_files(), [spec.source, *graph.fingerprint.inputs]) if depfile_path else None
         settings = BuildSettings.for_spec(spec, graph.profiles, timing_cache)
         _return_freed_memory()
         observer.stage(f"building with {trt.name} {trt.version}")
@@ -123,17 +125,19 @@ def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True, depfile
             staged.write(path, text)
         if spec.target.timing_cache and result.timing_cache:
             staged.write(spec.target.timing_cache, result.timing_cache)
+        if rule is not None:
+            staged.write(depfile_path, depfile.encoded(rule))
         staged.commit()
     return BuildOutcome(report=report, written=spec.output.all_files(), fingerprint=graph.fingerprint)
 
 
-def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path, depfile: Path | None = None) -> PreparedGraph:
+def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path, depfile_path: Path | None = None) -> PreparedGraph:
     """Load the model and run the graph steps in order; each rewrites the model in place and may
     add a report section."""
     model_stamp = stamps([spec.model])  # before reading: a change while it is read shows next time
     front = load_pinned_model(spec, observer)
     loaded, model, profiles, sections, warnings = front.loaded, front.model, front.profiles, front.sections, front.warnings
-    refuse_clashes(build_outputs(spec, depfile), build_inputs(spec, loaded.files))  # external data is known now
+    refuse_clashes(build_outputs(spec, depfile_path), build_inputs(spec, loaded.files))  # external data is known now
     file_stamps = {**stamps(loaded.files[1:]), **model_stamp}
     build_fingerprint = fingerprint(spec, loaded.files, loaded.sha256)
     original_nodes = {node.name: node.op_type for node in model.graph.node}

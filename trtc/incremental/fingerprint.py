@@ -59,12 +59,21 @@ def fingerprint(spec: Spec, model_files: list[Path], model_sha256: str | None = 
     data_inputs: list[Path] = list(spec.plugins)
     if spec.plugins:  # a rebuilt plugin library changes the engine
         components["plugins"] = hash_files(list(spec.plugins))
-    base = spec.source.parent if spec.source else Path.cwd()
-    for key, where in (("calibration_data", spec.precision.calibration.get("data")), ("accuracy_data", spec.accuracy.get("data"))):
-        if where:
-            components[key], files = data_fingerprint(where, base)
-            data_inputs += files
+    for key, where, base in _data_sources(spec):
+        components[key], files = data_fingerprint(where, base)
+        data_inputs += files
     return Fingerprint(components=components, model_files=list(model_files), data_inputs=data_inputs)
+
+
+def data_inputs(spec: Spec) -> list[Path]:
+    """The data files and folders a build of `spec` reads, listed without reading them."""
+    return [path for _, where, base in _data_sources(spec) for path in data_paths(where, base)]
+
+
+def _data_sources(spec: Spec) -> list[tuple[str, str, Path]]:
+    base = spec.source.parent if spec.source else Path.cwd()
+    return [(key, where, base) for key, where in (("calibration_data", spec.precision.calibration.get("data")),
+                                                  ("accuracy_data", spec.accuracy.get("data"))) if where]
 
 
 def code_identity(package: Path) -> str:
@@ -81,18 +90,24 @@ def data_fingerprint(where: str, base: Path) -> tuple[str, list[Path]]:
     """Hash of a sample source's listing and contents, and the paths it depends on. A folder is
     itself a dependency: adding a sample changes its modification time. A generator is hashed by
     its module's files (generator_files), never by running it."""
+    paths = data_paths(where, base)
     if where.startswith("python:"):
-        sources = generator_files(where.removeprefix("python:"), base)
         digest = hashlib.sha256(where.encode())  # not found: the build itself reports it; the name only
-        root = os.path.commonpath([p.parent for p in sources]) if sources else ""
-        for path in sources:  # names relative to the package: a moved project keeps its fingerprint
+        root = os.path.commonpath([p.parent for p in paths]) if paths else ""
+        for path in paths:  # names relative to the package: a moved project keeps its fingerprint
             digest.update(b"\0" + os.path.relpath(path, root).encode() + b"\0" + hash_files([path]).encode())
-        return digest.hexdigest(), sources
-    folder = (base / where).resolve()
-    if not folder.is_dir():
-        return hashlib.sha256(f"missing {folder}".encode()).hexdigest(), []
-    files = sample_files(folder)
+        return digest.hexdigest(), paths
+    if not paths:
+        return hashlib.sha256(f"missing {(base / where).resolve()}".encode()).hexdigest(), []
     digest = hashlib.sha256()
-    for path in files:
+    for path in paths[1:]:
         digest.update(path.name.encode() + b"\0" + hash_files([path]).encode())
-    return digest.hexdigest(), [folder, *files]
+    return digest.hexdigest(), paths
+
+
+def data_paths(where: str, base: Path) -> list[Path]:
+    """A generator's module files, or a sample folder followed by its samples; none when missing."""
+    if where.startswith("python:"):
+        return generator_files(where.removeprefix("python:"), base)
+    folder = (base / where).resolve()
+    return [folder, *sample_files(folder)] if folder.is_dir() else []

@@ -6,27 +6,66 @@ thresholds that turn a change into a failed CI gate."""
 from __future__ import annotations
 
 import json
+import math
 import re
+import stat
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from trtc.errors import DiffThresholdError, UsageError
 from trtc.report import REPORT_SCHEMA
-from trtc.spec.validate import closest
+from trtc.spec.validate import closest, schema_problems
+
+# Reports of the largest models are a few MB; anything far larger is not one (or is /dev/zero).
+MAX_REPORT_BYTES = 64 << 20
+_PASS_A_REPORT = "pass the .report.json a trtc build wrote"
 
 
 def load_report(path: Path) -> dict:
-    try:
-        report = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such report; pass the .report.json files of two trtc builds") from None
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: not a JSON file ({type(exc).__name__}); pass the .report.json a trtc build wrote") from None
+    """The report at `path`, checked against the schema of what diff reads (UsageError if not)."""
+    report = _json_document(path)
     if not isinstance(report, dict) or "schema" not in report or not isinstance(report.get("build"), dict):
-        raise UsageError(f"{path}: not a trtc build report (no 'schema' and 'build'); pass the .report.json a trtc build wrote")
+        raise UsageError(f"{path}: not a trtc build report (no 'schema' and 'build'); {_PASS_A_REPORT}")
     if report["schema"] != REPORT_SCHEMA:
         raise UsageError(f"{path}: report schema '{report['schema']}' is not '{REPORT_SCHEMA}'; rebuild it with this trtc")
+    problems = schema_problems(report, lambda _: f"{path}: not a trtc build report", _input_schema())
+    if problems:
+        raise UsageError(f"{problems[0]}; {_PASS_A_REPORT}")
     return report
+
+
+def _json_document(path: Path):
+    """Parsed JSON, refusing what is not a regular file of report size before reading it."""
+    try:
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode):
+            raise UsageError(f"{path}: not a regular file; {_PASS_A_REPORT}")
+        if status.st_size > MAX_REPORT_BYTES:
+            raise UsageError(f"{path}: {status.st_size:,} bytes, more than any trtc report ({MAX_REPORT_BYTES >> 20} MiB); {_PASS_A_REPORT}")
+        with open(path, "rb") as handle:
+            text = handle.read(MAX_REPORT_BYTES + 1)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such report; pass the .report.json files of two trtc builds") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read it ({exc.strerror}); {_PASS_A_REPORT}") from None
+    if len(text) > MAX_REPORT_BYTES:  # it grew since stat
+        raise UsageError(f"{path}: more than {MAX_REPORT_BYTES >> 20} MiB, more than any trtc report; {_PASS_A_REPORT}")
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"{path}: not a JSON file ({type(exc).__name__}); {_PASS_A_REPORT}") from None
+    except RecursionError:
+        raise UsageError(f"{path}: not a JSON file (nested too deeply); {_PASS_A_REPORT}") from None
+
+
+def _input_schema() -> dict:
+    return json.loads(resources.files("trtc.report").joinpath("diff_input.schema.json").read_text())
+
+
+def _finite(value: float | int) -> bool:
+    """JSON's numbers parse to ints (always finite, however large) or floats (NaN, Infinity too)."""
+    return not isinstance(value, float) or math.isfinite(value)
 
 
 # Each metric: how to read it from a report, and which direction is worse.
@@ -36,7 +75,9 @@ def _worst_cosine(report: dict) -> float | None:
     accuracy = report.get("accuracy")
     if accuracy is None and (report.get("precision") or {}).get("mode", "fp32") == "fp32":
         return 1.0
-    return min((o["cosine"] for o in _measured_outputs(report) if o.get("cosine") is not None), default=None)
+    cosines = [o["cosine"] for o in _measured_outputs(report) if o.get("cosine") is not None]
+    # min() passes over a NaN unless it comes first: a cosine that is not a number is the worst.
+    return next((c for c in cosines if not _finite(c)), min(cosines, default=None))
 
 
 def _measured_outputs(report: dict) -> list[dict]:
@@ -69,6 +110,8 @@ class Threshold:
     falling: bool  # a drop is the failure (the limit's sign; -0 is "any drop", which a signed 0 cannot say)
 
     def crossed(self, old: float, new: float) -> bool:
+        if not (_finite(old) and _finite(new)):  # NaN compares false with everything: it would pass any gate
+            return True
         change = new - old
         if self.relative:
             change = change / abs(old) * 100 if old else (0.0 if change == 0 else float("inf") * (1 if change > 0 else -1))

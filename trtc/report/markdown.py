@@ -1,8 +1,34 @@
-"""Render a report dict as Markdown for people (CI summaries, code review)."""
+"""Render a report dict as Markdown for people (CI summaries, code review).
+
+Every string that comes from the model, the data, the spec or TensorRT goes through `code` (names)
+or `text` (anything else), so that it shows as written and cannot add headings, links, table
+cells or rows.
+"""
 
 from __future__ import annotations
 
+import re
+
+from trtc.printable import one_line
 from trtc.report.units import fusion_effect, human, per_profile_note, savings
+
+# CommonMark lets a backslash escape any ASCII punctuation, so escaping all of it is always right.
+_PUNCTUATION = re.compile(r"[!-/:-@\[-`{-~]")
+
+
+def text(value: object) -> str:
+    """`value` as Markdown text that reads as written (line breaks, which end table rows and list
+    items and start headings, shown as escapes)."""
+    return _PUNCTUATION.sub(lambda match: "\\" + match.group(), one_line(value))
+
+
+def code(value: object) -> str:
+    """`value` as a code span. Backticks end one and a pipe splits a table cell even inside one,
+    and spaces at its ends are dropped: such names become escaped text in <code> instead."""
+    shown = one_line(value)
+    if not shown or "`" in shown or "|" in shown or shown != shown.strip(" "):
+        return f"<code>{text(value)}</code>"
+    return f"`{shown}`"
 
 
 def render_markdown(report: dict) -> str:
@@ -10,9 +36,9 @@ def render_markdown(report: dict) -> str:
     fusion = report.get("fusion") or {}
     counts = fusion.get("counts", {})
     lines = [
-        f"# trtc build report: {build['name']}",
+        f"# trtc build report: {text(build['name'])}",
         "",
-        f"Built `{build['model']}` into `{build['plan']}` with {build['backend']} {build['backend_version']} "
+        f"Built {code(build['model'])} into {code(build['plan'])} with {build['backend']} {build['backend_version']} "
         f"in {build['build_seconds']:.2f} s (trtc {build['trtc']}).",
         "",
         "| fact | value |",
@@ -30,42 +56,42 @@ def render_markdown(report: dict) -> str:
     lines += ["", "## Inputs and outputs", "", "| tensor | mode | dtype | shape | profiles (min / opt / max) |", "| --- | --- | --- | --- | --- |"]
     for binding in report["bindings"]:
         profiles = "<br>".join(f"{p['min']} / {p['opt']} / {p['max']}" for p in binding["profiles"]) or "-"
-        lines.append(f"| `{binding['name']}` | {binding['mode']} | {binding['dtype']} | {binding['dims']} | {profiles} |")
+        lines.append(f"| {code(binding['name'])} | {binding['mode']} | {binding['dtype']} | {binding['dims']} | {profiles} |")
     lines += _pinning(report.get("pinning"))
     if fusion:
         lines += _passes(report.get("passes")) + _cost(report.get("cost"), fusion)
         lines += ["", "## Fusion map", "", f"Source: TensorRT's {fusion['source'].replace('-', ' ')}.", "",
                   "| # | kernel | type | precision | FLOPs | MAC | est. us | ONNX nodes |", "| --- | --- | --- | --- | ---: | ---: | ---: | --- |"]
         for kernel in fusion["kernels"]:
-            nodes = ", ".join(f"`{n}` ({op})" for n, op in zip(kernel["onnx_nodes"], kernel["onnx_op_types"])) or "-"
+            nodes = ", ".join(f"{code(n)} ({text(op)})" for n, op in zip(kernel["onnx_nodes"], kernel["onnx_op_types"])) or "-"
             estimate = f"{kernel['estimated_us']:.2f}" if kernel.get("estimated_us") is not None else "-"
-            lines.append(f"| {kernel['index']} | `{kernel['name']}` | {kernel['type']} | {kernel['precision']} | "
+            lines.append(f"| {kernel['index']} | {code(kernel['name'])} | {text(kernel['type'])} | {text(kernel['precision'])} | "
                          f"{human(kernel.get('flops'), 'FLOP')} | {human(kernel.get('mac_bytes'), 'B')} | {estimate} | {nodes} |")
         if fusion["folded_nodes"]:
             lines += ["", "### ONNX nodes no kernel runs", "",
                       "TensorRT evaluated these at build time or merged them away:", ""]
-            lines += [f"- `{n['name']}` ({n['op_type']})" for n in fusion["folded_nodes"]]
+            lines += [f"- {code(n['name'])} ({text(n['op_type'])})" for n in fusion["folded_nodes"]]
     else:
         lines += ["", "## Fusion map", "", "Not available: TensorRT logged no layer information for this build."]
     lines += _calibration(report.get("calibration")) + _precision(report.get("precision", {}), report.get("accuracy"))
     if report.get("warnings"):
-        lines += ["", "## Warnings", ""] + [f"- {w}" for w in report["warnings"]]
+        lines += ["", "## Warnings", ""] + [f"- {text(w)}" for w in report["warnings"]]
     return "\n".join(lines) + "\n"
 
 
 def _pinning(pinning: dict | None) -> list[str]:
     if not pinning:
         return []
-    lines = ["", "## Pinned inputs and resolved control flow", ""] + [f"- `{p['input']}` = {p['value']}" for p in pinning["pinned_inputs"]]
+    lines = ["", "## Pinned inputs and resolved control flow", ""] + [f"- {code(p['input'])} = {text(p['value'])}" for p in pinning["pinned_inputs"]]
     return lines + [_resolved(r) for r in pinning["resolved_control_flow"]]
 
 
 def _resolved(entry: dict) -> str:
     if entry["op_type"] == "Loop":
-        done = "unrolled" if entry["unrolled"] else f"kept as a loop: {entry['reason']}"
-        return f"- `{entry['node']}` (Loop): {entry['trip_count']} iteration(s), {done}"
-    proven = f", proven for every shape in the profiles: {entry['proven']}" if entry.get("proven") else ""
-    return f"- `{entry['node']}` ({entry['op_type']}): took the {entry['taken'].replace('_', ' ')}{proven}"
+        done = "unrolled" if entry["unrolled"] else f"kept as a loop: {text(entry['reason'])}"
+        return f"- {code(entry['node'])} (Loop): {entry['trip_count']} iteration(s), {done}"
+    proven = f", proven for every shape in the profiles: {text(entry['proven'])}" if entry.get("proven") else ""
+    return f"- {code(entry['node'])} ({entry['op_type']}): took the {entry['taken'].replace('_', ' ')}{proven}"
 
 
 def _passes(passes: dict | None) -> list[str]:
@@ -74,8 +100,8 @@ def _passes(passes: dict | None) -> list[str]:
     lines = ["", "## Graph passes", "", "| pass | nodes before | nodes after | FLOPs before -> after | MAC before -> after | note |",
              "| --- | --- | --- | --- | --- | --- |"]
     for c in passes["changes"]:
-        lines.append(f"| {c['pass_name']} | {', '.join(f'`{n}`' for n in c['nodes_before'])} | {', '.join(f'`{n}`' for n in c['nodes_after']) or '-'} | "
-                     f"{human(c['flops_before'], 'FLOP')} -> {human(c['flops_after'], 'FLOP')} | {human(c['mac_before'], 'B')} -> {human(c['mac_after'], 'B')} | {c['note']} |")
+        lines.append(f"| {c['pass_name']} | {', '.join(map(code, c['nodes_before']))} | {', '.join(map(code, c['nodes_after'])) or '-'} | "
+                     f"{human(c['flops_before'], 'FLOP')} -> {human(c['flops_after'], 'FLOP')} | {human(c['mac_before'], 'B')} -> {human(c['mac_after'], 'B')} | {text(c['note'])} |")
     totals = passes["totals"]
     lines += ["", f"{totals['changes']} changes removed {totals['nodes_removed']} nodes and "
                   f"{savings(totals['flops_saved'], totals['mac_saved'])}."]
@@ -99,14 +125,14 @@ def _cost(cost: dict | None, fusion: dict) -> list[str]:
         by_index = {k["index"]: k for k in fusion["kernels"]}
         for index in cost["top_kernels"][:5]:
             kernel = by_index[index]
-            lines.append(f"- #{index} `{kernel['name']}` ({kernel['type']}, {kernel['precision']}): "
+            lines.append(f"- #{index} {code(kernel['name'])} ({text(kernel['type'])}, {text(kernel['precision'])}): "
                          f"{kernel['estimated_us']:.2f} us, {kernel['bound']}-bound")
     if cost.get("unresolved_kernels"):
         lines += ["", f"{len(cost['unresolved_kernels'])} kernel(s) have dynamic sizes trtc cannot resolve at the opt shapes "
                       f"(TensorRT-internal tensors): their memory traffic, the after-fusion total and their time are unknown."]
     if cost["unknown_nodes"]:
         lines += ["", f"{len(cost['unknown_nodes'])} node(s) of unknown cost (shape or FLOP formula) count as 0 FLOPs: "
-                  + ", ".join(f"`{name}`" for name in cost["unknown_nodes"][:10]) + ("" if len(cost["unknown_nodes"]) <= 10 else ", ...")]
+                  + ", ".join(map(code, cost["unknown_nodes"][:10])) + ("" if len(cost["unknown_nodes"]) <= 10 else ", ...")]
     return lines
 
 
@@ -114,20 +140,20 @@ def _calibration(calibration: dict | None) -> list[str]:
     if not calibration:
         return []
     lines = ["", "## Quantization", "", f"{calibration['mode'].upper()} with {calibration['method']} calibration on {calibration['samples']} samples "
-             f"({calibration['data']}); cache: {calibration['cache']}; everything not quantized runs in {calibration['fallback']}.", "",
-             f"Quantized layers ({len(calibration['quantized_layers'])}): " + ", ".join(f"`{n}`" for n in calibration["quantized_layers"])]
+             f"({text(calibration['data'])}); cache: {text(calibration['cache'])}; everything not quantized runs in {calibration['fallback']}.", "",
+             f"Quantized layers ({len(calibration['quantized_layers'])}): " + ", ".join(map(code, calibration["quantized_layers"]))]
     if calibration["not_quantized"]:
-        lines += ["", "Not quantized:", ""] + [f"- `{n}`: {why}" for n, why in calibration["not_quantized"].items()]
+        lines += ["", "Not quantized:", ""] + [f"- {code(n)}: {text(why)}" for n, why in calibration["not_quantized"].items()]
     if calibration.get("auto_fallback"):
-        lines += ["", "auto_fallback returned to the fallback precision: " + ", ".join(f"`{n}`" for n in calibration["auto_fallback"]["kept_back"])]
+        lines += ["", "auto_fallback returned to the fallback precision: " + ", ".join(map(code, calibration["auto_fallback"]["kept_back"]))]
     lines += ["", "| tensor | calibrated amax |", "| --- | ---: |"]
-    lines += [f"| `{t}` | {v:.4g} |" for t, v in list(calibration["ranges"].items())[:20]]
+    lines += [f"| {code(t)} | {v:.4g} |" for t, v in list(calibration["ranges"].items())[:20]]
     return lines
 
 
 def _precision(precision: dict, accuracy: dict | None) -> list[str]:
     lines = []
-    kept = [f"- `{node}`: {why}" for node, why in (precision.get("kept_fp32") or {}).items()]
+    kept = [f"- {code(node)}: {text(why)}" for node, why in (precision.get("kept_fp32") or {}).items()]
     if precision.get("mode", "fp32") not in ("fp32", "int8", "fp8"):
         lines += ["", "## Precision", "", f"Mode {precision['mode']}: {precision.get('converted_nodes', 0)} nodes converted, "
                   f"{precision.get('casts_inserted', 0)} casts inserted."]
@@ -136,9 +162,9 @@ def _precision(precision: dict, accuracy: dict | None) -> list[str]:
     elif kept:
         lines += ["", "## Kept in FP32", "", f"The {precision['fallback']} fallback keeps these nodes in FP32:", ""] + kept
     if accuracy and accuracy.get("status") == "not measured":
-        lines += ["", "## Accuracy against FP32", "", f"Not measured: {accuracy['reason']}."]
+        lines += ["", "## Accuracy against FP32", "", f"Not measured: {text(accuracy['reason'])}."]
     elif accuracy:
-        lines += ["", "## Accuracy against FP32", "", f"Samples: {' '.join(str(w) for w in (accuracy['samples'], accuracy.get('kind')) if w)} ({accuracy['source']})"
+        lines += ["", "## Accuracy against FP32", "", f"Samples: {' '.join(str(w) for w in (accuracy['samples'], accuracy.get('kind')) if w)} ({text(accuracy['source'])})"
                   + (". Reduced precision emulated by rounding the converted tensors in FP32 (onnxruntime's CPU kernels have no BF16"
                      " and run FP16 ops in FP32)." if accuracy["emulated"] else "."),
                   "", "| output | max abs error | relative L2 | cosine | per-sample mean | worst sample | top-1 agreement |",
@@ -146,8 +172,8 @@ def _precision(precision: dict, accuracy: dict | None) -> list[str]:
         for o in accuracy["outputs"]:
             top1 = f"{o['top1_agreement']:.4f}" if o["top1_agreement"] is not None else "-"
             mean, worst = (f"{o[k]:.6f}" if o.get(k) is not None else "-" for k in ("sample_cosine_mean", "sample_cosine_worst"))
-            lines.append(f"| `{o['name']}` | {o['max_abs_error']:.3g} | {o['rel_l2_error']:.3g} | {o['cosine']:.6f} | {mean} | {worst} | {top1} |")
-        overflowing = [f"`{o['name']}` ({o['nonfinite']})" for o in accuracy["outputs"] if o.get("nonfinite")]
+            lines.append(f"| {code(o['name'])} | {o['max_abs_error']:.3g} | {o['rel_l2_error']:.3g} | {o['cosine']:.6f} | {mean} | {worst} | {top1} |")
+        overflowing = [f"{code(o['name'])} ({o['nonfinite']})" for o in accuracy["outputs"] if o.get("nonfinite")]
         if overflowing:
             lines += ["", "Inf/NaN where FP32 is finite (left out of the metrics): " + ", ".join(overflowing) + "."]
         if accuracy["gates"]:

@@ -14,9 +14,9 @@ from trtc.spec.schema import SPEC_SCHEMA
 Locator = Callable[[tuple], str]
 
 
-def schema_problems(document: Any, locate: Locator) -> list[str]:
-    """Every schema violation in `document`, formatted, in document order."""
-    validator = jsonschema.Draft202012Validator(SPEC_SCHEMA)
+def schema_problems(document: Any, locate: Locator, schema: dict = SPEC_SCHEMA) -> list[str]:
+    """Every schema violation in `document` (a spec, unless `schema` says otherwise), formatted, in document order."""
+    validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(document), key=lambda e: [str(p) for p in e.absolute_path])
     lines: list[str] = []
     for error in errors:
