@@ -190,13 +190,14 @@ def test_sigterm_to_a_parallel_build_stops_every_worker(tmp_path, chain):
     assert "not written: first, second" in tail
 
 
-def test_ctrl_c_during_a_parallel_build_says_which_specs_were_written(tmp_path, chain):
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_ctrl_c_during_several_builds_says_which_specs_were_written(tmp_path, chain, jobs):
     build = Build(tmp_path)
     small = models.save(models.conv_bn_relu(), tmp_path / "small.onnx")
     specs = [str(build.spec(small, name="small")), str(build.spec(chain, name="big"))]
     before = build.snapshot()
     small_plan = build.work / "build" / "small.plan"
-    stopped = build.interrupt([*specs, "--force", "-j", "2"],
+    stopped = build.interrupt([*specs, "--force", "-j", jobs],
                               lambda lines: small_plan.read_bytes() != EARLIER and any("[big]   Building engine" in line for line in lines), SIGINT)
     tail = "".join(stopped.stderr.splitlines(keepends=True)[-6:])
     assert (stopped.exit_code, stopped.seconds < STOP_SECONDS, stopped.survivors) == (130, True, []), tail
