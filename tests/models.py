@@ -71,6 +71,34 @@ def with_unsupported_ops() -> onnx.ModelProto:
     return conv_bn_relu(extra_nodes=extra)
 
 
+def conv_chain(count: int, channels: int = 8, size: int = 16, gemm_head: bool = False) -> onnx.ModelProto:
+    """x[N,channels,size,size] -> `count` x (Conv 3x3 -> Relu) -> y, with an Identity after the first
+    Relu (a change for the graph passes to verify): every build phase of it lasts long enough to
+    be interrupted (1,000 convolutions: about 10 s of TensorRT-RTX). `gemm_head`: a Flatten and
+    an FP32 Gemm at the end, which TensorRT-RTX cannot build for sm 7.5 (a builder failure)."""
+    rng = np.random.default_rng(2)
+    nodes, inits, x = [], [], "x"
+    for i in range(count):
+        inits.append(_weights(rng, f"w{i}", (channels, channels, 3, 3)))
+        nodes += [helper.make_node("Conv", [x, f"w{i}"], [f"c{i}"], name=f"conv{i}", pads=[1, 1, 1, 1]),
+                  helper.make_node("Relu", [f"c{i}"], [f"r{i}"], name=f"relu{i}")]
+        x = f"r{i}"
+        if i == 0:
+            nodes.append(helper.make_node("Identity", [x], ["copy"], name="identity"))
+            x = "copy"
+    shape = ["N", channels, size, size]
+    if gemm_head:
+        inits.append(_weights(rng, "head.w", (channels * size * size, 10)))
+        nodes += [helper.make_node("Flatten", [x], ["flat"], name="flatten"),
+                  helper.make_node("Gemm", ["flat", "head.w"], ["g"], name="head")]
+        x, shape = "g", ["N", 10]
+    graph = helper.make_graph(nodes, "conv_chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", channels, size, size])],
+                              [helper.make_tensor_value_info(x, TensorProto.FLOAT, shape)], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    return model
+
+
 def save(model: onnx.ModelProto, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from trtc import interrupts
 from trtc.errors import TrtcError
 from trtc.incremental import depfile
 from trtc.incremental.clashes import build_inputs, build_outputs, refuse_clashes
@@ -15,7 +16,7 @@ from trtc.incremental.lock import plan_lock
 from trtc.incremental.up_to_date import check
 from trtc.spec.model import Spec
 
-BUILT, UP_TO_DATE, FAILED = "built", "up to date", "failed"
+BUILT, UP_TO_DATE, FAILED, INTERRUPTED = "built", "up to date", "failed", "interrupted"
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class JobResult:
 
     name: str
     spec: str
-    status: str  # BUILT, UP_TO_DATE or FAILED
+    status: str  # BUILT, UP_TO_DATE, FAILED or INTERRUPTED
     exit_code: int
     reason: str  # why it was (re)built, or why not
     seconds: float
@@ -75,12 +76,27 @@ def run_job_reporting_errors(spec: Spec, observer, options: JobOptions) -> JobRe
     try:
         return run_job(spec, observer, options)
     except TrtcError as error:
+        interrupts.check()  # a failure that follows a signal (a terminated onnxruntime run) is the interrupt
         return failed_result(spec, error, time.perf_counter() - started)
 
 
 def failed_result(spec: Spec, error: TrtcError, seconds: float = 0.0) -> JobResult:
     return JobResult(spec.name, str(spec.source), FAILED, error.exit_code, "build failed", seconds,
                      error=error.message, details=list(error.details))
+
+
+def interrupted_result(spec: Spec, stop: interrupts.Interrupted, written: list[Path] | None, seconds: float = 0.0) -> JobResult:
+    """`written`: the files it wrote before the signal; None when it never started."""
+    return JobResult(spec.name, str(spec.source), INTERRUPTED, stop.exit_code, "interrupted" if written is not None else "not started",
+                     seconds, written=[str(p) for p in written or []], error=interruption(stop, written))
+
+
+def interruption(stop: interrupts.Interrupted, written: list[Path] | None) -> str:
+    if written is None:
+        return f"interrupted by {stop.signal_name} before it started: nothing was written"
+    if not written:
+        return f"interrupted by {stop.signal_name}: nothing was written"
+    return f"interrupted by {stop.signal_name} after writing {', '.join(str(p) for p in written)}"
 
 
 def _targets(spec: Spec) -> list[Path]:

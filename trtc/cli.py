@@ -1,19 +1,21 @@
 """The `trtc` command: parses arguments, calls the core, renders. No build logic lives here.
 
-Exit codes: 0 ok, 1 build failed, 2 usage or spec error, 3 accuracy gate failed, 4 a `trtc diff --fail-on` threshold crossed.
+Exit codes: 0 ok, 1 build failed, 2 usage or spec error, 3 accuracy gate failed, 4 a `trtc diff --fail-on` threshold crossed,
+130 / 143 interrupted by SIGINT / SIGTERM.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import signal
 import sys
 import traceback
 from pathlib import Path
 
 import click
 
-from trtc import __version__
+from trtc import __version__, interrupts
 from trtc.errors import TrtcError
 
 
@@ -26,22 +28,36 @@ def _reports_errors(command):
 
         terminal = Terminal(quiet=kwargs.get("quiet", False))
         try:
-            return command(terminal, *args, **kwargs)
+            with interrupts.handling(functools.partial(_say_interrupted, terminal, kwargs.get("as_json"))):
+                return command(terminal, *args, **kwargs)
         except TrtcError as error:
             terminal.error(error)
             if kwargs.get("as_json"):  # machines get the failure on stdout too, as the one JSON object
                 click.echo(json.dumps({"trtc": __version__, "exit_code": error.exit_code,
                                        "error": {"message": error.message, "details": error.details}}, indent=2))
             sys.exit(error.exit_code)
-        except KeyboardInterrupt:
-            terminal.console.print("interrupted: nothing was written")
-            sys.exit(130)
+        except KeyboardInterrupt as stop:
+            sys.exit(_say_interrupted(terminal, kwargs.get("as_json"), getattr(stop, "signal_number", signal.SIGINT)))
         except Exception:  # noqa: BLE001 - an unexpected failure is a trtc bug: show everything
             traceback.print_exc()
             terminal.console.print("[bold red]internal error[/]: this is a trtc bug; please report it with the traceback above")
             sys.exit(1)
 
     return wrapper
+
+
+def _say_interrupted(terminal, as_json: bool, signal_number: int) -> int:
+    """Also the last words of a forced exit (trtc/interrupts.py), from its watcher thread."""
+    from trtc.build_job import interruption
+    from trtc.outputs import committed
+
+    stop = interrupts.Interrupted(signal_number)
+    message = interruption(stop, committed())
+    terminal.console.show_cursor(True)  # a live progress display hid it
+    terminal.console.print(message)
+    if as_json:
+        click.echo(json.dumps({"trtc": __version__, "exit_code": stop.exit_code, "error": {"message": message, "details": []}}, indent=2))
+    return stop.exit_code
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -66,10 +82,11 @@ def build(terminal, specs: tuple[Path, ...], overrides: tuple[str, ...], force: 
           as_json: bool, quiet: bool, no_diagnose: bool) -> None:
     """Build the engines that SPEC files (YAML build specs) describe; skip those that are up to date.
 
-    Exit codes: 0 built or up to date, 1 build failed, 2 usage or spec error, 3 accuracy gate failed.
-    With several specs, the exit code is that of the first failed spec in argument order.
+    Exit codes: 0 built or up to date, 1 build failed, 2 usage or spec error, 3 accuracy gate failed,
+    130 / 143 interrupted (Ctrl-C / SIGTERM). With several specs, the exit code is that of the first
+    failed spec in argument order.
     """
-    from trtc.build_job import FAILED, JobOptions, UP_TO_DATE, failed_result, run_job
+    from trtc.build_job import FAILED, INTERRUPTED, JobOptions, UP_TO_DATE, failed_result, run_job
     from trtc.errors import TrtcError, UsageError
     from trtc.spec import load_spec
     from trtc.step_summary import append_step_summary
@@ -98,7 +115,7 @@ def build(terminal, specs: tuple[Path, ...], overrides: tuple[str, ...], force: 
         results = build_many(loaded, options, jobs, _SpecLinesFor(quiet))
         print_batch_summary(terminal, results)
     append_step_summary(results)
-    exit_code = next((r.exit_code for r in results if r.status == FAILED), 0)
+    exit_code = next((r.exit_code for r in results if r.status == INTERRUPTED), next((r.exit_code for r in results if r.status == FAILED), 0))
     if as_json:
         click.echo(json.dumps({"trtc": __version__, "exit_code": exit_code, "builds": [r.as_dict() for r in results]}, indent=2))
     sys.exit(exit_code)

@@ -268,7 +268,7 @@ def print_batch_summary(terminal: Terminal, results) -> None:
     for result in results:
         build = (result.report or {}).get("build", {})
         fusion = (result.report or {}).get("fusion") or {}
-        style = {"built": "green", "up to date": "cyan", "failed": "bold red"}[result.status]
+        style = {"built": "green", "up to date": "cyan", "failed": "bold red", "interrupted": "yellow"}[result.status]
         plan = f"{build['plan_bytes'] / 1e6:.1f} MB" if "plan_bytes" in build else "-"
         kernels = str(fusion.get("counts", {}).get("kernels", "-"))
         precision = ((result.report or {}).get("precision") or {}).get("mode", "-")
@@ -276,9 +276,14 @@ def print_batch_summary(terminal: Terminal, results) -> None:
     terminal.console.print(table)
     for result in results:
         if result.error:
-            terminal.console.print(f"[bold red]error:[/] {escape(result.name)}: {escape(result.error)}")
+            label = "[bold red]error:[/] " if result.status == "failed" else ""
+            terminal.console.print(f"{label}{escape(result.name)}: {escape(result.error)}")
             for line in result.details:
                 terminal.console.print(f"  {escape(line)}")
+    if any(result.status == "interrupted" for result in results):  # exactly which outputs changed
+        groups = {"written": [r.name for r in results if r.written], "up to date": [r.name for r in results if r.status == "up to date"],
+                  "not written": [r.name for r in results if not r.written and r.status != "up to date"]}
+        terminal.console.print("; ".join(f"{label}: {escape(', '.join(names))}" for label, names in groups.items() if names))
 
 
 def print_check(terminal: Terminal, result) -> None:

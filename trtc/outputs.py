@@ -1,6 +1,7 @@
 """All-or-nothing output: files are written to temporary names beside their targets and renamed
 into place only when the whole build succeeded. A failed or interrupted build leaves the output
-folders as they were, including folders it would have created."""
+folders as they were, including folders it would have created. Once SIGINT or SIGTERM arrived, no
+file is staged and no commit starts; a commit that started finishes (trtc/interrupts.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,18 @@ import os
 import tempfile
 from pathlib import Path
 
+from trtc import interrupts
 from trtc.errors import UsageError
 
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+_committed: list[Path] = []  # every file this process renamed into place
+
+
+def committed() -> list[Path]:
+    """The outputs this process has written so far (an interrupted run says which)."""
+    return list(_committed)
 
 
 class StagedOutputs:
@@ -24,27 +32,34 @@ class StagedOutputs:
         """Stage `data` for `path`; returns the temporary file, which becomes `path` unchanged
         (same inode and modification time) on commit."""
         try:
-            self._make_parent(path.parent)
-            handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+            with interrupts.atomic():  # staged and known to an interrupt's forced exit in one step
+                interrupts.on_forced_exit(self.discard)
+                self._make_parent(path.parent)
+                handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+                self._staged.append((Path(temporary), path))
         except OSError as exc:
             raise UsageError(f"output: cannot write {path}: {exc.strerror}; choose another path under output: in the spec") from None
-        self._staged.append((Path(temporary), path))
         os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get ordinary permissions
         with os.fdopen(handle, "wb") as stream:
             stream.write(data.encode() if isinstance(data, str) else data)
         return Path(temporary)
 
     def commit(self) -> None:
-        for temporary, final in self._staged:
-            os.replace(temporary, final)
-        self._staged.clear()
-        self._created_dirs.clear()
+        with interrupts.atomic():  # all renamed or, once a signal arrived, none
+            for temporary, final in self._staged:
+                os.replace(temporary, final)
+                _committed.append(final)
+            self._staged.clear()
+            self._created_dirs.clear()
+            interrupts.forget(self.discard)
 
     def discard(self) -> None:
-        for temporary, _ in self._staged:
+        """Also called by the forced exit of an interrupt, from another thread: it works on copies."""
+        interrupts.forget(self.discard)
+        for temporary, _ in list(self._staged):
             temporary.unlink(missing_ok=True)
         self._staged.clear()
-        for folder in reversed(self._created_dirs):
+        for folder in reversed(list(self._created_dirs)):
             try:
                 folder.rmdir()
             except OSError:

@@ -5,8 +5,10 @@ The CLI passes an observer for progress; everything else it needs comes back in 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import shutil
 import tempfile
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -15,7 +17,7 @@ from typing import Protocol
 
 import onnx
 
-from trtc import __version__
+from trtc import __version__, interrupts
 from trtc.backend.builder import BuildObserver, BuildResult, BuildSettings, ModelSource, build_plan
 from trtc.backend.trt_import import import_tensorrt
 from trtc.errors import BuildError, TrtcError
@@ -90,7 +92,8 @@ def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True, depfile
     gpu = choose_gpu(spec.target.gpu, spec.target.compute_capabilities)
     trt = import_tensorrt(spec.target.backend)
     timing_cache = _read_timing_cache(spec)
-    with tempfile.TemporaryDirectory(prefix="trtc-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="trtc-") as scratch, \
+            interrupts.cleanup_on_forced_exit(functools.partial(shutil.rmtree, scratch, ignore_errors=True)):
         graph = prepare_graph(spec, observer, Path(scratch), depfile_path)
         rule = depfile.render(spec.output.all_files(), [spec.source, *graph.fingerprint.inputs]) if depfile_path else None
         settings = BuildSettings.for_spec(spec, graph.profiles, timing_cache)
@@ -99,9 +102,9 @@ def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True, depfile
         try:
             result = build_plan(trt, graph.source, settings, observer)
         except TrtcError as error:
-            _keep_failure_log(spec, error)
             if diagnose and type(error) is BuildError:  # the parser names its nodes; the builder often does not
                 error = _diagnosed(error, trt, graph, settings, observer)
+            _keep_failure_log(spec, error)  # after the diagnosis: an interrupted one leaves no log behind
             error.details.extend(_remedies(graph))
             raise error from None
 
@@ -308,7 +311,6 @@ def _diagnosed(error: BuildError, trt, graph: PreparedGraph, settings: BuildSett
         return error
     diagnosed = explain(culprit, error.message)
     diagnosed.log = getattr(error, "log", None)
-    diagnosed.details += [line for line in error.details if line.startswith("full builder log")]
     return diagnosed
 
 

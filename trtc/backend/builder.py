@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
+from trtc import interrupts
 from trtc.backend.engine_info import EngineInfo
 from trtc.backend.inspector import inspect_plan
 from trtc.backend.layer_log import parse_builder_log
@@ -67,6 +68,7 @@ class ModelSource:
     base_dir: Path | None = None
 
 
+@interrupts.deferring  # TensorRT calls Python back (logger, monitor): a signal must not raise there
 def build_plan(trt: TensorRT, source: ModelSource, settings: BuildSettings, observer: BuildObserver | None = None) -> BuildResult:
     with TensorRTScope() as scope:
         return _build_in_scope(scope, trt, source, settings, observer)
@@ -87,7 +89,7 @@ def _build_in_scope(scope: TensorRTScope, trt: TensorRT, source: ModelSource, se
         error.log = logger.messages
         raise
     monitor = None
-    if observer is not None and hasattr(lib, "IProgressMonitor"):
+    if hasattr(lib, "IProgressMonitor"):  # also without an observer: it cancels the build on an interrupt
         monitor = scope.keep(_make_progress_monitor(lib, observer))  # outlives the config that calls it
     config = scope.keep(builder.create_builder_config())
     warnings = []
@@ -100,6 +102,7 @@ def _build_in_scope(scope: TensorRTScope, trt: TensorRT, source: ModelSource, se
     serialized = builder.build_serialized_network(network, config)
     if monitor is not None and monitor.interrupt is not None:
         raise monitor.interrupt
+    interrupts.check()  # the monitor cancelled the build (serialized is None), or the signal came after its last step
     if serialized is None:
         error = BuildError(f"TensorRT ({trt.name} {trt.version}) failed to build the engine: {last_error(logger.messages)}")
         error.log = logger.messages
@@ -223,29 +226,29 @@ def _set_compute_capabilities(trt: TensorRT, config, capabilities: tuple[str, ..
         config.set_compute_capability(member, index)
 
 
-def _make_progress_monitor(lib, observer: BuildObserver):
+def _make_progress_monitor(lib, observer: BuildObserver | None):
     class ProgressMonitor(lib.IProgressMonitor):
-        """Forwards TensorRT's phases. An exception in the observer (Ctrl-C) cancels the build
-        instead of unwinding through TensorRT's C++ frames; it is re-raised afterwards."""
+        """Forwards TensorRT's phases. An exception in the observer, or a signal (Ctrl-C), cancels
+        the build instead of unwinding through TensorRT's C++ frames; it is re-raised afterwards."""
 
         def __init__(self):
             lib.IProgressMonitor.__init__(self)
             self.interrupt: BaseException | None = None
 
         def phase_start(self, phase_name, parent_phase, num_steps):
-            self._forward(observer.phase_start, phase_name, parent_phase, num_steps)
+            self._forward("phase_start", phase_name, parent_phase, num_steps)
 
         def step_complete(self, phase_name, step):
-            self._forward(observer.phase_step, phase_name, step)
-            return self.interrupt is None
+            self._forward("phase_step", phase_name, step)
+            return self.interrupt is None and interrupts.requested() is None
 
         def phase_finish(self, phase_name):
-            self._forward(observer.phase_finish, phase_name)
+            self._forward("phase_finish", phase_name)
 
         def _forward(self, method, *args):
-            if self.interrupt is None:
+            if self.interrupt is None and observer is not None:
                 try:
-                    method(*args)
+                    getattr(observer, method)(*args)
                 except BaseException as exc:  # noqa: BLE001 - re-raised after the build returns
                     self.interrupt = exc
 

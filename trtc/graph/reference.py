@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from trtc import interrupts
 from trtc.errors import TrtcError
 
 
@@ -38,11 +39,16 @@ class Reference:
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise ReferenceUnavailable(f"onnxruntime cannot load the model: {_one_line(exc)}") from None
         self.outputs = outputs or [o.name for o in self.session.get_outputs()]
+        self._run_options = ort.RunOptions
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        # A run holds off Python's signal handler for as long as it takes: a signal terminates it.
+        options = self._run_options()
         try:
-            values = self.session.run(self.outputs, feeds)
+            with interrupts.stoppable(lambda: setattr(options, "terminate", True)):
+                values = self.session.run(self.outputs, feeds, options)
         except Exception as exc:  # noqa: BLE001
+            interrupts.check()  # terminated by a signal: the model is fine
             raise ReferenceUnavailable(f"onnxruntime cannot run the model: {_one_line(exc)}") from None
         return dict(zip(self.outputs, values))
 
