@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trtc.report.units import fusion_effect, human, per_profile_note, savings
+from trtc.report.units import fusion_effect, human, per_profile_note, savings, without_kernel
 
 
 def render_markdown(report: dict) -> str:
@@ -25,7 +25,7 @@ def render_markdown(report: dict) -> str:
     ]
     if counts:
         lines.append(f"| fusion | {counts['onnx_nodes']} ONNX nodes -> {counts['kernels']} kernels "
-                     f"({counts['fused_kernels']} fused, {counts['folded_nodes']} nodes folded at build time)"
+                     f"({counts['fused_kernels']} fused; {without_kernel(fusion) or 'every node in a kernel'})"
                      f"{per_profile_note(counts)} |")
     lines += ["", "## Inputs and outputs", "", "| tensor | mode | dtype | shape | profiles (min / opt / max) |", "| --- | --- | --- | --- | --- |"]
     for binding in report["bindings"]:
@@ -41,9 +41,12 @@ def render_markdown(report: dict) -> str:
             estimate = f"{kernel['estimated_us']:.2f}" if kernel.get("estimated_us") is not None else "-"
             lines.append(f"| {kernel['index']} | `{kernel['name']}` | {kernel['type']} | {kernel['precision']} | "
                          f"{human(kernel.get('flops'), 'FLOP')} | {human(kernel.get('mac_bytes'), 'B')} | {estimate} | {nodes} |")
+        if fusion["removed_nodes"] or fusion["folded_nodes"]:
+            lines += ["", "### ONNX nodes no kernel runs"]
+        if fusion["removed_nodes"]:
+            lines += ["", "Removed by trtc's graph passes:", ""] + [f"- `{n['name']}` ({n['op_type']}): {n['pass']}" for n in fusion["removed_nodes"]]
         if fusion["folded_nodes"]:
-            lines += ["", "### ONNX nodes no kernel runs", "",
-                      "TensorRT evaluated these at build time or merged them away:", ""]
+            lines += ["", "Evaluated by TensorRT at build time (no kernel runs them):", ""]
             lines += [f"- `{n['name']}` ({n['op_type']})" for n in fusion["folded_nodes"]]
     else:
         lines += ["", "## Fusion map", "", "Not available: TensorRT logged no layer information for this build."]
