@@ -6,10 +6,27 @@ from pathlib import Path
 import pytest
 
 from tests import models
+from tests.report_checks import check_report_file
 
 pytest_plugins = ["tests.watchdog"]
 
 REPO = Path(__file__).resolve().parents[1]
+_checked: dict[Path, int] = {}  # report -> modification time when checked
+
+
+@pytest.fixture(autouse=True)
+def every_report_accounts_for_every_node(tmp_path_factory):
+    """After each test, every build report written under pytest's temp root since the last check
+    (by this test or by a fixture it used) must account for every ONNX node and its FLOPs."""
+    yield
+    for path in Path(tmp_path_factory.getbasetemp()).rglob("*.report.json"):  # what builds write; tests craft other JSON
+        try:
+            stamp = path.stat().st_mtime_ns
+        except FileNotFoundError:  # a test removed it
+            continue
+        if _checked.get(path) != stamp:
+            _checked[path] = stamp
+            check_report_file(path)
 
 
 @pytest.fixture

@@ -62,6 +62,59 @@ def gemm_head(batch="N", features: int = 32, classes: int = 10) -> onnx.ModelPro
     return model
 
 
+def mobilenet_like(size: int = 32, width: int = 32) -> onnx.ModelProto:
+    """x[N,3,size,size] -> a MobileNet-style classifier named as exporters name it (`Conv.3`,
+    `BatchNormalization.3`, `Relu.3`): a strided stem, depthwise 3x3 + pointwise 1x1 blocks with
+    BatchNorm, global pooling, a 1x1 head conv, Dropout and a 1x1 classifier. At these sizes
+    TensorRT-RTX runs a pointwise conv in FP16 as a GEMM and logs its metadata with a
+    `__gemm_from_conv1x1` suffix."""
+    rng = np.random.default_rng(2)
+    nodes, inits = [], []
+
+    def conv_bn(index: int, x: str, c_in: int, c_out: int, kernel: int, group: int = 1, stride: int = 1, relu: bool = True) -> str:
+        inits.append(_weights(rng, f"conv{index}.weight", (c_out, c_in // group, kernel, kernel)))
+        nodes.append(helper.make_node("Conv", [x, f"conv{index}.weight"], [f"conv{index}.out"], name=f"Conv.{index}", group=group,
+                                      strides=[stride, stride], pads=[kernel // 2] * 4))
+        for key, values in (("scale", 1 + 0.1 * rng.standard_normal(c_out)), ("bias", 0.1 * rng.standard_normal(c_out)),
+                            ("mean", 0.1 * rng.standard_normal(c_out)), ("var", 1 + 0.1 * np.abs(rng.standard_normal(c_out)))):
+            inits.append(numpy_helper.from_array(values.astype(np.float32), f"bn{index}.{key}"))
+        bn_inputs = [f"conv{index}.out", *(f"bn{index}.{key}" for key in ("scale", "bias", "mean", "var"))]
+        nodes.append(helper.make_node("BatchNormalization", bn_inputs, [f"bn{index}.out"], name=f"BatchNormalization.{index}"))
+        if not relu:
+            return f"bn{index}.out"
+        nodes.append(helper.make_node("Relu", [f"bn{index}.out"], [f"relu{index}.out"], name=f"Relu.{index}"))
+        return f"relu{index}.out"
+
+    x, channels = conv_bn(0, "x", 3, width, 3, stride=2), width
+    for block in range(1, 5):
+        x = conv_bn(2 * block - 1, x, channels, channels, 3, group=channels, stride=2 if block % 2 else 1)
+        x = conv_bn(2 * block, x, channels, 2 * channels, 1, relu=block % 2 == 1)
+        channels *= 2
+    nodes.append(helper.make_node("GlobalAveragePool", [x], ["pooled"], name="GlobalAveragePool.0"))
+    x = conv_bn(18, "pooled", channels, 128, 1)
+    inits += [_weights(rng, "classifier.weight", (10, 128, 1, 1)), _weights(rng, "classifier.bias", (10,))]
+    nodes += [helper.make_node("Dropout", [x], ["dropped"], name="Dropout.0"),
+              helper.make_node("Conv", ["dropped", "classifier.weight", "classifier.bias"], ["logits"], name="Conv.19"),
+              helper.make_node("Flatten", ["logits"], ["y"], name="Flatten.0")]
+    graph = helper.make_graph(nodes, "mobilenet_like", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, size, size])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    return model
+
+
+def odd_names() -> onnx.ModelProto:
+    """conv_bn_relu and a Sigmoid, Add after it, with node names that contain what TensorRT's
+    metadata uses as syntax: `+`, brackets, spaces, a newline, `[ONNX Layer: ` and `, Key: `."""
+    model = conv_bn_relu(extra_nodes=[helper.make_node("Sigmoid", ["y"], ["s"]), helper.make_node("Add", ["s", "y"], ["z"])])
+    for node, name in zip(model.graph.node, ODD_NAMES):
+        node.name = name
+    return model
+
+
+ODD_NAMES = ("conv a+b", "bn]x", "relu [0]", "line\nbreak", "[ONNX Layer: evil]", "sig, Metadata: z")
+
+
 def with_unsupported_ops() -> onnx.ModelProto:
     """Two nodes of a custom domain that TensorRT has no importer or plugin for."""
     extra = [

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from trtc.errors import TrtcError
-from trtc.report.units import fusion_effect, human, per_profile_note, savings
+from trtc.report.units import fusion_effect, human, per_profile_note, savings, without_kernel
 
 # Build phases deeper than this are too brief and too many to show as lines in a log.
 _PLAIN_PHASE_DEPTH = 1
@@ -110,12 +110,10 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
     if fusion:
         counts = fusion["counts"]
         precisions = escape(", ".join(f"{dtype} {n}" for dtype, n in fusion["precisions"].items()))
-        folded = escape(", ".join(f"{n} {op}" for op, n in list(fusion["folded_by_op_type"].items())[:4]))
         console.print(f"  {counts['onnx_nodes']} ONNX nodes -> {counts['kernels']} kernels ({counts['fused_kernels']} fused); "
                       f"kernel precision: {precisions}{escape(per_profile_note(counts))}")
-        if counts["folded_nodes"]:
-            console.print(f"  {counts['folded_nodes']} nodes run in no kernel (folded at build time: {folded}"
-                          f"{', ...' if len(fusion['folded_by_op_type']) > 4 else ''})")
+        if without_kernel(fusion):
+            console.print(f"  {escape(without_kernel(fusion))}")
         console.print(_kernel_table(fusion))
     passes = report.get("passes")
     if passes and passes["totals"]["changes"]:

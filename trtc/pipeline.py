@@ -41,7 +41,7 @@ from trtc.graph.shapes import tensor_types
 from trtc.precision.keep import resolve_keep_fp32
 from trtc.precision.step import apply_precision
 from trtc.verify_step import verify_step
-from trtc.passes import attach_costs, node_origins, run_passes, select_passes
+from trtc.passes import attach_costs, node_origins, removed_nodes, run_passes, select_passes
 from trtc.report.cost import choose_gpu, cost_section, dynamic_value
 from trtc.report.passes import passes_section
 from trtc.report import REPORT_SCHEMA
@@ -73,7 +73,9 @@ class PreparedGraph:
     onnx_bytes: bytes | None  # what TensorRT parses, when held in memory
     nodes: dict[str, str]  # the user's node name -> op type, in graph order
     origins: dict[str, tuple[str, ...]]  # node a pass produced -> the user's nodes it stands for
+    removed: dict[str, str]  # the user's nodes the passes removed -> the pass that did
     costs: dict[str, NodeCost]  # the user's nodes at the first profile's opt shapes
+    graph_costs: dict[str, NodeCost]  # the nodes after the passes, before precision: the model's FLOPs in every precision
     built_costs: dict[str, NodeCost]  # the nodes of the graph TensorRT parses, at the same shapes
     opt_elements: dict[str, int]  # ONNX tensor -> elements at those shapes (sizes TensorRT reports as -1)
     added: dict[str, str]  # nodes trtc added that stand for no user node (casts, Q/DQ) -> op type
@@ -172,11 +174,13 @@ def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path, depfile
             warnings.append(f"graph passes not verified: {verification.reason}")
             observer.warning(warnings[-1])
         del original
+    graph_costs = costs
     if any(run.changes for run in runs):
         types = tensor_types(model, opt_shapes)
-        attach_costs(runs, costs, node_costs(model, types=types))
+        graph_costs = node_costs(model, types=types)
+        attach_costs(runs, costs, graph_costs)
         opt_elements.update(tensor_elements(types))
-    origins = node_origins(runs)
+    origins, removed = node_origins(runs), removed_nodes(runs)
     sections["passes"] = passes_section(runs)
     if not sections["passes"]["settled"]:
         warnings.append(f"graph passes still changed the graph in their last allowed round ({sections['passes']['rounds']}); "
@@ -206,7 +210,8 @@ def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path, depfile
 
     source, onnx_bytes = model_source(model, loaded, spec, scratch)
     added = {n.name: n.op_type for n in model.graph.node if n.name not in original_nodes and n.name not in origins}
-    return PreparedGraph(source=source, onnx_bytes=onnx_bytes, nodes=original_nodes, origins=origins, costs=costs, built_costs=built_costs, opt_elements=opt_elements, added=added,
+    return PreparedGraph(source=source, onnx_bytes=onnx_bytes, nodes=original_nodes, origins=origins, removed=removed, costs=costs,
+                         graph_costs=graph_costs, built_costs=built_costs, opt_elements=opt_elements, added=added,
                          profiles=profiles, model_sha256=loaded.sha256, sections=sections, warnings=warnings, extra_files=extra_files,
                          fingerprint=build_fingerprint, file_stamps=file_stamps)
 
@@ -340,8 +345,9 @@ def _log_text(log: list[tuple[str, str]]) -> str:
 
 
 def _report(spec: Spec, graph: PreparedGraph, trt, result: BuildResult, warnings: list[str], gpu: dict | None) -> dict:
-    fusion = fusion_map(result.engine, graph.nodes, graph.origins, graph.added) if result.engine else None
-    cost = cost_section(fusion, graph.costs, gpu, dynamic_value(graph.profiles[0]), graph.opt_elements, graph.built_costs) if fusion else None
+    fusion = fusion_map(result.engine, graph.nodes, graph.origins, graph.added, graph.removed) if result.engine else None
+    cost = cost_section(fusion, graph.costs, gpu, dynamic_value(graph.profiles[0]), graph.opt_elements, graph.built_costs,
+                        graph.graph_costs) if fusion else None
     bindings = [
         {"name": b.name, "mode": b.mode, "dtype": b.dtype, "dims": list(b.dims),
          "profiles": [{"min": list(p.min), "opt": list(p.opt), "max": list(p.max)} for p in b.profiles]}

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from trtc.backend.layer_metadata import metadata_nodes
+
 # Layer types that order streams rather than compute anything.
 SYNC_LAYER_TYPES = frozenset({"signal", "wait"})
 
@@ -32,7 +34,13 @@ class Kernel:
     constants: tuple[KernelTensor, ...] = ()
     tactic: str = ""
     stream: int = 0
-    onnx_nodes: tuple[str, ...] = ()
+    metadata: str = ""  # the ONNX nodes it covers, as TensorRT wrote them
+
+    @property
+    def onnx_nodes(self) -> tuple[str, ...]:
+        """The node names in `metadata` as the text alone tells them; the fusion map reads them
+        against the model's node names (`layer_metadata.metadata_nodes`)."""
+        return metadata_nodes(self.metadata)
 
     @property
     def is_sync(self) -> bool:

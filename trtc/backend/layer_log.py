@@ -14,8 +14,6 @@ from trtc.backend.engine_info import Binding, EngineInfo, Kernel, KernelTensor, 
 
 _KEY = re.compile(r"([A-Z][A-Za-z/]*): ?")
 _NEXT_KEY = re.compile(r", (?=[A-Z][A-Za-z/]*: )")
-# Metadata entries are `[ONNX Layer: name]`, joined by nothing or by a \x1f unit separator.
-_ONNX_LAYER = re.compile(r"\[ONNX Layer: ([^\x1f]*?)\](?=[\x1f\[,]|\s*$)")
 _STAGE = re.compile(r"^(After [^:]+|Original): (\d+) layers$")
 # Datatype words inside the full-TensorRT "Format/Datatype" field, e.g. "Row major linear FP32".
 _FORMAT_TYPES = {"FP32": "Float", "FP16": "Half", "BF16": "BFloat16", "Int8": "Int8", "INT8": "Int8",
@@ -45,16 +43,30 @@ def parse_inspector_json(text: str) -> EngineInfo:
 def _parse_layers_message(message: str) -> tuple[tuple[Kernel, ...], tuple[Binding, ...]]:
     kernels: list[Kernel] = []
     bindings: list[Binding] = []
-    section = None
+    for section, record in _records(message):
+        if section == "Layers:":
+            kernels.append(kernel_from_record(parse_record(record)))
+        elif section == "I/O Tensors:":
+            bindings.append(_binding_from_record(parse_record(record)))
+    return tuple(kernels), tuple(bindings)
+
+
+def _records(message: str):
+    """(section, record text) per `Name: ...` record. A name with a newline in it (a node's or a
+    kernel's) carries its record over several lines: a line that starts no record continues one."""
+    section, record = None, None
     for line in message.splitlines():
         stripped = line.strip()
-        if stripped in ("Layers:", "I/O Tensors:", "Engine Metadata:"):
-            section = stripped
-        elif stripped.startswith("Name:") and section == "Layers:":
-            kernels.append(kernel_from_record(parse_record(stripped)))
-        elif stripped.startswith("Name:") and section == "I/O Tensors:":
-            bindings.append(_binding_from_record(parse_record(stripped)))
-    return tuple(kernels), tuple(bindings)
+        header = stripped in ("Layers:", "I/O Tensors:", "Engine Metadata:")
+        if header or stripped.startswith("Name:"):
+            if record is not None:
+                yield section, record.rstrip("\n")
+            record = None if header else stripped
+            section = stripped if header else section
+        elif record is not None:
+            record += "\n" + line
+    if record is not None:
+        yield section, record.rstrip("\n")
 
 
 def parse_record(text: str) -> dict:
@@ -67,7 +79,10 @@ def parse_record(text: str) -> dict:
         if not match:
             break
         key, pos = match.group(1), match.end()
-        if text.startswith("[", pos) and not text.startswith("[ONNX", pos):
+        if key == "Metadata":  # the last key; node names in it may contain anything, `, Key: ` too
+            fields[key] = text[pos:]
+            break
+        if text.startswith("[", pos):
             end = _matching_bracket(text, pos)
             fields[key] = _parse_list(text[pos:end])
             pos = end
@@ -118,6 +133,7 @@ def _parse_list(raw: str) -> list:
 def kernel_from_record(record: dict) -> Kernel:
     """One kernel from a parsed log line or an inspector JSON layer (they share key names)."""
     metadata = record.get("Metadata", "")
+    metadata = metadata if isinstance(metadata, str) else ""
     stream = record.get("StreamId", 0)
     return Kernel(
         name=str(record.get("Name", "")),
@@ -127,7 +143,7 @@ def kernel_from_record(record: dict) -> Kernel:
         constants=_tensors(record.get("Constants")),
         tactic=str(record.get("TacticName", "")),
         stream=int(stream) if str(stream).lstrip("-").isdigit() else 0,
-        onnx_nodes=tuple(_ONNX_LAYER.findall(metadata if isinstance(metadata, str) else "")),
+        metadata=metadata,
     )
 
 

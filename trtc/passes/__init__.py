@@ -4,7 +4,7 @@ the order `default` runs them."""
 from __future__ import annotations
 
 from trtc.errors import SpecError
-from trtc.passes.base import Change, GraphPass, PassContext, PassRun, attach_costs, node_origins, run_passes
+from trtc.passes.base import Change, GraphPass, PassContext, PassRun, attach_costs, node_origins, removed_nodes, run_passes
 from trtc.passes.fold_batchnorm import FoldBatchNorm
 from trtc.passes.fold_bias import FoldBiasAdd
 from trtc.passes.fold_constants import FoldConstants
@@ -34,4 +34,4 @@ def select_passes(fusion: dict) -> list[GraphPass]:
     return [PASSES[name]() for name in names if name not in disabled]
 
 
-__all__ = ["select_passes", "PASSES", "DEFAULT", "Change", "GraphPass", "PassContext", "PassRun", "attach_costs", "node_origins", "run_passes"]
+__all__ = ["select_passes", "PASSES", "DEFAULT", "Change", "GraphPass", "PassContext", "PassRun", "attach_costs", "node_origins", "removed_nodes", "run_passes"]

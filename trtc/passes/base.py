@@ -101,10 +101,29 @@ def attach_costs(runs: list[PassRun], before: dict, after: dict) -> None:
 def node_origins(runs: list[PassRun]) -> dict[str, tuple[str, ...]]:
     """For every node a pass produced, the original nodes it stands for (through chains of
     changes): how the report maps TensorRT's kernels back to the user's ONNX nodes."""
+    return _lineage(runs)[0]
+
+
+def removed_nodes(runs: list[PassRun]) -> dict[str, str]:
+    """The original nodes that the passes removed, each with the pass that removed the last of
+    what stood for it. A node a change replaced lives on in what replaced it."""
+    origins, living, removed = _lineage(runs)
+    standing = {original for name in living for original in origins[name]}
+    return {name: pass_name for name, pass_name in removed.items() if name not in standing}
+
+
+def _lineage(runs: list[PassRun]) -> tuple[dict[str, tuple[str, ...]], set[str], dict[str, str]]:
+    """(origins of every produced node, the produced nodes still in the graph, original node ->
+    the last pass that removed something standing for it)."""
     origins: dict[str, tuple[str, ...]] = {}
+    living: set[str] = set()
+    removed: dict[str, str] = {}
     for run in runs:
         for change in run.changes:
             sources = tuple(dict.fromkeys(o for name in change.nodes_before for o in origins.get(name, (name,))))
-            for produced in change.nodes_after:
-                origins[produced] = sources
-    return origins
+            living.difference_update(change.nodes_before)
+            living.update(change.nodes_after)
+            origins.update(dict.fromkeys(change.nodes_after, sources))
+            if not change.nodes_after:
+                removed.update(dict.fromkeys(sources, change.pass_name))
+    return origins, living, removed

@@ -1,13 +1,16 @@
 """Costs of the engine's kernels and a roofline estimate for a target GPU.
 
 Kernel MAC is the bytes of the kernel's real inputs, outputs and constants in their real
-TensorRT datatypes; kernel FLOPs are the sum over
-the nodes it covers in the graph TensorRT parsed (after trtc's passes and precision), each node
-counted once, in the kernel that computes it (the one TensorRT named after it, else one of a
-kernel type that runs its op, else the first that names it). Before fusion every node of that graph reads and
-writes memory at its own datatype; after fusion only kernel boundaries do: so the saving is
-fusion's alone, not the passes' (their own section) nor reduced precision's. `onnx_model` keeps
-the totals of the model as the user gave it.
+TensorRT datatypes. Kernel FLOPs are the sum over the model's nodes it covers, each node counted
+once, in the kernel that computes it (the one TensorRT named after it, else one of a kernel type
+that runs its op, else the first that names it), at the node's FLOPs after trtc's passes: the
+casts and Q/DQ trtc adds for precision compute none of the model's FLOPs, so a model has the same
+FLOPs in every precision. Nodes no kernel runs (TensorRT evaluated them at build time) count in
+`build_time_flops`: after-fusion FLOPs plus those are the before-fusion FLOPs. Before fusion every
+node of the graph TensorRT parsed (after passes and precision) reads and writes memory at its own
+datatype; after fusion only kernel boundaries do: so the saving is fusion's alone, not the passes'
+(their own section) nor reduced precision's. `onnx_model` keeps the totals of the model as the
+user gave it.
 Estimated time = max(2 * FLOPs / peak rate for the kernel's precision, bytes / bandwidth): FLOPs
 count multiply-adds once and vendors' peak rates count them twice.
 
@@ -63,28 +66,33 @@ def dynamic_value(profile: dict) -> int | None:
 
 
 def cost_section(fusion: dict, costs: dict[str, NodeCost], gpu: dict | None, dynamic: int | None,
-                 opt_elements: dict[str, int] | None = None, built_costs: dict[str, NodeCost] | None = None) -> dict:
+                 opt_elements: dict[str, int] | None = None, built_costs: dict[str, NodeCost] | None = None,
+                 graph_costs: dict[str, NodeCost] | None = None) -> dict:
     """Adds flops/mac_bytes/estimate to each kernel of `fusion` (in place) and returns totals
-    plus every node's cost. `costs`: the user's nodes; `built_costs`: the nodes of the graph
-    TensorRT parsed (the same when trtc changed nothing); `opt_elements`: element counts of ONNX
-    tensors at opt shapes."""
+    plus every node's cost. `costs`: the user's nodes; `graph_costs`: the nodes after trtc's
+    passes, before precision (their FLOPs are the model's); `built_costs`: the nodes of the graph
+    TensorRT parsed (the same two when trtc changed nothing); `opt_elements`: element counts of
+    ONNX tensors at opt shapes."""
     built = built_costs if built_costs is not None else costs
+    model = graph_costs if graph_costs is not None else built
     names_key = "built_nodes" if built_costs is not None else "onnx_nodes"
     kernels = fusion["kernels"]
-    owners = _owners(kernels, names_key, built)
+    owners = _owners(kernels, names_key, {**built, **model})
     for kernel in kernels:
-        kernel["flops"] = sum(built[n].flops for n in kernel[names_key] if owners.get(n) is kernel)
+        kernel["flops"] = sum(model[n].flops for n in kernel[names_key] if owners.get(n) is kernel and n in model)
         kernel["mac_bytes"] = _kernel_bytes(kernel, dynamic, opt_elements or {})
         kernel.update(_estimate(kernel, gpu))
-    before = {"flops": sum(c.flops for c in built.values()), "mac_bytes": sum(c.mac_bytes for c in built.values())}
+    before = {"flops": sum(c.flops for c in model.values()), "mac_bytes": sum(c.mac_bytes for c in built.values())}
     known = [k["mac_bytes"] for k in kernels if k["mac_bytes"] is not None]
     after_mac = sum(known) if len(known) == len(kernels) else None
     section = {
-        "convention": ("FLOPs count one per multiply-accumulate (design notes); MAC in bytes read + written; "
-                       "a node that several kernels name counts in the kernel that computes it"),
+        "convention": ("FLOPs count one per multiply-accumulate (design notes), the same in every precision: casts and Q/DQ "
+                       "added by trtc count none; MAC in bytes read + written; a node that several kernels name counts in "
+                       "the kernel that computes it"),
         "onnx_model": {"flops": sum(c.flops for c in costs.values()), "mac_bytes": sum(c.mac_bytes for c in costs.values())},
         "before_fusion": before,
         "after_fusion": {"flops": sum(k["flops"] for k in kernels), "mac_bytes": after_mac},
+        "build_time_flops": sum(c.flops for n, c in model.items() if n not in owners),  # nodes no kernel runs
         "mac_saved_bytes": before["mac_bytes"] - after_mac if after_mac is not None else None,
         "mac_saved_percent": round(100 * (before["mac_bytes"] - after_mac) / before["mac_bytes"], 2) if after_mac is not None and before["mac_bytes"] else None,
         "unknown_nodes": sorted({n for n, c in [*costs.items(), *built.items()] if not c.known}),

@@ -1,5 +1,7 @@
-"""The fusion map: which ONNX nodes each engine kernel covers, in which precision it runs, and
-which ONNX nodes no kernel names (evaluated at build time or removed by TensorRT)."""
+"""The fusion map: which ONNX nodes each engine kernel covers and in which precision it runs.
+Every node of the user's model is in exactly one place: in kernels (one or several: a Split feeding
+two branches), removed by a named trtc pass, or evaluated by TensorRT at build time (no kernel
+names it: shape arithmetic, a Flatten)."""
 
 from __future__ import annotations
 
@@ -7,24 +9,29 @@ import re
 from collections import Counter
 
 from trtc.backend.engine_info import EngineInfo, Kernel, KernelTensor
+from trtc.backend.layer_metadata import NodeNames, metadata_nodes
 
 
 def fusion_map(engine: EngineInfo, onnx_nodes: dict[str, str], origins: dict[str, tuple[str, ...]] | None = None,
-               added: dict[str, str] | None = None) -> dict:
+               added: dict[str, str] | None = None, removed: dict[str, str] | None = None) -> dict:
     """`onnx_nodes` maps the user's node names -> op types, in graph order; `origins` maps nodes
     that trtc's passes produced to the user's nodes they stand for; `added` names nodes trtc
-    added (precision casts, Q/DQ) with their op types. Plain data for the report."""
-    origins = origins or {}
-    op_types = {**{name: f"{op} (added by trtc)" for name, op in (added or {}).items()}, **onnx_nodes}
+    added (precision casts, Q/DQ) with their op types; `removed` maps the user's nodes that
+    trtc's passes removed to the pass that did. Plain data for the report."""
+    origins, added, removed = origins or {}, added or {}, removed or {}
+    op_types = {**{name: f"{op} (added by trtc)" for name, op in added.items()}, **onnx_nodes}
     every_profile = engine.compute_kernels
     profile = kernel_profiles(every_profile)
     # TensorRT compiles one kernel set per optimization profile: the map is profile 0's (the
     # engine a request runs is one of them), and the others are counted.
     compute = [kernel for kernel, index in zip(every_profile, profile) if index == 0]
-    expanded = [tuple(dict.fromkeys(o for n in k.onnx_nodes for o in origins.get(n, (n,)))) for k in compute]
+    parsed = _parsed_graph(onnx_nodes, origins, added, removed)
+    built = [tuple(dict.fromkeys(metadata_nodes(kernel.metadata, parsed))) for kernel in compute]
+    expanded = [tuple(dict.fromkeys(o for n in nodes for o in origins.get(n, (n,)))) for nodes in built]
     covered = Counter(node for nodes in expanded for node in nodes)
-    kernels = [_kernel_entry(index, kernel, nodes, op_types) for index, (kernel, nodes) in enumerate(zip(compute, expanded))]
-    folded = [{"name": name, "op_type": op} for name, op in onnx_nodes.items() if name not in covered]
+    kernels = [_kernel_entry(index, kernel, nodes, names, op_types) for index, (kernel, nodes, names) in enumerate(zip(compute, expanded, built))]
+    gone = [{"name": name, "op_type": op, "pass": removed[name]} for name, op in onnx_nodes.items() if name in removed and name not in covered]
+    folded = [{"name": name, "op_type": op} for name, op in onnx_nodes.items() if name not in covered and name not in removed]
     fused = [k for k in kernels if len(k["onnx_nodes"]) > 1]
     precisions = Counter(k["precision"] or "none" for k in kernels)
     return {
@@ -34,6 +41,7 @@ def fusion_map(engine: EngineInfo, onnx_nodes: dict[str, str], origins: dict[str
             "kernels": len(compute),
             "fused_kernels": len(fused),
             "nodes_in_kernels": sum(1 for name in onnx_nodes if name in covered),
+            "removed_nodes": len(gone),
             "folded_nodes": len(folded),
             "sync_layers": len(engine.kernels) - len(every_profile),
             "streams": len({k.stream for k in compute}),
@@ -41,7 +49,8 @@ def fusion_map(engine: EngineInfo, onnx_nodes: dict[str, str], origins: dict[str
         },
         "precisions": dict(sorted(precisions.items())),
         "kernels": kernels,
-        "folded_nodes": folded,
+        "removed_nodes": gone,  # removed by trtc's passes, with the pass
+        "folded_nodes": folded,  # evaluated by TensorRT at build time: no kernel names them
         "folded_by_op_type": dict(Counter(node["op_type"] for node in folded).most_common()),
         "nodes_in_several_kernels": sorted(name for name, count in covered.items() if count > 1),
         "unknown_metadata_nodes": sorted(name for name in covered if name not in op_types),
@@ -78,7 +87,15 @@ def kernel_profiles(kernels: list[Kernel]) -> list[int]:
     return resolved
 
 
-def _kernel_entry(index: int, kernel: Kernel, expanded: tuple[str, ...], onnx_nodes: dict[str, str]) -> dict:
+def _parsed_graph(onnx_nodes: dict[str, str], origins: dict[str, tuple[str, ...]], added: dict[str, str],
+                  removed: dict[str, str]) -> NodeNames:
+    """The node names of the graph TensorRT parsed: the user's nodes no pass replaced or removed,
+    the nodes the passes produced, and the ones trtc added."""
+    replaced = {name for sources in origins.values() for name in sources}
+    return NodeNames([*(name for name in onnx_nodes if name not in replaced and name not in removed), *origins, *added])
+
+
+def _kernel_entry(index: int, kernel: Kernel, expanded: tuple[str, ...], built: tuple[str, ...], onnx_nodes: dict[str, str]) -> dict:
     nodes = list(expanded)
     return {
         "index": index,
@@ -87,7 +104,8 @@ def _kernel_entry(index: int, kernel: Kernel, expanded: tuple[str, ...], onnx_no
         "precision": kernel.precision,
         "onnx_nodes": nodes,
         "onnx_op_types": [onnx_nodes.get(node, "?") for node in nodes],
-        "built_nodes": list(dict.fromkeys(kernel.onnx_nodes)),  # names in the graph TensorRT parsed
+        "built_nodes": list(built),  # names in the graph TensorRT parsed
+        "metadata": kernel.metadata,  # as TensorRT wrote it
         "inputs": [_tensor(t) for t in kernel.inputs],
         "outputs": [_tensor(t) for t in kernel.outputs],
         "constants": [_tensor(t) for t in kernel.constants],

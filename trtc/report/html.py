@@ -11,7 +11,7 @@ from html import escape
 from importlib import resources
 
 from trtc.report.svg import Bar, Segment, bar_chart, share_bar
-from trtc.report.units import fusion_effect, human, per_profile_note, savings
+from trtc.report.units import fusion_effect, human, per_profile_note, savings, without_kernel
 
 # TensorRT's datatype names -> what people call them, and one colour each (charts, pills, legend).
 _PRECISIONS = {
@@ -237,11 +237,14 @@ def _fusion_table(fusion: dict) -> str:
                     f'<td class="num">{human(k.get("mac_bytes"), "B")}</td><td class="num">{bar}</td></tr>')
     table = ('<table><thead><tr><th class="num">#</th><th>kernel</th><th>type</th><th>precision</th><th>fused ONNX nodes</th>'
              '<th class="num">FLOPs</th><th class="num">MAC</th><th class="num">est. µs</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>")
+    if fusion["removed_nodes"]:
+        table += ("<h3>Removed by trtc's graph passes</h3><p>"
+                  + "".join(_node_chip(n["name"], f'{n["op_type"]}, {n["pass"]}') for n in fusion["removed_nodes"]) + "</p>")
     if fusion["folded_nodes"]:
-        table += ("<h3>ONNX nodes no kernel runs</h3><p class=\"lead\">TensorRT evaluated these at build time or merged them away.</p><p>"
-                  + "".join(f'<span class="chip">{_e(n["name"])} <span class="op">{_e(n["op_type"])}</span></span>' for n in fusion["folded_nodes"]) + "</p>")
-    lead = (f"{counts['onnx_nodes']} ONNX nodes → {counts['kernels']} kernels ({counts['fused_kernels']} fused, "
-            f"{counts['folded_nodes']} nodes folded at build time); source: TensorRT's {_e(fusion['source'].replace('-', ' '))}.")
+        table += ("<h3>Evaluated by TensorRT at build time</h3><p class=\"lead\">No kernel runs these: TensorRT computed them while building.</p><p>"
+                  + "".join(_node_chip(n["name"], n["op_type"]) for n in fusion["folded_nodes"]) + "</p>")
+    lead = (f"{counts['onnx_nodes']} ONNX nodes → {counts['kernels']} kernels ({counts['fused_kernels']} fused; "
+            f"{_e(without_kernel(fusion) or 'every node in a kernel')}); source: TensorRT's {_e(fusion['source'].replace('-', ' '))}.")
     return _card("Fusion map", table, lead, "fusion")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from trtc.printable import one_line
-from trtc.report.units import fusion_effect, human, per_profile_note, savings
+from trtc.report.units import fusion_effect, human, per_profile_note, savings, without_kernel
 
 # CommonMark lets a backslash escape any ASCII punctuation, so escaping all of it is always right.
 _PUNCTUATION = re.compile(r"[!-/:-@\[-`{-~]")
@@ -51,7 +51,7 @@ def render_markdown(report: dict) -> str:
     ]
     if counts:
         lines.append(f"| fusion | {counts['onnx_nodes']} ONNX nodes -> {counts['kernels']} kernels "
-                     f"({counts['fused_kernels']} fused, {counts['folded_nodes']} nodes folded at build time)"
+                     f"({counts['fused_kernels']} fused; {without_kernel(fusion) or 'every node in a kernel'})"
                      f"{per_profile_note(counts)} |")
     lines += ["", "## Inputs and outputs", "", "| tensor | mode | dtype | shape | profiles (min / opt / max) |", "| --- | --- | --- | --- | --- |"]
     for binding in report["bindings"]:
@@ -67,9 +67,12 @@ def render_markdown(report: dict) -> str:
             estimate = f"{kernel['estimated_us']:.2f}" if kernel.get("estimated_us") is not None else "-"
             lines.append(f"| {kernel['index']} | {code(kernel['name'])} | {text(kernel['type'])} | {text(kernel['precision'])} | "
                          f"{human(kernel.get('flops'), 'FLOP')} | {human(kernel.get('mac_bytes'), 'B')} | {estimate} | {nodes} |")
+        if fusion["removed_nodes"] or fusion["folded_nodes"]:
+            lines += ["", "### ONNX nodes no kernel runs"]
+        if fusion["removed_nodes"]:
+            lines += ["", "Removed by trtc's graph passes:", ""] + [f"- {code(n['name'])} ({text(n['op_type'])}): {n['pass']}" for n in fusion["removed_nodes"]]
         if fusion["folded_nodes"]:
-            lines += ["", "### ONNX nodes no kernel runs", "",
-                      "TensorRT evaluated these at build time or merged them away:", ""]
+            lines += ["", "Evaluated by TensorRT at build time (no kernel runs them):", ""]
             lines += [f"- {code(n['name'])} ({text(n['op_type'])})" for n in fusion["folded_nodes"]]
     else:
         lines += ["", "## Fusion map", "", "Not available: TensorRT logged no layer information for this build."]

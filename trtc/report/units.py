@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 
 def human(value: float | None, unit: str) -> str:
     """1234567 -> '1.23 M<unit>'; a formula in dynamic dimensions (from `trtc inspect` without
@@ -44,3 +46,21 @@ def per_profile_note(counts: dict) -> str:
     if len(per_profile) < 2:
         return ""
     return f"; one kernel set per optimization profile ({', '.join(f'profile {p}: {n}' for p, n in per_profile.items())}), profile 0's shown"
+
+
+def without_kernel(fusion: dict) -> str:
+    """Where the model's nodes that no kernel runs went, e.g. "1 node removed by trtc's passes
+    (remove-noops 1); 2 nodes evaluated by TensorRT at build time (2 Flatten)"; '' for none."""
+    by_pass = Counter(node["pass"] for node in fusion["removed_nodes"])
+    by_op = list(fusion["folded_by_op_type"].items())
+    parts = []
+    if by_pass:
+        parts.append(f"{_nodes(sum(by_pass.values()))} removed by trtc's passes ({', '.join(f'{p} {n}' for p, n in by_pass.items())})")
+    if by_op:
+        shown = ", ".join(f"{n} {op}" for op, n in by_op[:4]) + (", ..." if len(by_op) > 4 else "")
+        parts.append(f"{_nodes(sum(n for _, n in by_op))} evaluated by TensorRT at build time ({shown})")
+    return "; ".join(parts)
+
+
+def _nodes(count: int) -> str:
+    return f"{count} node" if count == 1 else f"{count} nodes"

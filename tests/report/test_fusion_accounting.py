@@ -1,0 +1,113 @@
+"""The fusion map accounts for every ONNX node, and a model's FLOPs do not depend on the precision
+it is built in: real builds of the demo and of a MobileNet-style classifier (whose FP16 engine
+runs a pointwise conv as a GEMM, logged as `[ONNX Layer: ...]__gemm_from_conv1x1`) in fp32, fp16,
+bf16, int8 and fp8; `trtc diff` between precisions; node names that look like metadata syntax."""
+
+from __future__ import annotations
+
+import json
+
+import onnx
+import pytest
+from click.testing import CliRunner
+
+from tests import models
+from tests.conftest import REPO
+from trtc.cli import main
+
+PRECISIONS = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16",
+              "int8": "{mode: int8, calibration: {data: random, samples: 16}}",
+              "fp8": "{mode: fp8, calibration: {data: random, samples: 16}}"}
+MODELS = {"demo": lambda: onnx.load(str(REPO / "models" / "demo.onnx")), "mobilenet": models.mobilenet_like}
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(map(str, args)))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """(model, precision) -> the folder of its build; each built once for the module."""
+    folders = {}
+
+    def build(model: str, precision: str):
+        if (model, precision) not in folders:
+            folder = tmp_path_factory.mktemp(f"{model}-{precision}")
+            models.build_report(folder, MODELS[model](), f"max_batch: 8\nprecision: {PRECISIONS[precision]}\n")
+            folders[model, precision] = folder
+        return folders[model, precision]
+
+    return build
+
+
+def _report(folder) -> dict:
+    return json.loads((folder / "build" / "spec.report.json").read_text())
+
+
+def _places(report: dict) -> dict[str, set[str]]:
+    fusion = report["fusion"]
+    model_nodes = {node["name"] for node in report["cost"]["nodes"]}
+    return {"kernels": {n for k in fusion["kernels"] for n in k["onnx_nodes"] if n in model_nodes},
+            "removed": {n["name"] for n in fusion["removed_nodes"]}, "build time": {n["name"] for n in fusion["folded_nodes"]}}
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16", "int8", "fp8"])
+@pytest.mark.parametrize("model", ["demo", "mobilenet"])
+def test_flops_and_node_places_are_the_same_in_every_precision(built, model, precision):
+    fp32, other = _report(built(model, "fp32")), _report(built(model, precision))
+    for stage in ("onnx_model", "before_fusion", "after_fusion"):
+        assert other["cost"][stage]["flops"] == fp32["cost"][stage]["flops"], stage
+    assert other["cost"]["build_time_flops"] == fp32["cost"]["build_time_flops"] == 0
+    # TensorRT may evaluate a view (Flatten) at build time in one precision and name it in a kernel
+    # in another; what the passes removed and what the model's nodes are does not change.
+    places, reference = _places(other), _places(fp32)
+    assert places["removed"] == reference["removed"] and places["kernels"] | places["build time"] == reference["kernels"] | reference["build time"]
+    assert places["build time"] <= {"flatten", "Flatten.0"}  # nothing that computes is lost
+
+
+def test_a_gemm_from_conv1x1_kernel_covers_its_conv(built):
+    report = _report(built("mobilenet", "fp16"))
+    gemm = [k for k in report["fusion"]["kernels"] if k["metadata"].endswith("]__gemm_from_conv1x1")]
+    assert len(gemm) == 1, [k["metadata"] for k in report["fusion"]["kernels"]]
+    assert gemm[0]["onnx_nodes"] == ["Conv.8", "BatchNormalization.8"] and gemm[0]["built_nodes"] == ["Conv.8+BatchNormalization.8"]
+    assert gemm[0]["flops"] == 8 * 4 * 4 * 256 * 512  # opt batch 8, a 4x4 map, 256 -> 512 channels
+
+
+def test_nodes_a_pass_removed_are_named_with_the_pass(built):
+    folder = built("mobilenet", "fp16")
+    report = _report(folder)
+    assert report["fusion"]["removed_nodes"] == [{"name": "Dropout.0", "op_type": "Dropout", "pass": "remove-noops"}]
+    assert report["fusion"]["folded_nodes"] == [{"name": "Flatten.0", "op_type": "Flatten"}]
+    assert report["fusion"]["counts"]["removed_nodes"] == 1
+    markdown = (folder / "build" / "spec.report.md").read_text()
+    assert "Removed by trtc's graph passes:\n\n- `Dropout.0` (Dropout): remove-noops\n" in markdown
+    assert "Evaluated by TensorRT at build time (no kernel runs them):\n\n- `Flatten.0` (Flatten)\n" in markdown
+    html = (folder / "build" / "spec.report.html").read_text()
+    assert "Removed by trtc's graph passes" in html and "Dropout.0" in html
+    assert "merged them away" not in markdown + html
+
+
+def test_console_names_where_nodes_without_a_kernel_went(tmp_path):
+    result, _ = models.build(tmp_path, models.mobilenet_like(), "max_batch: 8\nprecision: fp16\n")
+    assert result.exit_code == 0, result.stderr
+    assert "  1 node removed by trtc's passes (remove-noops 1); 1 node evaluated by TensorRT at build time (1 Flatten)\n" in result.stderr
+    assert "gemm         Half" in result.stderr and "Conv.8, BatchNormalization.8" in result.stderr
+
+
+@pytest.mark.parametrize("model", ["demo", "mobilenet"])
+def test_diff_between_fp32_and_fp16_shows_no_flops_change(built, model):
+    old, new = (built(model, precision) / "build" / "spec.report.json" for precision in ("fp32", "fp16"))
+    result = run("diff", old, new, "--json", "--fail-on", "flops=+0", "--fail-on", "flops=-0")
+    assert result.exit_code == 0, result.stderr
+    flops = json.loads(result.stdout)["metrics"]["flops"]
+    assert flops["change"] == 0 and flops["old"] == flops["new"] > 0
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_node_names_that_look_like_metadata_syntax(tmp_path, precision):
+    report = models.build_report(tmp_path, models.odd_names(), f"max_batch: 4\nprecision: {precision}\n")
+    fusion = report["fusion"]
+    assert fusion["folded_nodes"] == [] and fusion["removed_nodes"] == [] and fusion["unknown_metadata_nodes"] == []
+    assert {n for k in fusion["kernels"] for n in k["onnx_nodes"]} >= set(models.ODD_NAMES)
+    # fold-batchnorm joins the names with `+`: the kernel names that one node, not a split of it.
+    assert "conv a+b+bn]x" in {n for k in fusion["kernels"] for n in k["built_nodes"]}
