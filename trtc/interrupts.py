@@ -140,6 +140,9 @@ def cleanup_on_forced_exit(cleanup: Callable[[], None]) -> Iterator[None]:
 def blocked() -> Iterator[None]:
     """SIGINT and SIGTERM held back during the block; a process started inside it inherits them
     blocked until `handling` unblocks them, so a worker is never stopped before its handlers exist."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks; a worker just starts
+        yield
+        return
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
     try:
         yield
@@ -166,7 +169,8 @@ def handling(farewell: Callable[[int], None]) -> Iterator[None]:
     _acknowledged.clear()
     watcher = threading.Thread(target=_watch, args=(reader,), name="trtc-interrupts", daemon=True)
     watcher.start()
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
     try:
         yield
     except Exception as error:
