@@ -64,6 +64,10 @@ def _say_interrupted(terminal, as_json: bool, signal_number: int) -> int:
 @click.version_option(__version__, prog_name="trtc")
 def main() -> None:
     """trtc: compile ONNX models into TensorRT engines, with a fusion and precision report."""
+    import signal
+
+    if hasattr(signal, "SIGXFSZ"):  # past a file-size limit, a write fails (one line) instead of killing trtc
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
 @main.command()

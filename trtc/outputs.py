@@ -40,8 +40,13 @@ class StagedOutputs:
         except OSError as exc:
             raise UsageError(f"output: cannot write {path}: {exc.strerror}; choose another path under output: in the spec") from None
         os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get ordinary permissions
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data.encode() if isinstance(data, str) else data)
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(data.encode() if isinstance(data, str) else data)
+        except OSError as exc:  # a full disk, a file-size limit: nothing is committed, the staged files go
+            self.discard()
+            raise UsageError(f"output: cannot write {path}: {exc.strerror or exc}; free space or choose another path "
+                             "under output: in the spec") from None
         return Path(temporary)
 
     def commit(self) -> None:

@@ -9,6 +9,7 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import external_data_helper
 
+from trtc.inputs import regular_file
 from trtc.errors import ModelError
 from trtc.incremental.fingerprint import hash_files
 from trtc.spec.validate import closest
@@ -30,6 +31,7 @@ class LoadedModel:
 
 def load_model(path: Path) -> LoadedModel:
     """Load `path` with its external data; every failure names the file and what to do."""
+    regular_file(path, "model", ModelError)
     try:
         raw = path.read_bytes()
         model = onnx.load_from_string(raw)
@@ -43,9 +45,13 @@ def load_model(path: Path) -> LoadedModel:
     for data_file in data_files:
         if not data_file.exists():
             raise ModelError(f"model: external data file {data_file} is missing; keep it next to {path.name}")
+        regular_file(data_file, "model: external data", ModelError)
     if data_files:
         try:
             external_data_helper.load_external_data_for_model(model, str(path.parent))
+        except onnx.checker.ValidationError as exc:  # onnx refuses links there (a path-traversal guard)
+            raise ModelError(f"model: onnx refuses the external data of {path}: {' '.join(str(exc).split())}; "
+                             "put a plain copy of the data file beside the model (cp --dereference)") from None
         except (OSError, ValueError) as exc:
             raise ModelError(f"model: cannot load the external data of {path}: {exc}") from None
     del raw

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trtc.incremental.fingerprint import Fingerprint, fingerprint, hash_files
+from trtc.errors import TrtcError
 from trtc.incremental.stamps import unchanged
+from trtc.inputs import regular_file
 from trtc.spec.model import Spec
 
 
@@ -21,12 +23,16 @@ class Verdict:
 
 
 def check(spec: Spec) -> Verdict:
+    if not spec.output.report.exists():
+        return Verdict(False, "no previous build")
     report = _last_report(spec.output.report)
     if report is None:
-        return Verdict(False, "no previous build")
-    recorded = report.get("build", {}).get("fingerprint") or {}
+        return Verdict(False, "the last report cannot be read")
+    recorded = report["build"].get("fingerprint") or {}
     if not recorded:
         return Verdict(False, "the last report has no fingerprint (an older trtc wrote it)")
+    if not _well_formed(recorded):
+        return Verdict(False, "the last report's fingerprint is damaged")
     model_files = [Path(p) for p in recorded.get("model_files", [])]
     if not model_files or model_files[0] != spec.model:
         return Verdict(False, "the model path changed")
@@ -55,8 +61,15 @@ _NAMES = {"spec": "the spec", "model": "the model", "trtc": "trtc itself (versio
 
 
 def _last_report(path: Path) -> dict | None:
+    """The last build's report, or None when it is not one (any file may sit at that path: a
+    FIFO, a damaged or hand-edited report, another program's JSON)."""
     try:
-        report = json.loads(path.read_text())
-    except (OSError, ValueError):
+        report = json.loads(regular_file(path, "output.report").read_text())
+    except (TrtcError, OSError, ValueError, RecursionError):
         return None
     return report if isinstance(report, dict) and isinstance(report.get("build"), dict) else None
+
+
+def _well_formed(recorded: object) -> bool:
+    return (isinstance(recorded, dict) and isinstance(recorded.get("components", {}), dict)
+            and isinstance(recorded.get("model_files", []), list) and all(isinstance(p, str) for p in recorded.get("model_files", [])))

@@ -20,6 +20,7 @@ from typing import Iterator
 
 import numpy as np
 
+from trtc.inputs import check_array_file, regular_file
 from trtc.errors import SpecError
 from trtc.graph.profiles import ModelInput
 from trtc.incremental.fingerprint import data_fingerprint
@@ -101,6 +102,10 @@ class SampleSource:
         single = next(iter(self.inputs))
         for path in self.files:
             suffix = path.suffix.lower()
+            if suffix in (".npy", ".npz"):
+                check_array_file(path, self.key)  # sizes before allocating, and no FIFO or device
+            else:
+                regular_file(path, self.key, SpecError)
             try:
                 if suffix == ".npy":
                     yield str(path), {single: np.load(path, allow_pickle=False)}

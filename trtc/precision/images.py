@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trtc.inputs import IMAGE_PIXEL_LIMIT
 from trtc.errors import SpecError
 
 
@@ -29,7 +30,15 @@ def load_image(path: Path, preprocess: dict, item, key: str) -> np.ndarray:
     layout = str(preprocess.get("layout", "NCHW")).upper()
     if layout not in ("NCHW", "NHWC"):
         raise SpecError(f"{key}: preprocess.layout must be NCHW or NHWC, got {preprocess.get('layout')!r}")
-    with Image.open(path) as image:
+    try:
+        opened = Image.open(path)
+    except (Image.DecompressionBombError, OSError, ValueError) as exc:
+        raise SpecError(f"{key}: cannot read {path} as an image ({exc})") from None
+    with opened as image:
+        width, height = image.size  # from the header: nothing decoded yet
+        if width * height > IMAGE_PIXEL_LIMIT:
+            raise SpecError(f"{key}: {path} is {width}x{height} pixels, more than trtc decodes ({IMAGE_PIXEL_LIMIT // 10**6} megapixels); "
+                            "resize it before calibrating")
         image = image.convert("RGB")
         height_axis = 2 if layout == "NCHW" else 1
         target = item.dims[height_axis : height_axis + 2]

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from trtc.inputs import regular_file
 from trtc.errors import SpecError, UsageError
 from trtc.spec.model import (
     InputSettings,
@@ -32,6 +33,7 @@ def load_spec(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = 
         raise UsageError(f"spec file not found: {spec_path} (check the path)")
     if spec_path.is_dir():
         raise UsageError(f"spec path is a directory, not a YAML file: {spec_path}")
+    regular_file(spec_path, "spec")  # a FIFO would hang the read
     text = _read_text(spec_path)
     document, lines = _parse_yaml(text, spec_path)
     return spec_from_document(document, spec_path, overrides, lines)
@@ -58,10 +60,21 @@ def spec_from_document(document: Any, spec_path: Path, overrides=(), lines: dict
                 return f"{spec_path}:{lines[path[:cut]]}"
         return str(spec_path)
 
+    _refuse_non_json_values(document, (), locate)
     problems = schema_problems(document, locate)
     if problems:
         raise SpecError(problems[0] if len(problems) == 1 else f"{len(problems)} problems in {spec_path}", problems if len(problems) > 1 else [])
     return _build(document, spec_path, overridden, locate)
+
+
+def _workspace(doc: dict, locate) -> int | None:
+    if "workspace" not in doc:
+        return None
+    size = parse_size(doc["workspace"])
+    if size >= 2**63:  # TensorRT takes a 64-bit size
+        raise SpecError(f"{locate(('workspace',))}: workspace: {doc['workspace']} is {size:,} bytes, more than TensorRT can take; "
+                        "give at most 8 EiB (a GPU's memory is far less: 2GiB is typical)")
+    return size
 
 
 def parse_size(text: str | int) -> int:
@@ -71,6 +84,20 @@ def parse_size(text: str | int) -> int:
     if not match:
         raise ValueError(f"not a size: {text!r}")
     return int(float(match.group(1)) * _SIZE_UNITS[(match.group(2) or "").upper()])
+
+
+def _refuse_non_json_values(value: Any, path: tuple, locate) -> None:
+    """YAML reads 2024-01-01 as a date and !!binary as bytes; a spec holds none of those."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_non_json_values(item, (*path, key), locate)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_non_json_values(item, (*path, index), locate)
+    elif not isinstance(value, (str, int, float, bool)) and value is not None:
+        kind = {"date": "a date", "datetime": "a date and time", "bytes": "binary data", "set": "a set"}.get(type(value).__name__,
+                                                                                                            type(value).__name__)
+        raise SpecError(f"{locate(path)}: {key_path(path)}: YAML read {kind} here; write a number or a string (quote it)")
 
 
 def _read_text(spec_path: Path) -> str:
@@ -194,7 +221,7 @@ def _build(doc: dict, spec_path: Path, overridden: list[tuple], locate) -> Spec:
         max_batch=doc.get("max_batch"),
         profiles=profiles,
         input_settings=settings,
-        workspace=parse_size(doc["workspace"]) if "workspace" in doc else None,
+        workspace=_workspace(doc, locate),
         precision=precision,
         accuracy=dict(doc.get("accuracy", {})),
         fusion=dict(doc.get("fusion", {})),

@@ -8,10 +8,12 @@ from __future__ import annotations
 import copy
 
 SCHEMA_ID = "https://trtc.dev/schema/spec-1.json"
+_DIM_MAX = 2**31 - 1  # TensorRT's dimensions are 32-bit in its ONNX parser's profiles
+_INT64_MAX = 2**63 - 1
 
 _SHAPE = {
     "type": "array",
-    "items": {"type": "integer", "minimum": 0},
+    "items": {"type": "integer", "minimum": 0, "maximum": _DIM_MAX},
     "description": "A concrete shape, one integer per dimension.",
 }
 
@@ -37,7 +39,8 @@ _INPUT = {
             "additionalProperties": False,
             "required": ["min", "max"],
             "description": "A shape-tensor input (its values are a shape, e.g. a Reshape's target): min/opt/max values, one integer per element; opt defaults to max.",
-            "properties": {k: {"type": "array", "items": {"type": "integer"}, "description": f"The {k} values, one per element."}
+            "properties": {k: {"type": "array", "items": {"type": "integer", "minimum": -_INT64_MAX, "maximum": _INT64_MAX},
+                               "description": f"The {k} values, one per element."}
                            for k in ("min", "opt", "max")},
         },
         "range": {
@@ -66,7 +69,7 @@ _SIZE = {
     "examples": ["256MiB", "2GiB", 1073741824],
     "x-expected": "a size in bytes or with a unit, like 512MiB or 2GiB",
     "oneOf": [
-        {"type": "integer", "minimum": 1},
+        {"type": "integer", "minimum": 1, "maximum": _INT64_MAX},
         {"type": "string", "pattern": r"^\s*[0-9]+(\.[0-9]+)?\s*([KMGT]i?B|B)?\s*$"},
     ],
 }
@@ -97,9 +100,9 @@ _CALIBRATION = {
         },
         "percentile": {"type": "number", "exclusiveMinimum": 0, "maximum": 100, "default": 99.99,
                        "description": "Percentile of |value| kept by the percentile method."},
-        "samples": {"type": "integer", "minimum": 1, "default": 512,
+        "samples": {"type": "integer", "minimum": 1, "maximum": 10_000_000, "default": 512,
                     "description": "Samples used for calibration at most; data is streamed batch by batch, so memory stays flat."},
-        "batch": {"type": "integer", "minimum": 1, "default": 16, "description": "Samples per onnxruntime run during calibration."},
+        "batch": {"type": "integer", "minimum": 1, "maximum": 65536, "default": 16, "description": "Samples per onnxruntime run during calibration."},
         "cache": {
             "type": "string",
             "description": "JSON file of the calibrated ranges, relative to the spec's folder. Reused when the graph after passes, "
@@ -166,7 +169,7 @@ _ACCURACY = {
                                 "every 4th calibration sample, held out of calibration (when that makes 8 or more), else random "
                                 "inputs at the opt shape.",
                  "examples": ["val/"]},
-        "samples": {"type": "integer", "minimum": 1, "default": 64, "description": "Samples compared at most."},
+        "samples": {"type": "integer", "minimum": 1, "maximum": 10_000_000, "default": 64, "description": "Samples compared at most."},
         "min_cosine": {"type": "number", "minimum": -1, "maximum": 1,
                        "description": "Gate: every output's cosine similarity to FP32 is at least this.", "examples": [0.999]},
         "max_rel_l2": {"type": "number", "minimum": 0,
@@ -266,7 +269,7 @@ SPEC_SCHEMA = {
                     "description": "Tensors the engine outputs, in place of the model's own outputs: any tensor may be named, "
                                    "and nodes that feed none of them are pruned. Default: the model's outputs.",
                     "examples": [["head0.out", "softmax.out"]]},
-        "max_batch": {"type": "integer", "minimum": 1,
+        "max_batch": {"type": "integer", "minimum": 1, "maximum": _DIM_MAX,
                       "description": "Each input's batch dimension gets the range min 1, opt and max max_batch. The batch "
                                      "dimension is found by name (batch, batch_size, N, ... wherever it sits), else it is a "
                                      "dynamic first dimension not named as something else (seq, time, height, ...). Other dynamic dimensions "
