@@ -12,9 +12,9 @@ from onnx import TensorProto, helper
 
 from tests import models
 from tests.structure import console_problems, html_problems, markdown_problems
-from trtc.build_job import FAILED, JobResult
+from trtc.commands.build_job import FAILED, JobResult
 from trtc.cli import main
-from trtc.step_summary import append_step_summary
+from trtc.commands.step_summary import append_step_summary
 
 NAMES = {"conv0": "# conv|`x`\n## head [l](http://e.x) <b>b</b> *s* _u_", "bn0": "bn[/]0 [bold]x", "relu0": "relu\tr: $x #! &amp; ---",
          "conv1": "c1|a|b", "x": "in[/]put <i>", "c0": "t`0`|", "r0": "r0<i>i</i>", "y": "out: #y [/] |\n- item"}

@@ -48,7 +48,7 @@ def _reports_errors(command):
 
 def _say_interrupted(terminal, as_json: bool, signal_number: int) -> int:
     """Also the last words of a forced exit (trtc/interrupts.py), from its watcher thread."""
-    from trtc.build_job import interruption
+    from trtc.commands.build_job import interruption
     from trtc.outputs import committed
 
     stop = interrupts.Interrupted(signal_number)
@@ -90,10 +90,10 @@ def build(terminal, specs: tuple[Path, ...], overrides: tuple[str, ...], force: 
     130 / 143 interrupted (Ctrl-C / SIGTERM). With several specs, the exit code is that of the first
     failed spec in argument order.
     """
-    from trtc.build_job import FAILED, INTERRUPTED, JobOptions, UP_TO_DATE, failed_result, run_job
+    from trtc.commands.build_job import FAILED, INTERRUPTED, JobOptions, UP_TO_DATE, failed_result, run_job
     from trtc.errors import TrtcError, UsageError
     from trtc.spec import load_spec
-    from trtc.step_summary import append_step_summary
+    from trtc.commands.step_summary import append_step_summary
 
     if depfile and len(specs) > 1:
         raise UsageError("--depfile takes one SPEC; run trtc build once per spec to get one dependency file each")
@@ -113,7 +113,7 @@ def build(terminal, specs: tuple[Path, ...], overrides: tuple[str, ...], force: 
         else:
             print_summary(terminal, results[0].report, [Path(p) for p in results[0].written])
     else:
-        from trtc.build_many import build_many
+        from trtc.commands.build_many import build_many
         from trtc.console import print_batch_summary
 
         results = build_many(loaded, options, jobs, _SpecLinesFor(quiet))
@@ -172,7 +172,7 @@ def run(terminal, plan: Path, inputs: tuple[str, ...], iterations: int, backend:
     """Execute PLAN on this machine's GPU and print output shapes and latency (needs a GPU)."""
     from trtc.console import print_run
     from trtc.errors import UsageError
-    from trtc.run import run_plan_file
+    from trtc.commands.run_plan import run_plan_file
 
     feeds = {}
     for item in inputs:
@@ -192,7 +192,7 @@ def run(terminal, plan: Path, inputs: tuple[str, ...], iterations: int, backend:
 def inspect(terminal, model: Path, shapes: tuple[str, ...], top: int | None, as_json: bool) -> None:
     """Print FLOPs and memory traffic (MAC) per ONNX node of MODEL, without building."""
     from trtc.console import print_inspection
-    from trtc.inspect_model import inspect_model, parse_shapes
+    from trtc.commands.inspect_model import inspect_model, parse_shapes
 
     result = inspect_model(model, parse_shapes(shapes))
     if as_json:
@@ -215,7 +215,7 @@ def check(terminal, spec: Path, overrides: tuple[str, ...], as_json: bool) -> No
 
     Exit codes: 0 every node is supported, 1 the parser refused nodes (each one listed), 2 spec error.
     """
-    from trtc.check import check_spec
+    from trtc.commands.check import check_spec
     from trtc.console import print_check
     from trtc.spec import load_spec
 
@@ -236,7 +236,7 @@ def check(terminal, spec: Path, overrides: tuple[str, ...], as_json: bool) -> No
 def init(terminal, model: Path, output: Path | None, force: bool) -> None:
     """Write a commented starter build spec for MODEL (an ONNX file), filled from its inputs and outputs."""
     from trtc.console import print_init
-    from trtc.init_spec import write_starter_spec
+    from trtc.commands.init_spec import write_starter_spec
 
     starter = write_starter_spec(model, output, force)
     if starter.path is None:
@@ -249,7 +249,7 @@ def init(terminal, model: Path, output: Path | None, force: bool) -> None:
 def schema(markdown: bool) -> None:
     """Print the JSON Schema of the build spec (for editor completion)."""
     if markdown:
-        from trtc.spec.reference import reference_markdown
+        from trtc.spec.docs import reference_markdown
 
         click.echo(reference_markdown(), nl=False)
         return

@@ -6,6 +6,8 @@ single line cannot hold the facts, such as a list of unsupported nodes).
 
 from __future__ import annotations
 
+import difflib
+
 
 class TrtcError(Exception):
     """Base of all expected failures. `exit_code` is what the process returns."""
@@ -68,3 +70,9 @@ class DiffThresholdError(TrtcError):
     """`trtc diff --fail-on`: a change between two builds crossed a threshold (a CI gate)."""
 
     exit_code = 4
+
+
+def closest(word: str, choices) -> str | None:
+    """The choice `word` most likely meant, for "did you mean ...?" in one-line errors."""
+    match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.5)
+    return match[0] if match else None

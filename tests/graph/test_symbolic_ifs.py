@@ -9,7 +9,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from tests.cli.test_build_cli import run
-from trtc.graph.pin import pin_inputs
+from trtc.passes.pin import pin_inputs
 from trtc.graph.reference import Reference
 
 

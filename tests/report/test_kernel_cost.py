@@ -9,7 +9,7 @@ from onnx import TensorProto, helper, numpy_helper
 from tests import models
 from tests.cli.test_build_cli import run
 from trtc.errors import SpecError
-from trtc.report.cost import choose_gpu, cost_section, gpu_table
+from trtc.report.kernel_cost import choose_gpu, cost_section, gpu_table
 
 
 def test_demo_kernel_costs_and_roofline(demo_copy):

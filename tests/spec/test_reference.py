@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from trtc.cli import main
 from trtc.passes import PASSES
-from trtc.report.cost import choose_gpu
-from trtc.spec.reference import REGENERATE, reference_markdown
+from trtc.report.kernel_cost import choose_gpu
+from trtc.spec.docs import REGENERATE, reference_markdown
 from trtc.spec.schema import SPEC_SCHEMA
 
 REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "spec-reference.md"

@@ -12,7 +12,7 @@ from onnx import external_data_helper
 from trtc.inputs import regular_file
 from trtc.errors import ModelError
 from trtc.incremental.fingerprint import hash_files
-from trtc.spec.validate import closest
+from trtc.errors import closest
 
 @dataclass
 class LoadedModel:

@@ -12,7 +12,7 @@ from trtc.errors import ModelError, SpecError
 from trtc.graph.batch_dim import BatchAxis, batch_axes
 from trtc.graph.io import graph_inputs
 from trtc.spec.model import ShapeRange, Spec
-from trtc.spec.validate import closest
+from trtc.errors import closest
 
 # A dimension: an int when static, else the symbolic name (or "?" when unnamed).
 Dim = int | str

@@ -22,7 +22,7 @@ class Verdict:
     report: dict | None = None  # the last build's report, when up to date
 
 
-def check(spec: Spec) -> Verdict:
+def up_to_date_verdict(spec: Spec) -> Verdict:
     if not spec.output.report.exists():
         return Verdict(False, "no previous build")
     report = _last_report(spec.output.report)

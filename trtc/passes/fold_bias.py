@@ -9,7 +9,7 @@ from onnx import helper
 
 from trtc.graph.shapes import tensor_types
 from trtc.passes.base import Change, PassContext
-from trtc.passes.graph_index import GraphIndex, apply_rewrites, attributes, drop_unused_initializers
+from trtc.graph.graph_index import GraphIndex, apply_rewrites, attributes, drop_unused_initializers
 
 
 class FoldBiasAdd:

@@ -13,7 +13,7 @@ from onnx.reference import ReferenceEvaluator
 
 from trtc.graph.io import subgraph_inputs
 from trtc.passes.base import Change, PassContext
-from trtc.passes.graph_index import GraphIndex, apply_rewrites, drop_unused_initializers
+from trtc.graph.graph_index import GraphIndex, apply_rewrites, drop_unused_initializers
 
 _NEVER = {"If", "Loop", "Scan", "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
           "Multinomial", "Bernoulli", "QuantizeLinear", "DequantizeLinear", "Constant"}

@@ -16,7 +16,7 @@ import onnx
 from onnx import helper
 
 from trtc.passes.base import Change, PassContext
-from trtc.passes.graph_index import GraphIndex, apply_rewrites, attributes, drop_unused_initializers
+from trtc.graph.graph_index import GraphIndex, apply_rewrites, attributes, drop_unused_initializers
 
 
 class MergeSiblings:

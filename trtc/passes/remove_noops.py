@@ -11,7 +11,7 @@ import onnx
 from trtc.graph.io import remove_dead_nodes
 from trtc.graph.shapes import tensor_types
 from trtc.passes.base import Change, PassContext
-from trtc.passes.graph_index import GraphIndex, apply_rewrites, attributes, rename_inputs
+from trtc.graph.graph_index import GraphIndex, apply_rewrites, attributes, rename_inputs
 
 
 class RemoveNoOps:

@@ -32,7 +32,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from trtc.graph.reference import Reference, with_outputs
 from trtc.graph.shapes import tensor_types
-from trtc.passes.graph_index import constant_value
+from trtc.graph.graph_index import constant_value
 
 CONVERTIBLE = {
     "Conv", "ConvTranspose", "MatMul", "Gemm", "Add", "Sub", "Mul", "Div", "Relu", "LeakyRelu", "PRelu", "Sigmoid", "Tanh",

@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from trtc.passes.graph_index import GraphIndex, attributes
+from trtc.graph.graph_index import GraphIndex, attributes
 from trtc.precision.opset import with_opset
 
 QUANTIZED_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from trtc.errors import DiffThresholdError, UsageError
 from trtc.report import REPORT_SCHEMA
-from trtc.spec.validate import closest, schema_problems
+from trtc.errors import closest
+from trtc.spec.validate import schema_problems
 
 # Reports of the largest models are a few MB; anything far larger is not one (or is /dev/zero).
 MAX_REPORT_BYTES = 64 << 20

@@ -3,11 +3,11 @@ what was expected and, for a misspelt key or value, the closest valid one."""
 
 from __future__ import annotations
 
-import difflib
 from typing import Any, Callable
 
 import jsonschema
 
+from trtc.errors import closest
 from trtc.spec.schema import SPEC_SCHEMA
 
 # Maps a key path to "file:line" (or "--set a.b") for messages.
@@ -35,11 +35,6 @@ def key_path(path: tuple) -> str:
         else:
             parts.append(("." if parts else "") + str(part))
     return "".join(parts)
-
-
-def closest(word: str, choices) -> str | None:
-    match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.5)
-    return match[0] if match else None
 
 
 def _explain(error: jsonschema.ValidationError) -> list[tuple[tuple, str]]:

@@ -13,7 +13,7 @@ from trtc.incremental import depfile
 from trtc.incremental.clashes import build_inputs, build_outputs, refuse_clashes
 from trtc.incremental.fingerprint import data_inputs
 from trtc.incremental.lock import plan_lock
-from trtc.incremental.up_to_date import check
+from trtc.incremental.up_to_date import up_to_date_verdict
 from trtc.spec.model import Spec
 
 BUILT, UP_TO_DATE, FAILED, INTERRUPTED = "built", "up to date", "failed", "interrupted"
@@ -52,7 +52,7 @@ def run_job(spec: Spec, observer, options: JobOptions) -> JobResult:
     started = time.perf_counter()
     refuse_clashes(build_outputs(spec, options.depfile), build_inputs(spec))  # before anything runs or is written
     with plan_lock(spec.output.plan, observer.warning):
-        verdict = None if options.force else check(spec)  # --force: not even the hashing
+        verdict = None if options.force else up_to_date_verdict(spec)  # --force: not even the hashing
         if verdict is not None and verdict.up_to_date:
             if options.depfile:
                 refuse_clashes([("--depfile", options.depfile)], [("an input of the build", p) for p in verdict.fingerprint.inputs])
@@ -61,7 +61,7 @@ def run_job(spec: Spec, observer, options: JobOptions) -> JobResult:
                              report=verdict.report, written=[])
         if options.depfile:  # a name Make cannot express is refused before any work (external data: once the model is read)
             depfile.render(_targets(spec), [spec.source, spec.model, *data_inputs(spec)])
-        from trtc.pipeline import build  # imports onnx, onnxruntime, TensorRT: only when there is work to do
+        from trtc.commands.pipeline import build  # imports onnx, onnxruntime, TensorRT: only when there is work to do
 
         reason = "--force" if verdict is None else verdict.reason
         observer.stage(f"building {spec.name} ({reason})")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from trtc.build_job import BUILT, UP_TO_DATE, JobResult
+from trtc.commands.build_job import BUILT, UP_TO_DATE, JobResult
 
 
 def append_step_summary(results: list[JobResult]) -> Path | None:

@@ -21,16 +21,16 @@ from trtc import __version__, interrupts
 from trtc.backend.builder import BuildObserver, BuildResult, BuildSettings, ModelSource, build_plan
 from trtc.backend.trt_import import import_tensorrt
 from trtc.errors import BuildError, TrtcError
-from trtc.graph.loops import onnxruntime_check
-from trtc.graph.pin import pin_inputs
+from trtc.passes.loops import onnxruntime_agreement
+from trtc.passes.pin import pin_inputs
 from trtc.incremental import depfile
 from trtc.incremental.clashes import build_inputs, build_outputs, refuse_clashes
 from trtc.incremental.fingerprint import Fingerprint, fingerprint
 from trtc.incremental.stamps import stamp, stamps
-from trtc.diagnose import explain, localize
+from trtc.commands.diagnose import explain, localize
 from trtc.graph.random_inputs import random_feeds
 from trtc.graph.declared import compare, declared_shapes, observed_outputs, shapes_of
-from trtc.remedies import remedies
+from trtc.commands.remedies import remedies
 from trtc.graph.shape_inputs import attach_shape_values, feed_values
 from trtc.graph.shared_dims import separate_shared_dims
 from trtc.graph.io import LoadedModel, drop_initializer_inputs, load_model, name_unnamed_nodes, normalize_default_domain, select_outputs
@@ -40,9 +40,9 @@ from trtc.graph.cost import NodeCost, node_costs, tensor_elements
 from trtc.graph.shapes import tensor_types
 from trtc.precision.keep import resolve_keep_fp32
 from trtc.precision.step import apply_precision
-from trtc.verify_step import verify_step
+from trtc.passes.verify_step import verify_step
 from trtc.passes import attach_costs, node_origins, removed_nodes, run_passes, select_passes
-from trtc.report.cost import choose_gpu, cost_section, dynamic_value
+from trtc.report.kernel_cost import choose_gpu, cost_section, dynamic_value
 from trtc.report.passes import passes_section
 from trtc.report import REPORT_SCHEMA
 from trtc.report.fusion import fusion_map
@@ -249,7 +249,7 @@ def load_pinned_model(spec: Spec, observer: PipelineObserver) -> PinnedModel:
     pinned_values = {name: s.value for name, s in spec.input_settings.items() if s.value is not None}
     static_shapes = {name: r.min for name, r in profiles[0].items() if all(p[name].min == p[name].max == r.min for p in profiles)}
     value_ranges = {name: setting.value_range for name, setting in spec.input_settings.items() if setting.value_range}
-    unroll_check = onnxruntime_check(random_feeds(model_inputs(model), {n: r.min for n, r in profiles[0].items()}, value_ranges,
+    unroll_check = onnxruntime_agreement(random_feeds(model_inputs(model), {n: r.min for n, r in profiles[0].items()}, value_ranges,
                                                   fixed=feed_values(profiles[0], "min")))
     shape_ranges = {name: (tuple(min(p[name].min[axis] for p in profiles) for axis in range(len(r.min))),
                            tuple(max(p[name].max[axis] for p in profiles) for axis in range(len(r.max))))

@@ -11,7 +11,7 @@ from tests import models
 from tests.cli.test_build_cli import run
 from trtc import passes as registry
 from trtc.passes.base import Change
-from trtc.passes.graph_index import GraphIndex
+from trtc.graph.graph_index import GraphIndex
 
 
 class DoubleOneWeight:
@@ -102,8 +102,8 @@ def test_the_opt_shape_is_checked_within_the_budget_and_full_checks_every_shape(
 
     default = verification()
     assert default["status"] == "verified" and default["checked_shapes"] == ["min of profile 0", "opt of profile 0"]
-    import trtc.verify_step
-    monkeypatch.setattr(trtc.verify_step, "predicted_build_seconds", lambda model: 0.0)  # a build that takes no time
+    import trtc.passes.verify_step
+    monkeypatch.setattr(trtc.passes.verify_step, "predicted_build_seconds", lambda model: 0.0)  # a build that takes no time
     tight = verification()
     assert tight["checked_shapes"] == ["min of profile 0"]
     assert tight["reason"].startswith("opt shape skipped: predicted") and tight["reason"].endswith("budget 0.00 s (fusion.verify: full checks it)")

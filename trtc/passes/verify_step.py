@@ -21,7 +21,7 @@ from trtc.graph.random_inputs import random_feeds
 from trtc.graph.shape_inputs import feed_values
 from trtc.passes import PassRun
 from trtc.spec.model import ShapeRange, Spec
-from trtc.verify import Verification, verify_passes
+from trtc.passes.verify import Verification, verify_passes
 
 BUDGET_SHARE = 0.25
 

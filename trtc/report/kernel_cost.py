@@ -30,7 +30,7 @@ from importlib import resources
 
 from trtc.errors import SpecError
 from trtc.graph.cost import NodeCost
-from trtc.spec.validate import closest
+from trtc.errors import closest
 
 _BYTES = {"Float": 4, "Half": 2, "BFloat16": 2, "Int8": 1, "UInt8": 1, "FP8": 1, "Bool": 1, "Int32": 4, "Int64": 8, "Int4": 0.5, "FP4": 0.5}
 _PEAK_KEY = {"Float": "fp32", "Half": "fp16", "BFloat16": "bf16", "Int8": "int8", "FP8": "fp8", "FP4": "fp4"}

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from trtc import interrupts
-from trtc.build_job import FAILED, INTERRUPTED, JobOptions, JobResult, interrupted_result, run_job_reporting_errors
+from trtc.commands.build_job import FAILED, INTERRUPTED, JobOptions, JobResult, interrupted_result, run_job_reporting_errors
 from trtc.errors import UsageError
 from trtc.incremental.clashes import build_inputs, build_outputs, refuse_clashes
 from trtc.interrupts import Interrupted

@@ -25,7 +25,7 @@ from trtc.graph.io import load_model, name_unnamed_nodes
 from trtc.graph.profiles import ModelInput, model_inputs, resolve_profiles
 from trtc.outputs import StagedOutputs
 from trtc.printable import one_line
-from trtc.remedies import remedies
+from trtc.commands.remedies import remedies
 from trtc.spec.load import spec_from_document
 
 MAX_BATCH = 32

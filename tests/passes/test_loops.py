@@ -6,8 +6,8 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from tests import models
-from trtc.graph.loops import onnxruntime_check
-from trtc.graph.pin import pin_inputs
+from trtc.passes.loops import onnxruntime_agreement
+from trtc.passes.pin import pin_inputs
 
 
 def loop_model(early_exit: bool = False):
@@ -44,7 +44,7 @@ X = np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)
 def test_a_pinned_trip_count_unrolls_the_loop_and_keeps_the_outputs():
     model = loop_model()
     expected = ort.InferenceSession(model.SerializeToString()).run(None, {"x": X, "steps": np.array(3, np.int64)})
-    section = pin_inputs(model, {"steps": 3}, {}, onnxruntime_check({"x": X}))
+    section = pin_inputs(model, {"steps": 3}, {}, onnxruntime_agreement({"x": X}))
     assert section["resolved_control_flow"] == [{"node": "refine", "op_type": "Loop", "trip_count": 3, "unrolled": True}]
     assert not any(node.op_type == "Loop" for node in model.graph.node)
     got = ort.InferenceSession(model.SerializeToString()).run(None, {"x": X})
@@ -54,10 +54,10 @@ def test_a_pinned_trip_count_unrolls_the_loop_and_keeps_the_outputs():
 
 def test_long_loops_and_early_exits_are_reported_and_kept():
     long = loop_model()
-    assert pin_inputs(long, {"steps": 100}, {}, onnxruntime_check({"x": X}))["resolved_control_flow"] == [
+    assert pin_inputs(long, {"steps": 100}, {}, onnxruntime_agreement({"x": X}))["resolved_control_flow"] == [
         {"node": "refine", "op_type": "Loop", "trip_count": 100, "unrolled": False, "reason": "100 iterations (trtc unrolls 1 to 16)"}]
     exits = loop_model(early_exit=True)
-    assert pin_inputs(exits, {"steps": 3}, {}, onnxruntime_check({"x": X}))["resolved_control_flow"][0]["reason"] == \
+    assert pin_inputs(exits, {"steps": 3}, {}, onnxruntime_agreement({"x": X}))["resolved_control_flow"][0]["reason"] == \
         "its body computes an exit condition"
     assert sum(node.op_type == "Loop" for node in exits.graph.node) == 1
 

@@ -7,7 +7,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from tests import models
 from trtc.errors import SpecError
-from trtc.graph.pin import pin_inputs
+from trtc.passes.pin import pin_inputs
 
 
 def _branch(name, op, output):

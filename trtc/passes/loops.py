@@ -13,7 +13,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from trtc.graph.reference import Reference, ReferenceUnavailable
-from trtc.passes.graph_index import GraphIndex
+from trtc.graph.graph_index import GraphIndex
 
 MAX_UNROLL = 16
 # check(before, after) -> None when they agree, else why not.
@@ -51,7 +51,7 @@ def resolve_constant_loops(model: onnx.ModelProto, check: Check | None) -> list[
     return resolved
 
 
-def onnxruntime_check(feeds: dict[str, np.ndarray]) -> Check:
+def onnxruntime_agreement(feeds: dict[str, np.ndarray]) -> Check:
     """A check that runs both models on `feeds` and compares every output (dtype-aware)."""
 
     def check(before: onnx.ModelProto, after: onnx.ModelProto) -> str | None:

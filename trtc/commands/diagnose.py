@@ -3,7 +3,7 @@
 The graph's nodes, in topological order, are cut into prefixes: the first i nodes, with every
 tensor they produce that later nodes or the graph read marked as an output. Real sub-builds
 bisect for the shortest prefix that still fails; its last node is the culprit. Bounded by a
-number of sub-builds and a time limit. The pipeline adds known remedies (trtc/remedies.py) to the message.
+number of sub-builds and a time limit. The pipeline adds known remedies (trtc/commands/remedies.py) to the message.
 """
 
 from __future__ import annotations

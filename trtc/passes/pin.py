@@ -11,11 +11,11 @@ import onnx
 from onnx import helper, numpy_helper
 
 from trtc.errors import SpecError
-from trtc.graph.loops import Check, resolve_constant_loops
+from trtc.passes.loops import Check, resolve_constant_loops
 from trtc.graph.symbolic import decide_conditions, dimension_symbols
 from trtc.passes.base import PassContext
 from trtc.passes.fold_constants import FoldConstants
-from trtc.passes.graph_index import GraphIndex
+from trtc.graph.graph_index import GraphIndex
 
 ShapeRanges = dict[str, tuple[tuple[int, ...], tuple[int, ...]]]  # input -> (lowest, highest) shape
 _MAX_ROUNDS = 32  # each round inlines at least one If; nesting deeper than this is not real

@@ -21,12 +21,12 @@ from trtc.backend.trt_import import import_tensorrt
 from trtc.errors import SpecError
 from trtc.graph.profiles import model_inputs
 from trtc.passes import select_passes
-from trtc.pipeline import load_pinned_model, model_source
+from trtc.commands.pipeline import load_pinned_model, model_source
 from trtc.precision.accuracy_data import accuracy_samples, spec_gates
 from trtc.precision.data import SampleSource
 from trtc.precision.quantize import calibration_data
-from trtc.remedies import remedies
-from trtc.report.cost import choose_gpu
+from trtc.commands.remedies import remedies
+from trtc.report.kernel_cost import choose_gpu
 from trtc.spec.model import Spec
 
 

@@ -5,11 +5,11 @@ from onnx import TensorProto, helper, numpy_helper
 
 from tests import models
 from tests.cli.test_build_cli import run
-from tests.graph.test_pin import sample_rate_model
+from tests.passes.test_pin import sample_rate_model
 
 
 def test_if_on_an_input_suggests_pinning_it():
-    from trtc.remedies import remedies
+    from trtc.commands.remedies import remedies
     assert remedies(sample_rate_model()) == [
         "hint: If 'outer_if' depends on input(s) sr; pin them if they are fixed in deployment: inputs: {sr: {value: ...}}"]
 
@@ -46,7 +46,7 @@ def test_a_refused_node_is_said_once_without_cuda_driver_noise(tmp_path):
 
 
 def test_a_shape_driven_if_suggests_a_fixed_shape():
-    from tests.graph.test_pin import shape_driven_model
-    from trtc.remedies import remedies
+    from tests.passes.test_pin import shape_driven_model
+    from trtc.commands.remedies import remedies
     assert remedies(shape_driven_model()) == [
         "hint: If 'cols_if' depends on the shape of x; a fixed shape resolves it at build time: inputs: {x: {shape: [...]}}"]
