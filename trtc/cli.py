@@ -26,7 +26,7 @@ def _reports_errors(command):
     def wrapper(*args, **kwargs):
         from trtc.console import Terminal
 
-        terminal = Terminal(quiet=kwargs.get("quiet", False))
+        terminal = Terminal(quiet=kwargs.pop("quiet", False), verbose=kwargs.pop("verbose", False))
         try:
             with interrupts.handling(functools.partial(_say_interrupted, terminal, kwargs.get("as_json"))):
                 return command(terminal, *args, **kwargs)
@@ -43,7 +43,8 @@ def _reports_errors(command):
             terminal.console.print("[bold red]internal error[/]: this is a trtc bug; please report it with the traceback above")
             sys.exit(1)
 
-    return wrapper
+    wrapper = click.option("-v", "--verbose", is_flag=True, help="Show more: every kernel, TensorRT's own warnings.")(wrapper)
+    return click.option("-q", "--quiet", is_flag=True, help="Print errors only.")(wrapper)
 
 
 def _say_interrupted(terminal, as_json: bool, signal_number: int) -> int:
@@ -60,17 +61,47 @@ def _say_interrupted(terminal, as_json: bool, signal_number: int) -> int:
     return stop.exit_code
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="trtc")
+def _print_versions(context: click.Context, _param, value: bool) -> None:
+    """trtc and what it builds with, read from package metadata (importing TensorRT costs seconds)."""
+    if not value or context.resilient_parsing:
+        return
+    import importlib.metadata
+    import platform
+
+    from trtc.backend.trt_import import backend_identity
+
+    def version(package: str) -> str:
+        try:
+            return importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed"
+
+    backend = backend_identity("auto")
+    click.echo(f"trtc {__version__}\nTensorRT backend: {backend if backend != 'none' else 'none (pip install tensorrt-rtx)'}\n"
+               f"onnx {version('onnx')}, onnxruntime {version('onnxruntime')}\nPython {platform.python_version()}")
+    context.exit()
+
+
+class _Commands(click.Group):
+    """Commands in the order a user meets them, not alphabetical."""
+
+    ORDER = ("init", "check", "build", "diff", "inspect", "run", "schema")
+
+    def list_commands(self, context: click.Context) -> list[str]:
+        return sorted(super().list_commands(context), key=lambda name: self.ORDER.index(name) if name in self.ORDER else len(self.ORDER))
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog="Shell completion (bash): eval \"$(_TRTC_COMPLETE=bash_source trtc)\"; zsh_source and fish_source for the others.")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_versions,
+              help="Show the versions of trtc, the TensorRT backend, onnx, onnxruntime and Python.")
 def main() -> None:
     """trtc: compile ONNX models into TensorRT engines, with a fusion and precision report."""
-    import signal
-
     if hasattr(signal, "SIGXFSZ"):  # past a file-size limit, a write fails (one line) instead of killing trtc
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
-@main.command()
+@main.command(epilog="\b\nExamples:\n  trtc build configs/demo.yaml\n  trtc build a.yaml b.yaml -j 2 --json > builds.json\n  trtc build spec.yaml --set max_batch=8 --depfile build/spec.d")
 @click.argument("specs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="SPEC...")
 @click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE",
               help="Override a spec field, e.g. --set target.optimization_level=3 (repeatable; applies to every SPEC).")
@@ -79,11 +110,10 @@ def main() -> None:
               help="Write a Make dependency file (plan and reports depend on the spec, the model and the data); one SPEC only.")
 @click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True, help="Build up to N specs at once, in separate processes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout (human output stays on stderr).")
-@click.option("-q", "--quiet", is_flag=True, help="Print errors only.")
 @click.option("--no-diagnose", is_flag=True, help="On a builder failure, skip bisecting the graph for the culprit node.")
 @_reports_errors
 def build(terminal, specs: tuple[Path, ...], overrides: tuple[str, ...], force: bool, depfile: Path | None, jobs: int,
-          as_json: bool, quiet: bool, no_diagnose: bool) -> None:
+          as_json: bool, no_diagnose: bool) -> None:
     """Build the engines that SPEC files (YAML build specs) describe; skip those that are up to date.
 
     Exit codes: 0 built or up to date, 1 build failed, 2 usage or spec error, 3 accuracy gate failed,
@@ -116,7 +146,7 @@ def build(terminal, specs: tuple[Path, ...], overrides: tuple[str, ...], force: 
         from trtc.commands.build_many import build_many
         from trtc.console import print_batch_summary
 
-        results = build_many(loaded, options, jobs, _SpecLinesFor(quiet))
+        results = build_many(loaded, options, jobs, _SpecLinesFor(terminal.quiet))
         print_batch_summary(terminal, results)
     append_step_summary(results)
     exit_code = next((r.exit_code for r in results if r.status == INTERRUPTED), next((r.exit_code for r in results if r.status == FAILED), 0))
@@ -137,7 +167,7 @@ class _SpecLinesFor:
         return SpecLines(spec.name, self.quiet)
 
 
-@main.command()
+@main.command(epilog="\b\nExamples:\n  trtc diff base.report.json new.report.json\n  trtc diff base.report.json new.report.json --fail-on time=+5% --fail-on accuracy=-0.001")
 @click.argument("old", type=click.Path(path_type=Path))
 @click.argument("new", type=click.Path(path_type=Path))
 @click.option("--fail-on", "fail_on", multiple=True, metavar="METRIC=[+-]N[%]",
@@ -162,7 +192,7 @@ def diff(terminal, old: Path, new: Path, fail_on: tuple[str, ...], as_json: bool
     enforce_thresholds(difference, thresholds)
 
 
-@main.command()
+@main.command(epilog="\b\nExamples:\n  trtc run build/demo.plan\n  trtc run build/demo.plan --input images=batch.npy --iterations 100")
 @click.argument("plan", type=click.Path(path_type=Path))
 @click.option("--input", "inputs", multiple=True, metavar="NAME=FILE.npy", help="Input values (default: random at the profile's opt shape).")
 @click.option("--iterations", default=10, show_default=True, type=click.IntRange(1), help="Timed executions.")
@@ -183,7 +213,7 @@ def run(terminal, plan: Path, inputs: tuple[str, ...], iterations: int, backend:
     print_run(terminal, run_plan_file(plan, feeds, backend, iterations))
 
 
-@main.command()
+@main.command(epilog="\b\nExamples:\n  trtc inspect model.onnx --top 10\n  trtc inspect model.onnx --shape images=8x3x224x224 --json")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--shape", "shapes", multiple=True, metavar="NAME=1x3x224x224", help="Concrete shape of an input (repeatable).")
 @click.option("--top", type=click.IntRange(1), default=None, help="Show only the N nodes with the most FLOPs.")
@@ -205,7 +235,7 @@ def inspect(terminal, model: Path, shapes: tuple[str, ...], top: int | None, as_
         print_inspection(terminal, result, top)
 
 
-@main.command()
+@main.command(epilog="\b\nExamples:\n  trtc check spec.yaml\n  trtc check spec.yaml --set precision=fp16 --json")
 @click.argument("spec", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE", help="Override a spec field, as for trtc build.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout (human output stays on stderr).")
@@ -227,7 +257,7 @@ def check(terminal, spec: Path, overrides: tuple[str, ...], as_json: bool) -> No
     sys.exit(exit_code)
 
 
-@main.command()
+@main.command(epilog="\b\nExamples:\n  trtc init model.onnx -o model.yaml\n  trtc init model.onnx -o - | less")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None, metavar="SPEC.yaml",
               help="Where to write the spec (default: <model name>.yaml here; '-' prints it).")
@@ -244,15 +274,22 @@ def init(terminal, model: Path, output: Path | None, force: bool) -> None:
     print_init(terminal, starter)
 
 
-@main.command()
+@main.command(epilog="\b\nExamples:\n  trtc schema -o trtc.schema.json\n  trtc schema --markdown > docs/spec-reference.md")
 @click.option("--markdown", is_flag=True, help="Print the spec reference as Markdown instead (docs/spec-reference.md).")
-def schema(markdown: bool) -> None:
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="FILE",
+              help="Write to FILE instead of printing (e.g. trtc.schema.json, which `trtc init` points editors at).")
+@_reports_errors
+def schema(terminal, markdown: bool, output: Path | None) -> None:
     """Print the JSON Schema of the build spec (for editor completion)."""
-    if markdown:
-        from trtc.spec.docs import reference_markdown
+    from trtc.spec.docs import reference_markdown, schema_text
 
-        click.echo(reference_markdown(), nl=False)
+    text = reference_markdown() if markdown else schema_text()
+    if output is None:
+        click.echo(text, nl=False)
         return
-    from trtc.spec import spec_schema
+    from trtc.outputs import StagedOutputs
 
-    click.echo(json.dumps(spec_schema(), indent=2))
+    with StagedOutputs() as staged:
+        staged.write(output.resolve(), text)
+        staged.commit()
+    terminal.info(f"wrote {output}")

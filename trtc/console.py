@@ -21,11 +21,12 @@ _PLAIN_PHASE_DEPTH = 1
 
 
 class Terminal:
-    def __init__(self, quiet: bool = False):
+    def __init__(self, quiet: bool = False, verbose: bool = False):
         # NO_COLOR (no-color.org): no colour, no styles, no live progress; plain lines as in a log.
         self.plain = bool(os.environ.get("NO_COLOR"))
         self.console = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True, color_system=None if self.plain else "auto")
         self.quiet = quiet
+        self.verbose = verbose and not quiet
 
     @property
     def interactive(self) -> bool:
@@ -114,7 +115,9 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
                       f"kernel precision: {precisions}{escape(per_profile_note(counts))}")
         if without_kernel(fusion):
             console.print(f"  {escape(without_kernel(fusion))}")
-        console.print(_kernel_table(fusion))
+        console.print(_kernel_table(fusion, None if terminal.verbose else _KERNELS_SHOWN))
+        if terminal.verbose:
+            _print_tensorrt_warnings(terminal, written)
     passes = report.get("passes")
     if passes and passes["totals"]["changes"]:
         by_pass = ", ".join(f"{p['pass']} {p['changes']}" for p in passes["passes"] if p["changes"])
@@ -157,18 +160,37 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
     console.print(f"  wrote {escape(others)} in {escape(_short(str(written[1].parent)))}")
 
 
-def _kernel_table(fusion: dict, limit: int = 40) -> Table:
+# The default output fits one screen for a model of hundreds of kernels; -v and the report have all.
+_KERNELS_SHOWN = 12
+
+
+def _kernel_table(fusion: dict, limit: int | None) -> Table:
+    """Every kernel, or the `limit` with the largest estimated time (the fused ones when there is
+    no estimate), in engine order."""
     kernels = fusion["kernels"]
-    shown = kernels if len(kernels) <= limit else [k for k in kernels if len(k["onnx_nodes"]) > 1][:limit]
-    title = None if shown is kernels else f"{len(shown)} fused kernels of {len(kernels)} (all in the report)"
+    shown = kernels
+    if limit is not None and len(kernels) > limit:
+        weight = lambda k: (k.get("estimated_us") or 0.0, len(k["onnx_nodes"]))  # noqa: E731
+        chosen = {id(k) for k in sorted(kernels, key=weight, reverse=True)[:limit]}
+        shown = [k for k in kernels if id(k) in chosen]
+    title = None if shown is kernels else f"the {len(shown)} kernels with the largest estimated time, of {len(kernels)} (-v or the report: all)"
     table = Table(title=title, box=None, pad_edge=False, show_edge=False)
-    for column in ("#", "kernel type", "precision", "est. us", "ONNX nodes"):
-        table.add_column(column, justify="right" if column == "est. us" else "left")
+    for column in ("#", "kernel type", "precision", "est. µs (estimate)", "ONNX nodes"):
+        table.add_column(column, justify="right" if column.startswith("est.") else "left")
     for kernel in shown:
         nodes = ", ".join(kernel["onnx_nodes"]) or "-"
         estimate = f"{kernel['estimated_us']:.2f}" if kernel.get("estimated_us") is not None else "-"
         table.add_row(str(kernel["index"]), escape(kernel["type"]), escape(kernel["precision"]), estimate, escape(nodes))
     return table
+
+
+def _print_tensorrt_warnings(terminal: Terminal, written: list[Path]) -> None:
+    log = next((path for path in written if path.name.endswith(".build.log")), None)
+    if log is None or not log.is_file():
+        return
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("[WARNING]"):
+            terminal.console.print(f"  TensorRT: {escape(line.removeprefix('[WARNING] '))}")
 
 
 def _short(path: str) -> str:
@@ -311,6 +333,9 @@ def print_init(terminal: Terminal, starter) -> None:
     if starter.path is not None:
         terminal.info(f"wrote {_short(str(starter.path.resolve()))}: {len(starter.inputs)} input(s), {len(starter.outputs)} output(s); "
                       f"next: trtc check {shlex.quote(str(starter.path))}")
+    if getattr(starter, "schema", None):
+        terminal.info(f"wrote {_short(str(starter.schema))}: the JSON Schema the spec's first line points editors at "
+                      "(YAML language server: completion and checks)")
     for line in starter.dynamic:
         terminal.warning(f"{line}; edit the range in the spec to fit your deployment")
 

@@ -18,6 +18,7 @@ import onnx
 import yaml
 
 from trtc import __version__
+from trtc.spec.docs import schema_text
 from trtc.incremental.clashes import refuse_clashes
 from trtc.errors import UsageError
 from trtc.graph.batch_dim import batch_axes
@@ -31,6 +32,7 @@ from trtc.spec.load import spec_from_document
 MAX_BATCH = 32
 # Proposed ranges for dynamic dimensions other than the batch: spatial axes of image-like
 # (rank-4) inputs, and anything else (sequence lengths and the like). A starting point only.
+SCHEMA_FILE = "trtc.schema.json"  # beside the spec; `trtc schema -o` writes it too
 _SPATIAL = (32, 224, 640)
 _OTHER = (1, 128, 512)
 _YAML_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"}
@@ -44,6 +46,7 @@ class StarterSpec:
     outputs: list[str]
     dynamic: list[str]  # "input dim axis ('name')" for every dynamic dimension that got a proposed range
     model_files: list[Path] = field(default_factory=list)  # the model and its external data
+    schema: Path | None = None  # the JSON Schema file written beside the spec, for editors
 
 
 def starter_spec(model_path: Path, spec_path: Path | None) -> StarterSpec:
@@ -79,8 +82,12 @@ def write_starter_spec(model_path: Path, spec_path: Path | None, force: bool) ->
     starter = starter_spec(model_path, spec_path)
     files = starter.model_files
     refuse_clashes([("-o", spec_path)], [("the model", files[0])] + [("the model's external data file", f) for f in files[1:]])
+    schema = spec_path.resolve().parent / SCHEMA_FILE  # what the spec's first line points editors at
     with StagedOutputs() as staged:
         staged.write(spec_path.resolve(), starter.text)
+        if not schema.exists():
+            staged.write(schema, schema_text())
+            starter.schema = schema
         staged.commit()
     return starter
 
@@ -91,6 +98,7 @@ def _render(model: onnx.ModelProto, inputs: list[ModelInput], model_ref: str, na
     batched = any(axis is not None for axis in batch.values())
     entries, dynamic = _input_entries(inputs, batch)
     out = [
+        f"# yaml-language-server: $schema={SCHEMA_FILE}",
         f"# trtc build spec for {model_name}, written by `trtc init` (trtc {__version__}).",
         f"#   check it without building:  trtc check {shlex.quote(file_name)}",
         f"#   build it:                   trtc build {shlex.quote(file_name)}",

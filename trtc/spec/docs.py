@@ -24,6 +24,15 @@ The [user guide](guide.md) explains how the fields work together.
 """
 
 
+def schema_text() -> str:
+    """The spec's JSON Schema as `trtc schema` prints and `trtc init` writes it for editors."""
+    import json
+
+    from trtc.spec import spec_schema
+
+    return json.dumps(spec_schema(), indent=2) + "\n"
+
+
 def reference_markdown(schema: dict | None = None) -> str:
     """The whole reference: an index of top-level keys, then one section per key, nested keys
     after their parent."""
