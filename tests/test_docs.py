@@ -20,7 +20,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "docs" / "examples"
 
-pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+pytestmark = [pytest.mark.build, pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")]
 
 
 @pytest.fixture

@@ -16,6 +16,8 @@ from trtc.commands.build_job import FAILED, JobResult
 from trtc.cli import main
 from trtc.commands.step_summary import append_step_summary
 
+pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
+
 NAMES = {"conv0": "# conv|`x`\n## head [l](http://e.x) <b>b</b> *s* _u_", "bn0": "bn[/]0 [bold]x", "relu0": "relu\tr: $x #! &amp; ---",
          "conv1": "c1|a|b", "x": "in[/]put <i>", "c0": "t`0`|", "r0": "r0<i>i</i>", "y": "out: #y [/] |\n- item"}
 # Not "y": TensorRT's layer log is one line per tensor, so the report holds it only up to its newline.

@@ -22,6 +22,8 @@ from tests import models
 from tests.structure import console_problems, html_problems, make_reads, markdown_problems
 from trtc.cli import main
 
+pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
+
 HOSTILE = "\n\t`|[]<>:$'\"#*_\\ &!%=;()/-.~{}é☃\u2028"
 NAME = st.text(st.sampled_from(HOSTILE + "ab0"), min_size=1, max_size=6)
 # conv0 -> bn0 -> relu0 -> conv1 over tensors x -> c0 -> b0 -> r0 -> y

@@ -15,6 +15,10 @@ NATIVE_HANG = '''
 import gc
 import tensorrt_rtx as trt
 
+import pytest
+
+pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
+
 
 class Logger(trt.ILogger):
     def __init__(self, collect):

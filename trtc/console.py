@@ -173,7 +173,7 @@ def _kernel_table(fusion: dict, limit: int | None) -> Table:
         weight = lambda k: (k.get("estimated_us") or 0.0, len(k["onnx_nodes"]))  # noqa: E731
         chosen = {id(k) for k in sorted(kernels, key=weight, reverse=True)[:limit]}
         shown = [k for k in kernels if id(k) in chosen]
-    title = None if shown is kernels else f"the {len(shown)} kernels with the largest estimated time, of {len(kernels)} (-v or the report: all)"
+    title = None if shown is kernels else f"the {len(shown)} kernels with the largest estimated time, of {len(kernels)}; all with -v and in the report"
     table = Table(title=title, box=None, pad_edge=False, show_edge=False)
     for column in ("#", "kernel type", "precision", "est. µs (estimate)", "ONNX nodes"):
         table.add_column(column, justify="right" if column.startswith("est.") else "left")

@@ -20,6 +20,8 @@ from trtc.backend.trt_import import import_tensorrt
 from trtc.errors import BuildError, SpecError
 from trtc.spec.model import ShapeRange
 
+pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
+
 REPO_ROOT = __file__.rsplit("/tests/", 1)[0]
 
 # A first TensorRT task fails and its exception ends up in a reference cycle (what a traceback

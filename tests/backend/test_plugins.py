@@ -10,7 +10,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from tests.cli.test_build_cli import run
+from tests.cli_runner import run
 
 # TensorRT's entry points with no creator behind them: the loader finds the library and refuses it.
 NO_CREATORS = """

@@ -6,18 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 
 from tests import models
-from trtc.cli import main
+from tests.cli_runner import run, snapshot
 
-
-def run(*args):
-    return CliRunner().invoke(main, list(map(str, args)))
-
-
-def snapshot(folder):
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
 
 
 def test_demo_builds_plan_and_reports(demo_copy):

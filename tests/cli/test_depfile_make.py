@@ -19,6 +19,8 @@ from trtc.cli import main
 from trtc.errors import UsageError
 from trtc.incremental import depfile
 
+pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
+
 
 @pytest.fixture(autouse=True)
 def _make_installed():

@@ -20,7 +20,9 @@ import pytest
 from PIL import Image
 
 from tests import models
-from tests.cli.test_build_cli import run
+from tests.cli_runner import run
+
+pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
 
 SPEC = "model: model.onnx\nmax_batch: 2\ntarget: {compute_capabilities: [8.9]}\n"
 INT8 = SPEC + "precision: {mode: int8, calibration: {data: calib}}\n"

@@ -11,18 +11,17 @@ import time
 
 import numpy as np
 import onnx
-from click.testing import CliRunner
 
 from tests import models
-from trtc.cli import main
+from tests.cli_runner import run
 from trtc.incremental import depfile
 from trtc.incremental.lock import plan_lock
 
+import pytest
+
+pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
+
 SPEC = "model: model.onnx\nmax_batch: 4\ntarget: {compute_capabilities: [8.9]}\n"
-
-
-def run(*args, env=None):
-    return CliRunner(env=env).invoke(main, list(map(str, args)))
 
 
 def built(folder):

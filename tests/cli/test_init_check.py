@@ -16,6 +16,8 @@ from tests import models, trust_models
 from trtc.cli import main
 from trtc.spec import load_spec
 
+pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
+
 
 def run(*args):
     return CliRunner().invoke(main, list(map(str, args)))

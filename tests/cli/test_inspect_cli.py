@@ -4,7 +4,7 @@ import numpy as np
 from onnx import helper, numpy_helper
 
 from tests import models
-from tests.cli.test_build_cli import run
+from tests.cli_runner import run
 from tests.passes.helpers import model as make_model
 
 

@@ -19,6 +19,8 @@ import pytest
 
 from tests import models
 
+pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
+
 STOP_SECONDS = 2.0
 EARLIER = b"an earlier build's output\n"
 

@@ -15,6 +15,8 @@ from tests import models
 from trtc.errors import UsageError
 from trtc.incremental import lock
 
+pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
+
 REPO = Path(__file__).resolve().parents[2]
 
 # What Windows lacks, taken away before trtc is imported.

@@ -13,7 +13,7 @@ import onnx
 import pytest
 
 from tests import models
-from tests.cli.test_build_cli import run
+from tests.cli_runner import run
 
 GENERATOR = '''import numpy as np
 

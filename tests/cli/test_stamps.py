@@ -11,8 +11,11 @@ import pytest
 from onnx import numpy_helper
 
 from tests import models
-from tests.cli.test_incremental import SPEC, run
+from tests.cli.test_incremental import SPEC
+from tests.cli_runner import run
 from trtc.incremental import fingerprint, up_to_date
+
+pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
 
 
 @pytest.fixture

@@ -6,7 +6,11 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from tests import models, trust_models
-from tests.cli.test_build_cli import run
+from tests.cli_runner import run
+
+import pytest
+
+pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
 
 X_RANGE = "  x: {min: [10, 1, 4], opt: [10, 4, 4], max: [10, 8, 4]}\n"
 

@@ -4,7 +4,7 @@ import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
 from tests import models
-from tests.cli.test_build_cli import run
+from tests.cli_runner import run
 from tests.passes.test_pin import sample_rate_model
 
 

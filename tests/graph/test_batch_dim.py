@@ -6,8 +6,10 @@ import pytest
 from onnx import TensorProto, helper
 
 from tests import models, trust_models
-from tests.cli.test_build_cli import run
+from tests.cli_runner import run
 from trtc.graph.batch_dim import BatchAxis, batch_axes
+
+pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
 
 
 @pytest.mark.parametrize("dims, axis", [

@@ -11,6 +11,8 @@ from trtc.graph.io import normalize_default_domain
 from trtc.graph.shared_dims import separate_shared_dims
 from trtc.spec.model import ShapeRange
 
+pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
+
 
 def two_inputs(dims_a, dims_b, domains=()):
     """a[...] float and b[...] int32 -> two ReduceSums -> y: any shapes build."""

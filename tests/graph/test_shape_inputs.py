@@ -8,8 +8,10 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from tests import models
-from tests.cli.test_build_cli import run
+from tests.cli_runner import run
 from trtc.graph.shape_inputs import shape_tensor_inputs
+
+pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
 
 
 def _model(nodes, inputs, initializers=()):

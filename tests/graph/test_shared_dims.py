@@ -5,7 +5,7 @@ import json
 from onnx import TensorProto, helper
 
 from tests import models
-from tests.cli.test_build_cli import run
+from tests.cli_runner import run
 from trtc.graph.shared_dims import separate_shared_dims
 from trtc.spec.model import ShapeRange
 

@@ -8,7 +8,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from tests.cli.test_build_cli import run
+from tests.cli_runner import run
 from trtc.passes.pin import pin_inputs
 from trtc.graph.reference import Reference
 

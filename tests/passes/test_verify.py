@@ -8,10 +8,14 @@ import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
 from tests import models
-from tests.cli.test_build_cli import run
+from tests.cli_runner import run
 from trtc import passes as registry
 from trtc.passes.base import Change
 from trtc.graph.graph_index import GraphIndex
+
+import pytest
+
+pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
 
 
 class DoubleOneWeight:

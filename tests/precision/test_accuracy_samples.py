@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 from tests import models
-from tests.cli.test_build_cli import run, snapshot
+from tests.cli_runner import run, snapshot
 from trtc.errors import SpecError
 from trtc.precision.accuracy import enforce, measure_accuracy
 from trtc.report.diff import check_thresholds, diff_reports, parse_threshold
+
+pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
 
 TARGET = "target: {compute_capabilities: [8.9]}\n"
 

@@ -1,11 +1,14 @@
 """auto_fallback on graphs where keeping a layer back changes which tensors need a range."""
 
+import pytest
 from onnx import helper
 
 from tests import models
-from tests.cli.test_build_cli import run
+from tests.cli_runner import run
 from tests.passes.helpers import model, weights
 from tests.precision.test_quantization import report_of
+
+pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
 
 
 def two_branch_sum():

@@ -16,6 +16,8 @@ from tests import models
 from trtc.cli import main
 from trtc.precision import calibrate
 
+pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
+
 HEAD = "model: model.onnx\nmax_batch: 4\ntarget: {compute_capabilities: [8.9]}\n"
 
 

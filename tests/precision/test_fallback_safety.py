@@ -9,11 +9,15 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from tests import models
-from tests.cli.test_build_cli import run
+from tests.cli_runner import run
 from tests.passes.helpers import model
 from trtc.graph.reference import Reference, with_outputs
 from trtc.precision.accuracy import measure_accuracy
 from trtc.precision.autocast import autocast
+
+import pytest
+
+pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
 
 TARGET = "target: {compute_capabilities: [8.9]}\n"
 

@@ -6,7 +6,11 @@ import json
 import numpy as np
 
 from tests import models
-from tests.cli.test_build_cli import run, snapshot
+from tests.cli_runner import run, snapshot
+
+import pytest
+
+pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
 
 
 def report_of(spec):

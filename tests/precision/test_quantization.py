@@ -5,9 +5,13 @@ import json
 import numpy as np
 from onnx import helper
 
-from tests.cli.test_build_cli import run, snapshot
+from tests.cli_runner import run, snapshot
 from tests.passes.helpers import model, weights
 from trtc.precision.qdq import plan_quantization
+
+import pytest
+
+pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
 
 
 def calibration_folder(folder, count=32):

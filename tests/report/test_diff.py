@@ -13,6 +13,8 @@ from tests import models
 from trtc.cli import main
 from trtc.report.diff import diff_reports
 
+pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
+
 SPEC = "model: model.onnx\nmax_batch: 4\ntarget: {compute_capabilities: [8.9]}\n"
 
 

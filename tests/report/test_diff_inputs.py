@@ -14,6 +14,8 @@ from tests import models
 from trtc.cli import main
 from trtc.report.diff import MAX_REPORT_BYTES, Threshold
 
+pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
+
 NAN, INF = float("nan"), float("inf")
 
 

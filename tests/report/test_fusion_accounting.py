@@ -15,6 +15,8 @@ from tests import models
 from tests.conftest import REPO
 from trtc.cli import main
 
+pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
+
 PRECISIONS = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16",
               "int8": "{mode: int8, calibration: {data: random, samples: 16}}",
               "fp8": "{mode: fp8, calibration: {data: random, samples: 16}}"}

@@ -20,6 +20,8 @@ from tests.conftest import REPO
 from trtc.cli import main
 from trtc.report.units import human
 
+pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
+
 CHROMIUM = Path("/usr/bin/chromium")
 HOSTILE_CONV = '<script>alert("conv")</script>&conv'
 HOSTILE_RELU = "relu<img src=x onerror=alert(1)>"

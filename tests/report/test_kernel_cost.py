@@ -7,9 +7,11 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from tests import models
-from tests.cli.test_build_cli import run
+from tests.cli_runner import run
 from trtc.errors import SpecError
 from trtc.report.kernel_cost import choose_gpu, cost_section, gpu_table
+
+pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
 
 
 def test_demo_kernel_costs_and_roofline(demo_copy):
