@@ -1,4 +1,6 @@
 import jsonschema
+import pytest
+from pathlib import Path
 
 from trtc.spec import spec_schema
 
@@ -17,3 +19,27 @@ def test_bundled_demo_spec_validates():
     document = yaml.safe_load((Path(__file__).resolve().parents[2] / "configs" / "demo.yaml").read_text())
     document["precision"] = {"mode": document["precision"]}
     assert list(jsonschema.Draft202012Validator(spec_schema()).iter_errors(document)) == []
+
+
+def test_the_names_the_schema_allows_are_the_registries():
+    import json
+
+    from trtc.passes import PASSES
+    from trtc.spec.schema import GPU_NAMES, PASS_NAMES
+
+    assert PASS_NAMES == list(PASSES)
+    gpus = json.loads((Path(__file__).resolve().parents[2] / "trtc" / "report" / "gpus.json").read_text())
+    assert GPU_NAMES == [gpu["name"] for gpu in gpus["gpus"]]
+
+
+def test_an_unknown_pass_or_gpu_is_a_spec_error_with_its_line_before_the_model_loads(tmp_path):
+    from trtc.errors import SpecError
+    from trtc.spec import load_spec
+
+    (tmp_path / "model.onnx").write_bytes(b"not a model: never read")
+    for text, expected in (("fusion: {disable: [merge-sibling]}\n", "spec.yaml:2: fusion.disable[0]"),
+                           ("target: {gpu: RTX 4080}\n", "spec.yaml:2: target.gpu")):
+        (tmp_path / "spec.yaml").write_text("model: model.onnx\n" + text)
+        with pytest.raises(SpecError) as caught:
+            load_spec(tmp_path / "spec.yaml")
+        assert caught.value.message.startswith(f"{tmp_path / expected}") or expected in caught.value.message

@@ -8,6 +8,10 @@ from __future__ import annotations
 import copy
 
 SCHEMA_ID = "https://trtc.dev/schema/spec-1.json"
+# Names the spec may use, checked with the rest of the spec (file:line, did-you-mean) before the
+# model loads; tests/spec/test_schema.py holds them equal to the pass registry and gpus.json.
+PASS_NAMES = ["remove-noops", "fold-constants", "fold-batchnorm", "fold-bias", "merge-siblings"]
+GPU_NAMES = ["RTX 3090", "RTX 4090", "RTX 5090", "A100", "H100", "L4"]
 _DIM_MAX = 2**31 - 1  # TensorRT's dimensions are 32-bit in its ONNX parser's profiles
 _INT64_MAX = 2**63 - 1
 
@@ -192,9 +196,9 @@ _FUSION = {
             "default": "default",
             "examples": [["remove-noops", "fold-batchnorm"]],
             "x-expected": "'default', 'none' or a list of pass names",
-            "oneOf": [{"enum": ["default", "none"]}, {"type": "array", "items": {"type": "string"}}],
+            "oneOf": [{"enum": ["default", "none"]}, {"type": "array", "items": {"enum": PASS_NAMES}}],
         },
-        "disable": {"type": "array", "items": {"type": "string"}, "description": "Pass names to switch off.",
+        "disable": {"type": "array", "items": {"enum": PASS_NAMES}, "description": "Pass names to switch off.",
                     "examples": [["merge-siblings"]]},
         "verify": {
             "enum": ["on", "off", "strict", "full"],
@@ -227,7 +231,7 @@ _TARGET = {
                                               "slower. Default: TensorRT's own (3)."},
         "timing_cache": {"type": "string", "description": "Timing cache file (relative to the spec's folder), read when it exists "
                                                           "and written after a build."},
-        "gpu": {"type": "string",
+        "gpu": {"enum": GPU_NAMES,
                 "description": "GPU whose peak compute and bandwidth drive the report's roofline estimate: RTX 3090, RTX 4090, "
                                "RTX 5090, A100, H100 or L4. Default: the GPU of the first compute capability.",
                 "examples": ["RTX 4090"]},
