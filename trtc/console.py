@@ -105,7 +105,7 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
         return
     build = report["build"]
     console = terminal.console
-    console.print(f"[green]built[/] {escape(_short(build['plan']))} ({build['plan_bytes'] / 1e6:.1f} MB) in "
+    console.print(f"[green]built[/] {escape(_short(str(written[0])) if written else build['plan'])} ({build['plan_bytes'] / 1e6:.1f} MB) in "
                   f"{build['build_seconds']:.2f} s with {build['backend']} {build['backend_version']}")
     fusion = report.get("fusion")
     if fusion:
@@ -276,8 +276,8 @@ class SpecLines:
 
 
 def print_up_to_date(terminal: Terminal, result) -> None:
-    plan = (result.report or {}).get("build", {}).get("plan", "")
-    terminal.info(f"{result.name}: up to date ({_short(plan)}); --force rebuilds")
+    plan = (result.report or {}).get("build", {}).get("plan", "")  # relative to the spec's folder
+    terminal.info(f"{result.name}: up to date ({_short(os.path.normpath(Path(result.spec).parent / plan))}); --force rebuilds")
 
 
 def print_batch_summary(terminal: Terminal, results) -> None:

@@ -26,7 +26,7 @@ from trtc.passes.pin import pin_inputs
 from trtc.incremental import depfile
 from trtc.incremental.clashes import build_inputs, build_outputs, refuse_clashes
 from trtc.incremental.fingerprint import Fingerprint, fingerprint
-from trtc.incremental.stamps import stamp, stamps
+from trtc.incremental.stamps import portable_path, stamp, stamps
 from trtc.commands.diagnose import explain, localize
 from trtc.graph.random_inputs import random_feeds
 from trtc.graph.declared import compare, declared_shapes, observed_outputs, shapes_of
@@ -119,7 +119,8 @@ def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True, depfile
         observer.warning(warning)
     with StagedOutputs() as staged:
         plan_file = staged.write(spec.output.plan, result.plan)
-        report["build"]["file_stamps"] = {**graph.file_stamps, str(spec.output.plan): stamp(plan_file)}
+        stamped = {**graph.file_stamps, str(spec.output.plan): stamp(plan_file)}
+        report["build"]["file_stamps"] = {portable_path(Path(path), spec): value for path, value in stamped.items()}
         staged.write(spec.output.report, json.dumps(report, indent=2) + "\n")
         staged.write(spec.output.markdown, render_markdown(report))
         staged.write(spec.output.html, render_html(report))
@@ -362,12 +363,12 @@ def _report(spec: Spec, graph: PreparedGraph, trt, result: BuildResult, warnings
             "backend_version": trt.version,
             "target": {"compute_capabilities": list(spec.target.compute_capabilities),
                        "optimization_level": spec.target.optimization_level, "workspace": spec.workspace},
-            "spec": str(spec.source) if spec.source else None,
+            "spec": spec.source.name if spec.source else None,
             "spec_fingerprint": spec.fingerprint,
-            "fingerprint": graph.fingerprint.as_dict(),
-            "model": str(spec.model),
+            "fingerprint": {**graph.fingerprint.as_dict(), "model_files": [portable_path(p, spec) for p in graph.fingerprint.model_files]},
+            "model": portable_path(spec.model, spec),
             "model_sha256": graph.model_sha256,
-            "plan": str(spec.output.plan),
+            "plan": portable_path(spec.output.plan, spec),
             "plan_sha256": hashlib.sha256(result.plan).hexdigest(),
             "plan_bytes": len(result.plan),
             "build_seconds": round(result.seconds, 3),
@@ -376,7 +377,7 @@ def _report(spec: Spec, graph: PreparedGraph, trt, result: BuildResult, warnings
         "precision": {"mode": spec.precision.mode},  # replaced by the precision step's section
         "profiles": [{name: r.as_dict() for name, r in profile.items()} for profile in graph.profiles],
         "bindings": bindings,
-        "plugins": [plugin.as_dict() for plugin in result.plugins] or None,
+        "plugins": [{**plugin.as_dict(), "path": portable_path(plugin.path, spec)} for plugin in result.plugins] or None,
         "fusion": fusion,
         "cost": cost,
         "warnings": list(warnings),

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from trtc.spec.model import Spec
+
 Stamp = list[int]  # [size, mtime_ns, inode]
 
 
@@ -27,8 +29,19 @@ def stamps(paths: list[Path]) -> dict[str, Stamp]:
     return {str(path): found for path in paths if (found := stamp(path)) is not None}
 
 
-def unchanged(recorded: object, paths: list[Path]) -> bool:
-    """Whether every path still has the stamp `recorded` (from an old report: any shape) gives."""
+def unchanged(recorded: object, paths: list[Path], spec: Spec) -> bool:
+    """Whether every path still has the stamp `recorded` (from an old report: any shape) gives;
+    the report names files relative to the spec's folder."""
     if not isinstance(recorded, dict) or not paths:
         return False
-    return all(recorded.get(str(path)) == stamp(path) for path in paths)
+    return all(recorded.get(portable_path(path, spec)) == stamp(path) for path in paths)
+
+
+def portable_path(path: Path, spec: Spec) -> str:
+    """`path` as a report records it: relative to the spec's folder, with '/' (reports are
+    committed and compared across machines), or absolute when it is on another drive."""
+    base = spec.source.parent if spec.source else Path.cwd()
+    try:
+        return os.path.relpath(path, base).replace(os.sep, "/")
+    except ValueError:  # another drive (Windows)
+        return str(path)

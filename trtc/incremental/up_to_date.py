@@ -4,6 +4,7 @@ the one that report describes and every other output must exist."""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,14 +34,15 @@ def up_to_date_verdict(spec: Spec) -> Verdict:
         return Verdict(False, "the last report has no fingerprint (an older trtc wrote it)")
     if not _well_formed(recorded):
         return Verdict(False, "the last report's fingerprint is damaged")
-    model_files = [Path(p) for p in recorded.get("model_files", [])]
+    base = spec.source.parent if spec.source else Path.cwd()
+    model_files = [Path(os.path.normpath(base / p)) for p in recorded.get("model_files", [])]  # relative to the spec's folder
     if not model_files or model_files[0] != spec.model:
         return Verdict(False, "the model path changed")
     if not all(p.is_file() for p in model_files):
         return Verdict(False, "a model file is missing")
     file_stamps = report["build"].get("file_stamps")
     # While the model files keep the stamps they had when hashed, the recorded hash stands.
-    known_hash = recorded.get("components", {}).get("model") if unchanged(file_stamps, model_files) else None
+    known_hash = recorded.get("components", {}).get("model") if unchanged(file_stamps, model_files, spec) else None
     current = fingerprint(spec, model_files, known_hash if isinstance(known_hash, str) else None)
     changed = [key for key in sorted({*current.components, *recorded.get("components", {})})
                if current.components.get(key) != recorded.get("components", {}).get(key)]
@@ -51,7 +53,7 @@ def up_to_date_verdict(spec: Spec) -> Verdict:
         return Verdict(False, f"{missing[0].name} is missing", current)
     plan = spec.output.plan
     if plan.stat().st_size != report["build"].get("plan_bytes") or (
-            not unchanged(file_stamps, [plan]) and hash_files([plan]) != report["build"].get("plan_sha256")):
+            not unchanged(file_stamps, [plan], spec) and hash_files([plan]) != report["build"].get("plan_sha256")):
         return Verdict(False, f"{plan.name} is not the plan the report describes", current)
     return Verdict(True, "up to date", current, report)
 
