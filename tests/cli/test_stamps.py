@@ -82,3 +82,13 @@ def test_unusable_recorded_stamps_mean_reading_the_contents(model_dir, hashed, s
     hashed.clear()
     assert _reason(spec) == "up to date"
     assert sorted(hashed) == ["model.onnx", "spec.plan"]
+
+
+def test_reports_name_files_relative_to_the_spec_folder(model_dir):
+    spec = models.write_spec(model_dir, SPEC)
+    assert run("build", spec).exit_code == 0
+    build = json.loads((model_dir / "build" / "spec.report.json").read_text())["build"]
+    assert (build["spec"], build["model"], build["plan"]) == ("spec.yaml", "model.onnx", "build/spec.plan")
+    assert build["fingerprint"]["model_files"] == ["model.onnx"]
+    assert sorted(build["file_stamps"]) == ["build/spec.plan", "model.onnx"]
+    assert str(model_dir) not in json.dumps(build)
