@@ -46,8 +46,12 @@ def collect_ranges(model: onnx.ModelProto, tensors: list[str], batches: Iterable
     return {name: c.amax_for(method, percentile) for name, c in collectors.items()}, samples
 
 
+# Bumped whenever the same data would give other ranges, so caches of an older calibrator go stale.
+CALIBRATOR = "exact-histogram-1"
+
+
 def cache_key(model_sha256: str, data_fingerprint: str, method: str, percentile: float) -> dict:
-    return {"model_sha256": model_sha256, "data_fingerprint": data_fingerprint, "method": method,
+    return {"model_sha256": model_sha256, "data_fingerprint": data_fingerprint, "method": method, "calibrator": CALIBRATOR,
             "percentile": percentile if method == "percentile" else None}
 
 
