@@ -29,21 +29,30 @@ class Calibration:
 
 
 def collect_ranges(model: onnx.ModelProto, tensors: list[str], batches: Iterable[dict[str, np.ndarray]], method: str,
-                   percentile: float = 99.99, progress: Callable[[int], None] | None = None) -> tuple[dict[str, float], int]:
+                   percentile: float = 99.99, progress: Callable[[int], None] | None = None,
+                   channel_tensors: Iterable[str] = ()) -> tuple[dict[str, float], int, dict[str, list[float]]]:
+    """Per-tensor ranges by `method`, the number of samples seen, and the largest |x| of each
+    channel (axis 1) of `channel_tensors`."""
     if not tensors:  # nothing to quantize: no run (onnxruntime refuses a run with no outputs)
-        return {}, 0
+        return {}, 0, {}
     runner = Reference(with_outputs(model, tensors))
     collectors = {name: RangeCollector(histogram=method != "minmax") for name in tensors}
+    channel_amax: dict[str, np.ndarray] = {name: np.zeros(0) for name in channel_tensors if name in collectors}
     samples = 0
     for feeds in batches:
         values = runner.run(feeds)
         for name, collector in collectors.items():
             collector.add(values[name])
+        for name, seen in channel_amax.items():
+            other_axes = tuple(a for a in range(values[name].ndim) if a != 1)
+            batch_amax = np.abs(values[name]).max(axis=other_axes).astype(np.float64)
+            channel_amax[name] = np.maximum(seen, batch_amax) if seen.size else batch_amax
         del values
         samples += len(next(iter(feeds.values())))
         if progress:
             progress(samples)
-    return {name: c.amax_for(method, percentile) for name, c in collectors.items()}, samples
+    ranges = {name: c.amax_for(method, percentile) for name, c in collectors.items()}
+    return ranges, samples, {name: [float(v) for v in amax] for name, amax in channel_amax.items()}
 
 
 # Bumped whenever the same data would give other ranges, so caches of an older calibrator go stale.
@@ -55,22 +64,28 @@ def cache_key(model_sha256: str, data_fingerprint: str, method: str, percentile:
             "percentile": percentile if method == "percentile" else None}
 
 
-def read_cache(path: Path | None, key: dict, tensors: list[str]) -> tuple[dict[str, float] | None, str]:
+def read_cache(path: Path | None, key: dict, tensors: list[str],
+               channel_tensors: Iterable[str] = ()) -> tuple[dict[str, float] | None, str, dict[str, list[float]]]:
+    """The cached ranges (and per-channel ranges) when `path` was made from the same `key` and
+    holds every tensor asked for; otherwise None and why."""
     if path is None or not path.exists():
-        return None, "miss"
+        return None, "miss", {}
     try:
         cached = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        return None, f"stale: cannot read {path} ({exc})"
+        return None, f"stale: cannot read {path} ({exc})", {}
     differs = [k for k, v in key.items() if cached.get(k) != v]
     if differs:
-        return None, f"stale: {path} was made for another {', '.join(d.replace('_', ' ') for d in differs)}"
-    ranges = cached.get("ranges", {})
-    missing = [t for t in tensors if t not in ranges]
+        return None, f"stale: {path} was made for another {', '.join(d.replace('_', ' ') for d in differs)}", {}
+    ranges, channels = cached.get("ranges", {}), cached.get("channel_ranges", {})
+    missing = [t for t in tensors if t not in ranges] + [f"the channels of {t}" for t in channel_tensors if t not in channels]
     if missing:
-        return None, f"stale: {path} lacks the range of {missing[0]}"
-    return {t: float(ranges[t]) for t in tensors}, "hit"
+        return None, f"stale: {path} lacks the range of {missing[0]}", {}
+    return {t: float(ranges[t]) for t in tensors}, "hit", {t: [float(v) for v in channels[t]] for t in channel_tensors}
 
 
-def cache_document(key: dict, ranges: dict[str, float], samples: int) -> str:
-    return json.dumps({**key, "samples": samples, "ranges": ranges}, indent=1, sort_keys=True) + "\n"
+def cache_document(key: dict, ranges: dict[str, float], samples: int, channel_ranges: dict[str, list[float]] | None = None) -> str:
+    document = {**key, "samples": samples, "ranges": ranges}
+    if channel_ranges:
+        document["channel_ranges"] = channel_ranges
+    return json.dumps(document, indent=1, sort_keys=True) + "\n"

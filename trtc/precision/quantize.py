@@ -19,6 +19,7 @@ from trtc.precision.accuracy import measure_accuracy
 from trtc.precision.autocast import autocast
 from trtc.precision.calibrate import cache_document, cache_key, collect_ranges, read_cache
 from trtc.precision.data import SampleSource
+from trtc.precision.equalize import depthwise_inputs, equalized_section
 from trtc.precision.opset import with_opset
 from trtc.precision.qdq import FP16_SMALLEST, QuantPlan, fallback_residuals, insert_qdq, plan_quantization
 from trtc.spec.model import ShapeRange, Spec
@@ -51,6 +52,7 @@ class Calibrated:
     quantized, so auto_fallback's steps reuse one calibration."""
 
     ranges: dict[str, float]
+    channel_ranges: dict[str, list[float]]  # per channel, for the inputs of depthwise convolutions
     samples: int
     status: str  # the cache: "hit", "written", "not used"
     description: str
@@ -60,7 +62,7 @@ class Calibrated:
 
 
 def calibrate(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput], profile: dict[str, ShapeRange], model_sha256: str,
-              activations: list[str], progress: Callable[[int, int], None] | None = None) -> Calibrated:
+              activations: list[str], progress: Callable[[int, int], None] | None = None, channel_tensors: list[str] = ()) -> Calibrated:
     settings = spec.precision.calibration
     method = settings.get("method", "minmax")
     percentile, samples = settings.get("percentile", 99.99), settings.get("samples", 512)
@@ -79,16 +81,16 @@ def calibrate(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput], prof
         batches = source.batches(batch, samples)
     cache_path = (base / settings["cache"]).resolve() if settings.get("cache") else None
     key = cache_key(model_sha256, fingerprint, method, percentile)
-    ranges, status = read_cache(cache_path, key, activations)
+    ranges, status, channel_ranges = read_cache(cache_path, key, activations, channel_tensors)
     used = samples
     if status.startswith("stale"):
         warnings.append(f"precision.calibration.cache: {status}; calibrating again")
     if ranges is None:
-        ranges, used = collect_ranges(model, activations, batches, method, percentile,
-                                      (lambda done: progress(done, samples)) if progress else None)
+        ranges, used, channel_ranges = collect_ranges(model, activations, batches, method, percentile,
+                                                      (lambda done: progress(done, samples)) if progress else None, channel_tensors)
         status = "written" if cache_path else "not used"
-    cache_file = (cache_path, cache_document(key, ranges, used)) if cache_path and status == "written" else None
-    return Calibrated(ranges, used, status, description, cache_file, warnings, used if settings["data"] != "random" else 0)
+    cache_file = (cache_path, cache_document(key, ranges, used, channel_ranges)) if cache_path and status == "written" else None
+    return Calibrated(ranges, channel_ranges, used, status, description, cache_file, warnings, used if settings["data"] != "random" else 0)
 
 
 def quantize(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput], profile: dict[str, ShapeRange],
@@ -98,17 +100,20 @@ def quantize(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput], profi
     mode, method = spec.precision.mode, settings.get("method", "minmax")
     percentile = settings.get("percentile", 99.99)
     plan = plan_quantization(model, spec.precision.keep_fp32, exclude)
+    depthwise = depthwise_inputs(model, plan.layers, plan.residuals, plan.activations) if settings.get("equalize", True) else []
     if calibrated is None:  # auto_fallback's later steps can need the ranges of new residual inputs
         extra = fallback_residuals(model, plan) if spec.precision.auto_fallback else []
-        calibrated = calibrate(model, spec, inputs, profile, model_sha256, plan.activations + extra, progress)
+        calibrated = calibrate(model, spec, inputs, profile, model_sha256, plan.activations + extra, progress, depthwise)
     ranges = {t: calibrated.ranges[t] for t in plan.activations}
+    channel_ranges = {t: calibrated.channel_ranges[t] for t in depthwise if t in calibrated.channel_ranges}
     fallback = spec.precision.fallback or "fp16"
-    with_qdq = insert_qdq(model, plan, ranges, mode, FP16_SMALLEST if fallback == "fp16" else 0.0)
+    with_qdq = insert_qdq(model, plan, ranges, mode, FP16_SMALLEST if fallback == "fp16" else 0.0, channel_ranges)
     quantized = _with_fallback(with_qdq, fallback, spec)
     section = {
         "mode": mode, "method": method, "percentile": percentile if method == "percentile" else None, "samples": calibrated.samples,
         "data": calibrated.description, "cache": calibrated.status, "fallback": fallback, "quantized_layers": plan.layers,
         "not_quantized": plan.skipped, "residual_inputs": plan.residuals,
+        "equalized_inputs": equalized_section(model, plan.layers, ranges, channel_ranges),
         "ranges": {t: round(v, 6) for t, v in sorted(ranges.items(), key=lambda item: -item[1])},
     }
     measured = with_qdq if fallback == "bf16" else quantized

@@ -97,6 +97,9 @@ _CALIBRATION = {
         },
         "percentile": {"type": "number", "exclusiveMinimum": 0, "maximum": 100, "default": 99.99,
                        "description": "Percentile of |value| kept by the percentile method."},
+        "equalize": {"type": "boolean", "default": True,
+                     "description": "Scale the channels of a depthwise convolution's input to one range (the inverse goes into its "
+                                    "per-channel weights), so quiet channels keep their INT8 precision."},
         "samples": {"type": "integer", "minimum": 1, "default": 512,
                     "description": "Samples used for calibration at most; data is streamed batch by batch, so memory stays flat."},
         "batch": {"type": "integer", "minimum": 1, "default": 16, "description": "Samples per onnxruntime run during calibration."},
