@@ -131,6 +131,6 @@ def test_a_cache_from_another_calibrator_is_stale(tmp_path):
     assert ranges is None and status == f"stale: {path} was made for another calibrator"
     path.write_text(cache_document(key, {"x": 1.0}, 8))
     assert read_cache(path, key, ["x"]) == ({"x": 1.0}, "hit", {})
-    assert read_cache(path, key, ["x"], ["x"])[1] == f"stale: {path} lacks the range of the channels of x"
-    path.write_text(cache_document(key, {"x": 1.0}, 8, {"x": [0.5, 1.0]}))
-    assert read_cache(path, key, ["x"], ["x"]) == ({"x": 1.0}, "hit", {"x": [0.5, 1.0]})
+    assert read_cache(path, key, ["x"], {"channel_ranges": ["x"]})[1] == f"stale: {path} lacks the channel ranges of x"
+    path.write_text(cache_document(key, {"x": 1.0}, 8, {"channel_ranges": {"x": [0.5, 1.0]}}))
+    assert read_cache(path, key, ["x"], {"channel_ranges": ["x"]}) == ({"x": 1.0}, "hit", {"channel_ranges": {"x": [0.5, 1.0]}})

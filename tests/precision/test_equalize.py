@@ -84,5 +84,6 @@ def test_tensorrt_builds_the_equalized_depthwise_convolution_in_int8(tmp_path):
     report = build_report(tmp_path, pointwise_then_depthwise(), "max_batch: 8\nprecision: {mode: int8, calibration: {data: calib, samples: 8}}\n")
     section = report["calibration"]["equalized_inputs"]
     assert list(section) == ["depthwise"] and section["depthwise"]["input"] == "r" and section["depthwise"]["largest_boost"] > 50
+    assert set(report["calibration"]["bias_corrected"]) == {"pointwise", "depthwise"}  # on by default, listed per layer
     depthwise = [k for k in report["fusion"]["kernels"] if "depthwise" in k["onnx_nodes"] and k["precision"] == "Int8"]
     assert depthwise, [(k["onnx_nodes"], k["precision"]) for k in report["fusion"]["kernels"]]

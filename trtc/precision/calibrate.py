@@ -65,9 +65,11 @@ def cache_key(model_sha256: str, data_fingerprint: str, method: str, percentile:
 
 
 def read_cache(path: Path | None, key: dict, tensors: list[str],
-               channel_tensors: Iterable[str] = ()) -> tuple[dict[str, float] | None, str, dict[str, list[float]]]:
-    """The cached ranges (and per-channel ranges) when `path` was made from the same `key` and
-    holds every tensor asked for; otherwise None and why."""
+               wanted: dict[str, Iterable[str]] | None = None) -> tuple[dict[str, float] | None, str, dict[str, dict[str, list[float]]]]:
+    """The cached ranges when `path` was made from the same `key` and holds every tensor asked
+    for, with the per-channel statistics `wanted` names (section -> keys, e.g. "channel_ranges"
+    -> tensors); otherwise None and why."""
+    wanted = wanted or {}
     if path is None or not path.exists():
         return None, "miss", {}
     try:
@@ -77,15 +79,16 @@ def read_cache(path: Path | None, key: dict, tensors: list[str],
     differs = [k for k, v in key.items() if cached.get(k) != v]
     if differs:
         return None, f"stale: {path} was made for another {', '.join(d.replace('_', ' ') for d in differs)}", {}
-    ranges, channels = cached.get("ranges", {}), cached.get("channel_ranges", {})
-    missing = [t for t in tensors if t not in ranges] + [f"the channels of {t}" for t in channel_tensors if t not in channels]
+    ranges = cached.get("ranges", {})
+    missing = [f"the range of {t}" for t in tensors if t not in ranges]
+    missing += [f"the {section.replace('_', ' ')} of {k}" for section, keys in wanted.items() for k in keys if k not in cached.get(section, {})]
     if missing:
-        return None, f"stale: {path} lacks the range of {missing[0]}", {}
-    return {t: float(ranges[t]) for t in tensors}, "hit", {t: [float(v) for v in channels[t]] for t in channel_tensors}
+        return None, f"stale: {path} lacks {missing[0]}", {}
+    found = {section: {k: [float(v) for v in cached[section][k]] for k in keys} for section, keys in wanted.items()}
+    return {t: float(ranges[t]) for t in tensors}, "hit", found
 
 
-def cache_document(key: dict, ranges: dict[str, float], samples: int, channel_ranges: dict[str, list[float]] | None = None) -> str:
-    document = {**key, "samples": samples, "ranges": ranges}
-    if channel_ranges:
-        document["channel_ranges"] = channel_ranges
+def cache_document(key: dict, ranges: dict[str, float], samples: int, per_channel: dict[str, dict[str, list[float]]] | None = None) -> str:
+    """The cache file: the key, the ranges and per-channel statistics by section."""
+    document = {**key, "samples": samples, "ranges": ranges, **{k: v for k, v in (per_channel or {}).items() if v}}
     return json.dumps(document, indent=1, sort_keys=True) + "\n"

@@ -100,6 +100,9 @@ _CALIBRATION = {
         "equalize": {"type": "boolean", "default": True,
                      "description": "Scale the channels of a depthwise convolution's input to one range (the inverse goes into its "
                                     "per-channel weights), so quiet channels keep their INT8 precision."},
+        "bias_correction": {"type": "boolean", "default": True,
+                            "description": "int8: take the mean error quantization adds to each convolution's output channels "
+                                           "(measured on the calibration samples, one more pass) back out of its bias."},
         "samples": {"type": "integer", "minimum": 1, "default": 512,
                     "description": "Samples used for calibration at most; data is streamed batch by batch, so memory stays flat."},
         "batch": {"type": "integer", "minimum": 1, "default": 16, "description": "Samples per onnxruntime run during calibration."},
