@@ -43,3 +43,22 @@ def test_collector_memory_is_flat_in_the_number_of_samples():
         collector.add(rng.standard_normal(10_000).astype(np.float32) * (1 + batch / 10))
         assert collector.counts.nbytes == FINE_BINS * 8  # one fixed histogram, no samples kept
     assert collector.counts.sum() == 500_000
+
+
+@pytest.mark.parametrize("shape", ["gaussian", "laplacian", "uniform", "relu"])
+def test_mse_threshold_has_the_least_quantization_error_of_a_brute_force_search(shape):
+    rng = np.random.default_rng(0)
+    values = {"gaussian": rng.standard_normal(100_000), "laplacian": rng.laplace(size=100_000),
+              "uniform": rng.uniform(-1, 1, 100_000), "relu": np.maximum(rng.standard_normal(100_000), 0)}[shape].astype(np.float32)
+    collector = RangeCollector()
+    collector.add(values)
+    chosen = collector.amax_for("mse")
+
+    def error(threshold):  # what INT8 Q/DQ at this threshold does to the values
+        step = threshold / 127
+        return np.mean((np.clip(np.round(values / step), -127, 127) * step - values) ** 2)
+
+    best = min(error(t) for t in np.linspace(collector.amax / 32, collector.amax, 400))
+    assert error(chosen) <= best * 1.01
+    if shape != "uniform":
+        assert chosen < 0.95 * collector.amax  # a tail is clipped, not kept

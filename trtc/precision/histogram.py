@@ -1,4 +1,4 @@
-"""Streaming range statistics of one tensor, and the three ways to turn them into an amax.
+"""Streaming range statistics of one tensor, and the ways to turn them into an amax.
 
 The histogram of |x| has FINE_BINS bins over [0, top), where top is the power of two just above
 the largest |x| seen. When a batch exceeds it, top doubles (as often as needed) and neighbouring
@@ -55,6 +55,8 @@ class RangeCollector:
             return self.amax
         if method == "percentile":
             return min(percentile_amax(self.counts, self.top, percentile), self.amax)
+        if method == "mse":
+            return mse_amax(self.histogram_to_amax(), self.amax)
         return entropy_amax(self.histogram_to_amax(), self.amax)
 
     def histogram_to_amax(self, bins: int = BINS) -> np.ndarray:
@@ -114,3 +116,36 @@ def entropy_amax(counts: np.ndarray, top: float, levels: int = QUANTIZED_LEVELS)
 
 def _x_log_x(values: np.ndarray) -> np.ndarray:
     return np.where(values > 0, values * np.log(np.where(values > 0, values, 1.0)), 0.0)
+
+
+def mse_amax(counts: np.ndarray, top: float, levels: int = QUANTIZED_LEVELS - 1, candidates: int = 512) -> float:
+    """The clip threshold t in (top/32, top] whose symmetric quantization (step t / levels) has the
+    least mean squared error over a histogram of |x| on [0, top]: values inside [0, t] pay
+    rounding, values above pay (|x| - t)^2. Values are taken as evenly spread within a bin, and
+    both errors are integrated exactly over each bin."""
+    counts = np.asarray(counts, np.float64)
+    width = top / len(counts)
+    filled = np.flatnonzero(counts)
+    low, high, weight = filled * width, (filled + 1) * width, counts[filled] / width
+    best_error, best_threshold = np.inf, top
+    thresholds = np.linspace(top / 32, top, candidates)
+    for chunk in np.array_split(thresholds, max(1, candidates // 64)):
+        t = chunk[:, None]
+        step = t / levels
+        inside_low, inside_high = np.minimum(low, t), np.minimum(high, t)
+        rounding = _rounding_integral(inside_high, step) - _rounding_integral(inside_low, step)
+        above_low, above_high = np.maximum(low, t), np.maximum(high, t)
+        clipping = ((above_high - t) ** 3 - (above_low - t) ** 3) / 3
+        errors = ((rounding + clipping) * weight).sum(axis=1)
+        best = int(np.argmin(errors))
+        if errors[best] < best_error:
+            best_error, best_threshold = errors[best], float(chunk[best])
+    return best_threshold
+
+
+def _rounding_integral(x: np.ndarray, step: np.ndarray) -> np.ndarray:
+    """The integral from 0 to x of (v - step * round(v / step))^2 dv: whole periods of the
+    sawtooth give step^3 / 12 each, the first half period step^3 / 24, the last a cube."""
+    k = np.floor(x / step + 0.5)
+    last = ((x - step * k) ** 3 + step**3 / 8) / 3
+    return np.where(k == 0, x**3 / 3, step**3 / 24 + (k - 1) * step**3 / 12 + last)

@@ -72,7 +72,7 @@ _SIZE = {
 }
 
 PRECISION_MODES = ["fp32", "fp16", "bf16", "int8", "fp8"]
-CALIBRATION_METHODS = ["minmax", "entropy", "percentile"]
+CALIBRATION_METHODS = ["minmax", "entropy", "percentile", "mse"]
 BACKENDS = ["auto", "tensorrt", "tensorrt-rtx"]
 
 _CALIBRATION = {
@@ -93,7 +93,8 @@ _CALIBRATION = {
             "default": "minmax",
             "description": "How an activation's range is chosen: minmax takes the largest |value| seen; entropy picks the clip "
                            "threshold that keeps the quantized histogram closest (KL divergence) to the real one; percentile clips "
-                           "at the given percentile of |value|.",
+                           "at the given percentile of |value|; mse picks the threshold with the least mean squared "
+                           "quantization error (rounding plus clipping).",
         },
         "percentile": {"type": "number", "exclusiveMinimum": 0, "maximum": 100, "default": 99.99,
                        "description": "Percentile of |value| kept by the percentile method."},
