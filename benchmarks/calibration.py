@@ -41,7 +41,7 @@ if tool == "trtc":
     model = onnx.load(model_path)
     plan = plan_quantization(model)
     source = SampleSource(data, "data", model_inputs(model), Path("/"))
-    ranges, _ = collect_ranges(model, plan.activations, source.batches(16, samples), method)
+    ranges = collect_ranges(model, plan.activations, source.batches(16, samples), method)[0]
     onnx.save(insert_qdq(model, plan, ranges, "int8"), out)
 else:
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static

@@ -32,21 +32,34 @@ class Calibration:
 
 
 def collect_ranges(model: onnx.ModelProto, tensors: list[str], batches: Iterable[dict[str, np.ndarray]], method: str,
-                   percentile: float = 99.99, progress: Callable[[int], None] | None = None) -> tuple[dict[str, float], int]:
+                   percentile: float = 99.99, progress: Callable[[int], None] | None = None,
+                   channel_tensors: Iterable[str] = ()) -> tuple[dict[str, float], int, dict[str, list[float]]]:
+    """Per-tensor ranges by `method`, the number of samples seen, and the largest |x| of each
+    channel (axis 1) of `channel_tensors`."""
     if not tensors:  # nothing to quantize: no run (onnxruntime refuses a run with no outputs)
-        return {}, 0
+        return {}, 0, {}
     runner = Reference(with_outputs(model, tensors))
     collectors = {name: RangeCollector(histogram=method != "minmax") for name in tensors}
+    channel_amax: dict[str, np.ndarray] = {name: np.zeros(0) for name in channel_tensors if name in collectors}
     samples = 0
     for feeds in batches:
         values = runner.run(feeds)
         for name, collector in collectors.items():
             collector.add(values[name])
+        for name, seen in channel_amax.items():
+            other_axes = tuple(a for a in range(values[name].ndim) if a != 1)
+            batch_amax = np.abs(values[name]).max(axis=other_axes).astype(np.float64)
+            channel_amax[name] = np.maximum(seen, batch_amax) if seen.size else batch_amax
         del values
         samples += len(next(iter(feeds.values())))
         if progress:
             progress(samples)
-    return {name: c.amax_for(method, percentile) for name, c in collectors.items()}, samples
+    ranges = {name: c.amax_for(method, percentile) for name, c in collectors.items()}
+    return ranges, samples, {name: [float(v) for v in amax] for name, amax in channel_amax.items()}
+
+
+# Bumped whenever the same data would give other ranges, so caches of an older calibrator go stale.
+CALIBRATOR = "exact-histogram-1"
 
 
 def cache_key(model_sha256: str, graph: onnx.ModelProto, data_fingerprint: str, settings: dict, inputs: dict) -> dict:
@@ -76,10 +89,32 @@ _KEY_NAMES = {"trtc": "trtc version", "model_sha256": "model", "graph_sha256": "
               "sample_limit": "sample count", "inputs": "pinned values or value ranges"}
 
 
-def read_cache(path: Path | None, key: dict, tensors: list[str], known: set[str]) -> tuple[dict[str, float] | None, int, str]:
-    """The cached ranges of `tensors` and the samples they came from, or None and why not: "miss"
-    (no file), "stale: ..." (made for other inputs) or "ignored ..." (not a valid cache).
-    `known` are the graph's tensor names."""
+def read_cache(path: Path | None, key: dict, tensors: list[str], known: set[str], wanted: dict[str, Iterable[str]] | None = None
+               ) -> tuple[dict[str, float] | None, int, str, dict[str, dict[str, list[float]]]]:
+    """The cached ranges of `tensors`, the samples they came from and the per-channel statistics
+    `wanted` names (section -> keys, e.g. "channel_ranges" -> tensors); or None and why not: "miss"
+    (no file), "stale: ..." (made for other inputs) or "ignored ..." (not a valid cache). `known`
+    are the graph's tensor names."""
+    ranges, samples, status = _read_ranges(path, key, tensors, known)
+    if ranges is None:
+        return None, 0, status, {}
+    cached = json.loads(path.read_text())
+    found: dict[str, dict[str, list[float]]] = {}
+    for section, keys in (wanted or {}).items():
+        values = cached.get(section) if isinstance(cached.get(section), dict) else {}
+        missing = [k for k in keys if k not in values]
+        if missing:
+            return None, 0, f"stale: {path} lacks the {section.replace('_', ' ')} of {missing[0]}", {}
+        try:
+            found[section] = {k: [float(v) for v in values[k]] for k in keys}
+        except (TypeError, ValueError):
+            return None, 0, f"ignored {path}: its {section.replace('_', ' ')} are not lists of numbers", {}
+        if not all(math.isfinite(v) for numbers in found[section].values() for v in numbers):
+            return None, 0, f"ignored {path}: its {section.replace('_', ' ')} hold a value that is not a finite number", {}
+    return ranges, samples, status, found
+
+
+def _read_ranges(path: Path | None, key: dict, tensors: list[str], known: set[str]) -> tuple[dict[str, float] | None, int, str]:
     if path is None or not path.exists():
         return None, 0, "miss"
     try:
@@ -134,5 +169,7 @@ def _as_float(value: int | float) -> float:
         return math.inf
 
 
-def cache_document(key: dict, ranges: dict[str, float], samples: int) -> str:
-    return json.dumps({**key, "samples": samples, "ranges": ranges}, indent=1, sort_keys=True) + "\n"
+def cache_document(key: dict, ranges: dict[str, float], samples: int, per_channel: dict[str, dict[str, list[float]]] | None = None) -> str:
+    """The cache file: the key, the ranges and per-channel statistics by section."""
+    document = {**key, "samples": samples, "ranges": ranges, **{k: v for k, v in (per_channel or {}).items() if v}}
+    return json.dumps(document, indent=1, sort_keys=True) + "\n"

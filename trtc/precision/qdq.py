@@ -21,6 +21,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from trtc.graph.graph_index import GraphIndex, attributes
+from trtc.precision.equalize import channel_scales, scaled_weight
 from trtc.precision.opset import with_opset
 
 QUANTIZED_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
@@ -98,15 +99,18 @@ def _skip_reason(node: onnx.NodeProto, index: GraphIndex, keep_fp32, exclude) ->
 FP16_SMALLEST = 2.0**-24
 
 
-def _scale(amax: np.ndarray | float, qmax: float, floor: float) -> np.ndarray:
+def quant_scale(amax: np.ndarray | float, qmax: float, floor: float) -> np.ndarray:
     """amax / qmax, at least `floor`; an all-zero tensor or channel gets 1 (any scale is exact)."""
     amax = np.asarray(amax, np.float64)
     return np.where(amax > 0, np.maximum(amax / qmax, floor), 1.0).astype(np.float32)
 
 
-def insert_qdq(model: onnx.ModelProto, plan: QuantPlan, ranges: dict[str, float], mode: str, scale_floor: float = 0.0) -> onnx.ModelProto:
+def insert_qdq(model: onnx.ModelProto, plan: QuantPlan, ranges: dict[str, float], mode: str, scale_floor: float = 0.0,
+               channel_ranges: dict[str, list[float]] | None = None, bias_shifts: dict[str, list[float]] | None = None) -> onnx.ModelProto:
     """A copy of `model` with Q/DQ pairs on the planned activations and quantized weights.
-    `scale_floor`: the smallest scale the fallback precision can hold (FP16_SMALLEST for FP16)."""
+    `scale_floor`: the smallest scale the fallback precision can hold (FP16_SMALLEST for FP16).
+    `channel_ranges`: per-channel ranges of depthwise convolutions' inputs to equalize (equalize.py).
+    `bias_shifts`: per layer, what quantization adds to each output channel (bias_correction.py)."""
     converted = with_opset(model, 19 if mode == "fp8" else 13)
     quantized = onnx.ModelProto()
     quantized.CopyFrom(converted)
@@ -115,18 +119,24 @@ def insert_qdq(model: onnx.ModelProto, plan: QuantPlan, ranges: dict[str, float]
     index = GraphIndex(graph)
     new_nodes: dict[str, list[onnx.NodeProto]] = {}  # consumer node name -> nodes to put before it
     activation_dq: dict[str, str] = {}
+    equalized = {t: channel_scales(c, ranges.get(t, 0.0)) for t, c in (channel_ranges or {}).items() if t in plan.activations}
     for tensor in plan.activations:
-        scale = index.add_initializer(f"{tensor}/scale", _scale(ranges.get(tensor, 0.0), qmax, scale_floor))
+        before = new_nodes.setdefault(_first_reader(graph, tensor), [])
+        source = _equalized(tensor, equalized[tensor], index, before) if tensor in equalized else tensor
+        scale = index.add_initializer(f"{tensor}/scale", quant_scale(ranges.get(tensor, 0.0), qmax, scale_floor))
         zero = _zero_point(index, f"{tensor}/zero", qtype, ())
-        q = helper.make_node("QuantizeLinear", [tensor, scale, zero], [f"{tensor}/q"], name=f"{tensor}/quantize")
+        q = helper.make_node("QuantizeLinear", [source, scale, zero], [f"{tensor}/q"], name=f"{tensor}/quantize")
         dq = helper.make_node("DequantizeLinear", [f"{tensor}/q", scale, zero], [f"{tensor}/dq"], name=f"{tensor}/dequantize")
         activation_dq[tensor] = dq.output[0]
-        new_nodes.setdefault(_first_reader(graph, tensor), []).extend([q, dq])
+        before.extend([q, dq])
     residual_readers, residual_adds = set(plan.residuals), set(plan.residual_adds)
     for node in graph.node:
         if node.name in plan.layers:
+            weight_scales = equalized.get(node.input[0])
             node.input[0] = activation_dq.get(node.input[0], node.input[0])
-            node.input[1] = _quantized_weight(node, index, qtype, qmax, scale_floor, new_nodes.setdefault(node.name, []))
+            node.input[1] = _quantized_weight(node, index, qtype, qmax, scale_floor, new_nodes.setdefault(node.name, []), weight_scales)
+            if node.name in (bias_shifts or {}):
+                _correct_bias(node, index, np.asarray(bias_shifts[node.name]))
         elif node.name in residual_adds:  # only where TensorRT fuses the Add into the convolution's epilogue
             node.input[:] = [activation_dq[x] if x in residual_readers else x for x in node.input]
     ordered = []
@@ -139,23 +149,53 @@ def insert_qdq(model: onnx.ModelProto, plan: QuantPlan, ranges: dict[str, float]
     return quantized
 
 
-def _quantized_weight(node: onnx.NodeProto, index: GraphIndex, qtype: int, qmax: float, scale_floor: float, before: list) -> str:
+def _equalized(tensor: str, scales: np.ndarray, index: GraphIndex, before: list) -> str:
+    """`tensor` divided per channel (axis 1) by `scales`, for its depthwise readers."""
+    reader = next(n for n in index.consumers[tensor] if n.op_type == "Conv")
+    rank = index.constant(reader.input[1]).ndim
+    inverse = index.add_initializer(f"{tensor}/equalize", (1.0 / scales).reshape([1, -1] + [1] * (rank - 2)))
+    output = index.unique(f"{tensor}/equalized")
+    before.append(helper.make_node("Mul", [tensor, inverse], [output], name=index.unique(f"{tensor}/equalize")))
+    return output
+
+
+def _quantized_weight(node: onnx.NodeProto, index: GraphIndex, qtype: int, qmax: float, scale_floor: float, before: list,
+                      input_scales: np.ndarray | None = None) -> str:
     weight = index.constant(node.input[1]).astype(np.float32)
-    attrs = attributes(node)
-    axis = 1 if node.op_type in ("ConvTranspose", "MatMul") or (node.op_type == "Gemm" and not attrs.get("transB", 0)) else 0
-    reduce_axes = tuple(a for a in range(weight.ndim) if a != axis)
-    scale = _scale(np.abs(weight).max(axis=reduce_axes), qmax, scale_floor)
+    source = node.input[1]
+    if input_scales is not None:  # the input was divided per channel: the weights take the factor back
+        weight = scaled_weight(weight, input_scales)
+        source = index.add_initializer(f"{node.name}.weight/equalized", weight) if qtype != TensorProto.INT8 else source
+    axis, shaped = weight_scale(node, weight, qmax, scale_floor)
+    scale = shaped.reshape(-1)
     scale_name = index.add_initializer(f"{node.name}.weight/scale", scale)
     zero_name = _zero_point(index, f"{node.name}.weight/zero", qtype, scale.shape)
-    shaped = scale.reshape([-1 if a == axis else 1 for a in range(weight.ndim)])
     if qtype == TensorProto.INT8:
         stored = index.add_initializer(f"{node.name}.weight/int8", np.clip(np.rint(weight / shaped), -127, 127).astype(np.int8))
     else:  # FP8: keep FP32 weights behind a QuantizeLinear that TensorRT folds
         stored = index.unique(f"{node.name}.weight/fp8")
-        before.append(helper.make_node("QuantizeLinear", [node.input[1], scale_name, zero_name], [stored], name=f"{node.name}.weight/quantize", axis=axis))
+        before.append(helper.make_node("QuantizeLinear", [source, scale_name, zero_name], [stored], name=f"{node.name}.weight/quantize", axis=axis))
     dequantized = index.unique(f"{node.name}.weight/dq")
     before.append(helper.make_node("DequantizeLinear", [stored, scale_name, zero_name], [dequantized], name=f"{node.name}.weight/dequantize", axis=axis))
     return dequantized
+
+
+def _correct_bias(node: onnx.NodeProto, index: GraphIndex, shift: np.ndarray) -> None:
+    bias = index.constant(node.input[2]) if len(node.input) > 2 and node.input[2] else np.zeros(len(shift), np.float32)
+    corrected = index.add_initializer(f"{node.name}.bias/corrected", (bias - shift).astype(np.float32))
+    if len(node.input) > 2:
+        node.input[2] = corrected
+    else:
+        node.input.append(corrected)
+
+
+def weight_scale(node: onnx.NodeProto, weight: np.ndarray, qmax: float, scale_floor: float) -> tuple[int, np.ndarray]:
+    """The per-output-channel axis of `node`'s weights and their scales, shaped to broadcast."""
+    attrs = attributes(node)
+    axis = 1 if node.op_type in ("ConvTranspose", "MatMul") or (node.op_type == "Gemm" and not attrs.get("transB", 0)) else 0
+    reduce_axes = tuple(a for a in range(weight.ndim) if a != axis)
+    scale = quant_scale(np.abs(weight).max(axis=reduce_axes), qmax, scale_floor)
+    return axis, scale.reshape([-1 if a == axis else 1 for a in range(weight.ndim)])
 
 
 def _zero_point(index: GraphIndex, name: str, qtype: int, shape) -> str:

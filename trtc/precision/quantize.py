@@ -21,8 +21,10 @@ from trtc.graph.random_inputs import random_feeds
 from trtc.precision.accuracy import clearly_off, measure_accuracy
 from trtc.precision.accuracy_data import AccuracySamples
 from trtc.precision.autocast import autocast
-from trtc.precision.calibrate import cache_document, cache_key, collect_ranges, read_cache, tensor_names
+from trtc.precision.bias_correction import bias_shifts
+from trtc.precision.calibrate import CALIBRATOR, cache_document, cache_key, collect_ranges, read_cache, tensor_names
 from trtc.precision.data import HOLD_OUT_EVERY, SampleSource
+from trtc.precision.equalize import depthwise_inputs, equalized_section
 from trtc.precision.opset import with_opset
 from trtc.precision.qdq import FP16_SMALLEST, QuantPlan, fallback_residuals, insert_qdq, plan_quantization
 from trtc.spec.model import ShapeRange, Spec
@@ -55,6 +57,8 @@ class Calibrated:
     quantized, so auto_fallback's steps reuse one calibration."""
 
     ranges: dict[str, float]
+    channel_ranges: dict[str, list[float]]  # per channel, for the inputs of depthwise convolutions
+    bias_shifts: dict[str, list[float]]  # per layer, what INT8 adds to each output channel
     samples: int
     status: str  # the cache: "hit", "written", "not used"
     description: str
@@ -63,8 +67,11 @@ class Calibrated:
 
 
 def calibrate(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput], profile: dict[str, ShapeRange], model_sha256: str,
-              activations: list[str], progress: Callable[[int, int], None] | None = None, hold_out: bool = False) -> Calibrated:
-    """`hold_out`: skip the samples accuracy is measured on (every HOLD_OUT_EVERY-th)."""
+              activations: list[str], progress: Callable[[int, int], None] | None = None, hold_out: bool = False,
+              channel_tensors: list[str] = (), corrected_layers: list[str] = ()) -> Calibrated:
+    """Ranges of `activations`, per-channel ranges of `channel_tensors` and the bias shifts of
+    `corrected_layers` (one more pass over the data), from the cache when it matches. `hold_out`:
+    skip the samples accuracy is measured on (every HOLD_OUT_EVERY-th)."""
     settings = spec.precision.calibration
     method = settings.get("method", "minmax")
     percentile, samples = settings.get("percentile", 99.99), settings.get("samples", 512)
@@ -77,25 +84,35 @@ def calibrate(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput], prof
         warnings.append("precision.calibration.data: random inputs give ranges that fit no real data; use them for smoke tests only")
         description = "random inputs at the opt shape"
         fingerprint = f"random at {sorted((name, r.opt[1:]) for name, r in profile.items())}"
-        batches = _random_batches(inputs, profile, spec, batch, samples)
+
+        def batches():
+            return _random_batches(inputs, profile, spec, batch, samples)
     else:
         source = SampleSource(settings["data"], "precision.calibration.data", inputs, base, settings.get("preprocess"))
         fingerprint, description = source.fingerprint(), source.description
-        batches = source.batches(batch, samples, "calibration" if hold_out else "all")
+
+        def batches():
+            return source.batches(batch, samples, "calibration" if hold_out else "all")
     cache_path = (base / settings["cache"]).resolve() if settings.get("cache") else None
     key = cache_key(model_sha256, model, fingerprint, {
         "method": method, "percentile": percentile if method == "percentile" else None, "sample_limit": samples,
-        "batch": batch, "preprocess": settings.get("preprocess"),
+        "batch": batch, "preprocess": settings.get("preprocess"), "calibrator": CALIBRATOR,
+        "equalize": settings.get("equalize", True), "bias_correction": settings.get("bias_correction", True),
         "held_out": f"every {HOLD_OUT_EVERY}th sample" if hold_out else None}, _input_settings(spec))
-    ranges, used, status = read_cache(cache_path, key, activations, tensor_names(model))
+    ranges, used, status, found = read_cache(cache_path, key, activations, tensor_names(model),
+                                             {"channel_ranges": channel_tensors, "bias_shifts": corrected_layers})
+    channel_ranges, shifts = found.get("channel_ranges", {}), found.get("bias_shifts", {})
     if status.startswith(("stale", "ignored")):
         warnings.append(f"precision.calibration.cache: {status}; calibrating again")
     if ranges is None:
-        ranges, used = collect_ranges(model, activations, batches, method, percentile,
-                                      (lambda done: progress(done, samples)) if progress else None)
+        ranges, used, channel_ranges = collect_ranges(model, activations, batches(), method, percentile,
+                                                      (lambda done: progress(done, samples)) if progress else None, channel_tensors)
+        floor = FP16_SMALLEST if (spec.precision.fallback or "fp16") == "fp16" else 0.0
+        shifts = bias_shifts(model, list(corrected_layers), ranges, channel_ranges, batches(), floor) if corrected_layers else {}
         status = "written" if cache_path else "not used"
-    cache_file = (cache_path, cache_document(key, ranges, used)) if cache_path and status == "written" else None
-    return Calibrated(ranges, used, status, description, cache_file, warnings)
+    per_channel = {"channel_ranges": channel_ranges, "bias_shifts": shifts}
+    cache_file = (cache_path, cache_document(key, ranges, used, per_channel)) if cache_path and status == "written" else None
+    return Calibrated(ranges, channel_ranges, shifts, used, status, description, cache_file, warnings)
 
 
 def quantize(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput], profile: dict[str, ShapeRange],
@@ -105,17 +122,23 @@ def quantize(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput], profi
     mode, method = spec.precision.mode, settings.get("method", "minmax")
     percentile = settings.get("percentile", 99.99)
     plan = plan_quantization(model, spec.precision.keep_fp32, exclude)
+    depthwise = depthwise_inputs(model, plan.layers, plan.residuals, plan.activations) if settings.get("equalize", True) else []
     if calibrated is None:  # auto_fallback's later steps can need the ranges of new residual inputs
         extra = fallback_residuals(model, plan) if spec.precision.auto_fallback else []
-        calibrated = calibrate(model, spec, inputs, profile, model_sha256, plan.activations + extra, progress, hold_out)
+        corrected = plan.layers if mode == "int8" and settings.get("bias_correction", True) else []
+        calibrated = calibrate(model, spec, inputs, profile, model_sha256, plan.activations + extra, progress, hold_out, depthwise, corrected)
     ranges = {t: calibrated.ranges[t] for t in plan.activations}
+    channel_ranges = {t: calibrated.channel_ranges[t] for t in depthwise if t in calibrated.channel_ranges}
+    shifts = {layer: calibrated.bias_shifts[layer] for layer in plan.layers if layer in calibrated.bias_shifts}
     fallback = spec.precision.fallback or "fp16"
-    with_qdq = insert_qdq(model, plan, ranges, mode, FP16_SMALLEST if fallback == "fp16" else 0.0)
+    with_qdq = insert_qdq(model, plan, ranges, mode, FP16_SMALLEST if fallback == "fp16" else 0.0, channel_ranges, shifts)
     quantized, measured, kept = _with_fallback(with_qdq, fallback, spec, magnitudes or {})
     section = {
         "mode": mode, "method": method, "percentile": percentile if method == "percentile" else None, "samples": calibrated.samples,
         "data": calibrated.description, "cache": calibrated.status, "fallback": fallback, "quantized_layers": plan.layers,
         "not_quantized": plan.skipped, "residual_inputs": plan.residuals,
+        "equalized_inputs": equalized_section(model, plan.layers, ranges, channel_ranges),
+        "bias_corrected": {layer: round(float(np.abs(shift).max()), 6) for layer, shift in shifts.items()},  # largest shift
         "ranges": {t: round(v, 6) for t, v in sorted(ranges.items(), key=lambda item: -item[1])},
     }
     return Quantized(quantized, section, measured, kept, calibrated.cache_file, list(calibrated.warnings), calibrated)

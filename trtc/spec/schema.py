@@ -79,7 +79,7 @@ _SIZE = {
 }
 
 PRECISION_MODES = ["fp32", "fp16", "bf16", "int8", "fp8"]
-CALIBRATION_METHODS = ["minmax", "entropy", "percentile"]
+CALIBRATION_METHODS = ["minmax", "entropy", "percentile", "mse"]
 BACKENDS = ["auto", "tensorrt", "tensorrt-rtx"]
 
 _CALIBRATION = {
@@ -100,10 +100,17 @@ _CALIBRATION = {
             "default": "minmax",
             "description": "How an activation's range is chosen: minmax takes the largest |value| seen; entropy picks the clip "
                            "threshold that keeps the quantized histogram closest (KL divergence) to the real one; percentile clips "
-                           "at the given percentile of |value|.",
+                           "at the given percentile of |value|; mse picks the threshold with the least mean squared "
+                           "quantization error (rounding plus clipping).",
         },
         "percentile": {"type": "number", "exclusiveMinimum": 0, "maximum": 100, "default": 99.99,
                        "description": "Percentile of |value| kept by the percentile method."},
+        "equalize": {"type": "boolean", "default": True,
+                     "description": "Scale the channels of a depthwise convolution's input to one range (the inverse goes into its "
+                                    "per-channel weights), so quiet channels keep their INT8 precision."},
+        "bias_correction": {"type": "boolean", "default": True,
+                            "description": "int8: take the mean error quantization adds to each convolution's output channels "
+                                           "(measured on the calibration samples, one more pass) back out of its bias."},
         "samples": {"type": "integer", "minimum": 1, "maximum": 10_000_000, "default": 512,
                     "description": "Samples used for calibration at most; data is streamed batch by batch, so memory stays flat."},
         "batch": {"type": "integer", "minimum": 1, "maximum": 65536, "default": 16, "description": "Samples per onnxruntime run during calibration."},
