@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -72,7 +73,8 @@ json.dump({"seconds": time.perf_counter() - started, "peak": peak, "code": code}
 
 def measured(tool: str, args: list[str], folder: Path) -> dict:
     result_file = folder / f"{tool}.measured.json"
-    run = subprocess.run([sys.executable, "-c", MEASURED, str(result_file), tool, *args], capture_output=True, text=True, cwd=folder)
+    run = subprocess.run([sys.executable, "-c", MEASURED, str(result_file), tool, *args], capture_output=True, text=True, cwd=folder,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})  # this checkout's trtc, whatever is installed
     if run.returncode != 0 or not result_file.exists():
         raise SystemExit(f"{tool} failed in {folder}:\n{run.stderr[-3000:]}")
     result = json.loads(result_file.read_text())

@@ -33,9 +33,9 @@ class Calibration:
 
 def collect_ranges(model: onnx.ModelProto, tensors: list[str], batches: Iterable[dict[str, np.ndarray]], method: str,
                    percentile: float = 99.99, progress: Callable[[int], None] | None = None,
-                   channel_tensors: Iterable[str] = ()) -> tuple[dict[str, float], int, dict[str, list[float]]]:
-    """Per-tensor ranges by `method`, the number of samples seen, and the largest |x| of each
-    channel (axis 1) of `channel_tensors`."""
+                   channel_tensors: Iterable[str] = (), unclipped: Iterable[str] = ()) -> tuple[dict[str, float], int, dict[str, list[float]]]:
+    """Per-tensor ranges by `method` (the largest |x| for `unclipped` tensors), the number of
+    samples seen, and the largest |x| of each channel (axis 1) of `channel_tensors`."""
     if not tensors:  # nothing to quantize: no run (onnxruntime refuses a run with no outputs)
         return {}, 0, {}
     runner = Reference(with_outputs(model, tensors))
@@ -54,7 +54,8 @@ def collect_ranges(model: onnx.ModelProto, tensors: list[str], batches: Iterable
         samples += len(next(iter(feeds.values())))
         if progress:
             progress(samples)
-    ranges = {name: c.amax_for(method, percentile) for name, c in collectors.items()}
+    keep = set(unclipped)
+    ranges = {name: c.amax_for("minmax" if name in keep else method, percentile) for name, c in collectors.items()}
     return ranges, samples, {name: [float(v) for v in amax] for name, amax in channel_amax.items()}
 
 

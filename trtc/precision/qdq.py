@@ -65,6 +65,38 @@ def plan_quantization(model: onnx.ModelProto, keep_fp32: tuple[str, ...] = (), e
     return plan
 
 
+def near_outputs(model: onnx.ModelProto, layers: list[str], hops: int) -> list[str]:
+    """Inputs of the quantized layers from which a model output is reached through at most
+    `hops` further quantized layers. Their rare large values carry the result (a detection's
+    class score, the winning logit), so a clipping range method must not cut them; earlier
+    layers' clipped tails are averaged away by the layers after them."""
+    if hops < 0:
+        return []
+    index = GraphIndex(model.graph)
+    planned = set(layers)
+    found = []
+    for node in model.graph.node:
+        if node.name in planned and node.input[0] not in found and _reaches_output(node, index, planned, hops):
+            found.append(node.input[0])
+    return found
+
+
+def _reaches_output(start: onnx.NodeProto, index: GraphIndex, planned: set[str], hops: int) -> bool:
+    pending, seen = [(name, hops) for name in start.output], set()
+    while pending:
+        tensor, left = pending.pop()
+        if tensor in index.graph_outputs:
+            return True
+        if (tensor, left) in seen:
+            continue
+        seen.add((tensor, left))
+        for reader in index.consumers.get(tensor, []):
+            remaining = left - 1 if reader.name in planned else left
+            if remaining >= 0:
+                pending.extend((name, remaining) for name in reader.output)
+    return False
+
+
 def fallback_residuals(model: onnx.ModelProto, plan: QuantPlan) -> list[str]:
     """Tensors that become residual inputs (and need a range) once some of `plan`'s layers are
     kept back: the operands of Adds that read a quantized layer's output, e.g. both sides of

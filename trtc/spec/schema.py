@@ -97,7 +97,7 @@ _CALIBRATION = {
         },
         "method": {
             "enum": CALIBRATION_METHODS,
-            "default": "minmax",
+            "default": "mse",
             "description": "How an activation's range is chosen: minmax takes the largest |value| seen; entropy picks the clip "
                            "threshold that keeps the quantized histogram closest (KL divergence) to the real one; percentile clips "
                            "at the given percentile of |value|; mse picks the threshold with the least mean squared "
@@ -108,6 +108,10 @@ _CALIBRATION = {
         "equalize": {"type": "boolean", "default": True,
                      "description": "Scale the channels of a depthwise convolution's input to one range (the inverse goes into its "
                                     "per-channel weights), so quiet channels keep their INT8 precision."},
+        "unclipped_near_outputs": {"type": "integer", "minimum": -1, "default": 2,
+                                   "description": "With a clipping method, the inputs of quantized layers that reach a model output "
+                                                  "through at most this many further quantized layers keep their largest |value| "
+                                                  "(their rare large values carry the result, e.g. a detection's score); -1: none."},
         "bias_correction": {"type": "boolean", "default": True,
                             "description": "int8: take the mean error quantization adds to each convolution's output channels "
                                            "(measured on the calibration samples, one more pass) back out of its bias."},
