@@ -20,6 +20,7 @@ from trtc.spec.model import (
     Spec,
     TargetSpec,
 )
+from trtc.spec.schema import WORKSPACE_MAX
 from trtc.spec.validate import key_path, schema_problems
 
 _SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
@@ -71,9 +72,9 @@ def _workspace(doc: dict, locate) -> int | None:
     if "workspace" not in doc:
         return None
     size = parse_size(doc["workspace"])
-    if size >= 2**63:  # TensorRT takes a 64-bit size
+    if size > WORKSPACE_MAX:  # TensorRT-RTX fails an internal assertion near 2^63
         raise SpecError(f"{locate(('workspace',))}: workspace: {doc['workspace']} is {size:,} bytes, more than TensorRT can take; "
-                        "give at most 8 EiB (a GPU's memory is far less: 2GiB is typical)")
+                        "give at most 1024TiB (a GPU's memory is far less: 2GiB is typical)")
     return size
 
 

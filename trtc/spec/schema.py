@@ -14,6 +14,7 @@ PASS_NAMES = ["remove-noops", "fold-constants", "fold-batchnorm", "fold-bias", "
 GPU_NAMES = ["RTX 3090", "RTX 4090", "RTX 5090", "A100", "H100", "L4"]
 _DIM_MAX = 2**31 - 1  # TensorRT's dimensions are 32-bit in its ONNX parser's profiles
 _INT64_MAX = 2**63 - 1
+WORKSPACE_MAX = 2**50  # 1024 TiB; TensorRT-RTX 1.7 fails an internal assertion near 2^63
 
 _SHAPE = {
     "type": "array",
@@ -73,7 +74,7 @@ _SIZE = {
     "examples": ["256MiB", "2GiB", 1073741824],
     "x-expected": "a size in bytes or with a unit, like 512MiB or 2GiB",
     "oneOf": [
-        {"type": "integer", "minimum": 1, "maximum": _INT64_MAX},
+        {"type": "integer", "minimum": 1, "maximum": WORKSPACE_MAX},
         {"type": "string", "pattern": r"^\s*[0-9]+(\.[0-9]+)?\s*([KMGT]i?B|B)?\s*$"},
     ],
 }
