@@ -5,46 +5,44 @@ The CLI passes an observer for progress; everything else it needs comes back in 
 
 from __future__ import annotations
 
-import hashlib
-import json
-import tempfile
-from dataclasses import dataclass, replace
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import Protocol
+import time
 
-import onnx
+_IMPORTS_STARTED = time.perf_counter()
 
-from trtc import __version__
-from trtc.backend.builder import BuildObserver, BuildResult, BuildSettings, ModelSource, build_plan
-from trtc.backend.trt_import import import_tensorrt
-from trtc.errors import BuildError, TrtcError
-from trtc.graph.loops import onnxruntime_check
-from trtc.graph.pin import pin_inputs
-from trtc.incremental.fingerprint import Fingerprint, fingerprint
-from trtc.incremental.stamps import stamp, stamps
-from trtc.diagnose import explain, localize
-from trtc.graph.random_inputs import random_feeds
-from trtc.graph.declared import compare, declared_shapes, observed_outputs, shapes_of
-from trtc.remedies import remedies
-from trtc.graph.shape_inputs import attach_shape_values, feed_values
-from trtc.graph.shared_dims import separate_shared_dims
-from trtc.graph.io import LoadedModel, drop_initializer_inputs, load_model, name_unnamed_nodes, normalize_default_domain, select_outputs
-from trtc.graph.profiles import model_inputs, resolve_profiles
-from trtc.outputs import StagedOutputs
-from trtc.graph.cost import NodeCost, node_costs, tensor_elements
-from trtc.graph.shapes import tensor_types
-from trtc.precision.keep import resolve_keep_fp32
-from trtc.precision.step import apply_precision
-from trtc.verify_step import verify_step
-from trtc.passes import attach_costs, node_origins, run_passes, select_passes
-from trtc.report.cost import choose_gpu, cost_section, dynamic_value
-from trtc.report.passes import passes_section
-from trtc.report import REPORT_SCHEMA
-from trtc.report.fusion import fusion_map
-from trtc.report.html import render_html
-from trtc.report.markdown import render_markdown
-from trtc.spec.model import Spec
+import hashlib  # noqa: E402 - after the clock that times these imports
+import json  # noqa: E402
+import tempfile  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from datetime import datetime, timezone  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Protocol  # noqa: E402
+
+import onnx  # noqa: E402
+
+from trtc import __version__  # noqa: E402
+from trtc.backend.builder import BuildObserver, BuildResult, BuildSettings, build_plan  # noqa: E402
+from trtc.backend.trt_import import import_tensorrt  # noqa: E402
+from trtc.checked_build import ChecksFailed, build_beside_checks  # noqa: E402
+from trtc.errors import BuildError, TrtcError  # noqa: E402
+from trtc.graph_checks import ChecksOutcome, GraphCosts, graph_costs  # noqa: E402
+from trtc.incremental.fingerprint import Fingerprint  # noqa: E402
+from trtc.incremental.stamps import stamp  # noqa: E402
+from trtc.diagnose import explain, localize  # noqa: E402
+from trtc.graph.declared import compare  # noqa: E402
+from trtc.remedies import remedies  # noqa: E402
+from trtc.outputs import StagedOutputs  # noqa: E402
+from trtc.passes import attach_costs  # noqa: E402
+from trtc.prepare import PreparedGraph, finish_graph, prepare_graph  # noqa: E402
+from trtc.report.cost import choose_gpu, cost_section, dynamic_value  # noqa: E402
+from trtc.report.passes import passes_section  # noqa: E402
+from trtc.report import REPORT_SCHEMA  # noqa: E402
+from trtc.report.fusion import fusion_map  # noqa: E402
+from trtc.report.html import render_html  # noqa: E402
+from trtc.report.markdown import render_markdown  # noqa: E402
+from trtc.spec.model import Spec  # noqa: E402
+from trtc.timing import PhaseTimer  # noqa: E402
+
+IMPORT_SECONDS = time.perf_counter() - _IMPORTS_STARTED  # onnx, numpy and trtc's own modules: the build's first phase
 
 
 class PipelineObserver(BuildObserver, Protocol):
@@ -58,193 +56,99 @@ class BuildOutcome:
     report: dict
     written: list[Path]
     fingerprint: Fingerprint
+    phases: dict  # wall seconds per phase (trtc/timing.py)
 
 
-@dataclass
-class PreparedGraph:
-    """What the graph steps hand to TensorRT and to the report. The ModelProto itself does not
-    outlive `prepare_graph`, so its memory is free before the (memory-hungry) build."""
-
-    source: ModelSource
-    onnx_bytes: bytes | None  # what TensorRT parses, when held in memory
-    nodes: dict[str, str]  # the user's node name -> op type, in graph order
-    origins: dict[str, tuple[str, ...]]  # node a pass produced -> the user's nodes it stands for
-    costs: dict[str, NodeCost]  # the user's nodes at the first profile's opt shapes
-    built_costs: dict[str, NodeCost]  # the nodes of the graph TensorRT parses, at the same shapes
-    opt_elements: dict[str, int]  # ONNX tensor -> elements at those shapes (sizes TensorRT reports as -1)
-    added: dict[str, str]  # nodes trtc added that stand for no user node (casts, Q/DQ) -> op type
-    profiles: list
-    model_sha256: str
-    sections: dict[str, object]
-    warnings: list[str]
-    extra_files: list[tuple[Path, str]]  # e.g. a calibration cache, written with the outputs
-    fingerprint: Fingerprint  # of everything that decided this build, for `trtc build`'s up-to-date check
-    file_stamps: dict[str, list[int]]  # of the model files as hashed: the up-to-date check trusts the hash while they hold
-
-
-def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True) -> BuildOutcome:
+def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True, known_fingerprint: Fingerprint | None = None) -> BuildOutcome:
+    """`known_fingerprint`: the up-to-date check's, when it just computed one."""
+    timer = PhaseTimer()
+    timer.add("imports", IMPORT_SECONDS)
     gpu = choose_gpu(spec.target.gpu, spec.target.compute_capabilities)
-    trt = import_tensorrt(spec.target.backend)
+    with timer.phase("imports"):
+        trt = import_tensorrt(spec.target.backend)
     timing_cache = _read_timing_cache(spec)
-    with tempfile.TemporaryDirectory(prefix="trtc-") as scratch:
-        graph = prepare_graph(spec, observer, Path(scratch))
-        settings = BuildSettings.for_spec(spec, graph.profiles, timing_cache)
-        _return_freed_memory()
-        observer.stage(f"building with {trt.name} {trt.version}")
-        try:
-            result = build_plan(trt, graph.source, settings, observer)
-        except TrtcError as error:
-            _keep_failure_log(spec, error)
-            if diagnose and type(error) is BuildError:  # the parser names its nodes; the builder often does not
-                error = _diagnosed(error, trt, graph, settings, observer)
-            error.details.extend(_remedies(graph))
-            raise error from None
+    graph = prepare_graph(spec, observer, timer, known_fingerprint)
+    settings = BuildSettings.for_spec(spec, graph.profiles, timing_cache)
+    _return_freed_memory()
+    observer.stage(f"building with {trt.name} {trt.version}")
+    try:
+        result, checks = build_beside_checks(trt, graph.finished.source, settings, graph.checks, observer, timer)
+        _take_checks(graph, checks, observer)
+        if checks.repaired is not None:  # verification dropped a change: the plan comes from the graph without it
+            result = None  # its plan (hundreds of MB) goes before the next build
+            _repair(spec, graph, checks, observer, timer)
+            observer.stage(f"building again with {trt.name} {trt.version}, without the dropped change")
+            with timer.phase("tensorrt"):
+                result = build_plan(trt, graph.finished.source, settings, observer)
+    except ChecksFailed as failed:  # e.g. `verify: strict`: no TensorRT failure to diagnose
+        raise failed.error from None
+    except TrtcError as error:
+        _keep_failure_log(spec, error)
+        if diagnose and type(error) is BuildError:  # the parser names its nodes; the builder often does not
+            error = _diagnosed(error, trt, graph, settings, observer)
+        error.details.extend(_remedies(graph))
+        raise error from None
 
+    if not graph.sections["passes"]["settled"]:
+        graph.warnings.append(f"graph passes still changed the graph in their last allowed round ({graph.sections['passes']['rounds']}); "
+                              "the rest is left to TensorRT")
+        observer.warning(graph.warnings[-1])
     for warning in result.warnings:
         observer.warning(warning)
     observer.stage("writing outputs")
-    said = [*graph.warnings, *result.warnings]
-    report = _report(spec, graph, trt, result, said, gpu)
-    for warning in report["warnings"][len(said):]:  # found while writing the report (output shapes)
-        observer.warning(warning)
-    with StagedOutputs() as staged:
+    said = [*graph.warnings, *graph.finished.warnings, *result.warnings]
+    with timer.phase("report"):
+        report = _report(spec, graph, trt, result, said, gpu)
+        for warning in report["warnings"][len(said):]:  # found while writing the report (output shapes)
+            observer.warning(warning)
+        markdown, html = render_markdown(report), render_html(report)
+    with timer.phase("write"), StagedOutputs() as staged:
         plan_file = staged.write(spec.output.plan, result.plan)
         report["build"]["file_stamps"] = {**graph.file_stamps, str(spec.output.plan): stamp(plan_file)}
         staged.write(spec.output.report, json.dumps(report, indent=2) + "\n")
-        staged.write(spec.output.markdown, render_markdown(report))
-        staged.write(spec.output.html, render_html(report))
+        staged.write(spec.output.markdown, markdown)
+        staged.write(spec.output.html, html)
         staged.write(spec.output.log, _log_text(result.log))
         if spec.output.onnx:
-            staged.write(spec.output.onnx, graph.onnx_bytes if graph.onnx_bytes is not None else graph.source.path.read_bytes())
-        for path, text in graph.extra_files:
+            staged.write(spec.output.onnx, graph.finished.source.split.joined().SerializeToString())
+        for path, text in graph.finished.files:
             staged.write(path, text)
         if spec.target.timing_cache and result.timing_cache:
             staged.write(spec.target.timing_cache, result.timing_cache)
         staged.commit()
-    return BuildOutcome(report=report, written=spec.output.all_files(), fingerprint=graph.fingerprint)
+    return BuildOutcome(report=report, written=spec.output.all_files(), fingerprint=graph.fingerprint, phases=timer.as_dict())
 
 
-def prepare_graph(spec: Spec, observer: PipelineObserver, scratch: Path) -> PreparedGraph:
-    """Load the model and run the graph steps in order; each rewrites the model in place and may
-    add a report section."""
-    model_stamp = stamps([spec.model])  # before reading: a change while it is read shows next time
-    front = load_pinned_model(spec, observer)
-    loaded, model, profiles, sections, warnings = front.loaded, front.model, front.profiles, front.sections, front.warnings
-    file_stamps = {**stamps(loaded.files[1:]), **model_stamp}
-    build_fingerprint = fingerprint(spec, loaded.files, loaded.sha256)
-    original_nodes = {node.name: node.op_type for node in model.graph.node}
-    value_ranges = {name: setting.value_range for name, setting in spec.input_settings.items() if setting.value_range}
-    min_feeds = random_feeds(model_inputs(model), {name: r.min for name, r in profiles[0].items()}, value_ranges,
-                             fixed=feed_values(profiles[0], "min"))
-    min_outputs, unobserved = observed_outputs(loaded.files[0] if front.computes_as_file and len(loaded.files) == 1 else model, min_feeds)
-    sections["output_shapes"] = {"declared": declared_shapes(model), "onnxruntime": shapes_of(min_outputs), "not_run": unobserved}
-
-    opt_shapes = {name: shape_range.opt for name, shape_range in profiles[0].items()}
-    types = tensor_types(model, opt_shapes)
-    costs, opt_elements = node_costs(model, types=types), tensor_elements(types)
-
-    observer.stage("running graph passes")
-    passes = select_passes(spec.fusion)
-    original = _copy_if(model, bool(passes) and spec.fusion.get("verify", "on") != "off")
-    runs = run_passes(model, passes)
-    if original is not None:
-        observer.stage("verifying the graph passes in onnxruntime")
-        model, verification, repaired_runs = verify_step(original, model, passes, runs, spec, profiles, (min_feeds, min_outputs))
-        runs = repaired_runs or runs
-        sections["verification"] = verification.section()
+def _take_checks(graph: PreparedGraph, checks: ChecksOutcome, observer: PipelineObserver) -> None:
+    """The report sections, warnings and costs that the checks beside the build found."""
+    graph.sections["output_shapes"] = checks.output_shapes
+    verification = checks.verification
+    if verification is not None:
+        graph.sections["verification"] = verification.section()
         for dropped in verification.dropped:
             message = (f"verification: dropped the {dropped['pass']} change on {', '.join(dropped['nodes'])}: "
                        f"it changed the outputs ({dropped['problem']})")
             observer.warning(message)
-            warnings.append(message)
+            graph.warnings.append(message)
         if verification.status == "not verified":
-            warnings.append(f"graph passes not verified: {verification.reason}")
-            observer.warning(warnings[-1])
-        del original
-    if any(run.changes for run in runs):
-        types = tensor_types(model, opt_shapes)
-        attach_costs(runs, costs, node_costs(model, types=types))
-        opt_elements.update(tensor_elements(types))
-    origins = node_origins(runs)
-    sections["passes"] = passes_section(runs)
-    if not sections["passes"]["settled"]:
-        warnings.append(f"graph passes still changed the graph in their last allowed round ({sections['passes']['rounds']}); "
-                        "the rest is left to TensorRT")
-        observer.warning(warnings[-1])
-
-    if spec.precision.mode != "fp32":
-        observer.stage(f"converting to {spec.precision.mode} and measuring accuracy")
-    keep_fp32, keep_warnings = resolve_keep_fp32(spec.precision.keep_fp32, model, origins, original_nodes)
-    for warning in keep_warnings:
-        observer.warning(warning)
-    warnings += keep_warnings
-    precision_spec = replace(spec, precision=replace(spec.precision, keep_fp32=keep_fp32))
-    precision = apply_precision(model, precision_spec, model_inputs(model), profiles[0], loaded.sha256,
-                                lambda done, total: observer.progress("calibrating", done, total))
-    converted = precision.model is not model or spec.precision.mode != "fp32"
-    model = precision.model
-    if converted:  # `types` are those of the graph TensorRT parses: after passes and precision
-        types = tensor_types(model, opt_shapes)
-        opt_elements.update(tensor_elements(types))
-    built_costs = node_costs(model, types=types)
-    sections.update(precision.sections)
-    extra_files = precision.files
-    for warning in precision.warnings:
-        observer.warning(warning)
-    warnings += precision.warnings
-
-    source, onnx_bytes = model_source(model, loaded, spec, scratch)
-    added = {n.name: n.op_type for n in model.graph.node if n.name not in original_nodes and n.name not in origins}
-    return PreparedGraph(source=source, onnx_bytes=onnx_bytes, nodes=original_nodes, origins=origins, costs=costs, built_costs=built_costs, opt_elements=opt_elements, added=added,
-                         profiles=profiles, model_sha256=loaded.sha256, sections=sections, warnings=warnings, extra_files=extra_files,
-                         fingerprint=build_fingerprint, file_stamps=file_stamps)
+            graph.warnings.append(f"graph passes not verified: {verification.reason}")
+            observer.warning(graph.warnings[-1])
+    _take_costs(graph, checks.costs)
 
 
-@dataclass
-class PinnedModel:
-    """The spec's model after the steps that decide what TensorRT's network is: outputs
-    selected, profiles complete, inputs pinned. Shared by `trtc build` and `trtc check`."""
-
-    loaded: LoadedModel
-    model: onnx.ModelProto
-    profiles: list
-    sections: dict[str, object]
-    warnings: list[str]
-    computes_as_file: bool  # computes what the file does: only names changed (onnxruntime may run the file's bytes)
+def _take_costs(graph: PreparedGraph, costs: GraphCosts) -> None:
+    attach_costs(graph.finished.runs, costs.costs, costs.after_passes)
+    graph.costs, graph.built_costs, graph.opt_elements = costs.costs, costs.built, costs.opt_elements
+    graph.sections["passes"] = passes_section(graph.finished.runs)
 
 
-def load_pinned_model(spec: Spec, observer: PipelineObserver) -> PinnedModel:
-    observer.stage("loading model")
-    loaded = load_model(spec.model)
-    model = loaded.proto
-    sections: dict[str, object] = {}
-    renamed = name_unnamed_nodes(model.graph)
-    normalize_default_domain(model)
-    drop_initializer_inputs(model)
-    pruned = select_outputs(model, spec.outputs) if spec.outputs else []
-    sections["graph"] = {"onnx_nodes": len(model.graph.node), "renamed_nodes": renamed, "pruned_nodes": pruned}
-    profiles, warnings = resolve_profiles(model_inputs(model), spec)
-    for warning in warnings:
-        observer.warning(warning)
-    attach_shape_values(model, profiles, spec)
-    shared = separate_shared_dims(model, profiles)
-    if shared:
-        sections["graph"]["separated_dims"] = shared
-    pinned_values = {name: s.value for name, s in spec.input_settings.items() if s.value is not None}
-    static_shapes = {name: r.min for name, r in profiles[0].items() if all(p[name].min == p[name].max == r.min for p in profiles)}
-    value_ranges = {name: setting.value_range for name, setting in spec.input_settings.items() if setting.value_range}
-    unroll_check = onnxruntime_check(random_feeds(model_inputs(model), {n: r.min for n, r in profiles[0].items()}, value_ranges,
-                                                  fixed=feed_values(profiles[0], "min")))
-    shape_ranges = {name: (tuple(min(p[name].min[axis] for p in profiles) for axis in range(len(r.min))),
-                           tuple(max(p[name].max[axis] for p in profiles) for axis in range(len(r.max))))
-                    for name, r in profiles[0].items()}
-    pinning = pin_inputs(model, pinned_values, static_shapes, unroll_check, shape_ranges)
-    if pinned_values or pinning["resolved_control_flow"]:
-        sections["pinning"] = pinning
-    # Node names and dim names do not change what onnxruntime computes; the file's own bytes then
-    # spare serializing the model again (a quarter second per 100 MB).
-    computes_as_file = not pruned and not pinned_values and not pinning["resolved_control_flow"]
-    return PinnedModel(loaded, model, profiles, sections, warnings, computes_as_file)
+def _repair(spec: Spec, graph: PreparedGraph, checks: ChecksOutcome, observer: PipelineObserver, timer: PhaseTimer) -> None:
+    """The graph without the changes verification dropped, converted and split again (the first
+    build's precision conversion started from the unrepaired graph)."""
+    job = graph.checks
+    graph.finished = finish_graph(spec, checks.repaired, checks.repaired_runs, graph.nodes, job.structures.original, graph.profiles,
+                                  graph.model_sha256, observer, timer, verify=False)
+    _take_costs(graph, graph_costs(graph.finished.structures, graph.profiles[0], any(run.changes for run in graph.finished.runs)))
 
 
 def _return_freed_memory() -> None:
@@ -260,29 +164,6 @@ def _return_freed_memory() -> None:
         pass
 
 
-def _copy_if(model: onnx.ModelProto, wanted: bool) -> onnx.ModelProto | None:
-    if not wanted:
-        return None
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    return copy
-
-
-def model_source(model: onnx.ModelProto, loaded: LoadedModel, spec: Spec, scratch: Path) -> tuple[ModelSource, bytes | None]:
-    """The user's file itself when no step changed the graph (TensorRT reads it; no copy stays in
-    memory during the build); else a serialization; a file with external data when the model is
-    too big for one protobuf message."""
-    if model is loaded.proto and loaded.unchanged():
-        return ModelSource(path=spec.model), None
-    try:
-        data = model.SerializeToString()
-    except ValueError:  # over protobuf's 2 GiB limit
-        path = scratch / "model.onnx"
-        onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location="model.onnx.data")
-        return ModelSource(path=path), None
-    return ModelSource(data=data, base_dir=spec.model.parent), data
-
-
 def _read_timing_cache(spec: Spec) -> bytes | None:
     path = spec.target.timing_cache
     if path is None:
@@ -292,7 +173,7 @@ def _read_timing_cache(spec: Spec) -> bytes | None:
 
 def _diagnosed(error: BuildError, trt, graph: PreparedGraph, settings: BuildSettings, observer) -> BuildError:
     """Bisect the graph with real sub-builds to the node where TensorRT's failure starts."""
-    model = onnx.load_from_string(graph.onnx_bytes) if graph.onnx_bytes is not None else onnx.load(str(graph.source.path))
+    model = graph.finished.source.split.joined()
     observer.stage("diagnosing the failure: bisecting the graph with sub-builds (--no-diagnose skips this)")
     culprit = localize(trt, model, settings, progress=lambda done, total: observer.progress("sub-builds", done, total))
     if culprit is None:
@@ -307,9 +188,7 @@ def _diagnosed(error: BuildError, trt, graph: PreparedGraph, settings: BuildSett
 def _remedies(graph: PreparedGraph) -> list[str]:
     """Hints for a failed build; never in the way of the error itself."""
     try:
-        if graph.onnx_bytes is not None or graph.source.data is not None:
-            return remedies(onnx.load_from_string(graph.onnx_bytes if graph.onnx_bytes is not None else graph.source.data))
-        return remedies(onnx.load(str(graph.source.path), load_external_data=False))
+        return remedies(onnx.load_from_string(graph.finished.source.split.structure))
     except Exception:  # noqa: BLE001
         return []
 
@@ -330,7 +209,7 @@ def _log_text(log: list[tuple[str, str]]) -> str:
 
 
 def _report(spec: Spec, graph: PreparedGraph, trt, result: BuildResult, warnings: list[str], gpu: dict | None) -> dict:
-    fusion = fusion_map(result.engine, graph.nodes, graph.origins, graph.added) if result.engine else None
+    fusion = fusion_map(result.engine, graph.nodes, graph.finished.origins, graph.finished.added) if result.engine else None
     cost = cost_section(fusion, graph.costs, gpu, dynamic_value(graph.profiles[0]), graph.opt_elements, graph.built_costs) if fusion else None
     bindings = [
         {"name": b.name, "mode": b.mode, "dtype": b.dtype, "dims": list(b.dims),
@@ -366,6 +245,7 @@ def _report(spec: Spec, graph: PreparedGraph, trt, result: BuildResult, warnings
         "warnings": list(warnings),
     }
     report.update(graph.sections)
+    report.update(graph.finished.sections)
     shapes = graph.sections.get("output_shapes")
     if shapes:
         binding_dims = {b["name"]: b["dims"] for b in report["bindings"] if b["mode"] == "Output"}

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 import onnx
 
 from trtc.errors import TrtcError
+from trtc.graph.weights import SplitModel
 
 
 class ReferenceUnavailable(TrtcError):
@@ -20,7 +22,8 @@ class Reference:
     "basic" (constant folding and fusions only: the session starts about 3x faster on a ResNet-50,
     batch-1 runs as fast), False (none: the model as written)."""
 
-    def __init__(self, model: onnx.ModelProto | bytes | Path, outputs: list[str] | None = None, optimize: bool | str = True):
+    def __init__(self, model: onnx.ModelProto | bytes | Path | SplitModel, outputs: list[str] | None = None,
+                 optimize: bool | str = True):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -32,7 +35,13 @@ class Reference:
         elif not optimize:
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         # A file path: onnxruntime reads the file itself, and Python holds no copy of the model.
-        data = str(model) if isinstance(model, Path) else model if isinstance(model, bytes) else model.SerializeToString()
+        # A split model: onnxruntime copies its weights once, straight from where they are.
+        if isinstance(model, SplitModel):
+            names = list(model.weights)
+            options.add_external_initializers(names, [ort.OrtValue.ortvalue_from_numpy(model.array(name)) for name in names])
+            data = model.structure
+        else:
+            data = str(model) if isinstance(model, Path) else model if isinstance(model, bytes) else model.SerializeToString()
         try:
             self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
@@ -45,6 +54,39 @@ class Reference:
         except Exception as exc:  # noqa: BLE001
             raise ReferenceUnavailable(f"onnxruntime cannot run the model: {_one_line(exc)}") from None
         return dict(zip(self.outputs, values))
+
+
+class OnDemandReference:
+    """One `Reference` shared by the steps that need the same model's outputs (the output-shape
+    check and the verification's expected outputs): its session starts at the first run and
+    ends at `close()`, so its copy of the weights is gone before the next session starts. A
+    model that cannot load fails every run with the same reason, without trying again."""
+
+    def __init__(self, model: onnx.ModelProto | bytes | Path | SplitModel, optimize: bool | str = True):
+        self._model: onnx.ModelProto | bytes | Path | SplitModel | None = model
+        self._optimize = optimize
+        self._reference: Reference | None = None
+        self._failure: ReferenceUnavailable | None = None
+        self.last_run_seconds = 0.0
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self._failure is not None:
+            raise self._failure
+        try:
+            if self._reference is None:
+                if self._model is None:
+                    raise RuntimeError("OnDemandReference used after close()")
+                self._reference = Reference(self._model, optimize=self._optimize)
+            started = time.perf_counter()
+            outputs = self._reference.run(feeds)
+        except ReferenceUnavailable as error:
+            self._failure = error
+            raise
+        self.last_run_seconds = time.perf_counter() - started
+        return outputs
+
+    def close(self) -> None:
+        self._reference = self._model = None
 
 
 def with_outputs(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:

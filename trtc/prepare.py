@@ -1,0 +1,216 @@
+"""The graph steps of `trtc build` before TensorRT: load the model, pin and select, run the graph
+passes, convert the precision, and hand TensorRT the result as its structure plus its weights
+(trtc/graph/weights.py), each held once. What does not decide the graph TensorRT builds (the
+output-shape check, the verification of the passes, the costs) is packed into a `ChecksJob`
+that runs beside the build (trtc/checked_build.py)."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import onnx
+
+from trtc.backend.builder import ModelSource
+from trtc.errors import BuildError
+from trtc.graph.io import LoadedModel, drop_initializer_inputs, load_model, name_unnamed_nodes, normalize_default_domain, select_outputs
+from trtc.graph.loops import onnxruntime_check
+from trtc.graph.pin import pin_inputs
+from trtc.graph.profiles import model_inputs, resolve_profiles
+from trtc.graph.random_inputs import random_feeds
+from trtc.graph.shape_inputs import attach_shape_values, feed_values
+from trtc.graph.shared_dims import separate_shared_dims
+from trtc.graph.weights import SplitModel, split_weights, structure_of
+from trtc.graph_checks import ChecksJob, GraphStructures
+from trtc.incremental.fingerprint import Fingerprint, fingerprint
+from trtc.incremental.stamps import stamps
+from trtc.passes import PassRun, node_origins, run_passes, select_passes
+from trtc.precision.keep import resolve_keep_fp32
+from trtc.precision.step import apply_precision
+from trtc.spec.model import Spec
+from trtc.timing import PhaseTimer
+from trtc.verify import Original
+
+
+@dataclass
+class FinishedGraph:
+    """The graph after the passes and precision conversion, as TensorRT builds it."""
+
+    source: ModelSource  # its structure and its weights (`source.split`)
+    runs: list[PassRun]  # of the graph passes
+    structures: GraphStructures
+    rewritten: onnx.ModelProto | SplitModel | None  # what verification checks: the passes' result (None: not checked)
+    origins: dict[str, tuple[str, ...]]  # node a pass produced -> the user's nodes it stands for
+    added: dict[str, str]  # nodes trtc added that stand for no user node (casts, Q/DQ) -> op type
+    sections: dict  # of the precision step
+    warnings: list[str]  # said while finishing (keep_fp32, precision)
+    files: list[tuple[Path, str]]  # e.g. a calibration cache, written with the outputs
+
+
+@dataclass
+class PreparedGraph:
+    """What the graph steps hand to TensorRT, to the checks beside it and to the report. The
+    ModelProto does not outlive `prepare_graph`: TensorRT builds from `finished.source`."""
+
+    finished: FinishedGraph
+    nodes: dict[str, str]  # the user's node name -> op type, in graph order
+    profiles: list
+    model_sha256: str
+    sections: dict[str, object]
+    warnings: list[str]  # said while loading
+    fingerprint: Fingerprint  # of everything that decided this build, for `trtc build`'s up-to-date check
+    file_stamps: dict[str, list[int]]  # of the model files as hashed: the up-to-date check trusts the hash while they hold
+    checks: ChecksJob
+    # Filled in from the checks' outcome (trtc/pipeline.py):
+    costs: dict = field(default_factory=dict)  # the user's nodes at the first profile's opt shapes
+    built_costs: dict = field(default_factory=dict)  # the nodes of the graph TensorRT parses, at the same shapes
+    opt_elements: dict[str, int] = field(default_factory=dict)  # ONNX tensor -> elements at those shapes
+
+
+def prepare_graph(spec: Spec, observer, timer: PhaseTimer, known_fingerprint: Fingerprint | None = None) -> PreparedGraph:
+    """Load the model and run the graph steps in order; each rewrites the model in place and may
+    add a report section."""
+    model_stamp = stamps([spec.model])  # before reading: a change while it is read shows next time
+    with timer.phase("load"):
+        front = load_pinned_model(spec, observer)
+    loaded, model, profiles, sections, warnings = front.loaded, front.model, front.profiles, front.sections, front.warnings
+    file_stamps = {**stamps(loaded.files[1:]), **model_stamp}
+    model_sha256 = loaded.sha256
+    build_fingerprint = fingerprint(spec, loaded.files, loaded.sha256, known_fingerprint)
+    original_nodes = {node.name: node.op_type for node in model.graph.node}
+    value_ranges = {name: setting.value_range for name, setting in spec.input_settings.items() if setting.value_range}
+    min_feeds = random_feeds(model_inputs(model), {name: r.min for name, r in profiles[0].items()}, value_ranges,
+                             fixed=feed_values(profiles[0], "min"))
+    passes = select_passes(spec.fusion)
+    verify = bool(passes) and spec.fusion.get("verify", "on") != "off"
+    # Node names and dim names do not change what onnxruntime computes: then it reads the user's
+    # file itself and Python holds no second copy of the weights.
+    single_file = front.computes_as_file and len(loaded.files) == 1
+    original = Original(loaded.files[0] if single_file else split_weights(model), functools.partial(reload_original, spec, loaded.sha256))
+    original_structure = structure_of(model)
+    sections["output_shapes"] = None  # filled in by the checks beside the build, in the report's order
+    if verify:
+        sections["verification"] = None
+    sections["passes"] = None
+
+    observer.stage("running graph passes")
+    with timer.phase("passes"):
+        runs = run_passes(model, passes)
+    finished = finish_graph(spec, model, runs, original_nodes, original_structure, profiles, loaded.sha256, observer, timer,
+                            verify=verify)
+    del model, front, loaded  # TensorRT builds from the split: the protobuf's copy of the weights goes now
+    checks = ChecksJob(spec, profiles, original, finished.rewritten, passes, runs, min_feeds, finished.structures)
+    return PreparedGraph(finished=finished, nodes=original_nodes, profiles=profiles, model_sha256=model_sha256, sections=sections,
+                         warnings=warnings, fingerprint=build_fingerprint, file_stamps=file_stamps, checks=checks)
+
+
+def finish_graph(spec: Spec, model: onnx.ModelProto, runs: list[PassRun], original_nodes: dict[str, str],
+                 original_structure: onnx.ModelProto, profiles: list, model_sha256: str, observer, timer: PhaseTimer,
+                 verify: bool) -> FinishedGraph:
+    """Precision conversion of the passes' result, then the split TensorRT builds from. Run again
+    on the repaired graph when verification dropped a change."""
+    origins = node_origins(runs)
+    changed = any(run.changes for run in runs)
+    passed = structure_of(model)
+    # Verification checks what the passes made; precision conversion rewrites it, so a converted
+    # build keeps the passes' result apart (the FP32 build shares its weights with TensorRT).
+    rewritten: onnx.ModelProto | SplitModel | None = None
+    if verify and changed and spec.precision.mode != "fp32":
+        rewritten = split_weights(model)
+    if spec.precision.mode != "fp32":
+        observer.stage(f"converting to {spec.precision.mode} and measuring accuracy")
+    keep_fp32, warnings = resolve_keep_fp32(spec.precision.keep_fp32, model, origins, original_nodes)
+    for warning in warnings:
+        observer.warning(warning)
+    precision_spec = replace(spec, precision=replace(spec.precision, keep_fp32=keep_fp32))
+    with timer.phase("precision"):
+        precision = apply_precision(model, precision_spec, model_inputs(model), profiles[0], model_sha256,
+                                    lambda done, total: observer.progress("calibrating", done, total))
+    for warning in precision.warnings:
+        observer.warning(warning)
+    converted = precision.model is not model or spec.precision.mode != "fp32"
+    model = precision.model
+    with timer.phase("serialize"):
+        split = split_weights(model)
+    if verify and changed and rewritten is None:
+        rewritten = split
+    built = structure_of(model) if converted else passed
+    added = {n.name: n.op_type for n in model.graph.node if n.name not in original_nodes and n.name not in origins}
+    return FinishedGraph(ModelSource(split=split), runs, GraphStructures(original_structure, passed, built), rewritten, origins, added,
+                         precision.sections, [*warnings, *precision.warnings], precision.files)
+
+
+def reload_original(spec: Spec, sha256: str) -> onnx.ModelProto:
+    """The model the passes started from, read again: only finding a change to drop needs it with
+    its weights, and holding a copy of a large model through every build to spare that is not
+    worth its memory."""
+    front = load_pinned_model(spec, _Quiet())
+    if front.loaded.sha256 != sha256:
+        raise BuildError(f"model: {spec.model} changed while it was built; run trtc build again")
+    return front.model
+
+
+class _Quiet:
+    """An observer for a second pass over steps whose messages were already given."""
+
+    def stage(self, name: str) -> None:
+        pass
+
+    def warning(self, text: str) -> None:
+        pass
+
+    def progress(self, label: str, done: int, total: int) -> None:
+        pass
+
+
+@dataclass
+class PinnedModel:
+    """The spec's model after the steps that decide what TensorRT's network is: outputs
+    selected, profiles complete, inputs pinned. Shared by `trtc build` and `trtc check`."""
+
+    loaded: LoadedModel
+    model: onnx.ModelProto
+    profiles: list
+    sections: dict[str, object]
+    warnings: list[str]
+    computes_as_file: bool  # computes what the file does: only names changed (onnxruntime may run the file's bytes)
+
+
+def load_pinned_model(spec: Spec, observer) -> PinnedModel:
+    observer.stage("loading model")
+    loaded = load_model(spec.model)
+    model = loaded.proto
+    sections: dict[str, object] = {}
+    renamed = name_unnamed_nodes(model.graph)
+    normalize_default_domain(model)
+    drop_initializer_inputs(model)
+    pruned = select_outputs(model, spec.outputs) if spec.outputs else []
+    sections["graph"] = {"onnx_nodes": len(model.graph.node), "renamed_nodes": renamed, "pruned_nodes": pruned}
+    profiles, warnings = resolve_profiles(model_inputs(model), spec)
+    for warning in warnings:
+        observer.warning(warning)
+    attach_shape_values(model, profiles, spec)
+    shared = separate_shared_dims(model, profiles)
+    if shared:
+        sections["graph"]["separated_dims"] = shared
+    pinned_values = {name: s.value for name, s in spec.input_settings.items() if s.value is not None}
+    static_shapes = {name: r.min for name, r in profiles[0].items() if all(p[name].min == p[name].max == r.min for p in profiles)}
+    value_ranges = {name: setting.value_range for name, setting in spec.input_settings.items() if setting.value_range}
+    unroll_check = onnxruntime_check(random_feeds(model_inputs(model), {n: r.min for n, r in profiles[0].items()}, value_ranges,
+                                                  fixed=feed_values(profiles[0], "min")))
+    shape_ranges = {name: (tuple(min(p[name].min[axis] for p in profiles) for axis in range(len(r.min))),
+                           tuple(max(p[name].max[axis] for p in profiles) for axis in range(len(r.max))))
+                    for name, r in profiles[0].items()}
+    pinning = pin_inputs(model, pinned_values, static_shapes, unroll_check, shape_ranges)
+    if pinned_values or pinning["resolved_control_flow"]:
+        sections["pinning"] = pinning
+    # Node names and dim names do not change what onnxruntime computes: the output-shape check
+    # and the verification may run the user's file itself.
+    computes_as_file = not pruned and not pinned_values and not pinning["resolved_control_flow"]
+    return PinnedModel(loaded, model, profiles, sections, warnings, computes_as_file)
+
+
+def model_source(model: onnx.ModelProto) -> ModelSource:
+    """`model` as TensorRT's parser takes it: its structure, and its weights where they are."""
+    return ModelSource(split=split_weights(model))
