@@ -78,7 +78,7 @@ def node_names(source) -> list[str]:
     if split is not None:
         model = onnx.load_from_string(split.structure)
     elif source.data is not None:
-        model = onnx.load_from_string(source.data)
+        model = onnx.load_from_string(bytes(source.data))
     else:
         model = onnx.load(str(source.path), load_external_data=False)
     return [node.name for node in model.graph.node]
@@ -90,8 +90,9 @@ def test_a_change_verification_drops_beside_the_build_is_not_in_the_plan(tmp_pat
     builds: list[tuple[list[str], bytes]] = []
 
     def build_plan(trt, source, *args, **kwargs):
+        names = node_names(source)  # before the build: it may free what it parsed
         result = real_build(trt, source, *args, **kwargs)
-        builds.append((node_names(source), bytes(result.plan)))
+        builds.append((names, bytes(result.plan)))
         return result
 
     patch_build_plan(monkeypatch, build_plan)

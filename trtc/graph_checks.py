@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import onnx
@@ -21,9 +22,10 @@ from trtc.graph.declared import declared_shapes, shapes_of
 from trtc.graph.reference import OnDemandReference, ReferenceUnavailable
 from trtc.graph.shapes import tensor_types
 from trtc.graph.weights import SplitModel
+from trtc.memory import trim_heap
 from trtc.passes import PassRun
 from trtc.spec.model import ShapeRange, Spec
-from trtc.verify import Original, Verification
+from trtc.verify import BESIDE_THREADS, Original, Verification
 from trtc.verify_step import verify_step
 
 
@@ -42,13 +44,15 @@ class GraphStructures:
 
 @dataclass
 class ChecksJob:
+    """What the checks read; they let go of the models' weights as soon as they are done with them."""
+
     spec: Spec
     profiles: list[dict[str, ShapeRange]]
-    original: Original
+    original: Original | None
     rewritten: onnx.ModelProto | SplitModel | None  # what the passes made; None: verification is off
     passes: list
     runs: list[PassRun]
-    min_feeds: dict[str, np.ndarray]  # the first profile's min shape: the output-shape check's inputs
+    make_min_feeds: Callable[[], dict[str, np.ndarray]]  # inputs at the first profile's min shape: the output-shape check's
     structures: GraphStructures
 
 
@@ -73,9 +77,10 @@ class ChecksOutcome:
 def run_checks(job: ChecksJob, stop: threading.Event) -> ChecksOutcome:
     seconds: dict[str, float] = {}
     started = time.perf_counter()
-    original_runs = OnDemandReference(job.original.source, optimize=False)  # unoptimized: starts several times faster
+    original_runs = OnDemandReference(job.original.source, optimize=False, threads=BESIDE_THREADS)  # unoptimized: starts faster
+    min_feeds = job.make_min_feeds()
     try:
-        min_outputs, unobserved = original_runs.run(job.min_feeds), ""
+        min_outputs, unobserved = original_runs.run(min_feeds), ""
     except ReferenceUnavailable as error:
         min_outputs, unobserved = None, error.message
     output_shapes = {"declared": declared_shapes(job.structures.original), "onnxruntime": shapes_of(min_outputs), "not_run": unobserved}
@@ -85,9 +90,11 @@ def run_checks(job: ChecksJob, stop: threading.Event) -> ChecksOutcome:
     if job.rewritten is not None:
         started = time.perf_counter()
         repaired, verification, repaired_runs = verify_step(job.original, original_runs, job.structures.original, job.rewritten,
-                                                            job.passes, job.runs, job.spec, job.profiles, (job.min_feeds, min_outputs))
+                                                            job.passes, job.runs, job.spec, job.profiles, (min_feeds, min_outputs))
         seconds["verification"] = time.perf_counter() - started
     original_runs.close()
+    job.original = job.rewritten = None  # their weights go too (the job is the last to hold them)
+    trim_heap()  # the sessions' memory, before TensorRT's build reaches its peak
     _stop_if(stop)
     started = time.perf_counter()
     costs = graph_costs(job.structures, job.profiles[0], any(run.changes for run in job.runs))

@@ -27,12 +27,11 @@ from trtc.errors import BuildError, TrtcError  # noqa: E402
 from trtc.graph_checks import ChecksOutcome, GraphCosts, graph_costs  # noqa: E402
 from trtc.incremental.fingerprint import Fingerprint  # noqa: E402
 from trtc.incremental.stamps import stamp  # noqa: E402
-from trtc.diagnose import explain, localize  # noqa: E402
+from trtc.memory import map_large_blocks, trim_heap  # noqa: E402
 from trtc.graph.declared import compare  # noqa: E402
-from trtc.remedies import remedies  # noqa: E402
 from trtc.outputs import StagedOutputs  # noqa: E402
 from trtc.passes import attach_costs  # noqa: E402
-from trtc.prepare import PreparedGraph, finish_graph, prepare_graph  # noqa: E402
+from trtc.prepare import PreparedGraph, finish_graph, hand_over, prepare_graph, remake_model  # noqa: E402
 from trtc.report.cost import choose_gpu, cost_section, dynamic_value  # noqa: E402
 from trtc.report.passes import passes_section  # noqa: E402
 from trtc.report import REPORT_SCHEMA  # noqa: E402
@@ -61,6 +60,7 @@ class BuildOutcome:
 
 def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True, known_fingerprint: Fingerprint | None = None) -> BuildOutcome:
     """`known_fingerprint`: the up-to-date check's, when it just computed one."""
+    map_large_blocks()
     timer = PhaseTimer()
     timer.add("imports", IMPORT_SECONDS)
     gpu = choose_gpu(spec.target.gpu, spec.target.compute_capabilities)
@@ -85,7 +85,7 @@ def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True, known_f
     except TrtcError as error:
         _keep_failure_log(spec, error)
         if diagnose and type(error) is BuildError:  # the parser names its nodes; the builder often does not
-            error = _diagnosed(error, trt, graph, settings, observer)
+            error = _diagnosed(error, trt, spec, graph, settings, observer)
         error.details.extend(_remedies(graph))
         raise error from None
 
@@ -110,7 +110,9 @@ def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True, known_f
         staged.write(spec.output.html, html)
         staged.write(spec.output.log, _log_text(result.log))
         if spec.output.onnx:
-            staged.write(spec.output.onnx, graph.finished.source.split.joined().SerializeToString())
+            source = graph.finished.source
+            staged.write(spec.output.onnx, source.data if source.data is not None else source.path.read_bytes() if source.path is not None
+                         else source.split.joined().SerializeToString())
         for path, text in graph.finished.files:
             staged.write(path, text)
         if spec.target.timing_cache and result.timing_cache:
@@ -143,25 +145,24 @@ def _take_costs(graph: PreparedGraph, costs: GraphCosts) -> None:
 
 
 def _repair(spec: Spec, graph: PreparedGraph, checks: ChecksOutcome, observer: PipelineObserver, timer: PhaseTimer) -> None:
-    """The graph without the changes verification dropped, converted and split again (the first
-    build's precision conversion started from the unrepaired graph)."""
+    """The graph without the changes verification dropped, converted and serialized again (the
+    first build's precision conversion started from the unrepaired graph)."""
     job = graph.checks
-    graph.finished = finish_graph(spec, checks.repaired, checks.repaired_runs, graph.nodes, job.structures.original, graph.profiles,
-                                  graph.model_sha256, observer, timer, verify=False)
+    graph.finished, _ = finish_graph(spec, checks.repaired, checks.repaired_runs, graph.nodes, job.structures.original, graph.profiles,
+                                     graph.model_sha256, observer, timer, verify=False)
+    checks.repaired = None
+    with timer.phase("serialize"):
+        hand_over(graph.finished, keep=bool(spec.output.onnx))
     _take_costs(graph, graph_costs(graph.finished.structures, graph.profiles[0], any(run.changes for run in graph.finished.runs)))
 
 
 def _return_freed_memory() -> None:
-    """The graph steps free the model (hundreds of MB) before TensorRT builds, but glibc keeps
-    freed heap pages mapped; hand them back so the build's peak memory is TensorRT's own."""
-    import ctypes
+    """The graph steps free the model (hundreds of MB) before TensorRT builds; collect what only
+    cycles hold and hand the pages back, so the build's peak memory is TensorRT's own."""
     import gc
 
     gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
-        pass
+    trim_heap()
 
 
 def _read_timing_cache(spec: Spec) -> bytes | None:
@@ -171,9 +172,12 @@ def _read_timing_cache(spec: Spec) -> bytes | None:
     return path.read_bytes() if path.exists() else b""
 
 
-def _diagnosed(error: BuildError, trt, graph: PreparedGraph, settings: BuildSettings, observer) -> BuildError:
+def _diagnosed(error: BuildError, trt, spec: Spec, graph: PreparedGraph, settings: BuildSettings, observer) -> BuildError:
     """Bisect the graph with real sub-builds to the node where TensorRT's failure starts."""
-    model = graph.finished.source.split.joined()
+    from trtc.diagnose import explain, localize  # only a failed build needs them
+
+    dropped = (graph.sections.get("verification") or {}).get("dropped_changes", [])
+    model = remake_model(spec, frozenset(node for change in dropped for node in change["nodes"]))
     observer.stage("diagnosing the failure: bisecting the graph with sub-builds (--no-diagnose skips this)")
     culprit = localize(trt, model, settings, progress=lambda done, total: observer.progress("sub-builds", done, total))
     if culprit is None:
@@ -187,8 +191,10 @@ def _diagnosed(error: BuildError, trt, graph: PreparedGraph, settings: BuildSett
 
 def _remedies(graph: PreparedGraph) -> list[str]:
     """Hints for a failed build; never in the way of the error itself."""
+    from trtc.remedies import remedies
+
     try:
-        return remedies(onnx.load_from_string(graph.finished.source.split.structure))
+        return remedies(graph.finished.structures.built)
     except Exception:  # noqa: BLE001
         return []
 

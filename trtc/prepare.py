@@ -25,9 +25,8 @@ from trtc.graph.weights import SplitModel, split_weights, structure_of
 from trtc.graph_checks import ChecksJob, GraphStructures
 from trtc.incremental.fingerprint import Fingerprint, fingerprint
 from trtc.incremental.stamps import stamps
-from trtc.passes import PassRun, node_origins, run_passes, select_passes
+from trtc.passes import PassContext, PassRun, node_origins, run_passes, select_passes
 from trtc.precision.keep import resolve_keep_fp32
-from trtc.precision.step import apply_precision
 from trtc.spec.model import Spec
 from trtc.timing import PhaseTimer
 from trtc.verify import Original
@@ -37,15 +36,15 @@ from trtc.verify import Original
 class FinishedGraph:
     """The graph after the passes and precision conversion, as TensorRT builds it."""
 
-    source: ModelSource  # its structure and its weights (`source.split`)
+    split: SplitModel | None  # its structure and its weights, until `hand_over` serializes them
     runs: list[PassRun]  # of the graph passes
     structures: GraphStructures
-    rewritten: onnx.ModelProto | SplitModel | None  # what verification checks: the passes' result (None: not checked)
     origins: dict[str, tuple[str, ...]]  # node a pass produced -> the user's nodes it stands for
     added: dict[str, str]  # nodes trtc added that stand for no user node (casts, Q/DQ) -> op type
     sections: dict  # of the precision step
     warnings: list[str]  # said while finishing (keep_fp32, precision)
     files: list[tuple[Path, str]]  # e.g. a calibration cache, written with the outputs
+    source: ModelSource | None = None  # what TensorRT parses (`hand_over`)
 
 
 @dataclass
@@ -80,8 +79,9 @@ def prepare_graph(spec: Spec, observer, timer: PhaseTimer, known_fingerprint: Fi
     build_fingerprint = fingerprint(spec, loaded.files, loaded.sha256, known_fingerprint)
     original_nodes = {node.name: node.op_type for node in model.graph.node}
     value_ranges = {name: setting.value_range for name, setting in spec.input_settings.items() if setting.value_range}
-    min_feeds = random_feeds(model_inputs(model), {name: r.min for name, r in profiles[0].items()}, value_ranges,
-                             fixed=feed_values(profiles[0], "min"))
+    # Made by the checks beside the build (numpy.random's import alone costs 50 ms).
+    min_feeds = functools.partial(random_feeds, model_inputs(model), {name: r.min for name, r in profiles[0].items()}, value_ranges,
+                                  fixed=feed_values(profiles[0], "min"))
     passes = select_passes(spec.fusion)
     verify = bool(passes) and spec.fusion.get("verify", "on") != "off"
     # Node names and dim names do not change what onnxruntime computes: then it reads the user's
@@ -97,19 +97,24 @@ def prepare_graph(spec: Spec, observer, timer: PhaseTimer, known_fingerprint: Fi
     observer.stage("running graph passes")
     with timer.phase("passes"):
         runs = run_passes(model, passes)
-    finished = finish_graph(spec, model, runs, original_nodes, original_structure, profiles, loaded.sha256, observer, timer,
-                            verify=verify)
-    del model, front, loaded  # TensorRT builds from the split: the protobuf's copy of the weights goes now
-    checks = ChecksJob(spec, profiles, original, finished.rewritten, passes, runs, min_feeds, finished.structures)
+    as_file = (loaded.files[0], front.as_read) if len(loaded.files) == 1 else None
+    finished, rewritten = finish_graph(spec, model, runs, original_nodes, original_structure, profiles, loaded.sha256, observer, timer,
+                                       verify=verify, as_file=as_file)
+    del model, front, loaded  # the protobuf's copy of the weights goes before the serialized one comes
+    with timer.phase("serialize"):
+        hand_over(finished, keep=bool(spec.output.onnx))
+    checks = ChecksJob(spec, profiles, original, rewritten, passes, runs, min_feeds, finished.structures)
     return PreparedGraph(finished=finished, nodes=original_nodes, profiles=profiles, model_sha256=model_sha256, sections=sections,
                          warnings=warnings, fingerprint=build_fingerprint, file_stamps=file_stamps, checks=checks)
 
 
 def finish_graph(spec: Spec, model: onnx.ModelProto, runs: list[PassRun], original_nodes: dict[str, str],
                  original_structure: onnx.ModelProto, profiles: list, model_sha256: str, observer, timer: PhaseTimer,
-                 verify: bool) -> FinishedGraph:
-    """Precision conversion of the passes' result, then the split TensorRT builds from. Run again
-    on the repaired graph when verification dropped a change."""
+                 verify: bool, as_file: tuple[Path, bytes] | None = None) -> tuple[FinishedGraph, onnx.ModelProto | SplitModel | None]:
+    """Precision conversion of the passes' result, then its split; and what verification checks
+    (the passes' result, None when not checked). Run again on the repaired graph when
+    verification dropped a change. `as_file`: the model file (without external data) and its
+    structure as read; when no step changed the graph, TensorRT parses that file itself."""
     origins = node_origins(runs)
     changed = any(run.changes for run in runs)
     passed = structure_of(model)
@@ -124,21 +129,55 @@ def finish_graph(spec: Spec, model: onnx.ModelProto, runs: list[PassRun], origin
     for warning in warnings:
         observer.warning(warning)
     precision_spec = replace(spec, precision=replace(spec.precision, keep_fp32=keep_fp32))
-    with timer.phase("precision"):
-        precision = apply_precision(model, precision_spec, model_inputs(model), profiles[0], model_sha256,
-                                    lambda done, total: observer.progress("calibrating", done, total))
-    for warning in precision.warnings:
-        observer.warning(warning)
-    converted = precision.model is not model or spec.precision.mode != "fp32"
-    model = precision.model
-    with timer.phase("serialize"):
-        split = split_weights(model)
-    if verify and changed and rewritten is None:
-        rewritten = split
+    sections, files, precision_warnings = {}, [], []
+    if spec.precision.mode != "fp32":
+        from trtc.precision.step import apply_precision  # calibration, autocast, accuracy: not imported for FP32
+
+        with timer.phase("precision"):
+            precision = apply_precision(model, precision_spec, model_inputs(model), profiles[0], model_sha256,
+                                        lambda done, total: observer.progress("calibrating", done, total))
+        for warning in precision.warnings:
+            observer.warning(warning)
+        model, sections, files, precision_warnings = precision.model, precision.sections, precision.files, precision.warnings
+    converted = spec.precision.mode != "fp32"
     built = structure_of(model) if converted else passed
     added = {n.name: n.op_type for n in model.graph.node if n.name not in original_nodes and n.name not in origins}
-    return FinishedGraph(ModelSource(split=split), runs, GraphStructures(original_structure, passed, built), rewritten, origins, added,
-                         precision.sections, [*warnings, *precision.warnings], precision.files)
+    finished = FinishedGraph(None, runs, GraphStructures(original_structure, passed, built), origins, added, sections,
+                             [*warnings, *precision_warnings], files)
+    # Initializer data changes only with new names, or in precision conversion: an equal structure
+    # is the file's graph.
+    if as_file is not None and not converted and not changed and built.SerializeToString() == as_file[1]:
+        finished.source = ModelSource(path=as_file[0])  # as the direct API builds: nothing to serialize
+        return finished, rewritten
+    with timer.phase("serialize"):
+        finished.split = split_weights(model)
+    return finished, finished.split if verify and changed and rewritten is None else rewritten
+
+
+def hand_over(finished: FinishedGraph, keep: bool) -> None:
+    """Serialize the graph for TensorRT to parse and then own: given by reference, TensorRT-RTX
+    copies every weight once more while it builds (110 MB more at its peak on a 100 MB model).
+    Made from the split once the ModelProto is gone, so the weights are in memory once or twice,
+    never three times; the builder frees it once parsed unless `keep` (output.onnx writes it).
+    The checks beside the build keep their own reference to the split while they need it."""
+    if finished.source is not None:  # the user's file
+        return
+    data = finished.split.serialized()
+    finished.source = ModelSource(split=finished.split) if data is None else ModelSource(data=data, release=not keep)
+    finished.split = None
+
+
+def remake_model(spec: Spec, excluded: frozenset[str]) -> onnx.ModelProto:
+    """The graph a build handed TensorRT, made again with its weights (the passes without the
+    changes verification dropped): TensorRT owned them during the build, and only diagnosing a
+    failed build needs them afterwards, next to which making them again costs little."""
+    front = load_pinned_model(spec, _Quiet())
+    model = front.model
+    original_nodes = {node.name: node.op_type for node in model.graph.node}
+    runs = run_passes(model, select_passes(spec.fusion), PassContext(exclude=excluded))
+    finished, _ = finish_graph(spec, model, runs, original_nodes, structure_of(model), front.profiles, front.loaded.sha256, _Quiet(),
+                               PhaseTimer(), verify=False)
+    return finished.split.joined()
 
 
 def reload_original(spec: Spec, sha256: str) -> onnx.ModelProto:
@@ -175,12 +214,14 @@ class PinnedModel:
     sections: dict[str, object]
     warnings: list[str]
     computes_as_file: bool  # computes what the file does: only names changed (onnxruntime may run the file's bytes)
+    as_read: bytes  # the structure as read from the file, before any step (serialized `structure_of`)
 
 
 def load_pinned_model(spec: Spec, observer) -> PinnedModel:
     observer.stage("loading model")
     loaded = load_model(spec.model)
     model = loaded.proto
+    as_read = structure_of(model).SerializeToString()
     sections: dict[str, object] = {}
     renamed = name_unnamed_nodes(model.graph)
     normalize_default_domain(model)
@@ -197,8 +238,8 @@ def load_pinned_model(spec: Spec, observer) -> PinnedModel:
     pinned_values = {name: s.value for name, s in spec.input_settings.items() if s.value is not None}
     static_shapes = {name: r.min for name, r in profiles[0].items() if all(p[name].min == p[name].max == r.min for p in profiles)}
     value_ranges = {name: setting.value_range for name, setting in spec.input_settings.items() if setting.value_range}
-    unroll_check = onnxruntime_check(random_feeds(model_inputs(model), {n: r.min for n, r in profiles[0].items()}, value_ranges,
-                                                  fixed=feed_values(profiles[0], "min")))
+    unroll_check = onnxruntime_check(functools.partial(random_feeds, model_inputs(model), {n: r.min for n, r in profiles[0].items()},
+                                                       value_ranges, fixed=feed_values(profiles[0], "min")))
     shape_ranges = {name: (tuple(min(p[name].min[axis] for p in profiles) for axis in range(len(r.min))),
                            tuple(max(p[name].max[axis] for p in profiles) for axis in range(len(r.max))))
                     for name, r in profiles[0].items()}
@@ -208,7 +249,7 @@ def load_pinned_model(spec: Spec, observer) -> PinnedModel:
     # Node names and dim names do not change what onnxruntime computes: the output-shape check
     # and the verification may run the user's file itself.
     computes_as_file = not pruned and not pinned_values and not pinning["resolved_control_flow"]
-    return PinnedModel(loaded, model, profiles, sections, warnings, computes_as_file)
+    return PinnedModel(loaded, model, profiles, sections, warnings, computes_as_file, as_read)
 
 
 def model_source(model: onnx.ModelProto) -> ModelSource:

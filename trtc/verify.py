@@ -24,6 +24,7 @@ from trtc.passes import Change, PassContext, run_passes
 
 BASE_TOLERANCE = {"f": 1e-4, "h": 1e-2}  # float32/64, float16/bfloat16 (by numpy kind and size)
 NOISE_FACTOR = 10.0
+BESIDE_THREADS = 1  # onnxruntime's threads per run: verification runs beside TensorRT's build
 MAX_LOCATE_RUNS = 32
 
 
@@ -65,7 +66,7 @@ class _Checker:
     def noise(self) -> float:
         if self._noise is None:
             try:
-                optimized = Reference(self.original.source, optimize="basic")  # the level candidates run at
+                optimized = Reference(self.original.source, optimize="basic", threads=BESIDE_THREADS)
                 self._noise = max(_error(e, optimized.run(f)) for e, f in zip(self.expected, self.feeds))
             except ReferenceUnavailable:
                 self._noise = 0.0
@@ -74,7 +75,7 @@ class _Checker:
     def mismatch(self, candidate: onnx.ModelProto | SplitModel) -> str | None:
         started = time.perf_counter()
         try:
-            runner = Reference(candidate, optimize="basic")
+            runner = Reference(candidate, optimize=False, threads=BESIDE_THREADS)  # as the original ran: only the passes differ
             ready = time.perf_counter()
             actual = [runner.run(f) for f in self.feeds]
         except ReferenceUnavailable as error:

@@ -70,6 +70,7 @@ class ModelSource:
     # Folder that relative external-data locations resolve against.
     base_dir: Path | None = None
     split: SplitModel | None = None
+    release: bool = False  # `data` is a bytearray the build empties once parsed (TensorRT then owns the weights)
 
 
 def build_plan(trt: TensorRT, source: ModelSource, settings: BuildSettings, observer: BuildObserver | None = None) -> BuildResult:
@@ -91,6 +92,9 @@ def _build_in_scope(scope: TensorRTScope, trt: TensorRT, source: ModelSource, se
     except BuildError as error:
         error.log = logger.messages
         raise
+    finally:
+        if source.release and isinstance(source.data, bytearray):
+            source.data.clear()  # the parser holds the weights now: one copy, not two, through the build
     monitor = None
     if observer is not None and hasattr(lib, "IProgressMonitor"):
         monitor = scope.keep(_make_progress_monitor(lib, observer))  # outlives the config that calls it

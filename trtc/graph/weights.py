@@ -1,11 +1,10 @@
-"""A model handed over as its structure plus its large weights, each held once.
+"""A model as its structure plus its large weights, each weight held once.
 
-TensorRT's parser and onnxruntime both take a model whose large initializers are marked as
-external data and get the bytes of those initializers from the caller: TensorRT refers to them
-without a copy (`load_initializer`), onnxruntime copies them once into its session
-(`add_external_initializers`). So the model is never serialized with its weights: on a 100 MB
-model that spared two serializations (0.3 s of CPU each here) and TensorRT's own parse of the
-bytes (0.3 s), and TensorRT holds no second copy of the weights while it builds.
+The graph passes work on a ModelProto; once they are done, its large weights are taken out
+(one copy) and the protobuf is dropped. onnxruntime then runs on the weights where they are
+(graph/reference.py), and TensorRT parses one serialization written straight from them
+(`serialized`) that it owns and the build frees once parsed; TensorRT can also take them by
+reference (`load_initializer`), which models over protobuf's 2 GiB limit need.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ EXTERNAL_BYTES = 4096
 _VIEWABLE = {TensorProto.FLOAT: 4, TensorProto.FLOAT16: 2, TensorProto.DOUBLE: 8, TensorProto.INT8: 1, TensorProto.UINT8: 1,
              TensorProto.INT16: 2, TensorProto.UINT16: 2, TensorProto.INT32: 4, TensorProto.UINT32: 4, TensorProto.INT64: 8,
              TensorProto.UINT64: 8, TensorProto.BOOL: 1}
-LOCATION = "trtc-weights-in-memory"  # never a file: every external initializer is given by the caller
+LOCATION = "trtc-weights-in-memory"  # never read: every external initializer is given by the caller
 
 
 @dataclass(frozen=True)
@@ -41,13 +40,48 @@ class SplitModel:
         elem_type, dims = self.types[name]
         return np.frombuffer(self.weights[name], dtype=onnx.helper.tensor_dtype_to_np_dtype(elem_type)).reshape(dims)
 
+    def serialized(self) -> bytearray | None:
+        """The whole model as one serialized protobuf, or None over protobuf's 2 GiB limit.
+
+        What TensorRT parses when it is to own the weights: given by reference, TensorRT-RTX
+        copies them once more while it builds (110 MB more at its peak on a 100 MB model).
+        Written by hand, each weight copied once straight into the result: protobuf merges a
+        message that comes in parts, so the large initializers follow the rest of the model as
+        a second `graph` field. A bytearray, so that whoever parses it can free it."""
+        head = onnx.load_from_string(self.structure)
+        initializers = head.graph.initializer
+        headers = []
+        for index in range(len(initializers) - 1, -1, -1):
+            tensor = initializers[index]
+            if tensor.name in self.weights:
+                meta = onnx.TensorProto(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims)
+                if tensor.HasField("doc_string"):
+                    meta.doc_string = tensor.doc_string
+                headers.append((meta.SerializeToString() + _key(9) + _varint(len(self.weights[tensor.name])), self.weights[tensor.name]))
+                del initializers[index]
+        parts = [head.SerializeToString()]
+        if headers:
+            parts += [_key(7), b""]  # the second graph field; its length goes in [2]
+            for header, data in reversed(headers):
+                parts += [_key(5), _varint(len(header) + len(data)), header, data]
+            parts[2] = _varint(sum(len(part) for part in parts[3:]))
+        total = sum(len(part) for part in parts)
+        if total >= 1 << 31:
+            return None
+        result = bytearray(total)
+        view, offset = memoryview(result), 0
+        for part in parts:
+            view[offset:offset + len(part)] = part
+            offset += len(part)
+        return result
+
     def joined(self) -> onnx.ModelProto:
         """The whole model again (for what needs one protobuf: a failure's diagnosis, output.onnx)."""
         model = onnx.load_from_string(self.structure)
         for tensor in model.graph.initializer:
             if tensor.name in self.weights:
                 del tensor.external_data[:]
-                tensor.data_location = TensorProto.DEFAULT
+                tensor.ClearField("data_location")
                 tensor.raw_data = self.weights[tensor.name]
         return model
 
@@ -77,8 +111,10 @@ def _structure(model: onnx.ModelProto, weights: dict[str, bytes] | None) -> onnx
         if not (tensor.HasField("raw_data") and length > EXTERNAL_BYTES and tensor.data_location != TensorProto.EXTERNAL):
             copy.CopyFrom(tensor)
             continue
-        copy.name, copy.data_type, copy.doc_string = tensor.name, tensor.data_type, tensor.doc_string
+        copy.name, copy.data_type = tensor.name, tensor.data_type
         copy.dims.extend(tensor.dims)
+        if tensor.HasField("doc_string"):
+            copy.doc_string = tensor.doc_string
         copy.data_location = TensorProto.EXTERNAL
         if weights is not None:
             weights[tensor.name] = data = tensor.raw_data  # one copy, out of the protobuf
@@ -88,6 +124,20 @@ def _structure(model: onnx.ModelProto, weights: dict[str, bytes] | None) -> onnx
             entry = copy.external_data.add()
             entry.key, entry.value = key, value
     return structure
+
+
+def _key(field_number: int) -> bytes:
+    """A length-delimited field's key in protobuf's wire format."""
+    return _varint(field_number << 3 | 2)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 def _without_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
