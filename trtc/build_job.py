@@ -37,13 +37,11 @@ class JobResult:
     written: list[str] = field(default_factory=list)
     error: str | None = None
     details: list[str] = field(default_factory=list)
-    phases: dict | None = None  # where a build's time went (trtc/timing.py)
 
     def as_dict(self) -> dict:
         return {"name": self.name, "spec": self.spec, "status": self.status, "exit_code": self.exit_code, "reason": self.reason,
                 "seconds": round(self.seconds, 3), "written": self.written,
-                "error": None if self.error is None else {"message": self.error, "details": self.details},
-                "phases": self.phases, "report": self.report}
+                "error": None if self.error is None else {"message": self.error, "details": self.details}, "report": self.report}
 
 
 def run_job(spec: Spec, observer, options: JobOptions) -> JobResult:
@@ -64,7 +62,7 @@ def run_job(spec: Spec, observer, options: JobOptions) -> JobResult:
         if options.depfile:
             depfile.write(options.depfile, _targets(spec), [spec.source, *outcome.fingerprint.inputs])
     return JobResult(spec.name, str(spec.source), BUILT, 0, reason, time.perf_counter() - started,
-                     report=outcome.report, written=[str(p) for p in outcome.written], phases=outcome.phases)
+                     report=outcome.report, written=[str(p) for p in outcome.written])
 
 
 def run_job_reporting_errors(spec: Spec, observer, options: JobOptions) -> JobResult:

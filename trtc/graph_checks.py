@@ -22,6 +22,7 @@ from trtc.graph.declared import declared_shapes, shapes_of
 from trtc.graph.reference import OnDemandReference, ReferenceUnavailable
 from trtc.graph.shapes import tensor_types
 from trtc.graph.weights import SplitModel
+from trtc.incremental.fingerprint import Fingerprint
 from trtc.memory import trim_heap
 from trtc.passes import PassRun
 from trtc.spec.model import ShapeRange, Spec
@@ -54,6 +55,7 @@ class ChecksJob:
     runs: list[PassRun]
     make_min_feeds: Callable[[], dict[str, np.ndarray]]  # inputs at the first profile's min shape: the output-shape check's
     structures: GraphStructures
+    make_fingerprint: Callable[[], Fingerprint]  # of what decided the build, for the report
 
 
 @dataclass
@@ -71,6 +73,7 @@ class ChecksOutcome:
     repaired: onnx.ModelProto | None  # the passes' result without the changes verification dropped
     repaired_runs: list[PassRun] | None
     costs: GraphCosts
+    fingerprint: Fingerprint
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -99,7 +102,10 @@ def run_checks(job: ChecksJob, stop: threading.Event) -> ChecksOutcome:
     started = time.perf_counter()
     costs = graph_costs(job.structures, job.profiles[0], any(run.changes for run in job.runs))
     seconds["costs"] = time.perf_counter() - started
-    return ChecksOutcome(output_shapes, verification, repaired, repaired_runs, costs, seconds)
+    started = time.perf_counter()
+    fingerprint = job.make_fingerprint()
+    seconds["fingerprint"] = time.perf_counter() - started
+    return ChecksOutcome(output_shapes, verification, repaired, repaired_runs, costs, fingerprint, seconds)
 
 
 def graph_costs(structures: GraphStructures, profile: dict[str, ShapeRange], changed: bool) -> GraphCosts:

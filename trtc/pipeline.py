@@ -55,7 +55,6 @@ class BuildOutcome:
     report: dict
     written: list[Path]
     fingerprint: Fingerprint
-    phases: dict  # wall seconds per phase (trtc/timing.py)
 
 
 def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True, known_fingerprint: Fingerprint | None = None) -> BuildOutcome:
@@ -102,13 +101,15 @@ def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True, known_f
         for warning in report["warnings"][len(said):]:  # found while writing the report (output shapes)
             observer.warning(warning)
         markdown, html = render_markdown(report), render_html(report)
-    with timer.phase("write"), StagedOutputs() as staged:
-        plan_file = staged.write(spec.output.plan, result.plan)
+    with StagedOutputs() as staged:
+        with timer.phase("write"):
+            plan_file = staged.write(spec.output.plan, result.plan)
+            staged.write(spec.output.markdown, markdown)
+            staged.write(spec.output.html, html)
+            staged.write(spec.output.log, _log_text(result.log))
         report["build"]["file_stamps"] = {**graph.file_stamps, str(spec.output.plan): stamp(plan_file)}
+        report["build"]["phases"] = timer.as_dict()  # all but writing this report and renaming the files into place
         staged.write(spec.output.report, json.dumps(report, indent=2) + "\n")
-        staged.write(spec.output.markdown, markdown)
-        staged.write(spec.output.html, html)
-        staged.write(spec.output.log, _log_text(result.log))
         if spec.output.onnx:
             source = graph.finished.source
             staged.write(spec.output.onnx, source.data if source.data is not None else source.path.read_bytes() if source.path is not None
@@ -118,12 +119,13 @@ def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True, known_f
         if spec.target.timing_cache and result.timing_cache:
             staged.write(spec.target.timing_cache, result.timing_cache)
         staged.commit()
-    return BuildOutcome(report=report, written=spec.output.all_files(), fingerprint=graph.fingerprint, phases=timer.as_dict())
+    return BuildOutcome(report=report, written=spec.output.all_files(), fingerprint=graph.fingerprint)
 
 
 def _take_checks(graph: PreparedGraph, checks: ChecksOutcome, observer: PipelineObserver) -> None:
     """The report sections, warnings and costs that the checks beside the build found."""
     graph.sections["output_shapes"] = checks.output_shapes
+    graph.fingerprint = checks.fingerprint
     verification = checks.verification
     if verification is not None:
         graph.sections["verification"] = verification.section()

@@ -58,10 +58,10 @@ class PreparedGraph:
     model_sha256: str
     sections: dict[str, object]
     warnings: list[str]  # said while loading
-    fingerprint: Fingerprint  # of everything that decided this build, for `trtc build`'s up-to-date check
     file_stamps: dict[str, list[int]]  # of the model files as hashed: the up-to-date check trusts the hash while they hold
     checks: ChecksJob
     # Filled in from the checks' outcome (trtc/pipeline.py):
+    fingerprint: Fingerprint | None = None  # of everything that decided this build, for `trtc build`'s up-to-date check
     costs: dict = field(default_factory=dict)  # the user's nodes at the first profile's opt shapes
     built_costs: dict = field(default_factory=dict)  # the nodes of the graph TensorRT parses, at the same shapes
     opt_elements: dict[str, int] = field(default_factory=dict)  # ONNX tensor -> elements at those shapes
@@ -76,7 +76,9 @@ def prepare_graph(spec: Spec, observer, timer: PhaseTimer, known_fingerprint: Fi
     loaded, model, profiles, sections, warnings = front.loaded, front.model, front.profiles, front.sections, front.warnings
     file_stamps = {**stamps(loaded.files[1:]), **model_stamp}
     model_sha256 = loaded.sha256
-    build_fingerprint = fingerprint(spec, loaded.files, loaded.sha256, known_fingerprint)
+    # Computed beside the build (it may hash calibration data; the TensorRT package's version
+    # comes from its metadata, whose import alone costs 50 ms).
+    make_fingerprint = functools.partial(fingerprint, spec, loaded.files, loaded.sha256, known_fingerprint)
     original_nodes = {node.name: node.op_type for node in model.graph.node}
     value_ranges = {name: setting.value_range for name, setting in spec.input_settings.items() if setting.value_range}
     # Made by the checks beside the build (numpy.random's import alone costs 50 ms).
@@ -103,9 +105,9 @@ def prepare_graph(spec: Spec, observer, timer: PhaseTimer, known_fingerprint: Fi
     del model, front, loaded  # the protobuf's copy of the weights goes before the serialized one comes
     with timer.phase("serialize"):
         hand_over(finished, keep=bool(spec.output.onnx))
-    checks = ChecksJob(spec, profiles, original, rewritten, passes, runs, min_feeds, finished.structures)
+    checks = ChecksJob(spec, profiles, original, rewritten, passes, runs, min_feeds, finished.structures, make_fingerprint)
     return PreparedGraph(finished=finished, nodes=original_nodes, profiles=profiles, model_sha256=model_sha256, sections=sections,
-                         warnings=warnings, fingerprint=build_fingerprint, file_stamps=file_stamps, checks=checks)
+                         warnings=warnings, file_stamps=file_stamps, checks=checks)
 
 
 def finish_graph(spec: Spec, model: onnx.ModelProto, runs: list[PassRun], original_nodes: dict[str, str],

@@ -1,5 +1,5 @@
-"""Where a build's wall time goes, phase by phase, so the next bottleneck is visible
-(`trtc build --json` prints it per build; benchmarks/build_overhead.py tabulates it).
+"""Where a build's wall time goes, phase by phase, so the next bottleneck is visible (the
+report's `build.phases`; benchmarks/build_overhead.py tabulates it).
 
 Phases of the main thread add up to the build's time after the CLI started it; work done beside
 TensorRT's build in another thread is kept apart (`beside`), since it overlaps `tensorrt`."""
