@@ -69,7 +69,8 @@ def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True, known_f
     graph = prepare_graph(spec, observer, timer, known_fingerprint)
     settings = BuildSettings.for_spec(spec, graph.profiles, timing_cache)
     _return_freed_memory()
-    observer.stage(f"building with {trt.name} {trt.version}")
+    meanwhile = ", verifying the graph passes in onnxruntime meanwhile" if graph.checks.rewritten is not None else ""
+    observer.stage(f"building with {trt.name} {trt.version}{meanwhile}")
     try:
         result, checks = build_beside_checks(trt, graph.finished.source, settings, graph.checks, observer, timer)
         _take_checks(graph, checks, observer)
