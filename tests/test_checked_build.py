@@ -1,7 +1,7 @@
 """TensorRT builds while trtc checks: the onnxruntime checks run beside the build in another
 thread; a change that verification drops still makes the plan come from the graph without it;
-an interrupt stops the checks and writes nothing; and the model's weights are never serialized
-(TensorRT and onnxruntime take them where they are)."""
+an interrupt stops the checks and writes nothing; and the model is serialized once, for TensorRT,
+while onnxruntime runs on the same weights in place."""
 
 from __future__ import annotations
 
@@ -134,17 +134,32 @@ def test_an_interrupt_during_the_build_stops_the_checks_and_writes_nothing(tmp_p
     assert not any(t.name == "trtc-checks" for t in threading.enumerate())
 
 
-def test_the_weights_are_never_serialized_tensorrt_and_onnxruntime_take_them_where_they_are(tmp_path):
+def test_the_model_is_serialized_once_for_tensorrt_and_onnxruntime_runs_on_the_same_weights(tmp_path, monkeypatch):
+    from trtc.graph.weights import SplitModel
+
     model = models.conv_bn_relu(channels=64)
     largest = max(len(init.raw_data) for init in model.graph.initializer)
     models.save(model, tmp_path / "model.onnx")
     spec = models.write_spec(tmp_path, "model: model.onnx\n" + SPEC + "target: {compute_capabilities: [8.9]}\n")
-    serialized: list[int] = []
+    serialized: list[str] = []
+    real_serialized, real_start = SplitModel.serialized, Reference.__init__
+    given: list[object] = []
 
     def profile(frame, event, arg):
         if event == "c_call" and getattr(arg, "__name__", "") == "SerializeToString" and isinstance(getattr(arg, "__self__", None), onnx.ModelProto):
-            serialized.append(arg.__self__.ByteSize())
+            if arg.__self__.ByteSize() >= largest:  # a serialization that holds a weight
+                serialized.append("SerializeToString")
 
+    def counting_serialized(self):
+        serialized.append("SplitModel.serialized")
+        return real_serialized(self)
+
+    def start_session(self, model, *args, **kwargs):
+        given.append(model)
+        real_start(self, model, *args, **kwargs)
+
+    monkeypatch.setattr(SplitModel, "serialized", counting_serialized)
+    monkeypatch.setattr(Reference, "__init__", start_session)
     threading.setprofile(profile)
     sys.setprofile(profile)
     try:
@@ -153,7 +168,8 @@ def test_the_weights_are_never_serialized_tensorrt_and_onnxruntime_take_them_whe
         sys.setprofile(None)
         threading.setprofile(None)
     assert result.exit_code == 0, result.stderr
-    assert [size for size in serialized if size >= largest] == []  # every serialization held the structure only
+    assert serialized == ["SplitModel.serialized"]  # TensorRT's copy, made once
+    assert any(isinstance(model, SplitModel) for model in given)  # the rewritten graph ran on the split's weights
 
 
 def test_a_forced_build_reads_the_model_once_and_a_rebuild_fingerprints_once(tmp_path, monkeypatch):
