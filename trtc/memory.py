@@ -25,7 +25,8 @@ def map_large_blocks() -> None:
     a build frees hundreds of MB before TensorRT builds (the protobuf, the serialized model once
     TensorRT parsed it): TensorRT's own blocks then came from the heap, whose freed pages stay
     resident (measured on the 100 MB model: peak 641 -> 556 MB; the build's CPU time within
-    the noise of a loaded machine, 0.97-1.06 s -> 1.06-1.25 s)."""
+    the noise of a loaded machine, 0.97-1.06 s -> 1.06-1.25 s). Set once the graph steps are
+    done: their numpy temporaries, each a fresh mapping, made the passes 40% slower."""
     try:
         ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, 1 << 20)
     except (OSError, AttributeError):  # not glibc

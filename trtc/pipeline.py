@@ -59,7 +59,6 @@ class BuildOutcome:
 
 def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True, known_fingerprint: Fingerprint | None = None) -> BuildOutcome:
     """`known_fingerprint`: the up-to-date check's, when it just computed one."""
-    map_large_blocks()
     timer = PhaseTimer()
     timer.add("imports", IMPORT_SECONDS)
     gpu = choose_gpu(spec.target.gpu, spec.target.compute_capabilities)
@@ -69,6 +68,7 @@ def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True, known_f
     graph = prepare_graph(spec, observer, timer, known_fingerprint)
     settings = BuildSettings.for_spec(spec, graph.profiles, timing_cache)
     _return_freed_memory()
+    map_large_blocks()
     meanwhile = ", verifying the graph passes in onnxruntime meanwhile" if graph.checks.rewritten is not None else ""
     observer.stage(f"building with {trt.name} {trt.version}{meanwhile}")
     try:
