@@ -26,7 +26,10 @@ def _reports_errors(command):
     def wrapper(*args, **kwargs):
         from trtc.console import Terminal
 
+        from trtc.outputs import forget_committed
+
         terminal = Terminal(quiet=kwargs.pop("quiet", False), verbose=kwargs.pop("verbose", False))
+        forget_committed()
         try:
             with interrupts.handling(functools.partial(_say_interrupted, terminal, kwargs.get("as_json"))):
                 return command(terminal, *args, **kwargs)

@@ -8,9 +8,8 @@ import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
 from tests import models
+from tests.pass_registry import register_pass
 from tests.cli_runner import run
-from trtc import passes as registry
-from trtc.spec import schema
 from trtc.passes.base import Change
 from trtc.graph.graph_index import GraphIndex
 
@@ -38,12 +37,7 @@ class DoubleOneWeight:
 
 
 def test_broken_pass_is_caught_named_and_dropped(tmp_path, monkeypatch):
-    monkeypatch.setitem(registry.PASSES, "broken-fold", DoubleOneWeight)
-    monkeypatch.setattr(schema, "PASS_NAMES", [*schema.PASS_NAMES, "broken-fold"])
-    for key in ("passes", "disable"):  # the spec schema's enum of pass names, for this test's pass
-        field = schema.SPEC_SCHEMA["properties"]["fusion"]["properties"][key]
-        items = field["oneOf"][1]["items"] if key == "passes" else field["items"]
-        monkeypatch.setitem(items, "enum", schema.PASS_NAMES)
+    register_pass(monkeypatch, "broken-fold", DoubleOneWeight)
     models.save(models.conv_bn_relu(), tmp_path / "model.onnx")
     spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 4\nfusion: {passes: [fold-batchnorm, broken-fold]}\n"
                                        "target: {compute_capabilities: [8.9]}\n")

@@ -10,7 +10,6 @@ comes back in `CheckResult` for the CLI to render.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from trtc.backend.trt_import import import_tensorrt
 from trtc.errors import SpecError
 from trtc.graph.profiles import model_inputs
 from trtc.passes import select_passes
-from trtc.commands.pipeline import load_pinned_model, model_source
+from trtc.commands.prepare import load_pinned_model, model_source
 from trtc.precision.accuracy_data import accuracy_samples, spec_gates
 from trtc.precision.data import SampleSource
 from trtc.precision.quantize import calibration_data
@@ -91,9 +90,7 @@ def check_spec(spec: Spec) -> CheckResult:
     checked += _check_data(spec, model, profiles[0])
 
     settings = BuildSettings.for_spec(spec, profiles)
-    with tempfile.TemporaryDirectory(prefix="trtc-check-") as scratch:
-        source, _ = model_source(model, pinned.loaded, spec, Path(scratch))
-        support = check_support(trt, source, settings)
+    support = check_support(trt, model_source(model), settings)
     if support.profile_errors:
         raise SpecError(f"optimization profile refused by {trt.name}: {support.profile_errors[0]}; fix the shape ranges under inputs/profiles")
     if not support.problems:
