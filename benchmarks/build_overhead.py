@@ -172,7 +172,7 @@ def no_op(repeats: int, models: list[tuple[str, Path]]) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     print(f"\nno-op trtc build (median of {repeats}); bare python start {base:.3f} s")
     for label, spec in models:
-        command = [sys.executable, "-m", "trtc", "build", str(spec), "-q"]
+        command = [sys.executable, "-m", "trtc", "build", str(spec)]  # as a user runs it: its one line printed
         run_one(command, env)  # the real build (when the plan is not there yet); what follows has nothing to do
         runs = [run_one(command, env) for _ in range(repeats)]
         wall = statistics.median(r[0] for r in runs)

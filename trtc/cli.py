@@ -24,7 +24,7 @@ def _reports_errors(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        from trtc.console import Terminal
+        from trtc.terminal import Terminal
 
         from trtc.outputs import forget_committed
 
@@ -133,7 +133,7 @@ def build(terminal, specs: tuple[Path, ...], overrides: tuple[str, ...], force: 
     loaded = [load_spec(spec, overrides) for spec in specs]  # every spec error before any build starts
     options = JobOptions(force=force, depfile=depfile.resolve() if depfile else None, diagnose=not no_diagnose)
     if len(loaded) == 1:
-        from trtc.console import print_summary, print_up_to_date
+        from trtc.terminal import print_up_to_date
 
         try:
             with terminal.progress() as progress:
@@ -144,6 +144,8 @@ def build(terminal, specs: tuple[Path, ...], overrides: tuple[str, ...], force: 
         if results[0].status == UP_TO_DATE:
             print_up_to_date(terminal, results[0])
         else:
+            from trtc.console import print_summary
+
             print_summary(terminal, results[0].report, [Path(p) for p in results[0].written])
     else:
         from trtc.commands.build_many import build_many

@@ -1,6 +1,6 @@
-"""Everything trtc prints for people: one rich Console on stderr, a progress display that follows
-TensorRT's build phases, and the build summary. Machine output (JSON, schema) goes to stdout
-through plain `click.echo` in the CLI."""
+"""Everything trtc prints for people beyond single lines (trtc/terminal.py): the build summary,
+tables, diffs, inspections. Machine output (JSON, schema) goes to stdout through plain
+`click.echo` in the CLI."""
 
 from __future__ import annotations
 
@@ -10,102 +10,17 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from trtc.errors import TrtcError
+from trtc.terminal import BuildProgress, Terminal, print_up_to_date, short_path  # noqa: F401 - the renderers' home
 from trtc.report.units import fusion_effect, human, per_profile_note, savings, without_kernel
-
-# Build phases deeper than this are too brief and too many to show as lines in a log.
-_PLAIN_PHASE_DEPTH = 1
-
-
-class Terminal:
-    def __init__(self, quiet: bool = False, verbose: bool = False):
-        # NO_COLOR (no-color.org): no colour, no styles, no live progress; plain lines as in a log.
-        self.plain = bool(os.environ.get("NO_COLOR"))
-        self.console = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True, color_system=None if self.plain else "auto")
-        self.quiet = quiet
-        self.verbose = verbose and not quiet
-
-    @property
-    def interactive(self) -> bool:
-        return self.console.is_terminal and not self.plain
-
-    def info(self, text: str) -> None:
-        if not self.quiet:
-            self.console.print(escape(text))
-
-    def warning(self, text: str) -> None:
-        self.console.print(f"[yellow]warning:[/] {escape(text)}")
-
-    def error(self, error: TrtcError) -> None:
-        self.console.print(f"[bold red]error:[/] {escape(error.message)}")
-        for line in error.details:
-            self.console.print(f"  {escape(line)}")
-
-    def progress(self) -> "BuildProgress":
-        return BuildProgress(self)
-
-
-class BuildProgress:
-    """Pipeline observer: stages and TensorRT phases as a live display on a terminal, plain
-    lines elsewhere (CI logs)."""
-
-    def __init__(self, terminal: Terminal):
-        self.terminal = terminal
-        self._depth: dict[str, int] = {}
-        self._tasks: dict[str, int] = {}
-        self._live = None
-        if terminal.interactive and not terminal.quiet:
-            self._live = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                                  TimeElapsedColumn(), console=terminal.console, transient=True)
-
-    def __enter__(self) -> "BuildProgress":
-        if self._live:
-            self._live.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._live:
-            self._live.stop()
-
-    def stage(self, name: str) -> None:
-        self.terminal.info(f"trtc: {name}")
-
-    def warning(self, text: str) -> None:
-        self.terminal.warning(text)
-
-    def progress(self, label: str, done: int, total: int) -> None:
-        """Work trtc does itself (calibration): a bar on a terminal, nothing in logs."""
-        if self._live:
-            if label not in self._tasks:
-                self._tasks[label] = self._live.add_task(escape(label), total=total)
-            self._live.update(self._tasks[label], completed=min(done, total))
-
-    def phase_start(self, name: str, parent: str | None, steps: int) -> None:
-        depth = self._depth.get(parent, -1) + 1 if parent else 0
-        self._depth[name] = depth
-        if self._live:
-            self._tasks[name] = self._live.add_task("  " * depth + escape(name), total=max(steps, 1))
-        elif depth <= _PLAIN_PHASE_DEPTH:
-            self.terminal.info(f"  {'  ' * depth}{name}")
-
-    def phase_step(self, name: str, step: int) -> None:
-        if self._live and name in self._tasks:
-            self._live.update(self._tasks[name], completed=step + 1)
-
-    def phase_finish(self, name: str) -> None:
-        if self._live and name in self._tasks:
-            self._live.remove_task(self._tasks.pop(name))
-
 
 def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None:
     if terminal.quiet:
         return
     build = report["build"]
     console = terminal.console
-    console.print(f"[green]built[/] {escape(_short(str(written[0])) if written else build['plan'])} ({build['plan_bytes'] / 1e6:.1f} MB) in "
+    console.print(f"[green]built[/] {escape(short_path(str(written[0])) if written else build['plan'])} ({build['plan_bytes'] / 1e6:.1f} MB) in "
                   f"{build['build_seconds']:.2f} s with {build['backend']} {build['backend_version']}")
     fusion = report.get("fusion")
     if fusion:
@@ -157,7 +72,7 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
     if report.get("warnings"):  # each was printed when it arose; the count stops them being missed
         console.print(f"  [yellow]{len(report['warnings'])} warning(s)[/], printed above and kept in the report")
     others = ", ".join(p.name for p in written[1:])
-    console.print(f"  wrote {escape(others)} in {escape(_short(str(written[1].parent)))}")
+    console.print(f"  wrote {escape(others)} in {escape(short_path(str(written[1].parent)))}")
 
 
 # The default output fits one screen for a model of hundreds of kernels; -v and the report have all.
@@ -191,13 +106,6 @@ def _print_tensorrt_warnings(terminal: Terminal, written: list[Path]) -> None:
     for line in log.read_text(errors="replace").splitlines():
         if line.startswith("[WARNING]"):
             terminal.console.print(f"  TensorRT: {escape(line.removeprefix('[WARNING] '))}")
-
-
-def _short(path: str) -> str:
-    try:
-        return str(Path(path).relative_to(Path.cwd()))
-    except ValueError:
-        return path
 
 
 def print_run(terminal: Terminal, result) -> None:
@@ -275,11 +183,6 @@ class SpecLines:
         pass
 
 
-def print_up_to_date(terminal: Terminal, result) -> None:
-    plan = (result.report or {}).get("build", {}).get("plan", "")  # relative to the spec's folder
-    terminal.info(f"{result.name}: up to date ({_short(os.path.normpath(Path(result.spec).parent / plan))}); --force rebuilds")
-
-
 def print_batch_summary(terminal: Terminal, results) -> None:
     """One table for a multi-spec build, then each failure's message."""
     table = Table(box=None, pad_edge=False, show_edge=False)
@@ -292,7 +195,7 @@ def print_batch_summary(terminal: Terminal, results) -> None:
         plan = f"{build['plan_bytes'] / 1e6:.1f} MB" if "plan_bytes" in build else "-"
         kernels = str(fusion.get("counts", {}).get("kernels", "-"))
         precision = ((result.report or {}).get("precision") or {}).get("mode", "-")
-        table.add_row(escape(_short(result.spec)), f"[{style}]{result.status}[/]", plan, kernels, precision, f"{result.seconds:.1f} s")
+        table.add_row(escape(short_path(result.spec)), f"[{style}]{result.status}[/]", plan, kernels, precision, f"{result.seconds:.1f} s")
     terminal.console.print(table)
     for result in results:
         if result.error:
@@ -313,7 +216,7 @@ def print_check(terminal: Terminal, result) -> None:
         terminal.warning(warning)
     if result.problems:
         console.print(f"[bold red]unsupported:[/] {result.backend}'s ONNX parser refused {len(result.problems)} node(s) of "
-                      f"{result.onnx_nodes} in {escape(_short(str(result.spec.model)))}:")
+                      f"{result.onnx_nodes} in {escape(short_path(str(result.spec.model)))}:")
         for problem in result.problems:
             console.print(f"  {escape(problem.describe())}")
         for hint in result.hints:
@@ -331,10 +234,10 @@ def print_check(terminal: Terminal, result) -> None:
 
 def print_init(terminal: Terminal, starter) -> None:
     if starter.path is not None:
-        terminal.info(f"wrote {_short(str(starter.path.resolve()))}: {len(starter.inputs)} input(s), {len(starter.outputs)} output(s); "
+        terminal.info(f"wrote {short_path(str(starter.path.resolve()))}: {len(starter.inputs)} input(s), {len(starter.outputs)} output(s); "
                       f"next: trtc check {shlex.quote(str(starter.path))}")
     if getattr(starter, "schema", None):
-        terminal.info(f"wrote {_short(str(starter.schema))}: the JSON Schema the spec's first line points editors at "
+        terminal.info(f"wrote {short_path(str(starter.schema))}: the JSON Schema the spec's first line points editors at "
                       "(YAML language server: completion and checks)")
     for line in starter.dynamic:
         terminal.warning(f"{line}; edit the range in the spec to fit your deployment")
