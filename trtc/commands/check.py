@@ -20,6 +20,7 @@ from trtc.backend.trt_import import import_tensorrt
 from trtc.errors import SpecError
 from trtc.graph.profiles import model_inputs
 from trtc.passes import select_passes
+from trtc.commands.observers import Recording
 from trtc.commands.prepare import load_pinned_model, model_source
 from trtc.precision.accuracy_data import accuracy_samples, spec_gates
 from trtc.precision.data import SampleSource
@@ -55,28 +56,12 @@ class CheckResult:
                 "hints": self.hints, "checked": self.checked, "warnings": self.warnings}
 
 
-class _Collect:
-    """Pipeline observer that keeps warnings for the result and shows no build stages."""
-
-    def __init__(self):
-        self.warnings: list[str] = []
-
-    def stage(self, name: str) -> None:
-        pass
-
-    def warning(self, text: str) -> None:
-        self.warnings.append(text)
-
-    def progress(self, label: str, done: int, total: int) -> None:
-        pass
-
-
 def check_spec(spec: Spec) -> CheckResult:
     checked: list[str] = []
     select_passes(spec.fusion)
     choose_gpu(spec.target.gpu, spec.target.compute_capabilities)
     trt = import_tensorrt(spec.target.backend)
-    observer = _Collect()
+    observer = Recording()
     refuse_clashes(build_outputs(spec), build_inputs(spec))
     pinned = load_pinned_model(spec, observer)
     model, profiles = pinned.model, pinned.profiles

@@ -25,6 +25,7 @@ from trtc.backend.builder import BuildObserver, BuildResult, BuildSettings, buil
 from trtc.backend.trt_import import import_tensorrt  # noqa: E402
 from trtc.commands.checked_build import ChecksFailed, build_beside_checks  # noqa: E402
 from trtc.errors import BuildError, TrtcError  # noqa: E402
+from trtc.commands.observers import Recording, recording  # noqa: E402
 from trtc.commands.graph_checks import ChecksOutcome, GraphCosts, graph_costs  # noqa: E402
 from trtc.incremental.fingerprint import Fingerprint  # noqa: E402
 from trtc.incremental.stamps import portable_path, stamp  # noqa: E402
@@ -63,6 +64,7 @@ def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True, depfile
     """`depfile_path`: also write a Make rule, with the other outputs (refused before TensorRT builds,
     and checked against the inputs with the other outputs). `known_fingerprint`: the up-to-date
     check's, when it just computed one."""
+    observer = recording(observer)  # the report's warnings are the ones shown
     timer = PhaseTimer()
     timer.add("imports", IMPORT_SECONDS)
     gpu = choose_gpu(spec.target.gpu, spec.target.compute_capabilities)
@@ -95,17 +97,13 @@ def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True, depfile
         raise error from None
 
     if not graph.sections["passes"]["settled"]:
-        graph.warnings.append(f"graph passes still changed the graph in their last allowed round ({graph.sections['passes']['rounds']}); "
-                              "the rest is left to TensorRT")
-        observer.warning(graph.warnings[-1])
+        observer.warning(f"graph passes still changed the graph in their last allowed round ({graph.sections['passes']['rounds']}); "
+                         "the rest is left to TensorRT")
     for warning in result.warnings:
         observer.warning(warning)
     observer.stage("writing outputs")
-    said = [*graph.warnings, *graph.finished.warnings, *result.warnings]
     with timer.phase("report"):
-        report = _report(spec, graph, trt, result, said, gpu)
-        for warning in report["warnings"][len(said):]:  # found while writing the report (output shapes)
-            observer.warning(warning)
+        report = _report(spec, graph, trt, result, observer, gpu)
         markdown, html = render_markdown(report), render_html(report)
     with StagedOutputs() as staged:
         with timer.phase("write"):
@@ -147,13 +145,10 @@ def _take_checks(graph: PreparedGraph, checks: ChecksOutcome, observer: Pipeline
     if verification is not None:
         graph.sections["verification"] = verification.section()
         for dropped in verification.dropped:
-            message = (f"verification: dropped the {dropped['pass']} change on {', '.join(dropped['nodes'])}: "
-                       f"it changed the outputs ({dropped['problem']})")
-            observer.warning(message)
-            graph.warnings.append(message)
+            observer.warning(f"verification: dropped the {dropped['pass']} change on {', '.join(dropped['nodes'])}: "
+                             f"it changed the outputs ({dropped['problem']})")
         if verification.status == "not verified":
-            graph.warnings.append(f"graph passes not verified: {verification.reason}")
-            observer.warning(graph.warnings[-1])
+            observer.warning(f"graph passes not verified: {verification.reason}")
     _take_costs(graph, checks.costs)
 
 
@@ -232,7 +227,8 @@ def _log_text(log: list[tuple[str, str]]) -> str:
     return "".join(f"[{severity}] {message}\n" for severity, message in log)
 
 
-def _report(spec: Spec, graph: PreparedGraph, trt, result: BuildResult, warnings: list[str], gpu: dict | None) -> dict:
+def _report(spec: Spec, graph: PreparedGraph, trt, result: BuildResult, observer: Recording, gpu: dict | None) -> dict:
+    """The report; the output-shape warnings it finds are told to `observer`, whose warnings it ends with."""
     fusion = (fusion_map(result.engine, graph.nodes, graph.finished.origins, graph.finished.added, removed_nodes(graph.finished.runs))
               if result.engine else None)
     cost = cost_section(fusion, graph.costs, gpu, dynamic_value(graph.profiles[0]), graph.opt_elements, graph.built_costs,
@@ -268,7 +264,7 @@ def _report(spec: Spec, graph: PreparedGraph, trt, result: BuildResult, warnings
         "plugins": [{**plugin.as_dict(), "path": portable_path(plugin.path, spec)} for plugin in result.plugins] or None,
         "fusion": fusion,
         "cost": cost,
-        "warnings": list(warnings),
+        "warnings": None,  # below: every warning shown, these last ones included
     }
     report.update(graph.sections)
     report.update(graph.finished.sections)
@@ -277,5 +273,7 @@ def _report(spec: Spec, graph: PreparedGraph, trt, result: BuildResult, warnings
         binding_dims = {b["name"]: b["dims"] for b in report["bindings"] if b["mode"] == "Output"}
         rows, shape_warnings = compare(shapes["declared"], shapes["onnxruntime"], binding_dims)
         report["output_shapes"] = {"outputs": rows, "checked_at": "min shape of profile 0", "onnxruntime_not_run": shapes["not_run"] or None}
-        report["warnings"] = [*report["warnings"], *shape_warnings]
+        for warning in shape_warnings:
+            observer.warning(warning)
+    report["warnings"] = list(observer.warnings)
     return report

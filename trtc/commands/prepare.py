@@ -22,6 +22,7 @@ from trtc.graph.random_inputs import random_feeds
 from trtc.graph.shape_inputs import attach_shape_values, feed_values
 from trtc.graph.shared_dims import separate_shared_dims
 from trtc.graph.weights import SplitModel, split_weights, structure_of
+from trtc.commands.observers import Quiet
 from trtc.commands.graph_checks import ChecksJob, GraphStructures
 from trtc.incremental.clashes import build_inputs, build_outputs, refuse_clashes
 from trtc.incremental.fingerprint import Fingerprint, fingerprint
@@ -43,7 +44,6 @@ class FinishedGraph:
     origins: dict[str, tuple[str, ...]]  # node a pass produced -> the user's nodes it stands for
     added: dict[str, str]  # nodes trtc added that stand for no user node (casts, Q/DQ) -> op type
     sections: dict  # of the precision step
-    warnings: list[str]  # said while finishing (keep_fp32, precision)
     files: list[tuple[Path, str]]  # e.g. a calibration cache, written with the outputs
     source: ModelSource | None = None  # what TensorRT parses (`hand_over`)
 
@@ -58,7 +58,6 @@ class PreparedGraph:
     profiles: list
     model_sha256: str
     sections: dict[str, object]
-    warnings: list[str]  # said while loading
     file_stamps: dict[str, list[int]]  # of the model files as hashed: the up-to-date check trusts the hash while they hold
     checks: ChecksJob
     # Filled in from the checks' outcome (trtc/pipeline.py):
@@ -76,7 +75,7 @@ def prepare_graph(spec: Spec, observer, timer: PhaseTimer, known_fingerprint: Fi
     model_stamp = stamps([spec.model])  # before reading: a change while it is read shows next time
     with timer.phase("load"):
         front = load_pinned_model(spec, observer)
-    loaded, model, profiles, sections, warnings = front.loaded, front.model, front.profiles, front.sections, front.warnings
+    loaded, model, profiles, sections = front.loaded, front.model, front.profiles, front.sections
     refuse_clashes(build_outputs(spec, depfile_path), build_inputs(spec, loaded.files))  # external data is known now
     file_stamps = {**stamps(loaded.files[1:]), **model_stamp}
     model_sha256 = loaded.sha256
@@ -111,7 +110,7 @@ def prepare_graph(spec: Spec, observer, timer: PhaseTimer, known_fingerprint: Fi
         hand_over(finished, keep=bool(spec.output.onnx))
     checks = ChecksJob(spec, profiles, original, rewritten, passes, runs, min_feeds, finished.structures, make_fingerprint)
     return PreparedGraph(finished=finished, nodes=original_nodes, profiles=profiles, model_sha256=model_sha256, sections=sections,
-                         warnings=warnings, file_stamps=file_stamps, checks=checks)
+                         file_stamps=file_stamps, checks=checks)
 
 
 def finish_graph(spec: Spec, model: onnx.ModelProto, runs: list[PassRun], original_nodes: dict[str, str],
@@ -131,11 +130,11 @@ def finish_graph(spec: Spec, model: onnx.ModelProto, runs: list[PassRun], origin
         rewritten = split_weights(model)
     if spec.precision.mode != "fp32":
         observer.stage(f"converting to {spec.precision.mode} and measuring accuracy")
-    keep_fp32, warnings = resolve_keep_fp32(spec.precision.keep_fp32, model, origins, original_nodes)
-    for warning in warnings:
+    keep_fp32, keep_warnings = resolve_keep_fp32(spec.precision.keep_fp32, model, origins, original_nodes)
+    for warning in keep_warnings:
         observer.warning(warning)
     precision_spec = replace(spec, precision=replace(spec.precision, keep_fp32=keep_fp32))
-    sections, files, precision_warnings = {}, [], []
+    sections, files = {}, []
     if spec.precision.mode != "fp32":
         from trtc.precision.step import apply_precision  # calibration, autocast, accuracy: not imported for FP32
 
@@ -144,12 +143,11 @@ def finish_graph(spec: Spec, model: onnx.ModelProto, runs: list[PassRun], origin
                                         lambda done, total: observer.progress("calibrating", done, total))
         for warning in precision.warnings:
             observer.warning(warning)
-        model, sections, files, precision_warnings = precision.model, precision.sections, precision.files, precision.warnings
+        model, sections, files = precision.model, precision.sections, precision.files
     converted = spec.precision.mode != "fp32"
     built = structure_of(model) if converted else passed
     added = {n.name: n.op_type for n in model.graph.node if n.name not in original_nodes and n.name not in origins}
-    finished = FinishedGraph(None, runs, GraphStructures(original_structure, passed, built), origins, added, sections,
-                             [*warnings, *precision_warnings], files)
+    finished = FinishedGraph(None, runs, GraphStructures(original_structure, passed, built), origins, added, sections, files)
     # Initializer data changes only with new names, or in precision conversion: an equal structure
     # is the file's graph.
     if as_file is not None and not converted and not changed and built.SerializeToString() == as_file[1]:
@@ -177,11 +175,11 @@ def remake_model(spec: Spec, excluded: frozenset[str]) -> onnx.ModelProto:
     """The graph a build handed TensorRT, made again with its weights (the passes without the
     changes verification dropped): TensorRT owned them during the build, and only diagnosing a
     failed build needs them afterwards, next to which making them again costs little."""
-    front = load_pinned_model(spec, _Quiet())
+    front = load_pinned_model(spec, Quiet())
     model = front.model
     original_nodes = {node.name: node.op_type for node in model.graph.node}
     runs = run_passes(model, select_passes(spec.fusion), PassContext(exclude=excluded))
-    finished, _ = finish_graph(spec, model, runs, original_nodes, structure_of(model), front.profiles, front.loaded.sha256, _Quiet(),
+    finished, _ = finish_graph(spec, model, runs, original_nodes, structure_of(model), front.profiles, front.loaded.sha256, Quiet(),
                                PhaseTimer(), verify=False)
     return finished.split.joined()
 
@@ -190,23 +188,10 @@ def reload_original(spec: Spec, sha256: str) -> onnx.ModelProto:
     """The model the passes started from, read again: only finding a change to drop needs it with
     its weights, and holding a copy of a large model through every build to spare that is not
     worth its memory."""
-    front = load_pinned_model(spec, _Quiet())
+    front = load_pinned_model(spec, Quiet())
     if front.loaded.sha256 != sha256:
         raise BuildError(f"model: {spec.model} changed while it was built; run trtc build again")
     return front.model
-
-
-class _Quiet:
-    """An observer for a second pass over steps whose messages were already given."""
-
-    def stage(self, name: str) -> None:
-        pass
-
-    def warning(self, text: str) -> None:
-        pass
-
-    def progress(self, label: str, done: int, total: int) -> None:
-        pass
 
 
 @dataclass
@@ -218,7 +203,6 @@ class PinnedModel:
     model: onnx.ModelProto
     profiles: list
     sections: dict[str, object]
-    warnings: list[str]
     computes_as_file: bool  # computes what the file does: only names changed (onnxruntime may run the file's bytes)
     as_read: bytes  # the structure as read from the file, before any step (serialized `structure_of`)
 
@@ -255,7 +239,7 @@ def load_pinned_model(spec: Spec, observer) -> PinnedModel:
     # Node names and dim names do not change what onnxruntime computes: the output-shape check
     # and the verification may run the user's file itself.
     computes_as_file = not pruned and not pinned_values and not pinning["resolved_control_flow"]
-    return PinnedModel(loaded, model, profiles, sections, warnings, computes_as_file, as_read)
+    return PinnedModel(loaded, model, profiles, sections, computes_as_file, as_read)
 
 
 def model_source(model: onnx.ModelProto) -> ModelSource:
