@@ -3,11 +3,14 @@ what was expected and, for a misspelt key or value, the closest valid one."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from trtc.errors import closest
 from trtc.spec import known_valid
 from trtc.spec.schema import SPEC_SCHEMA
+
+if TYPE_CHECKING:
+    import jsonschema
 
 # Maps a key path to "file:line" (or "--set a.b") for messages.
 Locator = Callable[[tuple], str]
