@@ -143,7 +143,7 @@ def build(terminal, specs: tuple[Path, ...], overrides: tuple[str, ...], force: 
             raise
         if results[0].status == UP_TO_DATE:
             print_up_to_date(terminal, results[0])
-        else:
+        elif not terminal.quiet:  # the summary's tables need rich: not imported for -q
             from trtc.console import print_summary
 
             print_summary(terminal, results[0].report, [Path(p) for p in results[0].written])
