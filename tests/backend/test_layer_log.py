@@ -10,6 +10,7 @@ import pytest
 from tests import models
 from trtc.backend.layer_log import parse_builder_log, parse_inspector_json, parse_record
 from trtc.passes import node_origins, run_passes, select_passes
+from trtc.spec.model import FusionSpec
 from trtc.report.fusion import fusion_map
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -64,7 +65,7 @@ def _capture_fusion(capture: str, model, added: dict[str, str]) -> dict:
     captures are the `Layers:` messages of `trtc build` (TensorRT-RTX 1.7.1, sm 8.9, max_batch 8,
     default passes, fp16) of `tests.models.mobilenet_like()` and `odd_names()`."""
     nodes = {node.name: node.op_type for node in model.graph.node}
-    origins = node_origins(run_passes(model, select_passes({})))
+    origins = node_origins(run_passes(model, select_passes(FusionSpec())))
     return fusion_map(parse_builder_log([(DATA / capture).read_text()]), nodes, origins, added)
 
 

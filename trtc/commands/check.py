@@ -22,7 +22,7 @@ from trtc.graph.profiles import model_inputs
 from trtc.passes import select_passes
 from trtc.commands.observers import Recording
 from trtc.commands.prepare import load_pinned_model, model_source
-from trtc.precision.accuracy_data import accuracy_samples, spec_gates
+from trtc.precision.accuracy_data import accuracy_samples
 from trtc.precision.data import SampleSource
 from trtc.precision.quantize import calibration_data
 from trtc.commands.remedies import remedies
@@ -96,21 +96,21 @@ def _check_data(spec: Spec, model, profile) -> list[str]:
     enough samples to measure it (up to 32 files read)."""
     inputs = model_inputs(model)
     base = spec.source.parent if spec.source else Path.cwd()
-    preprocess = spec.precision.calibration.get("preprocess")
+    preprocess = spec.precision.calibration.preprocess
     wanted = []
     if spec.precision.mode in ("int8", "fp8"):
         data = calibration_data(spec)
         if data != "random":
             wanted.append(("precision.calibration.data", data))
-    if "data" in spec.accuracy:
-        wanted.append(("accuracy.data", spec.accuracy["data"]))
+    if spec.accuracy.data is not None:
+        wanted.append(("accuracy.data", spec.accuracy.data))
     lines = []
     for key, where in wanted:
         source = SampleSource(where, key, inputs, base, preprocess)
         if source.files:
             next(source.batches(1, 1), None)
         lines.append(f"{key}: {source.description}")
-    gates = spec_gates(spec)
+    gates = spec.accuracy.gates
     if gates and spec.precision.mode != "fp32" and not any(where.startswith("python:") for _, where in wanted):
         accuracy_samples(spec, inputs, profile).require_enough(gates)
     return lines

@@ -28,6 +28,7 @@ from trtc.outputs import StagedOutputs
 from trtc.printable import one_line
 from trtc.commands.remedies import remedies
 from trtc.spec.load import spec_from_document
+from trtc.spec.model import CalibrationSpec, PrecisionSpec
 
 MAX_BATCH = 32
 # Proposed ranges for dynamic dimensions other than the batch: spatial axes of image-like
@@ -150,12 +151,12 @@ def _render(model: onnx.ModelProto, inputs: list[ModelInput], model_ref: str, na
         "# precision: fp16",
         "# precision:",
         "#   mode: int8",
-        "#   fallback: fp16             # precision of the layers that are not quantized",
+        f"#   fallback: {PrecisionSpec.fallback}             # precision of the layers that are not quantized",
         "#   calibration:",
         "#     data: calib/             # .npy/.npz files (arrays named by input), images, python:module:function, or random",
         "#     method: entropy          # minmax | entropy | percentile",
-        "#     samples: 512",
-        "#     batch: 16",
+        f"#     samples: {CalibrationSpec.samples}",
+        f"#     batch: {CalibrationSpec.batch}",
         f"#     cache: build/{name}.calibration.json",
         "# accuracy:                   # gates for reduced precision: a failed gate exits 3 and writes no plan",
         "#   min_cosine: 0.999",

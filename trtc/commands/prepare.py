@@ -83,12 +83,11 @@ def prepare_graph(spec: Spec, observer, timer: PhaseTimer, known_fingerprint: Fi
     # comes from its metadata, whose import alone costs 50 ms).
     make_fingerprint = functools.partial(fingerprint, spec, loaded.files, loaded.sha256, known_fingerprint)
     original_nodes = {node.name: node.op_type for node in model.graph.node}
-    value_ranges = {name: setting.value_range for name, setting in spec.input_settings.items() if setting.value_range}
     # Made by the checks beside the build (numpy.random's import alone costs 50 ms).
-    min_feeds = functools.partial(random_feeds, model_inputs(model), {name: r.min for name, r in profiles[0].items()}, value_ranges,
+    min_feeds = functools.partial(random_feeds, model_inputs(model), {name: r.min for name, r in profiles[0].items()}, spec.value_ranges,
                                   fixed=feed_values(profiles[0], "min"))
     passes = select_passes(spec.fusion)
-    verify = bool(passes) and spec.fusion.get("verify", "on") != "off"
+    verify = bool(passes) and spec.fusion.verify != "off"
     # Node names and dim names do not change what onnxruntime computes: then it reads the user's
     # file itself and Python holds no second copy of the weights.
     single_file = front.computes_as_file and len(loaded.files) == 1
@@ -227,9 +226,8 @@ def load_pinned_model(spec: Spec, observer) -> PinnedModel:
         sections["graph"]["separated_dims"] = shared
     pinned_values = {name: s.value for name, s in spec.input_settings.items() if s.value is not None}
     static_shapes = {name: r.min for name, r in profiles[0].items() if all(p[name].min == p[name].max == r.min for p in profiles)}
-    value_ranges = {name: setting.value_range for name, setting in spec.input_settings.items() if setting.value_range}
     unroll_check = onnxruntime_agreement(functools.partial(random_feeds, model_inputs(model), {n: r.min for n, r in profiles[0].items()},
-                                                       value_ranges, fixed=feed_values(profiles[0], "min")))
+                                                       spec.value_ranges, fixed=feed_values(profiles[0], "min")))
     shape_ranges = {name: (tuple(min(p[name].min[axis] for p in profiles) for axis in range(len(r.min))),
                            tuple(max(p[name].max[axis] for p in profiles) for axis in range(len(r.max))))
                     for name, r in profiles[0].items()}

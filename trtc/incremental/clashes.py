@@ -32,8 +32,8 @@ def build_inputs(spec: Spec, model_files: list[Path] | None = None) -> list[Name
     files = model_files or [spec.model]
     inputs += [("the model", files[0])] + [("the model's external data file", f) for f in files[1:]]
     inputs += [(f"plugins[{i}]", p) for i, p in enumerate(spec.plugins)]
-    for key, where in (("precision.calibration.data", spec.precision.calibration.get("data")), ("accuracy.data", spec.accuracy.get("data"))):
-        if not isinstance(where, str) or where == "random":
+    for key, where in (("precision.calibration.data", spec.precision.calibration.data), ("accuracy.data", spec.accuracy.data)):
+        if where is None or where == "random":
             continue
         if where.startswith("python:"):
             inputs += [(f"{key} (a module of its generator)", p) for p in generator_files(where.removeprefix("python:"), base)]
@@ -52,8 +52,8 @@ def build_outputs(spec: Spec, depfile: Path | None = None) -> list[Named]:
                             ("output.report (its build log)", output.log)]
     if output.onnx:
         outputs.append(("output.onnx", output.onnx))
-    cache = spec.precision.calibration.get("cache")
-    if spec.precision.mode in ("int8", "fp8") and isinstance(cache, str):
+    cache = spec.precision.calibration.cache
+    if spec.precision.mode in ("int8", "fp8") and cache is not None:
         outputs.append(("precision.calibration.cache", (base / cache).resolve()))
     if spec.target.timing_cache:
         outputs.append(("target.timing_cache", spec.target.timing_cache))

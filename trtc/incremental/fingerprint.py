@@ -78,8 +78,8 @@ def data_inputs(spec: Spec) -> list[Path]:
 
 def _data_sources(spec: Spec) -> list[tuple[str, str, Path]]:
     base = spec.source.parent if spec.source else Path.cwd()
-    return [(key, where, base) for key, where in (("calibration_data", spec.precision.calibration.get("data")),
-                                                  ("accuracy_data", spec.accuracy.get("data"))) if where]
+    return [(key, where, base) for key, where in (("calibration_data", spec.precision.calibration.data),
+                                                  ("accuracy_data", spec.accuracy.data)) if where]
 
 
 def code_identity(package: Path) -> str:

@@ -39,9 +39,9 @@ def verify_step(original: Original, original_runs: OnDemandReference, structure:
     onnxruntime could not run it). Returns the repaired model or None, the record, and the
     repaired model's pass runs."""
     started = time.perf_counter()
-    mode = spec.fusion.get("verify", "on")
+    mode = spec.fusion.verify
     inputs = model_inputs(structure)
-    ranges = {name: s.value_range for name, s in spec.input_settings.items() if s.value_range}
+    ranges = spec.value_ranges
     wanted = [("min", p) for p in profiles] + ([("opt", p) for p in profiles] + [("max", p) for p in profiles] if mode == "full" else [])
     labels = [f"{which} of profile {profiles.index(profile)}" for which, profile in wanted]
     changes = [change for run in runs for change in run.changes]

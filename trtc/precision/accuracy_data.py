@@ -25,8 +25,6 @@ from trtc.precision.accuracy import MIN_ACCURACY_SAMPLES
 from trtc.precision.data import HOLD_OUT_EVERY, SampleSource
 from trtc.spec.model import ShapeRange, Spec
 
-GATES = ("min_cosine", "max_rel_l2", "min_top1_agreement")
-
 Batches = Iterator[dict[str, np.ndarray]]
 
 
@@ -61,27 +59,23 @@ class AccuracySamples:
                             f"{self.shortfall}: {self.fix}")
 
 
-def spec_gates(spec: Spec) -> dict:
-    return {key: value for key, value in spec.accuracy.items() if key in GATES}
-
-
 def accuracy_samples(spec: Spec, inputs: list[ModelInput], profile: dict[str, ShapeRange]) -> AccuracySamples:
-    limit = spec.accuracy.get("samples", 64)
+    limit = spec.accuracy.samples
     base = spec.source.parent if spec.source else Path.cwd()
     batch = max((r.opt[0] for r in profile.values() if r.opt), default=1)
     calibration = spec.precision.calibration
-    preprocess = calibration.get("preprocess")
+    preprocess = calibration.preprocess
     too_few_asked = f"accuracy.samples is {limit}" if limit < MIN_ACCURACY_SAMPLES else None
     raise_samples = f"raise accuracy.samples to {MIN_ACCURACY_SAMPLES} or more"
-    if "data" in spec.accuracy:
-        data = SampleSource(spec.accuracy["data"], "accuracy.data", inputs, base, preprocess)
+    if spec.accuracy.data is not None:
+        data = SampleSource(spec.accuracy.data, "accuracy.data", inputs, base, preprocess)
         found = data.count("all", MIN_ACCURACY_SAMPLES)
         shortfall = too_few_asked or (f"accuracy.data holds {found}" if found < MIN_ACCURACY_SAMPLES else None)
         return AccuracySamples(f"accuracy.data: {data.description}", "real", False, shortfall,
                                raise_samples if too_few_asked else "add samples to accuracy.data", limit,
                                lambda n: data.batches(batch, n))
-    if spec.precision.mode in ("int8", "fp8") and calibration.get("data", "random") != "random":
-        data = SampleSource(calibration["data"], "precision.calibration.data", inputs, base, preprocess)
+    if spec.precision.mode in ("int8", "fp8") and calibration.real_data:
+        data = SampleSource(calibration.real_data, "precision.calibration.data", inputs, base, preprocess)
         held = data.count("held out", MIN_ACCURACY_SAMPLES)
         shortfall = too_few_asked
         if held < MIN_ACCURACY_SAMPLES:
@@ -92,7 +86,7 @@ def accuracy_samples(spec: Spec, inputs: list[ModelInput], profile: dict[str, Sh
         return AccuracySamples(f"every {HOLD_OUT_EVERY}th calibration sample, held out from calibration: {data.description}", "real",
                                held >= MIN_ACCURACY_SAMPLES, shortfall, fix, limit, lambda n: data.batches(batch, n, "held out"))
     shapes = {name: r.opt for name, r in profile.items()}
-    ranges = {name: s.value_range for name, s in spec.input_settings.items() if s.value_range}
+    ranges = spec.value_ranges
 
     def random_batches(n: int) -> Batches:
         return (random_feeds(inputs, shapes, ranges, seed=1000 + i, fixed=feed_values(profile, "opt")) for i in range(max(1, -(-n // batch))))

@@ -21,6 +21,7 @@ import onnx
 from trtc import __version__
 from trtc.graph.reference import Reference, with_outputs
 from trtc.precision.histogram import RangeCollector
+from trtc.spec.model import CalibrationSpec
 
 
 @dataclass
@@ -32,7 +33,7 @@ class Calibration:
 
 
 def collect_ranges(model: onnx.ModelProto, tensors: list[str], batches: Iterable[dict[str, np.ndarray]], method: str,
-                   percentile: float = 99.99, progress: Callable[[int], None] | None = None,
+                   percentile: float = CalibrationSpec.percentile, progress: Callable[[int], None] | None = None,
                    channel_tensors: Iterable[str] = (), unclipped: Iterable[str] = ()) -> tuple[dict[str, float], int, dict[str, list[float]]]:
     """Per-tensor ranges by `method` (the largest |x| for `unclipped` tensors), the number of
     samples seen, and the largest |x| of each channel (axis 1) of `channel_tensors`."""

@@ -30,11 +30,6 @@ from trtc.precision.qdq import FP16_SMALLEST, QuantPlan, fallback_residuals, ins
 from trtc.spec.model import ShapeRange, Spec
 
 AUTO_FALLBACK_STEPS = 16  # layers returned to fallback at most, one build's worth of patience
-# Measured on YOLOv8n, MobileNetV3 and PP-OCRv4 det (benchmarks/real_int8.py): mse ranges, with the
-# last three quantized layers before an output unclipped, meet all three accuracy goals; minmax
-# everywhere missed PP-OCRv4 det's, mse everywhere YOLOv8n's.
-DEFAULT_METHOD = "mse"
-UNCLIPPED_NEAR_OUTPUTS = 2
 
 
 @dataclass
@@ -50,10 +45,10 @@ class Quantized:
 
 def calibration_data(spec: Spec) -> str:
     """Where the spec's calibration samples come from; a spec error when INT8/FP8 has none."""
-    if "data" not in spec.precision.calibration:
+    if spec.precision.calibration.data is None:
         raise SpecError(f"precision.calibration.data: {spec.precision.mode} needs calibration data: a folder of .npy/.npz/images, "
                         "python:module:function, or 'random' for a smoke test")
-    return spec.precision.calibration["data"]
+    return spec.precision.calibration.data
 
 
 @dataclass
@@ -78,14 +73,13 @@ def calibrate(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput], prof
     `corrected_layers` (one more pass over the data), from the cache when it matches. `hold_out`:
     skip the samples accuracy is measured on (every HOLD_OUT_EVERY-th)."""
     settings = spec.precision.calibration
-    method = settings.get("method", DEFAULT_METHOD)
-    percentile, samples = settings.get("percentile", 99.99), settings.get("samples", 512)
+    method, percentile, samples = settings.method, settings.percentile, settings.samples
     # No larger than the engine's own batch: a model exported with a static batch of 1 takes 1.
-    batch = min([settings.get("batch", 16), *(r.max[0] for r in profile.values() if r.max)])
-    calibration_data(spec)
+    batch = min([settings.batch, *(r.max[0] for r in profile.values() if r.max)])
+    data = calibration_data(spec)
     warnings: list[str] = []
     base = spec.source.parent if spec.source else Path.cwd()
-    if settings["data"] == "random":
+    if data == "random":
         warnings.append("precision.calibration.data: random inputs give ranges that fit no real data; use them for smoke tests only")
         description = "random inputs at the opt shape"
         fingerprint = f"random at {sorted((name, r.opt[1:]) for name, r in profile.items())}"
@@ -93,16 +87,16 @@ def calibrate(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput], prof
         def batches():
             return _random_batches(inputs, profile, spec, batch, samples)
     else:
-        source = SampleSource(settings["data"], "precision.calibration.data", inputs, base, settings.get("preprocess"))
+        source = SampleSource(data, "precision.calibration.data", inputs, base, settings.preprocess)
         fingerprint, description = source.fingerprint(), source.description
 
         def batches():
             return source.batches(batch, samples, "calibration" if hold_out else "all")
-    cache_path = (base / settings["cache"]).resolve() if settings.get("cache") else None
+    cache_path = (base / settings.cache).resolve() if settings.cache else None
     key = cache_key(model_sha256, model, fingerprint, {
         "method": method, "percentile": percentile if method == "percentile" else None, "sample_limit": samples,
-        "batch": batch, "preprocess": settings.get("preprocess"), "calibrator": CALIBRATOR,
-        "equalize": settings.get("equalize", True), "bias_correction": settings.get("bias_correction", True),
+        "batch": batch, "preprocess": settings.preprocess, "calibrator": CALIBRATOR,
+        "equalize": settings.equalize, "bias_correction": settings.bias_correction,
         "unclipped": sorted(unclipped), "held_out": f"every {HOLD_OUT_EVERY}th sample" if hold_out else None},
         _input_settings(spec))
     ranges, used, status, found = read_cache(cache_path, key, activations, tensor_names(model),
@@ -114,7 +108,7 @@ def calibrate(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput], prof
         ranges, used, channel_ranges = collect_ranges(model, activations, batches(), method, percentile,
                                                       (lambda done: progress(done, samples)) if progress else None, channel_tensors,
                                                       unclipped)
-        floor = FP16_SMALLEST if (spec.precision.fallback or "fp16") == "fp16" else 0.0
+        floor = FP16_SMALLEST if spec.precision.fallback == "fp16" else 0.0
         shifts = bias_shifts(model, list(corrected_layers), ranges, channel_ranges, batches(), floor) if corrected_layers else {}
         status = "written" if cache_path else "not used"
     per_channel = {"channel_ranges": channel_ranges, "bias_shifts": shifts}
@@ -126,20 +120,19 @@ def quantize(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput], profi
              model_sha256: str, progress: Callable[[int, int], None] | None = None, exclude: frozenset[str] = frozenset(),
              calibrated: Calibrated | None = None, magnitudes: dict[str, float] | None = None, hold_out: bool = False) -> Quantized:
     settings = spec.precision.calibration
-    mode, method = spec.precision.mode, settings.get("method", DEFAULT_METHOD)
-    percentile = settings.get("percentile", 99.99)
+    mode, method, percentile = spec.precision.mode, settings.method, settings.percentile
     plan = plan_quantization(model, spec.precision.keep_fp32, exclude)
-    depthwise = depthwise_inputs(model, plan.layers, plan.residuals, plan.activations) if settings.get("equalize", True) else []
-    unclipped = near_outputs(model, plan.layers, settings.get("unclipped_near_outputs", UNCLIPPED_NEAR_OUTPUTS))
+    depthwise = depthwise_inputs(model, plan.layers, plan.residuals, plan.activations) if settings.equalize else []
+    unclipped = near_outputs(model, plan.layers, settings.unclipped_near_outputs)
     if calibrated is None:  # auto_fallback's later steps can need the ranges of new residual inputs
         extra = fallback_residuals(model, plan) if spec.precision.auto_fallback else []
-        corrected = plan.layers if mode == "int8" and settings.get("bias_correction", True) else []
+        corrected = plan.layers if mode == "int8" and settings.bias_correction else []
         calibrated = calibrate(model, spec, inputs, profile, model_sha256, plan.activations + extra, progress, hold_out, depthwise, corrected,
                                unclipped)
     ranges = {t: calibrated.ranges[t] for t in plan.activations}
     channel_ranges = {t: calibrated.channel_ranges[t] for t in depthwise if t in calibrated.channel_ranges}
     shifts = {layer: calibrated.bias_shifts[layer] for layer in plan.layers if layer in calibrated.bias_shifts}
-    fallback = spec.precision.fallback or "fp16"
+    fallback = spec.precision.fallback
     with_qdq = insert_qdq(model, plan, ranges, mode, FP16_SMALLEST if fallback == "fp16" else 0.0, channel_ranges, shifts)
     quantized, measured, kept = _with_fallback(with_qdq, fallback, spec, magnitudes or {})
     section = {
@@ -170,7 +163,7 @@ def quantize_until_accurate(model, spec, inputs, profile, model_sha256, check, p
     layers to the fallback precision one at a time until it holds. Layers are ranked on the first
     of the accuracy `samples` (held out from calibration); `magnitudes` feed the FP16 rules."""
     # Raised once, before planning: every step below then works on the same converted graph.
-    model = with_opset(model, 19 if spec.precision.mode == "fp8" or (spec.precision.fallback or "fp16") != "fp32" else 13)
+    model = with_opset(model, 19 if spec.precision.mode == "fp8" or spec.precision.fallback != "fp32" else 13)
     result = quantize(model, spec, inputs, profile, model_sha256, progress, magnitudes=magnitudes, hold_out=samples.held_out)
     calibrated = result.calibrated
 
@@ -197,7 +190,7 @@ def quantize_until_accurate(model, spec, inputs, profile, model_sha256, check, p
             result.section["auto_fallback"] = {"kept_back": kept_back, "ranked_on": ranked_on, "ranking": ranking}
             return result, accuracy
         raise AccuracyGateError(f"{failure.message}; auto_fallback returned {len(kept_back)} layer(s) to "
-                                f"{spec.precision.fallback or 'fp16'} and the gate still fails", failure.details) from None
+                                f"{spec.precision.fallback} and the gate still fails", failure.details) from None
     if clearly_off(accuracy["outputs"]):  # no gate failed, yet the build will warn: say which layers hurt most
         result.section["sensitivity"] = {"ranked_on": samples.source, "ranking": ranked()}
     return result, accuracy
@@ -223,9 +216,8 @@ def _input_settings(spec: Spec) -> dict:
 
 def _random_batches(inputs, profile, spec, batch, samples):
     shapes = {name: (batch, *r.opt[1:]) for name, r in profile.items()}
-    ranges = {name: s.value_range for name, s in spec.input_settings.items() if s.value_range}
     for index in range(-(-samples // batch)):
-        yield random_feeds(inputs, shapes, ranges, seed=index)
+        yield random_feeds(inputs, shapes, spec.value_ranges, seed=index)
 
 
 def _input_of(model: onnx.ModelProto, layer: str) -> str:

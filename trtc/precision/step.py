@@ -17,7 +17,7 @@ from trtc.graph.random_inputs import random_feeds
 from trtc.graph.shape_inputs import feed_values
 from trtc.graph.reference import Reference, ReferenceUnavailable
 from trtc.precision.accuracy import MIN_ACCURACY_SAMPLES, as_dicts, clearly_off, enforce, measure_accuracy
-from trtc.precision.accuracy_data import AccuracySamples, accuracy_samples, spec_gates
+from trtc.precision.accuracy_data import AccuracySamples, accuracy_samples
 from trtc.precision.opset import with_opset
 from trtc.precision.autocast import autocast, reference_magnitudes
 from trtc.precision.data import SampleSource
@@ -39,11 +39,11 @@ def apply_precision(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput]
     if mode == "fp32":
         return PrecisionOutcome(model)
     samples = accuracy_samples(spec, inputs, profile)
-    samples.require_enough(spec_gates(spec))  # before calibration: a gate on too few samples is a spec error
+    samples.require_enough(spec.accuracy.gates)  # before calibration: a gate on too few samples is a spec error
     outcome = PrecisionOutcome(model)
     if mode in ("int8", "fp8"):
         magnitudes: dict[str, float] = {}
-        if (spec.precision.fallback or "fp16") == "fp16":  # the FP16 fallback gets the range rules of precision: fp16
+        if spec.precision.fallback == "fp16":  # the FP16 fallback gets the range rules of precision: fp16
             magnitudes = _magnitudes(model, _magnitude_feeds(spec, inputs, profile), outcome.warnings, f"{mode} fallback fp16")
 
         def check(result):
@@ -58,7 +58,7 @@ def apply_precision(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput]
         if result.cache_file:
             outcome.files.append(result.cache_file)
     else:
-        min_feeds = random_feeds(inputs, {name: r.min for name, r in profile.items()}, _value_ranges(spec), fixed=feed_values(profile, "min"))
+        min_feeds = random_feeds(inputs, {name: r.min for name, r in profile.items()}, spec.value_ranges, fixed=feed_values(profile, "min"))
         magnitudes = _magnitudes(model, min_feeds, outcome.warnings, "fp16") if mode == "fp16" else {}
         if mode == "bf16":  # bfloat16 exists from opset 13 (Cast to it was invalid in opset-12 models)
             model = with_opset(model, 13)
@@ -81,11 +81,10 @@ def _check_runs(model: onnx.ModelProto, inputs: list[ModelInput], profile: dict[
     """The converted graph itself loads and runs in onnxruntime (BF16 excepted: no CPU kernels)."""
     if spec.precision.mode != "fp16":
         return
-    ranges = {name: s.value_range for name, s in spec.input_settings.items() if s.value_range}
     try:
         reference = Reference(model)
         kinds = {i.name: i.type for i in reference.session.get_inputs()}
-        feeds = random_feeds(inputs, {name: r.min for name, r in profile.items()}, ranges, fixed=feed_values(profile, "min"))
+        feeds = random_feeds(inputs, {name: r.min for name, r in profile.items()}, spec.value_ranges, fixed=feed_values(profile, "min"))
         reference.run({n: v.astype(np.float16) if kinds.get(n) == "tensor(float16)" else v for n, v in feeds.items()})
     except ReferenceUnavailable as error:
         raise BuildError(f"fp16: the converted graph does not run in onnxruntime ({error.message}); "
@@ -96,7 +95,7 @@ def check_accuracy(reference: onnx.ModelProto, converted: onnx.ModelProto, spec:
                    emulated: bool = False) -> dict:
     """Measure, report and enforce the spec's accuracy gates (AccuracyGateError: exit 3); with too
     few samples, a section that says "not measured" and why, and no figure."""
-    gates = spec_gates(spec)
+    gates = spec.accuracy.gates
     section = {"status": "measured", "source": samples.source, "kind": samples.kind, "samples": 0,
                "minimum_samples": MIN_ACCURACY_SAMPLES, "emulated": emulated, "gates": gates, "outputs": [], "passed": None}
     if samples.shortfall:
@@ -123,7 +122,7 @@ def accuracy_warnings(spec: Spec, samples: AccuracySamples, accuracy: dict, cali
         text += "; most sensitive quantized layers: " + ", ".join(f"{r['layer']} (relative L2 {r['rel_l2_error']:.3f} alone)" for r in ranking)
     if mode not in ("int8", "fp8"):
         return [text + "; keep the layers that cause it in FP32 (precision.keep_fp32: [names or op types])"]
-    fixes = ["precision.fallback: fp32"] if (spec.precision.fallback or "fp16") != "fp32" else []
+    fixes = ["precision.fallback: fp32"] if spec.precision.fallback != "fp32" else []
     fixes += [f"precision.keep_fp32: [{', '.join(r['layer'] for r in ranking) or 'layer names'}]",
               "precision.auto_fallback: true with a gate such as accuracy.min_cosine: 0.99"]
     return [text + "; try " + ", or ".join(fixes)]
@@ -133,11 +132,11 @@ def _magnitude_feeds(spec: Spec, inputs: list[ModelInput], profile: dict[str, Sh
     """What the FP16 range rules see: the first calibration samples when they are the user's data."""
     calibration = spec.precision.calibration
     batch = max([1, *(r.min[0] for r in profile.values() if r.min)])
-    if calibration.get("data", "random") != "random":
+    if calibration.real_data:
         base = spec.source.parent if spec.source else Path.cwd()
-        source = SampleSource(calibration["data"], "precision.calibration.data", inputs, base, calibration.get("preprocess"))
+        source = SampleSource(calibration.real_data, "precision.calibration.data", inputs, base, calibration.preprocess)
         return next(iter(source.batches(batch, batch)))
-    return random_feeds(inputs, {name: r.min for name, r in profile.items()}, _value_ranges(spec), fixed=feed_values(profile, "min"))
+    return random_feeds(inputs, {name: r.min for name, r in profile.items()}, spec.value_ranges, fixed=feed_values(profile, "min"))
 
 
 def _magnitudes(model: onnx.ModelProto, feeds: dict[str, np.ndarray], warnings: list[str], what: str) -> dict[str, float]:
@@ -147,7 +146,3 @@ def _magnitudes(model: onnx.ModelProto, feeds: dict[str, np.ndarray], warnings: 
     except ReferenceUnavailable as error:
         warnings.append(f"{what}: activation ranges not checked ({error.message}); only op and weight rules decide what stays FP32")
         return {}
-
-
-def _value_ranges(spec: Spec) -> dict:
-    return {name: s.value_range for name, s in spec.input_settings.items() if s.value_range}

@@ -13,6 +13,9 @@ import yaml
 from trtc.inputs import regular_file
 from trtc.errors import SpecError, UsageError
 from trtc.spec.model import (
+    AccuracySpec,
+    CalibrationSpec,
+    FusionSpec,
     InputSettings,
     OutputPaths,
     PrecisionSpec,
@@ -197,22 +200,11 @@ def _build(doc: dict, spec_path: Path, overridden: list[tuple], locate) -> Spec:
     _check_output_paths(paths, model, locate)
 
     target_doc = doc.get("target", {})
-    target = TargetSpec(
-        backend=target_doc.get("backend", "auto"),
-        compute_capabilities=tuple(_capability(c, locate(("target", "compute_capabilities"))) for c in target_doc.get("compute_capabilities", [])),
-        optimization_level=target_doc.get("optimization_level"),
-        timing_cache=resolve(("target", "timing_cache"), target_doc.get("timing_cache")),
-        gpu=target_doc.get("gpu"),
-    )
-    precision_doc = doc.get("precision", {"mode": "fp32"})
-    precision = PrecisionSpec(
-        mode=precision_doc["mode"],
-        fallback=precision_doc.get("fallback"),
-        keep_fp32=tuple(precision_doc.get("keep_fp32", [])),
-        keep_io_types=precision_doc.get("keep_io_types", True),
-        auto_fallback=precision_doc.get("auto_fallback", False),
-        calibration=dict(precision_doc.get("calibration", {})),
-    )
+    target = _settings(TargetSpec, target_doc, compute_capabilities=tuple(
+        _capability(c, locate(("target", "compute_capabilities"))) for c in target_doc.get("compute_capabilities", [])),
+        timing_cache=resolve(("target", "timing_cache"), target_doc.get("timing_cache")))
+    precision_doc = doc.get("precision", {})
+    precision = _settings(PrecisionSpec, precision_doc, calibration=_settings(CalibrationSpec, precision_doc.get("calibration", {})))
     profiles, settings = _profiles(doc, locate)
     return Spec(
         name=name,
@@ -224,13 +216,21 @@ def _build(doc: dict, spec_path: Path, overridden: list[tuple], locate) -> Spec:
         input_settings=settings,
         workspace=_workspace(doc, locate),
         precision=precision,
-        accuracy=dict(doc.get("accuracy", {})),
-        fusion=dict(doc.get("fusion", {})),
+        accuracy=_settings(AccuracySpec, doc.get("accuracy", {})),
+        fusion=_settings(FusionSpec, doc.get("fusion", {})),
         target=target,
         output=paths,
         document=doc,
         plugins=plugins,
     )
+
+
+def _settings(kind, block: dict, **converted):
+    """One block of the validated spec as its dataclass: the keys it gives (lists as tuples,
+    `converted` where the loader converts a value), the dataclass's defaults for the rest. The
+    schema allows no other keys."""
+    given = {key: tuple(value) if isinstance(value, list) else value for key, value in block.items()}
+    return kind(**{**given, **{key: value for key, value in converted.items() if key in block}})
 
 
 def _profiles(doc: dict, locate) -> tuple[tuple[dict[str, ShapeRange], ...], dict[str, InputSettings]]:
