@@ -125,12 +125,14 @@ def build(terminal, specs: tuple[Path, ...], overrides: tuple[str, ...], force: 
     """
     from trtc.commands.build_job import FAILED, INTERRUPTED, JobOptions, UP_TO_DATE, failed_result, run_job
     from trtc.errors import TrtcError, UsageError
-    from trtc.spec import load_spec
+    from trtc.spec import load_spec, preflight
     from trtc.commands.step_summary import append_step_summary
 
     if depfile and len(specs) > 1:
         raise UsageError("--depfile takes one SPEC; run trtc build once per spec to get one dependency file each")
     loaded = [load_spec(spec, overrides) for spec in specs]  # every spec error before any build starts
+    for each in loaded:
+        preflight(each)
     options = JobOptions(force=force, depfile=depfile.resolve() if depfile else None, diagnose=not no_diagnose)
     if len(loaded) == 1:
         from trtc.terminal import print_up_to_date
@@ -252,9 +254,11 @@ def check(terminal, spec: Path, overrides: tuple[str, ...], as_json: bool) -> No
     """
     from trtc.commands.check import check_spec
     from trtc.console import print_check
-    from trtc.spec import load_spec
+    from trtc.spec import load_spec, preflight
 
-    result = check_spec(load_spec(spec, overrides))
+    loaded = load_spec(spec, overrides)
+    preflight(loaded)
+    result = check_spec(loaded)
     print_check(terminal, result)
     exit_code = 0 if result.supported else 1
     if as_json:

@@ -88,7 +88,7 @@ def test_a_gate_on_too_few_accuracy_samples_is_a_spec_error(tmp_path, accuracy, 
     spec = spec_with(tmp_path, f"precision: fp16\naccuracy: {accuracy}\n")
     result = run("build", spec)
     assert result.exit_code == 2, result.stderr
-    assert f"\nerror: {message}\n" in result.stderr
+    assert f"error: {message}" in result.stderr.splitlines()
 
 
 def test_default_int8_measures_on_real_held_out_samples_with_pooled_mean_and_worst(tmp_path):

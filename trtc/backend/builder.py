@@ -240,9 +240,14 @@ def _set_shape_values(profile, name: str, shape_range: ShapeRange) -> None:
     profile.set_shape_input(name, values.min, values.opt, values.max)
 
 
-def _set_compute_capabilities(trt: TensorRT, config, capabilities: tuple[str, ...]) -> None:
+def compute_capabilities(trt: TensorRT, capabilities: tuple[str, ...]) -> list:
+    """The backend's members for `capabilities` (`target.compute_capabilities`); a spec error for
+    one it cannot target, or for any when it builds only for its own GPU. Both commands ask right
+    after importing TensorRT, before the model is read."""
+    if not capabilities:
+        return []
     enum = getattr(trt.module, "ComputeCapability", None)
-    if enum is None or not hasattr(config, "set_compute_capability"):
+    if enum is None or not hasattr(trt.module.IBuilderConfig, "set_compute_capability"):
         raise SpecError(f"target.compute_capabilities: {trt.name} builds for the GPU it runs on; remove the key or use target.backend: tensorrt-rtx")
     members = {name: member for name, member in enum.__members__.items() if name.startswith("SM")}
     chosen = []
@@ -252,6 +257,11 @@ def _set_compute_capabilities(trt: TensorRT, config, capabilities: tuple[str, ..
             valid = ", ".join(f"{m[2:-1]}.{m[-1]}" for m in members)
             raise SpecError(f"target.compute_capabilities: {trt.name} {trt.version} cannot target {capability}; it supports {valid}")
         chosen.append(members[key])
+    return chosen
+
+
+def _set_compute_capabilities(trt: TensorRT, config, capabilities: tuple[str, ...]) -> None:
+    chosen = compute_capabilities(trt, capabilities)
     config.num_compute_capabilities = len(chosen)
     for index, member in enumerate(chosen):
         config.set_compute_capability(member, index)

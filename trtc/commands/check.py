@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trtc.incremental.clashes import build_inputs, build_outputs, refuse_clashes
-from trtc.backend.builder import BuildSettings, ParserProblem
+from trtc.backend.builder import BuildSettings, ParserProblem, compute_capabilities
 from trtc.backend.support import check_support
 from trtc.backend.trt_import import import_tensorrt
 from trtc.errors import SpecError
@@ -24,10 +24,10 @@ from trtc.commands.observers import Recording
 from trtc.commands.prepare import load_pinned_model, model_source
 from trtc.precision.accuracy_data import accuracy_samples
 from trtc.precision.data import SampleSource
-from trtc.precision.quantize import calibration_data
 from trtc.commands.remedies import remedies
 from trtc.report.kernel_cost import choose_gpu
 from trtc.spec.model import Spec
+from trtc.spec.preflight import calibration_data
 
 
 @dataclass
@@ -61,6 +61,7 @@ def check_spec(spec: Spec) -> CheckResult:
     select_passes(spec.fusion)
     choose_gpu(spec.target.gpu, spec.target.compute_capabilities)
     trt = import_tensorrt(spec.target.backend)
+    compute_capabilities(trt, spec.target.compute_capabilities)
     observer = Recording()
     refuse_clashes(build_outputs(spec), build_inputs(spec))
     pinned = load_pinned_model(spec, observer)

@@ -21,7 +21,7 @@ import onnx  # noqa: E402
 
 from trtc import __version__  # noqa: E402
 from trtc.incremental import depfile  # noqa: E402
-from trtc.backend.builder import BuildObserver, BuildResult, BuildSettings, build_plan  # noqa: E402
+from trtc.backend.builder import BuildObserver, BuildResult, BuildSettings, build_plan, compute_capabilities  # noqa: E402
 from trtc.backend.trt_import import import_tensorrt  # noqa: E402
 from trtc.commands.checked_build import ChecksFailed, build_beside_checks  # noqa: E402
 from trtc.errors import BuildError, TrtcError  # noqa: E402
@@ -70,6 +70,7 @@ def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True, depfile
     gpu = choose_gpu(spec.target.gpu, spec.target.compute_capabilities)
     with timer.phase("imports"):
         trt = import_tensorrt(spec.target.backend)
+    compute_capabilities(trt, spec.target.compute_capabilities)  # a target the backend lacks, before the model is read
     timing_cache = _read_timing_cache(spec)
     graph = prepare_graph(spec, observer, timer, known_fingerprint, depfile_path)
     rule = _make_rule(spec, graph, depfile_path) if depfile_path else None

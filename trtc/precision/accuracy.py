@@ -18,9 +18,9 @@ import onnx
 
 from trtc.errors import AccuracyGateError, SpecError
 from trtc.graph.reference import Reference
+from trtc.spec.preflight import MIN_ACCURACY_SAMPLES
 
 
-MIN_ACCURACY_SAMPLES = 8  # fewer say too little about a model: gates refuse them, reports say "not measured"
 CLEARLY_OFF_COSINE, CLEARLY_OFF_SAMPLE_COSINE = 0.99, 0.9  # below these a build warns without any gate
 
 

@@ -17,13 +17,12 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from trtc.errors import SpecError
 from trtc.graph.profiles import ModelInput
 from trtc.graph.random_inputs import random_feeds
 from trtc.graph.shape_inputs import feed_values
-from trtc.precision.accuracy import MIN_ACCURACY_SAMPLES
 from trtc.precision.data import HOLD_OUT_EVERY, SampleSource
 from trtc.spec.model import ShapeRange, Spec
+from trtc.spec.preflight import MIN_ACCURACY_SAMPLES, RAISE_SAMPLES, asked_too_few, too_few_for_gates
 
 Batches = Iterator[dict[str, np.ndarray]]
 
@@ -55,8 +54,7 @@ class AccuracySamples:
     def require_enough(self, gates: dict) -> None:
         """A gate on too few samples would pass or fail on noise: a spec error, exit 2."""
         if gates and self.shortfall:
-            raise SpecError(f"accuracy.{next(iter(gates))}: a gate needs at least {MIN_ACCURACY_SAMPLES} samples to measure; "
-                            f"{self.shortfall}: {self.fix}")
+            raise too_few_for_gates(gates, self.shortfall, self.fix)
 
 
 def accuracy_samples(spec: Spec, inputs: list[ModelInput], profile: dict[str, ShapeRange]) -> AccuracySamples:
@@ -65,14 +63,13 @@ def accuracy_samples(spec: Spec, inputs: list[ModelInput], profile: dict[str, Sh
     batch = max((r.opt[0] for r in profile.values() if r.opt), default=1)
     calibration = spec.precision.calibration
     preprocess = calibration.preprocess
-    too_few_asked = f"accuracy.samples is {limit}" if limit < MIN_ACCURACY_SAMPLES else None
-    raise_samples = f"raise accuracy.samples to {MIN_ACCURACY_SAMPLES} or more"
+    too_few_asked = asked_too_few(spec.accuracy)
     if spec.accuracy.data is not None:
         data = SampleSource(spec.accuracy.data, "accuracy.data", inputs, base, preprocess)
         found = data.count("all", MIN_ACCURACY_SAMPLES)
         shortfall = too_few_asked or (f"accuracy.data holds {found}" if found < MIN_ACCURACY_SAMPLES else None)
         return AccuracySamples(f"accuracy.data: {data.description}", "real", False, shortfall,
-                               raise_samples if too_few_asked else "add samples to accuracy.data", limit,
+                               RAISE_SAMPLES if too_few_asked else "add samples to accuracy.data", limit,
                                lambda n: data.batches(batch, n))
     if spec.precision.mode in ("int8", "fp8") and calibration.real_data:
         data = SampleSource(calibration.real_data, "precision.calibration.data", inputs, base, preprocess)
@@ -81,7 +78,7 @@ def accuracy_samples(spec: Spec, inputs: list[ModelInput], profile: dict[str, Sh
         if held < MIN_ACCURACY_SAMPLES:
             total = data.count("all", MIN_ACCURACY_SAMPLES * HOLD_OUT_EVERY)
             shortfall = shortfall or f"the calibration data holds out {held} (every {HOLD_OUT_EVERY}th of its {total} samples)"
-        fix = (raise_samples if too_few_asked else f"give {MIN_ACCURACY_SAMPLES * HOLD_OUT_EVERY} or more calibration samples, "
+        fix = (RAISE_SAMPLES if too_few_asked else f"give {MIN_ACCURACY_SAMPLES * HOLD_OUT_EVERY} or more calibration samples, "
                f"or accuracy.data with {MIN_ACCURACY_SAMPLES} or more")
         return AccuracySamples(f"every {HOLD_OUT_EVERY}th calibration sample, held out from calibration: {data.description}", "real",
                                held >= MIN_ACCURACY_SAMPLES, shortfall, fix, limit, lambda n: data.batches(batch, n, "held out"))
@@ -92,4 +89,4 @@ def accuracy_samples(spec: Spec, inputs: list[ModelInput], profile: dict[str, Sh
         return (random_feeds(inputs, shapes, ranges, seed=1000 + i, fixed=feed_values(profile, "opt")) for i in range(max(1, -(-n // batch))))
 
     return AccuracySamples(f"random inputs at the opt shape ({-(-limit // batch)} batch(es) of {batch}); give accuracy.data for real data",
-                           "random", False, too_few_asked, raise_samples, limit, random_batches)
+                           "random", False, too_few_asked, RAISE_SAMPLES, limit, random_batches)

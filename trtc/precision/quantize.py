@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import onnx
 
-from trtc.errors import AccuracyGateError, SpecError
+from trtc.errors import AccuracyGateError
 from trtc.graph.profiles import ModelInput
 from trtc.graph.random_inputs import random_feeds
 from trtc.precision.accuracy import clearly_off, measure_accuracy
@@ -28,6 +28,7 @@ from trtc.precision.equalize import depthwise_inputs, equalized_section
 from trtc.precision.opset import with_opset
 from trtc.precision.qdq import FP16_SMALLEST, QuantPlan, fallback_residuals, insert_qdq, near_outputs, plan_quantization
 from trtc.spec.model import ShapeRange, Spec
+from trtc.spec.preflight import calibration_data
 
 AUTO_FALLBACK_STEPS = 16  # layers returned to fallback at most, one build's worth of patience
 
@@ -41,14 +42,6 @@ class Quantized:
     cache_file: tuple[Path, str] | None = None  # written with the build's outputs
     warnings: list[str] = field(default_factory=list)
     calibrated: "Calibrated | None" = None
-
-
-def calibration_data(spec: Spec) -> str:
-    """Where the spec's calibration samples come from; a spec error when INT8/FP8 has none."""
-    if spec.precision.calibration.data is None:
-        raise SpecError(f"precision.calibration.data: {spec.precision.mode} needs calibration data: a folder of .npy/.npz/images, "
-                        "python:module:function, or 'random' for a smoke test")
-    return spec.precision.calibration.data
 
 
 @dataclass

@@ -16,13 +16,14 @@ from trtc.graph.profiles import ModelInput
 from trtc.graph.random_inputs import random_feeds
 from trtc.graph.shape_inputs import feed_values
 from trtc.graph.reference import Reference, ReferenceUnavailable
-from trtc.precision.accuracy import MIN_ACCURACY_SAMPLES, as_dicts, clearly_off, enforce, measure_accuracy
+from trtc.precision.accuracy import as_dicts, clearly_off, enforce, measure_accuracy
 from trtc.precision.accuracy_data import AccuracySamples, accuracy_samples
 from trtc.precision.opset import with_opset
 from trtc.precision.autocast import autocast, reference_magnitudes
 from trtc.precision.data import SampleSource
 from trtc.precision.quantize import quantize_until_accurate
 from trtc.spec.model import ShapeRange, Spec
+from trtc.spec.preflight import MIN_ACCURACY_SAMPLES
 
 
 @dataclass
