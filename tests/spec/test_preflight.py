@@ -25,9 +25,16 @@ pytestmark = pytest.mark.build  # `trtc check` imports TensorRT-RTX
 NOT_A_MODEL = b"not an ONNX model: a command that reads it before the spec's errors reports this instead\n"
 
 # Spec errors that only the model can show, named so that a new case is decided, not skipped.
-NEEDS_THE_MODEL = {"unknown output tensor", "dynamic dim without range", "unknown input", "fixed dim contradicted",
-                   "model is not onnx", "outputs: [yy]\n", "inputs: {images: {shape: [1, 3, 16, 16]}}\n",
-                   "inputs: {x: {min: [1, 3, 8, 8], max: [4, 3, 8, 8]}}\n"}
+NEEDS_THE_MODEL = {
+    "unknown output tensor",
+    "dynamic dim without range",
+    "unknown input",
+    "fixed dim contradicted",
+    "model is not onnx",
+    "outputs: [yy]\n",
+    "inputs: {images: {shape: [1, 3, 16, 16]}}\n",
+    "inputs: {x: {min: [1, 3, 8, 8], max: [4, 3, 8, 8]}}\n",
+}
 
 
 def _nothing(folder):
@@ -39,6 +46,7 @@ def _calib_folder(*names):
         (folder / "calib").mkdir()
         for name in names:
             np.save(folder / "calib" / name, np.zeros((1, 3, 16, 16), np.float32))
+
     return make
 
 
@@ -58,24 +66,46 @@ INT8 = "precision: {{mode: int8, calibration: {{data: {data}}}}}\n"
 # comes from another test, the comment names it.
 PREFLIGHT_CASES = {
     # tests/precision/test_accuracy_samples.py: a gate on too few samples
-    "gate on accuracy.samples below 8": ("precision: fp16\naccuracy: {samples: 4, min_cosine: 0.9}\n", _nothing,
-                                         "error: accuracy.min_cosine: a gate needs at least 8 samples to measure; "
-                                         "accuracy.samples is 4: raise accuracy.samples to 8 or more"),
+    "gate on accuracy.samples below 8": (
+        "precision: fp16\naccuracy: {samples: 4, min_cosine: 0.9}\n",
+        _nothing,
+        "error: accuracy.min_cosine: a gate needs at least 8 samples to measure; "
+        "accuracy.samples is 4: raise accuracy.samples to 8 or more",
+    ),
     # tests/backend/test_build_real.py: a compute capability the backend cannot target
-    "compute capability the backend lacks": ("target: {compute_capabilities: [9.0]}\n", _nothing,
-                                             "cannot target 9.0; it supports 7.5, 8.0, 8.6, 8.9, 12.0"),
+    "compute capability the backend lacks": (
+        "target: {compute_capabilities: [9.0]}\n",
+        _nothing,
+        "cannot target 9.0; it supports 7.5, 8.0, 8.6, 8.9, 12.0",
+    ),
     # tests/cli/test_hostile_data.py: a sample that is no regular file
     "calibration sample is a FIFO": (INT8.format(data="calib"), _fifo_sample, "s1.npy is not a regular file"),
     # tests/cli/test_sacred_inputs.py: an output inside a data folder
-    "report inside the calibration folder": (INT8.format(data="calib") + "output: {report: calib/r.report.json}\n",
-                                             _calib_folder("s0.npy"), "lies inside the folder of precision.calibration.data"),
-    "calibration folder empty": (INT8.format(data="calib"), _calib_folder(),
-                                 "error: precision.calibration.data: {dir}/calib holds no .npy, .npz or image files"),
-    "calibration folder mixes kinds": (INT8.format(data="calib"), _mixed_samples, "error: precision.calibration.data: {dir}/calib mixes .npy, .npz files"),
-    "generator without a function": (INT8.format(data="'python:gen'"), _nothing,
-                                     "error: precision.calibration.data: expected python:module:function, got 'python:gen'"),
-    "accuracy data folder missing": ("precision: fp16\naccuracy: {data: val}\n", _nothing,
-                                     "error: accuracy.data: folder not found: {dir}/val (paths are relative to the spec's folder)"),
+    "report inside the calibration folder": (
+        INT8.format(data="calib") + "output: {report: calib/r.report.json}\n",
+        _calib_folder("s0.npy"),
+        "lies inside the folder of precision.calibration.data",
+    ),
+    "calibration folder empty": (
+        INT8.format(data="calib"),
+        _calib_folder(),
+        "error: precision.calibration.data: {dir}/calib holds no .npy, .npz or image files",
+    ),
+    "calibration folder mixes kinds": (
+        INT8.format(data="calib"),
+        _mixed_samples,
+        "error: precision.calibration.data: {dir}/calib mixes .npy, .npz files",
+    ),
+    "generator without a function": (
+        INT8.format(data="'python:gen'"),
+        _nothing,
+        "error: precision.calibration.data: expected python:module:function, got 'python:gen'",
+    ),
+    "accuracy data folder missing": (
+        "precision: fp16\naccuracy: {data: val}\n",
+        _nothing,
+        "error: accuracy.data: folder not found: {dir}/val (paths are relative to the spec's folder)",
+    ),
 }
 
 

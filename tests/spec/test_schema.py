@@ -1,6 +1,7 @@
+from pathlib import Path
+
 import jsonschema
 import pytest
-from pathlib import Path
 
 from trtc.spec import spec_schema
 
@@ -8,13 +9,22 @@ from trtc.spec import spec_schema
 def test_schema_is_valid_and_describes_every_top_level_key():
     schema = spec_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
-    assert {"model", "outputs", "max_batch", "inputs", "profiles", "workspace", "precision", "target", "output"} <= set(schema["properties"])
-    assert schema["properties"]["precision"]["oneOf"][1]["properties"]["mode"]["enum"] == ["fp32", "fp16", "bf16", "int8", "fp8"]
+    assert {"model", "outputs", "max_batch", "inputs", "profiles", "workspace", "precision", "target", "output"} <= set(
+        schema["properties"]
+    )
+    assert schema["properties"]["precision"]["oneOf"][1]["properties"]["mode"]["enum"] == [
+        "fp32",
+        "fp16",
+        "bf16",
+        "int8",
+        "fp8",
+    ]
 
 
 def test_bundled_demo_spec_validates():
-    import yaml
     from pathlib import Path
+
+    import yaml
 
     document = yaml.safe_load((Path(__file__).resolve().parents[2] / "configs" / "demo.yaml").read_text())
     document["precision"] = {"mode": document["precision"]}
@@ -37,8 +47,10 @@ def test_an_unknown_pass_or_gpu_is_a_spec_error_with_its_line_before_the_model_l
     from trtc.spec import load_spec
 
     (tmp_path / "model.onnx").write_bytes(b"not a model: never read")
-    for text, expected in (("fusion: {disable: [merge-sibling]}\n", "spec.yaml:2: fusion.disable[0]"),
-                           ("target: {gpu: RTX 4080}\n", "spec.yaml:2: target.gpu")):
+    for text, expected in (
+        ("fusion: {disable: [merge-sibling]}\n", "spec.yaml:2: fusion.disable[0]"),
+        ("target: {gpu: RTX 4080}\n", "spec.yaml:2: target.gpu"),
+    ):
         (tmp_path / "spec.yaml").write_text("model: model.onnx\n" + text)
         with pytest.raises(SpecError) as caught:
             load_spec(tmp_path / "spec.yaml")
@@ -54,15 +66,24 @@ def test_the_spec_dataclasses_have_the_schemas_keys_and_documented_defaults():
 
     properties = spec_schema()["properties"]
     precision = properties["precision"]["oneOf"][1]["properties"]
-    blocks = {PrecisionSpec: precision, CalibrationSpec: precision["calibration"]["properties"],
-              AccuracySpec: properties["accuracy"]["properties"], FusionSpec: properties["fusion"]["properties"],
-              TargetSpec: properties["target"]["properties"]}
+    blocks = {
+        PrecisionSpec: precision,
+        CalibrationSpec: precision["calibration"]["properties"],
+        AccuracySpec: properties["accuracy"]["properties"],
+        FusionSpec: properties["fusion"]["properties"],
+        TargetSpec: properties["target"]["properties"],
+    }
     for kind, keys in blocks.items():
-        fields = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory() for f in dataclasses.fields(kind)}
+        fields = {
+            f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            for f in dataclasses.fields(kind)
+        }
         assert set(fields) == set(keys), kind.__name__
         for name, default in fields.items():
             documented = keys[name].get("default")
             if documented is None:  # none documented: the dataclass says "not given"
-                assert default in (None, ()) or dataclasses.is_dataclass(default), f"{kind.__name__}.{name}: {default!r} is not in the schema"
+                assert default in (None, ()) or dataclasses.is_dataclass(default), (
+                    f"{kind.__name__}.{name}: {default!r} is not in the schema"
+                )
             else:
                 assert default == documented, f"{kind.__name__}.{name}: {default!r}, the schema says {documented!r}"

@@ -68,25 +68,54 @@ def accuracy_samples(spec: Spec, inputs: list[ModelInput], profile: dict[str, Sh
         data = SampleSource(spec.accuracy.data, "accuracy.data", inputs, base, preprocess)
         found = data.count("all", MIN_ACCURACY_SAMPLES)
         shortfall = too_few_asked or (f"accuracy.data holds {found}" if found < MIN_ACCURACY_SAMPLES else None)
-        return AccuracySamples(f"accuracy.data: {data.description}", "real", False, shortfall,
-                               RAISE_SAMPLES if too_few_asked else "add samples to accuracy.data", limit,
-                               lambda n: data.batches(batch, n))
+        return AccuracySamples(
+            f"accuracy.data: {data.description}",
+            "real",
+            False,
+            shortfall,
+            RAISE_SAMPLES if too_few_asked else "add samples to accuracy.data",
+            limit,
+            lambda n: data.batches(batch, n),
+        )
     if spec.precision.mode in ("int8", "fp8") and calibration.real_data:
         data = SampleSource(calibration.real_data, "precision.calibration.data", inputs, base, preprocess)
         held = data.count("held out", MIN_ACCURACY_SAMPLES)
         shortfall = too_few_asked
         if held < MIN_ACCURACY_SAMPLES:
             total = data.count("all", MIN_ACCURACY_SAMPLES * HOLD_OUT_EVERY)
-            shortfall = shortfall or f"the calibration data holds out {held} (every {HOLD_OUT_EVERY}th of its {total} samples)"
-        fix = (RAISE_SAMPLES if too_few_asked else f"give {MIN_ACCURACY_SAMPLES * HOLD_OUT_EVERY} or more calibration samples, "
-               f"or accuracy.data with {MIN_ACCURACY_SAMPLES} or more")
-        return AccuracySamples(f"every {HOLD_OUT_EVERY}th calibration sample, held out from calibration: {data.description}", "real",
-                               held >= MIN_ACCURACY_SAMPLES, shortfall, fix, limit, lambda n: data.batches(batch, n, "held out"))
+            shortfall = (
+                shortfall or f"the calibration data holds out {held} (every {HOLD_OUT_EVERY}th of its {total} samples)"
+            )
+        fix = (
+            RAISE_SAMPLES
+            if too_few_asked
+            else f"give {MIN_ACCURACY_SAMPLES * HOLD_OUT_EVERY} or more calibration samples, "
+            f"or accuracy.data with {MIN_ACCURACY_SAMPLES} or more"
+        )
+        return AccuracySamples(
+            f"every {HOLD_OUT_EVERY}th calibration sample, held out from calibration: {data.description}",
+            "real",
+            held >= MIN_ACCURACY_SAMPLES,
+            shortfall,
+            fix,
+            limit,
+            lambda n: data.batches(batch, n, "held out"),
+        )
     shapes = {name: r.opt for name, r in profile.items()}
     ranges = spec.value_ranges
 
     def random_batches(n: int) -> Batches:
-        return (random_feeds(inputs, shapes, ranges, seed=1000 + i, fixed=feed_values(profile, "opt")) for i in range(max(1, -(-n // batch))))
+        return (
+            random_feeds(inputs, shapes, ranges, seed=1000 + i, fixed=feed_values(profile, "opt"))
+            for i in range(max(1, -(-n // batch)))
+        )
 
-    return AccuracySamples(f"random inputs at the opt shape ({-(-limit // batch)} batch(es) of {batch}); give accuracy.data for real data",
-                           "random", False, too_few_asked, RAISE_SAMPLES, limit, random_batches)
+    return AccuracySamples(
+        f"random inputs at the opt shape ({-(-limit // batch)} batch(es) of {batch}); give accuracy.data for real data",
+        "random",
+        False,
+        too_few_asked,
+        RAISE_SAMPLES,
+        limit,
+        random_batches,
+    )

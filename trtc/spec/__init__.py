@@ -5,4 +5,14 @@ from trtc.spec.model import OutputPaths, PrecisionSpec, ShapeRange, Spec, Target
 from trtc.spec.preflight import preflight
 from trtc.spec.schema import spec_schema
 
-__all__ = ["load_spec", "parse_size", "preflight", "spec_schema", "Spec", "ShapeRange", "TargetSpec", "PrecisionSpec", "OutputPaths"]
+__all__ = [
+    "load_spec",
+    "parse_size",
+    "preflight",
+    "spec_schema",
+    "Spec",
+    "ShapeRange",
+    "TargetSpec",
+    "PrecisionSpec",
+    "OutputPaths",
+]

@@ -94,7 +94,11 @@ class AccuracySpec:
     @property
     def gates(self) -> dict[str, float]:
         """The gates set, by key."""
-        return {key: getattr(self, key) for key in ("min_cosine", "max_rel_l2", "min_top1_agreement") if getattr(self, key) is not None}
+        return {
+            key: getattr(self, key)
+            for key in ("min_cosine", "max_rel_l2", "min_top1_agreement")
+            if getattr(self, key) is not None
+        }
 
 
 @dataclass(frozen=True)

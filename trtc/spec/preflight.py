@@ -46,8 +46,10 @@ def preflight(spec: Spec) -> None:
 def calibration_data(spec: Spec) -> str:
     """Where the spec's calibration samples come from; a spec error when INT8/FP8 has none."""
     if spec.precision.calibration.data is None:
-        raise SpecError(f"precision.calibration.data: {spec.precision.mode} needs calibration data: a folder of .npy/.npz/images, "
-                        "python:module:function, or 'random' for a smoke test")
+        raise SpecError(
+            f"precision.calibration.data: {spec.precision.mode} needs calibration data: a folder of .npy/.npz/images, "
+            "python:module:function, or 'random' for a smoke test"
+        )
     return spec.precision.calibration.data
 
 
@@ -58,4 +60,6 @@ def asked_too_few(accuracy: AccuracySpec) -> str | None:
 
 def too_few_for_gates(gates: dict, shortfall: str, fix: str) -> SpecError:
     """A gate on too few samples would pass or fail on noise: a spec error, exit 2."""
-    return SpecError(f"accuracy.{next(iter(gates))}: a gate needs at least {MIN_ACCURACY_SAMPLES} samples to measure; {shortfall}: {fix}")
+    return SpecError(
+        f"accuracy.{next(iter(gates))}: a gate needs at least {MIN_ACCURACY_SAMPLES} samples to measure; {shortfall}: {fix}"
+    )
