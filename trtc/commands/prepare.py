@@ -13,7 +13,7 @@ from pathlib import Path
 import onnx
 
 from trtc.backend.builder import ModelSource
-from trtc.errors import BuildError
+from trtc.errors import AccuracyGateError, BuildError
 from trtc.graph.io import LoadedModel, drop_initializer_inputs, load_model, name_unnamed_nodes, normalize_default_domain, select_outputs
 from trtc.passes.loops import onnxruntime_agreement
 from trtc.passes.pin import pin_inputs
@@ -139,8 +139,14 @@ def finish_graph(spec: Spec, model: onnx.ModelProto, runs: list[PassRun], origin
         from trtc.precision.step import apply_precision  # calibration, autocast, accuracy: not imported for FP32
 
         with timer.phase("precision"):
-            precision = apply_precision(model, precision_spec, model_inputs(model), profiles[0], model_sha256,
-                                        lambda done, total: observer.progress("calibrating", done, total))
+            try:
+                precision = apply_precision(model, precision_spec, model_inputs(model), profiles[0], model_sha256,
+                                            lambda done, total: observer.progress("calibrating", done, total))
+            except AccuracyGateError as failure:  # no plan, but the figures and the layer ranking are kept
+                from trtc.commands.gate_report import write_gate_report
+
+                failure.details.append(write_gate_report(spec, failure, keep_warnings, model_sha256))
+                raise
         for warning in precision.warnings:
             observer.warning(warning)
         model, sections, files = precision.model, precision.sections, precision.files
