@@ -177,3 +177,10 @@ def test_a_failed_gate_without_a_previous_build_writes_only_the_report(tmp_path)
     assert report_of(tmp_path)["accuracy"]["passed"] is False
     again = run("build", spec)
     assert again.exit_code == 3 and "up to date" not in again.stderr
+
+
+def test_a_failed_gate_whose_report_cannot_be_written_still_exits_3(tmp_path):
+    (tmp_path / "blocked").write_text("a file where the report's folder would be")
+    _, failed = build_big_and_small(tmp_path, "fp16", "{min_cosine: 0.9999999999}", "--set", f"output.report={tmp_path / 'blocked' / 'spec.report.json'}")
+    assert failed.exit_code == 3, failed.stderr
+    assert "  report not written: output: cannot write " in failed.stderr

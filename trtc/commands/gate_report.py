@@ -10,7 +10,7 @@ import json
 from datetime import datetime, timezone
 
 from trtc import __version__
-from trtc.errors import AccuracyGateError
+from trtc.errors import AccuracyGateError, UsageError
 from trtc.incremental.stamps import portable_path
 from trtc.outputs import StagedOutputs
 from trtc.report import REPORT_SCHEMA
@@ -31,9 +31,12 @@ def write_gate_report(spec: Spec, failure: AccuracyGateError, warnings: list[str
         **failure.sections,
         "fusion": None, "cost": None, "warnings": list(warnings),
     }
-    with StagedOutputs() as staged:
-        staged.write(spec.output.report, json.dumps(report, indent=2) + "\n")
-        staged.commit()
+    try:
+        with StagedOutputs() as staged:
+            staged.write(spec.output.report, json.dumps(report, indent=2) + "\n")
+            staged.commit()
+    except UsageError as error:  # the gate's failure stays the error, with its exit code
+        return f"report not written: {error.message}"
     calibration = failure.sections.get("calibration") or {}
     ranked = "sensitivity" in calibration or "auto_fallback" in calibration
     return f"report with the accuracy figures{' and the layer ranking' if ranked else ''}: {spec.output.report} (no plan written)"
