@@ -7,13 +7,12 @@ import json
 import re
 
 import numpy as np
+import pytest
 from onnx import helper, numpy_helper
 
 from tests import models
 from tests.cli_runner import run
 from tests.passes.helpers import model
-
-import pytest
 
 pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
 
@@ -25,8 +24,12 @@ def report_of(folder):
 
 
 def concat_of(nodes, initializers):
-    return model([*nodes, helper.make_node("Concat", ["a", "b"], ["y"], name="cat", axis=1)], {"x": ["N", 8, 16, 16]}, ["y"],
-                 [numpy_helper.from_array(w, name) for name, w in initializers.items()])
+    return model(
+        [*nodes, helper.make_node("Concat", ["a", "b"], ["y"], name="cat", axis=1)],
+        {"x": ["N", 8, 16, 16]},
+        ["y"],
+        [numpy_helper.from_array(w, name) for name, w in initializers.items()],
+    )
 
 
 def halves():
@@ -34,10 +37,18 @@ def halves():
     weights. On data like the calibration data conv_b's quantization hurts more; on samples whose
     channels 0-3 exceed the calibrated range, conv_a's (its input is clipped)."""
     rng = np.random.default_rng(0)
-    wa, wb = (rng.standard_normal((8, 8, 1, 1)) * 0.3).astype(np.float32), (rng.standard_normal((8, 8, 1, 1)) * 0.6).astype(np.float32)
+    wa, wb = (
+        (rng.standard_normal((8, 8, 1, 1)) * 0.3).astype(np.float32),
+        (rng.standard_normal((8, 8, 1, 1)) * 0.6).astype(np.float32),
+    )
     wa[:, 4:], wb[:, :4] = 0, 0
-    return concat_of([helper.make_node("Conv", ["x", "wa"], ["a"], name="conv_a"), helper.make_node("Conv", ["x", "wb"], ["b"], name="conv_b")],
-                     {"wa": wa, "wb": wb})
+    return concat_of(
+        [
+            helper.make_node("Conv", ["x", "wa"], ["a"], name="conv_a"),
+            helper.make_node("Conv", ["x", "wb"], ["b"], name="conv_b"),
+        ],
+        {"wa": wa, "wb": wb},
+    )
 
 
 def samples(folder, count, loud=lambda index: False, seed=0):
@@ -59,9 +70,12 @@ def test_layers_are_ranked_on_calibration_samples_never_on_the_accuracy_samples(
         samples(tmp_path / "acc", 8, loud=lambda index: True, seed=1)
     else:  # every 4th sample is held out for accuracy: those are the loud ones
         samples(tmp_path / "calib", 32, loud=lambda index: index % 4 == 3)
-    spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 4\nfusion: {disable: [merge-siblings]}\n"  # two layers to rank
-                             "precision: {mode: int8, auto_fallback: true, calibration: {data: calib, method: minmax, batch: 4}}\n"
-                             f"accuracy: {{min_cosine: 0.999{', data: acc' if accuracy_data else ''}}}\n" + TARGET)
+    spec = models.write_spec(
+        tmp_path,
+        "model: model.onnx\nmax_batch: 4\nfusion: {disable: [merge-siblings]}\n"  # two layers to rank
+        "precision: {mode: int8, auto_fallback: true, calibration: {data: calib, method: minmax, batch: 4}}\n"
+        f"accuracy: {{min_cosine: 0.999{', data: acc' if accuracy_data else ''}}}\n" + TARGET,
+    )
     result = run("build", spec)
     assert result.exit_code == 0, result.stderr
     fallback = report_of(tmp_path)["calibration"]["auto_fallback"]
@@ -80,8 +94,13 @@ def big_and_small():
     rng = np.random.default_rng(0)
     big = (rng.standard_normal((8, 8, 3, 3)) * np.sqrt(0.55 / 72)).astype(np.float32)
     small = (rng.standard_normal((8, 8, 1, 1)) * np.sqrt(0.45 / 8)).astype(np.float32)
-    return concat_of([helper.make_node("Conv", ["x", "wbig"], ["a"], name="conv_big", pads=[1, 1, 1, 1]),
-                      helper.make_node("Conv", ["x", "wsmall"], ["b"], name="conv_small")], {"wbig": big, "wsmall": small})
+    return concat_of(
+        [
+            helper.make_node("Conv", ["x", "wbig"], ["a"], name="conv_big", pads=[1, 1, 1, 1]),
+            helper.make_node("Conv", ["x", "wsmall"], ["b"], name="conv_small"),
+        ],
+        {"wbig": big, "wsmall": small},
+    )
 
 
 BIG_FLOPS, SMALL_FLOPS = 4 * 8 * 16 * 16 * 8 * 9, 4 * 8 * 16 * 16 * 8  # at the opt batch of 4
@@ -92,8 +111,12 @@ AUTO_FALLBACK = INT8.replace("int8,", "int8, auto_fallback: true,")
 def build_big_and_small(folder, precision, accuracy=None, *args):
     """Build big_and_small() with `precision` and the `accuracy` block: the spec and the CLI result."""
     models.save(big_and_small(), folder / "model.onnx")
-    spec = models.write_spec(folder, f"model: model.onnx\nmax_batch: 4\nprecision: {precision}\n"
-                                     + (f"accuracy: {accuracy}\n" if accuracy else "") + TARGET)
+    spec = models.write_spec(
+        folder,
+        f"model: model.onnx\nmax_batch: 4\nprecision: {precision}\n"
+        + (f"accuracy: {accuracy}\n" if accuracy else "")
+        + TARGET,
+    )
     return spec, run("build", spec, *args)
 
 
@@ -111,7 +134,10 @@ def test_auto_fallback_keeps_the_most_quantized_flops_the_gate_allows(tmp_path):
     # The figures printed and reported are those of the graph that was built.
     worst = report["accuracy"]["outputs"][0]
     assert worst["rel_l2_error"] <= 0.01 and report["accuracy"]["passed"] is True
-    assert f"cosine {worst['cosine']:.6f}" in result.stderr and f"rel. L2 {worst['rel_l2_error']:.2e}; gates passed" in result.stderr
+    assert (
+        f"cosine {worst['cosine']:.6f}" in result.stderr
+        and f"rel. L2 {worst['rel_l2_error']:.2e}; gates passed" in result.stderr
+    )
     assert "auto_fallback kept back conv_small; 90% of the quantizable FLOPs stay int8" in result.stderr
 
 
@@ -159,11 +185,16 @@ def test_a_failed_gate_writes_the_report_with_the_ranking_and_no_plan(tmp_path):
     assert report["accuracy"]["passed"] is False and report["accuracy"]["gates"] == {"min_cosine": 0.99999}
     ranking = report["calibration"]["sensitivity"]["ranking"]
     assert [entry["layer"] for entry in ranking] == ["conv_big", "conv_small"]
-    assert f"report with the accuracy figures and the layer ranking: {tmp_path / 'build' / 'spec.report.json'}" in failed.stderr
+    assert (
+        f"report with the accuracy figures and the layer ranking: {tmp_path / 'build' / 'spec.report.json'}"
+        in failed.stderr
+    )
     assert json.loads(failed.stdout)["exit_code"] == 3
     # No plan-side output: the old plan and the other outputs are untouched, but no longer look up to date.
     assert (plan.read_bytes(), plan.stat().st_mtime_ns) == old_plan
-    assert {path.name: path.stat().st_mtime_ns for path in (tmp_path / "build").iterdir() if path.suffix != ".json"} == others
+    assert {
+        path.name: path.stat().st_mtime_ns for path in (tmp_path / "build").iterdir() if path.suffix != ".json"
+    } == others
     _, rebuilt = build_big_and_small(tmp_path, INT8)  # the spec of the old plan again
     assert rebuilt.exit_code == 0, rebuilt.stderr
     assert "building spec (the last build failed its accuracy gate)" in rebuilt.stderr
@@ -181,6 +212,12 @@ def test_a_failed_gate_without_a_previous_build_writes_only_the_report(tmp_path)
 
 def test_a_failed_gate_whose_report_cannot_be_written_still_exits_3(tmp_path):
     (tmp_path / "blocked").write_text("a file where the report's folder would be")
-    _, failed = build_big_and_small(tmp_path, "fp16", "{min_cosine: 0.9999999999}", "--set", f"output.report={tmp_path / 'blocked' / 'spec.report.json'}")
+    _, failed = build_big_and_small(
+        tmp_path,
+        "fp16",
+        "{min_cosine: 0.9999999999}",
+        "--set",
+        f"output.report={tmp_path / 'blocked' / 'spec.report.json'}",
+    )
     assert failed.exit_code == 3, failed.stderr
     assert "  report not written: output: cannot write " in failed.stderr

@@ -23,13 +23,23 @@ def write_gate_report(spec: Spec, failure: AccuracyGateError, warnings: list[str
     """Write the report; the line that tells the user where it is."""
     report = {
         "schema": REPORT_SCHEMA,
-        "build": {"name": spec.name, "trtc": __version__, "status": FAILED, "error": failure.message,
-                  "spec": spec.source.name if spec.source else None, "spec_fingerprint": spec.fingerprint,
-                  "model": portable_path(spec.model, spec), "model_sha256": model_sha256, "plan": None,
-                  "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+        "build": {
+            "name": spec.name,
+            "trtc": __version__,
+            "status": FAILED,
+            "error": failure.message,
+            "spec": spec.source.name if spec.source else None,
+            "spec_fingerprint": spec.fingerprint,
+            "model": portable_path(spec.model, spec),
+            "model_sha256": model_sha256,
+            "plan": None,
+            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        },
         "precision": {"mode": spec.precision.mode},
         **failure.sections,
-        "fusion": None, "cost": None, "warnings": list(warnings),
+        "fusion": None,
+        "cost": None,
+        "warnings": list(warnings),
     }
     try:
         with StagedOutputs() as staged:

@@ -53,8 +53,15 @@ class Ranking:
         return ", ".join(f"{e['layer']} (relative L2 {e['rel_l2_error']:.3g} alone)" for e in self.entries[:count])
 
 
-def rank_layers(model: onnx.ModelProto, layers: list[str], ranges: dict[str, float], mode: str, batches: Batches,
-                ranked_on: dict, profile: dict[str, ShapeRange]) -> Ranking:
+def rank_layers(
+    model: onnx.ModelProto,
+    layers: list[str],
+    ranges: dict[str, float],
+    mode: str,
+    batches: Batches,
+    ranked_on: dict,
+    profile: dict[str, ShapeRange],
+) -> Ranking:
     """Harm of quantizing each of `layers` alone, on `batches` (ranked_on["samples"] samples)."""
     fp32 = Reference(model)
     runs = [(feeds, fp32.run(feeds)) for feeds in batches]  # FP32 once for every layer
@@ -64,8 +71,13 @@ def rank_layers(model: onnx.ModelProto, layers: list[str], ranges: dict[str, flo
         alone = QuantPlan(layers=[layer], activations=[_input_of(model, layer)], residuals=[])
         results = compare_outputs(runs, insert_qdq(model, alone, ranges, mode), fp32.outputs)
         cost = costs.get(layer)
-        entries.append({"layer": layer, "rel_l2_error": max(r.rel_l2_error for r in results),
-                        "flops": cost.flops if cost is not None and cost.known else None})
+        entries.append(
+            {
+                "layer": layer,
+                "rel_l2_error": max(r.rel_l2_error for r in results),
+                "flops": cost.flops if cost is not None and cost.known else None,
+            }
+        )
     return Ranking(sorted(entries, key=lambda e: -e["rel_l2_error"]), ranked_on)
 
 
@@ -92,12 +104,23 @@ class Fallback:
 
     def section(self, ranking: Ranking) -> dict:
         order = ranking.fallback_order()
-        return {"kept_back": self.kept_back, "put_back": self.put_back, **ranking.section(), "order": order,
-                "quantized_flops": ranking.flops(self.result.section["quantized_layers"]), "quantizable_flops": ranking.flops(order)}
+        return {
+            "kept_back": self.kept_back,
+            "put_back": self.put_back,
+            **ranking.section(),
+            "order": order,
+            "quantized_flops": ranking.flops(self.result.section["quantized_layers"]),
+            "quantizable_flops": ranking.flops(order),
+        }
 
 
-def fall_back_until_accurate(quantize_without: Callable[[frozenset[str]], object], check: Callable[[object], dict],
-                             ranking: Ranking, quantized: object, failure: AccuracyGateError) -> Fallback:
+def fall_back_until_accurate(
+    quantize_without: Callable[[frozenset[str]], object],
+    check: Callable[[object], dict],
+    ranking: Ranking,
+    quantized: object,
+    failure: AccuracyGateError,
+) -> Fallback:
     """`quantize_without(layers)`: the graph with `layers` in the fallback precision; `check`: its
     accuracy section, or AccuracyGateError; `quantized` failed the gate with every layer quantized."""
     last = Fallback(quantized, None, [], [], failure)
