@@ -32,7 +32,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,15 +72,19 @@ stdout, stderr = process.communicate()
 seconds = time.perf_counter() - started
 import resource
 peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-print(json.dumps({"seconds": seconds, "peak": peak, "code": process.returncode, "stdout": stdout.decode(), "stderr": stderr.decode()[-2000:]}))
+print(json.dumps({"seconds": seconds, "peak": peak, "code": process.returncode, "stdout": stdout.decode(),
+                  "stderr": stderr.decode()[-2000:]}))
 """
 
 
 def run_one(command: list[str], env: dict | None) -> tuple[float, int, str]:
     """One fresh process of `command`, timed and its peak memory taken by a small helper
     process of which it is the only child (ru_maxrss of RUSAGE_CHILDREN is the largest child)."""
-    helper = subprocess.run([sys.executable, "-c", RUN_ONE, json.dumps(command), json.dumps(env or dict(os.environ))],
-                            capture_output=True, text=True)
+    helper = subprocess.run(
+        [sys.executable, "-c", RUN_ONE, json.dumps(command), json.dumps(env or dict(os.environ))],
+        capture_output=True,
+        text=True,
+    )
     result = json.loads(helper.stdout)
     if result["code"] != 0:
         raise SystemExit(f"failed: {' '.join(command)}\n{result['stderr']}")
@@ -90,19 +93,43 @@ def run_one(command: list[str], env: dict | None) -> tuple[float, int, str]:
 
 def commands(folder: Path, model: Path, name: str, dims: str) -> dict[str, tuple[list[str], dict | None]]:
     spec = folder / "spec.yaml"
-    spec.write_text(f"model: {model.name}\nmax_batch: 32\nworkspace: 1GiB\n"
-                    "target: {backend: tensorrt-rtx, compute_capabilities: [8.9]}\n")
+    spec.write_text(
+        f"model: {model.name}\nmax_batch: 32\nworkspace: 1GiB\n"
+        "target: {backend: tensorrt-rtx, compute_capabilities: [8.9]}\n"
+    )
     low, high = f"1x{dims}", f"32x{dims}"
     trtc = [sys.executable, "-m", "trtc"]  # this checkout's code, whatever `trtc` on PATH points at
     polygraphy_env = {**os.environ, "POLYGRAPHY_USE_TENSORRT_RTX": "1"}
     bracket = lambda s: "[" + s.replace("x", ",") + "]"
     return {
-        "direct API": ([sys.executable, "-c", DIRECT_BUILD, str(model), str(folder / "direct.plan"), name, low, high, high], None),
+        "direct API": (
+            [sys.executable, "-c", DIRECT_BUILD, str(model), str(folder / "direct.plan"), name, low, high, high],
+            None,
+        ),
         "trtc build": ([*trtc, "build", str(spec), "--force", "-q"], {**os.environ, "PYTHONPATH": str(REPO)}),
-        "polygraphy convert": (["polygraphy", "convert", str(model), "-o", str(folder / "poly.plan"), "--strongly-typed",
-                                "--trt-min-shapes", f"{name}:{bracket(low)}", "--trt-opt-shapes", f"{name}:{bracket(high)}",
-                                "--trt-max-shapes", f"{name}:{bracket(high)}", "--pool-limit", "workspace:1G",
-                                "--profiling-verbosity", "detailed", "--compute-capabilities", "8.9"], polygraphy_env),
+        "polygraphy convert": (
+            [
+                "polygraphy",
+                "convert",
+                str(model),
+                "-o",
+                str(folder / "poly.plan"),
+                "--strongly-typed",
+                "--trt-min-shapes",
+                f"{name}:{bracket(low)}",
+                "--trt-opt-shapes",
+                f"{name}:{bracket(high)}",
+                "--trt-max-shapes",
+                f"{name}:{bracket(high)}",
+                "--pool-limit",
+                "workspace:1G",
+                "--profiling-verbosity",
+                "detailed",
+                "--compute-capabilities",
+                "8.9",
+            ],
+            polygraphy_env,
+        ),
     }
 
 
@@ -124,13 +151,20 @@ def run(label: str, model_path: Path, name: str, dims: str, repeats: int) -> dic
     wall = {tool: statistics.median(t for t, _ in samples) for tool, samples in results.items()}
     peak = {tool: statistics.median(m for _, m in samples) for tool, samples in results.items()}
     print(f"\n{label} (median of {repeats}, interleaved)")
-    print(f"{'tool':<20}{'wall s':>9}{'vs direct':>11}{'vs polygraphy':>15}{'peak MB':>10}{'vs direct':>11}{'vs polygraphy':>15}")
+    print(
+        f"{'tool':<20}{'wall s':>9}{'vs direct':>11}{'vs polygraphy':>15}{'peak MB':>10}{'vs direct':>11}{'vs polygraphy':>15}"
+    )
     for tool in results:
-        print(f"{tool:<20}{wall[tool]:>9.2f}{wall[tool] / wall['direct API']:>10.2f}x{wall[tool] / wall['polygraphy convert']:>14.2f}x"
-              f"{peak[tool] / 1e6:>10.0f}{peak[tool] / peak['direct API']:>10.2f}x{peak[tool] / peak['polygraphy convert']:>14.2f}x")
+        print(
+            f"{tool:<20}{wall[tool]:>9.2f}{wall[tool] / wall['direct API']:>10.2f}x{wall[tool] / wall['polygraphy convert']:>14.2f}x"
+            f"{peak[tool] / 1e6:>10.0f}{peak[tool] / peak['direct API']:>10.2f}x{peak[tool] / peak['polygraphy convert']:>14.2f}x"
+        )
     time_ratio, memory_ratio = wall["trtc build"] / wall["direct API"], peak["trtc build"] / peak["direct API"]
-    print(f"targets: time <= {TARGET}x direct: {_met(time_ratio <= TARGET)} ({time_ratio:.2f}x); memory <= {TARGET}x direct: "
-          f"{_met(memory_ratio <= TARGET)} ({memory_ratio:.2f}x); faster than polygraphy: {_met(wall['trtc build'] < wall['polygraphy convert'])}")
+    print(
+        f"targets: time <= {TARGET}x direct: {_met(time_ratio <= TARGET)} ({time_ratio:.2f}x); memory <= {TARGET}x direct: "
+        f"{_met(memory_ratio <= TARGET)} ({memory_ratio:.2f}x); faster than "
+        f"polygraphy: {_met(wall['trtc build'] < wall['polygraphy convert'])}"
+    )
     print_phases(phases)
     return {"wall": wall, "peak": peak}
 
@@ -146,14 +180,32 @@ def print_phases(samples: list[dict]) -> None:
     order = lambda name: _PHASE_ORDER.index(name) if name in _PHASE_ORDER else len(_PHASE_ORDER)
     rows = {name: median([s["main"].get(name, 0.0) for s in samples]) for name in sorted(main, key=order)}
     rest = median([s["wall"] - sum(s["main"].values()) for s in samples])
-    print("trtc phases, main thread (median s): " + ", ".join(f"{name} {seconds:.2f}" for name, seconds in rows.items())
-          + f", startup + exit {rest:.2f}")
+    print(
+        "trtc phases, main thread (median s): "
+        + ", ".join(f"{name} {seconds:.2f}" for name, seconds in rows.items())
+        + f", startup + exit {rest:.2f}"
+    )
     if beside:
-        print("  beside TensorRT's build (other thread): " + ", ".join(
-            f"{name} {median([s['beside_tensorrt'].get(name, 0.0) for s in samples]):.2f}" for name in sorted(beside)))
+        print(
+            "  beside TensorRT's build (other thread): "
+            + ", ".join(
+                f"{name} {median([s['beside_tensorrt'].get(name, 0.0) for s in samples]):.2f}"
+                for name in sorted(beside)
+            )
+        )
 
 
-_PHASE_ORDER = ["imports", "load", "passes", "precision", "serialize", "tensorrt", "waiting for checks", "report", "write"]
+_PHASE_ORDER = [
+    "imports",
+    "load",
+    "passes",
+    "precision",
+    "serialize",
+    "tensorrt",
+    "waiting for checks",
+    "report",
+    "write",
+]
 
 
 def _met(ok: bool) -> str:
@@ -176,8 +228,10 @@ def no_op(repeats: int, models: list[tuple[str, Path]]) -> None:
         run_one(command, env)  # the real build (when the plan is not there yet); what follows has nothing to do
         runs = [run_one(command, env) for _ in range(repeats)]
         wall = statistics.median(r[0] for r in runs)
-        print(f"  {label:<44}{wall:>7.3f} s, peak {max(r[1] for r in runs) / 1e6:>5.0f} MB; target < {NO_OP_TARGET} s: "
-              f"{_met(wall < NO_OP_TARGET)}")
+        print(
+            f"  {label:<44}{wall:>7.3f} s, peak {max(r[1] for r in runs) / 1e6:>5.0f} MB; target < {NO_OP_TARGET} s: "
+            f"{_met(wall < NO_OP_TARGET)}"
+        )
 
 
 def no_op_models(folder: Path) -> list[tuple[str, Path]]:
@@ -190,21 +244,43 @@ def no_op_models(folder: Path) -> list[tuple[str, Path]]:
     shutil.copytree(REPO / "models", folder / "models")
     shutil.copytree(REPO / "configs", folder / "configs", ignore=shutil.ignore_patterns("build"))
     onnx.save(resnet50_like(), str(folder / "resnet50_like.onnx"))
-    (folder / "resnet.yaml").write_text("model: resnet50_like.onnx\nmax_batch: 32\nworkspace: 1GiB\n"
-                                        "target: {backend: tensorrt-rtx, compute_capabilities: [8.9]}\n")
+    (folder / "resnet.yaml").write_text(
+        "model: resnet50_like.onnx\nmax_batch: 32\nworkspace: 1GiB\n"
+        "target: {backend: tensorrt-rtx, compute_capabilities: [8.9]}\n"
+    )
     rng = np.random.default_rng(0)
     shapes = [(4096, 16384), (16384, 4096)] * 2
-    weights = [numpy_helper.from_array(rng.standard_normal(shape, dtype=np.float32), f"w{i}") for i, shape in enumerate(shapes)]
-    nodes = [helper.make_node("MatMul", ["x" if i == 0 else f"h{i}", f"w{i}"], [f"h{i + 1}" if i < 3 else "y"], name=f"mm{i}")
-             for i in range(4)]
-    graph = helper.make_graph(nodes, "big", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4096])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4096])], weights)
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(folder / "big.onnx"),
-              save_as_external_data=True, all_tensors_to_one_file=True, location="big.onnx.data")
-    (folder / "big.yaml").write_text("model: big.onnx\nmax_batch: 4\nworkspace: 1GiB\n"
-                                     "target: {backend: tensorrt-rtx, compute_capabilities: [8.9]}\n")
-    return [("demo", folder / "configs" / "demo.yaml"), ("ResNet-50-shaped (102 MB)", folder / "resnet.yaml"),
-            ("1 GiB of external data", folder / "big.yaml")]
+    weights = [
+        numpy_helper.from_array(rng.standard_normal(shape, dtype=np.float32), f"w{i}") for i, shape in enumerate(shapes)
+    ]
+    nodes = [
+        helper.make_node(
+            "MatMul", ["x" if i == 0 else f"h{i}", f"w{i}"], [f"h{i + 1}" if i < 3 else "y"], name=f"mm{i}"
+        )
+        for i in range(4)
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "big",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4096])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4096])],
+        weights,
+    )
+    onnx.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
+        str(folder / "big.onnx"),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="big.onnx.data",
+    )
+    (folder / "big.yaml").write_text(
+        "model: big.onnx\nmax_batch: 4\nworkspace: 1GiB\ntarget: {backend: tensorrt-rtx, compute_capabilities: [8.9]}\n"
+    )
+    return [
+        ("demo", folder / "configs" / "demo.yaml"),
+        ("ResNet-50-shaped (102 MB)", folder / "resnet.yaml"),
+        ("1 GiB of external data", folder / "big.yaml"),
+    ]
 
 
 def main() -> None:
@@ -215,7 +291,9 @@ def main() -> None:
     parser.add_argument("--skip-no-op", action="store_true")
     parser.add_argument("--only-no-op", action="store_true")
     args = parser.parse_args()
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "trtc")], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(REPO / "trtc")], check=True, stdout=subprocess.DEVNULL
+    )
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     if not args.skip_no_op:
         with tempfile.TemporaryDirectory() as scratch:

@@ -12,8 +12,20 @@ README = PACKAGE.parent / "README.md"
 
 CORE = ("spec", "graph", "passes", "precision", "backend", "report", "incremental")
 ABOVE_THE_CORE = ("trtc.commands", "trtc.cli", "trtc.console", "trtc.terminal", "trtc.entry")
-TOP = {"__init__", "__main__", "cli", "console", "terminal", "entry", "errors", "inputs", "interrupts", "memory", "outputs",
-       "printable"}
+TOP = {
+    "__init__",
+    "__main__",
+    "cli",
+    "console",
+    "terminal",
+    "entry",
+    "errors",
+    "inputs",
+    "interrupts",
+    "memory",
+    "outputs",
+    "printable",
+}
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -38,7 +50,10 @@ def test_the_core_never_imports_the_commands_or_the_cli():
 
 def test_the_top_of_the_package_holds_only_entry_points_and_shared_modules():
     assert {path.stem for path in PACKAGE.glob("*.py")} == TOP
-    assert {path.name for path in PACKAGE.iterdir() if path.is_dir() and path.name != "__pycache__"} == {*CORE, "commands"}
+    assert {path.name for path in PACKAGE.iterdir() if path.is_dir() and path.name != "__pycache__"} == {
+        *CORE,
+        "commands",
+    }
 
 
 def test_the_readme_layout_names_every_package_and_top_level_module():

@@ -32,7 +32,9 @@ class Terminal:
     def console(self):
         from rich.console import Console
 
-        return Console(stderr=True, highlight=False, emoji=False, soft_wrap=True, color_system=None if self.plain else "auto")
+        return Console(
+            stderr=True, highlight=False, emoji=False, soft_wrap=True, color_system=None if self.plain else "auto"
+        )
 
     @property
     def interactive(self) -> bool:
@@ -85,8 +87,15 @@ class BuildProgress:
         if self._live is None and self._wanted and self._entered:
             from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-            self._live = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                                  TimeElapsedColumn(), console=self.terminal.console, transient=True)
+            self._live = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TimeElapsedColumn(),
+                console=self.terminal.console,
+                transient=True,
+            )
             self._live.start()
         return self._live
 
@@ -123,7 +132,9 @@ class BuildProgress:
 
 def print_up_to_date(terminal: Terminal, result) -> None:
     plan = (result.report or {}).get("build", {}).get("plan", "")  # relative to the spec's folder
-    terminal.info(f"{result.name}: up to date ({short_path(os.path.normpath(Path(result.spec).parent / plan))}); --force rebuilds")
+    terminal.info(
+        f"{result.name}: up to date ({short_path(os.path.normpath(Path(result.spec).parent / plan))}); --force rebuilds"
+    )
 
 
 def short_path(path: str) -> str:

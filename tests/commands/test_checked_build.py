@@ -14,13 +14,13 @@ import time
 import onnx
 
 import trtc.backend.builder as builder
-import trtc.commands.pipeline
+import trtc.commands.pipeline  # noqa: F401 - imported before `patch_build_plan` patches its name
 from tests import models
-from tests.pass_registry import register_pass
 from tests.cli_runner import run
+from tests.pass_registry import register_pass
+from trtc.graph.graph_index import GraphIndex
 from trtc.graph.reference import Reference
 from trtc.passes.base import Change
-from trtc.graph.graph_index import GraphIndex
 
 SPEC = "max_batch: 4\n"
 
@@ -96,7 +96,9 @@ def test_a_change_verification_drops_beside_the_build_is_not_in_the_plan(tmp_pat
         return result
 
     patch_build_plan(monkeypatch, build_plan)
-    result, report = models.build(tmp_path, models.conv_bn_relu(channels=64), SPEC + "fusion: {passes: [fold-batchnorm, broken-fold]}\n")
+    result, report = models.build(
+        tmp_path, models.conv_bn_relu(channels=64), SPEC + "fusion: {passes: [fold-batchnorm, broken-fold]}\n"
+    )
     assert result.exit_code == 0, result.stderr
     assert "verification: dropped the broken-fold change on conv1" in result.stderr
     assert report["verification"]["status"] == "repaired"
@@ -110,8 +112,11 @@ def test_a_change_verification_drops_beside_the_build_is_not_in_the_plan(tmp_pat
 
 def test_a_strict_verification_beside_the_build_fails_it_without_a_diagnosis(tmp_path, monkeypatch):
     register_pass(monkeypatch, "broken-fold", RenameAndDouble)
-    result, _ = models.build(tmp_path, models.conv_bn_relu(channels=64),
-                             SPEC + "fusion: {passes: [fold-batchnorm, broken-fold], verify: strict}\n")
+    result, _ = models.build(
+        tmp_path,
+        models.conv_bn_relu(channels=64),
+        SPEC + "fusion: {passes: [fold-batchnorm, broken-fold], verify: strict}\n",
+    )
     assert result.exit_code == 1
     assert "error: graph passes changed the model's outputs (output 'y' differs" in result.stderr
     assert "diagnosing" not in result.stderr and not (tmp_path / "build").exists()
@@ -146,7 +151,11 @@ def test_the_model_is_serialized_once_for_tensorrt_and_onnxruntime_runs_on_the_s
     given: list[object] = []
 
     def profile(frame, event, arg):
-        if event == "c_call" and getattr(arg, "__name__", "") == "SerializeToString" and isinstance(getattr(arg, "__self__", None), onnx.ModelProto):
+        if (
+            event == "c_call"
+            and getattr(arg, "__name__", "") == "SerializeToString"
+            and isinstance(getattr(arg, "__self__", None), onnx.ModelProto)
+        ):
             if arg.__self__.ByteSize() >= largest:  # a serialization that holds a weight
                 serialized.append("SerializeToString")
 
@@ -193,7 +202,9 @@ def test_a_forced_build_reads_the_model_once_and_a_rebuild_fingerprints_once(tmp
 
     identities = []
     real_identity = fingerprint_module.code_identity
-    monkeypatch.setattr(fingerprint_module, "code_identity", lambda package: identities.append(package) or real_identity(package))
+    monkeypatch.setattr(
+        fingerprint_module, "code_identity", lambda package: identities.append(package) or real_identity(package)
+    )
     models.save(models.conv_bn_relu(channels=64, size=8), tmp_path / "model.onnx")  # changed: rebuilt
     result = run("build", spec)
     assert result.exit_code == 0 and "the model changed" in result.stderr, result.stderr

@@ -16,9 +16,12 @@ pytestmark = pytest.mark.build
 def test_report_warnings_are_the_warnings_shown_in_order_once_each(tmp_path, monkeypatch):
     register_pass(monkeypatch, "broken-fold", DoubleOneWeight)
     models.save(models.conv_bn_relu(), tmp_path / "model.onnx")
-    spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 4\nfusion: {passes: [fold-batchnorm, broken-fold]}\n"
-                                       "precision: {mode: fp16, keep_fp32: [no_such_node]}\n"
-                                       "target: {compute_capabilities: [8.9]}\n")
+    spec = models.write_spec(
+        tmp_path,
+        "model: model.onnx\nmax_batch: 4\nfusion: {passes: [fold-batchnorm, broken-fold]}\n"
+        "precision: {mode: fp16, keep_fp32: [no_such_node]}\n"
+        "target: {compute_capabilities: [8.9]}\n",
+    )
     result = run("build", spec, "--no-diagnose")
     assert result.exit_code == 0, result.stderr
     shown = [line.removeprefix("warning: ") for line in result.stderr.splitlines() if line.startswith("warning: ")]

@@ -36,7 +36,9 @@ def test_the_split_keeps_small_initializers_and_takes_large_ones_out_once():
     structure = onnx.load_from_string(split.structure)
     assert len(split.structure) < len(MODEL.SerializeToString()) - EXTERNAL_BYTES
     w0 = by_name(structure)["w0"]
-    assert w0.data_location == onnx.TensorProto.EXTERNAL and not w0.HasField("raw_data") and list(w0.dims) == [64, 3, 3, 3]
+    assert (
+        w0.data_location == onnx.TensorProto.EXTERNAL and not w0.HasField("raw_data") and list(w0.dims) == [64, 3, 3, 3]
+    )
     assert by_name(structure)["bn.scale"] == by_name(MODEL)["bn.scale"]
     np.testing.assert_array_equal(split.array("w0"), onnx.numpy_helper.to_array(by_name(MODEL)["w0"]))
     assert structure_of(MODEL).SerializeToString() == split.structure
@@ -62,8 +64,12 @@ def test_a_weight_whose_bytes_do_not_fit_its_shape_is_a_model_error():
 @pytest.mark.parametrize("optimize", [False, "basic"])  # in place / copied (its optimizer reads weights from files)
 def test_onnxruntime_runs_the_split_model_as_the_model(optimize):
     x = np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32)
-    np.testing.assert_allclose(Reference(split_weights(MODEL), optimize=optimize).run({"x": x})["y"],
-                               Reference(MODEL, optimize=False).run({"x": x})["y"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        Reference(split_weights(MODEL), optimize=optimize).run({"x": x})["y"],
+        Reference(MODEL, optimize=False).run({"x": x})["y"],
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 @pytest.mark.parametrize("handed_over", ["serialized and freed", "by reference"])
@@ -72,7 +78,9 @@ def test_tensorrt_builds_the_split_model(handed_over):
     data = split.serialized()
     source = ModelSource(data=data, release=True) if handed_over == "serialized and freed" else ModelSource(split=split)
     profile = {"x": ShapeRange((1, 3, 16, 16), (2, 3, 16, 16), (2, 3, 16, 16))}
-    result = build_plan(import_tensorrt("tensorrt-rtx"), source, BuildSettings([profile], compute_capabilities=("8.9",)))
+    result = build_plan(
+        import_tensorrt("tensorrt-rtx"), source, BuildSettings([profile], compute_capabilities=("8.9",))
+    )
     assert len(result.plan) > 0 and result.engine is not None
     assert any("conv0" in kernel.onnx_nodes for kernel in result.engine.kernels)
     if handed_over == "serialized and freed":

@@ -18,9 +18,9 @@ import threading
 
 from trtc.backend.builder import BuildObserver, BuildResult, BuildSettings, ModelSource, build_plan
 from trtc.backend.trt_import import TensorRT
-from trtc.errors import TrtcError
 from trtc.commands.graph_checks import ChecksJob, ChecksOutcome, run_checks
 from trtc.commands.timing import PhaseTimer
+from trtc.errors import TrtcError
 
 
 class ChecksFailed(Exception):
@@ -59,8 +59,14 @@ class _Checks(threading.Thread):
         return self.outcome
 
 
-def build_beside_checks(trt: TensorRT, source: ModelSource, settings: BuildSettings, job: ChecksJob,
-                        observer: BuildObserver | None, timer: PhaseTimer) -> tuple[BuildResult | None, ChecksOutcome]:
+def build_beside_checks(
+    trt: TensorRT,
+    source: ModelSource,
+    settings: BuildSettings,
+    job: ChecksJob,
+    observer: BuildObserver | None,
+    timer: PhaseTimer,
+) -> tuple[BuildResult | None, ChecksOutcome]:
     """The plan of `source` and the checks' outcome. When verification dropped a change the plan
     is of no use (the caller builds the repaired graph): it is None if TensorRT failed on the
     unrepaired graph, whose failure the dropped change may have caused."""

@@ -25,9 +25,9 @@ from trtc.graph.weights import SplitModel
 from trtc.incremental.fingerprint import Fingerprint
 from trtc.memory import trim_heap
 from trtc.passes import PassRun
-from trtc.spec.model import ShapeRange, Spec
 from trtc.passes.verify import BESIDE_THREADS, Original, Verification
 from trtc.passes.verify_step import verify_step
+from trtc.spec.model import ShapeRange, Spec
 
 
 class ChecksStopped(Exception):
@@ -53,7 +53,9 @@ class ChecksJob:
     rewritten: onnx.ModelProto | SplitModel | None  # what the passes made; None: verification is off
     passes: list
     runs: list[PassRun]
-    make_min_feeds: Callable[[], dict[str, np.ndarray]]  # inputs at the first profile's min shape: the output-shape check's
+    make_min_feeds: Callable[
+        [], dict[str, np.ndarray]
+    ]  # inputs at the first profile's min shape: the output-shape check's
     structures: GraphStructures
     make_fingerprint: Callable[[], Fingerprint]  # of what decided the build, for the report
 
@@ -80,20 +82,35 @@ class ChecksOutcome:
 def run_checks(job: ChecksJob, stop: threading.Event) -> ChecksOutcome:
     seconds: dict[str, float] = {}
     started = time.perf_counter()
-    original_runs = OnDemandReference(job.original.source, optimize=False, threads=BESIDE_THREADS)  # unoptimized: starts faster
+    original_runs = OnDemandReference(
+        job.original.source, optimize=False, threads=BESIDE_THREADS
+    )  # unoptimized: starts faster
     min_feeds = job.make_min_feeds()
     try:
         min_outputs, unobserved = original_runs.run(min_feeds), ""
     except ReferenceUnavailable as error:
         min_outputs, unobserved = None, error.message
-    output_shapes = {"declared": declared_shapes(job.structures.original), "onnxruntime": shapes_of(min_outputs), "not_run": unobserved}
+    output_shapes = {
+        "declared": declared_shapes(job.structures.original),
+        "onnxruntime": shapes_of(min_outputs),
+        "not_run": unobserved,
+    }
     seconds["output shapes"] = time.perf_counter() - started
     _stop_if(stop)
     verification, repaired, repaired_runs = None, None, None
     if job.rewritten is not None:
         started = time.perf_counter()
-        repaired, verification, repaired_runs = verify_step(job.original, original_runs, job.structures.original, job.rewritten,
-                                                            job.passes, job.runs, job.spec, job.profiles, (min_feeds, min_outputs))
+        repaired, verification, repaired_runs = verify_step(
+            job.original,
+            original_runs,
+            job.structures.original,
+            job.rewritten,
+            job.passes,
+            job.runs,
+            job.spec,
+            job.profiles,
+            (min_feeds, min_outputs),
+        )
         seconds["verification"] = time.perf_counter() - started
     original_runs.close()
     job.original = job.rewritten = None  # their weights go too (the job is the last to hold them)

@@ -17,31 +17,29 @@ from datetime import datetime, timezone  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Protocol  # noqa: E402
 
-import onnx  # noqa: E402
-
 from trtc import __version__  # noqa: E402
-from trtc.incremental import depfile  # noqa: E402
 from trtc.backend.builder import BuildObserver, BuildResult, BuildSettings, build_plan  # noqa: E402
 from trtc.backend.trt_import import import_tensorrt  # noqa: E402
 from trtc.commands.checked_build import ChecksFailed, build_beside_checks  # noqa: E402
-from trtc.errors import BuildError, TrtcError  # noqa: E402
-from trtc.commands.observers import Recording, recording  # noqa: E402
 from trtc.commands.graph_checks import ChecksOutcome, GraphCosts, graph_costs  # noqa: E402
+from trtc.commands.observers import Recording, recording  # noqa: E402
+from trtc.commands.prepare import PreparedGraph, finish_graph, hand_over, prepare_graph, remake_model  # noqa: E402
+from trtc.commands.timing import PhaseTimer  # noqa: E402
+from trtc.errors import BuildError, TrtcError  # noqa: E402
+from trtc.graph.declared import compare  # noqa: E402
+from trtc.incremental import depfile  # noqa: E402
 from trtc.incremental.fingerprint import Fingerprint  # noqa: E402
 from trtc.incremental.stamps import portable_path, stamp  # noqa: E402
 from trtc.memory import map_large_blocks, trim_heap  # noqa: E402
-from trtc.graph.declared import compare  # noqa: E402
 from trtc.outputs import StagedOutputs  # noqa: E402
 from trtc.passes import attach_costs, removed_nodes  # noqa: E402
-from trtc.commands.prepare import PreparedGraph, finish_graph, hand_over, prepare_graph, remake_model  # noqa: E402
-from trtc.report.kernel_cost import choose_gpu, cost_section, dynamic_value  # noqa: E402
-from trtc.report.passes import passes_section  # noqa: E402
 from trtc.report import REPORT_SCHEMA  # noqa: E402
 from trtc.report.fusion import fusion_map  # noqa: E402
 from trtc.report.html import render_html  # noqa: E402
+from trtc.report.kernel_cost import choose_gpu, cost_section, dynamic_value  # noqa: E402
 from trtc.report.markdown import render_markdown  # noqa: E402
+from trtc.report.passes import passes_section  # noqa: E402
 from trtc.spec.model import Spec  # noqa: E402
-from trtc.commands.timing import PhaseTimer  # noqa: E402
 
 IMPORT_SECONDS = time.perf_counter() - _IMPORTS_STARTED  # onnx, numpy and trtc's own modules: the build's first phase
 
@@ -59,8 +57,13 @@ class BuildOutcome:
     fingerprint: Fingerprint
 
 
-def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True, depfile_path: Path | None = None,
-          known_fingerprint: Fingerprint | None = None) -> BuildOutcome:
+def build(
+    spec: Spec,
+    observer: PipelineObserver,
+    diagnose: bool = True,
+    depfile_path: Path | None = None,
+    known_fingerprint: Fingerprint | None = None,
+) -> BuildOutcome:
     """`depfile_path`: also write a Make rule, with the other outputs (refused before TensorRT builds,
     and checked against the inputs with the other outputs). `known_fingerprint`: the up-to-date
     check's, when it just computed one."""
@@ -97,8 +100,10 @@ def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True, depfile
         raise error from None
 
     if not graph.sections["passes"]["settled"]:
-        observer.warning(f"graph passes still changed the graph in their last allowed round ({graph.sections['passes']['rounds']}); "
-                         "the rest is left to TensorRT")
+        observer.warning(
+            f"graph passes still changed the graph in their last allowed round ({graph.sections['passes']['rounds']}); "
+            "the rest is left to TensorRT"
+        )
     for warning in result.warnings:
         observer.warning(warning)
     observer.stage("writing outputs")
@@ -117,8 +122,14 @@ def build(spec: Spec, observer: PipelineObserver, diagnose: bool = True, depfile
         staged.write(spec.output.report, json.dumps(report, indent=2) + "\n")
         if spec.output.onnx:
             source = graph.finished.source
-            staged.write(spec.output.onnx, source.data if source.data is not None else source.path.read_bytes() if source.path is not None
-                         else source.split.joined().SerializeToString())
+            staged.write(
+                spec.output.onnx,
+                source.data
+                if source.data is not None
+                else source.path.read_bytes()
+                if source.path is not None
+                else source.split.joined().SerializeToString(),
+            )
         for path, text in graph.finished.files:
             staged.write(path, text)
         if spec.target.timing_cache and result.timing_cache:
@@ -145,8 +156,10 @@ def _take_checks(graph: PreparedGraph, checks: ChecksOutcome, observer: Pipeline
     if verification is not None:
         graph.sections["verification"] = verification.section()
         for dropped in verification.dropped:
-            observer.warning(f"verification: dropped the {dropped['pass']} change on {', '.join(dropped['nodes'])}: "
-                             f"it changed the outputs ({dropped['problem']})")
+            observer.warning(
+                f"verification: dropped the {dropped['pass']} change on {', '.join(dropped['nodes'])}: "
+                f"it changed the outputs ({dropped['problem']})"
+            )
         if verification.status == "not verified":
             observer.warning(f"graph passes not verified: {verification.reason}")
     _take_costs(graph, checks.costs)
@@ -154,20 +167,40 @@ def _take_checks(graph: PreparedGraph, checks: ChecksOutcome, observer: Pipeline
 
 def _take_costs(graph: PreparedGraph, costs: GraphCosts) -> None:
     attach_costs(graph.finished.runs, costs.costs, costs.after_passes)
-    graph.costs, graph.graph_costs, graph.built_costs, graph.opt_elements = costs.costs, costs.after_passes, costs.built, costs.opt_elements
+    graph.costs, graph.graph_costs, graph.built_costs, graph.opt_elements = (
+        costs.costs,
+        costs.after_passes,
+        costs.built,
+        costs.opt_elements,
+    )
     graph.sections["passes"] = passes_section(graph.finished.runs)
 
 
-def _repair(spec: Spec, graph: PreparedGraph, checks: ChecksOutcome, observer: PipelineObserver, timer: PhaseTimer) -> None:
+def _repair(
+    spec: Spec, graph: PreparedGraph, checks: ChecksOutcome, observer: PipelineObserver, timer: PhaseTimer
+) -> None:
     """The graph without the changes verification dropped, converted and serialized again (the
     first build's precision conversion started from the unrepaired graph)."""
     job = graph.checks
-    graph.finished, _ = finish_graph(spec, checks.repaired, checks.repaired_runs, graph.nodes, job.structures.original, graph.profiles,
-                                     graph.model_sha256, observer, timer, verify=False)
+    graph.finished, _ = finish_graph(
+        spec,
+        checks.repaired,
+        checks.repaired_runs,
+        graph.nodes,
+        job.structures.original,
+        graph.profiles,
+        graph.model_sha256,
+        observer,
+        timer,
+        verify=False,
+    )
     checks.repaired = None
     with timer.phase("serialize"):
         hand_over(graph.finished, keep=bool(spec.output.onnx))
-    _take_costs(graph, graph_costs(graph.finished.structures, graph.profiles[0], any(run.changes for run in graph.finished.runs)))
+    _take_costs(
+        graph,
+        graph_costs(graph.finished.structures, graph.profiles[0], any(run.changes for run in graph.finished.runs)),
+    )
 
 
 def _return_freed_memory() -> None:
@@ -186,7 +219,9 @@ def _read_timing_cache(spec: Spec) -> bytes | None:
     return path.read_bytes() if path.exists() else b""
 
 
-def _diagnosed(error: BuildError, trt, spec: Spec, graph: PreparedGraph, settings: BuildSettings, observer) -> BuildError:
+def _diagnosed(
+    error: BuildError, trt, spec: Spec, graph: PreparedGraph, settings: BuildSettings, observer
+) -> BuildError:
     """Bisect the graph with real sub-builds to the node where TensorRT's failure starts."""
     from trtc.commands.diagnose import explain, localize  # only a failed build needs them
 
@@ -229,13 +264,34 @@ def _log_text(log: list[tuple[str, str]]) -> str:
 
 def _report(spec: Spec, graph: PreparedGraph, trt, result: BuildResult, observer: Recording, gpu: dict | None) -> dict:
     """The report; the output-shape warnings it finds are told to `observer`, whose warnings it ends with."""
-    fusion = (fusion_map(result.engine, graph.nodes, graph.finished.origins, graph.finished.added, removed_nodes(graph.finished.runs))
-              if result.engine else None)
-    cost = cost_section(fusion, graph.costs, gpu, dynamic_value(graph.profiles[0]), graph.opt_elements, graph.built_costs,
-                        graph.graph_costs) if fusion else None
+    fusion = (
+        fusion_map(
+            result.engine, graph.nodes, graph.finished.origins, graph.finished.added, removed_nodes(graph.finished.runs)
+        )
+        if result.engine
+        else None
+    )
+    cost = (
+        cost_section(
+            fusion,
+            graph.costs,
+            gpu,
+            dynamic_value(graph.profiles[0]),
+            graph.opt_elements,
+            graph.built_costs,
+            graph.graph_costs,
+        )
+        if fusion
+        else None
+    )
     bindings = [
-        {"name": b.name, "mode": b.mode, "dtype": b.dtype, "dims": list(b.dims),
-         "profiles": [{"min": list(p.min), "opt": list(p.opt), "max": list(p.max)} for p in b.profiles]}
+        {
+            "name": b.name,
+            "mode": b.mode,
+            "dtype": b.dtype,
+            "dims": list(b.dims),
+            "profiles": [{"min": list(p.min), "opt": list(p.opt), "max": list(p.max)} for p in b.profiles],
+        }
         for b in (result.engine.bindings if result.engine else ())
     ]
     report = {
@@ -245,11 +301,17 @@ def _report(spec: Spec, graph: PreparedGraph, trt, result: BuildResult, observer
             "trtc": __version__,
             "backend": trt.name,
             "backend_version": trt.version,
-            "target": {"compute_capabilities": list(spec.target.compute_capabilities),
-                       "optimization_level": spec.target.optimization_level, "workspace": spec.workspace},
+            "target": {
+                "compute_capabilities": list(spec.target.compute_capabilities),
+                "optimization_level": spec.target.optimization_level,
+                "workspace": spec.workspace,
+            },
             "spec": spec.source.name if spec.source else None,
             "spec_fingerprint": spec.fingerprint,
-            "fingerprint": {**graph.fingerprint.as_dict(), "model_files": [portable_path(p, spec) for p in graph.fingerprint.model_files]},
+            "fingerprint": {
+                **graph.fingerprint.as_dict(),
+                "model_files": [portable_path(p, spec) for p in graph.fingerprint.model_files],
+            },
             "model": portable_path(spec.model, spec),
             "model_sha256": graph.model_sha256,
             "plan": portable_path(spec.output.plan, spec),
@@ -261,7 +323,8 @@ def _report(spec: Spec, graph: PreparedGraph, trt, result: BuildResult, observer
         "precision": {"mode": spec.precision.mode},  # replaced by the precision step's section
         "profiles": [{name: r.as_dict() for name, r in profile.items()} for profile in graph.profiles],
         "bindings": bindings,
-        "plugins": [{**plugin.as_dict(), "path": portable_path(plugin.path, spec)} for plugin in result.plugins] or None,
+        "plugins": [{**plugin.as_dict(), "path": portable_path(plugin.path, spec)} for plugin in result.plugins]
+        or None,
         "fusion": fusion,
         "cost": cost,
         "warnings": None,  # below: every warning shown, these last ones included
@@ -272,7 +335,11 @@ def _report(spec: Spec, graph: PreparedGraph, trt, result: BuildResult, observer
     if shapes:
         binding_dims = {b["name"]: b["dims"] for b in report["bindings"] if b["mode"] == "Output"}
         rows, shape_warnings = compare(shapes["declared"], shapes["onnxruntime"], binding_dims)
-        report["output_shapes"] = {"outputs": rows, "checked_at": "min shape of profile 0", "onnxruntime_not_run": shapes["not_run"] or None}
+        report["output_shapes"] = {
+            "outputs": rows,
+            "checked_at": "min shape of profile 0",
+            "onnxruntime_not_run": shapes["not_run"] or None,
+        }
         for warning in shape_warnings:
             observer.warning(warning)
     report["warnings"] = list(observer.warnings)

@@ -13,25 +13,32 @@ from pathlib import Path
 import onnx
 
 from trtc.backend.builder import ModelSource
+from trtc.commands.graph_checks import ChecksJob, GraphStructures
+from trtc.commands.observers import Quiet
+from trtc.commands.timing import PhaseTimer
 from trtc.errors import BuildError
-from trtc.graph.io import LoadedModel, drop_initializer_inputs, load_model, name_unnamed_nodes, normalize_default_domain, select_outputs
-from trtc.passes.loops import onnxruntime_agreement
-from trtc.passes.pin import pin_inputs
+from trtc.graph.io import (
+    LoadedModel,
+    drop_initializer_inputs,
+    load_model,
+    name_unnamed_nodes,
+    normalize_default_domain,
+    select_outputs,
+)
 from trtc.graph.profiles import model_inputs, resolve_profiles
 from trtc.graph.random_inputs import random_feeds
 from trtc.graph.shape_inputs import attach_shape_values, feed_values
 from trtc.graph.shared_dims import separate_shared_dims
 from trtc.graph.weights import SplitModel, split_weights, structure_of
-from trtc.commands.observers import Quiet
-from trtc.commands.graph_checks import ChecksJob, GraphStructures
 from trtc.incremental.clashes import build_inputs, build_outputs, refuse_clashes
 from trtc.incremental.fingerprint import Fingerprint, fingerprint
 from trtc.incremental.stamps import stamps
 from trtc.passes import PassContext, PassRun, node_origins, run_passes, select_passes
+from trtc.passes.loops import onnxruntime_agreement
+from trtc.passes.pin import pin_inputs
+from trtc.passes.verify import Original
 from trtc.precision.keep import resolve_keep_fp32
 from trtc.spec.model import Spec
-from trtc.commands.timing import PhaseTimer
-from trtc.passes.verify import Original
 
 
 @dataclass
@@ -58,18 +65,27 @@ class PreparedGraph:
     profiles: list
     model_sha256: str
     sections: dict[str, object]
-    file_stamps: dict[str, list[int]]  # of the model files as hashed: the up-to-date check trusts the hash while they hold
+    file_stamps: dict[
+        str, list[int]
+    ]  # of the model files as hashed: the up-to-date check trusts the hash while they hold
     checks: ChecksJob
     # Filled in from the checks' outcome (trtc/pipeline.py):
     fingerprint: Fingerprint | None = None  # of everything that decided this build, for `trtc build`'s up-to-date check
     costs: dict = field(default_factory=dict)  # the user's nodes at the first profile's opt shapes
-    graph_costs: dict = field(default_factory=dict)  # the nodes after the passes, before precision: the model's FLOPs in every precision
+    graph_costs: dict = field(
+        default_factory=dict
+    )  # the nodes after the passes, before precision: the model's FLOPs in every precision
     built_costs: dict = field(default_factory=dict)  # the nodes of the graph TensorRT parses, at the same shapes
     opt_elements: dict[str, int] = field(default_factory=dict)  # ONNX tensor -> elements at those shapes
 
 
-def prepare_graph(spec: Spec, observer, timer: PhaseTimer, known_fingerprint: Fingerprint | None = None,
-                  depfile_path: Path | None = None) -> PreparedGraph:
+def prepare_graph(
+    spec: Spec,
+    observer,
+    timer: PhaseTimer,
+    known_fingerprint: Fingerprint | None = None,
+    depfile_path: Path | None = None,
+) -> PreparedGraph:
     """Load the model and run the graph steps in order; each rewrites the model in place and may
     add a report section."""
     model_stamp = stamps([spec.model])  # before reading: a change while it is read shows next time
@@ -85,14 +101,22 @@ def prepare_graph(spec: Spec, observer, timer: PhaseTimer, known_fingerprint: Fi
     original_nodes = {node.name: node.op_type for node in model.graph.node}
     value_ranges = {name: setting.value_range for name, setting in spec.input_settings.items() if setting.value_range}
     # Made by the checks beside the build (numpy.random's import alone costs 50 ms).
-    min_feeds = functools.partial(random_feeds, model_inputs(model), {name: r.min for name, r in profiles[0].items()}, value_ranges,
-                                  fixed=feed_values(profiles[0], "min"))
+    min_feeds = functools.partial(
+        random_feeds,
+        model_inputs(model),
+        {name: r.min for name, r in profiles[0].items()},
+        value_ranges,
+        fixed=feed_values(profiles[0], "min"),
+    )
     passes = select_passes(spec.fusion)
     verify = bool(passes) and spec.fusion.get("verify", "on") != "off"
     # Node names and dim names do not change what onnxruntime computes: then it reads the user's
     # file itself and Python holds no second copy of the weights.
     single_file = front.computes_as_file and len(loaded.files) == 1
-    original = Original(loaded.files[0] if single_file else split_weights(model), functools.partial(reload_original, spec, loaded.sha256))
+    original = Original(
+        loaded.files[0] if single_file else split_weights(model),
+        functools.partial(reload_original, spec, loaded.sha256),
+    )
     original_structure = structure_of(model)
     sections["output_shapes"] = None  # filled in by the checks beside the build, in the report's order
     if verify:
@@ -103,19 +127,49 @@ def prepare_graph(spec: Spec, observer, timer: PhaseTimer, known_fingerprint: Fi
     with timer.phase("passes"):
         runs = run_passes(model, passes)
     as_file = (loaded.files[0], front.as_read) if len(loaded.files) == 1 else None
-    finished, rewritten = finish_graph(spec, model, runs, original_nodes, original_structure, profiles, loaded.sha256, observer, timer,
-                                       verify=verify, as_file=as_file)
+    finished, rewritten = finish_graph(
+        spec,
+        model,
+        runs,
+        original_nodes,
+        original_structure,
+        profiles,
+        loaded.sha256,
+        observer,
+        timer,
+        verify=verify,
+        as_file=as_file,
+    )
     del model, front, loaded  # the protobuf's copy of the weights goes before the serialized one comes
     with timer.phase("serialize"):
         hand_over(finished, keep=bool(spec.output.onnx))
-    checks = ChecksJob(spec, profiles, original, rewritten, passes, runs, min_feeds, finished.structures, make_fingerprint)
-    return PreparedGraph(finished=finished, nodes=original_nodes, profiles=profiles, model_sha256=model_sha256, sections=sections,
-                         file_stamps=file_stamps, checks=checks)
+    checks = ChecksJob(
+        spec, profiles, original, rewritten, passes, runs, min_feeds, finished.structures, make_fingerprint
+    )
+    return PreparedGraph(
+        finished=finished,
+        nodes=original_nodes,
+        profiles=profiles,
+        model_sha256=model_sha256,
+        sections=sections,
+        file_stamps=file_stamps,
+        checks=checks,
+    )
 
 
-def finish_graph(spec: Spec, model: onnx.ModelProto, runs: list[PassRun], original_nodes: dict[str, str],
-                 original_structure: onnx.ModelProto, profiles: list, model_sha256: str, observer, timer: PhaseTimer,
-                 verify: bool, as_file: tuple[Path, bytes] | None = None) -> tuple[FinishedGraph, onnx.ModelProto | SplitModel | None]:
+def finish_graph(
+    spec: Spec,
+    model: onnx.ModelProto,
+    runs: list[PassRun],
+    original_nodes: dict[str, str],
+    original_structure: onnx.ModelProto,
+    profiles: list,
+    model_sha256: str,
+    observer,
+    timer: PhaseTimer,
+    verify: bool,
+    as_file: tuple[Path, bytes] | None = None,
+) -> tuple[FinishedGraph, onnx.ModelProto | SplitModel | None]:
     """Precision conversion of the passes' result, then its split; and what verification checks
     (the passes' result, None when not checked). Run again on the repaired graph when
     verification dropped a change. `as_file`: the model file (without external data) and its
@@ -139,15 +193,23 @@ def finish_graph(spec: Spec, model: onnx.ModelProto, runs: list[PassRun], origin
         from trtc.precision.step import apply_precision  # calibration, autocast, accuracy: not imported for FP32
 
         with timer.phase("precision"):
-            precision = apply_precision(model, precision_spec, model_inputs(model), profiles[0], model_sha256,
-                                        lambda done, total: observer.progress("calibrating", done, total))
+            precision = apply_precision(
+                model,
+                precision_spec,
+                model_inputs(model),
+                profiles[0],
+                model_sha256,
+                lambda done, total: observer.progress("calibrating", done, total),
+            )
         for warning in precision.warnings:
             observer.warning(warning)
         model, sections, files = precision.model, precision.sections, precision.files
     converted = spec.precision.mode != "fp32"
     built = structure_of(model) if converted else passed
     added = {n.name: n.op_type for n in model.graph.node if n.name not in original_nodes and n.name not in origins}
-    finished = FinishedGraph(None, runs, GraphStructures(original_structure, passed, built), origins, added, sections, files)
+    finished = FinishedGraph(
+        None, runs, GraphStructures(original_structure, passed, built), origins, added, sections, files
+    )
     # Initializer data changes only with new names, or in precision conversion: an equal structure
     # is the file's graph.
     if as_file is not None and not converted and not changed and built.SerializeToString() == as_file[1]:
@@ -179,8 +241,18 @@ def remake_model(spec: Spec, excluded: frozenset[str]) -> onnx.ModelProto:
     model = front.model
     original_nodes = {node.name: node.op_type for node in model.graph.node}
     runs = run_passes(model, select_passes(spec.fusion), PassContext(exclude=excluded))
-    finished, _ = finish_graph(spec, model, runs, original_nodes, structure_of(model), front.profiles, front.loaded.sha256, Quiet(),
-                               PhaseTimer(), verify=False)
+    finished, _ = finish_graph(
+        spec,
+        model,
+        runs,
+        original_nodes,
+        structure_of(model),
+        front.profiles,
+        front.loaded.sha256,
+        Quiet(),
+        PhaseTimer(),
+        verify=False,
+    )
     return finished.split.joined()
 
 
@@ -226,13 +298,26 @@ def load_pinned_model(spec: Spec, observer) -> PinnedModel:
     if shared:
         sections["graph"]["separated_dims"] = shared
     pinned_values = {name: s.value for name, s in spec.input_settings.items() if s.value is not None}
-    static_shapes = {name: r.min for name, r in profiles[0].items() if all(p[name].min == p[name].max == r.min for p in profiles)}
+    static_shapes = {
+        name: r.min for name, r in profiles[0].items() if all(p[name].min == p[name].max == r.min for p in profiles)
+    }
     value_ranges = {name: setting.value_range for name, setting in spec.input_settings.items() if setting.value_range}
-    unroll_check = onnxruntime_agreement(functools.partial(random_feeds, model_inputs(model), {n: r.min for n, r in profiles[0].items()},
-                                                       value_ranges, fixed=feed_values(profiles[0], "min")))
-    shape_ranges = {name: (tuple(min(p[name].min[axis] for p in profiles) for axis in range(len(r.min))),
-                           tuple(max(p[name].max[axis] for p in profiles) for axis in range(len(r.max))))
-                    for name, r in profiles[0].items()}
+    unroll_check = onnxruntime_agreement(
+        functools.partial(
+            random_feeds,
+            model_inputs(model),
+            {n: r.min for n, r in profiles[0].items()},
+            value_ranges,
+            fixed=feed_values(profiles[0], "min"),
+        )
+    )
+    shape_ranges = {
+        name: (
+            tuple(min(p[name].min[axis] for p in profiles) for axis in range(len(r.min))),
+            tuple(max(p[name].max[axis] for p in profiles) for axis in range(len(r.max))),
+        )
+        for name, r in profiles[0].items()
+    }
     pinning = pin_inputs(model, pinned_values, static_shapes, unroll_check, shape_ranges)
     if pinned_values or pinning["resolved_control_flow"]:
         sections["pinning"] = pinning

@@ -28,5 +28,7 @@ class PhaseTimer:
         self.seconds[name] = self.seconds.get(name, 0.0) + seconds
 
     def as_dict(self) -> dict:
-        return {"main": {name: round(s, 4) for name, s in self.seconds.items()},
-                "beside_tensorrt": {name: round(s, 4) for name, s in self.beside.items()}}
+        return {
+            "main": {name: round(s, 4) for name, s in self.seconds.items()},
+            "beside_tensorrt": {name: round(s, 4) for name, s in self.beside.items()},
+        }

@@ -55,7 +55,9 @@ class GraphIndex:
         name = self.unique(name)
         value = np.asarray(value)
         value = value if value.flags.c_contiguous else value.copy(order="C")  # keeps 0-d scalars 0-d
-        if value.dtype.kind in "biuf" and value.dtype.isnative and sys.byteorder == "little":  # raw data is little-endian
+        if (
+            value.dtype.kind in "biuf" and value.dtype.isnative and sys.byteorder == "little"
+        ):  # raw data is little-endian
             # Filled in place: appending a finished TensorProto copies its data once more.
             tensor = self.graph.initializer.add()
             tensor.name, tensor.data_type = name, onnx.helper.np_dtype_to_tensor_dtype(value.dtype)
@@ -117,6 +119,7 @@ def _detached(message):
 def rename_inputs(graph: onnx.GraphProto, renames: dict[str, str]) -> None:
     """Every use of a tensor in `renames` (subgraphs included) reads its replacement instead;
     chains (a -> b -> c) resolve to their end."""
+
     def final(name: str) -> str:
         seen = set()
         while name in renames and name not in seen:
@@ -159,7 +162,12 @@ def _bodies(attribute: onnx.AttributeProto) -> list[onnx.GraphProto]:
 
 
 # Constant's attribute forms (opset 12+ added the scalar and list ones exporters favour).
-_CONSTANT_DTYPES = {"value_float": np.float32, "value_floats": np.float32, "value_int": np.int64, "value_ints": np.int64}
+_CONSTANT_DTYPES = {
+    "value_float": np.float32,
+    "value_floats": np.float32,
+    "value_int": np.int64,
+    "value_ints": np.int64,
+}
 
 
 def constant_value(node: onnx.NodeProto) -> np.ndarray | None:

@@ -26,8 +26,13 @@ class Reference:
     for one run (None: one per core); checks that run beside TensorRT's build take one, leaving
     the other core to TensorRT."""
 
-    def __init__(self, model: onnx.ModelProto | bytes | Path | SplitModel, outputs: list[str] | None = None,
-                 optimize: bool | str = True, threads: int | None = None):
+    def __init__(
+        self,
+        model: onnx.ModelProto | bytes | Path | SplitModel,
+        outputs: list[str] | None = None,
+        optimize: bool | str = True,
+        threads: int | None = None,
+    ):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -48,7 +53,13 @@ class Reference:
                 self.session = self._split_session(ort, model, options, optimize)
             else:
                 # A file path: onnxruntime reads the file itself, and Python holds no copy of the model.
-                data = str(model) if isinstance(model, Path) else model if isinstance(model, bytes) else model.SerializeToString()
+                data = (
+                    str(model)
+                    if isinstance(model, Path)
+                    else model
+                    if isinstance(model, bytes)
+                    else model.SerializeToString()
+                )
                 self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise ReferenceUnavailable(f"onnxruntime cannot load the model: {_one_line(exc)}") from None
@@ -92,7 +103,12 @@ class OnDemandReference:
     ends at `close()`, so its copy of the weights is gone before the next session starts. A
     model that cannot load fails every run with the same reason, without trying again."""
 
-    def __init__(self, model: onnx.ModelProto | bytes | Path | SplitModel, optimize: bool | str = True, threads: int | None = None):
+    def __init__(
+        self,
+        model: onnx.ModelProto | bytes | Path | SplitModel,
+        optimize: bool | str = True,
+        threads: int | None = None,
+    ):
         self._model: onnx.ModelProto | bytes | Path | SplitModel | None = model
         self._optimize, self._threads = optimize, threads
         self._reference: Reference | None = None

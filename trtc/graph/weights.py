@@ -23,9 +23,20 @@ from trtc.errors import ModelError
 EXTERNAL_BYTES = 4096
 # Element types whose raw bytes numpy can view as they are (onnxruntime needs a typed array),
 # with their sizes in bytes.
-_VIEWABLE = {TensorProto.FLOAT: 4, TensorProto.FLOAT16: 2, TensorProto.DOUBLE: 8, TensorProto.INT8: 1, TensorProto.UINT8: 1,
-             TensorProto.INT16: 2, TensorProto.UINT16: 2, TensorProto.INT32: 4, TensorProto.UINT32: 4, TensorProto.INT64: 8,
-             TensorProto.UINT64: 8, TensorProto.BOOL: 1}
+_VIEWABLE = {
+    TensorProto.FLOAT: 4,
+    TensorProto.FLOAT16: 2,
+    TensorProto.DOUBLE: 8,
+    TensorProto.INT8: 1,
+    TensorProto.UINT8: 1,
+    TensorProto.INT16: 2,
+    TensorProto.UINT16: 2,
+    TensorProto.INT32: 4,
+    TensorProto.UINT32: 4,
+    TensorProto.INT64: 8,
+    TensorProto.UINT64: 8,
+    TensorProto.BOOL: 1,
+}
 LOCATION = "trtc-weights-in-memory"  # never read: every external initializer is given by the caller
 
 
@@ -57,7 +68,12 @@ class SplitModel:
                 meta = onnx.TensorProto(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims)
                 if tensor.HasField("doc_string"):
                     meta.doc_string = tensor.doc_string
-                headers.append((meta.SerializeToString() + _key(9) + _varint(len(self.weights[tensor.name])), self.weights[tensor.name]))
+                headers.append(
+                    (
+                        meta.SerializeToString() + _key(9) + _varint(len(self.weights[tensor.name])),
+                        self.weights[tensor.name],
+                    )
+                )
                 del initializers[index]
         parts = [head.SerializeToString()]
         if headers:
@@ -71,7 +87,7 @@ class SplitModel:
         result = bytearray(total)
         view, offset = memoryview(result), 0
         for part in parts:
-            view[offset:offset + len(part)] = part
+            view[offset : offset + len(part)] = part
             offset += len(part)
         return result
 
@@ -91,7 +107,11 @@ def split_weights(model: onnx.ModelProto) -> SplitModel:
     drops it afterwards so that the weights are in memory once (in `weights`)."""
     weights: dict[str, bytes] = {}
     structure = _structure(model, weights)
-    types = {tensor.name: (tensor.data_type, tuple(tensor.dims)) for tensor in structure.graph.initializer if tensor.name in weights}
+    types = {
+        tensor.name: (tensor.data_type, tuple(tensor.dims))
+        for tensor in structure.graph.initializer
+        if tensor.name in weights
+    }
     return SplitModel(structure.SerializeToString(), weights, types)
 
 
@@ -108,7 +128,9 @@ def _structure(model: onnx.ModelProto, weights: dict[str, bytes] | None) -> onnx
         copy = structure.graph.initializer.add()
         # Reading `raw_data` copies it: the size comes from the type and dims.
         length = _VIEWABLE.get(tensor.data_type, 0) * math.prod(tensor.dims)
-        if not (tensor.HasField("raw_data") and length > EXTERNAL_BYTES and tensor.data_location != TensorProto.EXTERNAL):
+        if not (
+            tensor.HasField("raw_data") and length > EXTERNAL_BYTES and tensor.data_location != TensorProto.EXTERNAL
+        ):
             copy.CopyFrom(tensor)
             continue
         copy.name, copy.data_type = tensor.name, tensor.data_type
@@ -119,7 +141,9 @@ def _structure(model: onnx.ModelProto, weights: dict[str, bytes] | None) -> onnx
         if weights is not None:
             weights[tensor.name] = data = tensor.raw_data  # one copy, out of the protobuf
             if len(data) != length:
-                raise ModelError(f"model: initializer '{tensor.name}' holds {len(data)} bytes, its type and shape need {length}; export it again")
+                raise ModelError(
+                    f"model: initializer '{tensor.name}' holds {len(data)} bytes, its type and shape need {length}; export it again"
+                )
         for key, value in (("location", LOCATION), ("offset", "0"), ("length", str(length))):
             entry = copy.external_data.add()
             entry.key, entry.value = key, value
@@ -154,7 +178,9 @@ def _without_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _copy_field(target, field, value) -> None:
-    repeated = field.is_repeated if hasattr(field, "is_repeated") else field.label == field.LABEL_REPEATED  # protobuf < 5.28
+    repeated = (
+        field.is_repeated if hasattr(field, "is_repeated") else field.label == field.LABEL_REPEATED
+    )  # protobuf < 5.28
     if repeated:
         getattr(target, field.name).extend(value)
     elif field.type == field.TYPE_MESSAGE:

@@ -33,7 +33,11 @@ class Fingerprint:
         return [*self.model_files, *self.data_inputs]
 
     def as_dict(self) -> dict:
-        return {"digest": self.digest, "components": dict(self.components), "model_files": [str(p) for p in self.model_files]}
+        return {
+            "digest": self.digest,
+            "components": dict(self.components),
+            "model_files": [str(p) for p in self.model_files],
+        }
 
 
 def hash_files(paths: list[Path], digest=None) -> str:
@@ -47,15 +51,20 @@ def hash_files(paths: list[Path], digest=None) -> str:
     return digest.hexdigest()
 
 
-def fingerprint(spec: Spec, model_files: list[Path], model_sha256: str | None = None, known: Fingerprint | None = None) -> Fingerprint:
+def fingerprint(
+    spec: Spec, model_files: list[Path], model_sha256: str | None = None, known: Fingerprint | None = None
+) -> Fingerprint:
     """`model_files` is the model and its external data files (known once the model was read;
     the up-to-date check takes them from the last build's report, valid while the model's own
     bytes are unchanged, since the model names its data files). `known`: the up-to-date check's
     fingerprint of the same spec a moment before the build, whose parts other than the model are
     taken as they are (computing them twice hashed the calibration data twice)."""
     if known is not None:
-        return Fingerprint({**known.components, "model": model_sha256 or hash_files(model_files)}, list(model_files),
-                           list(known.data_inputs))
+        return Fingerprint(
+            {**known.components, "model": model_sha256 or hash_files(model_files)},
+            list(model_files),
+            list(known.data_inputs),
+        )
     components = {
         "spec": spec.fingerprint,
         "model": model_sha256 or hash_files(model_files),
@@ -78,15 +87,23 @@ def data_inputs(spec: Spec) -> list[Path]:
 
 def _data_sources(spec: Spec) -> list[tuple[str, str, Path]]:
     base = spec.source.parent if spec.source else Path.cwd()
-    return [(key, where, base) for key, where in (("calibration_data", spec.precision.calibration.get("data")),
-                                                  ("accuracy_data", spec.accuracy.get("data"))) if where]
+    return [
+        (key, where, base)
+        for key, where in (
+            ("calibration_data", spec.precision.calibration.get("data")),
+            ("accuracy_data", spec.accuracy.get("data")),
+        )
+        if where
+    ]
 
 
 def code_identity(package: Path) -> str:
     """trtc's own files by name, size and modification time: an editable install or a patched
     trtc rebuilds, not only a new version number (stat only: this runs on every no-op build)."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in package.rglob("*") if p.suffix in (".py", ".json", ".css") and "__pycache__" not in p.parts):
+    for path in sorted(
+        p for p in package.rglob("*") if p.suffix in (".py", ".json", ".css") and "__pycache__" not in p.parts
+    ):
         status = path.stat()
         digest.update(f"{path.relative_to(package)} {status.st_size} {status.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:16]

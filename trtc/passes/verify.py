@@ -39,8 +39,13 @@ class Verification:
     run_seconds: float = 0.0  # its inference on all the feeds
 
     def section(self) -> dict:
-        return {"status": self.status, "reason": self.reason, "checked_shapes": self.shapes,
-                "dropped_changes": self.dropped, "seconds": round(self.seconds, 3)}
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "checked_shapes": self.shapes,
+            "dropped_changes": self.dropped,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,9 @@ class _Checker:
     def mismatch(self, candidate: onnx.ModelProto | SplitModel) -> str | None:
         started = time.perf_counter()
         try:
-            runner = Reference(candidate, optimize=False, threads=BESIDE_THREADS)  # as the original ran: only the passes differ
+            runner = Reference(
+                candidate, optimize=False, threads=BESIDE_THREADS
+            )  # as the original ran: only the passes differ
             ready = time.perf_counter()
             actual = [runner.run(f) for f in self.feeds]
         except ReferenceUnavailable as error:
@@ -101,9 +108,16 @@ class _Checker:
         return None
 
 
-def verify_passes(original: Original, rewritten: onnx.ModelProto | SplitModel, passes: list, changes: list[Change],
-                  feeds: list[dict[str, np.ndarray]], labels: list[str], strict: bool, expected: list[dict],
-                  ) -> tuple[onnx.ModelProto | None, Verification, list | None]:
+def verify_passes(
+    original: Original,
+    rewritten: onnx.ModelProto | SplitModel,
+    passes: list,
+    changes: list[Change],
+    feeds: list[dict[str, np.ndarray]],
+    labels: list[str],
+    strict: bool,
+    expected: list[dict],
+) -> tuple[onnx.ModelProto | None, Verification, list | None]:
     """Returns the repaired model (None when the rewritten one stands), the verification record,
     and the pass runs of the repaired model. `feeds` are input sets (e.g. each profile's min
     shape), `labels` name them, `expected` holds the original's unoptimized outputs on them."""
@@ -113,11 +127,22 @@ def verify_passes(original: Original, rewritten: onnx.ModelProto | SplitModel, p
     checker = _Checker(original, feeds, expected)
     problem = checker.mismatch(rewritten)
     if problem is None:
-        return None, Verification("verified", labels, seconds=time.perf_counter() - started,
-                                  setup_seconds=checker.setup_seconds, run_seconds=checker.run_seconds), None
+        return (
+            None,
+            Verification(
+                "verified",
+                labels,
+                seconds=time.perf_counter() - started,
+                setup_seconds=checker.setup_seconds,
+                run_seconds=checker.run_seconds,
+            ),
+            None,
+        )
     if strict:
-        raise BuildError(f"graph passes changed the model's outputs ({problem}); fix or switch off the pass "
-                         "(fusion: {disable: [...]}) or set fusion.verify: on to drop the change automatically")
+        raise BuildError(
+            f"graph passes changed the model's outputs ({problem}); fix or switch off the pass "
+            "(fusion: {disable: [...]}) or set fusion.verify: on to drop the change automatically"
+        )
     model = original.load()
     excluded: set[str] = set()
     dropped = []
@@ -131,8 +156,10 @@ def verify_passes(original: Original, rewritten: onnx.ModelProto | SplitModel, p
         problem = checker.mismatch(repaired)
         if problem is None:
             return repaired, Verification("repaired", labels, dropped, seconds=time.perf_counter() - started), runs
-    raise BuildError(f"graph passes changed the model's outputs ({problem}) and trtc could not isolate the change; "
-                     "set fusion: {passes: none} and report the model")
+    raise BuildError(
+        f"graph passes changed the model's outputs ({problem}) and trtc could not isolate the change; "
+        "set fusion: {passes: none} and report the model"
+    )
 
 
 def _locate(original, passes, checker: _Checker, excluded: frozenset[str]) -> Change | None:
@@ -167,5 +194,7 @@ def _error(expected: dict, actual: dict) -> float:
             continue
         reference, other = value.astype(np.float64), actual[name].astype(np.float64)
         norm = np.linalg.norm(reference)
-        worst = max(worst, float(np.linalg.norm(reference - other) / norm) if norm > 0 else float(np.linalg.norm(other)))
+        worst = max(
+            worst, float(np.linalg.norm(reference - other) / norm) if norm > 0 else float(np.linalg.norm(other))
+        )
     return worst

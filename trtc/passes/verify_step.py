@@ -22,17 +22,25 @@ from trtc.graph.reference import OnDemandReference, ReferenceUnavailable
 from trtc.graph.shape_inputs import feed_values
 from trtc.graph.weights import SplitModel
 from trtc.passes import PassRun
-from trtc.spec.model import ShapeRange, Spec
 from trtc.passes.verify import Original, Verification, verify_passes
+from trtc.spec.model import ShapeRange, Spec
 
 BUDGET_SHARE = 0.25
 
 Outputs = dict[str, np.ndarray]
 
 
-def verify_step(original: Original, original_runs: OnDemandReference, structure: onnx.ModelProto, rewritten: onnx.ModelProto | SplitModel,
-                passes: list, runs: list[PassRun], spec: Spec, profiles: list[dict[str, ShapeRange]],
-                known: tuple[dict[str, np.ndarray], Outputs | None]) -> tuple[onnx.ModelProto | None, Verification, list[PassRun] | None]:
+def verify_step(
+    original: Original,
+    original_runs: OnDemandReference,
+    structure: onnx.ModelProto,
+    rewritten: onnx.ModelProto | SplitModel,
+    passes: list,
+    runs: list[PassRun],
+    spec: Spec,
+    profiles: list[dict[str, ShapeRange]],
+    known: tuple[dict[str, np.ndarray], Outputs | None],
+) -> tuple[onnx.ModelProto | None, Verification, list[PassRun] | None]:
     """`original_runs`: the original in onnxruntime, unoptimized (closed here once its outputs are
     taken); `structure`: the original without its weights (its inputs and node count); `known`:
     feeds at the first profile's min shape and the original's outputs on them (None when
@@ -42,7 +50,9 @@ def verify_step(original: Original, original_runs: OnDemandReference, structure:
     mode = spec.fusion.get("verify", "on")
     inputs = model_inputs(structure)
     ranges = {name: s.value_range for name, s in spec.input_settings.items() if s.value_range}
-    wanted = [("min", p) for p in profiles] + ([("opt", p) for p in profiles] + [("max", p) for p in profiles] if mode == "full" else [])
+    wanted = [("min", p) for p in profiles] + (
+        [("opt", p) for p in profiles] + [("max", p) for p in profiles] if mode == "full" else []
+    )
     labels = [f"{which} of profile {profiles.index(profile)}" for which, profile in wanted]
     changes = [change for run in runs for change in run.changes]
     if not changes:
@@ -50,8 +60,17 @@ def verify_step(original: Original, original_runs: OnDemandReference, structure:
         return None, Verification("verified", labels, reason="no pass changed the graph"), None
     reason = ""
     try:
-        feeds = [known[0]] + [random_feeds(inputs, {n: getattr(r, which) for n, r in profile.items()}, ranges, seed=i,
-                                           fixed=feed_values(profile, which)) for i, (which, profile) in enumerate(wanted) if i]
+        feeds = [known[0]] + [
+            random_feeds(
+                inputs,
+                {n: getattr(r, which) for n, r in profile.items()},
+                ranges,
+                seed=i,
+                fixed=feed_values(profile, which),
+            )
+            for i, (which, profile) in enumerate(wanted)
+            if i
+        ]
         expected = [known[1] if known[1] is not None else original_runs.run(feeds[0])]
         min_run = original_runs.last_run_seconds
         expected += [original_runs.run(feed) for feed in feeds[1:]]
@@ -60,18 +79,30 @@ def verify_step(original: Original, original_runs: OnDemandReference, structure:
             budget = BUDGET_SHARE * predicted_build_seconds(structure)
             predicted = 2 * min_run * scale  # the original and the rewritten graph, once each
             if predicted <= budget:
-                feeds.append(random_feeds(inputs, {n: r.opt for n, r in profiles[0].items()}, ranges, seed=99,
-                                          fixed=feed_values(profiles[0], "opt")))
+                feeds.append(
+                    random_feeds(
+                        inputs,
+                        {n: r.opt for n, r in profiles[0].items()},
+                        ranges,
+                        seed=99,
+                        fixed=feed_values(profiles[0], "opt"),
+                    )
+                )
                 expected.append(original_runs.run(feeds[-1]))
                 labels.append("opt of profile 0")
             else:
                 reason = f"opt shape skipped: predicted {predicted:.2f} s > budget {budget:.2f} s (fusion.verify: full checks it)"
     except ReferenceUnavailable as error:
-        return None, Verification("not verified", labels, reason=error.message, seconds=time.perf_counter() - started), None
+        return (
+            None,
+            Verification("not verified", labels, reason=error.message, seconds=time.perf_counter() - started),
+            None,
+        )
     finally:
         original_runs.close()  # its copy of the weights goes before the rewritten graph's session starts
-    repaired, verification, repaired_runs = verify_passes(original, rewritten, passes, changes, feeds, labels,
-                                                          strict=mode == "strict", expected=expected)
+    repaired, verification, repaired_runs = verify_passes(
+        original, rewritten, passes, changes, feeds, labels, strict=mode == "strict", expected=expected
+    )
     verification.reason = verification.reason or reason
     verification.seconds = time.perf_counter() - started
     return repaired, verification, repaired_runs
