@@ -21,6 +21,7 @@ from trtc.graph.random_inputs import random_feeds
 from trtc.precision.accuracy import clearly_off, measure_accuracy
 from trtc.precision.accuracy_data import AccuracySamples
 from trtc.precision.autocast import autocast
+from trtc.precision.bias_correction import SAMPLES as BIAS_SAMPLES
 from trtc.precision.bias_correction import bias_shifts
 from trtc.precision.calibrate import CALIBRATOR, cache_document, cache_key, collect_ranges, read_cache, tensor_names
 from trtc.precision.data import HOLD_OUT_EVERY, SampleSource
@@ -126,7 +127,7 @@ def calibrate(
             "preprocess": settings.get("preprocess"),
             "calibrator": CALIBRATOR,
             "equalize": settings.get("equalize", True),
-            "bias_correction": settings.get("bias_correction", True),
+            "bias_correction": settings.get("bias_correction", True) and f"first {BIAS_SAMPLES} samples",
             "unclipped": sorted(unclipped),
             "held_out": f"every {HOLD_OUT_EVERY}th sample" if hold_out else None,
         },
