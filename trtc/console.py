@@ -354,7 +354,8 @@ def print_diff(terminal: Terminal, diff: dict) -> None:
         )
     for change in kernels["time_changed"][:5]:
         console.print(
-            f"est. time {change['old_us']:.2f} -> {change['new_us']:.2f} us: {escape(', '.join(change['onnx_nodes']) or '(no node of the model)')}"
+            f"est. time {change['old_us']:.2f} -> {change['new_us']:.2f} "
+            f"us: {escape(', '.join(change['onnx_nodes']) or '(no node of the model)')}"
         )
     for entry in diff["accuracy"]:
         if entry["old_cosine"] != entry["new_cosine"]:

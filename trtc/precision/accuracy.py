@@ -138,7 +138,8 @@ def gate_failures(results: list[OutputAccuracy], gates: dict) -> list[str]:
             and not result.top1_agreement >= gates["min_top1_agreement"]
         ):
             failures.append(
-                f"output '{result.name}': top-1 agreement {result.top1_agreement:.4f} < accuracy.min_top1_agreement {gates['min_top1_agreement']}"
+                f"output '{result.name}': top-1 agreement {result.top1_agreement:.4f} < "
+                f"accuracy.min_top1_agreement {gates['min_top1_agreement']}"
             )
     return failures
 

@@ -51,7 +51,8 @@ class SampleSource:
             raise SpecError(f"{key}: {folder} mixes {', '.join(sorted(kinds))} files; keep one kind per folder")
         if ".npy" in kinds and len(self.inputs) != 1:
             raise SpecError(
-                f"{key}: .npy files need a single-input model; this one has {', '.join(self.inputs)}: use .npz files with arrays named by input"
+                f"{key}: .npy files need a single-input model; this one has {', '.join(self.inputs)}: use .npz files with arrays named by "
+                "input"
             )
         if "image" in kinds and len(self.inputs) != 1:
             raise SpecError(f"{key}: images need a single-input model; use .npz files with arrays named by input")
