@@ -205,7 +205,9 @@ def finish_graph(
             except AccuracyGateError as failure:  # no plan, but the figures and the layer ranking are kept
                 from trtc.commands.gate_report import write_gate_report
 
-                failure.details.append(write_gate_report(spec, failure, keep_warnings, model_sha256))
+                failure.details.append(
+                    write_gate_report(spec, failure, list(getattr(observer, "warnings", keep_warnings)), model_sha256)
+                )
                 raise
         for warning in precision.warnings:
             observer.warning(warning)
