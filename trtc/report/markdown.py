@@ -223,11 +223,22 @@ def _calibration(calibration: dict | None) -> list[str]:
         lines += ["", "Not quantized:", ""] + [
             f"- {code(n)}: {text(why)}" for n, why in calibration["not_quantized"].items()
         ]
-    if calibration.get("auto_fallback"):
+    fallback = calibration.get("auto_fallback")
+    if fallback:
+        share = (
+            f" ({fallback['quantized_flops'] / fallback['quantizable_flops']:.0%} of the quantizable FLOPs stay quantized)"
+            if fallback.get("quantizable_flops")
+            else ""
+        )
         lines += [
             "",
-            "auto_fallback returned to the fallback precision: "
-            + ", ".join(map(code, calibration["auto_fallback"]["kept_back"])),
+            "auto_fallback returned to the fallback precision: " + ", ".join(map(code, fallback["kept_back"])) + share,
+        ]
+    ranked_on = (fallback or calibration.get("sensitivity") or {}).get("ranked_on")
+    if ranked_on:
+        lines += [
+            "",
+            f"Layers ranked on {ranked_on['samples']} {ranked_on['kind']} samples ({text(ranked_on['source'])}).",
         ]
     lines += ["", "| tensor | calibrated amax |", "| --- | ---: |"]
     lines += [f"| {code(t)} | {v:.4g} |" for t, v in list(calibration["ranges"].items())[:20]]

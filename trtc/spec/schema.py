@@ -212,9 +212,9 @@ _PRECISION = {
                 "auto_fallback": {
                     "type": "boolean",
                     "default": False,
-                    "description": "int8/fp8: when an accuracy gate fails, return the quantized layers whose "
-                    "quantization hurts most to the fallback precision, one at a time (at most 16), "
-                    "until the gate holds.",
+                    "description": "int8/fp8: when an accuracy gate fails, return quantized layers to the fallback "
+                    "precision one at a time (at most 16), the most harm per FLOP first (ranked on "
+                    "calibration samples), until the gate holds; then quantize again those not needed.",
                 },
                 "calibration": _CALIBRATION,
             },
