@@ -72,7 +72,8 @@ stdout, stderr = process.communicate()
 seconds = time.perf_counter() - started
 import resource
 peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-print(json.dumps({"seconds": seconds, "peak": peak, "code": process.returncode, "stdout": stdout.decode(), "stderr": stderr.decode()[-2000:]}))
+print(json.dumps({"seconds": seconds, "peak": peak, "code": process.returncode, "stdout": stdout.decode(),
+                  "stderr": stderr.decode()[-2000:]}))
 """
 
 
@@ -161,7 +162,8 @@ def run(label: str, model_path: Path, name: str, dims: str, repeats: int) -> dic
     time_ratio, memory_ratio = wall["trtc build"] / wall["direct API"], peak["trtc build"] / peak["direct API"]
     print(
         f"targets: time <= {TARGET}x direct: {_met(time_ratio <= TARGET)} ({time_ratio:.2f}x); memory <= {TARGET}x direct: "
-        f"{_met(memory_ratio <= TARGET)} ({memory_ratio:.2f}x); faster than polygraphy: {_met(wall['trtc build'] < wall['polygraphy convert'])}"
+        f"{_met(memory_ratio <= TARGET)} ({memory_ratio:.2f}x); faster than "
+        f"polygraphy: {_met(wall['trtc build'] < wall['polygraphy convert'])}"
     )
     print_phases(phases)
     return {"wall": wall, "peak": peak}

@@ -55,9 +55,10 @@ else:
             self.items = iter([{"input": np.load(f)[i:i + 1]} for f in files for i in range(len(np.load(f, mmap_mode="r")))][:samples])
         def get_next(self):
             return next(self.items, None)
+    methods = {"entropy": CalibrationMethod.Entropy, "minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}
     quantize_static(model_path, out, Reader(), quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
-                    weight_type=QuantType.QInt8, calibrate_method={"entropy": CalibrationMethod.Entropy, "minmax": CalibrationMethod.MinMax,
-                    "percentile": CalibrationMethod.Percentile}[method], extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+                    weight_type=QuantType.QInt8, calibrate_method=methods[method],
+                    extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
 print(json.dumps({"seconds": time.perf_counter() - started, "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
 """
 
@@ -102,8 +103,9 @@ def bench(
         out = folder / f"{label}-{tool}-{samples}.onnx"
         measured = run(tool, path, data, method, samples, out)
         rows[(tool, samples)] = measured
+        label = f"{tool} ({samples} samples)"
         print(
-            f"{tool + f' ({samples} samples)':<26}{measured['seconds']:>8.1f}{measured['peak'] / 1e6:>9.0f}{cosine(path, out, held_out):>16.5f}"
+            f"{label:<26}{measured['seconds']:>8.1f}{measured['peak'] / 1e6:>9.0f}{cosine(path, out, held_out):>16.5f}"
         )
     if ("onnxruntime", 64) in rows:
         speed_up = rows[("onnxruntime", 64)]["seconds"] / rows[("trtc", 64)]["seconds"]

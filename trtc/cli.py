@@ -135,7 +135,8 @@ def main() -> None:
 
 
 @main.command(
-    epilog="\b\nExamples:\n  trtc build configs/demo.yaml\n  trtc build a.yaml b.yaml -j 2 --json > builds.json\n  trtc build spec.yaml --set max_batch=8 --depfile build/spec.d"
+    epilog="\b\nExamples:\n  trtc build configs/demo.yaml\n  trtc build a.yaml b.yaml -j 2 --json > builds.json\n  trtc build spec.yaml "
+    "--set max_batch=8 --depfile build/spec.d"
 )
 @click.argument("specs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="SPEC...")
 @click.option(
@@ -245,7 +246,8 @@ class _SpecLinesFor:
 
 
 @main.command(
-    epilog="\b\nExamples:\n  trtc diff base.report.json new.report.json\n  trtc diff base.report.json new.report.json --fail-on time=+5% --fail-on accuracy=-0.001"
+    epilog="\b\nExamples:\n  trtc diff base.report.json new.report.json\n  trtc diff base.report.json new.report.json --fail-on time=+5% "
+    "--fail-on accuracy=-0.001"
 )
 @click.argument("old", type=click.Path(path_type=Path))
 @click.argument("new", type=click.Path(path_type=Path))

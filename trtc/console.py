@@ -65,11 +65,7 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
             f"  {calibration['mode']}: {len(calibration['quantized_layers'])} layers quantized ({calibration['method']} calibration on "
             f"{calibration['samples']} samples, cache {calibration['cache']}), {len(calibration['not_quantized'])} left in "
             f"{calibration['fallback']}"
-            + (
-                f"; auto_fallback kept back {escape(', '.join(calibration['auto_fallback']['kept_back']))}"
-                if calibration.get("auto_fallback")
-                else ""
-            )
+            + (_auto_fallback(calibration) if calibration.get("auto_fallback") else "")
             + (f"; {len(precision['kept_fp32'])} kept in FP32" if precision.get("kept_fp32") else "")
         )
     elif precision.get("mode", "fp32") != "fp32":
@@ -92,6 +88,14 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
         console.print(f"  [yellow]{len(report['warnings'])} warning(s)[/], printed above and kept in the report")
     others = ", ".join(p.name for p in written[1:])
     console.print(f"  wrote {escape(others)} in {escape(short_path(str(written[1].parent)))}")
+
+
+def _auto_fallback(calibration: dict) -> str:
+    fallback = calibration["auto_fallback"]
+    line = f"; auto_fallback kept back {escape(', '.join(fallback['kept_back']))}"
+    if fallback.get("quantizable_flops"):
+        line += f"; {fallback['quantized_flops'] / fallback['quantizable_flops']:.0%} of the quantizable FLOPs stay {calibration['mode']}"
+    return line
 
 
 # The default output fits one screen for a model of hundreds of kernels; -v and the report have all.
@@ -350,7 +354,8 @@ def print_diff(terminal: Terminal, diff: dict) -> None:
         )
     for change in kernels["time_changed"][:5]:
         console.print(
-            f"est. time {change['old_us']:.2f} -> {change['new_us']:.2f} us: {escape(', '.join(change['onnx_nodes']) or '(no node of the model)')}"
+            f"est. time {change['old_us']:.2f} -> {change['new_us']:.2f} "
+            f"us: {escape(', '.join(change['onnx_nodes']) or '(no node of the model)')}"
         )
     for entry in diff["accuracy"]:
         if entry["old_cosine"] != entry["new_cosine"]:

@@ -54,7 +54,8 @@ def test_inspector_json_in_full_tensorrt_form():
     # The documented form of IEngineInspector JSON with DETAILED verbosity (trtexec --exportLayerInfo).
     text = """{"Layers": [{"Name": "/conv/Conv + /relu/Relu", "LayerType": "CaskConvolution",
       "Inputs": [{"Name": "x", "Location": "Device", "Dimensions": [1,3,8,8], "Format/Datatype": "Row major linear FP16 format"}],
-      "Outputs": [{"Name": "y", "Location": "Device", "Dimensions": [1,8,8,8], "Format/Datatype": "Channel major FP16 format where channel % 8 == 0"}],
+      "Outputs": [{"Name": "y", "Location": "Device", "Dimensions": [1,8,8,8],
+                   "Format/Datatype": "Channel major FP16 format where channel % 8 == 0"}],
       "Metadata": "[ONNX Layer: /conv/Conv]\\u001f[ONNX Layer: /relu/Relu]", "TacticName": "sm80_xmma", "StreamId": 0}],
       "Bindings": ["x", "y"]}"""
     info = parse_inspector_json(text)

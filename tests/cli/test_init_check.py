@@ -219,7 +219,8 @@ def test_check_lists_each_node_the_parser_refuses(tmp_path, op_type, domain):
     assert lines[0].startswith("unsupported: tensorrt-rtx") and "refused 1 node(s) of 3" in lines[0]
     assert (
         lines[1]
-        == f"  node 'suspect' ({op_type}): TensorRT has no importer for {op_type} and no registered plugin has that name; load the library that provides it with plugins: [path/to/lib.so] in the spec, or export the model without this op"
+        == f"  node 'suspect' ({op_type}): TensorRT has no importer for {op_type} and no registered plugin has that name; load the library "
+        "that provides it with plugins: [path/to/lib.so] in the spec, or export the model without this op"
     )
     assert any("export the float model" in line for line in lines[2:]) == (domain == "com.microsoft")
 
@@ -283,7 +284,8 @@ def test_check_json_is_one_object_on_stdout(tmp_path, model_dir):
         {
             "node": "suspect",
             "op_type": "Det",
-            "message": "TensorRT has no importer for Det and no registered plugin has that name; load the library that provides it with plugins: [path/to/lib.so] in the spec, or export the model without this op",
+            "message": "TensorRT has no importer for Det and no registered plugin has that name; load the library that provides it with "
+            "plugins: [path/to/lib.so] in the spec, or export the model without this op",
         }
     ]
     good = run("check", models.write_spec(model_dir, "model: model.onnx\nmax_batch: 2\n"), "--json")

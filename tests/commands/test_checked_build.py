@@ -14,6 +14,7 @@ import time
 import onnx
 
 import trtc.backend.builder as builder
+import trtc.commands.pipeline  # noqa: F401 - imported before `patch_build_plan` patches its name
 from tests import models
 from tests.cli_runner import run
 from tests.pass_registry import register_pass

@@ -16,7 +16,7 @@ from trtc.backend.builder import ModelSource
 from trtc.commands.graph_checks import ChecksJob, GraphStructures
 from trtc.commands.observers import Quiet
 from trtc.commands.timing import PhaseTimer
-from trtc.errors import BuildError
+from trtc.errors import AccuracyGateError, BuildError
 from trtc.graph.io import (
     LoadedModel,
     drop_initializer_inputs,
@@ -192,14 +192,22 @@ def finish_graph(
         from trtc.precision.step import apply_precision  # calibration, autocast, accuracy: not imported for FP32
 
         with timer.phase("precision"):
-            precision = apply_precision(
-                model,
-                precision_spec,
-                model_inputs(model),
-                profiles[0],
-                model_sha256,
-                lambda done, total: observer.progress("calibrating", done, total),
-            )
+            try:
+                precision = apply_precision(
+                    model,
+                    precision_spec,
+                    model_inputs(model),
+                    profiles[0],
+                    model_sha256,
+                    lambda done, total: observer.progress("calibrating", done, total),
+                )
+            except AccuracyGateError as failure:  # no plan, but the figures and the layer ranking are kept
+                from trtc.commands.gate_report import write_gate_report
+
+                failure.details.append(
+                    write_gate_report(spec, failure, list(getattr(observer, "warnings", keep_warnings)), model_sha256)
+                )
+                raise
         for warning in precision.warnings:
             observer.warning(warning)
         model, sections, files = precision.model, precision.sections, precision.files

@@ -93,11 +93,21 @@ class _Accumulator:
 def measure_accuracy(
     reference: onnx.ModelProto | bytes, converted: onnx.ModelProto | bytes, batches: Iterable[dict[str, np.ndarray]]
 ) -> list[OutputAccuracy]:
-    fp32, reduced = Reference(reference), Reference(converted)
-    sums = {name: _Accumulator(name) for name in fp32.outputs}
+    fp32 = Reference(reference)
+    return compare_outputs(((feeds, fp32.run(feeds)) for feeds in batches), converted, fp32.outputs)
+
+
+def compare_outputs(
+    runs: Iterable[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]],
+    converted: onnx.ModelProto | bytes,
+    outputs: list[str],
+) -> list[OutputAccuracy]:
+    """`converted` against FP32 outputs already computed: (feeds, FP32 outputs) per batch."""
+    reduced = Reference(converted)
+    sums = {name: _Accumulator(name) for name in outputs}
     measured = 0
-    for feeds in batches:
-        expected, actual = fp32.run(feeds), reduced.run(_cast_like(reduced, feeds))
+    for feeds, expected in runs:
+        actual = reduced.run(_cast_like(reduced, feeds))
         samples = len(next(iter(feeds.values()))) if feeds else 1
         measured += samples
         for name, accumulator in sums.items():
@@ -128,7 +138,8 @@ def gate_failures(results: list[OutputAccuracy], gates: dict) -> list[str]:
             and not result.top1_agreement >= gates["min_top1_agreement"]
         ):
             failures.append(
-                f"output '{result.name}': top-1 agreement {result.top1_agreement:.4f} < accuracy.min_top1_agreement {gates['min_top1_agreement']}"
+                f"output '{result.name}': top-1 agreement {result.top1_agreement:.4f} < "
+                f"accuracy.min_top1_agreement {gates['min_top1_agreement']}"
             )
     return failures
 

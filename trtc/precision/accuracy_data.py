@@ -40,10 +40,6 @@ class AccuracySamples:
     def batches(self) -> Batches:
         return self.stream(self.limit)
 
-    def first_batch(self) -> dict[str, np.ndarray]:
-        """One sample's worth (random inputs: one batch): what auto_fallback ranks layers on."""
-        return next(iter(self.stream(1)))
-
     def not_measured(self, mode: str) -> str:
         return f"{mode} accuracy was NOT measured: {self.reason}"
 

@@ -43,7 +43,8 @@ class SampleSource:
         folder, self.files, kind = sample_folder(where, key, base)
         if kind == ".npy" and len(self.inputs) != 1:
             raise SpecError(
-                f"{key}: .npy files need a single-input model; this one has {', '.join(self.inputs)}: use .npz files with arrays named by input"
+                f"{key}: .npy files need a single-input model; this one has {', '.join(self.inputs)}: use .npz files with arrays named by "
+                "input"
             )
         if kind == "image" and len(self.inputs) != 1:
             raise SpecError(f"{key}: images need a single-input model; use .npz files with arrays named by input")

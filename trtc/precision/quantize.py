@@ -2,15 +2,15 @@
 activation ranges (or reuse a matching cache), insert Q/DQ, put the rest in the fallback
 precision, and measure accuracy on held-out samples. The FP16 fallback gets autocast's FP16 rules
 (overflowing layers stay FP32, ranges from a reference run) and is measured on a graph that rounds
-through FP16, as `precision: fp16` is. With `auto_fallback`, the layers whose quantization hurts most
-return to the fallback precision until the accuracy gate holds; a model clearly off FP32 without a
-gate gets the same ranking, for the warning."""
+through FP16, as `precision: fp16` is. With `auto_fallback`, layers return to the fallback
+precision until the accuracy gate holds (fallback.py); a failed gate, and a model clearly off FP32
+without one, get the same ranking of layers, for the report and the warning."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import onnx
@@ -18,19 +18,19 @@ import onnx
 from trtc.errors import AccuracyGateError
 from trtc.graph.profiles import ModelInput
 from trtc.graph.random_inputs import random_feeds
-from trtc.precision.accuracy import clearly_off, measure_accuracy
+from trtc.precision.accuracy import clearly_off
 from trtc.precision.accuracy_data import AccuracySamples
 from trtc.precision.autocast import autocast
+from trtc.precision.bias_correction import SAMPLES as BIAS_SAMPLES
 from trtc.precision.bias_correction import bias_shifts
 from trtc.precision.calibrate import CALIBRATOR, cache_document, cache_key, collect_ranges, read_cache, tensor_names
 from trtc.precision.data import HOLD_OUT_EVERY, SampleSource
 from trtc.precision.equalize import depthwise_inputs, equalized_section
+from trtc.precision.fallback import RANKING_SAMPLES, Ranking, fall_back_until_accurate, first_samples, rank_layers
 from trtc.precision.opset import with_opset
-from trtc.precision.qdq import FP16_SMALLEST, QuantPlan, fallback_residuals, insert_qdq, near_outputs, plan_quantization
+from trtc.precision.qdq import FP16_SMALLEST, fallback_residuals, insert_qdq, near_outputs, plan_quantization
 from trtc.spec.model import ShapeRange, Spec
 from trtc.spec.preflight import calibration_data
-
-AUTO_FALLBACK_STEPS = 16  # layers returned to fallback at most, one build's worth of patience
 
 
 @dataclass
@@ -59,6 +59,44 @@ class Calibrated:
     warnings: list[str]
 
 
+@dataclass
+class CalibrationStream:
+    """The calibration samples as calibration reads them: `batch` at a time, without the ones
+    held out for accuracy."""
+
+    description: str
+    fingerprint: Callable[[], str]  # hashes the data files: only when a cache key needs it
+    kind: str  # "real" (the user's data) or "random"
+    batch: int
+    read: Callable[[int], Iterator[dict[str, np.ndarray]]]  # at most this many samples -> batches
+
+
+def calibration_stream(
+    spec: Spec, inputs: list[ModelInput], profile: dict[str, ShapeRange], hold_out: bool
+) -> CalibrationStream:
+    settings = spec.precision.calibration
+    # No larger than the engine's own batch: a model exported with a static batch of 1 takes 1.
+    batch = min([settings.batch, *(r.max[0] for r in profile.values() if r.max)])
+    if calibration_data(spec) == "random":
+        fingerprint = f"random at {sorted((name, r.opt[1:]) for name, r in profile.items())}"
+        return CalibrationStream(
+            "random inputs at the opt shape",
+            lambda: fingerprint,
+            "random",
+            batch,
+            lambda limit: _random_batches(inputs, profile, spec, batch, limit),
+        )
+    base = spec.source.parent if spec.source else Path.cwd()
+    source = SampleSource(settings.data, "precision.calibration.data", inputs, base, settings.preprocess)
+    return CalibrationStream(
+        source.description,
+        source.fingerprint,
+        "real",
+        batch,
+        lambda limit: source.batches(batch, limit, "calibration" if hold_out else "all"),
+    )
+
+
 def calibrate(
     model: onnx.ModelProto,
     spec: Spec,
@@ -77,27 +115,18 @@ def calibrate(
     skip the samples accuracy is measured on (every HOLD_OUT_EVERY-th)."""
     settings = spec.precision.calibration
     method, percentile, samples = settings.method, settings.percentile, settings.samples
-    # No larger than the engine's own batch: a model exported with a static batch of 1 takes 1.
-    batch = min([settings.batch, *(r.max[0] for r in profile.values() if r.max)])
-    data = calibration_data(spec)
+    stream = calibration_stream(spec, inputs, profile, hold_out)
+    batch, fingerprint, description = stream.batch, stream.fingerprint(), stream.description
     warnings: list[str] = []
-    base = spec.source.parent if spec.source else Path.cwd()
-    if data == "random":
+    if stream.kind == "random":
         warnings.append(
             "precision.calibration.data: random inputs give ranges that fit no real data; use them for smoke tests only"
         )
-        description = "random inputs at the opt shape"
-        fingerprint = f"random at {sorted((name, r.opt[1:]) for name, r in profile.items())}"
 
-        def batches():
-            return _random_batches(inputs, profile, spec, batch, samples)
-    else:
-        source = SampleSource(data, "precision.calibration.data", inputs, base, settings.preprocess)
-        fingerprint, description = source.fingerprint(), source.description
+    def batches():
+        return stream.read(samples)
 
-        def batches():
-            return source.batches(batch, samples, "calibration" if hold_out else "all")
-
+    base = spec.source.parent if spec.source else Path.cwd()
     cache_path = (base / settings.cache).resolve() if settings.cache else None
     key = cache_key(
         model_sha256,
@@ -111,7 +140,7 @@ def calibrate(
             "preprocess": settings.preprocess,
             "calibrator": CALIBRATOR,
             "equalize": settings.equalize,
-            "bias_correction": settings.bias_correction,
+            "bias_correction": settings.bias_correction and f"first {BIAS_SAMPLES} samples",
             "unclipped": sorted(unclipped),
             "held_out": f"every {HOLD_OUT_EVERY}th sample" if hold_out else None,
         },
@@ -214,24 +243,13 @@ def quantize(
     return Quantized(quantized, section, measured, kept, calibrated.cache_file, list(calibrated.warnings), calibrated)
 
 
-def sensitivity(
-    model: onnx.ModelProto, plan: QuantPlan, ranges: dict[str, float], mode: str, feeds: dict[str, np.ndarray]
-) -> list[tuple[str, float]]:
-    """Output error (relative L2, worst output) of quantizing each layer alone, worst first."""
-    scores = []
-    for layer in plan.layers:
-        alone = QuantPlan(layers=[layer], activations=[_input_of(model, layer)], residuals=[])
-        results = measure_accuracy(model, insert_qdq(model, alone, ranges, mode), [feeds])
-        scores.append((layer, max(r.rel_l2_error for r in results)))
-    return sorted(scores, key=lambda item: -item[1])
-
-
 def quantize_until_accurate(
     model, spec, inputs, profile, model_sha256, check, progress, samples: AccuracySamples, magnitudes: dict[str, float]
 ) -> tuple[Quantized, dict]:
-    """Quantize; when the accuracy gate fails and auto_fallback is on, return the most sensitive
-    layers to the fallback precision one at a time until it holds. Layers are ranked on the first
-    of the accuracy `samples` (held out from calibration); `magnitudes` feed the FP16 rules."""
+    """Quantize; when the accuracy gate fails and auto_fallback is on, return layers to the
+    fallback precision until it holds (fallback.py). Layers are ranked on calibration samples,
+    never on the accuracy `samples`; `magnitudes` feed the FP16 rules. A gate that still fails
+    raises AccuracyGateError carrying the report sections of the last graph, ranking included."""
     # Raised once, before planning: every step below then works on the same converted graph.
     model = with_opset(model, 19 if spec.precision.mode == "fp8" or spec.precision.fallback != "fp32" else 13)
     result = quantize(
@@ -239,50 +257,81 @@ def quantize_until_accurate(
     )
     calibrated = result.calibrated
 
-    def ranked() -> list[dict]:
-        scores = sensitivity(
+    def ranked() -> Ranking:
+        stream = calibration_stream(spec, inputs, profile, samples.held_out)
+        batches, count = first_samples(stream.read(RANKING_SAMPLES), RANKING_SAMPLES)
+        ranked_on = {
+            "source": f"the first {count} calibration samples{' not held out' if samples.held_out else ''}: {stream.description}",
+            "kind": stream.kind,
+            "samples": count,
+        }
+        return rank_layers(
             model,
-            plan_quantization(model, spec.precision.keep_fp32),
+            plan_quantization(model, spec.precision.keep_fp32).layers,
             calibrated.ranges,
             spec.precision.mode,
-            samples.first_batch(),
+            batches,
+            ranked_on,
+            profile,
         )
-        return [{"layer": layer, "rel_l2_error": error} for layer, error in scores]
 
     try:
         accuracy = check(result)
     except AccuracyGateError as failure:
+        ranking = ranked()
         if not spec.precision.auto_fallback:
-            raise
-        ranked_on, ranking = samples.source, ranked()
-        kept_back: list[str] = []
-        for entry in ranking[:AUTO_FALLBACK_STEPS]:
-            kept_back.append(entry["layer"])
-            result = quantize(
+            result.section["sensitivity"] = ranking.section()
+            raise _failed(failure, result, spec, f"most sensitive quantized layers: {ranking.most_harmful()}") from None
+        found = fall_back_until_accurate(
+            lambda back: quantize(
                 model,
                 spec,
                 inputs,
                 profile,
                 model_sha256,
                 progress,
-                exclude=frozenset(kept_back),
+                exclude=back,
                 calibrated=calibrated,
                 magnitudes=magnitudes,
-            )
-            try:
-                accuracy = check(result)
-            except AccuracyGateError:
-                continue
-            result.section["auto_fallback"] = {"kept_back": kept_back, "ranked_on": ranked_on, "ranking": ranking}
-            return result, accuracy
-        raise AccuracyGateError(
-            f"{failure.message}; auto_fallback returned {len(kept_back)} layer(s) to "
-            f"{spec.precision.fallback} and the gate still fails",
-            failure.details,
-        ) from None
+            ),
+            check,
+            ranking,
+            result,
+            failure,
+        )
+        result = found.result
+        result.section["auto_fallback"] = found.section(ranking)
+        if found.failure is not None:
+            raise _failed(
+                AccuracyGateError(
+                    f"{found.failure.message}; auto_fallback returned {len(found.kept_back)} layer(s) to "
+                    f"{spec.precision.fallback} and the gate still fails",
+                    found.failure.details,
+                    found.failure.sections,
+                ),
+                result,
+                spec,
+            ) from None
+        return result, found.accuracy
     if clearly_off(accuracy["outputs"]):  # no gate failed, yet the build will warn: say which layers hurt most
-        result.section["sensitivity"] = {"ranked_on": samples.source, "ranking": ranked()}
+        result.section["sensitivity"] = ranked().section()
     return result, accuracy
+
+
+def precision_section(mode: str, result: Quantized) -> dict:
+    return {
+        "mode": mode,
+        "quantized_layers": len(result.section["quantized_layers"]),
+        "fallback": result.section["fallback"],
+        "kept_fp32": result.kept_fp32,
+    }
+
+
+def _failed(failure: AccuracyGateError, result: Quantized, spec: Spec, *details: str) -> AccuracyGateError:
+    """`failure` with the report sections of the graph that failed (its accuracy section is there already)."""
+    failure.details += details
+    failure.sections.update(calibration=result.section, precision=precision_section(spec.precision.mode, result))
+    return failure
 
 
 def _with_fallback(model: onnx.ModelProto, fallback: str, spec: Spec, magnitudes: dict[str, float]):
@@ -310,7 +359,3 @@ def _random_batches(inputs, profile, spec, batch, samples):
     shapes = {name: (batch, *r.opt[1:]) for name, r in profile.items()}
     for index in range(-(-samples // batch)):
         yield random_feeds(inputs, shapes, spec.value_ranges, seed=index)
-
-
-def _input_of(model: onnx.ModelProto, layer: str) -> str:
-    return next(node.input[0] for node in model.graph.node if node.name == layer)

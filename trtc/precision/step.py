@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 import onnx
 
-from trtc.errors import BuildError
+from trtc.errors import AccuracyGateError, BuildError
 from trtc.graph.profiles import ModelInput
 from trtc.graph.random_inputs import random_feeds
 from trtc.graph.reference import Reference, ReferenceUnavailable
@@ -21,7 +21,7 @@ from trtc.precision.accuracy_data import AccuracySamples, accuracy_samples
 from trtc.precision.autocast import autocast, reference_magnitudes
 from trtc.precision.data import SampleSource
 from trtc.precision.opset import with_opset
-from trtc.precision.quantize import quantize_until_accurate
+from trtc.precision.quantize import precision_section, quantize_until_accurate
 from trtc.spec.model import ShapeRange, Spec
 from trtc.spec.preflight import MIN_ACCURACY_SAMPLES
 
@@ -63,14 +63,7 @@ def apply_precision(
         )
         outcome.model = result.model
         outcome.sections.update(
-            calibration=result.section,
-            accuracy=accuracy,
-            precision={
-                "mode": mode,
-                "quantized_layers": len(result.section["quantized_layers"]),
-                "fallback": result.section["fallback"],
-                "kept_fp32": result.kept_fp32,
-            },
+            calibration=result.section, accuracy=accuracy, precision=precision_section(mode, result)
         )
         outcome.warnings += result.warnings
         if result.cache_file:
@@ -93,7 +86,11 @@ def apply_precision(
         measured = autocast(
             model, mode, spec.precision.keep_fp32, spec.precision.keep_io_types, magnitudes, emulate=True
         ).model
-        outcome.sections["accuracy"] = check_accuracy(model, measured, spec, samples, emulated=True)
+        try:
+            outcome.sections["accuracy"] = check_accuracy(model, measured, spec, samples, emulated=True)
+        except AccuracyGateError as failure:
+            failure.sections["precision"] = outcome.sections["precision"]
+            raise
         _check_runs(converted.model, inputs, profile, spec)
     outcome.warnings += accuracy_warnings(
         spec, samples, outcome.sections["accuracy"], outcome.sections.get("calibration")
@@ -139,12 +136,16 @@ def check_accuracy(
     if samples.shortfall:
         return {**section, "status": "not measured", "reason": samples.reason, "gates": {}}
     results = measure_accuracy(reference, converted, samples.batches())
-    enforce(results, gates, spec.precision.mode)
     section.update(
         samples=min(r.samples for r in results) if results else 0,
         outputs=as_dicts(results),
         passed=True if gates else None,
     )
+    try:
+        enforce(results, gates, spec.precision.mode)
+    except AccuracyGateError as failure:  # the failed figures go into the report a failed build writes
+        failure.sections["accuracy"] = {**section, "passed": False, "failures": failure.details}
+        raise
     return section
 
 

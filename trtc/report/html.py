@@ -287,7 +287,8 @@ def _precision_share(fusion: dict) -> str:
         table += (
             f'<tr><td><span class="pill" style="background:{color}">{_e(name)}</span></td><td class="num">{g["kernels"]}</td>'
             f'<td class="num">{human(g["flops"], "FLOP")}</td><td class="num">{g["flops"] / total_flops:.1%}</td>'
-            f'<td class="num">{_time_cell(g)}</td><td class="num">{_optional(g["us"] / total_us if times_known else None, ".1%", "?")}</td></tr>'
+            f'<td class="num">{_time_cell(g)}</td><td '
+            f'class="num">{_optional(g["us"] / total_us if times_known else None, ".1%", "?")}</td></tr>'
         )
     return _card(
         "Precision share",
@@ -393,9 +394,8 @@ def _fusion_table(fusion: dict) -> str:
         )
     if fusion["folded_nodes"]:
         table += (
-            '<h3>Evaluated by TensorRT at build time</h3><p class="lead">No kernel runs these: TensorRT computed them while building.</p><p>'
-            + "".join(_node_chip(n["name"], n["op_type"]) for n in fusion["folded_nodes"])
-            + "</p>"
+            '<h3>Evaluated by TensorRT at build time</h3><p class="lead">No kernel runs these: TensorRT computed them while '
+            "building.</p><p>" + "".join(_node_chip(n["name"], n["op_type"]) for n in fusion["folded_nodes"]) + "</p>"
         )
     lead = (
         f"{counts['onnx_nodes']} ONNX nodes → {counts['kernels']} kernels ({counts['fused_kernels']} fused; "
@@ -474,9 +474,11 @@ def _accuracy(accuracy: dict | None) -> str:
             anchor="accuracy",
         )
     rows = "".join(
-        f'<tr><td><code>{_e(o["name"])}</code></td><td class="num">{o["max_abs_error"]:.3g}</td><td class="num">{o["rel_l2_error"]:.3g}</td>'
+        f'<tr><td><code>{_e(o["name"])}</code></td><td class="num">{o["max_abs_error"]:.3g}</td><td '
+        f'class="num">{o["rel_l2_error"]:.3g}</td>'
         f'<td class="num">{o["cosine"]:.6f}</td><td class="num">{_optional(o.get("sample_cosine_mean"), ".6f")}</td>'
-        f'<td class="num">{_optional(o.get("sample_cosine_worst"), ".6f")}</td><td class="num">{_optional(o.get("top1_agreement"), ".4f")}</td>'
+        f'<td class="num">{_optional(o.get("sample_cosine_worst"), ".6f")}</td><td '
+        f'class="num">{_optional(o.get("top1_agreement"), ".4f")}</td>'
         f'<td class="num">{o.get("nonfinite") or 0}</td></tr>'
         for o in accuracy["outputs"]
     )
@@ -504,7 +506,8 @@ def _bindings(bindings: list[dict]) -> str:
     if not bindings:
         return ""
     rows = "".join(
-        f'<tr><td><code>{_e(b["name"])}</code></td><td>{_e(b["mode"])}</td><td>{_pill(b["dtype"])}</td><td class="mono">{_e(b["dims"])}</td>'
+        f"<tr><td><code>{_e(b['name'])}</code></td><td>{_e(b['mode'])}</td><td>{_pill(b['dtype'])}</td><td "
+        f'class="mono">{_e(b["dims"])}</td>'
         f'<td class="mono">{"<br>".join(_e(_profile(p)) for p in b["profiles"]) or "—"}</td></tr>'
         for b in bindings
     )

@@ -25,7 +25,8 @@ _SHAPE = {
 _INPUT = {
     "type": "object",
     "additionalProperties": False,
-    "description": "One input: its shape range (min/opt/max) or fixed shape, a pinned value, or the range of the random values trtc feeds it.",
+    "description": "One input: its shape range (min/opt/max) or fixed shape, a pinned value, or the range of the random values trtc feeds "
+    "it.",
     "properties": {
         "min": {**_SHAPE, "description": "Smallest shape the engine accepts (the profile's minimum)."},
         "opt": {**_SHAPE, "description": "Shape TensorRT tunes kernels for; default: max."},
@@ -46,7 +47,8 @@ _INPUT = {
             "type": "object",
             "additionalProperties": False,
             "required": ["min", "max"],
-            "description": "A shape-tensor input (its values are a shape, e.g. a Reshape's target): min/opt/max values, one integer per element; opt defaults to max.",
+            "description": "A shape-tensor input (its values are a shape, e.g. a Reshape's target): min/opt/max values, one integer per "
+            "element; opt defaults to max.",
             "properties": {
                 k: {
                     "type": "array",
@@ -210,9 +212,9 @@ _PRECISION = {
                 "auto_fallback": {
                     "type": "boolean",
                     "default": False,
-                    "description": "int8/fp8: when an accuracy gate fails, return the quantized layers whose "
-                    "quantization hurts most to the fallback precision, one at a time (at most 16), "
-                    "until the gate holds.",
+                    "description": "int8/fp8: when an accuracy gate fails, return quantized layers to the fallback "
+                    "precision one at a time (at most 16), the most harm per FLOP first (ranked on "
+                    "calibration samples), until the gate holds; then quantize again those not needed.",
                 },
                 "calibration": _CALIBRATION,
             },
