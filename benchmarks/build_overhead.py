@@ -19,7 +19,9 @@ Then trtc's own phases (the report's `build.phases`): main-thread phases add up 
 the checks that run beside TensorRT's build are listed apart; "startup + exit" is the rest of the
 wall time (interpreter, CLI imports, spec, writing the report itself, exit).
 
-Usage: python benchmarks/build_overhead.py [--repeats 5] [--skip-resnet] [--skip-small]
+Needs `polygraphy` (pip install polygraphy) besides trtc's own dependencies.
+
+Usage: python benchmarks/build_overhead.py [--repeats 5] [--skip-resnet] [--skip-small] [--skip-no-op | --only-no-op]
 """
 
 from __future__ import annotations
@@ -291,6 +293,10 @@ def main() -> None:
     parser.add_argument("--skip-no-op", action="store_true")
     parser.add_argument("--only-no-op", action="store_true")
     args = parser.parse_args()
+    if not args.only_no_op and shutil.which("polygraphy") is None:
+        raise SystemExit(
+            "polygraphy is not installed: pip install polygraphy (the build comparison runs it beside trtc)"
+        )
     subprocess.run(
         [sys.executable, "-m", "compileall", "-q", str(REPO / "trtc")], check=True, stdout=subprocess.DEVNULL
     )

@@ -20,6 +20,9 @@ def run() -> None:
     except SystemExit as done:
         if done.code is not None and not isinstance(done.code, int):
             raise  # a message for Python to print
+        from trtc import interrupts
+
+        interrupts.clean_up_at_exit()  # threads still at work end with the process: their temporary files go first
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()

@@ -27,3 +27,33 @@ def test_a_failing_process_keeps_its_exit_code_and_its_one_line(tmp_path):
     done = trtc("build", tmp_path / "missing.yaml")
     assert done.returncode == 2
     assert done.stderr.startswith("error: ") and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_temporary_files_of_work_still_running_at_exit_are_removed(tmp_path):
+    """The process ends without unwinding its threads: one still inside a temporary folder (an
+    onnxruntime session loading beside TensorRT's build when an interrupted build returned)
+    would leave it behind."""
+    script = f"""
+import functools, shutil, sys, tempfile, threading, time
+import trtc.cli
+from trtc import interrupts
+from trtc.entry import run
+
+def loading_forever():
+    with tempfile.TemporaryDirectory(prefix="trtc-ort-", dir={str(tmp_path)!r}) as folder, \\
+            interrupts.cleanup_on_forced_exit(functools.partial(shutil.rmtree, folder, ignore_errors=True)):
+        started.set()
+        time.sleep(600)
+
+def main():
+    threading.Thread(target=loading_forever, daemon=True).start()
+    started.wait()
+    sys.exit(130)
+
+started = threading.Event()
+trtc.cli.main = main
+run()
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 130, done.stderr
+    assert list(tmp_path.iterdir()) == []
