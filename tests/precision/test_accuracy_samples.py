@@ -166,3 +166,11 @@ def test_diff_reads_no_figure_from_an_old_report_measured_on_zero_samples():
     }
     diff = diff_reports(old, old)
     assert diff["metrics"]["accuracy"]["old"] is None and diff["accuracy"] == []
+
+
+def test_a_failed_gate_prints_its_figure_with_the_digits_that_show_it_fails():
+    from trtc.precision.accuracy import below
+
+    assert below(0.99999990, 0.99999999) == "0.9999999"
+    assert below(0.9876, 0.999) == "0.9876"
+    assert float(below(0.99999999999, 0.999999999999)) < 0.999999999999

@@ -115,6 +115,14 @@ def compare_outputs(
     return [accumulator.result() for accumulator in sums.values()] if measured else []
 
 
+def below(figure: float, gate: float, digits: int = 4) -> str:
+    """`figure` with enough digits to read as under `gate`: a cosine of 0.9999999 against a gate
+    of 0.99999999 is not "1.000000"."""
+    while digits < 15 and not float(f"{figure:.{digits}f}") < gate:
+        digits += 1
+    return f"{figure:.{digits}f}"
+
+
 def gate_failures(results: list[OutputAccuracy], gates: dict) -> list[str]:
     """One line per output that misses a gate set in the spec's `accuracy` block."""
     failures = []
@@ -126,7 +134,8 @@ def gate_failures(results: list[OutputAccuracy], gates: dict) -> list[str]:
             continue
         if "min_cosine" in gates and not result.cosine >= gates["min_cosine"]:
             failures.append(
-                f"output '{result.name}': cosine {result.cosine:.6f} < accuracy.min_cosine {gates['min_cosine']}"
+                f"output '{result.name}': cosine {below(result.cosine, gates['min_cosine'])} < accuracy.min_cosine "
+                f"{gates['min_cosine']}"
             )
         if "max_rel_l2" in gates and not result.rel_l2_error <= gates["max_rel_l2"]:
             failures.append(
@@ -138,7 +147,7 @@ def gate_failures(results: list[OutputAccuracy], gates: dict) -> list[str]:
             and not result.top1_agreement >= gates["min_top1_agreement"]
         ):
             failures.append(
-                f"output '{result.name}': top-1 agreement {result.top1_agreement:.4f} < "
+                f"output '{result.name}': top-1 agreement {below(result.top1_agreement, gates['min_top1_agreement'])} < "
                 f"accuracy.min_top1_agreement {gates['min_top1_agreement']}"
             )
     return failures
