@@ -129,3 +129,16 @@ def test_fingerprint_follows_the_spec_content(model_dir):
     first = load_spec(spec).fingerprint
     assert load_spec(spec).fingerprint == first
     assert load_spec(spec, ["max_batch=4"]).fingerprint != first
+
+
+def test_an_exponent_without_a_dot_is_a_number_in_the_spec_and_in_set(tmp_path):
+    """YAML 1.1 reads 1e-9 as a string; a gate written that way must not be refused as one."""
+    from trtc.spec import load_spec
+
+    (tmp_path / "m.onnx").write_bytes(b"")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("model: m.onnx\nmax_batch: 2\nprecision: fp16\naccuracy: {max_rel_l2: 1e-9}\n")
+    assert load_spec(spec).accuracy.max_rel_l2 == 1e-9
+    assert load_spec(spec, ["accuracy.max_rel_l2=2E-3"]).accuracy.max_rel_l2 == 2e-3
+    spec.write_text("model: m.onnx\nmax_batch: 2\nname: 1e5x\n")
+    assert load_spec(spec).name == "1e5x"  # not a number: stays a string

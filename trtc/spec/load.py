@@ -131,10 +131,20 @@ def _read_text(spec_path: Path) -> str:
         raise UsageError(f"cannot read spec file {spec_path}: {exc.strerror}") from None
 
 
+class _SpecLoader(yaml.SafeLoader):
+    """YAML as PyYAML's safe loader reads it, except that an exponent without a dot (1e-9) is a
+    number, as in YAML 1.2 and JSON: YAML 1.1 made `max_rel_l2: 1e-9` the string '1e-9'."""
+
+
+_SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
+
+
 def _parse_yaml(text: str, spec_path: Path) -> tuple[Any, dict[tuple, int]]:
     try:
-        document = yaml.safe_load(text)
-        root = yaml.compose(text)
+        document = yaml.load(text, Loader=_SpecLoader)  # noqa: S506 - a SafeLoader
+        root = yaml.compose(text, Loader=_SpecLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{spec_path}:{mark.line + 1}:{mark.column + 1}" if mark else str(spec_path)
@@ -168,7 +178,7 @@ def _apply_overrides(document: dict, overrides) -> list[tuple]:
         if not sep or not key.strip() or any(not part for part in key.split(".")):
             raise UsageError(f"--set expects key.path=value, got {override!r} (e.g. --set target.optimization_level=3)")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = yaml.load(raw, Loader=_SpecLoader) if raw.strip() else ""  # noqa: S506 - a SafeLoader
         except yaml.YAMLError:
             value = raw
         parts = key.strip().split(".")
