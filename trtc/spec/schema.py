@@ -167,6 +167,42 @@ _CALIBRATION = {
         },
         "preprocess": {
             "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "resize": {
+                    "oneOf": [
+                        {"type": "integer", "minimum": 1},
+                        {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 2, "maxItems": 2},
+                    ],
+                    "description": "The shorter side in pixels, or [height, width].",
+                },
+                "crop": {
+                    "type": "array",
+                    "items": {"type": "integer", "minimum": 1},
+                    "minItems": 2,
+                    "maxItems": 2,
+                    "description": "[height, width] of the centre crop, after resize.",
+                },
+                "scale": {"type": "number", "exclusiveMinimum": 0, "default": 255, "description": "Pixel divisor."},
+                "mean": {
+                    "type": "array",
+                    "items": {"type": "number"},
+                    "minItems": 3,
+                    "maxItems": 3,
+                    "default": [0, 0, 0],
+                    "description": "Per channel, subtracted after scaling.",
+                },
+                "std": {
+                    "type": "array",
+                    "items": {"type": "number", "exclusiveMinimum": 0},
+                    "minItems": 3,
+                    "maxItems": 3,
+                    "default": [1, 1, 1],
+                    "description": "Per channel, divided by after the mean is subtracted.",
+                },
+                "layout": {"enum": ["NCHW", "NHWC"], "default": "NCHW", "description": "The input's axis order."},
+                "channels": {"enum": ["RGB", "BGR"], "default": "RGB", "description": "The input's channel order."},
+            },
             "description": "How image files become inputs: resize (shorter side, or [height, width]), crop ([height, width], "
             "centre), scale (pixel divisor, default 255), mean, std, layout (NCHW or NHWC), channels (RGB or BGR). "
             "Without resize or crop, images are resized to the model's static spatial size.",
