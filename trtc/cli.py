@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import signal
 import sys
 import traceback
@@ -17,6 +18,22 @@ import click
 
 from trtc import __version__, interrupts
 from trtc.errors import TrtcError
+
+
+def machine_json(value, indent: int = 2, default=None) -> str:
+    """JSON for machines: strict (no bare NaN or Infinity, which most parsers refuse), a value
+    that is not a finite number written as null."""
+
+    def finite(item):
+        if isinstance(item, float) and not math.isfinite(item):
+            return None
+        if isinstance(item, dict):
+            return {key: finite(v) for key, v in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [finite(v) for v in item]
+        return item
+
+    return json.dumps(finite(value), indent=indent, allow_nan=False, default=default)
 
 
 def _reports_errors(command):
@@ -36,7 +53,7 @@ def _reports_errors(command):
             terminal.error(error)
             if kwargs.get("as_json"):  # machines get the failure on stdout too, as the one JSON object
                 click.echo(
-                    json.dumps(
+                    machine_json(
                         {
                             "trtc": __version__,
                             "exit_code": error.exit_code,
@@ -72,7 +89,7 @@ def _say_interrupted(terminal, as_json: bool, signal_number: int) -> int:
     terminal.console.print(message)
     if as_json:
         click.echo(
-            json.dumps(
+            machine_json(
                 {"trtc": __version__, "exit_code": stop.exit_code, "error": {"message": message, "details": []}},
                 indent=2,
             )
@@ -226,7 +243,7 @@ def build(
     )
     if as_json:
         click.echo(
-            json.dumps(
+            machine_json(
                 {"trtc": __version__, "exit_code": exit_code, "builds": [r.as_dict() for r in results]}, indent=2
             )
         )
@@ -273,7 +290,7 @@ def diff(terminal, old: Path, new: Path, fail_on: tuple[str, ...], as_json: bool
     difference = diff_reports(load_report(old), load_report(new))
     crossed = check_thresholds(difference, thresholds)
     if as_json:
-        click.echo(json.dumps({**difference, "crossed": crossed}, indent=2))
+        click.echo(machine_json({**difference, "crossed": crossed}, indent=2))
     print_diff(terminal, difference)
     enforce_thresholds(difference, thresholds)
 
@@ -338,7 +355,7 @@ def inspect(terminal, model: Path, shapes: tuple[str, ...], top: int | None, as_
         ]
         # default=str: a cost that is a formula in dynamic dimensions is written as text ("3072*N").
         click.echo(
-            json.dumps(
+            machine_json(
                 {"model": str(result.model), "shapes": result.shapes, "totals": result.totals, "nodes": nodes},
                 indent=2,
                 default=str,
@@ -375,7 +392,7 @@ def check(terminal, spec: Path, overrides: tuple[str, ...], as_json: bool) -> No
     print_check(terminal, result)
     exit_code = 0 if result.supported else 1
     if as_json:
-        click.echo(json.dumps({"trtc": __version__, "exit_code": exit_code, **result.as_dict()}, indent=2))
+        click.echo(machine_json({"trtc": __version__, "exit_code": exit_code, **result.as_dict()}, indent=2))
     sys.exit(exit_code)
 
 
