@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests import models
 
 
@@ -14,6 +16,7 @@ def trtc(*args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "trtc", *map(str, args)], capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.build
 def test_a_build_process_prints_all_of_its_json_and_exits_0(model_dir):
     spec = models.write_spec(model_dir, "model: model.onnx\nmax_batch: 2\ntarget: {compute_capabilities: [8.9]}\n")
     done = trtc("build", spec, "--json")

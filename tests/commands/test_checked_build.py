@@ -12,6 +12,7 @@ import threading
 import time
 
 import onnx
+import pytest
 
 import trtc.backend.builder as builder
 import trtc.commands.pipeline  # noqa: F401 - imported before `patch_build_plan` patches its name
@@ -21,6 +22,8 @@ from tests.pass_registry import register_pass
 from trtc.graph.graph_index import GraphIndex
 from trtc.graph.reference import Reference
 from trtc.passes.base import Change
+
+pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
 
 SPEC = "max_batch: 4\n"
 
