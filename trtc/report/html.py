@@ -439,6 +439,12 @@ def _precision(report: dict) -> str:
             f"<p>Mode {_e(precision['mode'])}: {precision.get('converted_nodes', 0)} nodes converted, "
             f"{precision.get('casts_inserted', 0)} casts inserted.</p>"
         )
+    ranges = precision.get("activation_ranges")
+    if ranges:
+        parts.append(
+            f"<p>FP16 range rules read the activations of {ranges['samples']} {_e(ranges['kind'])} samples "
+            f"({_e(ranges['source'])}).</p>"
+        )
     if precision.get("kept_fp32"):  # int8/fp8: nodes the FP16 fallback keeps in FP32
         parts.append(
             "<h3>Kept in FP32</h3><ul>"

@@ -248,6 +248,15 @@ def _calibration(calibration: dict | None) -> list[str]:
 def _precision(precision: dict, accuracy: dict | None) -> list[str]:
     lines = []
     kept = [f"- {code(node)}: {text(why)}" for node, why in (precision.get("kept_fp32") or {}).items()]
+    ranges = precision.get("activation_ranges")
+    read = (
+        [
+            "",
+            f"FP16 range rules read the activations of {ranges['samples']} {ranges['kind']} samples ({text(ranges['source'])}).",
+        ]
+        if ranges
+        else []
+    )
     if precision.get("mode", "fp32") not in ("fp32", "int8", "fp8"):
         lines += [
             "",
@@ -255,17 +264,17 @@ def _precision(precision: dict, accuracy: dict | None) -> list[str]:
             "",
             f"Mode {precision['mode']}: {precision.get('converted_nodes', 0)} nodes converted, "
             f"{precision.get('casts_inserted', 0)} casts inserted.",
+            *read,
         ]
         if kept:
             lines += ["", "Kept in FP32:", ""] + kept
-    elif kept:
-        lines += [
-            "",
-            "## Kept in FP32",
-            "",
-            f"The {precision['fallback']} fallback keeps these nodes in FP32:",
-            "",
-        ] + kept
+    elif kept or read:
+        lines += ["", "## Kept in FP32", *read, ""]
+        lines += (
+            [f"The {precision['fallback']} fallback keeps these nodes in FP32:", ""] + kept
+            if kept
+            else [f"The {precision['fallback']} fallback keeps no node in FP32."]
+        )
     if accuracy and accuracy.get("status") == "not measured":
         lines += ["", "## Accuracy against FP32", "", f"Not measured: {text(accuracy['reason'])}."]
     elif accuracy:
