@@ -11,7 +11,7 @@ from html import escape
 from importlib import resources
 
 from trtc.report.svg import Bar, Segment, bar_chart, share_bar
-from trtc.report.units import fusion_effect, human, per_profile_note, savings, without_kernel
+from trtc.report.units import PRUNED_BY, fusion_effect, human, per_profile_note, savings, without_kernel
 
 # TensorRT's datatype names -> what people call them, and one colour each (charts, pills, legend).
 _PRECISIONS = {
@@ -386,6 +386,15 @@ def _fusion_table(fusion: dict) -> str:
         + "".join(rows)
         + "</tbody></table>"
     )
+    if fusion.get("pruned_nodes"):
+        table += (
+            "<h3>Pruned before the graph passes</h3><p>"
+            + "".join(
+                _node_chip(n["name"], f"{n['op_type']}, {PRUNED_BY.get(n['by'], n['by'])}")
+                for n in fusion["pruned_nodes"]
+            )
+            + "</p>"
+        )
     if fusion["removed_nodes"]:
         table += (
             "<h3>Removed by trtc's graph passes</h3><p>"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from trtc.printable import one_line
-from trtc.report.units import fusion_effect, human, per_profile_note, savings, without_kernel
+from trtc.report.units import PRUNED_BY, fusion_effect, human, per_profile_note, savings, without_kernel
 
 # CommonMark lets a backslash escape any ASCII punctuation, so escaping all of it is always right.
 _PUNCTUATION = re.compile(r"[!-/:-@\[-`{-~]")
@@ -89,8 +89,13 @@ def render_markdown(report: dict) -> str:
                 f"| {kernel['index']} | {code(kernel['name'])} | {text(kernel['type'])} | {text(kernel['precision'])} | "
                 f"{human(kernel.get('flops'), 'FLOP')} | {human(kernel.get('mac_bytes'), 'B')} | {estimate} | {nodes} |"
             )
-        if fusion["removed_nodes"] or fusion["folded_nodes"]:
+        pruned = fusion.get("pruned_nodes", [])
+        if fusion["removed_nodes"] or fusion["folded_nodes"] or pruned:
             lines += ["", "### ONNX nodes no kernel runs"]
+        if pruned:
+            lines += ["", "Pruned before the graph passes:", ""] + [
+                f"- {code(n['name'])} ({text(n['op_type'])}): {text(PRUNED_BY.get(n['by'], n['by']))}" for n in pruned
+            ]
         if fusion["removed_nodes"]:
             lines += ["", "Removed by trtc's graph passes:", ""] + [
                 f"- {code(n['name'])} ({text(n['op_type'])}): {n['pass']}" for n in fusion["removed_nodes"]
