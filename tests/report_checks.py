@@ -130,8 +130,16 @@ def _pass_removals(passes: dict, removed: dict[str, str], known: set[str], resol
         for name in change["nodes_before"]
         if name in known and removed.get(name) != change["pass_name"]
     ]
-    return problems + [
+    problems += [
         f"{name!r} listed as removed by {pass_name!r}, which changed no such node"
         for name, pass_name in removed.items()
         if name not in touched or pass_name not in ran
+    ]
+    # A change is priced in the graph it rewrote: what it makes computes something, also when a
+    # later change rewrites it again (then it was priced at nothing, and the later change at a gain).
+    return problems + [
+        f"{change['pass_name']} change on {change['nodes_before']} priced what it made at 0 FLOPs or 0 bytes"
+        for change in changes
+        if change["nodes_after"]
+        and any((change[f"{key}_before"] or 0) > 0 and change[f"{key}_after"] == 0 for key in ("flops", "mac"))
     ]

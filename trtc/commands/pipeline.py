@@ -174,7 +174,7 @@ def _take_checks(graph: PreparedGraph, checks: ChecksOutcome, observer: Pipeline
 
 
 def _take_costs(graph: PreparedGraph, costs: GraphCosts) -> None:
-    attach_costs(graph.finished.runs, costs.costs, costs.after_passes)
+    attach_costs(graph.finished.runs, costs.costs, costs.after_passes, costs.made)
     graph.costs, graph.graph_costs, graph.built_costs, graph.opt_elements = (
         costs.costs,
         costs.after_passes,
@@ -207,7 +207,7 @@ def _repair(
         hand_over(graph.finished, keep=bool(spec.output.onnx))
     _take_costs(
         graph,
-        graph_costs(graph.finished.structures, graph.profiles[0], any(run.changes for run in graph.finished.runs)),
+        graph_costs(graph.finished.structures, graph.profiles[0], graph.finished.runs),
     )
 
 
