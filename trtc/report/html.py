@@ -10,7 +10,8 @@ from __future__ import annotations
 from html import escape
 from importlib import resources
 
-from trtc.report.svg import Bar, Segment, bar_chart, share_bar
+from trtc.report.kernel_label import kernel_label
+from trtc.report.svg import Bar, Segment, bar_chart, label_chars, share_bar
 from trtc.report.units import fusion_effect, human, per_profile_note, savings, without_kernel
 
 # TensorRT's datatype names -> what people call them, and one colour each (charts, pills, legend).
@@ -128,14 +129,16 @@ def _warnings(warnings: list[str]) -> str:
 
 
 def _kernel_label(kernel: dict) -> str:
-    return f"#{kernel['index']} {kernel['name']}"
+    """'#3 stem.conv +2 more': by the nodes it covers, fitted to the chart's label column."""
+    prefix = f"#{kernel['index']} "
+    return prefix + kernel_label(kernel, label_chars() - len(prefix))
 
 
 def _kernel_tooltip(kernel: dict) -> str:
     nodes = ", ".join(kernel["onnx_nodes"]) or "no ONNX node"
     estimate = f"{kernel['estimated_us']:.2f} µs, {kernel.get('bound')}-bound" if kernel.get("estimated_us") is not None else "time unknown"
-    return (f"#{kernel['index']} {kernel['name']} ({kernel['type']}, {_precision_name(kernel['precision'])[0]}): {estimate}; "
-            f"{human(kernel.get('flops'), 'FLOP')}, {human(kernel.get('mac_bytes'), 'B')}; ONNX: {nodes}")
+    return (f"#{kernel['index']} {kernel_label(kernel)}: {estimate}; TensorRT kernel {kernel['name']} ({kernel['type']}, "
+            f"{_precision_name(kernel['precision'])[0]}); {human(kernel.get('flops'), 'FLOP')}, {human(kernel.get('mac_bytes'), 'B')}; ONNX: {nodes}")
 
 
 def _time_chart(fusion: dict, cost: dict | None) -> str:

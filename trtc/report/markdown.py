@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from trtc.printable import one_line
+from trtc.report.kernel_label import label_parts
 from trtc.report.units import fusion_effect, human, per_profile_note, savings, without_kernel
 
 # CommonMark lets a backslash escape any ASCII punctuation, so escaping all of it is always right.
@@ -128,8 +129,8 @@ def _cost(cost: dict | None, fusion: dict) -> list[str]:
         by_index = {k["index"]: k for k in fusion["kernels"]}
         for index in cost["top_kernels"][:5]:
             kernel = by_index[index]
-            lines.append(f"- #{index} {code(kernel['name'])} ({text(kernel['type'])}, {text(kernel['precision'])}): "
-                         f"{kernel['estimated_us']:.2f} us, {kernel['bound']}-bound")
+            lines.append(f"- #{index} {_kernel_label(kernel)}: {kernel['estimated_us']:.2f} us, {kernel['bound']}-bound "
+                         f"(TensorRT kernel {code(kernel['name'])}, {text(kernel['type'])}, {text(kernel['precision'])})")
     if cost.get("unresolved_kernels"):
         lines += ["", f"{len(cost['unresolved_kernels'])} kernel(s) have dynamic sizes trtc cannot resolve at the opt shapes "
                       f"(TensorRT-internal tensors): their memory traffic, the after-fusion total and their time are unknown."]
@@ -137,6 +138,12 @@ def _cost(cost: dict | None, fusion: dict) -> list[str]:
         lines += ["", f"{len(cost['unknown_nodes'])} node(s) of unknown cost (shape or FLOP formula) count as 0 FLOPs: "
                   + ", ".join(map(code, cost["unknown_nodes"][:10])) + ("" if len(cost["unknown_nodes"]) <= 10 else ", ...")]
     return lines
+
+
+def _kernel_label(kernel: dict) -> str:
+    """'`stem.conv` +2 more': the nodes a kernel covers, by the first one's name."""
+    node, rest = label_parts(kernel)
+    return code(node) + rest if node is not None else text(rest)
 
 
 def _calibration(calibration: dict | None) -> list[str]:

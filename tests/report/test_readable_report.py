@@ -1,0 +1,121 @@
+"""Reports a person reads, on real builds: kernels labelled by the ONNX nodes they cover (names
+escaped), every time figure labelled as an estimate with what it was computed from, the accuracy
+summary at the top of a reduced-precision report, and repeated pass changes grouped."""
+
+from __future__ import annotations
+
+import json
+import re
+from html import unescape
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+
+from tests import models
+from tests.cli_runner import run
+from tests.structure import html_problems, markdown_problems
+from trtc.report.markdown import code
+from trtc.report.units import human
+
+pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
+
+HOSTILE_CONV = '<script>alert("c")</script>&Conv.0 *x* [l](http://e.x)'
+HOSTILE_BN = "bn|`1` <b>#</b> _u_"
+NAMES = {"Conv.0": HOSTILE_CONV, "BatchNormalization.1": HOSTILE_BN}
+TARGET = "target: {compute_capabilities: [8.9]}\n"
+ENV = {"COLUMNS": "200", "NO_COLOR": "1"}
+TIME = re.compile(r"\d(?:\.\d+)? ?(?:us|µs)\b")
+
+
+class Built:
+    def __init__(self, folder, result):
+        build = folder / "build"
+        self.stderr = result.stderr
+        self.report = json.loads((build / "spec.report.json").read_text())
+        self.markdown = (build / "spec.report.md").read_text()
+        self.html = (build / "spec.report.html").read_text()
+
+
+def _build(folder, model, spec_text: str) -> Built:
+    models.save(model, folder / "model.onnx")
+    spec = models.write_spec(folder, "model: model.onnx\nmax_batch: 2\n" + spec_text + TARGET)
+    result = run("build", spec, env=ENV)
+    assert result.exit_code == 0, result.stderr
+    return Built(folder, result)
+
+
+@pytest.fixture(scope="module")
+def fp16(tmp_path_factory) -> Built:
+    """A MobileNet-like model with hostile names, in FP16: a roofline for sm 8.9 (RTX 4090), accuracy
+    on random samples, and ten fold-batchnorm changes."""
+    return _build(tmp_path_factory.mktemp("fp16"), models.renamed(models.mobilenet_like(), NAMES), "precision: fp16\n")
+
+
+@pytest.fixture(scope="module")
+def fp32(tmp_path_factory) -> Built:
+    return _build(tmp_path_factory.mktemp("fp32"), models.mobilenet_like(), "")
+
+
+@pytest.fixture(scope="module")
+def int8_not_measured(tmp_path_factory) -> Built:
+    return _build(tmp_path_factory.mktemp("int8"), models.conv_bn_relu(),
+                  "precision: {mode: int8, calibration: {data: random}}\naccuracy: {samples: 4}\n")
+
+
+@pytest.fixture(scope="module")
+def int8_held_out(tmp_path_factory) -> Built:
+    folder = tmp_path_factory.mktemp("held")
+    (folder / "calib").mkdir()
+    rng = np.random.default_rng(5)
+    for index in range(4):  # 32 real samples: every 4th is held out of calibration (8)
+        np.save(folder / "calib" / f"s{index}.npy", rng.standard_normal((8, 3, 16, 16)).astype(np.float32))
+    return _build(folder, models.conv_bn_relu(), "precision: {mode: int8, calibration: {data: calib}}\n")
+
+
+# 1. Kernels are labelled by the ONNX nodes they cover, TensorRT's kernel name kept beside.
+
+def _label(kernel: dict) -> tuple[str, str]:
+    """The label's node part and its '+N more' suffix: the first of the model's own nodes (trtc's
+    casts and Q/DQ only when the kernel covers nothing else)."""
+    nodes = kernel["onnx_nodes"]
+    if not nodes:
+        return "no ONNX node", f" ({kernel['type']})"
+    own = [n for n, op in zip(nodes, kernel["onnx_op_types"]) if not op.endswith("(added by trtc)")]
+    first = (own or nodes)[0]
+    return first, f" +{len(nodes) - 1} more" if len(nodes) > 1 else ""
+
+
+def _time_bars(html: str) -> list[tuple[str, str]]:
+    """(label, tooltip) of every bar of the estimated-time chart, unescaped."""
+    chart = re.search(r'<section class="card" id="time">(.*?)</section>', html, re.S).group(1)
+    bars = re.findall(r'<g class="row"><title>(.*?)</title>.*?text-anchor="end"[^>]*>(.*?)</text>', chart, re.S)
+    return [(unescape(label), unescape(tooltip)) for tooltip, label in bars]
+
+
+def test_the_time_chart_labels_kernels_by_their_onnx_nodes(fp16):
+    kernels = fp16.report["fusion"]["kernels"]
+    bars = _time_bars(fp16.html)
+    assert len(bars) == len(kernels)
+    for kernel, (label, tooltip) in zip(kernels, bars):
+        first, more = _label(kernel)
+        prefix = f"#{kernel['index']} "
+        assert label.startswith(prefix) and label.endswith(more), label
+        shown = label[len(prefix):len(label) - len(more)]
+        assert shown == first or (shown.endswith("…") and first.startswith(shown[:-1]) and len(shown) > 8), (label, first)
+        assert kernel["name"] not in label
+        assert kernel["name"] in tooltip  # TensorRT's name stays at hand
+    assert any(label.startswith(f"#{k['index']} {HOSTILE_CONV[:30]}") and HOSTILE_CONV in tooltip for k, (label, tooltip) in zip(kernels, bars))
+    assert html_problems(fp16.html, [HOSTILE_CONV, HOSTILE_BN]) == []
+
+
+def test_markdown_top_kernels_are_labelled_by_their_onnx_nodes(fp16):
+    kernels = {k["index"]: k for k in fp16.report["fusion"]["kernels"]}
+    lines = [line for line in fp16.markdown.splitlines() if line.startswith("- #")]
+    assert len(lines) == min(5, len(fp16.report["cost"]["top_kernels"]))
+    for line in lines:
+        kernel = kernels[int(re.match(r"- #(\d+) ", line).group(1))]
+        first, more = _label(kernel)
+        assert line.startswith(f"- #{kernel['index']} {code(first)}{more}"), line
+        assert code(kernel["name"]) in line
+    assert markdown_problems(fp16.markdown, [HOSTILE_CONV, HOSTILE_BN]) == []
