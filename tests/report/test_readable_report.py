@@ -119,3 +119,60 @@ def test_markdown_top_kernels_are_labelled_by_their_onnx_nodes(fp16):
         assert line.startswith(f"- #{kernel['index']} {code(first)}{more}"), line
         assert code(kernel["name"]) in line
     assert markdown_problems(fp16.markdown, [HOSTILE_CONV, HOSTILE_BN]) == []
+
+
+# 2. Every time figure says it is an estimate, and every figure what it was computed from.
+
+class _Units(HTMLParser):
+    """The text of each unit a reader sees as one: a paragraph, list item, table, chart, tooltip
+    or figure tile."""
+    UNITS = {"p", "li", "table", "svg", "title", "summary"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.open: list[tuple[str, list[str]]] = []
+        self.done: list[str] = []
+
+    def handle_starttag(self, tag, attrs) -> None:
+        if tag in self.UNITS or (tag == "div" and ("class", "kpi") in attrs):
+            self.open.append((tag, []))
+        elif tag == "div" and self.open and self.open[-1][0] == "div":
+            self.open.append(("div-inner", []))
+
+    def handle_endtag(self, tag) -> None:
+        if self.open and self.open[-1][0] in (tag, "div-inner" if tag == "div" else None):
+            name, parts = self.open.pop()
+            if name != "div-inner":
+                self.done.append("".join(parts))
+
+    def handle_data(self, data) -> None:
+        for _, parts in self.open:
+            parts.append(data)
+
+
+def _unlabelled_times(units: list[str]) -> list[str]:
+    return [unit for unit in units if TIME.search(unit) and not re.search(r"estimat|\best\.", unit, re.I)]
+
+
+def test_every_time_figure_is_labelled_an_estimate(fp16):
+    assert _unlabelled_times(fp16.markdown.splitlines()) == []
+    assert _unlabelled_times(fp16.stderr.splitlines()) == []
+    page = _Units()
+    page.feed(fp16.html)
+    assert page.done and _unlabelled_times(page.done) == []
+
+
+def test_the_json_says_what_each_cost_figure_is_computed_from(fp16, fp32):
+    for built in (fp16, fp32):
+        cost = built.report["cost"]
+        basis = cost["basis"]
+        assert basis["time"]["estimated"] is True and "RTX 4090" in basis["time"]["from"]
+        assert basis["flops"]["estimated"] is False and basis["mac_bytes"]["estimated"] is False
+        assert all(entry["from"] for entry in basis.values())
+        # The fields `trtc diff` reads keep their names.
+        assert cost["estimated_total_us"] > 0 and all(k["estimated_us"] is not None for k in built.report["fusion"]["kernels"])
+        # People read the same basis in every rendering.
+        texts = [basis["time"]["from"], basis["flops"]["from"], basis["mac_bytes"]["from"]]
+        assert markdown_problems(built.markdown, texts) == []
+        assert html_problems(built.html, texts) == []
+        assert basis["time"]["from"] in built.stderr

@@ -103,7 +103,7 @@ def _kpis(report: dict) -> str:
         if cost.get("gpu"):
             total = cost.get("estimated_total_us")
             tiles.append(("estimated-time", "Estimated time", f"{total:.1f} µs" if total is not None else "?",
-                          f"roofline on {_e(cost['gpu']['name'])}"))
+                          f"not measured: from FLOPs and bytes, roofline on {_e(cost['gpu']['name'])}"))
     tiles.append(("plan-size", "Plan size", human(build["plan_bytes"], "B"), f"{build['plan_bytes']:,} bytes"))
     tiles.append(("build-time", "Build time", f"{build['build_seconds']:.2f} s", f"trtc {_e(build['trtc'])}"))
     return '<div class="kpis">' + "".join(
@@ -136,7 +136,8 @@ def _kernel_label(kernel: dict) -> str:
 
 def _kernel_tooltip(kernel: dict) -> str:
     nodes = ", ".join(kernel["onnx_nodes"]) or "no ONNX node"
-    estimate = f"{kernel['estimated_us']:.2f} µs, {kernel.get('bound')}-bound" if kernel.get("estimated_us") is not None else "time unknown"
+    estimate = (f"est. {kernel['estimated_us']:.2f} µs (roofline), {kernel.get('bound')}-bound" if kernel.get("estimated_us") is not None
+                else "estimated time unknown")
     return (f"#{kernel['index']} {kernel_label(kernel)}: {estimate}; TensorRT kernel {kernel['name']} ({kernel['type']}, "
             f"{_precision_name(kernel['precision'])[0]}); {human(kernel.get('flops'), 'FLOP')}, {human(kernel.get('mac_bytes'), 'B')}; ONNX: {nodes}")
 
@@ -146,8 +147,9 @@ def _time_chart(fusion: dict, cost: dict | None) -> str:
         return _card("Estimated time per kernel", '<p class="lead">No estimate: no target GPU is known for this build '
                      "(set <code>target.gpu</code> or a compute capability in the spec).</p>")
     kernels = fusion["kernels"]
-    lead = (f"Roofline estimate on {_e(cost['gpu']['name'])} ({_e(cost['gpu']['bandwidth_gbs'])} GB/s): "
-            "max(FLOPs / peak rate for the kernel's precision, bytes / bandwidth). Colour: kernel precision.")
+    basis = (cost.get("basis") or {}).get("time", {}).get("from") or f"a roofline of the {cost['gpu']['name']}"
+    lead = (f"Estimated, not measured: from {_e(basis)}: max(FLOPs / peak rate for the kernel's precision, bytes / bandwidth). "
+            "Colour: kernel precision.")
     shown = kernels
     if len(kernels) > _MAX_TIME_BARS:
         shown = sorted(kernels, key=lambda k: -(k.get("estimated_us") or 0))[:_MAX_TIME_BARS]
@@ -220,6 +222,10 @@ def _cost(cost: dict | None) -> str:
                   + ", ".join(f"<code>{_e(n)}</code>" for n in cost["unknown_nodes"][:10]) + ("" if len(cost["unknown_nodes"]) <= 10 else ", …") + "</p>")
     lead = ("Before fusion: every node of the graph TensorRT parsed (after trtc's passes and precision) reads and writes memory; "
             f"after fusion only kernel boundaries do. {_e(cost['convention'])}.")
+    basis = cost.get("basis")
+    if basis:
+        lead += (f" FLOPs are counted from {_e(basis['flops']['from'])}. Memory traffic is counted from {_e(basis['mac_bytes']['from'])}."
+                 " Neither is measured.")
     return _card("FLOPs and memory traffic", f'<div class="grid2"><div><h3>FLOPs</h3>{flops}</div><div><h3>Memory traffic (MAC)</h3>{mac}</div></div>'
                  + saved + notes, lead, "cost")
 

@@ -62,7 +62,7 @@ def render_markdown(report: dict) -> str:
     if fusion:
         lines += _passes(report.get("passes")) + _cost(report.get("cost"), fusion)
         lines += ["", "## Fusion map", "", f"Source: TensorRT's {fusion['source'].replace('-', ' ')}.", "",
-                  "| # | kernel | type | precision | FLOPs | MAC | est. us | ONNX nodes |", "| --- | --- | --- | --- | ---: | ---: | ---: | --- |"]
+                  "| # | kernel | type | precision | FLOPs | MAC | est. us (roofline) | ONNX nodes |", "| --- | --- | --- | --- | ---: | ---: | ---: | --- |"]
         for kernel in fusion["kernels"]:
             nodes = ", ".join(f"{code(n)} ({text(op)})" for n, op in zip(kernel["onnx_nodes"], kernel["onnx_op_types"])) or "-"
             estimate = f"{kernel['estimated_us']:.2f}" if kernel.get("estimated_us") is not None else "-"
@@ -121,19 +121,25 @@ def _cost(cost: dict | None, fusion: dict) -> list[str]:
              f"| after fusion (kernel boundaries) | {human(cost['after_fusion']['flops'], 'FLOP')} | {human(cost['after_fusion']['mac_bytes'], 'B')} |"]
     if cost["mac_saved_percent"] is not None:
         lines.append(f"| effect of fusion | | {human(abs(cost['mac_saved_bytes']), 'B')}: {fusion_effect(cost['mac_saved_percent'])} |")
+    basis = cost.get("basis")
+    if basis:
+        lines += ["", f"FLOPs are counted from {text(basis['flops']['from'])}. Memory traffic is counted from {text(basis['mac_bytes']['from'])}."]
     if cost.get("gpu"):
         gpu = cost["gpu"]
-        lines += ["", f"Roofline estimate on {gpu['name']} ({gpu['bandwidth_gbs']} GB/s; peaks from {gpu['source']}): "
-                      + (f"{cost['estimated_total_us']:.1f} us in total." if cost["estimated_total_us"] is not None
-                         else "no total (some kernels' sizes are unknown).") + " Top kernels:", ""]
+        total = (f"{cost['estimated_total_us']:.1f} us in total" if cost["estimated_total_us"] is not None
+                 else "no total (some kernels' sizes are unknown)")
+        lines += ["", f"Estimated time, not measured: {total}, from {text(basis['time']['from']) if basis else 'a roofline'}. "
+                      f"Peaks from {gpu['source']}. Top kernels by estimated time:", ""]
         by_index = {k["index"]: k for k in fusion["kernels"]}
         for index in cost["top_kernels"][:5]:
             kernel = by_index[index]
-            lines.append(f"- #{index} {_kernel_label(kernel)}: {kernel['estimated_us']:.2f} us, {kernel['bound']}-bound "
+            lines.append(f"- #{index} {_kernel_label(kernel)}: est. {kernel['estimated_us']:.2f} us, {kernel['bound']}-bound "
                          f"(TensorRT kernel {code(kernel['name'])}, {text(kernel['type'])}, {text(kernel['precision'])})")
+    elif basis:
+        lines += ["", f"Time: {text(basis['time']['from'])}."]
     if cost.get("unresolved_kernels"):
         lines += ["", f"{len(cost['unresolved_kernels'])} kernel(s) have dynamic sizes trtc cannot resolve at the opt shapes "
-                      f"(TensorRT-internal tensors): their memory traffic, the after-fusion total and their time are unknown."]
+                      f"(TensorRT-internal tensors): their memory traffic, the after-fusion total and their estimated time are unknown."]
     if cost["unknown_nodes"]:
         lines += ["", f"{len(cost['unknown_nodes'])} node(s) of unknown cost (shape or FLOP formula) count as 0 FLOPs: "
                   + ", ".join(map(code, cost["unknown_nodes"][:10])) + ("" if len(cost["unknown_nodes"]) <= 10 else ", ...")]
