@@ -176,3 +176,54 @@ def test_the_json_says_what_each_cost_figure_is_computed_from(fp16, fp32):
         assert markdown_problems(built.markdown, texts) == []
         assert html_problems(built.html, texts) == []
         assert basis["time"]["from"] in built.stderr
+
+
+# 3. The accuracy summary opens a reduced-precision report.
+
+def _markdown_sections(markdown: str) -> list[str]:
+    return re.findall(r"^## (.*)$", markdown, re.M)
+
+
+def _first_section(markdown: str) -> str:
+    """The first `##` section as read: Markdown's backslash escapes removed."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown.split("\n## ")[1])
+
+
+def _html_cards(html: str) -> list[str]:
+    return re.findall(r'<section class="card" id="([^"]+)"', html)
+
+
+def test_fp16_report_opens_with_accuracy_on_random_samples(fp16):
+    accuracy = fp16.report["accuracy"]
+    assert accuracy["status"] == "measured" and accuracy["kind"] == "random"
+    assert _markdown_sections(fp16.markdown)[0] == "Accuracy against FP32"
+    top = _first_section(fp16.markdown)
+    assert f"{accuracy['samples']} random samples" in top and "not real data" in top
+    (output,) = accuracy["outputs"]
+    assert f"per-sample mean {output['sample_cosine_mean']:.6f}" in top and f"worst sample {output['sample_cosine_worst']:.6f}" in top
+    assert _html_cards(fp16.html)[0] == "accuracy"
+    card = re.search(r'<section class="card" id="accuracy">(.*?)</section>', fp16.html, re.S).group(1)
+    assert f"{accuracy['samples']} random samples" in card and "not real data" in card
+    assert f"per-sample mean {output['sample_cosine_mean']:.6f}" in card
+
+
+def test_int8_report_opens_with_accuracy_on_held_out_samples(int8_held_out):
+    accuracy = int8_held_out.report["accuracy"]
+    assert (accuracy["status"], accuracy["kind"], accuracy["samples"], accuracy["held_out"]) == ("measured", "real", 8, True)
+    assert _markdown_sections(int8_held_out.markdown)[0] == "Accuracy against FP32"
+    top = _first_section(int8_held_out.markdown)
+    assert "8 real samples, held out from calibration" in top
+    assert _html_cards(int8_held_out.html)[0] == "accuracy"
+    assert "8 real samples, held out from calibration" in int8_held_out.html
+
+
+def test_int8_report_opens_with_not_measured(int8_not_measured):
+    assert int8_not_measured.report["accuracy"]["status"] == "not measured"
+    assert _markdown_sections(int8_not_measured.markdown)[0] == "Accuracy against FP32"
+    assert _first_section(int8_not_measured.markdown).splitlines()[2].startswith("Not measured: accuracy.samples is 4")
+    assert _html_cards(int8_not_measured.html)[0] == "accuracy"
+    assert "not measured" in re.search(r'<section class="card" id="accuracy">(.*?)</section>', int8_not_measured.html, re.S).group(1)
+
+
+def test_fp32_report_has_no_accuracy_section(fp32):
+    assert "Accuracy against FP32" not in fp32.markdown and 'id="accuracy"' not in fp32.html

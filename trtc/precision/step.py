@@ -97,7 +97,7 @@ def check_accuracy(reference: onnx.ModelProto, converted: onnx.ModelProto, spec:
     """Measure, report and enforce the spec's accuracy gates (AccuracyGateError: exit 3); with too
     few samples, a section that says "not measured" and why, and no figure."""
     gates = spec_gates(spec)
-    section = {"status": "measured", "source": samples.source, "kind": samples.kind, "samples": 0,
+    section = {"status": "measured", "source": samples.source, "kind": samples.kind, "held_out": samples.held_out, "samples": 0,
                "minimum_samples": MIN_ACCURACY_SAMPLES, "emulated": emulated, "gates": gates, "outputs": [], "passed": None}
     if samples.shortfall:
         return {**section, "status": "not measured", "reason": samples.reason, "gates": {}}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from html import escape
 from importlib import resources
 
+from trtc.report.accuracy_summary import figures, has_accuracy_summary, samples_phrase, worst_output
 from trtc.report.kernel_label import kernel_label
 from trtc.report.svg import Bar, Segment, bar_chart, label_chars, share_bar
 from trtc.report.units import fusion_effect, human, per_profile_note, savings, without_kernel
@@ -31,13 +32,14 @@ def render_html(report: dict) -> str:
         _header(report),
         '<main class="wrap">',
         _kpis(report),
+        _accuracy(report.get("accuracy")) if has_accuracy_summary(report) else "",
         _warnings(report.get("warnings") or []),
     ]
     if fusion:
         body += [_time_chart(fusion, report.get("cost")), _precision_share(fusion), _cost(report.get("cost")), _fusion_table(fusion)]
     else:
         body.append(_card("Fusion map", "<p class=\"lead\">Not available: TensorRT logged no layer information for this build.</p>"))
-    body += [_passes(report.get("passes")), _precision(report), _accuracy(report.get("accuracy")),
+    body += [_passes(report.get("passes")), _precision(report),
              _bindings(report.get("bindings") or []), _facts(build), "</main>",
              f'<footer>trtc {_e(build["trtc"])} · report schema {_e(report.get("schema", ""))} · '
              f'the same data as <code>{_e(build["name"])}.report.json</code></footer>']
@@ -298,18 +300,20 @@ def _precision(report: dict) -> str:
 
 
 def _accuracy(accuracy: dict | None) -> str:
-    if not accuracy:
-        return ""
-    if accuracy.get("status") == "not measured":
-        return _card("Accuracy", f'<p class="failed">Accuracy against FP32 was not measured: {_e(accuracy["reason"])}.</p>', anchor="accuracy")
+    if not accuracy or accuracy.get("status") == "not measured":
+        reason = accuracy["reason"] if accuracy else "the report holds no accuracy section"
+        would = f"<p>Samples it would have used: {_e(accuracy.get('kind'))} ({_e(accuracy.get('source'))}).</p>" if accuracy else ""
+        return _card("Accuracy", f'<p class="failed">Accuracy against FP32 was not measured: {_e(reason)}.</p>{would}', anchor="accuracy")
     rows = "".join(
         f'<tr><td><code>{_e(o["name"])}</code></td><td class="num">{o["max_abs_error"]:.3g}</td><td class="num">{o["rel_l2_error"]:.3g}</td>'
         f'<td class="num">{o["cosine"]:.6f}</td><td class="num">{_optional(o.get("sample_cosine_mean"), ".6f")}</td>'
         f'<td class="num">{_optional(o.get("sample_cosine_worst"), ".6f")}</td><td class="num">{_optional(o.get("top1_agreement"), ".4f")}</td>'
         f'<td class="num">{o.get("nonfinite") or 0}</td></tr>' for o in accuracy["outputs"])
-    lead = f"Against FP32 in onnxruntime on {accuracy['samples']} {_e(accuracy.get('kind') or '')} samples ({_e(accuracy['source'])})."
+    lead = f"Against FP32, measured in onnxruntime on {_e(samples_phrase(accuracy))}: {_e(accuracy['source'])}."
     if accuracy.get("emulated"):
         lead += " Reduced precision emulated by rounding the converted tensors in FP32."
+    worst = worst_output(accuracy)
+    summary = f"<p>Worst output <code>{_e(worst['name'])}</code>: {figures(worst)}.</p>" if worst else ""
     gates = ""
     if accuracy.get("gates"):
         passed = accuracy.get("passed") is not False
@@ -318,7 +322,7 @@ def _accuracy(accuracy: dict | None) -> str:
     table = ('<table><thead><tr><th>output</th><th class="num">max abs error</th><th class="num">relative L2</th><th class="num">cosine</th>'
              '<th class="num">per-sample mean</th><th class="num">worst sample</th>'
              f'<th class="num">top-1 agreement</th><th class="num">Inf/NaN</th></tr></thead><tbody>{rows}</tbody></table>')
-    return _card("Accuracy", table + gates, lead, "accuracy")
+    return _card("Accuracy", summary + table + gates, lead, "accuracy")
 
 
 def _bindings(bindings: list[dict]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from trtc.printable import one_line
+from trtc.report.accuracy_summary import figures, has_accuracy_summary, samples_phrase, worst_output
 from trtc.report.kernel_label import label_parts
 from trtc.report.units import fusion_effect, human, per_profile_note, savings, without_kernel
 
@@ -54,6 +55,8 @@ def render_markdown(report: dict) -> str:
         lines.append(f"| fusion | {counts['onnx_nodes']} ONNX nodes -> {counts['kernels']} kernels "
                      f"({counts['fused_kernels']} fused; {without_kernel(fusion) or 'every node in a kernel'})"
                      f"{per_profile_note(counts)} |")
+    if has_accuracy_summary(report):  # reduced precision: the first question is whether it is still accurate
+        lines += _accuracy(report.get("accuracy"))
     lines += ["", "## Inputs and outputs", "", "| tensor | mode | dtype | shape | profiles (min / opt / max) |", "| --- | --- | --- | --- | --- |"]
     for binding in report["bindings"]:
         profiles = "<br>".join(f"{p['min']} / {p['opt']} / {p['max']}" for p in binding["profiles"]) or "-"
@@ -77,7 +80,7 @@ def render_markdown(report: dict) -> str:
             lines += [f"- {code(n['name'])} ({text(n['op_type'])})" for n in fusion["folded_nodes"]]
     else:
         lines += ["", "## Fusion map", "", "Not available: TensorRT logged no layer information for this build."]
-    lines += _calibration(report.get("calibration")) + _precision(report.get("precision", {}), report.get("accuracy"))
+    lines += _calibration(report.get("calibration")) + _precision(report.get("precision", {}))
     if report.get("warnings"):
         lines += ["", "## Warnings", ""] + [f"- {text(w)}" for w in report["warnings"]]
     return "\n".join(lines) + "\n"
@@ -167,7 +170,7 @@ def _calibration(calibration: dict | None) -> list[str]:
     return lines
 
 
-def _precision(precision: dict, accuracy: dict | None) -> list[str]:
+def _precision(precision: dict) -> list[str]:
     lines = []
     kept = [f"- {code(node)}: {text(why)}" for node, why in (precision.get("kept_fp32") or {}).items()]
     if precision.get("mode", "fp32") not in ("fp32", "int8", "fp8"):
@@ -177,23 +180,34 @@ def _precision(precision: dict, accuracy: dict | None) -> list[str]:
             lines += ["", "Kept in FP32:", ""] + kept
     elif kept:
         lines += ["", "## Kept in FP32", "", f"The {precision['fallback']} fallback keeps these nodes in FP32:", ""] + kept
-    if accuracy and accuracy.get("status") == "not measured":
-        lines += ["", "## Accuracy against FP32", "", f"Not measured: {text(accuracy['reason'])}."]
-    elif accuracy:
-        lines += ["", "## Accuracy against FP32", "", f"Samples: {' '.join(str(w) for w in (accuracy['samples'], accuracy.get('kind')) if w)} ({text(accuracy['source'])})"
-                  + (". Reduced precision emulated by rounding the converted tensors in FP32 (onnxruntime's CPU kernels have no BF16"
-                     " and run FP16 ops in FP32)." if accuracy["emulated"] else "."),
-                  "", "| output | max abs error | relative L2 | cosine | per-sample mean | worst sample | top-1 agreement |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-        for o in accuracy["outputs"]:
-            top1 = f"{o['top1_agreement']:.4f}" if o["top1_agreement"] is not None else "-"
-            mean, worst = (f"{o[k]:.6f}" if o.get(k) is not None else "-" for k in ("sample_cosine_mean", "sample_cosine_worst"))
-            lines.append(f"| {code(o['name'])} | {o['max_abs_error']:.3g} | {o['rel_l2_error']:.3g} | {o['cosine']:.6f} | {mean} | {worst} | {top1} |")
-        overflowing = [f"{code(o['name'])} ({o['nonfinite']})" for o in accuracy["outputs"] if o.get("nonfinite")]
-        if overflowing:
-            lines += ["", "Inf/NaN where FP32 is finite (left out of the metrics): " + ", ".join(overflowing) + "."]
-        if accuracy["gates"]:
-            lines += ["", "Gates: " + ", ".join(f"{k} {v}" for k, v in accuracy["gates"].items()) + ": passed."]
+    return lines
+
+
+def _accuracy(accuracy: dict | None) -> list[str]:
+    lines = ["", "## Accuracy against FP32", ""]
+    if not accuracy or accuracy.get("status") == "not measured":
+        reason = text(accuracy["reason"]) if accuracy else "the report holds no accuracy section"
+        lines.append(f"Not measured: {reason}.")
+        if accuracy:
+            lines += ["", f"Samples it would have used: {text(accuracy.get('kind'))} ({text(accuracy.get('source'))})."]
+        return lines
+    emulated = (" Reduced precision emulated by rounding the converted tensors in FP32 (onnxruntime's CPU kernels have no BF16"
+                " and run FP16 ops in FP32).") if accuracy.get("emulated") else ""
+    lines.append(f"Measured in onnxruntime on {text(samples_phrase(accuracy))}: {text(accuracy['source'])}.{emulated}")
+    worst = worst_output(accuracy)
+    if worst:
+        lines += ["", f"Worst output {code(worst['name'])}: {figures(worst)}."]
+    lines += ["", "| output | max abs error | relative L2 | cosine | per-sample mean | worst sample | top-1 agreement |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for o in accuracy["outputs"]:
+        top1 = f"{o['top1_agreement']:.4f}" if o["top1_agreement"] is not None else "-"
+        mean, worst_sample = (f"{o[k]:.6f}" if o.get(k) is not None else "-" for k in ("sample_cosine_mean", "sample_cosine_worst"))
+        lines.append(f"| {code(o['name'])} | {o['max_abs_error']:.3g} | {o['rel_l2_error']:.3g} | {o['cosine']:.6f} | {mean} | {worst_sample} | {top1} |")
+    overflowing = [f"{code(o['name'])} ({o['nonfinite']})" for o in accuracy["outputs"] if o.get("nonfinite")]
+    if overflowing:
+        lines += ["", "Inf/NaN where FP32 is finite (left out of the metrics): " + ", ".join(overflowing) + "."]
+    if accuracy["gates"]:
+        lines += ["", "Gates: " + ", ".join(f"{k} {v}" for k, v in accuracy["gates"].items()) + ": passed."]
     return lines
 
 
