@@ -227,3 +227,29 @@ def test_int8_report_opens_with_not_measured(int8_not_measured):
 
 def test_fp32_report_has_no_accuracy_section(fp32):
     assert "Accuracy against FP32" not in fp32.markdown and 'id="accuracy"' not in fp32.html
+
+
+# 4. Repeated pass changes read as one line with a count and the names.
+
+def test_identical_pass_changes_are_one_line_with_a_count_and_every_name(fp16):
+    changes = [c for c in fp16.report["passes"]["changes"] if c["pass_name"] == "fold-batchnorm"]
+    assert len(changes) == 10 and len({c["note"] for c in changes}) == 1
+    names = [n for c in changes for n in c["nodes_before"]]
+    rows = [line for line in fp16.markdown.splitlines() if line.startswith("| fold-batchnorm |")]
+    assert len(rows) == 1
+    (row,) = rows
+    assert row.startswith("| fold-batchnorm | 10 |")
+    assert all(code(name) in row for name in names)
+    flops = f"{human(sum(c['flops_before'] for c in changes), 'FLOP')} -> {human(sum(c['flops_after'] for c in changes), 'FLOP')}"
+    assert flops in row
+    assert markdown_problems(fp16.markdown, names) == []
+
+    passes = re.search(r'<section class="card" id="passes">(.*?)</section>', fp16.html, re.S).group(1)
+    html_rows = re.findall(r"<tr>(.*?)</tr>", passes, re.S)
+    grouped = [r for r in html_rows if ">fold-batchnorm<" in r]
+    assert len(grouped) == 1
+    assert re.search(r"<details><summary>10 changes", grouped[0])
+    assert all(f'<span class="chip">{n}</span>' in unescape(grouped[0]) for n in names)
+    assert html_problems(fp16.html, names) == []
+    # One change alone stays one line as before.
+    assert len([r for r in html_rows if ">remove-noops<" in r]) == 1 and "<details>" not in next(r for r in html_rows if ">remove-noops<" in r)

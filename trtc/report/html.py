@@ -12,6 +12,7 @@ from importlib import resources
 
 from trtc.report.accuracy_summary import figures, has_accuracy_summary, samples_phrase, worst_output
 from trtc.report.kernel_label import kernel_label
+from trtc.report.pass_groups import grouped_changes
 from trtc.report.svg import Bar, Segment, bar_chart, label_chars, share_bar
 from trtc.report.units import fusion_effect, human, per_profile_note, savings, without_kernel
 
@@ -268,17 +269,28 @@ def _passes(passes: dict | None) -> str:
     if not passes or not passes.get("changes"):
         return ""
     rows = "".join(
-        f'<tr><td class="nowrap">{_e(c["pass_name"])}</td><td>{"".join(f"<span class=chip>{_e(n)}</span>" for n in c["nodes_before"])}</td>'
-        f'<td>{"".join(f"<span class=chip>{_e(n)}</span>" for n in c["nodes_after"]) or "—"}</td>'
-        f'<td class="num">{human(c["flops_before"], "FLOP")} → {human(c["flops_after"], "FLOP")}</td>'
-        f'<td class="num">{human(c["mac_before"], "B")} → {human(c["mac_after"], "B")}</td><td>{_e(c["note"])}</td></tr>'
-        for c in passes["changes"])
+        f'<tr><td class="nowrap">{_e(g["pass_name"])}</td><td class="num">{len(g["changes"])}</td>{_pass_nodes(g["changes"])}'
+        f'<td class="num">{human(g["flops_before"], "FLOP")} → {human(g["flops_after"], "FLOP")}</td>'
+        f'<td class="num">{human(g["mac_before"], "B")} → {human(g["mac_after"], "B")}</td><td>{_e(g["note"])}</td></tr>'
+        for g in grouped_changes(passes["changes"]))
     totals = passes["totals"]
     lead = (f"{totals['changes']} changes removed {totals['nodes_removed']} nodes and {savings(totals['flops_saved'], totals['mac_saved'])} "
             "before TensorRT saw the graph.")
-    table = ('<table><thead><tr><th>pass</th><th>nodes before</th><th>nodes after</th><th class="num">FLOPs</th>'
+    table = ('<table><thead><tr><th>pass</th><th class="num">changes</th><th>nodes before</th><th>nodes after</th><th class="num">FLOPs</th>'
              f'<th class="num">MAC</th><th>note</th></tr></thead><tbody>{rows}</tbody></table>')
-    return _card("Graph passes", table, lead, "passes")
+    return _card("Graph passes", table, lead + " Changes of one pass with the same note share a row.", "passes")
+
+
+def _pass_nodes(changes: list[dict]) -> str:
+    """The before and after cells of a row: one change's nodes, or several changes folded into a
+    list that opens on a click (39 BatchNorm folds read as one row)."""
+    def chips(names: list[str]) -> str:
+        return "".join(f'<span class="chip">{_e(n)}</span>' for n in names) or "—"
+
+    if len(changes) == 1:
+        return f'<td>{chips(changes[0]["nodes_before"])}</td><td>{chips(changes[0]["nodes_after"])}</td>'
+    items = "".join(f'<li>{chips(c["nodes_before"])} → {chips(c["nodes_after"])}</li>' for c in changes)
+    return f'<td colspan="2"><details><summary>{len(changes)} changes</summary><ul class="changes">{items}</ul></details></td>'
 
 
 def _precision(report: dict) -> str:

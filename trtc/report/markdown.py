@@ -12,6 +12,7 @@ import re
 from trtc.printable import one_line
 from trtc.report.accuracy_summary import figures, has_accuracy_summary, samples_phrase, worst_output
 from trtc.report.kernel_label import label_parts
+from trtc.report.pass_groups import grouped_changes
 from trtc.report.units import fusion_effect, human, per_profile_note, savings, without_kernel
 
 # CommonMark lets a backslash escape any ASCII punctuation, so escaping all of it is always right.
@@ -104,11 +105,14 @@ def _resolved(entry: dict) -> str:
 def _passes(passes: dict | None) -> list[str]:
     if not passes or not passes["changes"]:
         return []
-    lines = ["", "## Graph passes", "", "| pass | nodes before | nodes after | FLOPs before -> after | MAC before -> after | note |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    for c in passes["changes"]:
-        lines.append(f"| {c['pass_name']} | {', '.join(map(code, c['nodes_before']))} | {', '.join(map(code, c['nodes_after'])) or '-'} | "
-                     f"{human(c['flops_before'], 'FLOP')} -> {human(c['flops_after'], 'FLOP')} | {human(c['mac_before'], 'B')} -> {human(c['mac_after'], 'B')} | {text(c['note'])} |")
+    lines = ["", "## Graph passes", "", "Changes of one pass with the same note share a row (`;` between changes).", "",
+             "| pass | changes | nodes before | nodes after | FLOPs before -> after | MAC before -> after | note |",
+             "| --- | ---: | --- | --- | --- | --- | --- |"]
+    for g in grouped_changes(passes["changes"]):
+        before = "; ".join(", ".join(map(code, c["nodes_before"])) for c in g["changes"])
+        after = "; ".join(", ".join(map(code, c["nodes_after"])) or "-" for c in g["changes"])
+        lines.append(f"| {g['pass_name']} | {len(g['changes'])} | {before} | {after} | "
+                     f"{human(g['flops_before'], 'FLOP')} -> {human(g['flops_after'], 'FLOP')} | {human(g['mac_before'], 'B')} -> {human(g['mac_after'], 'B')} | {text(g['note'])} |")
     totals = passes["totals"]
     lines += ["", f"{totals['changes']} changes removed {totals['nodes_removed']} nodes and "
                   f"{savings(totals['flops_saved'], totals['mac_saved'])}."]
