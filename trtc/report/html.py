@@ -7,14 +7,16 @@ warnings) goes through `_e`; the charts escape their own labels.
 
 from __future__ import annotations
 
-from html import escape
 from importlib import resources
 
-from trtc.report.accuracy_summary import figures, has_accuracy_summary, samples_phrase, worst_output
+from trtc.report.accuracy_summary import has_accuracy_summary
+from trtc.report.html_cards import accuracy_card, passes_card
+from trtc.report.html_cards import card as _card
+from trtc.report.html_cards import esc as _e
+from trtc.report.html_cards import optional as _optional
 from trtc.report.kernel_label import kernel_label
-from trtc.report.pass_groups import grouped_changes
 from trtc.report.svg import Bar, Segment, bar_chart, label_chars, share_bar
-from trtc.report.units import fusion_effect, human, per_profile_note, savings, without_kernel
+from trtc.report.units import fusion_effect, human, per_profile_note, without_kernel
 
 # TensorRT's datatype names -> what people call them, and one colour each (charts, pills, legend).
 _PRECISIONS = {
@@ -33,14 +35,14 @@ def render_html(report: dict) -> str:
         _header(report),
         '<main class="wrap">',
         _kpis(report),
-        _accuracy(report.get("accuracy")) if has_accuracy_summary(report) else "",
+        accuracy_card(report.get("accuracy")) if has_accuracy_summary(report) else "",
         _warnings(report.get("warnings") or []),
     ]
     if fusion:
         body += [_time_chart(fusion, report.get("cost")), _precision_share(fusion), _cost(report.get("cost")), _fusion_table(fusion)]
     else:
         body.append(_card("Fusion map", "<p class=\"lead\">Not available: TensorRT logged no layer information for this build.</p>"))
-    body += [_passes(report.get("passes")), _precision(report),
+    body += [passes_card(report.get("passes")), _precision(report),
              _bindings(report.get("bindings") or []), _facts(build), "</main>",
              f'<footer>trtc {_e(build["trtc"])} · report schema {_e(report.get("schema", ""))} · '
              f'the same data as <code>{_e(build["name"])}.report.json</code></footer>']
@@ -51,14 +53,6 @@ def render_html(report: dict) -> str:
             + "\n".join(part for part in body if part) + "\n</body>\n</html>\n")
 
 
-def _e(value: object) -> str:
-    return escape(str(value), quote=True)
-
-
-def _optional(value: float | None, spec: str, missing: str = "—") -> str:
-    return missing if value is None else format(value, spec)
-
-
 def _precision_name(dtype: str | None) -> tuple[str, str]:
     return _PRECISIONS.get(dtype or "", (dtype, "#6e7781") if dtype and dtype != "none" else _NO_PRECISION)
 
@@ -66,12 +60,6 @@ def _precision_name(dtype: str | None) -> tuple[str, str]:
 def _pill(dtype: str | None) -> str:
     name, color = _precision_name(dtype)
     return f'<span class="pill" style="background:{color}" title="TensorRT: {_e(dtype or "none")}">{_e(name)}</span>'
-
-
-def _card(title: str, content: str, lead: str = "", anchor: str = "") -> str:
-    ident = f' id="{anchor}"' if anchor else ""
-    lead_html = f'<p class="lead">{lead}</p>' if lead else ""
-    return f'<section class="card"{ident}><h2>{_e(title)}</h2>{lead_html}{content}</section>'
 
 
 def _header(report: dict) -> str:
@@ -265,34 +253,6 @@ def _node_chip(name: str, op_type: str) -> str:
     return f'<span class="chip{" added" if added else ""}">{_e(name)} <span class="op">{_e(op_type)}</span></span>'
 
 
-def _passes(passes: dict | None) -> str:
-    if not passes or not passes.get("changes"):
-        return ""
-    rows = "".join(
-        f'<tr><td class="nowrap">{_e(g["pass_name"])}</td><td class="num">{len(g["changes"])}</td>{_pass_nodes(g["changes"])}'
-        f'<td class="num">{human(g["flops_before"], "FLOP")} → {human(g["flops_after"], "FLOP")}</td>'
-        f'<td class="num">{human(g["mac_before"], "B")} → {human(g["mac_after"], "B")}</td><td>{_e(g["note"])}</td></tr>'
-        for g in grouped_changes(passes["changes"]))
-    totals = passes["totals"]
-    lead = (f"{totals['changes']} changes removed {totals['nodes_removed']} nodes and {savings(totals['flops_saved'], totals['mac_saved'])} "
-            "before TensorRT saw the graph.")
-    table = ('<table><thead><tr><th>pass</th><th class="num">changes</th><th>nodes before</th><th>nodes after</th><th class="num">FLOPs</th>'
-             f'<th class="num">MAC</th><th>note</th></tr></thead><tbody>{rows}</tbody></table>')
-    return _card("Graph passes", table, lead + " Changes of one pass with the same note share a row.", "passes")
-
-
-def _pass_nodes(changes: list[dict]) -> str:
-    """The before and after cells of a row: one change's nodes, or several changes folded into a
-    list that opens on a click (39 BatchNorm folds read as one row)."""
-    def chips(names: list[str]) -> str:
-        return "".join(f'<span class="chip">{_e(n)}</span>' for n in names) or "—"
-
-    if len(changes) == 1:
-        return f'<td>{chips(changes[0]["nodes_before"])}</td><td>{chips(changes[0]["nodes_after"])}</td>'
-    items = "".join(f'<li>{chips(c["nodes_before"])} → {chips(c["nodes_after"])}</li>' for c in changes)
-    return f'<td colspan="2"><details><summary>{len(changes)} changes</summary><ul class="changes">{items}</ul></details></td>'
-
-
 def _precision(report: dict) -> str:
     precision, calibration = report.get("precision", {}), report.get("calibration")
     parts = []
@@ -309,32 +269,6 @@ def _precision(report: dict) -> str:
         if calibration.get("not_quantized"):
             parts.append("<h3>Not quantized</h3><ul>" + "".join(f"<li><code>{_e(n)}</code>: {_e(why)}</li>" for n, why in calibration["not_quantized"].items()) + "</ul>")
     return _card("Precision", "".join(parts), anchor="precision") if parts else ""
-
-
-def _accuracy(accuracy: dict | None) -> str:
-    if not accuracy or accuracy.get("status") == "not measured":
-        reason = accuracy["reason"] if accuracy else "the report holds no accuracy section"
-        would = f"<p>Samples it would have used: {_e(accuracy.get('kind'))} ({_e(accuracy.get('source'))}).</p>" if accuracy else ""
-        return _card("Accuracy", f'<p class="failed">Accuracy against FP32 was not measured: {_e(reason)}.</p>{would}', anchor="accuracy")
-    rows = "".join(
-        f'<tr><td><code>{_e(o["name"])}</code></td><td class="num">{o["max_abs_error"]:.3g}</td><td class="num">{o["rel_l2_error"]:.3g}</td>'
-        f'<td class="num">{o["cosine"]:.6f}</td><td class="num">{_optional(o.get("sample_cosine_mean"), ".6f")}</td>'
-        f'<td class="num">{_optional(o.get("sample_cosine_worst"), ".6f")}</td><td class="num">{_optional(o.get("top1_agreement"), ".4f")}</td>'
-        f'<td class="num">{o.get("nonfinite") or 0}</td></tr>' for o in accuracy["outputs"])
-    lead = f"Against FP32, measured in onnxruntime on {_e(samples_phrase(accuracy))}: {_e(accuracy['source'])}."
-    if accuracy.get("emulated"):
-        lead += " Reduced precision emulated by rounding the converted tensors in FP32."
-    worst = worst_output(accuracy)
-    summary = f"<p>Worst output <code>{_e(worst['name'])}</code>: {figures(worst)}.</p>" if worst else ""
-    gates = ""
-    if accuracy.get("gates"):
-        passed = accuracy.get("passed") is not False
-        gates = (f'<p class="{"saved" if passed else "failed"}">Gates ' + ", ".join(f"{_e(k)} {_e(v)}" for k, v in accuracy["gates"].items())
-                 + (": passed." if passed else ": failed.") + "</p>")
-    table = ('<table><thead><tr><th>output</th><th class="num">max abs error</th><th class="num">relative L2</th><th class="num">cosine</th>'
-             '<th class="num">per-sample mean</th><th class="num">worst sample</th>'
-             f'<th class="num">top-1 agreement</th><th class="num">Inf/NaN</th></tr></thead><tbody>{rows}</tbody></table>')
-    return _card("Accuracy", summary + table + gates, lead, "accuracy")
 
 
 def _bindings(bindings: list[dict]) -> str:
