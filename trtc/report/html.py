@@ -139,8 +139,8 @@ def _time_chart(fusion: dict, cost: dict | None) -> str:
                      "(set <code>target.gpu</code> or a compute capability in the spec).</p>")
     kernels = fusion["kernels"]
     basis = (cost.get("basis") or {}).get("time", {}).get("from") or f"a roofline of the {cost['gpu']['name']}"
-    lead = (f"Estimated, not measured: from {_e(basis)}: max(FLOPs / peak rate for the kernel's precision, bytes / bandwidth). "
-            "Colour: kernel precision.")
+    lead = (f"Estimated, not measured: from {_e(basis)}. A kernel's time is max(FLOPs / peak rate for its precision, "
+            "bytes / bandwidth). Colour: kernel precision.")
     shown = kernels
     if len(kernels) > _MAX_TIME_BARS:
         shown = sorted(kernels, key=lambda k: -(k.get("estimated_us") or 0))[:_MAX_TIME_BARS]
