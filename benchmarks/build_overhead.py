@@ -61,19 +61,43 @@ def measure(command: list[str], env: dict | None = None) -> tuple[float, int]:
 
 def commands(folder: Path, model: Path, name: str, dims: str) -> dict[str, tuple[list[str], dict | None]]:
     spec = folder / "spec.yaml"
-    spec.write_text(f"model: {model.name}\nmax_batch: 32\nworkspace: 1GiB\nfusion: {{passes: none}}\n"
-                    "target: {backend: tensorrt-rtx, compute_capabilities: [8.9]}\n")
+    spec.write_text(
+        f"model: {model.name}\nmax_batch: 32\nworkspace: 1GiB\nfusion: {{passes: none}}\n"
+        "target: {backend: tensorrt-rtx, compute_capabilities: [8.9]}\n"
+    )
     low, high = f"1x{dims}", f"32x{dims}"
     trtc = [sys.executable, "-m", "trtc"]  # this checkout's code, whatever `trtc` on PATH points at
     polygraphy_env = {**os.environ, "POLYGRAPHY_USE_TENSORRT_RTX": "1"}
     bracket = lambda s: "[" + s.replace("x", ",") + "]"
     return {
-        "direct API": ([sys.executable, "-c", DIRECT_BUILD, str(model), str(folder / "direct.plan"), name, low, high, high], None),
+        "direct API": (
+            [sys.executable, "-c", DIRECT_BUILD, str(model), str(folder / "direct.plan"), name, low, high, high],
+            None,
+        ),
         "trtc build": ([*trtc, "build", str(spec), "--force", "-q"], {**os.environ, "PYTHONPATH": str(REPO)}),
-        "polygraphy convert": (["polygraphy", "convert", str(model), "-o", str(folder / "poly.plan"), "--strongly-typed",
-                                "--trt-min-shapes", f"{name}:{bracket(low)}", "--trt-opt-shapes", f"{name}:{bracket(high)}",
-                                "--trt-max-shapes", f"{name}:{bracket(high)}", "--pool-limit", "workspace:1G",
-                                "--profiling-verbosity", "detailed", "--compute-capabilities", "8.9"], polygraphy_env),
+        "polygraphy convert": (
+            [
+                "polygraphy",
+                "convert",
+                str(model),
+                "-o",
+                str(folder / "poly.plan"),
+                "--strongly-typed",
+                "--trt-min-shapes",
+                f"{name}:{bracket(low)}",
+                "--trt-opt-shapes",
+                f"{name}:{bracket(high)}",
+                "--trt-max-shapes",
+                f"{name}:{bracket(high)}",
+                "--pool-limit",
+                "workspace:1G",
+                "--profiling-verbosity",
+                "detailed",
+                "--compute-capabilities",
+                "8.9",
+            ],
+            polygraphy_env,
+        ),
     }
 
 
@@ -95,7 +119,9 @@ def run(label: str, model_path: Path, name: str, dims: str, repeats: int) -> Non
     for tool, samples in results.items():
         wall = statistics.median(t for t, _ in samples)
         peak = max(m for _, m in samples)
-        print(f"{tool:<20}{wall:>9.2f}{wall / base_time:>10.2f}x{wall / poly_time:>14.2f}x{peak / 1e6:>10.0f}{peak / poly_mem:>12.2f}x")
+        print(
+            f"{tool:<20}{wall:>9.2f}{wall / base_time:>10.2f}x{wall / poly_time:>14.2f}x{peak / 1e6:>10.0f}{peak / poly_mem:>12.2f}x"
+        )
 
 
 def no_op(repeats: int) -> None:
@@ -111,8 +137,10 @@ def no_op(repeats: int) -> None:
         runs = [measure(command, env) for _ in range(repeats)]
         python = [measure([sys.executable, "-c", "pass"]) for _ in range(repeats)]
     wall, base = statistics.median(t for t, _ in runs), statistics.median(t for t, _ in python)
-    print(f"\nno-op trtc build of the demo (median of {repeats}): {wall:.3f} s, peak {max(m for _, m in runs) / 1e6:.0f} MB; "
-          f"bare python start {base:.3f} s ({wall / base:.1f}x); target < 0.5 s: {'met' if wall < 0.5 else 'NOT met'}")
+    print(
+        f"\nno-op trtc build of the demo (median of {repeats}): {wall:.3f} s, peak {max(m for _, m in runs) / 1e6:.0f} MB; "
+        f"bare python start {base:.3f} s ({wall / base:.1f}x); target < 0.5 s: {'met' if wall < 0.5 else 'NOT met'}"
+    )
 
 
 def main() -> None:

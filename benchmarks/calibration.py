@@ -59,8 +59,11 @@ print(json.dumps({"seconds": time.perf_counter() - started, "peak": resource.get
 
 
 def run(tool, model, data, method, samples, out) -> dict:
-    result = subprocess.run([sys.executable, "-c", RUN, str(REPO), tool, str(model), str(data), method, str(samples), str(out)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", RUN, str(REPO), tool, str(model), str(data), method, str(samples), str(out)],
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
         raise SystemExit(f"{tool} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -75,7 +78,9 @@ def cosine(fp32: Path, quantized: Path, held_out: np.ndarray) -> float:
     return float(x @ y / np.sqrt((x @ x) * (y @ y)))
 
 
-def bench(label: str, model: onnx.ModelProto, shape: tuple[int, ...], method: str, skip_ort: bool, folder: Path) -> None:
+def bench(
+    label: str, model: onnx.ModelProto, shape: tuple[int, ...], method: str, skip_ort: bool, folder: Path
+) -> None:
     path = folder / f"{label}.onnx"
     onnx.save(model, str(path))
     data = folder / f"{label}-data"
@@ -93,10 +98,14 @@ def bench(label: str, model: onnx.ModelProto, shape: tuple[int, ...], method: st
         out = folder / f"{label}-{tool}-{samples}.onnx"
         measured = run(tool, path, data, method, samples, out)
         rows[(tool, samples)] = measured
-        print(f"{tool + f' ({samples} samples)':<26}{measured['seconds']:>8.1f}{measured['peak'] / 1e6:>9.0f}{cosine(path, out, held_out):>16.5f}")
+        print(
+            f"{tool + f' ({samples} samples)':<26}{measured['seconds']:>8.1f}{measured['peak'] / 1e6:>9.0f}{cosine(path, out, held_out):>16.5f}"
+        )
     if ("onnxruntime", 64) in rows:
-        print(f"speed-up on 64 samples: {rows[('onnxruntime', 64)]['seconds'] / rows[('trtc', 64)]['seconds']:.2f}x; "
-              f"peak memory ratio trtc/onnxruntime: {rows[('trtc', 64)]['peak'] / rows[('onnxruntime', 64)]['peak']:.2f}")
+        print(
+            f"speed-up on 64 samples: {rows[('onnxruntime', 64)]['seconds'] / rows[('trtc', 64)]['seconds']:.2f}x; "
+            f"peak memory ratio trtc/onnxruntime: {rows[('trtc', 64)]['peak'] / rows[('onnxruntime', 64)]['peak']:.2f}"
+        )
     print(f"trtc peak memory 512 vs 64 samples: {rows[('trtc', 512)]['peak'] / rows[('trtc', 64)]['peak']:.2f}x")
 
 

@@ -41,20 +41,36 @@ def generated_model(blocks: int, seed: int = 0) -> onnx.ModelProto:
         p = f"b{b}"
         bn = [init(f"{p}.g", (CHANNELS,), 0.1), init(f"{p}.beta", (CHANNELS,), 0.1), init(f"{p}.m", (CHANNELS,), 0.1)]
         inits.append(numpy_helper.from_array(np.ones(CHANNELS, np.float32), f"{p}.v"))
-        nodes += [helper.make_node("Conv", [x, init(f"{p}.w", (CHANNELS, CHANNELS, 3, 3))], [f"{p}.c"], name=f"{p}.conv", pads=[1] * 4),
-                  helper.make_node("BatchNormalization", [f"{p}.c", *bn, f"{p}.v"], [f"{p}.n"], name=f"{p}.bn"),
-                  helper.make_node("Relu", [f"{p}.n"], [f"{p}.r"], name=f"{p}.relu"),
-                  helper.make_node("Dropout", [f"{p}.r"], [f"{p}.d"], name=f"{p}.dropout"),
-                  helper.make_node("Add", [f"{p}.d", x], [f"{p}.a"], name=f"{p}.add"),
-                  helper.make_node("Identity", [f"{p}.a"], [f"{p}.out"], name=f"{p}.identity")]
+        nodes += [
+            helper.make_node(
+                "Conv", [x, init(f"{p}.w", (CHANNELS, CHANNELS, 3, 3))], [f"{p}.c"], name=f"{p}.conv", pads=[1] * 4
+            ),
+            helper.make_node("BatchNormalization", [f"{p}.c", *bn, f"{p}.v"], [f"{p}.n"], name=f"{p}.bn"),
+            helper.make_node("Relu", [f"{p}.n"], [f"{p}.r"], name=f"{p}.relu"),
+            helper.make_node("Dropout", [f"{p}.r"], [f"{p}.d"], name=f"{p}.dropout"),
+            helper.make_node("Add", [f"{p}.d", x], [f"{p}.a"], name=f"{p}.add"),
+            helper.make_node("Identity", [f"{p}.a"], [f"{p}.out"], name=f"{p}.identity"),
+        ]
         x = f"{p}.out"
         if (b + 1) % 50 == 0 or b == blocks - 1:
             for h in range(3):
                 name = f"{p}.head{h}"
-                nodes.append(helper.make_node("Conv", [x, init(f"{name}.w", (32, CHANNELS, 1, 1)), init(f"{name}.b", (32,))], [name], name=name))
+                nodes.append(
+                    helper.make_node(
+                        "Conv",
+                        [x, init(f"{name}.w", (32, CHANNELS, 1, 1)), init(f"{name}.b", (32,))],
+                        [name],
+                        name=name,
+                    )
+                )
                 outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
-    graph = helper.make_graph(nodes, "generated", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, CHANNELS, SIZE, SIZE])],
-                              outputs, initializer=inits)
+    graph = helper.make_graph(
+        nodes,
+        "generated",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, CHANNELS, SIZE, SIZE])],
+        outputs,
+        initializer=inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     return model
@@ -97,8 +113,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--blocks", type=int, nargs="+", default=[50, 200, 500])
     args = parser.parse_args()
-    print(f"{'blocks':>6}{'nodes':>7}{'weights MB':>11} | {'trtc s':>7}{'mem x':>7}{'nodes':>7}{'MAC MB':>9} | "
-          f"{'slim s':>7}{'mem x':>7}{'nodes':>7}{'MAC MB':>9} | {'MAC trtc/slim':>13}")
+    print(
+        f"{'blocks':>6}{'nodes':>7}{'weights MB':>11} | {'trtc s':>7}{'mem x':>7}{'nodes':>7}{'MAC MB':>9} | "
+        f"{'slim s':>7}{'mem x':>7}{'nodes':>7}{'MAC MB':>9} | {'MAC trtc/slim':>13}"
+    )
     with tempfile.TemporaryDirectory() as scratch:
         for blocks in args.blocks:
             model = generated_model(blocks)
@@ -106,9 +124,11 @@ def main() -> None:
             path = Path(scratch) / f"gen{blocks}.onnx"
             onnx.save(model, str(path))
             ours, slim = measure(path, "trtc"), measure(path, "onnxslim")
-            print(f"{blocks:>6}{len(model.graph.node):>7}{size / 1e6:>11.0f} | {ours['seconds']:>7.2f}{ours['extra_bytes'] / size:>7.2f}"
-                  f"{ours['nodes']:>7}{ours['mac'] / 1e6:>9.1f} | {slim['seconds']:>7.2f}{slim['extra_bytes'] / size:>7.2f}"
-                  f"{slim['nodes']:>7}{slim['mac'] / 1e6:>9.1f} | {ours['mac'] / slim['mac']:>13.3f}")
+            print(
+                f"{blocks:>6}{len(model.graph.node):>7}{size / 1e6:>11.0f} | {ours['seconds']:>7.2f}{ours['extra_bytes'] / size:>7.2f}"
+                f"{ours['nodes']:>7}{ours['mac'] / 1e6:>9.1f} | {slim['seconds']:>7.2f}{slim['extra_bytes'] / size:>7.2f}"
+                f"{slim['nodes']:>7}{slim['mac'] / 1e6:>9.1f} | {ours['mac'] / slim['mac']:>13.3f}"
+            )
 
 
 if __name__ == "__main__":

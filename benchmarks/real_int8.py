@@ -73,8 +73,13 @@ json.dump({"seconds": time.perf_counter() - started, "peak": peak, "code": code}
 
 def measured(tool: str, args: list[str], folder: Path) -> dict:
     result_file = folder / f"{tool}.measured.json"
-    run = subprocess.run([sys.executable, "-c", MEASURED, str(result_file), tool, *args], capture_output=True, text=True, cwd=folder,
-                         env={**os.environ, "PYTHONPATH": str(REPO)})  # this checkout's trtc, whatever is installed
+    run = subprocess.run(
+        [sys.executable, "-c", MEASURED, str(result_file), tool, *args],
+        capture_output=True,
+        text=True,
+        cwd=folder,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # this checkout's trtc, whatever is installed
     if run.returncode != 0 or not result_file.exists():
         raise SystemExit(f"{tool} failed in {folder}:\n{run.stderr[-3000:]}")
     result = json.loads(result_file.read_text())
@@ -85,11 +90,13 @@ def measured(tool: str, args: list[str], folder: Path) -> dict:
 def spec_text(task: Task, model: Path, method: str | None, fallback: str) -> str:
     shape = list(task.shape)
     calibration = "{data: calib" + (f", method: {method}" if method else "") + "}"
-    return (f"model: {model}\n"
-            f"inputs:\n  {task.input_name}: {{min: {[1, *shape]}, opt: {[task.max_batch, *shape]}, max: {[task.max_batch, *shape]}}}\n"
-            f"workspace: 1GiB\nprecision: {{mode: int8, fallback: {fallback}, calibration: {calibration}}}\n"
-            "target: {compute_capabilities: [8.9]}\n"
-            "output: {plan: build/model.plan, report: build/model.report.json, onnx: build/model.onnx}\n")
+    return (
+        f"model: {model}\n"
+        f"inputs:\n  {task.input_name}: {{min: {[1, *shape]}, opt: {[task.max_batch, *shape]}, max: {[task.max_batch, *shape]}}}\n"
+        f"workspace: 1GiB\nprecision: {{mode: int8, fallback: {fallback}, calibration: {calibration}}}\n"
+        "target: {compute_capabilities: [8.9]}\n"
+        "output: {plan: build/model.plan, report: build/model.report.json, onnx: build/model.onnx}\n"
+    )
 
 
 def int8_flop_share(report: dict) -> float:
@@ -111,7 +118,9 @@ def run_graph(path: Path, task: Task, samples: np.ndarray) -> list[np.ndarray]:
     return outputs
 
 
-def bench_model(name: str, methods: list[str], ort_methods: list[str], overrides: list[str], fallback: str, cache: Path) -> list[dict]:
+def bench_model(
+    name: str, methods: list[str], ort_methods: list[str], overrides: list[str], fallback: str, cache: Path
+) -> list[dict]:
     task = TASKS[name]
     model = model_file(name, cache)
     folder = cache / "runs" / name
@@ -119,7 +128,9 @@ def bench_model(name: str, methods: list[str], ort_methods: list[str], overrides
     calib.mkdir(parents=True, exist_ok=True)
     for index, view in enumerate(views(photo_files(CALIBRATION_PHOTOS, cache), CALIBRATION_VIEWS, seed=1)):
         np.save(calib / f"view{index:02d}.npy", task.preprocess(view)[None])
-    evaluation = np.stack([task.preprocess(v) for v in views(photo_files(task.evaluation_photos, cache), task.evaluation_views, seed=2)])
+    evaluation = np.stack(
+        [task.preprocess(v) for v in views(photo_files(task.evaluation_photos, cache), task.evaluation_views, seed=2)]
+    )
     reference = run_graph(model, task, evaluation)
     rows = []
     for method in methods:
@@ -135,27 +146,60 @@ def bench_model(name: str, methods: list[str], ort_methods: list[str], overrides
             continue
         report = json.loads((run_folder / "build" / "model.report.json").read_text())
         score, detail = task.metric(reference, run_graph(run_folder / "build" / "model.onnx", task, evaluation))
-        rows.append({"model": name, "tool": f"trtc {method}", "score": score, "detail": detail, "int8_flops": int8_flop_share(report),
-                     "seconds": result["seconds"], "peak": result["peak"], "method": report["calibration"]["method"]})
+        rows.append(
+            {
+                "model": name,
+                "tool": f"trtc {method}",
+                "score": score,
+                "detail": detail,
+                "int8_flops": int8_flop_share(report),
+                "seconds": result["seconds"],
+                "peak": result["peak"],
+                "method": report["calibration"]["method"],
+            }
+        )
     for method in ort_methods:
         quantized = folder / f"ort-{method}.onnx"
-        result = measured("ort", [str(model), str(calib), str(quantized), {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}[method], task.input_name], folder)
+        result = measured(
+            "ort",
+            [
+                str(model),
+                str(calib),
+                str(quantized),
+                {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}[method],
+                task.input_name,
+            ],
+            folder,
+        )
         score, detail = task.metric(reference, run_graph(quantized, task, evaluation))
-        rows.append({"model": name, "tool": f"onnxruntime {method}", "score": score, "detail": detail, "int8_flops": None,
-                     "seconds": result["seconds"], "peak": result["peak"]})
+        rows.append(
+            {
+                "model": name,
+                "tool": f"onnxruntime {method}",
+                "score": score,
+                "detail": detail,
+                "int8_flops": None,
+                "seconds": result["seconds"],
+                "peak": result["peak"],
+            }
+        )
     return rows
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"\n{'model':<12}{'tool':<24}{'metric':<17}{'score':>7}{'goal':>6}{'int8 FLOPs':>11}{'wall s':>8}{'peak MB':>9}  detail")
+    print(
+        f"\n{'model':<12}{'tool':<24}{'metric':<17}{'score':>7}{'goal':>6}{'int8 FLOPs':>11}{'wall s':>8}{'peak MB':>9}  detail"
+    )
     for row in rows:
         task = TASKS[row["model"]]
         if "error" in row:
             print(f"{row['model']:<12}{row['tool']:<24}failed: {row['error']}")
             continue
         share = f"{row['int8_flops']:.0%}" if row["int8_flops"] is not None else "-"
-        print(f"{row['model']:<12}{row['tool']:<24}{task.metric_name:<17}{row['score']:>7.3f}{task.goal:>6.2f}{share:>11}"
-              f"{row['seconds']:>8.1f}{row['peak'] / 1e6:>9.0f}  {row['detail']}")
+        print(
+            f"{row['model']:<12}{row['tool']:<24}{task.metric_name:<17}{row['score']:>7.3f}{task.goal:>6.2f}{share:>11}"
+            f"{row['seconds']:>8.1f}{row['peak'] / 1e6:>9.0f}  {row['detail']}"
+        )
 
 
 def main() -> None:
@@ -164,14 +208,23 @@ def main() -> None:
     parser.add_argument("--methods", default="default,minmax,entropy,percentile")
     parser.add_argument("--ort", default="minmax", help="onnxruntime calibration methods, comma-separated, or 'none'")
     parser.add_argument("--set", action="append", default=[], help="a --set override for every trtc build")
-    parser.add_argument("--fallback", default="fp32", choices=["fp32", "fp16"], help="precision of the layers not in INT8")
+    parser.add_argument(
+        "--fallback", default="fp32", choices=["fp32", "fp16"], help="precision of the layers not in INT8"
+    )
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "trtc-real-int8")
     parser.add_argument("--json", type=Path, help="also write the rows to this file")
     args = parser.parse_args()
     rows = []
     for name in args.models.split(","):
-        rows += bench_model(name, args.methods.split(","), [] if args.ort == "none" else args.ort.split(","), args.set, args.fallback, args.cache)
-        print_table(rows[-len(args.methods.split(",")) - (0 if args.ort == "none" else len(args.ort.split(","))):])
+        rows += bench_model(
+            name,
+            args.methods.split(","),
+            [] if args.ort == "none" else args.ort.split(","),
+            args.set,
+            args.fallback,
+            args.cache,
+        )
+        print_table(rows[-len(args.methods.split(",")) - (0 if args.ort == "none" else len(args.ort.split(","))) :])
     print_table(rows)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))

@@ -24,11 +24,26 @@ class _Net:
         fan_in = c_in * kernel * kernel
         w = self._init(f"{name}.w", self.rng.standard_normal((c_out, c_in, kernel, kernel)) * np.sqrt(2.0 / fan_in))
         pad = kernel // 2
-        self.nodes.append(helper.make_node("Conv", [x, w], [f"{name}.c"], name=f"{name}.conv", kernel_shape=[kernel] * 2,
-                                           strides=[stride] * 2, pads=[pad] * 4))
-        bn = [self._init(f"{name}.{k}", v) for k, v in (
-            ("gamma", 1 + 0.1 * self.rng.standard_normal(c_out)), ("beta", 0.1 * self.rng.standard_normal(c_out)),
-            ("mean", 0.1 * self.rng.standard_normal(c_out)), ("var", 1 + 0.1 * np.abs(self.rng.standard_normal(c_out))))]
+        self.nodes.append(
+            helper.make_node(
+                "Conv",
+                [x, w],
+                [f"{name}.c"],
+                name=f"{name}.conv",
+                kernel_shape=[kernel] * 2,
+                strides=[stride] * 2,
+                pads=[pad] * 4,
+            )
+        )
+        bn = [
+            self._init(f"{name}.{k}", v)
+            for k, v in (
+                ("gamma", 1 + 0.1 * self.rng.standard_normal(c_out)),
+                ("beta", 0.1 * self.rng.standard_normal(c_out)),
+                ("mean", 0.1 * self.rng.standard_normal(c_out)),
+                ("var", 1 + 0.1 * np.abs(self.rng.standard_normal(c_out))),
+            )
+        ]
         self.nodes.append(helper.make_node("BatchNormalization", [f"{name}.c", *bn], [f"{name}.b"], name=f"{name}.bn"))
         if not relu:
             return f"{name}.b"
@@ -40,7 +55,11 @@ class _Net:
         y = self.conv_bn(f"{name}.a", x, c_in, width, 1)
         y = self.conv_bn(f"{name}.b", y, width, width, 3, stride)
         y = self.conv_bn(f"{name}.c", y, width, c_out, 1, relu=False)
-        shortcut = x if (stride == 1 and c_in == c_out) else self.conv_bn(f"{name}.down", x, c_in, c_out, 1, stride, relu=False)
+        shortcut = (
+            x
+            if (stride == 1 and c_in == c_out)
+            else self.conv_bn(f"{name}.down", x, c_in, c_out, 1, stride, relu=False)
+        )
         self.nodes.append(helper.make_node("Add", [y, shortcut], [f"{name}.sum"], name=f"{name}.add"))
         self.nodes.append(helper.make_node("Relu", [f"{name}.sum"], [f"{name}.out"], name=f"{name}.relu"))
         return f"{name}.out", c_out
@@ -49,7 +68,9 @@ class _Net:
 def resnet50_like(seed: int = 50, image: int = 224, classes: int = 1000) -> onnx.ModelProto:
     net = _Net(seed)
     x = net.conv_bn("stem", "input", 3, 64, 7, 2)
-    net.nodes.append(helper.make_node("MaxPool", [x], ["pool"], name="maxpool", kernel_shape=[3, 3], strides=[2, 2], pads=[1] * 4))
+    net.nodes.append(
+        helper.make_node("MaxPool", [x], ["pool"], name="maxpool", kernel_shape=[3, 3], strides=[2, 2], pads=[1] * 4)
+    )
     x, channels = "pool", 64
     for stage, (width, blocks, stride) in enumerate(STAGES):
         for block in range(blocks):
@@ -59,9 +80,13 @@ def resnet50_like(seed: int = 50, image: int = 224, classes: int = 1000) -> onnx
     w = net._init("fc.w", net.rng.standard_normal((classes, channels)) * 0.01)
     b = net._init("fc.b", np.zeros(classes))
     net.nodes.append(helper.make_node("Gemm", ["flat", w, b], ["logits"], name="fc", transB=1))
-    graph = helper.make_graph(net.nodes, "resnet50_like",
-                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, image, image])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", classes])], initializer=net.inits)
+    graph = helper.make_graph(
+        net.nodes,
+        "resnet50_like",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, image, image])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", classes])],
+        initializer=net.inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     return model

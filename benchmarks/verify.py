@@ -51,8 +51,10 @@ def main() -> None:
         folder = Path(scratch)
         onnx.save(resnet50_like(), str(folder / "resnet50_like.onnx"))
         spec = folder / "spec.yaml"
-        spec.write_text("model: resnet50_like.onnx\nmax_batch: 32\nworkspace: 1GiB\n"
-                        "target: {backend: tensorrt-rtx, compute_capabilities: [8.9]}\n")
+        spec.write_text(
+            "model: resnet50_like.onnx\nmax_batch: 32\nworkspace: 1GiB\n"
+            "target: {backend: tensorrt-rtx, compute_capabilities: [8.9]}\n"
+        )
         walls: dict[str, list[float]] = {mode: [] for mode in MODES}
         verify: dict[str, list[float]] = {mode: [] for mode in MODES}
         checked: dict[str, list[str]] = {}
@@ -65,15 +67,21 @@ def main() -> None:
                 if section and section["status"] != "verified":
                     raise SystemExit(f"verify: {mode}: status {section['status']} ({section['reason']})")
     base = statistics.median(walls["off"])
-    print(f"\nResNet-50-shaped (102 MB), batch 1..32, median of {args.repeats} fresh `trtc build` processes, "
-          f"{os.cpu_count()} CPU cores")
+    print(
+        f"\nResNet-50-shaped (102 MB), batch 1..32, median of {args.repeats} fresh `trtc build` processes, "
+        f"{os.cpu_count()} CPU cores"
+    )
     print(f"{'fusion.verify':<15}{'wall s':>8}{'verify s':>10}{'share':>8}{'added vs off':>14}  shapes checked")
     for mode in MODES:
         wall, spent = statistics.median(walls[mode]), statistics.median(verify[mode])
-        print(f"{mode:<15}{wall:>8.2f}{spent:>10.2f}{spent / wall:>7.1%}{(wall - base) / wall:>13.1%}  {', '.join(checked[mode]) or '-'}")
+        print(
+            f"{mode:<15}{wall:>8.2f}{spent:>10.2f}{spent / wall:>7.1%}{(wall - base) / wall:>13.1%}  {', '.join(checked[mode]) or '-'}"
+        )
     share = statistics.median(verify["on"]) / statistics.median(walls["on"])
-    print(f"default (verify: on) share {share:.1%}; target < {TARGET_SHARE:.0%}: {'met' if share < TARGET_SHARE else 'NOT met'}; "
-          f"verify: full costs {statistics.median(walls['full']) / base:.2f}x the build without verification")
+    print(
+        f"default (verify: on) share {share:.1%}; target < {TARGET_SHARE:.0%}: {'met' if share < TARGET_SHARE else 'NOT met'}; "
+        f"verify: full costs {statistics.median(walls['full']) / base:.2f}x the build without verification"
+    )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,9 @@ def every_report_accounts_for_every_node(tmp_path_factory):
     """After each test, every build report written under pytest's temp root since the last check
     (by this test or by a fixture it used) must account for every ONNX node and its FLOPs."""
     yield
-    for path in Path(tmp_path_factory.getbasetemp()).rglob("*.report.json"):  # what builds write; tests craft other JSON
+    for path in Path(tmp_path_factory.getbasetemp()).rglob(
+        "*.report.json"
+    ):  # what builds write; tests craft other JSON
         try:
             stamp = path.stat().st_mtime_ns
         except FileNotFoundError:  # a test removed it

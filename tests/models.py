@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
-import json
-
 import onnx
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
@@ -31,15 +30,25 @@ def conv_bn_relu(batch="N", channels: int = 8, size: int = 16, names: bool = Tru
     ]
     nodes = [
         helper.make_node("Conv", ["x", "w0"], ["c0"], name="conv0" if names else "", pads=[1, 1, 1, 1]),
-        helper.make_node("BatchNormalization", ["c0", "bn.scale", "bn.bias", "bn.mean", "bn.var"], ["b0"], name="bn0" if names else ""),
+        helper.make_node(
+            "BatchNormalization",
+            ["c0", "bn.scale", "bn.bias", "bn.mean", "bn.var"],
+            ["b0"],
+            name="bn0" if names else "",
+        ),
         helper.make_node("Relu", ["b0"], ["r0"], name="relu0" if names else ""),
         helper.make_node("Conv", ["r0", "w1"], ["y"], name="conv1" if names else ""),
         *extra_nodes,
     ]
     outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 4, size, size])]
     outputs += [helper.make_tensor_value_info(n.output[0], TensorProto.FLOAT, None) for n in extra_nodes]
-    graph = helper.make_graph(nodes, "conv_bn_relu", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, size, size])],
-                              outputs, initializer=inits)
+    graph = helper.make_graph(
+        nodes,
+        "conv_bn_relu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, size, size])],
+        outputs,
+        initializer=inits,
+    )
     domains = {n.domain for n in extra_nodes if n.domain}
     opsets = [helper.make_opsetid("", OPSET)] + [helper.make_opsetid(d, 1) for d in domains]
     model = helper.make_model(graph, opset_imports=opsets)
@@ -51,9 +60,12 @@ def gemm_head(batch="N", features: int = 32, classes: int = 10) -> onnx.ModelPro
     """x[batch,features] -> Gemm -> Softmax -> y: FP32 GEMM, which TensorRT-RTX cannot compile for Turing."""
     rng = np.random.default_rng(1)
     graph = helper.make_graph(
-        [helper.make_node("Gemm", ["x", "w", "b"], ["g"], name="fc", transB=1),
-         helper.make_node("Softmax", ["g"], ["y"], name="softmax", axis=1)],
-        "gemm_head", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, features])],
+        [
+            helper.make_node("Gemm", ["x", "w", "b"], ["g"], name="fc", transB=1),
+            helper.make_node("Softmax", ["g"], ["y"], name="softmax", axis=1),
+        ],
+        "gemm_head",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, features])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, classes])],
         initializer=[_weights(rng, "w", (classes, features)), _weights(rng, "b", (classes,))],
     )
@@ -71,15 +83,32 @@ def mobilenet_like(size: int = 32, width: int = 32) -> onnx.ModelProto:
     rng = np.random.default_rng(2)
     nodes, inits = [], []
 
-    def conv_bn(index: int, x: str, c_in: int, c_out: int, kernel: int, group: int = 1, stride: int = 1, relu: bool = True) -> str:
+    def conv_bn(
+        index: int, x: str, c_in: int, c_out: int, kernel: int, group: int = 1, stride: int = 1, relu: bool = True
+    ) -> str:
         inits.append(_weights(rng, f"conv{index}.weight", (c_out, c_in // group, kernel, kernel)))
-        nodes.append(helper.make_node("Conv", [x, f"conv{index}.weight"], [f"conv{index}.out"], name=f"Conv.{index}", group=group,
-                                      strides=[stride, stride], pads=[kernel // 2] * 4))
-        for key, values in (("scale", 1 + 0.1 * rng.standard_normal(c_out)), ("bias", 0.1 * rng.standard_normal(c_out)),
-                            ("mean", 0.1 * rng.standard_normal(c_out)), ("var", 1 + 0.1 * np.abs(rng.standard_normal(c_out)))):
+        nodes.append(
+            helper.make_node(
+                "Conv",
+                [x, f"conv{index}.weight"],
+                [f"conv{index}.out"],
+                name=f"Conv.{index}",
+                group=group,
+                strides=[stride, stride],
+                pads=[kernel // 2] * 4,
+            )
+        )
+        for key, values in (
+            ("scale", 1 + 0.1 * rng.standard_normal(c_out)),
+            ("bias", 0.1 * rng.standard_normal(c_out)),
+            ("mean", 0.1 * rng.standard_normal(c_out)),
+            ("var", 1 + 0.1 * np.abs(rng.standard_normal(c_out))),
+        ):
             inits.append(numpy_helper.from_array(values.astype(np.float32), f"bn{index}.{key}"))
         bn_inputs = [f"conv{index}.out", *(f"bn{index}.{key}" for key in ("scale", "bias", "mean", "var"))]
-        nodes.append(helper.make_node("BatchNormalization", bn_inputs, [f"bn{index}.out"], name=f"BatchNormalization.{index}"))
+        nodes.append(
+            helper.make_node("BatchNormalization", bn_inputs, [f"bn{index}.out"], name=f"BatchNormalization.{index}")
+        )
         if not relu:
             return f"bn{index}.out"
         nodes.append(helper.make_node("Relu", [f"bn{index}.out"], [f"relu{index}.out"], name=f"Relu.{index}"))
@@ -93,11 +122,18 @@ def mobilenet_like(size: int = 32, width: int = 32) -> onnx.ModelProto:
     nodes.append(helper.make_node("GlobalAveragePool", [x], ["pooled"], name="GlobalAveragePool.0"))
     x = conv_bn(18, "pooled", channels, 128, 1)
     inits += [_weights(rng, "classifier.weight", (10, 128, 1, 1)), _weights(rng, "classifier.bias", (10,))]
-    nodes += [helper.make_node("Dropout", [x], ["dropped"], name="Dropout.0"),
-              helper.make_node("Conv", ["dropped", "classifier.weight", "classifier.bias"], ["logits"], name="Conv.19"),
-              helper.make_node("Flatten", ["logits"], ["y"], name="Flatten.0")]
-    graph = helper.make_graph(nodes, "mobilenet_like", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, size, size])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])], initializer=inits)
+    nodes += [
+        helper.make_node("Dropout", [x], ["dropped"], name="Dropout.0"),
+        helper.make_node("Conv", ["dropped", "classifier.weight", "classifier.bias"], ["logits"], name="Conv.19"),
+        helper.make_node("Flatten", ["logits"], ["y"], name="Flatten.0"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "mobilenet_like",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, size, size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
+        initializer=inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 8
     return model
@@ -106,7 +142,9 @@ def mobilenet_like(size: int = 32, width: int = 32) -> onnx.ModelProto:
 def odd_names() -> onnx.ModelProto:
     """conv_bn_relu and a Sigmoid, Add after it, with node names that contain what TensorRT's
     metadata uses as syntax: `+`, brackets, spaces, a newline, `[ONNX Layer: ` and `, Key: `."""
-    model = conv_bn_relu(extra_nodes=[helper.make_node("Sigmoid", ["y"], ["s"]), helper.make_node("Add", ["s", "y"], ["z"])])
+    model = conv_bn_relu(
+        extra_nodes=[helper.make_node("Sigmoid", ["y"], ["s"]), helper.make_node("Add", ["s", "y"], ["z"])]
+    )
     for node, name in zip(model.graph.node, ODD_NAMES):
         node.name = name
     return model
@@ -133,8 +171,10 @@ def conv_chain(count: int, channels: int = 8, size: int = 16, gemm_head: bool = 
     nodes, inits, x = [], [], "x"
     for i in range(count):
         inits.append(_weights(rng, f"w{i}", (channels, channels, 3, 3)))
-        nodes += [helper.make_node("Conv", [x, f"w{i}"], [f"c{i}"], name=f"conv{i}", pads=[1, 1, 1, 1]),
-                  helper.make_node("Relu", [f"c{i}"], [f"r{i}"], name=f"relu{i}")]
+        nodes += [
+            helper.make_node("Conv", [x, f"w{i}"], [f"c{i}"], name=f"conv{i}", pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", [f"c{i}"], [f"r{i}"], name=f"relu{i}"),
+        ]
         x = f"r{i}"
         if i == 0:
             nodes.append(helper.make_node("Identity", [x], ["copy"], name="identity"))
@@ -142,11 +182,18 @@ def conv_chain(count: int, channels: int = 8, size: int = 16, gemm_head: bool = 
     shape = ["N", channels, size, size]
     if gemm_head:
         inits.append(_weights(rng, "head.w", (channels * size * size, 10)))
-        nodes += [helper.make_node("Flatten", [x], ["flat"], name="flatten"),
-                  helper.make_node("Gemm", ["flat", "head.w"], ["g"], name="head")]
+        nodes += [
+            helper.make_node("Flatten", [x], ["flat"], name="flatten"),
+            helper.make_node("Gemm", ["flat", "head.w"], ["g"], name="head"),
+        ]
         x, shape = "g", ["N", 10]
-    graph = helper.make_graph(nodes, "conv_chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", channels, size, size])],
-                              [helper.make_tensor_value_info(x, TensorProto.FLOAT, shape)], initializer=inits)
+    graph = helper.make_graph(
+        nodes,
+        "conv_chain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", channels, size, size])],
+        [helper.make_tensor_value_info(x, TensorProto.FLOAT, shape)],
+        initializer=inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 8
     return model

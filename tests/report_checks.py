@@ -33,25 +33,41 @@ def assert_accounts_for_every_node(report: dict, where: str = "report") -> None:
     removed = {node["name"]: node["pass"] for node in fusion["removed_nodes"]}
     at_build_time = [node["name"] for node in fusion["folded_nodes"]]
     places = Counter([*in_kernels, *removed, *at_build_time])
-    problems = [f"{name!r} is in {places[name]} places (kernels, removed by a pass, evaluated at build time)"
-                for name in model_nodes if places[name] != 1]
+    problems = [
+        f"{name!r} is in {places[name]} places (kernels, removed by a pass, evaluated at build time)"
+        for name in model_nodes
+        if places[name] != 1
+    ]
     problems += [f"{name!r} is listed but is no node of the model" for name in places if name not in known]
-    problems += [f"kernel {kernel['index']} names no node though TensorRT wrote {kernel['metadata']!r}"
-                 for kernel in fusion["kernels"] if ONNX_LAYER in kernel["metadata"] and not kernel["built_nodes"]]
+    problems += [
+        f"kernel {kernel['index']} names no node though TensorRT wrote {kernel['metadata']!r}"
+        for kernel in fusion["kernels"]
+        if ONNX_LAYER in kernel["metadata"] and not kernel["built_nodes"]
+    ]
     if fusion["unknown_metadata_nodes"]:
         problems.append(f"kernels name nodes trtc does not know: {fusion['unknown_metadata_nodes']}")
     counts = fusion["counts"]
-    if (counts["onnx_nodes"], counts["nodes_in_kernels"], counts["removed_nodes"], counts["folded_nodes"]) != \
-            (len(model_nodes), len(in_kernels), len(removed), len(at_build_time)):
+    if (counts["onnx_nodes"], counts["nodes_in_kernels"], counts["removed_nodes"], counts["folded_nodes"]) != (
+        len(model_nodes),
+        len(in_kernels),
+        len(removed),
+        len(at_build_time),
+    ):
         problems.append(f"counts {counts} disagree with the lists")
     problems += _pass_removals(report.get("passes") or {}, removed, known)
     kernel_flops = sum(kernel["flops"] for kernel in fusion["kernels"])
     after, before = cost["after_fusion"]["flops"], cost["before_fusion"]["flops"]
     saved_by_passes = ((report.get("passes") or {}).get("totals") or {}).get("flops_saved") or 0
-    if kernel_flops != after or after + cost["build_time_flops"] != before or cost["onnx_model"]["flops"] - saved_by_passes != before:
-        problems.append(f"FLOPs do not add up: model {cost['onnx_model']['flops']}, saved by passes {saved_by_passes}, "
-                        f"before fusion {before}, evaluated at build time {cost['build_time_flops']}, "
-                        f"after fusion {after}, sum over kernels {kernel_flops}")
+    if (
+        kernel_flops != after
+        or after + cost["build_time_flops"] != before
+        or cost["onnx_model"]["flops"] - saved_by_passes != before
+    ):
+        problems.append(
+            f"FLOPs do not add up: model {cost['onnx_model']['flops']}, saved by passes {saved_by_passes}, "
+            f"before fusion {before}, evaluated at build time {cost['build_time_flops']}, "
+            f"after fusion {after}, sum over kernels {kernel_flops}"
+        )
     assert not problems, f"{where}:\n  " + "\n  ".join(problems)
 
 
@@ -61,8 +77,15 @@ def _pass_removals(passes: dict, removed: dict[str, str], known: set[str]) -> li
     changes = passes.get("changes", [])
     touched = {name for change in changes for name in change["nodes_before"]}
     ran = {change["pass_name"] for change in changes}
-    problems = [f"{name!r} removed by {change['pass_name']} but listed as {removed.get(name, 'not removed')!r}"
-                for change in changes if not change["nodes_after"]
-                for name in change["nodes_before"] if name in known and removed.get(name) != change["pass_name"]]
-    return problems + [f"{name!r} listed as removed by {pass_name!r}, which changed no such node"
-                       for name, pass_name in removed.items() if name not in touched or pass_name not in ran]
+    problems = [
+        f"{name!r} removed by {change['pass_name']} but listed as {removed.get(name, 'not removed')!r}"
+        for change in changes
+        if not change["nodes_after"]
+        for name in change["nodes_before"]
+        if name in known and removed.get(name) != change["pass_name"]
+    ]
+    return problems + [
+        f"{name!r} listed as removed by {pass_name!r}, which changed no such node"
+        for name, pass_name in removed.items()
+        if name not in touched or pass_name not in ran
+    ]

@@ -16,9 +16,31 @@ from markdown_it import MarkdownIt
 
 from trtc.printable import one_line
 
-REPORT_HEADINGS = {"Inputs and outputs", "Pinned inputs and resolved control flow", "Graph passes", "Cost", "Fusion map",
-                   "ONNX nodes no kernel runs", "Quantization", "Precision", "Accuracy against FP32", "Warnings"}
-_ALLOWED_BLOCKS = {"heading", "paragraph", "table", "thead", "tbody", "tr", "th", "td", "bullet_list", "list_item", "inline"}
+REPORT_HEADINGS = {
+    "Inputs and outputs",
+    "Pinned inputs and resolved control flow",
+    "Graph passes",
+    "Cost",
+    "Fusion map",
+    "ONNX nodes no kernel runs",
+    "Quantization",
+    "Precision",
+    "Accuracy against FP32",
+    "Warnings",
+}
+_ALLOWED_BLOCKS = {
+    "heading",
+    "paragraph",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "bullet_list",
+    "list_item",
+    "inline",
+}
 
 
 def markdown_problems(source: str, names: list[str], strong: int = 0) -> list[str]:
@@ -39,9 +61,16 @@ def markdown_problems(source: str, names: list[str], strong: int = 0) -> list[st
         if token.type == "bullet_list_open" and token.level > 0:
             problems.append("a nested list")
     inline = [child for token in tokens if token.type == "inline" for child in token.children]
-    problems += [f"inline {child.type}" for child in inline
-                 if child.type in ("link_open", "image", "em_open", "s_open", "softbreak", "hardbreak")]
-    problems += [f"inline HTML {child.content!r}" for child in inline if child.type == "html_inline" and child.content not in ("<code>", "</code>")]
+    problems += [
+        f"inline {child.type}"
+        for child in inline
+        if child.type in ("link_open", "image", "em_open", "s_open", "softbreak", "hardbreak")
+    ]
+    problems += [
+        f"inline HTML {child.content!r}"
+        for child in inline
+        if child.type == "html_inline" and child.content not in ("<code>", "</code>")
+    ]
     if sum(child.type == "strong_open" for child in inline) != strong:
         problems.append("bold text")
     problems += _table_problems(source)
@@ -82,7 +111,10 @@ class _Page(HTMLParser):
 
 def _renderer_vocabulary() -> tuple[set[str], set[str]]:
     """Every tag and attribute name the HTML renderer's own source writes."""
-    source = "".join((Path(__file__).parents[1] / "trtc" / "report" / name).read_text() for name in ("html.py", "html_cards.py", "svg.py"))
+    source = "".join(
+        (Path(__file__).parents[1] / "trtc" / "report" / name).read_text()
+        for name in ("html.py", "html_cards.py", "svg.py")
+    )
     tags = re.findall(r"</?([a-zA-Z][a-zA-Z0-9]*)", source)
     attributes = re.findall(r"([a-zA-Z][a-zA-Z0-9-]*)=\\?[\"']", source)
     return {tag.lower() for tag in tags}, {name.lower() for name in attributes}  # as html.parser reports them
@@ -95,20 +127,26 @@ def html_problems(page: str, names: list[str]) -> list[str]:
     problems = [f"a <{tag}> element" for tag in sorted(parsed.tags - tags - {"!doctype"})]
     problems += [f"an attribute {name!r}" for name in sorted(parsed.attributes - attributes)]
     text = "".join(parsed.text)
-    return problems + [f"{name!r} is not shown as written" for name in names if name.strip() and name.strip() not in text]
+    return problems + [
+        f"{name!r} is not shown as written" for name in names if name.strip() and name.strip() not in text
+    ]
 
 
 def console_problems(output: str, names: list[str]) -> list[str]:
     """rich markup in a name would vanish or crash trtc ("internal error"); names without control
     characters (which rich shows differently) must appear as written."""
     problems = ["internal error"] if "internal error" in output or "Traceback" in output else []
-    return problems + [f"{name!r} is not shown as written" for name in names if one_line(name) == name and name not in output]
+    return problems + [
+        f"{name!r} is not shown as written" for name in names if one_line(name) == name and name not in output
+    ]
 
 
 def make_reads(folder: Path) -> subprocess.CompletedProcess:
     """`make -q` in `folder`: 0 when it parsed its Makefile and found the goal up to date."""
     require_make()
-    return subprocess.run(["make", "-q", "--no-print-directory"], cwd=folder, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        ["make", "-q", "--no-print-directory"], cwd=folder, capture_output=True, text=True, timeout=60
+    )
 
 
 def require_make() -> None:

@@ -34,8 +34,14 @@ def project(tmp_path: Path) -> Path:
 def make(project: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "NO_COLOR": "1"}
     env.pop("GITHUB_STEP_SUMMARY", None)
-    return subprocess.run(["make", f"TRTC={sys.executable} -m trtc", *args], cwd=project, env=env,
-                          capture_output=True, text=True, timeout=240)
+    return subprocess.run(
+        ["make", f"TRTC={sys.executable} -m trtc", *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
 
 
 def test_makefile_builds_skips_and_rebuilds(project: Path):
@@ -67,7 +73,9 @@ def test_makefile_builds_skips_and_rebuilds(project: Path):
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "up to date" not in rebuilt.stderr and "built configs/build/demo.plan" in rebuilt.stderr
     report = json.loads((project / "configs" / "build" / "demo.report.json").read_text())
-    assert report["build"]["model_sha256"] == hashlib.sha256((project / "models" / "demo.onnx").read_bytes()).hexdigest()
+    assert (
+        report["build"]["model_sha256"] == hashlib.sha256((project / "models" / "demo.onnx").read_bytes()).hexdigest()
+    )
     assert make(project, "-q").returncode == 0
 
     assert make(project, "clean").returncode == 0
@@ -77,7 +85,9 @@ def test_makefile_builds_skips_and_rebuilds(project: Path):
 def test_github_actions_example_is_valid_yaml_and_runs_trtc():
     workflow = yaml.safe_load((EXAMPLES / "github-actions.yml").read_text())
     steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
-    runs = [line.strip() for step in steps for line in step.get("run", "").splitlines() if line.strip().startswith("trtc ")]
+    runs = [
+        line.strip() for step in steps for line in step.get("run", "").splitlines() if line.strip().startswith("trtc ")
+    ]
     assert any(line.startswith("trtc build") and "--json" in line for line in runs)
     for line in runs:
         _check_trtc_command(line.removeprefix("trtc "), "github-actions.yml")
@@ -100,7 +110,9 @@ def _check_trtc_command(text: str, where: str) -> None:
     words = shlex.split(re.split(r" \| | 2>| >", text)[0])
     command = main.commands.get(words[0])
     assert command is not None, f"{where}: unknown command in 'trtc {text}'"
-    options = {opt for param in command.params for opt in [*getattr(param, "opts", []), *getattr(param, "secondary_opts", [])]}
+    options = {
+        opt for param in command.params for opt in [*getattr(param, "opts", []), *getattr(param, "secondary_opts", [])]
+    }
     for word in words[1:]:
         if word.startswith("-"):
             assert word.split("=")[0] in options, f"{where}: trtc {words[0]} has no option {word}"

@@ -46,18 +46,33 @@ def _names_in(report: dict) -> list[str]:
     """Every model name the report holds (TensorRT's log may cut a name at a line break, so these,
     not the drawn names, are what the renderings must show as written)."""
     fusion = report.get("fusion") or {}
-    return sorted({*(b["name"] for b in report["bindings"]), *(n["name"] for n in fusion.get("folded_nodes", [])),
-                   *(n for k in fusion.get("kernels", []) for n in k["onnx_nodes"])})
+    return sorted(
+        {
+            *(b["name"] for b in report["bindings"]),
+            *(n["name"] for n in fusion.get("folded_nodes", [])),
+            *(n for k in fusion.get("kernels", []) for n in k["onnx_nodes"]),
+        }
+    )
 
 
 def _clean_refusal(result) -> list[str]:
     first = result.stderr.splitlines()[0] if result.stderr else ""
-    return [] if first.startswith("error: ") and "internal error" not in result.stderr else [f"not a clean refusal: {result.stderr!r}"]
+    return (
+        []
+        if first.startswith("error: ") and "internal error" not in result.stderr
+        else [f"not a clean refusal: {result.stderr!r}"]
+    )
 
 
 # No shrinking: each step is a build, and a failing example is already small.
-@settings(max_examples=15, deadline=None, derandomize=True, database=None, phases=[Phase.explicit, Phase.generate],
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=15,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(names=st.lists(NAME, min_size=len(RENAMED), max_size=len(RENAMED), unique=True), model_name=FILE_NAME)
 def test_hostile_names_change_no_structure(plain_report, names, model_name):
     with tempfile.TemporaryDirectory() as scratch:
@@ -75,7 +90,11 @@ def _check_build(folder: Path, names: list[str], model_name: str, plain_report: 
     result = runner.invoke(main, ["build", str(spec), "--depfile", str(folder / "deps.d")])
     refusals = 0  # each is a bold "build failed" line in the step summary
     if result.exit_code == 2 and "Make cannot name the file" in result.stderr:  # refused before anything was written
-        assert len(result.stderr.splitlines()) == 1 and not (folder / "build").exists() and not (folder / "deps.d").exists()
+        assert (
+            len(result.stderr.splitlines()) == 1
+            and not (folder / "build").exists()
+            and not (folder / "deps.d").exists()
+        )
         result, refusals = runner.invoke(main, ["build", str(spec)]), 1
     if result.exit_code != 0:  # TensorRT's parser may refuse a name: one clean error, nothing written
         event("refused by the build")
@@ -87,10 +106,14 @@ def _check_build(folder: Path, names: list[str], model_name: str, plain_report: 
     assert markdown_problems((folder / "build" / "spec.report.md").read_text(), shown) == []
     assert markdown_problems((folder / "summary.md").read_text(), shown, strong=refusals) == []
     assert html_problems((folder / "build" / "spec.report.html").read_text(), shown) == []
-    assert console_problems(result.stderr, [n for k in report["fusion"]["kernels"] for n in k["onnx_nodes"]]) == [], result.stderr
+    assert console_problems(result.stderr, [n for k in report["fusion"]["kernels"] for n in k["onnx_nodes"]]) == [], (
+        result.stderr
+    )
     inspect = CliRunner(env=ENV).invoke(main, ["inspect", str(model_file)])
     assert inspect.exit_code == 0 and console_problems(inspect.stderr, names[:4]) == [], inspect.stderr
-    diff = CliRunner(env=ENV).invoke(main, ["diff", str(plain_report), str(folder / "build" / "spec.report.json"), "--json"])
+    diff = CliRunner(env=ENV).invoke(
+        main, ["diff", str(plain_report), str(folder / "build" / "spec.report.json"), "--json"]
+    )
     kernel_nodes = [n for k in report["fusion"]["kernels"] for n in k["onnx_nodes"]]
     assert diff.exit_code == 0 and console_problems(diff.stderr, kernel_nodes) == [], diff.stderr
     assert json.loads(diff.stdout)["new"]["name"] == "spec"

@@ -21,6 +21,7 @@ def test_only_the_backend_imports_tensorrt():
     importers = [
         path.relative_to(PACKAGE).as_posix()
         for path in PACKAGE.rglob("*.py")
-        if re.search(r"^\s*(import|from)\s+tensorrt", path.read_text(), re.MULTILINE) or '"tensorrt_rtx"' in path.read_text()
+        if re.search(r"^\s*(import|from)\s+tensorrt", path.read_text(), re.MULTILINE)
+        or '"tensorrt_rtx"' in path.read_text()
     ]
     assert importers == ["backend/trt_import.py"]

@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # TensorRT-RTX's own deadlock (no trtc code): the collector frees an older builder inside the
 # logger callback of a new one, and that destructor waits for the mutex the creation holds.
-NATIVE_HANG = '''
+NATIVE_HANG = """
 import gc
 import tensorrt_rtx as trt
 
@@ -36,16 +36,32 @@ def test_hangs_in_native_code():
     cycle.append(cycle)
     del first, cycle
     trt.Builder(Logger(True))
-'''
+"""
 
 
 def test_a_native_deadlock_fails_the_run_with_stacks_instead_of_hanging(tmp_path: Path):
     (tmp_path / "test_native_hang.py").write_text(NATIVE_HANG)
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "tests.watchdog", "-c", str(REPO / "pyproject.toml"),
-         "--rootdir", str(tmp_path), "--timeout=3", str(tmp_path / "test_native_hang.py")],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "tests.watchdog",
+            "-c",
+            str(REPO / "pyproject.toml"),
+            "--rootdir",
+            str(tmp_path),
+            "--timeout=3",
+            str(tmp_path / "test_native_hang.py"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode != 0
     assert time.monotonic() - started < 60

@@ -33,17 +33,29 @@ def _reports_errors(command):
         except TrtcError as error:
             terminal.error(error)
             if kwargs.get("as_json"):  # machines get the failure on stdout too, as the one JSON object
-                click.echo(json.dumps({"trtc": __version__, "exit_code": error.exit_code,
-                                       "error": {"message": error.message, "details": error.details}}, indent=2))
+                click.echo(
+                    json.dumps(
+                        {
+                            "trtc": __version__,
+                            "exit_code": error.exit_code,
+                            "error": {"message": error.message, "details": error.details},
+                        },
+                        indent=2,
+                    )
+                )
             sys.exit(error.exit_code)
         except KeyboardInterrupt as stop:
             sys.exit(_say_interrupted(terminal, kwargs.get("as_json"), getattr(stop, "signal_number", signal.SIGINT)))
         except Exception:  # noqa: BLE001 - an unexpected failure is a trtc bug: show everything
             traceback.print_exc()
-            terminal.console.print("[bold red]internal error[/]: this is a trtc bug; please report it with the traceback above")
+            terminal.console.print(
+                "[bold red]internal error[/]: this is a trtc bug; please report it with the traceback above"
+            )
             sys.exit(1)
 
-    wrapper = click.option("-v", "--verbose", is_flag=True, help="Show more: every kernel, TensorRT's own warnings.")(wrapper)
+    wrapper = click.option("-v", "--verbose", is_flag=True, help="Show more: every kernel, TensorRT's own warnings.")(
+        wrapper
+    )
     return click.option("-q", "--quiet", is_flag=True, help="Print errors only.")(wrapper)
 
 
@@ -57,7 +69,12 @@ def _say_interrupted(terminal, as_json: bool, signal_number: int) -> int:
     terminal.console.show_cursor(True)  # a live progress display hid it
     terminal.console.print(message)
     if as_json:
-        click.echo(json.dumps({"trtc": __version__, "exit_code": stop.exit_code, "error": {"message": message, "details": []}}, indent=2))
+        click.echo(
+            json.dumps(
+                {"trtc": __version__, "exit_code": stop.exit_code, "error": {"message": message, "details": []}},
+                indent=2,
+            )
+        )
     return stop.exit_code
 
 
@@ -77,8 +94,10 @@ def _print_versions(context: click.Context, _param, value: bool) -> None:
             return "not installed"
 
     backend = backend_identity("auto")
-    click.echo(f"trtc {__version__}\nTensorRT backend: {backend if backend != 'none' else 'none (pip install tensorrt-rtx)'}\n"
-               f"onnx {version('onnx')}, onnxruntime {version('onnxruntime')}\nPython {platform.python_version()}")
+    click.echo(
+        f"trtc {__version__}\nTensorRT backend: {backend if backend != 'none' else 'none (pip install tensorrt-rtx)'}\n"
+        f"onnx {version('onnx')}, onnxruntime {version('onnxruntime')}\nPython {platform.python_version()}"
+    )
     context.exit()
 
 
@@ -88,42 +107,87 @@ class _Commands(click.Group):
     ORDER = ("init", "check", "build", "diff", "inspect", "run", "schema")
 
     def list_commands(self, context: click.Context) -> list[str]:
-        return sorted(super().list_commands(context), key=lambda name: self.ORDER.index(name) if name in self.ORDER else len(self.ORDER))
+        return sorted(
+            super().list_commands(context),
+            key=lambda name: self.ORDER.index(name) if name in self.ORDER else len(self.ORDER),
+        )
 
 
-@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]},
-             epilog="Shell completion (bash): eval \"$(_TRTC_COMPLETE=bash_source trtc)\"; zsh_source and fish_source for the others.")
-@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_versions,
-              help="Show the versions of trtc, the TensorRT backend, onnx, onnxruntime and Python.")
+@click.group(
+    cls=_Commands,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog='Shell completion (bash): eval "$(_TRTC_COMPLETE=bash_source trtc)"; zsh_source and fish_source for the others.',
+)
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_versions,
+    help="Show the versions of trtc, the TensorRT backend, onnx, onnxruntime and Python.",
+)
 def main() -> None:
     """trtc: compile ONNX models into TensorRT engines, with a fusion and precision report."""
     if hasattr(signal, "SIGXFSZ"):  # past a file-size limit, a write fails (one line) instead of killing trtc
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
-@main.command(epilog="\b\nExamples:\n  trtc build configs/demo.yaml\n  trtc build a.yaml b.yaml -j 2 --json > builds.json\n  trtc build spec.yaml --set max_batch=8 --depfile build/spec.d")
+@main.command(
+    epilog="\b\nExamples:\n  trtc build configs/demo.yaml\n  trtc build a.yaml b.yaml -j 2 --json > builds.json\n  trtc build spec.yaml --set max_batch=8 --depfile build/spec.d"
+)
 @click.argument("specs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="SPEC...")
-@click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE",
-              help="Override a spec field, e.g. --set target.optimization_level=3 (repeatable; applies to every SPEC).")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY.PATH=VALUE",
+    help="Override a spec field, e.g. --set target.optimization_level=3 (repeatable; applies to every SPEC).",
+)
 @click.option("--force", is_flag=True, help="Rebuild even when plan and report are up to date.")
-@click.option("--depfile", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
-              help="Write a Make dependency file (plan and reports depend on the spec, the model and the data); one SPEC only.")
-@click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True, help="Build up to N specs at once, in separate processes.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout (human output stays on stderr).")
-@click.option("--no-diagnose", is_flag=True, help="On a builder failure, skip bisecting the graph for the culprit node.")
+@click.option(
+    "--depfile",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help="Write a Make dependency file (plan and reports depend on the spec, the model and the data); one SPEC only.",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Build up to N specs at once, in separate processes.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the result as one JSON object on stdout (human output stays on stderr).",
+)
+@click.option(
+    "--no-diagnose", is_flag=True, help="On a builder failure, skip bisecting the graph for the culprit node."
+)
 @_reports_errors
-def build(terminal, specs: tuple[Path, ...], overrides: tuple[str, ...], force: bool, depfile: Path | None, jobs: int,
-          as_json: bool, no_diagnose: bool) -> None:
+def build(
+    terminal,
+    specs: tuple[Path, ...],
+    overrides: tuple[str, ...],
+    force: bool,
+    depfile: Path | None,
+    jobs: int,
+    as_json: bool,
+    no_diagnose: bool,
+) -> None:
     """Build the engines that SPEC files (YAML build specs) describe; skip those that are up to date.
 
     Exit codes: 0 built or up to date, 1 build failed, 2 usage or spec error, 3 accuracy gate failed,
     130 / 143 interrupted (Ctrl-C / SIGTERM). With several specs, the exit code is that of the first
     failed spec in argument order.
     """
-    from trtc.commands.build_job import FAILED, INTERRUPTED, JobOptions, UP_TO_DATE, failed_result, run_job
+    from trtc.commands.build_job import FAILED, INTERRUPTED, UP_TO_DATE, JobOptions, failed_result, run_job
+    from trtc.commands.step_summary import append_step_summary
     from trtc.errors import TrtcError, UsageError
     from trtc.spec import load_spec
-    from trtc.commands.step_summary import append_step_summary
 
     if depfile and len(specs) > 1:
         raise UsageError("--depfile takes one SPEC; run trtc build once per spec to get one dependency file each")
@@ -149,9 +213,16 @@ def build(terminal, specs: tuple[Path, ...], overrides: tuple[str, ...], force: 
         results = build_many(loaded, options, jobs, _SpecLinesFor(terminal.quiet))
         print_batch_summary(terminal, results)
     append_step_summary(results)
-    exit_code = next((r.exit_code for r in results if r.status == INTERRUPTED), next((r.exit_code for r in results if r.status == FAILED), 0))
+    exit_code = next(
+        (r.exit_code for r in results if r.status == INTERRUPTED),
+        next((r.exit_code for r in results if r.status == FAILED), 0),
+    )
     if as_json:
-        click.echo(json.dumps({"trtc": __version__, "exit_code": exit_code, "builds": [r.as_dict() for r in results]}, indent=2))
+        click.echo(
+            json.dumps(
+                {"trtc": __version__, "exit_code": exit_code, "builds": [r.as_dict() for r in results]}, indent=2
+            )
+        )
     sys.exit(exit_code)
 
 
@@ -167,12 +238,19 @@ class _SpecLinesFor:
         return SpecLines(spec.name, self.quiet)
 
 
-@main.command(epilog="\b\nExamples:\n  trtc diff base.report.json new.report.json\n  trtc diff base.report.json new.report.json --fail-on time=+5% --fail-on accuracy=-0.001")
+@main.command(
+    epilog="\b\nExamples:\n  trtc diff base.report.json new.report.json\n  trtc diff base.report.json new.report.json --fail-on time=+5% --fail-on accuracy=-0.001"
+)
 @click.argument("old", type=click.Path(path_type=Path))
 @click.argument("new", type=click.Path(path_type=Path))
-@click.option("--fail-on", "fail_on", multiple=True, metavar="METRIC=[+-]N[%]",
-              help="Exit 4 when a metric changes past N, e.g. time=+5%, plan_size=+10%, kernels=+0, accuracy=-0.001 "
-                   "(metrics: time, plan_size, kernels, flops, mac, accuracy, warnings, build_time; repeatable).")
+@click.option(
+    "--fail-on",
+    "fail_on",
+    multiple=True,
+    metavar="METRIC=[+-]N[%]",
+    help="Exit 4 when a metric changes past N, e.g. time=+5%, plan_size=+10%, kernels=+0, accuracy=-0.001 "
+    "(metrics: time, plan_size, kernels, flops, mac, accuracy, warnings, build_time; repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the differences as one JSON object on stdout.")
 @_reports_errors
 def diff(terminal, old: Path, new: Path, fail_on: tuple[str, ...], as_json: bool) -> None:
@@ -192,17 +270,25 @@ def diff(terminal, old: Path, new: Path, fail_on: tuple[str, ...], as_json: bool
     enforce_thresholds(difference, thresholds)
 
 
-@main.command(epilog="\b\nExamples:\n  trtc run build/demo.plan\n  trtc run build/demo.plan --input images=batch.npy --iterations 100")
+@main.command(
+    epilog="\b\nExamples:\n  trtc run build/demo.plan\n  trtc run build/demo.plan --input images=batch.npy --iterations 100"
+)
 @click.argument("plan", type=click.Path(path_type=Path))
-@click.option("--input", "inputs", multiple=True, metavar="NAME=FILE.npy", help="Input values (default: random at the profile's opt shape).")
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    metavar="NAME=FILE.npy",
+    help="Input values (default: random at the profile's opt shape).",
+)
 @click.option("--iterations", default=10, show_default=True, type=click.IntRange(1), help="Timed executions.")
 @click.option("--backend", type=click.Choice(["auto", "tensorrt", "tensorrt-rtx"]), default="auto", show_default=True)
 @_reports_errors
 def run(terminal, plan: Path, inputs: tuple[str, ...], iterations: int, backend: str) -> None:
     """Execute PLAN on this machine's GPU and print output shapes and latency (needs a GPU)."""
+    from trtc.commands.run_plan import run_plan_file
     from trtc.console import print_run
     from trtc.errors import UsageError
-    from trtc.commands.run_plan import run_plan_file
 
     feeds = {}
     for item in inputs:
@@ -213,32 +299,58 @@ def run(terminal, plan: Path, inputs: tuple[str, ...], iterations: int, backend:
     print_run(terminal, run_plan_file(plan, feeds, backend, iterations))
 
 
-@main.command(epilog="\b\nExamples:\n  trtc inspect model.onnx --top 10\n  trtc inspect model.onnx --shape images=8x3x224x224 --json")
+@main.command(
+    epilog="\b\nExamples:\n  trtc inspect model.onnx --top 10\n  trtc inspect model.onnx --shape images=8x3x224x224 --json"
+)
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--shape", "shapes", multiple=True, metavar="NAME=1x3x224x224", help="Concrete shape of an input (repeatable).")
+@click.option(
+    "--shape", "shapes", multiple=True, metavar="NAME=1x3x224x224", help="Concrete shape of an input (repeatable)."
+)
 @click.option("--top", type=click.IntRange(1), default=None, help="Show only the N nodes with the most FLOPs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the costs as JSON on stdout.")
 @_reports_errors
 def inspect(terminal, model: Path, shapes: tuple[str, ...], top: int | None, as_json: bool) -> None:
     """Print FLOPs and memory traffic (MAC) per ONNX node of MODEL, without building."""
-    from trtc.console import print_inspection
     from trtc.commands.inspect_model import inspect_model, parse_shapes
+    from trtc.console import print_inspection
 
     result = inspect_model(model, parse_shapes(shapes))
     if as_json:
-        nodes = [{"name": n, "op_type": c.op_type, "flops": c.flops, "bytes_read": c.bytes_read, "bytes_written": c.bytes_written,
-                  "known": c.known, "reason": c.reason} for n, c in result.costs.items()]
+        nodes = [
+            {
+                "name": n,
+                "op_type": c.op_type,
+                "flops": c.flops,
+                "bytes_read": c.bytes_read,
+                "bytes_written": c.bytes_written,
+                "known": c.known,
+                "reason": c.reason,
+            }
+            for n, c in result.costs.items()
+        ]
         # default=str: a cost that is a formula in dynamic dimensions is written as text ("3072*N").
-        click.echo(json.dumps({"model": str(result.model), "shapes": result.shapes, "totals": result.totals, "nodes": nodes},
-                              indent=2, default=str))
+        click.echo(
+            json.dumps(
+                {"model": str(result.model), "shapes": result.shapes, "totals": result.totals, "nodes": nodes},
+                indent=2,
+                default=str,
+            )
+        )
     else:
         print_inspection(terminal, result, top)
 
 
 @main.command(epilog="\b\nExamples:\n  trtc check spec.yaml\n  trtc check spec.yaml --set precision=fp16 --json")
 @click.argument("spec", type=click.Path(path_type=Path))
-@click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE", help="Override a spec field, as for trtc build.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout (human output stays on stderr).")
+@click.option(
+    "--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE", help="Override a spec field, as for trtc build."
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the result as one JSON object on stdout (human output stays on stderr).",
+)
 @_reports_errors
 def check(terminal, spec: Path, overrides: tuple[str, ...], as_json: bool) -> None:
     """Validate SPEC and run TensorRT's ONNX parser over its model without building.
@@ -259,14 +371,20 @@ def check(terminal, spec: Path, overrides: tuple[str, ...], as_json: bool) -> No
 
 @main.command(epilog="\b\nExamples:\n  trtc init model.onnx -o model.yaml\n  trtc init model.onnx -o - | less")
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None, metavar="SPEC.yaml",
-              help="Where to write the spec (default: <model name>.yaml here; '-' prints it).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    metavar="SPEC.yaml",
+    help="Where to write the spec (default: <model name>.yaml here; '-' prints it).",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing spec file.")
 @_reports_errors
 def init(terminal, model: Path, output: Path | None, force: bool) -> None:
     """Write a commented starter build spec for MODEL (an ONNX file), filled from its inputs and outputs."""
-    from trtc.console import print_init
     from trtc.commands.init_spec import write_starter_spec
+    from trtc.console import print_init
 
     starter = write_starter_spec(model, output, force)
     if starter.path is None:
@@ -274,10 +392,18 @@ def init(terminal, model: Path, output: Path | None, force: bool) -> None:
     print_init(terminal, starter)
 
 
-@main.command(epilog="\b\nExamples:\n  trtc schema -o trtc.schema.json\n  trtc schema --markdown > docs/spec-reference.md")
+@main.command(
+    epilog="\b\nExamples:\n  trtc schema -o trtc.schema.json\n  trtc schema --markdown > docs/spec-reference.md"
+)
 @click.option("--markdown", is_flag=True, help="Print the spec reference as Markdown instead (docs/spec-reference.md).")
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="FILE",
-              help="Write to FILE instead of printing (e.g. trtc.schema.json, which `trtc init` points editors at).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="Write to FILE instead of printing (e.g. trtc.schema.json, which `trtc init` points editors at).",
+)
 @_reports_errors
 def schema(terminal, markdown: bool, output: Path | None) -> None:
     """Print the JSON Schema of the build spec (for editor completion)."""

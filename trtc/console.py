@@ -24,7 +24,9 @@ class Terminal:
     def __init__(self, quiet: bool = False, verbose: bool = False):
         # NO_COLOR (no-color.org): no colour, no styles, no live progress; plain lines as in a log.
         self.plain = bool(os.environ.get("NO_COLOR"))
-        self.console = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True, color_system=None if self.plain else "auto")
+        self.console = Console(
+            stderr=True, highlight=False, emoji=False, soft_wrap=True, color_system=None if self.plain else "auto"
+        )
         self.quiet = quiet
         self.verbose = verbose and not quiet
 
@@ -58,8 +60,15 @@ class BuildProgress:
         self._tasks: dict[str, int] = {}
         self._live = None
         if terminal.interactive and not terminal.quiet:
-            self._live = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                                  TimeElapsedColumn(), console=terminal.console, transient=True)
+            self._live = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TimeElapsedColumn(),
+                console=terminal.console,
+                transient=True,
+            )
 
     def __enter__(self) -> "BuildProgress":
         if self._live:
@@ -105,14 +114,18 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
         return
     build = report["build"]
     console = terminal.console
-    console.print(f"[green]built[/] {escape(_short(str(written[0])) if written else build['plan'])} ({build['plan_bytes'] / 1e6:.1f} MB) in "
-                  f"{build['build_seconds']:.2f} s with {build['backend']} {build['backend_version']}")
+    console.print(
+        f"[green]built[/] {escape(_short(str(written[0])) if written else build['plan'])} ({build['plan_bytes'] / 1e6:.1f} MB) in "
+        f"{build['build_seconds']:.2f} s with {build['backend']} {build['backend_version']}"
+    )
     fusion = report.get("fusion")
     if fusion:
         counts = fusion["counts"]
         precisions = escape(", ".join(f"{dtype} {n}" for dtype, n in fusion["precisions"].items()))
-        console.print(f"  {counts['onnx_nodes']} ONNX nodes -> {counts['kernels']} kernels ({counts['fused_kernels']} fused); "
-                      f"kernel precision: {precisions}{escape(per_profile_note(counts))}")
+        console.print(
+            f"  {counts['onnx_nodes']} ONNX nodes -> {counts['kernels']} kernels ({counts['fused_kernels']} fused); "
+            f"kernel precision: {precisions}{escape(per_profile_note(counts))}"
+        )
         if without_kernel(fusion):
             console.print(f"  {escape(without_kernel(fusion))}")
         console.print(_kernel_table(fusion, None if terminal.verbose else _KERNELS_SHOWN))
@@ -121,40 +134,56 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
     passes = report.get("passes")
     if passes and passes["totals"]["changes"]:
         by_pass = ", ".join(f"{p['pass']} {p['changes']}" for p in passes["passes"] if p["changes"])
-        console.print(f"  graph passes: {passes['totals']['changes']} changes ({by_pass}); "
-                      f"{savings(passes['totals']['flops_saved'], passes['totals']['mac_saved'])}")
+        console.print(
+            f"  graph passes: {passes['totals']['changes']} changes ({by_pass}); "
+            f"{savings(passes['totals']['flops_saved'], passes['totals']['mac_saved'])}"
+        )
     cost = report.get("cost")
     if cost and cost["mac_saved_percent"] is not None:
         given = cost.get("onnx_model", cost["before_fusion"])["mac_bytes"]
-        line = (f"  memory traffic {human(given, 'B')} as given -> {human(cost['before_fusion']['mac_bytes'], 'B')} after passes and "
-                f"precision -> {human(cost['after_fusion']['mac_bytes'], 'B')} after fusion ({fusion_effect(cost['mac_saved_percent'])})")
+        line = (
+            f"  memory traffic {human(given, 'B')} as given -> {human(cost['before_fusion']['mac_bytes'], 'B')} after passes and "
+            f"precision -> {human(cost['after_fusion']['mac_bytes'], 'B')} after fusion ({fusion_effect(cost['mac_saved_percent'])})"
+        )
         if cost.get("gpu") and cost["estimated_total_us"] is not None:
             basis = (cost.get("basis") or {}).get("time", {}).get("from") or f"a roofline of the {cost['gpu']['name']}"
             line += f"; estimated time {cost['estimated_total_us']:.1f} us (not measured: from {basis})"
         console.print(line)
     elif cost and cost.get("unresolved_kernels"):
-        console.print(f"  memory traffic after fusion unknown: {len(cost['unresolved_kernels'])} kernel(s) have dynamic sizes "
-                      f"trtc cannot resolve (see the report)")
+        console.print(
+            f"  memory traffic after fusion unknown: {len(cost['unresolved_kernels'])} kernel(s) have dynamic sizes "
+            f"trtc cannot resolve (see the report)"
+        )
     precision, accuracy = report.get("precision", {}), report.get("accuracy")
     calibration = report.get("calibration")
     if calibration:
-        console.print(f"  {calibration['mode']}: {len(calibration['quantized_layers'])} layers quantized ({calibration['method']} calibration on "
-                      f"{calibration['samples']} samples, cache {calibration['cache']}), {len(calibration['not_quantized'])} left in "
-                      f"{calibration['fallback']}" + (f"; auto_fallback kept back {escape(', '.join(calibration['auto_fallback']['kept_back']))}"
-                                                       if calibration.get("auto_fallback") else "")
-                      + (f"; {len(precision['kept_fp32'])} kept in FP32" if precision.get("kept_fp32") else ""))
+        console.print(
+            f"  {calibration['mode']}: {len(calibration['quantized_layers'])} layers quantized ({calibration['method']} calibration on "
+            f"{calibration['samples']} samples, cache {calibration['cache']}), {len(calibration['not_quantized'])} left in "
+            f"{calibration['fallback']}"
+            + (
+                f"; auto_fallback kept back {escape(', '.join(calibration['auto_fallback']['kept_back']))}"
+                if calibration.get("auto_fallback")
+                else ""
+            )
+            + (f"; {len(precision['kept_fp32'])} kept in FP32" if precision.get("kept_fp32") else "")
+        )
     elif precision.get("mode", "fp32") != "fp32":
         kept = precision.get("kept_fp32", {})
-        console.print(f"  {precision['mode']}: {precision.get('converted_nodes', 0)} nodes converted, {len(kept)} kept in FP32, "
-                      f"{precision.get('casts_inserted', 0)} casts inserted")
+        console.print(
+            f"  {precision['mode']}: {precision.get('converted_nodes', 0)} nodes converted, {len(kept)} kept in FP32, "
+            f"{precision.get('casts_inserted', 0)} casts inserted"
+        )
     if accuracy and accuracy.get("status") == "not measured":
         console.print(f"  [bold red]accuracy vs FP32: NOT MEASURED[/] ({escape(accuracy['reason'])})")
     elif accuracy and accuracy["outputs"]:
         worst = min(accuracy["outputs"], key=lambda o: o["cosine"])
-        console.print(f"  accuracy vs FP32 on {accuracy['samples']} {accuracy['kind']} samples{' (emulated)' if accuracy['emulated'] else ''}: "
-                      f"{escape(worst['name'])}: cosine {worst['cosine']:.6f} (per sample mean {worst['sample_cosine_mean']:.6f}, "
-                      f"worst {worst['sample_cosine_worst']:.6f}), rel. L2 {worst['rel_l2_error']:.2e}"
-                      + ("" if accuracy["passed"] is None else "; gates passed"))
+        console.print(
+            f"  accuracy vs FP32 on {accuracy['samples']} {accuracy['kind']} samples{' (emulated)' if accuracy['emulated'] else ''}: "
+            f"{escape(worst['name'])}: cosine {worst['cosine']:.6f} (per sample mean {worst['sample_cosine_mean']:.6f}, "
+            f"worst {worst['sample_cosine_worst']:.6f}), rel. L2 {worst['rel_l2_error']:.2e}"
+            + ("" if accuracy["passed"] is None else "; gates passed")
+        )
     if report.get("warnings"):  # each was printed when it arose; the count stops them being missed
         console.print(f"  [yellow]{len(report['warnings'])} warning(s)[/], printed above and kept in the report")
     others = ", ".join(p.name for p in written[1:])
@@ -174,14 +203,20 @@ def _kernel_table(fusion: dict, limit: int | None) -> Table:
         weight = lambda k: (k.get("estimated_us") or 0.0, len(k["onnx_nodes"]))  # noqa: E731
         chosen = {id(k) for k in sorted(kernels, key=weight, reverse=True)[:limit]}
         shown = [k for k in kernels if id(k) in chosen]
-    title = None if shown is kernels else f"the {len(shown)} kernels with the largest estimated time, of {len(kernels)}; all with -v and in the report"
+    title = (
+        None
+        if shown is kernels
+        else f"the {len(shown)} kernels with the largest estimated time, of {len(kernels)}; all with -v and in the report"
+    )
     table = Table(title=title, box=None, pad_edge=False, show_edge=False)
     for column in ("#", "kernel type", "precision", "est. µs (estimate)", "ONNX nodes"):
         table.add_column(column, justify="right" if column.startswith("est.") else "left")
     for kernel in shown:
         nodes = ", ".join(kernel["onnx_nodes"]) or "-"
         estimate = f"{kernel['estimated_us']:.2f}" if kernel.get("estimated_us") is not None else "-"
-        table.add_row(str(kernel["index"]), escape(kernel["type"]), escape(kernel["precision"]), estimate, escape(nodes))
+        table.add_row(
+            str(kernel["index"]), escape(kernel["type"]), escape(kernel["precision"]), estimate, escape(nodes)
+        )
     return table
 
 
@@ -204,19 +239,25 @@ def _short(path: str) -> str:
 def print_run(terminal: Terminal, result) -> None:
     latencies = sorted(result.latencies_ms)
     median = latencies[len(latencies) // 2]
-    terminal.console.print(f"ran {len(latencies)} time(s): median {median:.3f} ms, min {latencies[0]:.3f} ms "
-                           f"(host wall time of enqueue + synchronize)")
+    terminal.console.print(
+        f"ran {len(latencies)} time(s): median {median:.3f} ms, min {latencies[0]:.3f} ms "
+        f"(host wall time of enqueue + synchronize)"
+    )
     for name, shape in result.input_shapes.items():
         terminal.console.print(f"  input  {escape(name)} {list(shape)}")
     for name, array in result.outputs.items():
-        terminal.console.print(f"  output {escape(name)} {list(array.shape)} {array.dtype} "
-                               f"min {array.min():.4g} max {array.max():.4g} mean {array.mean():.4g}")
+        terminal.console.print(
+            f"  output {escape(name)} {list(array.shape)} {array.dtype} "
+            f"min {array.min():.4g} max {array.max():.4g} mean {array.mean():.4g}"
+        )
 
 
 def print_inspection(terminal: Terminal, result, top: int | None) -> None:
     # A formula ranks by its value with every dynamic dimension at 1.
     magnitude = lambda flops: flops.at({}) if hasattr(flops, "at") else flops  # noqa: E731
-    costs = sorted(result.costs.items(), key=lambda item: -magnitude(item[1].flops)) if top else list(result.costs.items())
+    costs = (
+        sorted(result.costs.items(), key=lambda item: -magnitude(item[1].flops)) if top else list(result.costs.items())
+    )
     table = Table(box=None, pad_edge=False, show_edge=False)
     for column, justify in (("node", "left"), ("op", "left"), ("FLOPs", "right"), ("MAC", "right"), ("", "left")):
         table.add_column(column, justify=justify)
@@ -231,11 +272,15 @@ def print_inspection(terminal: Terminal, result, top: int | None) -> None:
     symbols = sorted({d for shape in result.shapes.values() for d in shape if isinstance(d, str)})
     if symbols:
         shapes += f" ({', '.join(symbols)}: dynamic, costs are formulas in them; --shape gives values)"
-    console.print(f"{totals['nodes']} nodes at {escape(shapes)}: {human(totals['flops'], 'FLOP')} (multiply-accumulates), "
-                  f"{human(totals['mac_bytes'], 'B')} memory traffic before fusion")
+    console.print(
+        f"{totals['nodes']} nodes at {escape(shapes)}: {human(totals['flops'], 'FLOP')} (multiply-accumulates), "
+        f"{human(totals['mac_bytes'], 'B')} memory traffic before fusion"
+    )
     if totals["unknown_nodes"]:
-        terminal.warning(f"{len(totals['unknown_nodes'])} node(s) of unknown cost (shape or FLOP formula); their FLOPs count as 0: "
-                         + ", ".join(totals["unknown_nodes"][:5]))
+        terminal.warning(
+            f"{len(totals['unknown_nodes'])} node(s) of unknown cost (shape or FLOP formula); their FLOPs count as 0: "
+            + ", ".join(totals["unknown_nodes"][:5])
+        )
 
 
 class SpecLines:
@@ -278,13 +323,22 @@ class SpecLines:
 
 def print_up_to_date(terminal: Terminal, result) -> None:
     plan = (result.report or {}).get("build", {}).get("plan", "")  # relative to the spec's folder
-    terminal.info(f"{result.name}: up to date ({_short(os.path.normpath(Path(result.spec).parent / plan))}); --force rebuilds")
+    terminal.info(
+        f"{result.name}: up to date ({_short(os.path.normpath(Path(result.spec).parent / plan))}); --force rebuilds"
+    )
 
 
 def print_batch_summary(terminal: Terminal, results) -> None:
     """One table for a multi-spec build, then each failure's message."""
     table = Table(box=None, pad_edge=False, show_edge=False)
-    for column, justify in (("spec", "left"), ("result", "left"), ("plan", "right"), ("kernels", "right"), ("precision", "left"), ("time", "right")):
+    for column, justify in (
+        ("spec", "left"),
+        ("result", "left"),
+        ("plan", "right"),
+        ("kernels", "right"),
+        ("precision", "left"),
+        ("time", "right"),
+    ):
         table.add_column(column, justify=justify)
     for result in results:
         build = (result.report or {}).get("build", {})
@@ -293,7 +347,14 @@ def print_batch_summary(terminal: Terminal, results) -> None:
         plan = f"{build['plan_bytes'] / 1e6:.1f} MB" if "plan_bytes" in build else "-"
         kernels = str(fusion.get("counts", {}).get("kernels", "-"))
         precision = ((result.report or {}).get("precision") or {}).get("mode", "-")
-        table.add_row(escape(_short(result.spec)), f"[{style}]{result.status}[/]", plan, kernels, precision, f"{result.seconds:.1f} s")
+        table.add_row(
+            escape(_short(result.spec)),
+            f"[{style}]{result.status}[/]",
+            plan,
+            kernels,
+            precision,
+            f"{result.seconds:.1f} s",
+        )
     terminal.console.print(table)
     for result in results:
         if result.error:
@@ -302,9 +363,14 @@ def print_batch_summary(terminal: Terminal, results) -> None:
             for line in result.details:
                 terminal.console.print(f"  {escape(line)}")
     if any(result.status == "interrupted" for result in results):  # exactly which outputs changed
-        groups = {"written": [r.name for r in results if r.written], "up to date": [r.name for r in results if r.status == "up to date"],
-                  "not written": [r.name for r in results if not r.written and r.status != "up to date"]}
-        terminal.console.print("; ".join(f"{label}: {escape(', '.join(names))}" for label, names in groups.items() if names))
+        groups = {
+            "written": [r.name for r in results if r.written],
+            "up to date": [r.name for r in results if r.status == "up to date"],
+            "not written": [r.name for r in results if not r.written and r.status != "up to date"],
+        }
+        terminal.console.print(
+            "; ".join(f"{label}: {escape(', '.join(names))}" for label, names in groups.items() if names)
+        )
 
 
 def print_check(terminal: Terminal, result) -> None:
@@ -313,8 +379,10 @@ def print_check(terminal: Terminal, result) -> None:
     for warning in result.warnings:
         terminal.warning(warning)
     if result.problems:
-        console.print(f"[bold red]unsupported:[/] {result.backend}'s ONNX parser refused {len(result.problems)} node(s) of "
-                      f"{result.onnx_nodes} in {escape(_short(str(result.spec.model)))}:")
+        console.print(
+            f"[bold red]unsupported:[/] {result.backend}'s ONNX parser refused {len(result.problems)} node(s) of "
+            f"{result.onnx_nodes} in {escape(_short(str(result.spec.model)))}:"
+        )
         for problem in result.problems:
             console.print(f"  {escape(problem.describe())}")
         for hint in result.hints:
@@ -323,8 +391,10 @@ def print_check(terminal: Terminal, result) -> None:
     if terminal.quiet:
         return
     inputs = ", ".join(f"{name}[{','.join(map(str, dims))}]" for name, dims in result.inputs.items()) or "none"
-    console.print(f"[green]supported[/]: {escape(result.spec.name)}: {result.backend} parsed all {result.onnx_nodes} ONNX nodes "
-                  f"into {result.layers} network layers; inputs {escape(inputs)}; outputs {escape(', '.join(result.outputs))}")
+    console.print(
+        f"[green]supported[/]: {escape(result.spec.name)}: {result.backend} parsed all {result.onnx_nodes} ONNX nodes "
+        f"into {result.layers} network layers; inputs {escape(inputs)}; outputs {escape(', '.join(result.outputs))}"
+    )
     for line in result.checked:
         console.print(f"  {escape(line)}")
     console.print("  not built: graph passes, precision conversion and kernel selection run in trtc build")
@@ -332,11 +402,15 @@ def print_check(terminal: Terminal, result) -> None:
 
 def print_init(terminal: Terminal, starter) -> None:
     if starter.path is not None:
-        terminal.info(f"wrote {_short(str(starter.path.resolve()))}: {len(starter.inputs)} input(s), {len(starter.outputs)} output(s); "
-                      f"next: trtc check {shlex.quote(str(starter.path))}")
+        terminal.info(
+            f"wrote {_short(str(starter.path.resolve()))}: {len(starter.inputs)} input(s), {len(starter.outputs)} output(s); "
+            f"next: trtc check {shlex.quote(str(starter.path))}"
+        )
     if getattr(starter, "schema", None):
-        terminal.info(f"wrote {_short(str(starter.schema))}: the JSON Schema the spec's first line points editors at "
-                      "(YAML language server: completion and checks)")
+        terminal.info(
+            f"wrote {_short(str(starter.schema))}: the JSON Schema the spec's first line points editors at "
+            "(YAML language server: completion and checks)"
+        )
     for line in starter.dynamic:
         terminal.warning(f"{line}; edit the range in the spec to fit your deployment")
 
@@ -345,31 +419,54 @@ def print_diff(terminal: Terminal, diff: dict) -> None:
     """The comparison; crossed --fail-on thresholds are the error the CLI prints after it."""
     console = terminal.console
     old, new = diff["old"], diff["new"]
-    console.print(escape(f"{old['name']} ({old['precision']}, {old['built_at']}) -> {new['name']} ({new['precision']}, {new['built_at']})"))
+    console.print(
+        escape(
+            f"{old['name']} ({old['precision']}, {old['built_at']}) -> {new['name']} ({new['precision']}, {new['built_at']})"
+        )
+    )
     table = Table(box=None, pad_edge=False, show_edge=False)
     for column, justify in (("metric", "left"), ("old", "right"), ("new", "right"), ("change", "right")):
         table.add_column(column, justify=justify)
     for key, metric in diff["metrics"].items():
         if metric["old"] is None and metric["new"] is None:
             continue
-        change = "-" if metric["change"] is None else _signed(metric["change"]) + (f" ({metric['percent']:+.1f}%)" if metric["percent"] else "")
+        change = (
+            "-"
+            if metric["change"] is None
+            else _signed(metric["change"]) + (f" ({metric['percent']:+.1f}%)" if metric["percent"] else "")
+        )
         shown = _cosine if key == "accuracy" else _number
         table.add_row(metric["label"], shown(metric["old"]), shown(metric["new"]), change)
     console.print(table)
     kernels = diff["kernels"]
-    for title, entries in (("kernels only in the new build", kernels["added"]), ("kernels only in the old build", kernels["removed"])):
+    for title, entries in (
+        ("kernels only in the new build", kernels["added"]),
+        ("kernels only in the old build", kernels["removed"]),
+    ):
         if entries:
             console.print(f"{title}:")
             for k in entries:
                 extra = f" (+{k['added_by_trtc']} cast/Q/DQ added by trtc)" if k["added_by_trtc"] else ""
-                console.print(escape(f"  {k['type']} {k['precision']}: {', '.join(k['onnx_nodes']) or '(no node of the model)'}{extra}"))
+                console.print(
+                    escape(
+                        f"  {k['type']} {k['precision']}: {', '.join(k['onnx_nodes']) or '(no node of the model)'}{extra}"
+                    )
+                )
     for change in kernels["precision_changed"]:
-        console.print(escape(f"precision {change['old']} -> {change['new']}: {', '.join(change['onnx_nodes']) or '(no node of the model)'}"))
+        console.print(
+            escape(
+                f"precision {change['old']} -> {change['new']}: {', '.join(change['onnx_nodes']) or '(no node of the model)'}"
+            )
+        )
     for change in kernels["time_changed"][:5]:
-        console.print(f"est. time {change['old_us']:.2f} -> {change['new_us']:.2f} us: {escape(', '.join(change['onnx_nodes']) or '(no node of the model)')}")
+        console.print(
+            f"est. time {change['old_us']:.2f} -> {change['new_us']:.2f} us: {escape(', '.join(change['onnx_nodes']) or '(no node of the model)')}"
+        )
     for entry in diff["accuracy"]:
         if entry["old_cosine"] != entry["new_cosine"]:
-            console.print(f"accuracy of {escape(entry['output'])}: cosine {_cosine(entry['old_cosine'])} -> {_cosine(entry['new_cosine'])}")
+            console.print(
+                f"accuracy of {escape(entry['output'])}: cosine {_cosine(entry['old_cosine'])} -> {_cosine(entry['new_cosine'])}"
+            )
     for warning in diff["warnings"]["added"]:
         console.print(f"new warning: {escape(warning)}")
     if not any((kernels["added"], kernels["removed"], kernels["precision_changed"])):

@@ -56,7 +56,9 @@ def _check_npz(path: Path, key: str) -> None:
         for member in archive.infolist():
             total += member.file_size  # what it inflates to, as the archive declares it
             if total > ARRAY_BUDGET_BYTES:
-                raise SpecError(f"{key}: {path} inflates to more than {ARRAY_BUDGET_BYTES >> 30} GiB; split it into smaller sample files")
+                raise SpecError(
+                    f"{key}: {path} inflates to more than {ARRAY_BUDGET_BYTES >> 30} GiB; split it into smaller sample files"
+                )
             if member.filename.endswith(".npy"):
                 with archive.open(member) as stream:
                     declared = _declared_bytes(stream, path, key, member.filename)
@@ -70,7 +72,9 @@ def _declared_bytes(stream, path: Path, key: str, member: str = "") -> int:
     where = f"{path}{f' ({member})' if member else ''}"
     try:
         version = np.lib.format.read_magic(stream)
-        shape, _, dtype = (np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0)(stream)
+        shape, _, dtype = (
+            np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        )(stream)
     except (ValueError, OSError, SyntaxError, TypeError) as exc:
         raise SpecError(f"{key}: {where} is not a valid .npy array ({exc})") from None
     if dtype.hasobject:
@@ -81,8 +85,12 @@ def _declared_bytes(stream, path: Path, key: str, member: str = "") -> int:
 def _check_size(declared: int, available: int, path: Path, key: str, member: str = "") -> None:
     where = f"{path}{f' ({member})' if member else ''}"
     if declared > ARRAY_BUDGET_BYTES:
-        raise SpecError(f"{key}: {where} declares {declared:,} bytes of array data, more than trtc loads from one file "
-                        f"({ARRAY_BUDGET_BYTES >> 30} GiB); split it into smaller sample files")
+        raise SpecError(
+            f"{key}: {where} declares {declared:,} bytes of array data, more than trtc loads from one file "
+            f"({ARRAY_BUDGET_BYTES >> 30} GiB); split it into smaller sample files"
+        )
     if declared > available:
-        raise SpecError(f"{key}: {where} declares {declared:,} bytes of array data but holds {max(available, 0):,}; "
-                        "the file is truncated or damaged: save it again")
+        raise SpecError(
+            f"{key}: {where} declares {declared:,} bytes of array data but holds {max(available, 0):,}; "
+            "the file is truncated or damaged: save it again"
+        )

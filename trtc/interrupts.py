@@ -163,7 +163,9 @@ def handling(farewell: Callable[[int], None]) -> Iterator[None]:
     reader, writer = socket.socketpair()
     reader.setblocking(True)
     writer.setblocking(False)
-    previous = {signum: signal.signal(signum, _on_signal) or signal.SIG_DFL for signum in SIGNALS}  # None: set outside Python
+    previous = {
+        signum: signal.signal(signum, _on_signal) or signal.SIG_DFL for signum in SIGNALS
+    }  # None: set outside Python
     previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
     _farewell, _received, _raised = farewell, None, False
     _acknowledged.clear()

@@ -12,7 +12,6 @@ from pathlib import Path
 from trtc import interrupts
 from trtc.errors import UsageError
 
-
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 _committed: list[Path] = []  # every file this process renamed into place
@@ -38,15 +37,19 @@ class StagedOutputs:
                 handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
                 self._staged.append((Path(temporary), path))
         except OSError as exc:
-            raise UsageError(f"output: cannot write {path}: {exc.strerror}; choose another path under output: in the spec") from None
+            raise UsageError(
+                f"output: cannot write {path}: {exc.strerror}; choose another path under output: in the spec"
+            ) from None
         os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get ordinary permissions
         try:
             with os.fdopen(handle, "wb") as stream:
                 stream.write(data.encode() if isinstance(data, str) else data)
         except OSError as exc:  # a full disk, a file-size limit: nothing is committed, the staged files go
             self.discard()
-            raise UsageError(f"output: cannot write {path}: {exc.strerror or exc}; free space or choose another path "
-                             "under output: in the spec") from None
+            raise UsageError(
+                f"output: cannot write {path}: {exc.strerror or exc}; free space or choose another path "
+                "under output: in the spec"
+            ) from None
         return Path(temporary)
 
     def commit(self) -> None:

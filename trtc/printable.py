@@ -10,4 +10,6 @@ _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\u
 
 
 def one_line(value: object) -> str:
-    return _UNPRINTABLE.sub(lambda match: match.group().encode("unicode_escape", "backslashreplace").decode(), str(value))
+    return _UNPRINTABLE.sub(
+        lambda match: match.group().encode("unicode_escape", "backslashreplace").decode(), str(value)
+    )

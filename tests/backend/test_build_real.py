@@ -6,9 +6,9 @@ import pytest
 
 from tests import models
 from trtc.backend.builder import BuildSettings, ModelSource, build_plan
-from trtc.backend.trt_import import import_tensorrt
 from trtc.backend.inspector import inspect_plan
-from trtc.errors import BackendUnavailableError, GpuUnavailableError, BuildError, SpecError, UnsupportedModelError
+from trtc.backend.trt_import import import_tensorrt
+from trtc.errors import BackendUnavailableError, BuildError, GpuUnavailableError, SpecError, UnsupportedModelError
 from trtc.spec.model import ShapeRange
 
 RANGE = {"x": ShapeRange((1, 3, 16, 16), (4, 3, 16, 16), (8, 3, 16, 16))}
@@ -50,8 +50,12 @@ def test_conv_bn_relu_become_one_kernel(rtx):
 
 def test_progress_monitor_reports_tensorrt_phases(rtx):
     phases = Phases()
-    build_plan(rtx, ModelSource(data=models.conv_bn_relu().SerializeToString()),
-               BuildSettings(profiles=[RANGE], compute_capabilities=("8.9",)), phases)
+    build_plan(
+        rtx,
+        ModelSource(data=models.conv_bn_relu().SerializeToString()),
+        BuildSettings(profiles=[RANGE], compute_capabilities=("8.9",)),
+        phases,
+    )
     assert phases.started[0] == ("Building engine", None)
     assert sorted(phases.finished) == sorted(name for name, _ in phases.started)
 
@@ -60,7 +64,10 @@ def test_every_unsupported_node_is_listed(rtx):
     with pytest.raises(UnsupportedModelError) as caught:
         _build(rtx, models.with_unsupported_ops())
     assert caught.value.message.startswith("TensorRT's ONNX parser refused 2 node(s): node 'frob1' (Frobnicate):")
-    assert [line.split(":")[0] for line in caught.value.details] == ["node 'frob1' (Frobnicate)", "node 'frob2' (Frobnicate)"]
+    assert [line.split(":")[0] for line in caught.value.details] == [
+        "node 'frob1' (Frobnicate)",
+        "node 'frob2' (Frobnicate)",
+    ]
     assert caught.value.exit_code == 1
 
 
@@ -82,7 +89,9 @@ def test_timing_cache_is_declined_with_a_warning_on_rtx(rtx):
     # TensorRT-RTX makes timing cache operations no-ops; trtc says so instead of writing a dummy.
     result = _build(rtx, models.conv_bn_relu(), timing_cache=b"")
     assert result.timing_cache is None
-    assert result.warnings == ["target.timing_cache: tensorrt-rtx has no timing cache (its cache operations are no-ops); ignored"]
+    assert result.warnings == [
+        "target.timing_cache: tensorrt-rtx has no timing cache (its cache operations are no-ops); ignored"
+    ]
 
 
 def test_engine_inspector_says_it_needs_a_gpu(rtx):
@@ -90,10 +99,14 @@ def test_engine_inspector_says_it_needs_a_gpu(rtx):
     plan = _build(rtx, models.conv_bn_relu()).plan
     with pytest.raises(GpuUnavailableError) as caught:
         inspect_plan(rtx, plan)
-    assert caught.value.message.startswith("tensorrt-rtx cannot load the plan on this machine: it needs a GPU it supports")
+    assert caught.value.message.startswith(
+        "tensorrt-rtx cannot load the plan on this machine: it needs a GPU it supports"
+    )
     assert caught.value.exit_code == 1
 
 
 def test_missing_backend_says_how_to_install():
-    with pytest.raises(BackendUnavailableError, match=r"target.backend is 'tensorrt' but it does not import: `pip install tensorrt`"):
+    with pytest.raises(
+        BackendUnavailableError, match=r"target.backend is 'tensorrt' but it does not import: `pip install tensorrt`"
+    ):
         import_tensorrt("tensorrt")

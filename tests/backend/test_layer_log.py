@@ -35,9 +35,13 @@ def test_demo_capture_gives_kernels_fusions_and_bindings():
 
 
 def test_record_parser_handles_nested_lists_and_empty_values():
-    record = parse_record("Name: k, LayerType: kgen, Inputs: [ { Name: a, Dimensions: [-1,4], Datatype: Half, Format: (Linear) Row major }],"
-                          " Constants: [], TacticName: , StreamId: 2, Metadata: [ONNX Layer: /m/Conv]\x1f[ONNX Layer: /m/Relu]")
-    assert record["Inputs"] == [{"Name": "a", "Dimensions": [-1, 4], "Datatype": "Half", "Format": "(Linear) Row major"}]
+    record = parse_record(
+        "Name: k, LayerType: kgen, Inputs: [ { Name: a, Dimensions: [-1,4], Datatype: Half, Format: (Linear) Row major }],"
+        " Constants: [], TacticName: , StreamId: 2, Metadata: [ONNX Layer: /m/Conv]\x1f[ONNX Layer: /m/Relu]"
+    )
+    assert record["Inputs"] == [
+        {"Name": "a", "Dimensions": [-1, 4], "Datatype": "Half", "Format": "(Linear) Row major"}
+    ]
     assert record["Constants"] == [] and record["TacticName"] == "" and record["StreamId"] == "2"
 
 
@@ -70,7 +74,9 @@ def _capture_fusion(capture: str, model, added: dict[str, str]) -> dict:
 
 def test_metadata_with_a_suffix_after_the_last_group():
     """TensorRT-RTX runs a 1x1 conv in FP16 as a GEMM and writes `[ONNX Layer: ...]__gemm_from_conv1x1`."""
-    fusion = _capture_fusion("mobilenet-fp16-layers-message.txt", models.mobilenet_like(), {"x/to_low": "Cast", "y/to_fp32": "Cast"})
+    fusion = _capture_fusion(
+        "mobilenet-fp16-layers-message.txt", models.mobilenet_like(), {"x/to_low": "Cast", "y/to_fp32": "Cast"}
+    )
     gemm = next(k for k in fusion["kernels"] if k["type"] == "gemm")
     assert gemm["onnx_nodes"] == ["Conv.8", "BatchNormalization.8"]
     assert all(k["onnx_nodes"] for k in fusion["kernels"] if k["type"] not in ("shape_call", "kgen"))
@@ -79,35 +85,51 @@ def test_metadata_with_a_suffix_after_the_last_group():
 
 def test_metadata_of_node_names_that_look_like_its_syntax():
     """Names with `+`, `]`, `[ONNX Layer: `, `, Metadata: ` and a newline (which splits the log line)."""
-    fusion = _capture_fusion("odd-names-fp16-layers-message.txt", models.odd_names(),
-                             {"x/to_low": "Cast", "y/to_fp32": "Cast", "s/to_fp32": "Cast", "z/to_fp32": "Cast"})
+    fusion = _capture_fusion(
+        "odd-names-fp16-layers-message.txt",
+        models.odd_names(),
+        {"x/to_low": "Cast", "y/to_fp32": "Cast", "s/to_fp32": "Cast", "z/to_fp32": "Cast"},
+    )
     assert [k["built_nodes"] for k in fusion["kernels"] if k["built_nodes"]] == [
-        ["x/to_low", "conv a+b+bn]x", "relu [0]"], ["conv a+b+bn]x", "relu [0]"], ["line\nbreak"],
-        ["[ONNX Layer: evil]", "z/to_fp32", "sig, Metadata: z", "s/to_fp32"], ["y/to_fp32"]]
+        ["x/to_low", "conv a+b+bn]x", "relu [0]"],
+        ["conv a+b+bn]x", "relu [0]"],
+        ["line\nbreak"],
+        ["[ONNX Layer: evil]", "z/to_fp32", "sig, Metadata: z", "s/to_fp32"],
+        ["y/to_fp32"],
+    ]
     assert "line\nbreak_myl0_3" in [k["name"] for k in fusion["kernels"]]
     assert fusion["unknown_metadata_nodes"] == []
 
 
-@pytest.mark.parametrize("metadata, nodes, origins, covered", [
-    ("[ONNX Layer: a+b]", ["a", "b"], {}, ["a", "b"]),  # one group naming two nodes
-    ("[ONNX Layer: a + b]", ["a", "b"], {}, ["a", "b"]),
-    ("[ONNX Layer: a+b]", ["a", "b", "a+b"], {}, ["a+b"]),  # a node named `a+b` is that node, not two
-    ("[ONNX Layer: a+b]__gemm_from_conv1x1", ["a", "b"], {"a+b": ("a", "b")}, ["a", "b"]),  # a pass's product
-    ("[ONNX Layer: a][ONNX Layer: b]", ["a", "b"], {}, ["a", "b"]),
-    ("[ONNX Layer: a]\x1e[ONNX Layer: b]", ["a", "b"], {}, ["a", "b"]),
-    ("[ONNX Layer: x]y]\x1f[ONNX Layer: z]__suffix", ["x", "x]y", "z"], {}, ["x]y", "z"]),
-    ("[ONNX Layer: a]\x1f[ONNX Layer: b, Metadata: c]", ["a", "b, Metadata: c"], {}, ["a", "b, Metadata: c"]),
-])
+@pytest.mark.parametrize(
+    "metadata, nodes, origins, covered",
+    [
+        ("[ONNX Layer: a+b]", ["a", "b"], {}, ["a", "b"]),  # one group naming two nodes
+        ("[ONNX Layer: a + b]", ["a", "b"], {}, ["a", "b"]),
+        ("[ONNX Layer: a+b]", ["a", "b", "a+b"], {}, ["a+b"]),  # a node named `a+b` is that node, not two
+        ("[ONNX Layer: a+b]__gemm_from_conv1x1", ["a", "b"], {"a+b": ("a", "b")}, ["a", "b"]),  # a pass's product
+        ("[ONNX Layer: a][ONNX Layer: b]", ["a", "b"], {}, ["a", "b"]),
+        ("[ONNX Layer: a]\x1e[ONNX Layer: b]", ["a", "b"], {}, ["a", "b"]),
+        ("[ONNX Layer: x]y]\x1f[ONNX Layer: z]__suffix", ["x", "x]y", "z"], {}, ["x]y", "z"]),
+        ("[ONNX Layer: a]\x1f[ONNX Layer: b, Metadata: c]", ["a", "b, Metadata: c"], {}, ["a", "b, Metadata: c"]),
+    ],
+)
 def test_metadata_forms(metadata, nodes, origins, covered):
-    info = parse_builder_log([f"Layers:\nName: k, LayerType: kgen, Inputs: [], Outputs: [], TacticName: , StreamId: 0, Metadata: {metadata}"])
+    info = parse_builder_log(
+        [f"Layers:\nName: k, LayerType: kgen, Inputs: [], Outputs: [], TacticName: , StreamId: 0, Metadata: {metadata}"]
+    )
     fusion = fusion_map(info, dict.fromkeys(nodes, "Relu"), origins)
     assert fusion["kernels"][0]["onnx_nodes"] == covered
     assert fusion["unknown_metadata_nodes"] == []
 
 
 def test_a_name_the_model_lacks_is_reported_not_lost():
-    info = parse_builder_log(["Layers:\nName: k, LayerType: gemm, Inputs: [], Outputs: [], TacticName: , StreamId: 0, "
-                              "Metadata: [ONNX Layer: a]\x1f[ONNX Layer: ghost]__gemm_from_conv1x1"])
+    info = parse_builder_log(
+        [
+            "Layers:\nName: k, LayerType: gemm, Inputs: [], Outputs: [], TacticName: , StreamId: 0, "
+            "Metadata: [ONNX Layer: a]\x1f[ONNX Layer: ghost]__gemm_from_conv1x1"
+        ]
+    )
     fusion = fusion_map(info, {"a": "Conv"})
     assert fusion["kernels"][0]["built_nodes"] == ["a", "ghost"]
     assert fusion["unknown_metadata_nodes"] == ["ghost"]

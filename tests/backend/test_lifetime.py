@@ -93,10 +93,18 @@ def test_the_collector_is_back_on_after_a_task_however_it_ends():
     rtx = import_tensorrt("tensorrt-rtx")
     image = {"x": ShapeRange((1, 3, 16, 16), (4, 3, 16, 16), (8, 3, 16, 16))}
     assert gc.isenabled()
-    build_plan(rtx, ModelSource(data=models.conv_bn_relu().SerializeToString()), BuildSettings([image], compute_capabilities=("8.9",)))
+    build_plan(
+        rtx,
+        ModelSource(data=models.conv_bn_relu().SerializeToString()),
+        BuildSettings([image], compute_capabilities=("8.9",)),
+    )
     assert gc.isenabled()
     with pytest.raises(BuildError):
         build_plan(rtx, ModelSource(data=models.with_unsupported_ops().SerializeToString()), BuildSettings([image]))
     with pytest.raises(SpecError):
-        build_plan(rtx, ModelSource(data=models.conv_bn_relu().SerializeToString()), BuildSettings([image], compute_capabilities=("9.0",)))
+        build_plan(
+            rtx,
+            ModelSource(data=models.conv_bn_relu().SerializeToString()),
+            BuildSettings([image], compute_capabilities=("9.0",)),
+        )
     assert gc.isenabled()

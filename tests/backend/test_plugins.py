@@ -23,29 +23,46 @@ void *const *getCreators(int *count) { *count = 0; return none; }
 def _roi_align(tmp_path: Path, **attributes) -> Path:
     """A node TensorRT-RTX imports only through its registered ROIAlign_TRT plugin (version 2)."""
     node = helper.make_node("ROIAlign_TRT", ["x", "rois"], ["y"], name="roi_align", **attributes)
-    graph = helper.make_graph([node], "plugin_node",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 16, 16]),
-                               helper.make_tensor_value_info("rois", TensorProto.FLOAT, [2, 5])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    graph = helper.make_graph(
+        [node],
+        "plugin_node",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 16, 16]),
+            helper.make_tensor_value_info("rois", TensorProto.FLOAT, [2, 5]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "model.onnx")
     return tmp_path / "model.onnx"
 
 
 def _spec(tmp_path: Path, plugins: str = "") -> Path:
     spec = tmp_path / "spec.yaml"
-    spec.write_text(f"model: model.onnx\n{plugins}target: {{backend: tensorrt-rtx, compute_capabilities: [8.9]}}\n"
-                    "output: {plan: out/m.plan, report: out/m.report.json}\n")
+    spec.write_text(
+        f"model: model.onnx\n{plugins}target: {{backend: tensorrt-rtx, compute_capabilities: [8.9]}}\n"
+        "output: {plan: out/m.plan, report: out/m.report.json}\n"
+    )
     return spec
 
 
 def test_a_node_without_importer_or_plugin_says_how_to_load_one(tmp_path):
     node = helper.make_node("FancyNms", ["x"], ["y"], name="nms", domain="example")
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("example", 1)]), tmp_path / "model.onnx")
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    onnx.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("example", 1)]),
+        tmp_path / "model.onnx",
+    )
     result = run("build", _spec(tmp_path))
     assert result.exit_code == 1
-    assert "node 'nms' (FancyNms): TensorRT has no importer for FancyNms and no registered plugin has that name" in result.output
+    assert (
+        "node 'nms' (FancyNms): TensorRT has no importer for FancyNms and no registered plugin has that name"
+        in result.output
+    )
     assert "plugins: [path/to/lib.so]" in result.output
     assert not (tmp_path / "out").exists()
 
@@ -67,7 +84,9 @@ def test_a_missing_plugin_library_is_a_spec_error(tmp_path):
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc to make a library")
 def test_a_library_that_is_no_plugin_library_is_refused_with_tensorrts_reason(tmp_path):
     (tmp_path / "none.c").write_text(NO_CREATORS)
-    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(tmp_path / "libnone.so"), str(tmp_path / "none.c")], check=True)
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", "-o", str(tmp_path / "libnone.so"), str(tmp_path / "none.c")], check=True
+    )
     _roi_align(tmp_path, plugin_version="2")
     result = run("build", _spec(tmp_path, "plugins: [libnone.so]\n"))
     assert result.exit_code == 2, result.output

@@ -17,7 +17,13 @@ def test_demo_builds_plan_and_reports(demo_copy):
     result = run("build", demo_copy)
     assert result.exit_code == 0, result.stderr
     build_dir = demo_copy.parent / "build"
-    assert sorted(p.name for p in build_dir.iterdir()) == ["demo.build.log", "demo.plan", "demo.report.html", "demo.report.json", "demo.report.md"]
+    assert sorted(p.name for p in build_dir.iterdir()) == [
+        "demo.build.log",
+        "demo.plan",
+        "demo.report.html",
+        "demo.report.json",
+        "demo.report.md",
+    ]
     report = json.loads((build_dir / "demo.report.json").read_text())
     assert report["schema"] == "trtc.report/1"
     assert report["build"]["backend"] == "tensorrt-rtx"
@@ -41,7 +47,9 @@ def test_demo_builds_plan_and_reports(demo_copy):
     assert report["fusion"]["folded_by_op_type"] == {"Flatten": 1}
     assert report["fusion"]["counts"]["onnx_nodes"] == 20
     assert report["passes"]["totals"]["changes"] == 5
-    assert report["bindings"][0]["profiles"] == [{"min": [1, 3, 64, 64], "opt": [32, 3, 64, 64], "max": [32, 3, 64, 64]}]
+    assert report["bindings"][0]["profiles"] == [
+        {"min": [1, 3, 64, 64], "opt": [32, 3, 64, 64], "max": [32, 3, 64, 64]}
+    ]
     markdown = (build_dir / "demo.report.md").read_text()
     assert "`stem.conv` (Conv), `stem.bn` (BatchNormalization), `stem.relu` (Relu) |" in markdown
     assert "20 ONNX nodes ->" in result.stderr
@@ -55,13 +63,17 @@ def test_demo_without_passes_shows_tensorrt_alone(demo_copy):
     # TensorRT alone fuses the second BatchNorm with the Add and ReLU, not into the convolution,
     # and runs the three heads as three convolutions.
     assert any(k["onnx_nodes"] == ["res.b.bn", "res.add", "res.relu"] for k in kernels)
-    assert sorted(n for k in kernels if k["type"] == "correlation" for n in k["onnx_nodes"] if n.startswith("head")) == ["head0", "head1", "head2"]
+    assert sorted(
+        n for k in kernels if k["type"] == "correlation" for n in k["onnx_nodes"] if n.startswith("head")
+    ) == ["head0", "head1", "head2"]
     assert len([k for k in kernels if k["type"] == "correlation" and k["onnx_nodes"][0].startswith("head")]) == 3
     assert report["passes"]["totals"]["changes"] == 0
 
 
 def test_marked_outputs_prune_unused_branches(model_dir):
-    spec = models.write_spec(model_dir, "model: model.onnx\nmax_batch: 4\noutputs: [r0]\ntarget: {compute_capabilities: [8.9]}\n")
+    spec = models.write_spec(
+        model_dir, "model: model.onnx\nmax_batch: 4\noutputs: [r0]\ntarget: {compute_capabilities: [8.9]}\n"
+    )
     result = run("build", spec)
     assert result.exit_code == 0, result.stderr
     report = json.loads((model_dir / "build" / "spec.report.json").read_text())
@@ -80,23 +92,56 @@ def test_unnamed_nodes_get_stable_names_in_the_report(tmp_path):
 
 BAD_INPUTS = {
     "missing spec": (None, "missing.yaml", 2, "error: spec file not found: {dir}/missing.yaml (check the path)"),
-    "spec does not parse": ("model: model.onnx\nmax_batch: [\n", "spec.yaml", 2, "error: {dir}/spec.yaml:3:1: YAML does not parse"),
-    "unknown output tensor": ("model: model.onnx\nmax_batch: 2\noutputs: [r1]\n", "spec.yaml", 2,
-                              "error: outputs: tensor 'r1' is not in the model; did you mean 'r0'?"),
-    "dynamic dim without range": ("model: model.onnx\n", "spec.yaml", 2,
-                                  "error: inputs.x: dimension 0 ('N') of x[N,3,16,16] float32 is dynamic and has no range; "
-                                  "set max_batch, or add inputs: {x: {min: [...], opt: [...], max: [...]}}"),
-    "unknown input": ("model: model.onnx\nmax_batch: 2\ninputs: {images: {shape: [1,3,16,16]}}\n", "spec.yaml", 2,
-                      "error: inputs: 'images' is not an input of the model; the model's inputs are: x"),
-    "fixed dim contradicted": ("model: model.onnx\ninputs: {x: {min: [1,3,8,8], max: [2,3,8,8]}}\n", "spec.yaml", 2,
-                               "error: inputs.x.min: dimension 2 is fixed to 16 in the model (x[N,3,16,16] float32); got 8"),
-    "backend not installed": ("model: model.onnx\nmax_batch: 2\ntarget: {backend: tensorrt}\n", "spec.yaml", 1,
-                              "error: target.backend is 'tensorrt' but it does not import: `pip install tensorrt` or set target.backend: auto"),
-    "model is not onnx": ("model: notes.txt\nmax_batch: 2\n", "spec.yaml", 2,
-                          "error: model: {dir}/notes.txt is not a valid ONNX file"),
-    "int8 without calibration data": ("model: model.onnx\nmax_batch: 2\nprecision: int8\n", "spec.yaml", 2,
-                                      "error: precision.calibration.data: int8 needs calibration data: a folder of .npy/.npz/images, "
-                                      "python:module:function, or 'random' for a smoke test"),
+    "spec does not parse": (
+        "model: model.onnx\nmax_batch: [\n",
+        "spec.yaml",
+        2,
+        "error: {dir}/spec.yaml:3:1: YAML does not parse",
+    ),
+    "unknown output tensor": (
+        "model: model.onnx\nmax_batch: 2\noutputs: [r1]\n",
+        "spec.yaml",
+        2,
+        "error: outputs: tensor 'r1' is not in the model; did you mean 'r0'?",
+    ),
+    "dynamic dim without range": (
+        "model: model.onnx\n",
+        "spec.yaml",
+        2,
+        "error: inputs.x: dimension 0 ('N') of x[N,3,16,16] float32 is dynamic and has no range; "
+        "set max_batch, or add inputs: {x: {min: [...], opt: [...], max: [...]}}",
+    ),
+    "unknown input": (
+        "model: model.onnx\nmax_batch: 2\ninputs: {images: {shape: [1,3,16,16]}}\n",
+        "spec.yaml",
+        2,
+        "error: inputs: 'images' is not an input of the model; the model's inputs are: x",
+    ),
+    "fixed dim contradicted": (
+        "model: model.onnx\ninputs: {x: {min: [1,3,8,8], max: [2,3,8,8]}}\n",
+        "spec.yaml",
+        2,
+        "error: inputs.x.min: dimension 2 is fixed to 16 in the model (x[N,3,16,16] float32); got 8",
+    ),
+    "backend not installed": (
+        "model: model.onnx\nmax_batch: 2\ntarget: {backend: tensorrt}\n",
+        "spec.yaml",
+        1,
+        "error: target.backend is 'tensorrt' but it does not import: `pip install tensorrt` or set target.backend: auto",
+    ),
+    "model is not onnx": (
+        "model: notes.txt\nmax_batch: 2\n",
+        "spec.yaml",
+        2,
+        "error: model: {dir}/notes.txt is not a valid ONNX file",
+    ),
+    "int8 without calibration data": (
+        "model: model.onnx\nmax_batch: 2\nprecision: int8\n",
+        "spec.yaml",
+        2,
+        "error: precision.calibration.data: int8 needs calibration data: a folder of .npy/.npz/images, "
+        "python:module:function, or 'random' for a smoke test",
+    ),
 }
 
 
@@ -131,7 +176,7 @@ def test_unsupported_nodes_exit_1_and_list_each(tmp_path):
     result = run("build", spec)
     assert result.exit_code == 1
     lines = result.stderr.splitlines()
-    lines = lines[[i for i, line in enumerate(lines) if line.startswith("error:")][0]:]
+    lines = lines[[i for i, line in enumerate(lines) if line.startswith("error:")][0] :]
     assert lines[0].startswith("error: TensorRT's ONNX parser refused 2 node(s): node 'frob1' (Frobnicate)")
     assert lines[1].startswith("  node 'frob1' (Frobnicate): ") and lines[2].startswith("  node 'frob2' (Frobnicate): ")
 
@@ -168,8 +213,11 @@ def test_schema_command_prints_json_schema():
 def test_saved_onnx_is_what_tensorrt_parsed(model_dir):
     import onnx
 
-    spec = models.write_spec(model_dir, "model: model.onnx\nmax_batch: 2\noutput: {onnx: out/as_built.onnx}\n"
-                                        "fusion: {passes: none}\ntarget: {compute_capabilities: [8.9]}\n")
+    spec = models.write_spec(
+        model_dir,
+        "model: model.onnx\nmax_batch: 2\noutput: {onnx: out/as_built.onnx}\n"
+        "fusion: {passes: none}\ntarget: {compute_capabilities: [8.9]}\n",
+    )
     assert run("build", spec).exit_code == 0
     assert (model_dir / "out" / "as_built.onnx").read_bytes() == (model_dir / "model.onnx").read_bytes()
     assert run("build", spec, "--set", "outputs=[r0]").exit_code == 0
@@ -183,13 +231,17 @@ def test_run_says_it_needs_a_gpu(demo_copy):
     assert run("build", demo_copy).exit_code == 0
     result = run("run", demo_copy.parent / "build" / "demo.plan")
     assert result.exit_code == 1
-    assert result.stderr.startswith("error: tensorrt-rtx cannot load the plan on this machine: it needs a GPU it supports")
+    assert result.stderr.startswith(
+        "error: tensorrt-rtx cannot load the plan on this machine: it needs a GPU it supports"
+    )
 
 
 def test_run_bad_arguments_are_usage_errors(tmp_path):
     missing = run("run", tmp_path / "none.plan")
     assert missing.exit_code == 2
-    assert missing.stderr == f"error: plan not found: {tmp_path / 'none.plan'} (build one with `trtc build spec.yaml`)\n"
+    assert (
+        missing.stderr == f"error: plan not found: {tmp_path / 'none.plan'} (build one with `trtc build spec.yaml`)\n"
+    )
     (tmp_path / "x.plan").write_bytes(b"plan")
     bad_input = run("run", tmp_path / "x.plan", "--input", "images")
     assert bad_input.exit_code == 2
@@ -200,12 +252,21 @@ def test_external_data_and_several_profiles(tmp_path):
     import onnx
 
     model = models.conv_bn_relu()
-    onnx.save(model, str(tmp_path / "model.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
-              location="weights.bin", size_threshold=0)
-    spec = models.write_spec(tmp_path, "model: model.onnx\nprofiles:\n"
-                                       "  - x: {min: [1,3,16,16], opt: [1,3,16,16], max: [2,3,16,16]}\n"
-                                       "  - x: {min: [4,3,16,16], opt: [8,3,16,16], max: [16,3,16,16]}\n"
-                                       "target: {compute_capabilities: [8.9]}\n")
+    onnx.save(
+        model,
+        str(tmp_path / "model.onnx"),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="weights.bin",
+        size_threshold=0,
+    )
+    spec = models.write_spec(
+        tmp_path,
+        "model: model.onnx\nprofiles:\n"
+        "  - x: {min: [1,3,16,16], opt: [1,3,16,16], max: [2,3,16,16]}\n"
+        "  - x: {min: [4,3,16,16], opt: [8,3,16,16], max: [16,3,16,16]}\n"
+        "target: {compute_capabilities: [8.9]}\n",
+    )
     result = run("build", spec)
     assert result.exit_code == 0, result.stderr
     report = json.loads((tmp_path / "build" / "spec.report.json").read_text())
@@ -214,9 +275,16 @@ def test_external_data_and_several_profiles(tmp_path):
     # TensorRT compiles a kernel set per profile; the map (and every cost total) is profile 0's.
     counts = report["fusion"]["counts"]
     assert counts["kernels_per_profile"] == {"0": counts["kernels"], "1": counts["kernels"]}
-    assert not any("[profile" in k["name"] or "[profile" in t["name"] for k in report["fusion"]["kernels"] for t in k["inputs"] + k["outputs"])
+    assert not any(
+        "[profile" in k["name"] or "[profile" in t["name"]
+        for k in report["fusion"]["kernels"]
+        for t in k["inputs"] + k["outputs"]
+    )
     assert "one kernel set per optimization profile (profile 0: " in result.stderr
     (tmp_path / "weights.bin").unlink()
     missing = run("build", spec)
     assert missing.exit_code == 2
-    assert f"error: model: external data file {tmp_path / 'weights.bin'} is missing; keep it next to model.onnx" in missing.stderr
+    assert (
+        f"error: model: external data file {tmp_path / 'weights.bin'} is missing; keep it next to model.onnx"
+        in missing.stderr
+    )

@@ -47,7 +47,9 @@ def test_init_points_editors_at_a_schema_it_writes_and_schema_writes_it_too(tmp_
 
 
 def test_the_default_build_output_fits_a_screen_and_verbose_shows_every_kernel(tmp_path):
-    models.save(models.conv_chain(60) if hasattr(models, "conv_chain") else models.conv_bn_relu(), tmp_path / "model.onnx")
+    models.save(
+        models.conv_chain(60) if hasattr(models, "conv_chain") else models.conv_bn_relu(), tmp_path / "model.onnx"
+    )
     spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 2\ntarget: {compute_capabilities: [8.9]}\n")
     default = run("build", spec)
     assert default.exit_code == 0, default.output

@@ -31,14 +31,55 @@ def _make_installed():
 MAKEFILE = "all: out\n-include deps.d\nout:\n\techo rebuilt >> log; touch out\n"
 RECIPE = "echo rebuilt >> log; touch out"
 
-HOSTILE = ["a b", "a:b", "a#b", "a$b", "a$(shell touch pwned)b", "a%b", "a=b", "a|b", "a*b", "a?b", "a[b]", "a]b",
-           "a,b", "a'b\"c`d", "a&b!c@d{e}", "é ☃", "~x", "~", "a\\b", "a\\", "a\\ b", "a\\:b", "a\\#b", "a\\%b",
-           "a\\=b", "a\\|b", "a\\$b", "(b)", "a(b", "a)b", "a(b).c", "-a", ".hidden", ".SILENT", ".PHONY",
-           "dir with space/a:b", "~dir/a", "a  b ", " lead", "a\\\\ b", "a%b|c=d:e$f#g h*i"]
+HOSTILE = [
+    "a b",
+    "a:b",
+    "a#b",
+    "a$b",
+    "a$(shell touch pwned)b",
+    "a%b",
+    "a=b",
+    "a|b",
+    "a*b",
+    "a?b",
+    "a[b]",
+    "a]b",
+    "a,b",
+    "a'b\"c`d",
+    "a&b!c@d{e}",
+    "é ☃",
+    "~x",
+    "~",
+    "a\\b",
+    "a\\",
+    "a\\ b",
+    "a\\:b",
+    "a\\#b",
+    "a\\%b",
+    "a\\=b",
+    "a\\|b",
+    "a\\$b",
+    "(b)",
+    "a(b",
+    "a)b",
+    "a(b).c",
+    "-a",
+    ".hidden",
+    ".SILENT",
+    ".PHONY",
+    "dir with space/a:b",
+    "~dir/a",
+    "a  b ",
+    " lead",
+    "a\\\\ b",
+    "a%b|c=d:e$f#g h*i",
+]
 
 
 def _make(folder, *args):
-    return subprocess.run(["make", "--no-print-directory", *args], cwd=folder, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        ["make", "--no-print-directory", *args], cwd=folder, capture_output=True, text=True, timeout=60
+    )
 
 
 def _age(path, seconds):
@@ -61,7 +102,9 @@ def test_make_follows_a_hostile_prerequisite(tmp_path, monkeypatch, name):
     assert _make(tmp_path, "-q").returncode == 0, "not up to date: Make read another name"
     _age(hostile, 3_000_000)
     changed = _make(tmp_path)
-    assert (changed.returncode, changed.stderr, changed.stdout) == (0, "", RECIPE + "\n"), "the changed file did not rebuild"
+    assert (changed.returncode, changed.stderr, changed.stdout) == (0, "", RECIPE + "\n"), (
+        "the changed file did not rebuild"
+    )
     hostile.unlink()
     deleted = _make(tmp_path)
     assert (deleted.returncode, deleted.stderr) == (0, ""), "a deleted prerequisite broke make"
@@ -87,14 +130,23 @@ def test_make_names_a_hostile_target(tmp_path, monkeypatch, name):
     assert _make(tmp_path, "-q", "--", goal).returncode == 1, "Make does not see the target depend on the spec"
 
 
-@pytest.mark.parametrize("name,what", [("a\nb", "a newline"), ("a\tb", "a tab"), ("a;b", "a ';'"), ("a\r", "a carriage return"),
-                                       ("lib(member)", "a name Make reads as an archive member")])
+@pytest.mark.parametrize(
+    "name,what",
+    [
+        ("a\nb", "a newline"),
+        ("a\tb", "a tab"),
+        ("a;b", "a ';'"),
+        ("a\r", "a carriage return"),
+        ("lib(member)", "a name Make reads as an archive member"),
+    ],
+)
 def test_names_make_cannot_express_are_refused(tmp_path, monkeypatch, name, what):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UsageError) as caught:
         depfile.write(tmp_path / "deps.d", [tmp_path / "out"], [tmp_path / "ok", tmp_path / name])
-    assert caught.value.message == (f"--depfile: Make cannot name the file {name!r} ({what}) in a rule; "
-                                    "rename it, or build without --depfile")
+    assert caught.value.message == (
+        f"--depfile: Make cannot name the file {name!r} ({what}) in a rule; rename it, or build without --depfile"
+    )
     assert "\n" not in caught.value.message and not (tmp_path / "deps.d").exists()
 
 
@@ -104,8 +156,11 @@ def _calibrated_spec(folder, sample_name, model_name="model.onnx"):
     np.save(folder / "calib" / "a.npy", np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32))
     sample = folder / "calib" / sample_name
     os.replace(folder / "calib" / "a.npy", sample)
-    return models.write_spec(folder, f"model: {model_name!r}\nmax_batch: 2\ntarget: {{compute_capabilities: [8.9]}}\n"
-                                     "precision: {mode: int8, calibration: {data: calib, samples: 2}}\n"), sample
+    return models.write_spec(
+        folder,
+        f"model: {model_name!r}\nmax_batch: 2\ntarget: {{compute_capabilities: [8.9]}}\n"
+        "precision: {mode: int8, calibration: {data: calib, samples: 2}}\n",
+    ), sample
 
 
 def test_an_injected_recipe_in_a_calibration_name_is_refused_before_building(tmp_path, monkeypatch):
@@ -114,8 +169,10 @@ def test_an_injected_recipe_in_a_calibration_name_is_refused_before_building(tmp
     before = sorted(p.name for p in tmp_path.rglob("*"))
     result = CliRunner().invoke(main, ["build", str(spec), "--depfile", "deps.d"])
     assert result.exit_code == 2
-    assert result.stderr == (f"error: --depfile: Make cannot name the file {'calib/' + sample.name!r} (a newline) in a rule; "
-                             "rename it, or build without --depfile\n")
+    assert result.stderr == (
+        f"error: --depfile: Make cannot name the file {'calib/' + sample.name!r} (a newline) in a rule; "
+        "rename it, or build without --depfile\n"
+    )
     assert sorted(p.name for p in tmp_path.rglob("*")) == before  # no plan, no report, no depfile
 
 
@@ -140,12 +197,20 @@ def test_make_rebuilds_a_plan_whose_model_and_data_have_hostile_names(tmp_path, 
 def test_an_external_data_name_make_cannot_express_is_refused_with_nothing_written(tmp_path, monkeypatch):
     """The model names its external data files, so they are known only once it is read."""
     monkeypatch.chdir(tmp_path)
-    onnx.save(models.conv_bn_relu(), str(tmp_path / "model.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
-              location="weights;1.bin", size_threshold=0)
+    onnx.save(
+        models.conv_bn_relu(),
+        str(tmp_path / "model.onnx"),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="weights;1.bin",
+        size_threshold=0,
+    )
     spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 2\ntarget: {compute_capabilities: [8.9]}\n")
     result = CliRunner().invoke(main, ["build", str(spec), "--depfile", "deps.d"])
     assert result.exit_code == 2
-    assert result.stderr.splitlines()[-1] == ("error: --depfile: Make cannot name the file 'weights;1.bin' (a ';') in a rule; "
-                                              "rename it, or build without --depfile")
+    assert result.stderr.splitlines()[-1] == (
+        "error: --depfile: Make cannot name the file 'weights;1.bin' (a ';') in a rule; "
+        "rename it, or build without --depfile"
+    )
     assert "building with" not in result.stderr  # refused before TensorRT ran
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "spec.yaml", "weights;1.bin"]

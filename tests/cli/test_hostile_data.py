@@ -59,8 +59,18 @@ def _npy_header_only(path: Path, shape: tuple[int, ...]) -> None:
         np.lib.format.write_array_header_1_0(stream, {"descr": "<f4", "fortran_order": False, "shape": shape})
 
 
-@pytest.mark.parametrize("case", ["image bomb", "npy header lies", "npy too large", "npz member too large", "npz member truncated",
-                                  "npy link to /dev/zero", "npy is a FIFO"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "image bomb",
+        "npy header lies",
+        "npy too large",
+        "npz member too large",
+        "npz member truncated",
+        "npy link to /dev/zero",
+        "npy is a FIFO",
+    ],
+)
 def test_hostile_calibration_files_are_one_line(model_dir, case):
     calib = _calib(model_dir)
     victim = calib / "s00.npy"
@@ -95,7 +105,9 @@ def test_hostile_calibration_files_are_one_line(model_dir, case):
             Image.new("RGB", (16, 16), (index, 0, 0)).save(calib / f"i{index}.png")
     spec = models.write_spec(model_dir, spec_text)
     for command in ("check", "build"):  # build also fingerprints the data: reading /dev/zero never ended
-        done = subprocess.run([sys.executable, "-m", "trtc", command, str(spec)], capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "trtc", command, str(spec)], capture_output=True, text=True, timeout=120
+        )
         assert done.returncode == 2, done.stderr
         assert "Traceback" not in done.stderr and victim.name in done.stderr
     assert not (model_dir / "build").exists()
@@ -103,43 +115,71 @@ def test_hostile_calibration_files_are_one_line(model_dir, case):
 
 def test_a_fifo_as_the_spec_or_the_model_is_refused_without_hanging(model_dir):
     os.mkfifo(model_dir / "fifo.yaml")
-    done = subprocess.run([sys.executable, "-m", "trtc", "build", str(model_dir / "fifo.yaml")], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "trtc", "build", str(model_dir / "fifo.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and "is not a regular file" in done.stderr
     os.mkfifo(model_dir / "fifo.onnx")
     spec = models.write_spec(model_dir, SPEC.replace("model.onnx", "fifo.onnx"))
-    done = subprocess.run([sys.executable, "-m", "trtc", "build", str(spec)], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "trtc", "build", str(spec)], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 2 and "is not a regular file" in done.stderr
 
 
 @pytest.mark.parametrize("link", ["symlink", "hardlink"])
 def test_external_data_behind_a_link_is_one_line(tmp_path, link):
-    onnx.save(models.conv_bn_relu(), tmp_path / "model.onnx", save_as_external_data=True, location="weights.bin", size_threshold=0)
+    onnx.save(
+        models.conv_bn_relu(),
+        tmp_path / "model.onnx",
+        save_as_external_data=True,
+        location="weights.bin",
+        size_threshold=0,
+    )
     os.rename(tmp_path / "weights.bin", tmp_path / "real.bin")
     (os.symlink if link == "symlink" else os.link)(tmp_path / "real.bin", tmp_path / "weights.bin")
     result = run("build", models.write_spec(tmp_path, SPEC))
     _one_error_line(result, 2, "onnx refuses the external data", "cp --dereference")
 
 
-@pytest.mark.parametrize("extra, fragment", [
-    ("workspace: 18446744073709551616\n", "workspace: expected a number <="),
-    ("workspace: 9000000TiB\n", "more than TensorRT can take"),
-    ("precision: {mode: int8, calibration: {data: calib, preprocess: {scale: 2024-01-01}}}\n", "YAML read a date here"),
-    ("precision: {mode: int8, calibration: {data: calib, preprocess: {mean: !!binary aGVsbG8=}}}\n", "YAML read binary data here"),
-    ("precision: {mode: int8, calibration: {data: calib, samples: 100000000000}}\n", "samples: expected a number <="),
-    ("inputs: {x: {shape: [1, 3, 16, 99999999999]}}\n", "expected a number <="),
-])
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        ("workspace: 18446744073709551616\n", "workspace: expected a number <="),
+        ("workspace: 9000000TiB\n", "more than TensorRT can take"),
+        (
+            "precision: {mode: int8, calibration: {data: calib, preprocess: {scale: 2024-01-01}}}\n",
+            "YAML read a date here",
+        ),
+        (
+            "precision: {mode: int8, calibration: {data: calib, preprocess: {mean: !!binary aGVsbG8=}}}\n",
+            "YAML read binary data here",
+        ),
+        (
+            "precision: {mode: int8, calibration: {data: calib, samples: 100000000000}}\n",
+            "samples: expected a number <=",
+        ),
+        ("inputs: {x: {shape: [1, 3, 16, 99999999999]}}\n", "expected a number <="),
+    ],
+)
 def test_every_number_and_value_in_the_spec_is_checked(model_dir, extra, fragment):
     _calib(model_dir)
     result = run("build", models.write_spec(model_dir, SPEC.replace("max_batch: 2\n", "") + extra))
     _one_error_line(result, 2, fragment)
 
 
-@pytest.mark.parametrize("damage", [
-    lambda r: r["build"]["fingerprint"].update(model_files=None),
-    lambda r: r["build"]["fingerprint"].update(components="x"),
-    lambda r: r["build"].update(fingerprint=[1, 2]),
-    lambda r: r.update(build="x"),
-])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda r: r["build"]["fingerprint"].update(model_files=None),
+        lambda r: r["build"]["fingerprint"].update(components="x"),
+        lambda r: r["build"].update(fingerprint=[1, 2]),
+        lambda r: r.update(build="x"),
+    ],
+)
 def test_an_unreadable_last_report_means_a_rebuild(model_dir, damage):
     spec = models.write_spec(model_dir, SPEC)
     assert run("build", spec).exit_code == 0
@@ -158,8 +198,13 @@ def test_a_file_size_limit_while_writing_is_one_line_and_leaves_no_output(model_
     def limit():
         resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, resource.RLIM_INFINITY))  # the plan is larger
 
-    done = subprocess.run([sys.executable, "-m", "trtc", "build", str(spec)], capture_output=True, text=True, timeout=300,
-                          preexec_fn=limit)
+    done = subprocess.run(
+        [sys.executable, "-m", "trtc", "build", str(spec)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=limit,
+    )
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and "cannot write" in done.stderr and "spec.plan" in done.stderr
     assert not (model_dir / "build").exists()

@@ -11,13 +11,12 @@ import time
 
 import numpy as np
 import onnx
+import pytest
 
 from tests import models
 from tests.cli_runner import run
 from trtc.incremental import depfile
 from trtc.incremental.lock import plan_lock
-
-import pytest
 
 pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
 
@@ -35,11 +34,16 @@ def test_second_build_is_up_to_date_and_writes_nothing(model_dir):
     stamps = {p.name: p.stat().st_mtime_ns for p in (model_dir / "build").iterdir()}
     second = run("build", spec)
     assert second.exit_code == 0, second.stderr
-    assert second.stderr == "spec: up to date (build/spec.plan); --force rebuilds\n".replace("build/", f"{_short(model_dir)}/build/")
+    assert second.stderr == "spec: up to date (build/spec.plan); --force rebuilds\n".replace(
+        "build/", f"{_short(model_dir)}/build/"
+    )
     assert {p.name: p.stat().st_mtime_ns for p in (model_dir / "build").iterdir()} == stamps
     forced = run("build", spec, "--force")
     assert forced.exit_code == 0 and "(--force)" in forced.stderr
-    assert built(model_dir)["build"]["built_at"] and (model_dir / "build" / "spec.plan").stat().st_mtime_ns != stamps["spec.plan"]
+    assert (
+        built(model_dir)["build"]["built_at"]
+        and (model_dir / "build" / "spec.plan").stat().st_mtime_ns != stamps["spec.plan"]
+    )
 
 
 def _short(folder):
@@ -77,8 +81,14 @@ def test_each_input_that_decides_the_plan_triggers_a_rebuild(model_dir):
 
 def test_external_data_and_calibration_files_are_dependencies(tmp_path):
     model = models.conv_bn_relu()
-    onnx.save(model, str(tmp_path / "model.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
-              location="weights.bin", size_threshold=0)
+    onnx.save(
+        model,
+        str(tmp_path / "model.onnx"),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="weights.bin",
+        size_threshold=0,
+    )
     (tmp_path / "calib").mkdir()
     rng = np.random.default_rng(0)
     np.save(tmp_path / "calib" / "a.npy", rng.standard_normal((2, 3, 16, 16)).astype(np.float32))
@@ -88,7 +98,13 @@ def test_external_data_and_calibration_files_are_dependencies(tmp_path):
     assert first.exit_code == 0, first.stderr
     rule = dep.read_text()
     head, prerequisites = rule.split("\n\n")[0].split(":", 1)
-    assert {os.path.basename(t) for t in head.split()} == {"spec.plan", "spec.report.json", "spec.report.md", "spec.report.html", "spec.build.log"}
+    assert {os.path.basename(t) for t in head.split()} == {
+        "spec.plan",
+        "spec.report.json",
+        "spec.report.md",
+        "spec.report.html",
+        "spec.build.log",
+    }
     named = {os.path.basename(p.strip(" \\")) for p in prerequisites.split("\n") if p.strip(" \\")}
     assert named == {"spec.yaml", "model.onnx", "weights.bin", "calib", "a.npy"}
 
@@ -117,18 +133,27 @@ def test_json_puts_one_object_on_stdout_even_for_errors(model_dir):
     assert "built" in ok.stderr  # people still see the summary, on stderr
     bad = run("build", spec, "--json", "--set", "precision=fp12")
     assert bad.exit_code == 2
-    assert json.loads(bad.stdout)["error"]["message"].startswith("--set precision: precision.mode: expected one of fp32")
+    assert json.loads(bad.stdout)["error"]["message"].startswith(
+        "--set precision: precision.mode: expected one of fp32"
+    )
 
 
 def test_several_specs_build_in_parallel_with_one_summary(model_dir):
     first = models.write_spec(model_dir, SPEC, "a.yaml")
     second = models.write_spec(model_dir, SPEC + "precision: fp16\n", "b.yaml")
     # A subprocess: the workers write to the real stderr, which CliRunner does not capture.
-    result = subprocess.run([sys.executable, "-m", "trtc", "build", str(first), str(second), "-j", "2", "--json"],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "trtc", "build", str(first), str(second), "-j", "2", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     builds = json.loads(result.stdout)["builds"]
-    assert [(b["name"], b["status"], b["report"]["precision"]["mode"]) for b in builds] == [("a", "built", "fp32"), ("b", "built", "fp16")]
+    assert [(b["name"], b["status"], b["report"]["precision"]["mode"]) for b in builds] == [
+        ("a", "built", "fp32"),
+        ("b", "built", "fp16"),
+    ]
     assert (model_dir / "build" / "a.plan").exists() and (model_dir / "build" / "b.plan").exists()
     assert "[b] building b (no previous build)" in result.stderr
     again = run("build", first, second, "-j", "2")
@@ -150,7 +175,10 @@ def test_two_specs_writing_one_output_are_refused_before_building(model_dir):
     second = models.write_spec(model_dir, SPEC + "output: {plan: out/x.plan}\n", "b.yaml")
     result = run("build", first, second, "-j", "2")
     assert result.exit_code == 2
-    assert result.stderr == f"error: {first} and {second} both write {model_dir / 'out' / 'x.plan'}; give one of them another output: path\n"
+    assert (
+        result.stderr
+        == f"error: {first} and {second} both write {model_dir / 'out' / 'x.plan'}; give one of them another output: path\n"
+    )
     assert not (model_dir / "out").exists()
     twice = run("build", first, first)
     assert twice.exit_code == 2 and "is named twice" in twice.stderr
@@ -160,7 +188,9 @@ def test_lock_makes_a_second_writer_wait(model_dir):
     spec = models.write_spec(model_dir, SPEC)
     plan = model_dir / "build" / "spec.plan"
     with plan_lock(plan, on_wait=lambda _: None):
-        process = subprocess.Popen([sys.executable, "-m", "trtc", "build", str(spec)], stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "trtc", "build", str(spec)], stderr=subprocess.PIPE, text=True
+        )
         first_line = process.stderr.readline()
         assert first_line.startswith(f"warning: waiting for another trtc process that is writing {plan}")
         time.sleep(0.5)
@@ -173,9 +203,11 @@ def test_lock_makes_a_second_writer_wait(model_dir):
 def test_no_op_build_imports_neither_onnx_nor_onnxruntime_nor_tensorrt(model_dir):
     spec = models.write_spec(model_dir, SPEC)
     assert run("build", spec).exit_code == 0
-    probe = ("import sys\nfrom trtc.cli import main\ntry:\n    main(['build', sys.argv[1]])\nexcept SystemExit as e:\n    code = e.code\n"
-             "heavy = [m for m in ('onnx', 'onnxruntime', 'tensorrt_rtx', 'tensorrt', 'numpy') if m in sys.modules]\n"
-             "print(code, heavy)\n")
+    probe = (
+        "import sys\nfrom trtc.cli import main\ntry:\n    main(['build', sys.argv[1]])\nexcept SystemExit as e:\n    code = e.code\n"
+        "heavy = [m for m in ('onnx', 'onnxruntime', 'tensorrt_rtx', 'tensorrt', 'numpy') if m in sys.modules]\n"
+        "print(code, heavy)\n"
+    )
     result = subprocess.run([sys.executable, "-c", probe, str(spec)], capture_output=True, text=True, timeout=60)
     assert result.stdout == "0 []\n", result.stderr
     assert "up to date" in result.stderr
@@ -198,8 +230,12 @@ def _on_a_terminal(args, env):
     import pty
 
     leader, follower = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "trtc", *args], stderr=follower, stdout=subprocess.DEVNULL,
-                               env={**os.environ, "TERM": "xterm-256color", **env})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "trtc", *args],
+        stderr=follower,
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, "TERM": "xterm-256color", **env},
+    )
     os.close(follower)
     chunks = []
     while True:
@@ -241,5 +277,8 @@ def test_depfile_with_several_specs_is_a_usage_error_and_builds_nothing(model_di
     second = models.write_spec(model_dir, SPEC, "b.yaml")
     result = run("build", first, second, "--depfile", model_dir / "deps.d")
     assert result.exit_code == 2
-    assert result.stderr == "error: --depfile takes one SPEC; run trtc build once per spec to get one dependency file each\n"
+    assert (
+        result.stderr
+        == "error: --depfile takes one SPEC; run trtc build once per spec to get one dependency file each\n"
+    )
     assert not (model_dir / "build").exists() and not (model_dir / "deps.d").exists()

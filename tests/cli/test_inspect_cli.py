@@ -24,10 +24,22 @@ def test_inspect_prints_costs_and_totals(demo_copy):
 def test_inspect_errors(demo_copy, tmp_path):
     model = demo_copy.parent.parent / "models" / "demo.onnx"
     cases = [
-        ((model, "--shape", "image=1x3x64x64"), "error: --shape image: the model has no input of that name; did you mean 'images'?\n"),
-        ((model, "--shape", "images=1x3x32x32"), "error: --shape images=1x3x32x32: does not fit the model's input images[batch,3,64,64] float32\n"),
-        ((model, "--shape", "images=1x3x64x64", "--shape", "images=2x3x64x64"), "error: --shape images: given twice; give each input once\n"),
-        ((model, "--shape", "images:1x3"), "error: --shape expects NAME=DxDxD, e.g. images=1x3x224x224; got 'images:1x3'\n"),
+        (
+            (model, "--shape", "image=1x3x64x64"),
+            "error: --shape image: the model has no input of that name; did you mean 'images'?\n",
+        ),
+        (
+            (model, "--shape", "images=1x3x32x32"),
+            "error: --shape images=1x3x32x32: does not fit the model's input images[batch,3,64,64] float32\n",
+        ),
+        (
+            (model, "--shape", "images=1x3x64x64", "--shape", "images=2x3x64x64"),
+            "error: --shape images: given twice; give each input once\n",
+        ),
+        (
+            (model, "--shape", "images:1x3"),
+            "error: --shape expects NAME=DxDxD, e.g. images=1x3x224x224; got 'images:1x3'\n",
+        ),
         ((tmp_path / "none.onnx",), f"error: model not found: {tmp_path / 'none.onnx'}\n"),
     ]
     for args, message in cases:
@@ -36,13 +48,31 @@ def test_inspect_errors(demo_copy, tmp_path):
 
 
 def test_inspect_marks_unknown_costs(tmp_path):
-    path = models.save(make_model([helper.make_node("TopK", ["x", "k"], ["values", "indices"], name="topk"),
-                              helper.make_node("Relu", ["values"], ["r"], name="relu")], {"x": [4, 10]}, ["r"],
-                             [numpy_helper.from_array(np.array([3], np.int64), "k")]), tmp_path / "topk.onnx")
+    path = models.save(
+        make_model(
+            [
+                helper.make_node("TopK", ["x", "k"], ["values", "indices"], name="topk"),
+                helper.make_node("Relu", ["values"], ["r"], name="relu"),
+            ],
+            {"x": [4, 10]},
+            ["r"],
+            [numpy_helper.from_array(np.array([3], np.int64), "k")],
+        ),
+        tmp_path / "topk.onnx",
+    )
     result = run("inspect", path)
     assert result.exit_code == 0, result.stderr
     row = next(line for line in result.stderr.splitlines() if line.startswith("topk"))
-    assert row.split()[2:] == ["?", "312", "B", "no", "FLOP", "formula", "for", "TopK"]  # 4x10 + k read, values + int64 indices written
+    assert row.split()[2:] == [
+        "?",
+        "312",
+        "B",
+        "no",
+        "FLOP",
+        "formula",
+        "for",
+        "TopK",
+    ]  # 4x10 + k read, values + int64 indices written
     assert "warning: 1 node(s) of unknown cost (shape or FLOP formula); their FLOPs count as 0: topk" in result.stderr
 
 
@@ -66,8 +96,15 @@ def test_a_dimension_the_formulas_cannot_follow_is_unknown_not_guessed(tmp_path)
     """A stride-2 convolution on a dynamic height: its output height is floor((H - 1) / 2) + 1,
     which no polynomial states; inference leaves it unnamed, so the cost is unknown."""
     weight = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
-    path = models.save(make_model([helper.make_node("Conv", ["x", "w"], ["y"], name="conv", strides=[2, 2], pads=[1, 1, 1, 1])],
-                                  {"x": [1, 3, "H", 32]}, ["y"], [weight]), tmp_path / "conv.onnx")
+    path = models.save(
+        make_model(
+            [helper.make_node("Conv", ["x", "w"], ["y"], name="conv", strides=[2, 2], pads=[1, 1, 1, 1])],
+            {"x": [1, 3, "H", 32]},
+            ["y"],
+            [weight],
+        ),
+        tmp_path / "conv.onnx",
+    )
     result = run("inspect", path)
     assert result.exit_code == 0, result.stderr
     assert next(line for line in result.stderr.splitlines() if line.startswith("conv")).split()[2] == "?"

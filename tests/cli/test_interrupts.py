@@ -53,14 +53,22 @@ class Build:
         build.mkdir(parents=True, exist_ok=True)
         for suffix in (".plan", ".report.json", ".report.md", ".report.html", ".build.log"):
             (build / f"{name}{suffix}").write_bytes(EARLIER)
-        return models.write_spec(self.work, f"model: {model}\nmax_batch: 4\n{text}"
-                                            f"output: {{plan: build/{name}.plan, report: build/{name}.report.json}}\n", f"{name}.yaml")
+        return models.write_spec(
+            self.work,
+            f"model: {model}\nmax_batch: 4\n{text}"
+            f"output: {{plan: build/{name}.plan, report: build/{name}.report.json}}\n",
+            f"{name}.yaml",
+        )
 
     def snapshot(self) -> dict[str, tuple[int, str] | None]:
         """Every file with its time and content, every folder (a temporary file made and removed
         again would change a folder's time, not what it holds)."""
-        return {str(p.relative_to(self.work)): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest()) if p.is_file() else None
-                for p in sorted(self.work.rglob("*"))}
+        return {
+            str(p.relative_to(self.work)): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+            if p.is_file()
+            else None
+            for p in sorted(self.work.rglob("*"))
+        }
 
     def left_in_temp(self) -> list[str]:
         # plan locks are kept by design; .ses is TensorRT-RTX's own session file
@@ -73,10 +81,19 @@ class Build:
         if isinstance(ready, str):
             ready = lambda lines, marker=ready: any(marker in line for line in lines)  # noqa: E731
         env = {**os.environ, "NO_COLOR": "1", "TMPDIR": str(self.temp)}
-        process = subprocess.Popen([sys.executable, "-m", "trtc", "build", *args], cwd=self.work, env=env, text=True,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "trtc", "build", *args],
+            cwd=self.work,
+            env=env,
+            text=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         lines: queue.Queue = queue.Queue()
-        threading.Thread(target=lambda: [lines.put(line) for line in process.stderr] + [lines.put(None)], daemon=True).start()
+        threading.Thread(
+            target=lambda: [lines.put(line) for line in process.stderr] + [lines.put(None)], daemon=True
+        ).start()
         seen: list[str] = []
         try:
             deadline = time.monotonic() + 180
@@ -133,7 +150,9 @@ def _kill_session(session: int) -> None:
 
 def assert_stopped_cleanly(build: Build, before: dict, stopped: Stopped, signum: int) -> None:
     tail = "".join(stopped.stderr.splitlines(keepends=True)[-8:])
-    assert (stopped.exit_code, stopped.seconds < STOP_SECONDS) == (128 + signum, True), f"{stopped.seconds:.1f} s\n{tail}"
+    assert (stopped.exit_code, stopped.seconds < STOP_SECONDS) == (128 + signum, True), (
+        f"{stopped.seconds:.1f} s\n{tail}"
+    )
     assert build.snapshot() == before  # the earlier plan and reports untouched, nothing new
     assert build.left_in_temp() == []
     assert stopped.survivors == []
@@ -146,9 +165,22 @@ CASES = {  # phase: (signal, to the process group?, stderr marker, seconds to wa
     "graph passes": (SIGTERM, True, "trtc: running graph passes", 0.0, "", []),
     # One onnxruntime run at batch 256 takes seconds and runs no Python meanwhile; the wait
     # lets the verification's first session start (no progress line says when it runs).
-    "verification": (SIGINT, True, "trtc: verifying the graph passes", 0.6, "fusion: {verify: full}\n", ["--set", "max_batch=256"]),
-    "calibration": (SIGTERM, False, "trtc: converting to int8", 0.0,
-                    "precision: {mode: int8, calibration: {data: random, samples: 4096, batch: 32}}\n", []),
+    "verification": (
+        SIGINT,
+        True,
+        "trtc: verifying the graph passes",
+        0.6,
+        "fusion: {verify: full}\n",
+        ["--set", "max_batch=256"],
+    ),
+    "calibration": (
+        SIGTERM,
+        False,
+        "trtc: converting to int8",
+        0.0,
+        "precision: {mode: int8, calibration: {data: random, samples: 4096, batch: 32}}\n",
+        [],
+    ),
     # TensorRT's progress monitor is called right after this line: it cancels the build
     "tensorrt build": (SIGINT, True, "Building engine from subgraph", 0.0, "", []),
     # a second later TensorRT-RTX is in a native step of seconds without any callback (no line marks it)
@@ -182,9 +214,12 @@ def test_sigterm_to_a_parallel_build_stops_every_worker(tmp_path, chain):
     build = Build(tmp_path)
     specs = [str(build.spec(chain, name=name)) for name in ("first", "second")]
     before = build.snapshot()
-    stopped = build.interrupt([*specs, "--force", "-j", "2"],
-                              lambda lines: all(any(f"[{name}]   Building engine" in line for line in lines) for name in ("first", "second")),
-                              SIGTERM, group=False)
+    stopped = build.interrupt(
+        [*specs, "--force", "-j", "2"],
+        lambda lines: all(any(f"[{name}]   Building engine" in line for line in lines) for name in ("first", "second")),
+        SIGTERM,
+        group=False,
+    )
     tail = "".join(stopped.stderr.splitlines(keepends=True)[-6:])
     assert (stopped.exit_code, stopped.seconds < STOP_SECONDS, stopped.survivors) == (143, True, []), tail
     assert build.snapshot() == before
@@ -199,13 +234,17 @@ def test_ctrl_c_during_several_builds_says_which_specs_were_written(tmp_path, ch
     specs = [str(build.spec(small, name="small")), str(build.spec(chain, name="big"))]
     before = build.snapshot()
     small_plan = build.work / "build" / "small.plan"
-    stopped = build.interrupt([*specs, "--force", "-j", jobs],
-                              lambda lines: small_plan.read_bytes() != EARLIER and any("[big]   Building engine" in line for line in lines), SIGINT)
+    stopped = build.interrupt(
+        [*specs, "--force", "-j", jobs],
+        lambda lines: small_plan.read_bytes() != EARLIER and any("[big]   Building engine" in line for line in lines),
+        SIGINT,
+    )
     tail = "".join(stopped.stderr.splitlines(keepends=True)[-6:])
     assert (stopped.exit_code, stopped.seconds < STOP_SECONDS, stopped.survivors) == (130, True, []), tail
     after = build.snapshot()
-    assert {name for name in after if after[name] != before.get(name)} == {f"build/small{suffix}" for suffix in
-                                                                            (".plan", ".report.json", ".report.md", ".report.html", ".build.log")}
+    assert {name for name in after if after[name] != before.get(name)} == {
+        f"build/small{suffix}" for suffix in (".plan", ".report.json", ".report.md", ".report.html", ".build.log")
+    }
     assert build.left_in_temp() == []
     assert "written: small; not written: big" in tail
 

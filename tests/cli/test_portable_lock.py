@@ -40,8 +40,13 @@ main(["build", {spec!r}, "-q"])
 def test_every_module_imports_and_a_build_runs_without_posix_only_apis(model_dir, tmp_path):
     spec = models.write_spec(model_dir, "model: model.onnx\nmax_batch: 2\ntarget: {compute_capabilities: [8.9]}\n")
     env = {**os.environ, "TMPDIR": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-c", WITHOUT_POSIX.format(repo=str(REPO), spec=str(spec))],
-                          capture_output=True, text=True, timeout=300, env=env)
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_POSIX.format(repo=str(REPO), spec=str(spec))],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert (model_dir / "build" / "spec.plan").is_file()
     assert (tmp_path / "trtc-locks").is_dir()  # no uid to name it by: the (per-user, on Windows) temp folder's own

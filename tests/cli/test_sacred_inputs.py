@@ -15,26 +15,39 @@ import pytest
 from tests import models
 from tests.cli_runner import run
 
-GENERATOR = '''import numpy as np
+GENERATOR = """import numpy as np
 
 
 def samples():
     for seed in range(12):
         yield {"x": np.random.default_rng(seed).standard_normal((1, 3, 16, 16)).astype(np.float32)}
-'''
+"""
 
 
 def _project(folder: Path) -> None:
     """A model with external data, a folder of calibration samples and a generator module."""
-    onnx.save(models.conv_bn_relu(), folder / "model.onnx", save_as_external_data=True, location="weights.bin", size_threshold=0)
+    onnx.save(
+        models.conv_bn_relu(),
+        folder / "model.onnx",
+        save_as_external_data=True,
+        location="weights.bin",
+        size_threshold=0,
+    )
     (folder / "calib").mkdir()
     for index in range(12):
-        np.save(folder / "calib" / f"s{index}.npy", np.random.default_rng(index).standard_normal((1, 3, 16, 16)).astype(np.float32))
+        np.save(
+            folder / "calib" / f"s{index}.npy",
+            np.random.default_rng(index).standard_normal((1, 3, 16, 16)).astype(np.float32),
+        )
     (folder / "gen.py").write_text(GENERATOR)
 
 
 def _digests(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 SPEC = "model: model.onnx\nmax_batch: 2\ntarget: {{compute_capabilities: [8.9]}}\n{extra}"
@@ -43,16 +56,33 @@ INT8 = "precision: {{mode: int8, calibration: {{data: {data}, cache: {cache}}}}}
 CASES = {
     "plan is the external data": ("output: {plan: weights.bin}\n", "weights.bin", "the model's external data file"),
     "plan is a hard link to the model": ("output: {plan: linked.plan}\n", "model.onnx", "is a hard link to the model"),
-    "plan is a symlink to the external data": ("output: {plan: symlink.plan}\n", "weights.bin", "the model's external data file"),
+    "plan is a symlink to the external data": (
+        "output: {plan: symlink.plan}\n",
+        "weights.bin",
+        "the model's external data file",
+    ),
     "report is the spec": ("output: {report: spec.yaml}\n", "spec.yaml", "the spec"),
-    "report inside the calibration folder": (INT8.format(data="calib", cache="c.json") + "output: {report: calib/r.report.json}\n",
-                                             "calib", "lies inside the folder of precision.calibration.data"),
+    "report inside the calibration folder": (
+        INT8.format(data="calib", cache="c.json") + "output: {report: calib/r.report.json}\n",
+        "calib",
+        "lies inside the folder of precision.calibration.data",
+    ),
     "calibration cache is the model": (INT8.format(data="calib", cache="model.onnx"), "model.onnx", "the model"),
-    "calibration cache is a sample": (INT8.format(data="calib", cache="calib/s3.npy"), "calib/s3.npy", "precision.calibration.data"),
-    "onnx output is the generator": (INT8.format(data="'python:gen:samples'", cache="c.json") + "output: {onnx: gen.py}\n",
-                                     "gen.py", "a module of its generator"),
-    "timing cache is the external data": ("target: {compute_capabilities: [8.9], timing_cache: weights.bin}\n", "weights.bin",
-                                          "the model's external data file"),
+    "calibration cache is a sample": (
+        INT8.format(data="calib", cache="calib/s3.npy"),
+        "calib/s3.npy",
+        "precision.calibration.data",
+    ),
+    "onnx output is the generator": (
+        INT8.format(data="'python:gen:samples'", cache="c.json") + "output: {onnx: gen.py}\n",
+        "gen.py",
+        "a module of its generator",
+    ),
+    "timing cache is the external data": (
+        "target: {compute_capabilities: [8.9], timing_cache: weights.bin}\n",
+        "weights.bin",
+        "the model's external data file",
+    ),
 }
 
 

@@ -3,12 +3,11 @@ culprit, and a wrong declared output shape is exposed."""
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from tests import models, trust_models
 from tests.cli_runner import run
-
-import pytest
 
 pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
 
@@ -16,14 +15,21 @@ X_RANGE = "  x: {min: [10, 1, 4], opt: [10, 4, 4], max: [10, 8, 4]}\n"
 
 
 def test_if_on_an_input_fails_in_tensorrt_and_trtc_names_it_and_the_remedy(tmp_path):
-    result, _ = models.build(tmp_path, trust_models.if_on_scalar_input_around_lstm(), "inputs:\n" + X_RANGE + "  sr: {shape: []}\n")
+    result, _ = models.build(
+        tmp_path, trust_models.if_on_scalar_input_around_lstm(), "inputs:\n" + X_RANGE + "  sr: {shape: []}\n"
+    )
     assert result.exit_code == 1
     lines = result.stderr.splitlines()
     first = next(i for i, line in enumerate(lines) if line.startswith("error:"))
     assert lines[first] == "error: TensorRT failed to build the engine; the failure starts at node 'choose_net' (If)"
     assert any("Assertion" in line for line in lines[first:])  # TensorRT's own message, which names no node
     assert any(line.startswith("  hint: If 'choose_net' depends on input(s) sr; pin them") for line in lines)
-    skipped, _ = models.build(tmp_path, trust_models.if_on_scalar_input_around_lstm(), "inputs:\n" + X_RANGE + "  sr: {shape: []}\n", "--no-diagnose")
+    skipped, _ = models.build(
+        tmp_path,
+        trust_models.if_on_scalar_input_around_lstm(),
+        "inputs:\n" + X_RANGE + "  sr: {shape: []}\n",
+        "--no-diagnose",
+    )
     assert skipped.exit_code == 1 and "culprit" not in skipped.stderr
 
 
@@ -44,9 +50,13 @@ def long_graph_with_one_bad_node(length: int = 240, bad_at: int = 150) -> onnx.M
         else:
             nodes.append(helper.make_node("Relu" if i % 2 else "Sigmoid", [x], [f"t{i}"], name=f"node{i}"))
         x = f"t{i}"
-    graph = helper.make_graph(nodes, "long", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 32])],
-                              [helper.make_tensor_value_info(x, TensorProto.FLOAT, ["N", 32])],
-                              initializer=[numpy_helper.from_array(np.eye(32, dtype=np.float32), "w")])
+    graph = helper.make_graph(
+        nodes,
+        "long",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 32])],
+        [helper.make_tensor_value_info(x, TensorProto.FLOAT, ["N", 32])],
+        initializer=[numpy_helper.from_array(np.eye(32, dtype=np.float32), "w")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     return model
@@ -54,7 +64,9 @@ def long_graph_with_one_bad_node(length: int = 240, bad_at: int = 150) -> onnx.M
 
 def test_the_localizer_pins_the_failing_node_of_a_long_graph_within_its_bound(tmp_path):
     models.save(long_graph_with_one_bad_node(), tmp_path / "model.onnx")
-    spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 4\nfusion: {passes: none}\ntarget: {compute_capabilities: [7.5]}\n")
+    spec = models.write_spec(
+        tmp_path, "model: model.onnx\nmax_batch: 4\nfusion: {passes: none}\ntarget: {compute_capabilities: [7.5]}\n"
+    )
     result = run("build", spec)
     assert result.exit_code == 1
     assert "error: TensorRT failed to build the engine; the failure starts at node 'node150' (Gemm)" in result.stderr
@@ -65,7 +77,9 @@ def test_the_localizer_pins_the_failing_node_of_a_long_graph_within_its_bound(tm
 def test_an_lstm_that_tensorrt_unrolls_is_reported_as_more_traffic_not_negative_savings(tmp_path):
     # TensorRT runs the pinned model's LSTM as one kernel per time step: more memory traffic after
     # fusion than the one ONNX node had. The renderers must say so, not "saved -780%".
-    result, report = models.build(tmp_path, trust_models.if_on_scalar_input_around_lstm(), "max_batch: 8\ninputs:\n  sr: {value: 16000}\n")
+    result, report = models.build(
+        tmp_path, trust_models.if_on_scalar_input_around_lstm(), "max_batch: 8\ninputs:\n  sr: {value: 16000}\n"
+    )
     assert result.exit_code == 0, result.stderr
     cost = report["cost"]
     assert cost["after_fusion"]["mac_bytes"] > cost["before_fusion"]["mac_bytes"] and cost["mac_saved_percent"] < 0

@@ -12,19 +12,22 @@ from trtc.graph.batch_dim import BatchAxis, batch_axes
 pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
 
 
-@pytest.mark.parametrize("dims, axis", [
-    (["batch", 3, 16, 16], 0),
-    (["N", 3, "H", "W"], 0),
-    ([10, "batch_size", 4], 1),       # sequence-first
-    ([1, "batch", 80], 1),            # static 1 first, the batch second
-    (["seq", "batchSize", 512], 1),   # a dynamic sequence first, the batch second
-    (["unk__214", 8], 0),             # tf2onnx placeholder: a leading dynamic dim
-    (["?", 8], 0),                    # unnamed leading dynamic dim
-    (["s0", 3, 224, 224], 0),         # torch.export's symbol names
-    ([], None),                       # a scalar (sample rate): no batch
-    ([2, 64], None),                  # a static table
-    (["T", 8], None),                 # a time dimension is not a batch
-])
+@pytest.mark.parametrize(
+    "dims, axis",
+    [
+        (["batch", 3, 16, 16], 0),
+        (["N", 3, "H", "W"], 0),
+        ([10, "batch_size", 4], 1),  # sequence-first
+        ([1, "batch", 80], 1),  # static 1 first, the batch second
+        (["seq", "batchSize", 512], 1),  # a dynamic sequence first, the batch second
+        (["unk__214", 8], 0),  # tf2onnx placeholder: a leading dynamic dim
+        (["?", 8], 0),  # unnamed leading dynamic dim
+        (["s0", 3, 224, 224], 0),  # torch.export's symbol names
+        ([], None),  # a scalar (sample rate): no batch
+        ([2, 64], None),  # a static table
+        (["T", 8], None),  # a time dimension is not a batch
+    ],
+)
 def test_batch_axis_of_one_input(dims, axis):
     assert batch_axes([("x", dims)]) == {"x": BatchAxis(axis)}
 
@@ -41,10 +44,15 @@ def test_an_unnamed_dynamic_dimension_behind_a_static_one_is_ambiguous():
 
 def _seq_first_with_scalar_gain():
     """x[1, batch, 8] * gain[] -> y: a sequence-first input and a scalar input without a batch."""
-    graph = helper.make_graph([helper.make_node("Mul", ["x", "gain"], ["y"], name="scale")], "seq_first",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "batch", 8]),
-                               helper.make_tensor_value_info("gain", TensorProto.FLOAT, [])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, "batch", 8])])
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "gain"], ["y"], name="scale")],
+        "seq_first",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "batch", 8]),
+            helper.make_tensor_value_info("gain", TensorProto.FLOAT, []),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, "batch", 8])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     return model
@@ -64,14 +72,19 @@ def test_max_batch_ranges_the_second_dimension_of_a_sequence_first_input_and_lea
 
 
 def test_max_batch_on_a_sequence_first_lstm_with_a_pinned_sample_rate(tmp_path):
-    bindings, _ = _bindings(tmp_path, trust_models.if_on_scalar_input_around_lstm(), "max_batch: 8\ninputs:\n  sr: {value: 16000}\n")
+    bindings, _ = _bindings(
+        tmp_path, trust_models.if_on_scalar_input_around_lstm(), "max_batch: 8\ninputs:\n  sr: {value: 16000}\n"
+    )
     assert bindings == {"x": {"min": [10, 1, 4], "opt": [10, 8, 4], "max": [10, 8, 4]}}
 
 
 def test_an_ambiguous_input_is_one_line_naming_it_and_asking_for_shapes(tmp_path):
-    graph = helper.make_graph([helper.make_node("Relu", ["features"], ["y"], name="relu")], "ambiguous",
-                              [helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, "?", 80])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["features"], ["y"], name="relu")],
+        "ambiguous",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, "?", 80])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     models.save(model, tmp_path / "model.onnx")
     spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 4\n")
@@ -80,10 +93,14 @@ def test_an_ambiguous_input_is_one_line_naming_it_and_asking_for_shapes(tmp_path
     assert [line for line in result.stderr.splitlines() if line.startswith("error")] == [
         "error: max_batch: cannot tell which dimension of input features[1,?,80] float32 is the batch "
         "(dynamic dimension 1 ('?') may or may not be the batch); give its shapes: "
-        "inputs: {features: {min: [...], opt: [...], max: [...]}}"]
+        "inputs: {features: {min: [...], opt: [...], max: [...]}}"
+    ]
     assert not (tmp_path / "build").exists()
-    explicit = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 4\ninputs:\n  features: {min: [1, 1, 80], max: [1, 50, 80]}\n"
-                                           "target: {compute_capabilities: [8.9]}\n")
+    explicit = models.write_spec(
+        tmp_path,
+        "model: model.onnx\nmax_batch: 4\ninputs:\n  features: {min: [1, 1, 80], max: [1, 50, 80]}\n"
+        "target: {compute_capabilities: [8.9]}\n",
+    )
     assert run("build", explicit).exit_code == 0
 
 

@@ -11,13 +11,21 @@ from trtc.spec.model import ShapeRange
 
 
 def shared_dim_model():
-    nodes = [helper.make_node("ReduceSum", ["a"], ["ra"], name="ra", keepdims=0),
-             helper.make_node("Cast", ["b"], ["bf"], name="cast", to=TensorProto.FLOAT),
-             helper.make_node("ReduceSum", ["bf"], ["rb"], name="rb", keepdims=0),
-             helper.make_node("Add", ["ra", "rb"], ["y"], name="add")]
-    graph = helper.make_graph(nodes, "shared", [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["N", "T"]),
-                                                helper.make_tensor_value_info("b", TensorProto.INT32, ["N", "T"])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    nodes = [
+        helper.make_node("ReduceSum", ["a"], ["ra"], name="ra", keepdims=0),
+        helper.make_node("Cast", ["b"], ["bf"], name="cast", to=TensorProto.FLOAT),
+        helper.make_node("ReduceSum", ["bf"], ["rb"], name="rb", keepdims=0),
+        helper.make_node("Add", ["ra", "rb"], ["y"], name="add"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "shared",
+        [
+            helper.make_tensor_value_info("a", TensorProto.FLOAT, ["N", "T"]),
+            helper.make_tensor_value_info("b", TensorProto.INT32, ["N", "T"]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     return model
@@ -25,8 +33,11 @@ def shared_dim_model():
 
 def test_equal_names_with_different_ranges_build_as_separate_dims(tmp_path):
     models.save(shared_dim_model(), tmp_path / "model.onnx")
-    spec = models.write_spec(tmp_path, "model: model.onnx\ninputs:\n  a: {min: [1, 4], opt: [2, 8], max: [4, 16]}\n"
-                                       "  b: {min: [1, 2], opt: [2, 3], max: [4, 5]}\ntarget: {compute_capabilities: [8.9]}\n")
+    spec = models.write_spec(
+        tmp_path,
+        "model: model.onnx\ninputs:\n  a: {min: [1, 4], opt: [2, 8], max: [4, 16]}\n"
+        "  b: {min: [1, 2], opt: [2, 3], max: [4, 5]}\ntarget: {compute_capabilities: [8.9]}\n",
+    )
     result = run("build", spec)
     assert result.exit_code == 0, result.stderr  # TensorRT refuses min <= common <= max without the split
     report = json.loads((tmp_path / "build" / "spec.report.json").read_text())

@@ -46,19 +46,26 @@ def assert_same_function(before: onnx.ModelProto, after: onnx.ModelProto, shapes
 
 
 def weights(name: str, shape, seed: int = 0, scale: float = 0.3) -> onnx.TensorProto:
-    return numpy_helper.from_array((np.random.default_rng(seed).standard_normal(shape) * scale).astype(np.float32), name)
+    return numpy_helper.from_array(
+        (np.random.default_rng(seed).standard_normal(shape) * scale).astype(np.float32), name
+    )
 
 
 def batchnorm_params(prefix: str, channels: int, seed: int = 1) -> list[onnx.TensorProto]:
     rng = np.random.default_rng(seed)
-    values = {"scale": 1 + 0.2 * rng.standard_normal(channels), "bias": 0.2 * rng.standard_normal(channels),
-              "mean": 0.2 * rng.standard_normal(channels), "var": 1 + 0.3 * np.abs(rng.standard_normal(channels))}
+    values = {
+        "scale": 1 + 0.2 * rng.standard_normal(channels),
+        "bias": 0.2 * rng.standard_normal(channels),
+        "mean": 0.2 * rng.standard_normal(channels),
+        "var": 1 + 0.3 * np.abs(rng.standard_normal(channels)),
+    }
     return [numpy_helper.from_array(v.astype(np.float32), f"{prefix}.{k}") for k, v in values.items()]
 
 
 def model(nodes, inputs: dict[str, list], outputs_: list[str], initializers=(), opset: int = 17) -> onnx.ModelProto:
     graph = helper.make_graph(
-        nodes, "test",
+        nodes,
+        "test",
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, dims) for n, dims in inputs.items()],
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in outputs_],
         initializer=list(initializers),

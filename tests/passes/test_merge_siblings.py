@@ -48,9 +48,19 @@ def test_excluded_node_stays():
 
 
 def test_matmul_and_gemm_siblings():
-    nodes = [helper.make_node("MatMul", ["x", "m0"], ["y0"], name="mm0"), helper.make_node("MatMul", ["x", "m1"], ["y1"], name="mm1"),
-             helper.make_node("Gemm", ["x2", "g0", "c0"], ["z0"], name="g0", transB=1), helper.make_node("Gemm", ["x2", "g1"], ["z1"], name="g1", transB=1)]
-    inits = [weights("m0", (8, 3)), weights("m1", (8, 5), 1), weights("g0", (4, 8), 2), weights("c0", (4,), 3), weights("g1", (6, 8), 4)]
+    nodes = [
+        helper.make_node("MatMul", ["x", "m0"], ["y0"], name="mm0"),
+        helper.make_node("MatMul", ["x", "m1"], ["y1"], name="mm1"),
+        helper.make_node("Gemm", ["x2", "g0", "c0"], ["z0"], name="g0", transB=1),
+        helper.make_node("Gemm", ["x2", "g1"], ["z1"], name="g1", transB=1),
+    ]
+    inits = [
+        weights("m0", (8, 3)),
+        weights("m1", (8, 5), 1),
+        weights("g0", (4, 8), 2),
+        weights("c0", (4,), 3),
+        weights("g1", (6, 8), 4),
+    ]
     before = model(nodes, {"x": ["B", "T", 8], "x2": ["N", 8]}, ["y0", "y1", "z0", "z1"], inits)
     after, changes = apply(before, MergeSiblings())
     assert sorted(c.nodes_before for c in changes) == [("g0", "g1"), ("mm0", "mm1")]
@@ -58,7 +68,10 @@ def test_matmul_and_gemm_siblings():
 
 
 def test_conv_with_non_constant_weight_is_left_alone():
-    nodes = [helper.make_node("Conv", ["x", "w0"], ["h0"], name="a"), helper.make_node("Conv", ["x", "w1"], ["h1"], name="b")]
+    nodes = [
+        helper.make_node("Conv", ["x", "w0"], ["h0"], name="a"),
+        helper.make_node("Conv", ["x", "w1"], ["h1"], name="b"),
+    ]
     before = model(nodes, {"x": [1, 4, 3, 3], "w1": [2, 4, 1, 1]}, ["h0", "h1"], [weights("w0", (2, 4, 1, 1))])
     assert apply(before, MergeSiblings())[1] == []
 
@@ -69,10 +82,19 @@ def test_siblings_whose_activation_tensorrt_would_fuse_stay_apart():
     base = heads()
     silu = []
     for i in range(3):
-        silu += [helper.make_node("Sigmoid", [f"h{i}"], [f"s{i}"], name=f"sig{i}"), helper.make_node("Mul", [f"h{i}", f"s{i}"], [f"a{i}"], name=f"silu{i}")]
-    branches = model([*base.graph.node, *silu], {"x": ["N", 4, "H", "W"]}, ["a0", "a1", "a2"], list(base.graph.initializer))
+        silu += [
+            helper.make_node("Sigmoid", [f"h{i}"], [f"s{i}"], name=f"sig{i}"),
+            helper.make_node("Mul", [f"h{i}", f"s{i}"], [f"a{i}"], name=f"silu{i}"),
+        ]
+    branches = model(
+        [*base.graph.node, *silu], {"x": ["N", 4, "H", "W"]}, ["a0", "a1", "a2"], list(base.graph.initializer)
+    )
     assert apply(branches, MergeSiblings())[1] == []
     # One branch with an activation: the other two still merge.
-    one = model([*base.graph.node, helper.make_node("Relu", ["h0"], ["r0"], name="act0")], {"x": ["N", 4, "H", "W"]},
-                ["r0", "h1", "h2"], list(base.graph.initializer))
+    one = model(
+        [*base.graph.node, helper.make_node("Relu", ["h0"], ["r0"], name="act0")],
+        {"x": ["N", 4, "H", "W"]},
+        ["r0", "h1", "h2"],
+        list(base.graph.initializer),
+    )
     assert [c.nodes_before for c in apply(one, MergeSiblings())[1]] == [("head1", "head2")]

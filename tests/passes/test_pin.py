@@ -11,24 +11,52 @@ from trtc.passes.pin import pin_inputs
 
 
 def _branch(name, op, output):
-    return helper.make_graph([helper.make_node(op, ["x"], [output], name=f"{name}_{op.lower()}")], name, [],
-                             [helper.make_tensor_value_info(output, TensorProto.FLOAT, None)])
+    return helper.make_graph(
+        [helper.make_node(op, ["x"], [output], name=f"{name}_{op.lower()}")],
+        name,
+        [],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, None)],
+    )
 
 
 def sample_rate_model():
     """y = relu(x) if sr == 16000 and sr > 8000, neg(x) if sr == 16000 otherwise, else sigmoid(x)."""
-    inner = helper.make_node("If", ["high"], ["inner_y"], name="inner_if",
-                             then_branch=_branch("hi", "Relu", "hi_y"), else_branch=_branch("lo", "Neg", "lo_y"))
-    then_branch = helper.make_graph([inner], "then", [], [helper.make_tensor_value_info("inner_y", TensorProto.FLOAT, None)])
-    nodes = [helper.make_node("Equal", ["sr", "k16000"], ["is16k"], name="is16k"),
-             helper.make_node("Greater", ["sr", "k8000"], ["high"], name="high"),
-             helper.make_node("If", ["is16k"], ["y"], name="outer_if", then_branch=then_branch,
-                              else_branch=_branch("other", "Sigmoid", "other_y"))]
-    graph = helper.make_graph(nodes, "pin", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8]),
-                                             helper.make_tensor_value_info("sr", TensorProto.INT64, [])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8])],
-                              initializer=[numpy_helper.from_array(np.array(16000, np.int64), "k16000"),
-                                           numpy_helper.from_array(np.array(8000, np.int64), "k8000")])
+    inner = helper.make_node(
+        "If",
+        ["high"],
+        ["inner_y"],
+        name="inner_if",
+        then_branch=_branch("hi", "Relu", "hi_y"),
+        else_branch=_branch("lo", "Neg", "lo_y"),
+    )
+    then_branch = helper.make_graph(
+        [inner], "then", [], [helper.make_tensor_value_info("inner_y", TensorProto.FLOAT, None)]
+    )
+    nodes = [
+        helper.make_node("Equal", ["sr", "k16000"], ["is16k"], name="is16k"),
+        helper.make_node("Greater", ["sr", "k8000"], ["high"], name="high"),
+        helper.make_node(
+            "If",
+            ["is16k"],
+            ["y"],
+            name="outer_if",
+            then_branch=then_branch,
+            else_branch=_branch("other", "Sigmoid", "other_y"),
+        ),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "pin",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8]),
+            helper.make_tensor_value_info("sr", TensorProto.INT64, []),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8])],
+        initializer=[
+            numpy_helper.from_array(np.array(16000, np.int64), "k16000"),
+            numpy_helper.from_array(np.array(8000, np.int64), "k8000"),
+        ],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     return model
@@ -40,8 +68,10 @@ def test_pinning_resolves_nested_ifs_and_keeps_the_outputs():
     expected = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x, "sr": np.array(16000, np.int64)})[0]
     section = pin_inputs(model, {"sr": 16000})
     assert section["pinned_inputs"] == [{"input": "sr", "value": 16000}]
-    assert section["resolved_control_flow"] == [{"node": "outer_if", "op_type": "If", "taken": "then_branch"},
-                                                {"node": "outer_if/inner_if", "op_type": "If", "taken": "then_branch"}]
+    assert section["resolved_control_flow"] == [
+        {"node": "outer_if", "op_type": "If", "taken": "then_branch"},
+        {"node": "outer_if/inner_if", "op_type": "If", "taken": "then_branch"},
+    ]
     assert [i.name for i in model.graph.input] == ["x"]
     assert not any(n.op_type == "If" for n in model.graph.node)
     got = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
@@ -65,21 +95,43 @@ def test_build_with_a_pinned_input(tmp_path):
 
 def shape_driven_model():
     """Nested Ifs on x's shape: relu(x) if x has 8 columns and more than 2 rows, neg(x) if 8 columns, else sigmoid(x)."""
-    inner = helper.make_node("If", ["many_rows"], ["inner_y"], name="rows_if",
-                             then_branch=_branch("many", "Relu", "many_y"), else_branch=_branch("few", "Neg", "few_y"))
-    then_branch = helper.make_graph([inner], "then", [], [helper.make_tensor_value_info("inner_y", TensorProto.FLOAT, None)])
-    nodes = [helper.make_node("Shape", ["x"], ["rows"], name="rows", start=0, end=1),
-             helper.make_node("Shape", ["x"], ["cols"], name="cols", start=-1),
-             helper.make_node("ReduceMax", ["rows"], ["rows_scalar"], name="rows_scalar", keepdims=0),
-             helper.make_node("ReduceMax", ["cols"], ["cols_scalar"], name="cols_scalar", keepdims=0),
-             helper.make_node("Equal", ["cols_scalar", "k8"], ["eight_cols"], name="eight_cols"),
-             helper.make_node("Greater", ["rows_scalar", "k2"], ["many_rows"], name="many_rows"),
-             helper.make_node("If", ["eight_cols"], ["y"], name="cols_if", then_branch=then_branch,
-                              else_branch=_branch("other", "Sigmoid", "other_y"))]
-    graph = helper.make_graph(nodes, "shapes", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "C"])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", "C"])],
-                              initializer=[numpy_helper.from_array(np.array(8, np.int64), "k8"),
-                                           numpy_helper.from_array(np.array(2, np.int64), "k2")])
+    inner = helper.make_node(
+        "If",
+        ["many_rows"],
+        ["inner_y"],
+        name="rows_if",
+        then_branch=_branch("many", "Relu", "many_y"),
+        else_branch=_branch("few", "Neg", "few_y"),
+    )
+    then_branch = helper.make_graph(
+        [inner], "then", [], [helper.make_tensor_value_info("inner_y", TensorProto.FLOAT, None)]
+    )
+    nodes = [
+        helper.make_node("Shape", ["x"], ["rows"], name="rows", start=0, end=1),
+        helper.make_node("Shape", ["x"], ["cols"], name="cols", start=-1),
+        helper.make_node("ReduceMax", ["rows"], ["rows_scalar"], name="rows_scalar", keepdims=0),
+        helper.make_node("ReduceMax", ["cols"], ["cols_scalar"], name="cols_scalar", keepdims=0),
+        helper.make_node("Equal", ["cols_scalar", "k8"], ["eight_cols"], name="eight_cols"),
+        helper.make_node("Greater", ["rows_scalar", "k2"], ["many_rows"], name="many_rows"),
+        helper.make_node(
+            "If",
+            ["eight_cols"],
+            ["y"],
+            name="cols_if",
+            then_branch=then_branch,
+            else_branch=_branch("other", "Sigmoid", "other_y"),
+        ),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "shapes",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "C"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", "C"])],
+        initializer=[
+            numpy_helper.from_array(np.array(8, np.int64), "k8"),
+            numpy_helper.from_array(np.array(2, np.int64), "k2"),
+        ],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     return model
@@ -88,8 +140,10 @@ def shape_driven_model():
 def test_shape_driven_ifs_resolve_when_the_profile_fixes_the_shape():
     model = shape_driven_model()
     section = pin_inputs(model, {}, {"x": (1, 8)})
-    assert section["resolved_control_flow"] == [{"node": "cols_if", "op_type": "If", "taken": "then_branch"},
-                                                {"node": "cols_if/rows_if", "op_type": "If", "taken": "else_branch"}]
+    assert section["resolved_control_flow"] == [
+        {"node": "cols_if", "op_type": "If", "taken": "then_branch"},
+        {"node": "cols_if/rows_if", "op_type": "If", "taken": "else_branch"},
+    ]
     x = np.ones((1, 8), np.float32)
     assert ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0].tolist() == (-x).tolist()
     dynamic = shape_driven_model()

@@ -4,17 +4,15 @@ just that change, and builds; `verify: strict` stops instead."""
 import json
 
 import numpy as np
-
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from tests import models
 from tests.cli_runner import run
 from trtc import passes as registry
-from trtc.spec import schema
-from trtc.passes.base import Change
 from trtc.graph.graph_index import GraphIndex
-
-import pytest
+from trtc.passes.base import Change
+from trtc.spec import schema
 
 pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
 
@@ -45,11 +43,17 @@ def test_broken_pass_is_caught_named_and_dropped(tmp_path, monkeypatch):
         items = field["oneOf"][1]["items"] if key == "passes" else field["items"]
         monkeypatch.setitem(items, "enum", schema.PASS_NAMES)
     models.save(models.conv_bn_relu(), tmp_path / "model.onnx")
-    spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 4\nfusion: {passes: [fold-batchnorm, broken-fold]}\n"
-                                       "target: {compute_capabilities: [8.9]}\n")
+    spec = models.write_spec(
+        tmp_path,
+        "model: model.onnx\nmax_batch: 4\nfusion: {passes: [fold-batchnorm, broken-fold]}\n"
+        "target: {compute_capabilities: [8.9]}\n",
+    )
     result = run("build", spec)
     assert result.exit_code == 0, result.stderr
-    assert "warning: verification: dropped the broken-fold change on conv1: it changed the outputs (output 'y' differs" in result.stderr
+    assert (
+        "warning: verification: dropped the broken-fold change on conv1: it changed the outputs (output 'y' differs"
+        in result.stderr
+    )
     report = json.loads((tmp_path / "build" / "spec.report.json").read_text())
     assert report["verification"]["status"] == "repaired"
     assert [d["pass"] for d in report["verification"]["dropped_changes"]] == ["broken-fold"]
@@ -61,12 +65,18 @@ def test_broken_pass_is_caught_named_and_dropped(tmp_path, monkeypatch):
 
 def bf16_model():
     """Runs in TensorRT, not in onnxruntime's CPU kernels (no BF16 Relu there)."""
-    nodes = [helper.make_node("Cast", ["x"], ["b"], name="to_bf16", to=TensorProto.BFLOAT16),
-             helper.make_node("Identity", ["b"], ["i"], name="noop"),
-             helper.make_node("Relu", ["i"], ["r"], name="relu"),
-             helper.make_node("Cast", ["r"], ["y"], name="to_fp32", to=TensorProto.FLOAT)]
-    graph = helper.make_graph(nodes, "bf16", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8])])
+    nodes = [
+        helper.make_node("Cast", ["x"], ["b"], name="to_bf16", to=TensorProto.BFLOAT16),
+        helper.make_node("Identity", ["b"], ["i"], name="noop"),
+        helper.make_node("Relu", ["i"], ["r"], name="relu"),
+        helper.make_node("Cast", ["r"], ["y"], name="to_fp32", to=TensorProto.FLOAT),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "bf16",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     return model
@@ -82,20 +92,31 @@ def test_a_model_onnxruntime_cannot_run_is_not_verified_and_says_why(tmp_path):
     assert report["verification"]["reason"].startswith("onnxruntime cannot")
     assert "warning: graph passes not verified: onnxruntime cannot" in result.stderr
     off = run("build", spec, "--set", "fusion.verify=off")
-    assert off.exit_code == 0 and "verification" not in json.loads((tmp_path / "build" / "spec.report.json").read_text())
+    assert off.exit_code == 0 and "verification" not in json.loads(
+        (tmp_path / "build" / "spec.report.json").read_text()
+    )
 
 
 def test_onnxruntime_run_failures_are_said_once_by_trtc_not_by_onnxruntime_logger(tmp_path, capfd):
     # Reflect padding of 2 needs 3 values; the min shape has 1: onnxruntime fails at run time.
     pads = numpy_helper.from_array(np.array([0, 2, 0, 2], np.int64), "pads")
-    nodes = [helper.make_node("Identity", ["x"], ["x1"], name="noop"),  # gives the passes a change to verify
-             helper.make_node("Pad", ["x1", "pads"], ["y"], name="pad", mode="reflect")]
-    graph = helper.make_graph(nodes, "pad",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "L"])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", None])], [pads])
+    nodes = [
+        helper.make_node("Identity", ["x"], ["x1"], name="noop"),  # gives the passes a change to verify
+        helper.make_node("Pad", ["x1", "pads"], ["y"], name="pad", mode="reflect"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "pad",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "L"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", None])],
+        [pads],
+    )
     models.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "model.onnx")
-    spec = models.write_spec(tmp_path, "model: model.onnx\ninputs: {x: {min: [1, 1], opt: [1, 8], max: [1, 16]}}\n"
-                                       "target: {compute_capabilities: [8.9]}\n")
+    spec = models.write_spec(
+        tmp_path,
+        "model: model.onnx\ninputs: {x: {min: [1, 1], opt: [1, 8], max: [1, 16]}}\n"
+        "target: {compute_capabilities: [8.9]}\n",
+    )
     result = run("build", spec)
     assert "warning: graph passes not verified: onnxruntime cannot run the model" in result.stderr, result.stderr
     assert "onnxruntime:" not in capfd.readouterr().err  # onnxruntime's own coloured log line (written to fd 2)
@@ -113,9 +134,14 @@ def test_the_opt_shape_is_checked_within_the_budget_and_full_checks_every_shape(
     default = verification()
     assert default["status"] == "verified" and default["checked_shapes"] == ["min of profile 0", "opt of profile 0"]
     import trtc.passes.verify_step
-    monkeypatch.setattr(trtc.passes.verify_step, "predicted_build_seconds", lambda model: 0.0)  # a build that takes no time
+
+    monkeypatch.setattr(
+        trtc.passes.verify_step, "predicted_build_seconds", lambda model: 0.0
+    )  # a build that takes no time
     tight = verification()
     assert tight["checked_shapes"] == ["min of profile 0"]
-    assert tight["reason"].startswith("opt shape skipped: predicted") and tight["reason"].endswith("budget 0.00 s (fusion.verify: full checks it)")
+    assert tight["reason"].startswith("opt shape skipped: predicted") and tight["reason"].endswith(
+        "budget 0.00 s (fusion.verify: full checks it)"
+    )
     full = verification("--set", "fusion.verify=full")
     assert full["checked_shapes"] == ["min of profile 0", "opt of profile 0", "max of profile 0"]

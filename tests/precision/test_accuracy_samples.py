@@ -22,7 +22,10 @@ def calibration_files(folder, files, per_file=1, scale=1.0):
     (folder / "calib").mkdir()
     rng = np.random.default_rng(5)
     for index in range(files):
-        np.save(folder / "calib" / f"s{index:02d}.npy", (rng.standard_normal((per_file, 3, 16, 16)) * scale).astype(np.float32))
+        np.save(
+            folder / "calib" / f"s{index:02d}.npy",
+            (rng.standard_normal((per_file, 3, 16, 16)) * scale).astype(np.float32),
+        )
 
 
 def spec_with(folder, text):
@@ -65,24 +68,37 @@ def test_a_broken_sample_does_not_hide_in_the_pooled_figure():
 
 def test_a_gate_with_too_few_held_out_calibration_samples_is_a_spec_error(tmp_path):
     calibration_files(tmp_path, 4)
-    spec = spec_with(tmp_path, "precision: {mode: int8, calibration: {data: calib}}\naccuracy: {min_cosine: 0.99999999}\n")
+    spec = spec_with(
+        tmp_path, "precision: {mode: int8, calibration: {data: calib}}\naccuracy: {min_cosine: 0.99999999}\n"
+    )
     before = snapshot(tmp_path)
     result = run("build", spec)
     assert result.exit_code == 2, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert errors == ["error: accuracy.min_cosine: a gate needs at least 8 samples to measure; the calibration data holds out 1 "
-                      "(every 4th of its 4 samples): give 32 or more calibration samples, or accuracy.data with 8 or more"]
+    assert errors == [
+        "error: accuracy.min_cosine: a gate needs at least 8 samples to measure; the calibration data holds out 1 "
+        "(every 4th of its 4 samples): give 32 or more calibration samples, or accuracy.data with 8 or more"
+    ]
     assert snapshot(tmp_path) == before
     checked = run("check", spec)  # `trtc check` finds it too, without building
     assert checked.exit_code == 2 and errors[0] in checked.stderr
 
 
-@pytest.mark.parametrize("accuracy,message", [
-    ("{data: calib, max_rel_l2: 0.1}", "accuracy.max_rel_l2: a gate needs at least 8 samples to measure; accuracy.data holds 3: "
-                                       "add samples to accuracy.data"),
-    ("{samples: 4, min_cosine: 0.9}", "accuracy.min_cosine: a gate needs at least 8 samples to measure; accuracy.samples is 4: "
-                                      "raise accuracy.samples to 8 or more"),
-])
+@pytest.mark.parametrize(
+    "accuracy,message",
+    [
+        (
+            "{data: calib, max_rel_l2: 0.1}",
+            "accuracy.max_rel_l2: a gate needs at least 8 samples to measure; accuracy.data holds 3: "
+            "add samples to accuracy.data",
+        ),
+        (
+            "{samples: 4, min_cosine: 0.9}",
+            "accuracy.min_cosine: a gate needs at least 8 samples to measure; accuracy.samples is 4: "
+            "raise accuracy.samples to 8 or more",
+        ),
+    ],
+)
 def test_a_gate_on_too_few_accuracy_samples_is_a_spec_error(tmp_path, accuracy, message):
     calibration_files(tmp_path, 3)
     spec = spec_with(tmp_path, f"precision: fp16\naccuracy: {accuracy}\n")
@@ -108,8 +124,14 @@ def test_default_int8_measures_on_real_held_out_samples_with_pooled_mean_and_wor
     assert "  accuracy vs FP32 on 8 real samples (emulated): y: cosine " in result.stderr
     assert "per sample mean " in result.stderr and ", worst " in result.stderr
     markdown = (tmp_path / "build" / "spec.report.md").read_text()
-    assert "Measured in onnxruntime on 8 real samples\\, held out from calibration: every 4th calibration sample" in markdown
-    assert "| output | max abs error | relative L2 | cosine | per-sample mean | worst sample | top-1 agreement |" in markdown
+    assert (
+        "Measured in onnxruntime on 8 real samples\\, held out from calibration: every 4th calibration sample"
+        in markdown
+    )
+    assert (
+        "| output | max abs error | relative L2 | cosine | per-sample mean | worst sample | top-1 agreement |"
+        in markdown
+    )
 
 
 def test_too_few_samples_without_a_gate_warns_that_accuracy_was_not_measured(tmp_path):
@@ -117,8 +139,10 @@ def test_too_few_samples_without_a_gate_warns_that_accuracy_was_not_measured(tmp
     spec = spec_with(tmp_path, "precision: {mode: int8, calibration: {data: calib}}\n")
     result = run("build", spec)
     assert result.exit_code == 0, result.stderr
-    warning = ("warning: int8 accuracy was NOT measured: the calibration data holds out 1 (every 4th of its 4 samples), fewer "
-               "than the 8 a figure needs; give 32 or more calibration samples, or accuracy.data with 8 or more")
+    warning = (
+        "warning: int8 accuracy was NOT measured: the calibration data holds out 1 (every 4th of its 4 samples), fewer "
+        "than the 8 a figure needs; give 32 or more calibration samples, or accuracy.data with 8 or more"
+    )
     assert warning in result.stderr
     assert "cosine" not in result.stderr
     assert "  accuracy vs FP32: NOT MEASURED" in result.stderr
@@ -137,7 +161,11 @@ def test_too_few_samples_without_a_gate_warns_that_accuracy_was_not_measured(tmp
 
 
 def test_diff_reads_no_figure_from_an_old_report_measured_on_zero_samples():
-    old = {"schema": "trtc.report/1", "build": {}, "precision": {"mode": "int8"},
-           "accuracy": {"samples": 0, "outputs": [{"name": "y", "samples": 0, "cosine": 1.0, "rel_l2_error": 0.0}]}}
+    old = {
+        "schema": "trtc.report/1",
+        "build": {},
+        "precision": {"mode": "int8"},
+        "accuracy": {"samples": 0, "outputs": [{"name": "y", "samples": 0, "cosine": 1.0, "rel_l2_error": 0.0}]},
+    }
     diff = diff_reports(old, old)
     assert diff["metrics"]["accuracy"]["old"] is None and diff["accuracy"] == []

@@ -14,16 +14,21 @@ pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not buil
 def two_branch_sum():
     """y = conv_a(x) + conv_b(x): both Add operands come straight from quantized layers, so no
     residual Q/DQ is planned until auto_fallback keeps one of the convolutions back."""
-    nodes = [helper.make_node("Conv", ["x", "wa"], ["a"], name="conv_a", pads=[1, 1, 1, 1]),
-             helper.make_node("Conv", ["x", "wb"], ["b"], name="conv_b", pads=[1, 1, 1, 1]),
-             helper.make_node("Add", ["a", "b"], ["y"], name="add")]
+    nodes = [
+        helper.make_node("Conv", ["x", "wa"], ["a"], name="conv_a", pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["x", "wb"], ["b"], name="conv_b", pads=[1, 1, 1, 1]),
+        helper.make_node("Add", ["a", "b"], ["y"], name="add"),
+    ]
     return model(nodes, {"x": [4, 8, 16, 16]}, ["y"], [weights("wa", (8, 8, 3, 3)), weights("wb", (8, 8, 3, 3))])
 
 
 def test_auto_fallback_keeping_one_side_of_an_add_back(tmp_path):
     models.save(two_branch_sum(), tmp_path / "model.onnx")
-    spec = models.write_spec(tmp_path, "model: model.onnx\nprecision: {mode: int8, auto_fallback: true, "
-                             "calibration: {data: random, samples: 8, batch: 4}}\naccuracy: {min_cosine: 0.99995}\n")
+    spec = models.write_spec(
+        tmp_path,
+        "model: model.onnx\nprecision: {mode: int8, auto_fallback: true, "
+        "calibration: {data: random, samples: 8, batch: 4}}\naccuracy: {min_cosine: 0.99995}\n",
+    )
     result = run("build", spec)
     assert result.exit_code == 0, result.stderr
     calibration = report_of(spec)["calibration"]

@@ -16,9 +16,13 @@ def conv(with_bias: bool) -> onnx.ModelProto:
     inits = [numpy_helper.from_array(np.abs(rng.standard_normal((8, 4, 3, 3))).astype(np.float32) * 0.2, "w")]
     if with_bias:
         inits.append(numpy_helper.from_array(rng.standard_normal(8).astype(np.float32), "b"))
-    graph = helper.make_graph([helper.make_node("Conv", ["x", "w", "b"] if with_bias else ["x", "w"], ["y"], name="conv", pads=[1, 1, 1, 1])],
-                              "conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 8, 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8, 8, 8])], inits)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w", "b"] if with_bias else ["x", "w"], ["y"], name="conv", pads=[1, 1, 1, 1])],
+        "conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8, 8, 8])],
+        inits,
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 

@@ -19,6 +19,7 @@ def test_streams_batches_across_files_and_holds_out(tmp_path):
     (tmp_path / "data").mkdir()
     for index in range(3):
         np.save(tmp_path / "data" / f"{index}.npy", np.full((2, 3, 16, 16), index, np.float32))
+
     def values(batches):
         return [float(v) for v in np.concatenate([b["x"] for b in batches])[:, 0, 0, 0]]
 
@@ -31,10 +32,19 @@ def test_streams_batches_across_files_and_holds_out(tmp_path):
     assert (data.count("held out", 8), data.count("all", 4)) == (1, 4)
 
 
-@pytest.mark.parametrize("setup,message", [
-    (lambda d: None, "precision.calibration.data: folder not found: {d}/data (paths are relative to the spec's folder)"),
-    (lambda d: (d / "data").mkdir(), "precision.calibration.data: {d}/data holds no .npy, .npz or image files; put calibration samples there"),
-])
+@pytest.mark.parametrize(
+    "setup,message",
+    [
+        (
+            lambda d: None,
+            "precision.calibration.data: folder not found: {d}/data (paths are relative to the spec's folder)",
+        ),
+        (
+            lambda d: (d / "data").mkdir(),
+            "precision.calibration.data: {d}/data holds no .npy, .npz or image files; put calibration samples there",
+        ),
+    ],
+)
 def test_missing_or_empty_folder(tmp_path, setup, message):
     setup(tmp_path)
     with pytest.raises(SpecError) as caught:
@@ -42,11 +52,14 @@ def test_missing_or_empty_folder(tmp_path, setup, message):
     assert caught.value.message == message.format(d=tmp_path)
 
 
-@pytest.mark.parametrize("array,message", [
-    (np.zeros((2, 3, 8, 8), np.float32), "input 'x' has shape [2, 3, 8, 8]; the model wants x[N,3,16,16] float32"),
-    (np.zeros((2, 3, 16, 16), np.int64), "input 'x' is int64, the model wants float32; convert the data"),
-    (np.full((1, 3, 16, 16), np.nan, np.float32), "input 'x' holds NaN or Inf values; clean the data"),
-])
+@pytest.mark.parametrize(
+    "array,message",
+    [
+        (np.zeros((2, 3, 8, 8), np.float32), "input 'x' has shape [2, 3, 8, 8]; the model wants x[N,3,16,16] float32"),
+        (np.zeros((2, 3, 16, 16), np.int64), "input 'x' is int64, the model wants float32; convert the data"),
+        (np.full((1, 3, 16, 16), np.nan, np.float32), "input 'x' holds NaN or Inf values; clean the data"),
+    ],
+)
 def test_bad_arrays_name_the_file(tmp_path, array, message):
     (tmp_path / "data").mkdir()
     np.save(tmp_path / "data" / "bad.npy", array)
@@ -60,7 +73,8 @@ def test_npz_single_samples_and_a_python_generator(tmp_path):
     np.savez(tmp_path / "data" / "a.npz", x=np.ones((3, 16, 16), np.float32))
     assert list(source(tmp_path).batches(4, 10))[0]["x"].shape == (1, 3, 16, 16)
     (tmp_path / "my_samples.py").write_text(
-        "import numpy as np\ndef make():\n    for i in range(5):\n        yield {'x': np.full((1, 3, 16, 16), i, np.float32)}\n")
+        "import numpy as np\ndef make():\n    for i in range(5):\n        yield {'x': np.full((1, 3, 16, 16), i, np.float32)}\n"
+    )
     generated = source(tmp_path, "python:my_samples:make")
     assert [b["x"].shape[0] for b in generated.batches(2, 5)] == [2, 2, 1]
     with pytest.raises(SpecError, match="cannot import nothere"):

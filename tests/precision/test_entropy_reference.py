@@ -54,7 +54,10 @@ def _distributions():
 
 @pytest.fixture(scope="module")
 def references():
-    return {name: (values.astype(np.float32), reference_entropy_amax(values.astype(np.float32))) for name, values in _distributions().items()}
+    return {
+        name: (values.astype(np.float32), reference_entropy_amax(values.astype(np.float32)))
+        for name, values in _distributions().items()
+    }
 
 
 @pytest.mark.parametrize("name", list(_distributions()))
@@ -77,7 +80,9 @@ def test_a_relu_output_is_not_clipped_to_a_sixteenth_of_its_range():
 def _ranges_in_batches(values: np.ndarray, batch: int, order: np.ndarray | None = None) -> dict[str, float]:
     if order is not None:
         values = values[order]
-    collectors = {method: RangeCollector(histogram=method != "minmax") for method in ("minmax", "entropy", "percentile")}
+    collectors = {
+        method: RangeCollector(histogram=method != "minmax") for method in ("minmax", "entropy", "percentile")
+    }
     for start in range(0, len(values), batch):
         for collector in collectors.values():
             collector.add(values[start : start + batch])
@@ -99,9 +104,15 @@ def _conv_relu_model() -> onnx.ModelProto:
     rng = np.random.default_rng(5)
     weights = numpy_helper.from_array((rng.standard_normal((8, 3, 3, 3)) * 0.3).astype(np.float32), "w")
     graph = helper.make_graph(
-        [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["y"], name="relu")],
-        "conv_relu", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8, 8, 8])], initializer=[weights])
+        [
+            helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["c"], ["y"], name="relu"),
+        ],
+        "conv_relu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8, 8, 8])],
+        initializer=[weights],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -132,6 +143,14 @@ def test_a_cache_from_another_calibrator_is_stale(tmp_path):
     assert ranges is None and status.startswith("stale") and "calibrator" in status
     path.write_text(cache_document(key, {"x": 1.0}, 8))
     assert read_cache(path, key, ["x"], {"x"})[:3] == ({"x": 1.0}, 8, "hit")
-    assert read_cache(path, key, ["x"], {"x"}, {"channel_ranges": ["x"]})[2] == f"stale: {path} lacks the channel ranges of x"
+    assert (
+        read_cache(path, key, ["x"], {"x"}, {"channel_ranges": ["x"]})[2]
+        == f"stale: {path} lacks the channel ranges of x"
+    )
     path.write_text(cache_document(key, {"x": 1.0}, 8, {"channel_ranges": {"x": [0.5, 1.0]}}))
-    assert read_cache(path, key, ["x"], {"x"}, {"channel_ranges": ["x"]}) == ({"x": 1.0}, 8, "hit", {"channel_ranges": {"x": [0.5, 1.0]}})
+    assert read_cache(path, key, ["x"], {"x"}, {"channel_ranges": ["x"]}) == (
+        {"x": 1.0},
+        8,
+        "hit",
+        {"channel_ranges": {"x": [0.5, 1.0]}},
+    )

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from tests import models
@@ -14,8 +15,6 @@ from tests.passes.helpers import model
 from trtc.graph.reference import Reference, with_outputs
 from trtc.precision.accuracy import measure_accuracy
 from trtc.precision.autocast import autocast
-
-import pytest
 
 pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
 
@@ -26,13 +25,17 @@ def overflowing_between_quantized_convolutions():
     """conv_a -> relu -> square (|x| up to ~3e5: Inf in FP16) -> sqrt -> conv_b. Both convolutions
     are quantized; square and sqrt run in the fallback precision: the PP-OCRv4 det failure in small."""
     rng = np.random.default_rng(0)
-    weights = [numpy_helper.from_array((rng.standard_normal((8, 3, 3, 3)) * 30).astype(np.float32), "wa"),
-               numpy_helper.from_array((rng.standard_normal((8, 8, 3, 3)) * 0.2).astype(np.float32), "wb")]
-    nodes = [helper.make_node("Conv", ["x", "wa"], ["a"], name="conv_a", pads=[1, 1, 1, 1]),
-             helper.make_node("Relu", ["a"], ["r"], name="relu"),
-             helper.make_node("Mul", ["r", "r"], ["squared"], name="square"),
-             helper.make_node("Sqrt", ["squared"], ["s"], name="sqrt"),
-             helper.make_node("Conv", ["s", "wb"], ["y"], name="conv_b", pads=[1, 1, 1, 1])]
+    weights = [
+        numpy_helper.from_array((rng.standard_normal((8, 3, 3, 3)) * 30).astype(np.float32), "wa"),
+        numpy_helper.from_array((rng.standard_normal((8, 8, 3, 3)) * 0.2).astype(np.float32), "wb"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "wa"], ["a"], name="conv_a", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["a"], ["r"], name="relu"),
+        helper.make_node("Mul", ["r", "r"], ["squared"], name="square"),
+        helper.make_node("Sqrt", ["squared"], ["s"], name="sqrt"),
+        helper.make_node("Conv", ["s", "wb"], ["y"], name="conv_b", pads=[1, 1, 1, 1]),
+    ]
     return model(nodes, {"x": ["N", 3, 16, 16]}, ["y"], weights)
 
 
@@ -44,7 +47,9 @@ def test_fp16_autocast_keeps_the_reader_of_an_overflowing_tensor_in_fp32():
     model = overflowing_between_quantized_convolutions()
     feeds = {"x": np.random.default_rng(1).standard_normal((2, 3, 16, 16)).astype(np.float32)}
     names = [out for node in model.graph.node for out in node.output]
-    magnitudes = {name: float(np.abs(v).max()) for name, v in Reference(with_outputs(model, names)).run(feeds).items()}  # as a build finds them
+    magnitudes = {
+        name: float(np.abs(v).max()) for name, v in Reference(with_outputs(model, names)).run(feeds).items()
+    }  # as a build finds them
     assert magnitudes["squared"] > 65504
     converted = autocast(model, "fp16", magnitudes=magnitudes)
     assert {"square", "sqrt"} <= set(converted.kept)
@@ -58,8 +63,11 @@ def test_fp16_autocast_keeps_the_reader_of_an_overflowing_tensor_in_fp32():
 
 def test_int8_with_fp16_fallback_keeps_overflowing_layers_in_fp32_and_holds_accuracy(tmp_path):
     models.save(overflowing_between_quantized_convolutions(), tmp_path / "model.onnx")
-    spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 4\nprecision: {mode: int8, calibration: {data: random, samples: 16}}\n"
-                                       "output: {onnx: build/converted.onnx}\n" + TARGET)
+    spec = models.write_spec(
+        tmp_path,
+        "model: model.onnx\nmax_batch: 4\nprecision: {mode: int8, calibration: {data: random, samples: 16}}\n"
+        "output: {onnx: build/converted.onnx}\n" + TARGET,
+    )
     result = run("build", spec)
     assert result.exit_code == 0, result.stderr
     report = report_of(tmp_path)
@@ -67,12 +75,16 @@ def test_int8_with_fp16_fallback_keeps_overflowing_layers_in_fp32_and_holds_accu
     # A quantized layer kept in FP32 reads its DequantizeLinear in FP32 too: still one INT8 kernel.
     assert {k["precision"] for k in report["fusion"]["kernels"] if k["type"] == "correlation"} == {"Int8"}
     kept = report["precision"]["kept_fp32"]
-    assert kept["square"].startswith("output reaches |x| = ") and kept["sqrt"].startswith("input squared reaches |x| = ")
+    assert kept["square"].startswith("output reaches |x| = ") and kept["sqrt"].startswith(
+        "input squared reaches |x| = "
+    )
     built = onnx.load(str(tmp_path / "build" / "converted.onnx"))
     types = {v.name: v.type.tensor_type.elem_type for v in onnx.shape_inference.infer_shapes(built).graph.value_info}
     assert types["squared"] == TensorProto.FLOAT and types["s"] == TensorProto.FLOAT
     accuracy = report["accuracy"]
-    assert accuracy["emulated"] is True  # the FP16 fallback is rounded in FP32: onnxruntime's own FP16 run hides overflow
+    assert (
+        accuracy["emulated"] is True
+    )  # the FP16 fallback is rounded in FP32: onnxruntime's own FP16 run hides overflow
     assert min(o["cosine"] for o in accuracy["outputs"]) > 0.99 and not any(o["nonfinite"] for o in accuracy["outputs"])
     assert "clearly off" not in result.stderr
     assert "## Kept in FP32" in (tmp_path / "build" / "spec.report.md").read_text()
@@ -87,20 +99,30 @@ def outlier_channel():
     rng = np.random.default_rng(0)
     weight = (rng.standard_normal((4, 4, 3, 3)) * 0.3).astype(np.float32)
     weight[:, 0] = 0.0
-    inits = [numpy_helper.from_array(np.array([1000, 1, 1, 1], np.float32).reshape(1, 4, 1, 1), "gain"),
-             numpy_helper.from_array(weight, "w")]
-    nodes = [helper.make_node("Mul", ["x", "gain"], ["scaled"], name="gain"),
-             helper.make_node("Conv", ["scaled", "w"], ["y"], name="conv", pads=[1, 1, 1, 1])]
+    inits = [
+        numpy_helper.from_array(np.array([1000, 1, 1, 1], np.float32).reshape(1, 4, 1, 1), "gain"),
+        numpy_helper.from_array(weight, "w"),
+    ]
+    nodes = [
+        helper.make_node("Mul", ["x", "gain"], ["scaled"], name="gain"),
+        helper.make_node("Conv", ["scaled", "w"], ["y"], name="conv", pads=[1, 1, 1, 1]),
+    ]
     return model(nodes, {"x": ["N", 4, 8, 8]}, ["y"], inits)
 
 
 def test_a_clearly_off_model_is_a_warning_naming_the_sensitive_layers_and_the_fix(tmp_path):
     models.save(outlier_channel(), tmp_path / "model.onnx")
-    spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 4\nprecision: {mode: int8, calibration: {data: random, samples: 16}}\n"
-                                       + TARGET)
+    spec = models.write_spec(
+        tmp_path,
+        "model: model.onnx\nmax_batch: 4\nprecision: {mode: int8, calibration: {data: random, samples: 16}}\n" + TARGET,
+    )
     result = run("build", spec)
     assert result.exit_code == 0, result.stderr  # no gate: a warning, not a failure
-    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: int8: the converted model is clearly off FP32")]
+    warnings = [
+        line
+        for line in result.stderr.splitlines()
+        if line.startswith("warning: int8: the converted model is clearly off FP32")
+    ]
     assert len(warnings) == 1, result.stderr
     assert "on 64 random samples" in warnings[0] and "output 'y': cosine " in warnings[0]
     assert "most sensitive quantized layers: conv (relative L2 " in warnings[0]

@@ -48,8 +48,12 @@ def test_collector_memory_is_flat_in_the_number_of_samples():
 @pytest.mark.parametrize("shape", ["gaussian", "laplacian", "uniform", "relu"])
 def test_mse_threshold_has_the_least_quantization_error_of_a_brute_force_search(shape):
     rng = np.random.default_rng(0)
-    values = {"gaussian": rng.standard_normal(100_000), "laplacian": rng.laplace(size=100_000),
-              "uniform": rng.uniform(-1, 1, 100_000), "relu": np.maximum(rng.standard_normal(100_000), 0)}[shape].astype(np.float32)
+    values = {
+        "gaussian": rng.standard_normal(100_000),
+        "laplacian": rng.laplace(size=100_000),
+        "uniform": rng.uniform(-1, 1, 100_000),
+        "relu": np.maximum(rng.standard_normal(100_000), 0),
+    }[shape].astype(np.float32)
     collector = RangeCollector()
     collector.add(values)
     chosen = collector.amax_for("mse")

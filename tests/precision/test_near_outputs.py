@@ -11,11 +11,19 @@ from trtc.precision.qdq import near_outputs, plan_quantization
 
 def chain_with_a_side_output():
     """x -> a -> relu -> b -> relu -> c -> y, and b's output is also a model output."""
-    nodes = [helper.make_node("Conv", ["x", "wa"], ["a"], name="a"), helper.make_node("Relu", ["a"], ["ra"], name="relu_a"),
-             helper.make_node("Conv", ["ra", "wb"], ["b"], name="b"), helper.make_node("Relu", ["b"], ["rb"], name="relu_b"),
-             helper.make_node("Conv", ["rb", "wc"], ["y"], name="c")]
-    return model(nodes, {"x": ["N", 4, 8, 8]}, ["y", "b"], [weights("wa", (8, 4, 1, 1)), weights("wb", (8, 8, 1, 1), 1),
-                                                             weights("wc", (8, 8, 1, 1), 2)])
+    nodes = [
+        helper.make_node("Conv", ["x", "wa"], ["a"], name="a"),
+        helper.make_node("Relu", ["a"], ["ra"], name="relu_a"),
+        helper.make_node("Conv", ["ra", "wb"], ["b"], name="b"),
+        helper.make_node("Relu", ["b"], ["rb"], name="relu_b"),
+        helper.make_node("Conv", ["rb", "wc"], ["y"], name="c"),
+    ]
+    return model(
+        nodes,
+        {"x": ["N", 4, 8, 8]},
+        ["y", "b"],
+        [weights("wa", (8, 4, 1, 1)), weights("wb", (8, 8, 1, 1), 1), weights("wc", (8, 8, 1, 1), 2)],
+    )
 
 
 def test_layers_within_the_hops_of_an_output_are_found_on_every_path():

@@ -4,11 +4,10 @@ table, and the gate that stops a build (exit 3, nothing written)."""
 import json
 
 import numpy as np
+import pytest
 
 from tests import models
 from tests.cli_runner import run, snapshot
-
-import pytest
 
 pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
 
@@ -61,9 +60,15 @@ def test_accuracy_on_user_data(tmp_path):
     models.save(models.conv_bn_relu(), tmp_path / "model.onnx")
     (tmp_path / "data").mkdir()
     for index in range(5):
-        np.save(tmp_path / "data" / f"sample{index}.npy", np.random.default_rng(index).standard_normal((2, 3, 16, 16)).astype(np.float32))
-    spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 4\nprecision: fp16\naccuracy: {data: data, samples: 9, min_cosine: 0.999}\n"
-                                       "target: {compute_capabilities: [8.9]}\n")
+        np.save(
+            tmp_path / "data" / f"sample{index}.npy",
+            np.random.default_rng(index).standard_normal((2, 3, 16, 16)).astype(np.float32),
+        )
+    spec = models.write_spec(
+        tmp_path,
+        "model: model.onnx\nmax_batch: 4\nprecision: fp16\naccuracy: {data: data, samples: 9, min_cosine: 0.999}\n"
+        "target: {compute_capabilities: [8.9]}\n",
+    )
     result = run("build", spec)
     assert result.exit_code == 0, result.stderr
     accuracy = report_of(spec)["accuracy"]
@@ -76,9 +81,15 @@ def test_fp16_overflow_on_user_data_fails_the_gate(tmp_path):
     # (|x| ~ 1e5) overflows FP16. onnxruntime's own FP16 run would hide that (it computes in FP32).
     models.save(models.conv_bn_relu(), tmp_path / "model.onnx")
     (tmp_path / "data").mkdir()
-    np.save(tmp_path / "data" / "big.npy", (np.random.default_rng(0).standard_normal((8, 3, 16, 16)) * 1e5).astype(np.float32))
-    spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 4\nprecision: fp16\naccuracy: {data: data, samples: 8, max_rel_l2: 0.5}\n"
-                                       "target: {compute_capabilities: [8.9]}\n")
+    np.save(
+        tmp_path / "data" / "big.npy",
+        (np.random.default_rng(0).standard_normal((8, 3, 16, 16)) * 1e5).astype(np.float32),
+    )
+    spec = models.write_spec(
+        tmp_path,
+        "model: model.onnx\nmax_batch: 4\nprecision: fp16\naccuracy: {data: data, samples: 8, max_rel_l2: 0.5}\n"
+        "target: {compute_capabilities: [8.9]}\n",
+    )
     before = snapshot(tmp_path)
     result = run("build", spec)
     assert result.exit_code == 3, result.stderr
@@ -88,8 +99,11 @@ def test_fp16_overflow_on_user_data_fails_the_gate(tmp_path):
 
 def test_top1_gate_on_a_model_without_a_score_matrix_is_a_spec_error(model_dir):
     # conv_bn_relu's output is a feature map, not [batch, classes]: the gate cannot be measured.
-    spec = models.write_spec(model_dir, "model: model.onnx\nmax_batch: 2\nprecision: fp16\naccuracy: {min_top1_agreement: 0.9}\n"
-                                        "target: {compute_capabilities: [8.9]}\n")
+    spec = models.write_spec(
+        model_dir,
+        "model: model.onnx\nmax_batch: 2\nprecision: fp16\naccuracy: {min_top1_agreement: 0.9}\n"
+        "target: {compute_capabilities: [8.9]}\n",
+    )
     before = snapshot(model_dir)
     result = run("build", spec)
     assert result.exit_code == 2
@@ -105,5 +119,8 @@ def test_keep_fp32_follows_nodes_that_passes_merged_and_flags_patterns_matching_
     assert "head0+head1+head2" in report["precision"]["kept_fp32"]
     heads = next(k for k in report["fusion"]["kernels"] if k["type"] == "correlation" and "head2" in k["onnx_nodes"])
     assert heads["precision"] == "Float"
-    assert "warning: precision.keep_fp32: 'Sofmax' matches no node name or op type of the model; check the spelling" in result.stderr
+    assert (
+        "warning: precision.keep_fp32: 'Sofmax' matches no node name or op type of the model; check the spelling"
+        in result.stderr
+    )
     assert not any("'head2' matches no node" in w for w in report["warnings"])

@@ -3,13 +3,12 @@
 import json
 
 import numpy as np
+import pytest
 from onnx import helper
 
 from tests.cli_runner import run, snapshot
 from tests.passes.helpers import model, weights
 from trtc.precision.qdq import plan_quantization
-
-import pytest
 
 pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
 
@@ -53,12 +52,17 @@ def test_int8_demo_runs_int8_convolutions_and_reuses_its_cache(demo_copy):
     np.save(demo_copy.parent / "calib" / "batch0.npy", np.ones((8, 3, 64, 64), np.float32))
     changed = run("build", demo_copy, "--set", INT8)
     assert changed.exit_code == 0
-    assert "warning: precision.calibration.cache: stale: " in changed.stderr and "was made for another data fingerprint" in changed.stderr
+    assert (
+        "warning: precision.calibration.cache: stale: " in changed.stderr
+        and "was made for another data fingerprint" in changed.stderr
+    )
     assert report_of(demo_copy)["calibration"]["cache"] == "written"
 
 
 def test_fp8_build_runs_fp8_kernels(demo_copy):
-    result = run("build", demo_copy, "--set", "precision={mode: fp8, calibration: {data: random, samples: 16, method: minmax}}")
+    result = run(
+        "build", demo_copy, "--set", "precision={mode: fp8, calibration: {data: random, samples: 16, method: minmax}}"
+    )
     assert result.exit_code == 0, result.stderr
     convolutions = [k for k in report_of(demo_copy)["fusion"]["kernels"] if k["type"] == "correlation"]
     assert {k["precision"] for k in convolutions} == {"FP8"}
@@ -73,27 +77,50 @@ def test_auto_fallback_returns_sensitive_layers_until_the_gate_holds(demo_copy, 
 
     calibrations = []
     real_collect = quantize.collect_ranges
-    monkeypatch.setattr(quantize, "collect_ranges", lambda *args, **kw: calibrations.append(args[1]) or real_collect(*args, **kw))
-    rescued = run("build", demo_copy, "--set", strict.replace("int8,", "int8, auto_fallback: true,"), "--set", "accuracy.min_cosine=0.9998")
+    monkeypatch.setattr(
+        quantize, "collect_ranges", lambda *args, **kw: calibrations.append(args[1]) or real_collect(*args, **kw)
+    )
+    rescued = run(
+        "build",
+        demo_copy,
+        "--set",
+        strict.replace("int8,", "int8, auto_fallback: true,"),
+        "--set",
+        "accuracy.min_cosine=0.9998",
+    )
     assert rescued.exit_code == 0, rescued.stderr
     calibration = report_of(demo_copy)["calibration"]
     kept_back = calibration["auto_fallback"]["kept_back"]
     assert kept_back and set(kept_back).isdisjoint(calibration["quantized_layers"])
     assert len(calibration["auto_fallback"]["ranking"]) == 5
-    assert calibration["auto_fallback"]["ranked_on"].startswith("random inputs at the opt shape")  # no data given: said so
+    assert calibration["auto_fallback"]["ranked_on"].startswith(
+        "random inputs at the opt shape"
+    )  # no data given: said so
     # Ranges do not depend on which layers stay quantized: one calibration for every step.
     assert len(calibrations) == 1 and set(calibration["ranges"]) <= set(calibrations[0])
 
 
 def test_plan_skips_small_gemms_keep_fp32_and_non_constant_weights():
-    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"), helper.make_node("Conv", ["x", "w2"], ["d"], name="kept"),
-             helper.make_node("Conv", ["x", "dyn"], ["e"], name="dynamic"),
-             helper.make_node("Flatten", ["c"], ["f"], name="flat"), helper.make_node("Gemm", ["f", "g"], ["y"], name="tiny", transB=1)]
-    graph = model(nodes, {"x": [1, 3, 4, 4], "dyn": [2, 3, 1, 1]}, ["y", "d", "e"], [weights("w", (2, 3, 1, 1)), weights("w2", (2, 3, 1, 1)), weights("g", (8, 32))])
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+        helper.make_node("Conv", ["x", "w2"], ["d"], name="kept"),
+        helper.make_node("Conv", ["x", "dyn"], ["e"], name="dynamic"),
+        helper.make_node("Flatten", ["c"], ["f"], name="flat"),
+        helper.make_node("Gemm", ["f", "g"], ["y"], name="tiny", transB=1),
+    ]
+    graph = model(
+        nodes,
+        {"x": [1, 3, 4, 4], "dyn": [2, 3, 1, 1]},
+        ["y", "d", "e"],
+        [weights("w", (2, 3, 1, 1)), weights("w2", (2, 3, 1, 1)), weights("g", (8, 32))],
+    )
     plan = plan_quantization(graph, keep_fp32=("kept",))
     assert plan.layers == ["conv"] and plan.activations == ["x"]
-    assert plan.skipped == {"kept": "precision.keep_fp32: kept", "dynamic": "weights are not constant",
-                            "tiny": "GEMM too small to gain from quantization (weights [8, 32])"}
+    assert plan.skipped == {
+        "kept": "precision.keep_fp32: kept",
+        "dynamic": "weights are not constant",
+        "tiny": "GEMM too small to gain from quantization (weights [8, 32])",
+    }
 
 
 def test_old_ir_models_listing_weights_as_inputs_quantize_with_a_static_batch(tmp_path):
@@ -102,16 +129,23 @@ def test_old_ir_models_listing_weights_as_inputs_quantize_with_a_static_batch(tm
 
     old = models.conv_bn_relu(batch=1)
     old.ir_version = 3
-    old.graph.input.extend(helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)) for init in old.graph.initializer)
+    old.graph.input.extend(
+        helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)) for init in old.graph.initializer
+    )
     models.save(old, tmp_path / "model.onnx")
-    spec = models.write_spec(tmp_path, "model: model.onnx\nprecision: {mode: int8, calibration: {data: random, samples: 8}}\n"
-                                       "target: {compute_capabilities: [8.9]}\n")
+    spec = models.write_spec(
+        tmp_path,
+        "model: model.onnx\nprecision: {mode: int8, calibration: {data: random, samples: 8}}\n"
+        "target: {compute_capabilities: [8.9]}\n",
+    )
     result = run("build", spec)
     assert result.exit_code == 0, result.stderr
     report = report_of(spec)
     assert report["calibration"]["quantized_layers"] == ["conv0+bn0", "conv1"]
     assert [b["name"] for b in report["bindings"] if b["mode"] == "Input"] == ["x"]  # the weights stay weights
-    assert result.stderr.count("random inputs give ranges that fit no real data") == 1  # said once, counted in the summary
+    assert (
+        result.stderr.count("random inputs give ranges that fit no real data") == 1
+    )  # said once, counted in the summary
     assert "  1 warning(s), printed above and kept in the report" in result.stderr
     assert any(k["precision"] == "Int8" for k in report["fusion"]["kernels"])
 
@@ -119,10 +153,16 @@ def test_old_ir_models_listing_weights_as_inputs_quantize_with_a_static_batch(tm
 def test_int8_on_a_model_with_nothing_to_quantize_builds_and_says_so(tmp_path):
     from tests import models
 
-    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"), helper.make_node("Add", ["r", "x"], ["y"], name="add")]
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"], name="relu"),
+        helper.make_node("Add", ["r", "x"], ["y"], name="add"),
+    ]
     models.save(model(nodes, {"x": ["N", 8]}, ["y"]), tmp_path / "model.onnx")
-    spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 4\nprecision: {mode: int8, calibration: {data: random}}\n"
-                                       "target: {compute_capabilities: [8.9]}\n")
+    spec = models.write_spec(
+        tmp_path,
+        "model: model.onnx\nmax_batch: 4\nprecision: {mode: int8, calibration: {data: random}}\n"
+        "target: {compute_capabilities: [8.9]}\n",
+    )
     result = run("build", spec)
     assert result.exit_code == 0, result.stderr
     assert report_of(spec)["calibration"]["quantized_layers"] == []
@@ -130,11 +170,20 @@ def test_int8_on_a_model_with_nothing_to_quantize_builds_and_says_so(tmp_path):
 
 def test_auto_fallback_ranks_layers_on_the_users_held_out_samples(demo_copy):
     calibration_folder(demo_copy.parent)
-    result = run("build", demo_copy, "--set", "precision={mode: int8, auto_fallback: true, calibration: {data: calib, samples: 16, batch: 8}}",
-                 "--set", "accuracy.min_cosine=0.9999")
+    result = run(
+        "build",
+        demo_copy,
+        "--set",
+        "precision={mode: int8, auto_fallback: true, calibration: {data: calib, samples: 16, batch: 8}}",
+        "--set",
+        "accuracy.min_cosine=0.9999",
+    )
     assert result.exit_code == 0, result.stderr
     fallback = report_of(demo_copy)["calibration"]["auto_fallback"]
-    assert fallback["ranked_on"] == f"every 4th calibration sample, held out from calibration: 4 npy file(s) in {demo_copy.parent / 'calib'}"
+    assert (
+        fallback["ranked_on"]
+        == f"every 4th calibration sample, held out from calibration: 4 npy file(s) in {demo_copy.parent / 'calib'}"
+    )
     assert fallback["kept_back"]
 
 
@@ -142,11 +191,13 @@ def test_only_the_residual_add_of_a_quantized_convolution_reads_the_dequantized_
     from trtc.precision.accuracy import measure_accuracy
     from trtc.precision.qdq import insert_qdq
 
-    nodes = [helper.make_node("Relu", ["x"], ["skip"], name="relu"),
-             helper.make_node("Conv", ["skip", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
-             helper.make_node("Add", ["c", "skip"], ["res"], name="residual"),  # TensorRT fuses this into the conv
-             helper.make_node("Add", ["skip", "bias_in"], ["other"], name="unrelated"),  # reads skip too: not a residual
-             helper.make_node("Add", ["res", "other"], ["y"], name="out")]
+    nodes = [
+        helper.make_node("Relu", ["x"], ["skip"], name="relu"),
+        helper.make_node("Conv", ["skip", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Add", ["c", "skip"], ["res"], name="residual"),  # TensorRT fuses this into the conv
+        helper.make_node("Add", ["skip", "bias_in"], ["other"], name="unrelated"),  # reads skip too: not a residual
+        helper.make_node("Add", ["res", "other"], ["y"], name="out"),
+    ]
     base = model(nodes, {"x": ["N", 8, 8, 8], "bias_in": ["N", 8, 8, 8]}, ["y"], [weights("w", (8, 8, 3, 3))])
     plan = plan_quantization(base)
     assert (plan.residuals, plan.residual_adds) == (["skip"], ["residual"])
@@ -155,7 +206,10 @@ def test_only_the_residual_add_of_a_quantized_convolution_reads_the_dequantized_
     readers = {n.name: list(n.input) for n in quantized.graph.node}
     assert readers["residual"] == ["c", "skip/dq"] and readers["unrelated"] == ["skip", "bias_in"]
     rng = np.random.default_rng(0)
-    feeds = {"x": rng.standard_normal((1, 8, 8, 8)).astype(np.float32), "bias_in": rng.standard_normal((1, 8, 8, 8)).astype(np.float32)}
+    feeds = {
+        "x": rng.standard_normal((1, 8, 8, 8)).astype(np.float32),
+        "bias_in": rng.standard_normal((1, 8, 8, 8)).astype(np.float32),
+    }
     (accuracy,) = measure_accuracy(base, quantized, [feeds])
     assert accuracy.cosine > 0.999  # INT8 of the conv input and the skip branch only
 
@@ -176,8 +230,11 @@ def test_near_empty_weight_channels_keep_a_positive_scale_in_fp16(tmp_path):
             weight[1] = 1e-9
             base.graph.initializer[index].CopyFrom(numpy_helper.from_array(weight, "w0"))
     models.save(base, tmp_path / "model.onnx")
-    spec = models.write_spec(tmp_path, "model: model.onnx\nprecision: {mode: int8, fallback: fp16, calibration: {data: random, samples: 8}}\n"
-                                       "fusion: {passes: none}\ntarget: {compute_capabilities: [8.9]}\n")
+    spec = models.write_spec(
+        tmp_path,
+        "model: model.onnx\nprecision: {mode: int8, fallback: fp16, calibration: {data: random, samples: 8}}\n"
+        "fusion: {passes: none}\ntarget: {compute_capabilities: [8.9]}\n",
+    )
     result = run("build", spec)
     assert result.exit_code == 0, result.stderr
     built = onnx.load(str(tmp_path / "model.onnx"))  # the user's file is untouched
@@ -190,13 +247,20 @@ def test_opset_12_models_are_converted_not_just_renumbered_for_qdq(tmp_path):
     # number alone left PP-OCRv4 rec and ddddocr invalid ("This is an invalid model").
     from tests import models
 
-    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
-             helper.make_node("Relu", ["c"], ["r"], name="relu"),
-             helper.make_node("ReduceMean", ["r"], ["m"], name="mean", axes=[2, 3], keepdims=0),
-             helper.make_node("Unsqueeze", ["m"], ["y"], name="unsqueeze", axes=[2])]
-    models.save(model(nodes, {"x": ["N", 3, 16, 16]}, ["y"], [weights("w", (32, 3, 3, 3))], opset=12), tmp_path / "model.onnx")
-    spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 4\nprecision: {mode: int8, calibration: {data: random, samples: 8}}\n"
-                                       "target: {compute_capabilities: [8.9]}\n")
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("ReduceMean", ["r"], ["m"], name="mean", axes=[2, 3], keepdims=0),
+        helper.make_node("Unsqueeze", ["m"], ["y"], name="unsqueeze", axes=[2]),
+    ]
+    models.save(
+        model(nodes, {"x": ["N", 3, 16, 16]}, ["y"], [weights("w", (32, 3, 3, 3))], opset=12), tmp_path / "model.onnx"
+    )
+    spec = models.write_spec(
+        tmp_path,
+        "model: model.onnx\nmax_batch: 4\nprecision: {mode: int8, calibration: {data: random, samples: 8}}\n"
+        "target: {compute_capabilities: [8.9]}\n",
+    )
     result = run("build", spec)
     assert result.exit_code == 0, result.stderr
     report = report_of(spec)

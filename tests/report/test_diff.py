@@ -30,8 +30,16 @@ def reports(tmp_path_factory):
     paths = {}
     for mode in ("fp32", "fp16"):
         report = folder / "build" / f"{mode}.report.json"
-        result = run("build", spec, "--set", f"precision={mode}", "--set", f"output.plan={folder / 'build' / mode}.plan",
-                     "--set", f"output.report={report}")
+        result = run(
+            "build",
+            spec,
+            "--set",
+            f"precision={mode}",
+            "--set",
+            f"output.plan={folder / 'build' / mode}.plan",
+            "--set",
+            f"output.report={report}",
+        )
         assert result.exit_code == 0, result.stderr
         paths[mode] = report
     return paths
@@ -56,8 +64,12 @@ def test_fp32_to_fp16_shows_the_precision_and_accuracy_changes(reports):
     assert (diff["old"]["precision"], diff["new"]["precision"]) == ("fp32", "fp16")
     changed = {tuple(c["onnx_nodes"]): (c["old"], c["new"]) for c in diff["kernels"]["precision_changed"]}
     assert ("Float", "Half") in changed.values()
-    assert diff["metrics"]["plan_size"] == {**diff["metrics"]["plan_size"], "old": fp32["build"]["plan_bytes"], "new": fp16["build"]["plan_bytes"],
-                                           "change": fp16["build"]["plan_bytes"] - fp32["build"]["plan_bytes"]}
+    assert diff["metrics"]["plan_size"] == {
+        **diff["metrics"]["plan_size"],
+        "old": fp32["build"]["plan_bytes"],
+        "new": fp16["build"]["plan_bytes"],
+        "change": fp16["build"]["plan_bytes"] - fp32["build"]["plan_bytes"],
+    }
     assert "accuracy" not in fp32 and diff["metrics"]["accuracy"]["old"] == 1.0  # FP32 is the reference itself
     assert diff["metrics"]["accuracy"]["new"] == min(o["cosine"] for o in fp16["accuracy"]["outputs"])
     assert "precision Float -> Half:" in result.stderr
@@ -68,7 +80,17 @@ def test_thresholds_gate_with_exit_4_and_name_each_crossing(reports):
     assert fp16["cost"]["estimated_total_us"] < fp32["cost"]["estimated_total_us"]  # FP16 moves half the bytes
     relaxed = run("diff", reports["fp16"], reports["fp32"], "--fail-on", "time=+1000%")
     assert relaxed.exit_code == 0, relaxed.stderr
-    strict = run("diff", reports["fp16"], reports["fp32"], "--fail-on", "time=+5%", "--fail-on", "plan_size=+1000%", "--fail-on", "warnings=+5")
+    strict = run(
+        "diff",
+        reports["fp16"],
+        reports["fp32"],
+        "--fail-on",
+        "time=+5%",
+        "--fail-on",
+        "plan_size=+1000%",
+        "--fail-on",
+        "warnings=+5",
+    )
     assert strict.exit_code == 4
     assert "error: 1 of 3 --fail-on threshold(s) crossed\n  est. engine time (us): " in strict.stderr
     assert "crosses time=+5%" in strict.stderr
@@ -76,11 +98,20 @@ def test_thresholds_gate_with_exit_4_and_name_each_crossing(reports):
     assert falling.exit_code == 4
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--fail-on", "time>5"], "error: --fail-on 'time>5': expected METRIC=+N, METRIC=+N% or METRIC=-N (e.g. time=+5%, accuracy=-0.001)"),
-    (["--fail-on", "tme=+5%"], "error: --fail-on 'tme=+5%': unknown metric 'tme' (did you mean 'time'?); known: time, plan_size, kernels, "
-                               "flops, mac, accuracy, warnings, build_time"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--fail-on", "time>5"],
+            "error: --fail-on 'time>5': expected METRIC=+N, METRIC=+N% or METRIC=-N (e.g. time=+5%, accuracy=-0.001)",
+        ),
+        (
+            ["--fail-on", "tme=+5%"],
+            "error: --fail-on 'tme=+5%': unknown metric 'tme' (did you mean 'time'?); known: time, plan_size, kernels, "
+            "flops, mac, accuracy, warnings, build_time",
+        ),
+    ],
+)
 def test_bad_thresholds_are_usage_errors(reports, args, message):
     result = run("diff", reports["fp32"], reports["fp16"], *args)
     assert result.exit_code == 2
@@ -92,9 +123,12 @@ def test_files_that_are_not_comparable_reports(reports, tmp_path):
     (tmp_path / "broken.json").write_text("{")
     old_schema = json.loads(reports["fp32"].read_text()) | {"schema": "trtc.report/0"}
     (tmp_path / "old.json").write_text(json.dumps(old_schema))
-    for name, message in (("missing.json", "no such report"), ("other.json", "not a trtc build report"),
-                          ("broken.json", "not a JSON file (JSONDecodeError)"),
-                          ("old.json", "report schema 'trtc.report/0' is not 'trtc.report/1'; rebuild it with this trtc")):
+    for name, message in (
+        ("missing.json", "no such report"),
+        ("other.json", "not a trtc build report"),
+        ("broken.json", "not a JSON file (JSONDecodeError)"),
+        ("old.json", "report schema 'trtc.report/0' is not 'trtc.report/1'; rebuild it with this trtc"),
+    ):
         result = run("diff", tmp_path / name, reports["fp32"])
         assert result.exit_code == 2
         assert result.stderr.startswith(f"error: {tmp_path / name}: {message}")
@@ -105,8 +139,16 @@ def test_demo_fp32_to_fp16_pairs_kernels_that_share_nodes(demo_copy):
     model): they pair in build order. Keys made unique by position crashed the rendering here."""
     build = demo_copy.parent / "build"
     for mode in ("fp32", "fp16"):
-        result = run("build", demo_copy, "--set", f"precision={mode}", "--set", f"output.plan={build / mode}.plan",
-                     "--set", f"output.report={build / mode}.report.json")
+        result = run(
+            "build",
+            demo_copy,
+            "--set",
+            f"precision={mode}",
+            "--set",
+            f"output.plan={build / mode}.plan",
+            "--set",
+            f"output.report={build / mode}.report.json",
+        )
         assert result.exit_code == 0, result.stderr
     result = run("diff", build / "fp32.report.json", build / "fp16.report.json", "--json")
     assert result.exit_code == 0, result.stderr
@@ -143,4 +185,7 @@ def test_accuracy_gate_against_an_fp32_baseline(reports, tmp_path):
     (tmp_path / "unmeasured.json").write_text(json.dumps({k: v for k, v in fp16.items() if k != "accuracy"}))
     missing = run("diff", reports["fp32"], tmp_path / "unmeasured.json", "--fail-on", "accuracy=-0.01")
     assert missing.exit_code == 2
-    assert missing.stderr == "error: --fail-on accuracy=-0.01: the new report has no worst cosine vs FP32; drop this threshold\n"
+    assert (
+        missing.stderr
+        == "error: --fail-on accuracy=-0.01: the new report has no worst cosine vs FP32; drop this threshold\n"
+    )

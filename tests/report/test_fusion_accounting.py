@@ -17,9 +17,13 @@ from trtc.cli import main
 
 pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
 
-PRECISIONS = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16",
-              "int8": "{mode: int8, calibration: {data: random, samples: 16}}",
-              "fp8": "{mode: fp8, calibration: {data: random, samples: 16}}"}
+PRECISIONS = {
+    "fp32": "fp32",
+    "fp16": "fp16",
+    "bf16": "bf16",
+    "int8": "{mode: int8, calibration: {data: random, samples: 16}}",
+    "fp8": "{mode: fp8, calibration: {data: random, samples: 16}}",
+}
 MODELS = {"demo": lambda: onnx.load(str(REPO / "models" / "demo.onnx")), "mobilenet": models.mobilenet_like}
 
 
@@ -49,8 +53,11 @@ def _report(folder) -> dict:
 def _places(report: dict) -> dict[str, set[str]]:
     fusion = report["fusion"]
     model_nodes = {node["name"] for node in report["cost"]["nodes"]}
-    return {"kernels": {n for k in fusion["kernels"] for n in k["onnx_nodes"] if n in model_nodes},
-            "removed": {n["name"] for n in fusion["removed_nodes"]}, "build time": {n["name"] for n in fusion["folded_nodes"]}}
+    return {
+        "kernels": {n for k in fusion["kernels"] for n in k["onnx_nodes"] if n in model_nodes},
+        "removed": {n["name"] for n in fusion["removed_nodes"]},
+        "build time": {n["name"] for n in fusion["folded_nodes"]},
+    }
 
 
 @pytest.mark.parametrize("precision", ["fp16", "bf16", "int8", "fp8"])
@@ -63,7 +70,10 @@ def test_flops_and_node_places_are_the_same_in_every_precision(built, model, pre
     # TensorRT may evaluate a view (Flatten) at build time in one precision and name it in a kernel
     # in another; what the passes removed and what the model's nodes are does not change.
     places, reference = _places(other), _places(fp32)
-    assert places["removed"] == reference["removed"] and places["kernels"] | places["build time"] == reference["kernels"] | reference["build time"]
+    assert (
+        places["removed"] == reference["removed"]
+        and places["kernels"] | places["build time"] == reference["kernels"] | reference["build time"]
+    )
     assert places["build time"] <= {"flatten", "Flatten.0"}  # nothing that computes is lost
 
 
@@ -71,7 +81,9 @@ def test_a_gemm_from_conv1x1_kernel_covers_its_conv(built):
     report = _report(built("mobilenet", "fp16"))
     gemm = [k for k in report["fusion"]["kernels"] if k["metadata"].endswith("]__gemm_from_conv1x1")]
     assert len(gemm) == 1, [k["metadata"] for k in report["fusion"]["kernels"]]
-    assert gemm[0]["onnx_nodes"] == ["Conv.8", "BatchNormalization.8"] and gemm[0]["built_nodes"] == ["Conv.8+BatchNormalization.8"]
+    assert gemm[0]["onnx_nodes"] == ["Conv.8", "BatchNormalization.8"] and gemm[0]["built_nodes"] == [
+        "Conv.8+BatchNormalization.8"
+    ]
     assert gemm[0]["flops"] == 8 * 4 * 4 * 256 * 512  # opt batch 8, a 4x4 map, 256 -> 512 channels
 
 
@@ -92,7 +104,10 @@ def test_nodes_a_pass_removed_are_named_with_the_pass(built):
 def test_console_names_where_nodes_without_a_kernel_went(tmp_path):
     result, _ = models.build(tmp_path, models.mobilenet_like(), "max_batch: 8\nprecision: fp16\n")
     assert result.exit_code == 0, result.stderr
-    assert "  1 node removed by trtc's passes (remove-noops 1); 1 node evaluated by TensorRT at build time (1 Flatten)\n" in result.stderr
+    assert (
+        "  1 node removed by trtc's passes (remove-noops 1); 1 node evaluated by TensorRT at build time (1 Flatten)\n"
+        in result.stderr
+    )
     assert "gemm         Half" in result.stderr and "Conv.8, BatchNormalization.8" in result.stderr
 
 

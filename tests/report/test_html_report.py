@@ -52,9 +52,20 @@ def _chromium() -> Path:
 
 
 def _chromium_run(html: Path, profile: Path, *args: str) -> str:
-    command = [str(_chromium()), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={profile}", *args, html.as_uri()]
+    command = [
+        str(_chromium()),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        *args,
+        html.as_uri(),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
@@ -82,11 +93,15 @@ def test_chromium_renders_charts_and_key_numbers(demo_fp16, tmp_path):
     fusion, cost, build = report["fusion"], report["cost"], report["build"]
 
     def metric(key: str) -> str:
-        match = re.search(rf'data-metric="{key}".*?<div class="value">([^<]*)</div><div class="note">(.*?)</div>', dom, re.S)
+        match = re.search(
+            rf'data-metric="{key}".*?<div class="value">([^<]*)</div><div class="note">(.*?)</div>', dom, re.S
+        )
         assert match, f"no {key} tile in the DOM"
         return match.group(1) + " | " + match.group(2)
 
-    assert metric("kernels").startswith(f"{fusion['counts']['kernels']} | from {fusion['counts']['onnx_nodes']} ONNX nodes")
+    assert metric("kernels").startswith(
+        f"{fusion['counts']['kernels']} | from {fusion['counts']['onnx_nodes']} ONNX nodes"
+    )
     assert metric("flops").startswith(human(cost["after_fusion"]["flops"], "FLOP") + " |")
     assert metric("plan-size").endswith(f"{build['plan_bytes']:,} bytes")
     assert metric("precision").startswith("FP16 |")
@@ -123,8 +138,11 @@ def test_names_from_the_model_are_escaped(tmp_path):
     for node in model.graph.node:
         node.name = renames.get(node.name, node.name)
     models.save(model, tmp_path / "model.onnx")
-    spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 4\nworkspace: 64MiB\ntarget:\n  compute_capabilities: [8.9]\n"
-                                       "output:\n  plan: build/m.plan\n  report: build/m.report.json\n")
+    spec = models.write_spec(
+        tmp_path,
+        "model: model.onnx\nmax_batch: 4\nworkspace: 64MiB\ntarget:\n  compute_capabilities: [8.9]\n"
+        "output:\n  plan: build/m.plan\n  report: build/m.report.json\n",
+    )
     _build(spec)
     html = (tmp_path / "build" / "m.report.html").read_text()
     parsed = _Collect()
@@ -144,7 +162,10 @@ def test_unknown_sizes_show_as_unknown_not_zero(tmp_path):
     if not unresolved:
         pytest.skip("TensorRT resolved every kernel size of this model: nothing unknown to show")
     html = (tmp_path / "build" / "a.report.html").read_text()
-    tile = re.search(r'data-metric="mac"><div class="label">[^<]*</div><div class="value">([^<]*)</div><div class="note">([^<]*)', html)
+    tile = re.search(
+        r'data-metric="mac"><div class="label">[^<]*</div><div class="value">([^<]*)</div><div class="note">([^<]*)',
+        html,
+    )
     assert tile and tile.groups() == ("?", f"unknown: {len(unresolved)} kernel(s) of dynamic size")
     assert re.search(r'data-metric="estimated-time">.*?<div class="value">\?</div>', html)
     assert html.count("? µs") == len(unresolved)  # one dashed stub per unknown kernel in the time chart

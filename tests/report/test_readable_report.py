@@ -59,8 +59,11 @@ def fp32(tmp_path_factory) -> Built:
 
 @pytest.fixture(scope="module")
 def int8_not_measured(tmp_path_factory) -> Built:
-    return _build(tmp_path_factory.mktemp("int8"), models.conv_bn_relu(),
-                  "precision: {mode: int8, calibration: {data: random}}\naccuracy: {samples: 4}\n")
+    return _build(
+        tmp_path_factory.mktemp("int8"),
+        models.conv_bn_relu(),
+        "precision: {mode: int8, calibration: {data: random}}\naccuracy: {samples: 4}\n",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +77,7 @@ def int8_held_out(tmp_path_factory) -> Built:
 
 
 # 1. Kernels are labelled by the ONNX nodes they cover, TensorRT's kernel name kept beside.
+
 
 def _label(kernel: dict) -> tuple[str, str]:
     """The label's node part and its '+N more' suffix: the first of the model's own nodes (trtc's
@@ -101,11 +105,17 @@ def test_the_time_chart_labels_kernels_by_their_onnx_nodes(fp16):
         first, more = _label(kernel)
         prefix = f"#{kernel['index']} "
         assert label.startswith(prefix) and label.endswith(more), label
-        shown = label[len(prefix):len(label) - len(more)]
-        assert shown == first or (shown.endswith("…") and first.startswith(shown[:-1]) and len(shown) > 8), (label, first)
+        shown = label[len(prefix) : len(label) - len(more)]
+        assert shown == first or (shown.endswith("…") and first.startswith(shown[:-1]) and len(shown) > 8), (
+            label,
+            first,
+        )
         assert kernel["name"] not in label
         assert kernel["name"] in tooltip  # TensorRT's name stays at hand
-    assert any(label.startswith(f"#{k['index']} {HOSTILE_CONV[:30]}") and HOSTILE_CONV in tooltip for k, (label, tooltip) in zip(kernels, bars))
+    assert any(
+        label.startswith(f"#{k['index']} {HOSTILE_CONV[:30]}") and HOSTILE_CONV in tooltip
+        for k, (label, tooltip) in zip(kernels, bars)
+    )
     assert html_problems(fp16.html, [HOSTILE_CONV, HOSTILE_BN]) == []
 
 
@@ -123,9 +133,11 @@ def test_markdown_top_kernels_are_labelled_by_their_onnx_nodes(fp16):
 
 # 2. Every time figure says it is an estimate, and every figure what it was computed from.
 
+
 class _Units(HTMLParser):
     """The text of each unit a reader sees as one: a paragraph, list item, table, chart, tooltip
     or figure tile."""
+
     UNITS = {"p", "li", "table", "svg", "title", "summary"}
 
     def __init__(self) -> None:
@@ -170,7 +182,9 @@ def test_the_json_says_what_each_cost_figure_is_computed_from(fp16, fp32):
         assert basis["flops"]["estimated"] is False and basis["mac_bytes"]["estimated"] is False
         assert all(entry["from"] for entry in basis.values())
         # The fields `trtc diff` reads keep their names.
-        assert cost["estimated_total_us"] > 0 and all(k["estimated_us"] is not None for k in built.report["fusion"]["kernels"])
+        assert cost["estimated_total_us"] > 0 and all(
+            k["estimated_us"] is not None for k in built.report["fusion"]["kernels"]
+        )
         # People read the same basis in every rendering.
         texts = [basis["time"]["from"], basis["flops"]["from"], basis["mac_bytes"]["from"]]
         assert markdown_problems(built.markdown, texts) == []
@@ -179,6 +193,7 @@ def test_the_json_says_what_each_cost_figure_is_computed_from(fp16, fp32):
 
 
 # 3. The accuracy summary opens a reduced-precision report.
+
 
 def _markdown_sections(markdown: str) -> list[str]:
     return re.findall(r"^## (.*)$", markdown, re.M)
@@ -200,7 +215,10 @@ def test_fp16_report_opens_with_accuracy_on_random_samples(fp16):
     top = _first_section(fp16.markdown)
     assert f"{accuracy['samples']} random samples" in top and "not real data" in top
     (output,) = accuracy["outputs"]
-    assert f"per-sample mean {output['sample_cosine_mean']:.6f}" in top and f"worst sample {output['sample_cosine_worst']:.6f}" in top
+    assert (
+        f"per-sample mean {output['sample_cosine_mean']:.6f}" in top
+        and f"worst sample {output['sample_cosine_worst']:.6f}" in top
+    )
     assert _html_cards(fp16.html)[0] == "accuracy"
     card = re.search(r'<section class="card" id="accuracy">(.*?)</section>', fp16.html, re.S).group(1)
     assert f"{accuracy['samples']} random samples" in card and "not real data" in card
@@ -209,7 +227,12 @@ def test_fp16_report_opens_with_accuracy_on_random_samples(fp16):
 
 def test_int8_report_opens_with_accuracy_on_held_out_samples(int8_held_out):
     accuracy = int8_held_out.report["accuracy"]
-    assert (accuracy["status"], accuracy["kind"], accuracy["samples"], accuracy["held_out"]) == ("measured", "real", 8, True)
+    assert (accuracy["status"], accuracy["kind"], accuracy["samples"], accuracy["held_out"]) == (
+        "measured",
+        "real",
+        8,
+        True,
+    )
     assert _markdown_sections(int8_held_out.markdown)[0] == "Accuracy against FP32"
     top = _first_section(int8_held_out.markdown)
     assert "8 real samples, held out from calibration" in top
@@ -222,7 +245,9 @@ def test_int8_report_opens_with_not_measured(int8_not_measured):
     assert _markdown_sections(int8_not_measured.markdown)[0] == "Accuracy against FP32"
     assert _first_section(int8_not_measured.markdown).splitlines()[2].startswith("Not measured: accuracy.samples is 4")
     assert _html_cards(int8_not_measured.html)[0] == "accuracy"
-    assert "not measured" in re.search(r'<section class="card" id="accuracy">(.*?)</section>', int8_not_measured.html, re.S).group(1)
+    assert "not measured" in re.search(
+        r'<section class="card" id="accuracy">(.*?)</section>', int8_not_measured.html, re.S
+    ).group(1)
 
 
 def test_fp32_report_has_no_accuracy_section(fp32):
@@ -230,6 +255,7 @@ def test_fp32_report_has_no_accuracy_section(fp32):
 
 
 # 4. Repeated pass changes read as one line with a count and the names.
+
 
 def test_identical_pass_changes_are_one_line_with_a_count_and_every_name(fp16):
     changes = [c for c in fp16.report["passes"]["changes"] if c["pass_name"] == "fold-batchnorm"]
@@ -252,4 +278,6 @@ def test_identical_pass_changes_are_one_line_with_a_count_and_every_name(fp16):
     assert all(f'<span class="chip">{n}</span>' in unescape(grouped[0]) for n in names)
     assert html_problems(fp16.html, names) == []
     # One change alone stays one line as before.
-    assert len([r for r in html_rows if ">remove-noops<" in r]) == 1 and "<details>" not in next(r for r in html_rows if ">remove-noops<" in r)
+    assert len([r for r in html_rows if ">remove-noops<" in r]) == 1 and "<details>" not in next(
+        r for r in html_rows if ">remove-noops<" in r
+    )

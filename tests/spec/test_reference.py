@@ -33,7 +33,9 @@ def _fields(schema: dict, path: str = "", branch: bool = False):
 
 
 def test_committed_reference_is_current():
-    assert REFERENCE.read_text(encoding="utf-8") == reference_markdown(), f"docs/spec-reference.md is stale; regenerate it: {REGENERATE}"
+    assert REFERENCE.read_text(encoding="utf-8") == reference_markdown(), (
+        f"docs/spec-reference.md is stale; regenerate it: {REGENERATE}"
+    )
 
 
 def test_schema_markdown_command_prints_the_reference():

@@ -1,6 +1,7 @@
+from pathlib import Path
+
 import jsonschema
 import pytest
-from pathlib import Path
 
 from trtc.spec import spec_schema
 
@@ -8,13 +9,22 @@ from trtc.spec import spec_schema
 def test_schema_is_valid_and_describes_every_top_level_key():
     schema = spec_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
-    assert {"model", "outputs", "max_batch", "inputs", "profiles", "workspace", "precision", "target", "output"} <= set(schema["properties"])
-    assert schema["properties"]["precision"]["oneOf"][1]["properties"]["mode"]["enum"] == ["fp32", "fp16", "bf16", "int8", "fp8"]
+    assert {"model", "outputs", "max_batch", "inputs", "profiles", "workspace", "precision", "target", "output"} <= set(
+        schema["properties"]
+    )
+    assert schema["properties"]["precision"]["oneOf"][1]["properties"]["mode"]["enum"] == [
+        "fp32",
+        "fp16",
+        "bf16",
+        "int8",
+        "fp8",
+    ]
 
 
 def test_bundled_demo_spec_validates():
-    import yaml
     from pathlib import Path
+
+    import yaml
 
     document = yaml.safe_load((Path(__file__).resolve().parents[2] / "configs" / "demo.yaml").read_text())
     document["precision"] = {"mode": document["precision"]}
@@ -37,8 +47,10 @@ def test_an_unknown_pass_or_gpu_is_a_spec_error_with_its_line_before_the_model_l
     from trtc.spec import load_spec
 
     (tmp_path / "model.onnx").write_bytes(b"not a model: never read")
-    for text, expected in (("fusion: {disable: [merge-sibling]}\n", "spec.yaml:2: fusion.disable[0]"),
-                           ("target: {gpu: RTX 4080}\n", "spec.yaml:2: target.gpu")):
+    for text, expected in (
+        ("fusion: {disable: [merge-sibling]}\n", "spec.yaml:2: fusion.disable[0]"),
+        ("target: {gpu: RTX 4080}\n", "spec.yaml:2: target.gpu"),
+    ):
         (tmp_path / "spec.yaml").write_text("model: model.onnx\n" + text)
         with pytest.raises(SpecError) as caught:
             load_spec(tmp_path / "spec.yaml")

@@ -9,34 +9,59 @@ from trtc.spec import load_spec
 
 CASES = {
     "misspelt key": ("model: model.onnx\nwokspace: 1GiB\n", ":2: wokspace: unknown key; did you mean 'workspace'?"),
-    "misspelt nested key": ("model: model.onnx\nprecision:\n  mode: fp16\n  fallbak: fp32\n",
-                            ":4: precision.fallbak: unknown key; did you mean 'fallback'?"),
-    "bad enum": ("model: model.onnx\ntarget:\n  backend: tensorrt_rtx\n",
-                 ":3: target.backend: expected one of auto, tensorrt, tensorrt-rtx; got 'tensorrt_rtx' (did you mean 'tensorrt-rtx'?)"),
-    "precision shorthand": ("model: model.onnx\nprecision: fp17\n",
-                            ":2: precision.mode: expected one of fp32, fp16, bf16, int8, fp8; got 'fp17' (did you mean 'fp16'?)"),
-    "size without unit form": ("model: model.onnx\nworkspace: 12 parsecs\n",
-                               ":2: workspace: expected a size in bytes or with a unit, like 512MiB or 2GiB; got '12 parsecs'"),
+    "misspelt nested key": (
+        "model: model.onnx\nprecision:\n  mode: fp16\n  fallbak: fp32\n",
+        ":4: precision.fallbak: unknown key; did you mean 'fallback'?",
+    ),
+    "bad enum": (
+        "model: model.onnx\ntarget:\n  backend: tensorrt_rtx\n",
+        ":3: target.backend: expected one of auto, tensorrt, tensorrt-rtx; got 'tensorrt_rtx' (did you mean 'tensorrt-rtx'?)",
+    ),
+    "precision shorthand": (
+        "model: model.onnx\nprecision: fp17\n",
+        ":2: precision.mode: expected one of fp32, fp16, bf16, int8, fp8; got 'fp17' (did you mean 'fp16'?)",
+    ),
+    "size without unit form": (
+        "model: model.onnx\nworkspace: 12 parsecs\n",
+        ":2: workspace: expected a size in bytes or with a unit, like 512MiB or 2GiB; got '12 parsecs'",
+    ),
     "wrong type": ("model: model.onnx\nmax_batch: many\n", ":2: max_batch: expected an integer; got 'many'"),
     "below minimum": ("model: model.onnx\nmax_batch: 0\n", ":2: max_batch: expected a number >= 1; got 0"),
     "missing model": ("max_batch: 4\n", ":1: (top level): missing required key 'model'"),
-    "yaml syntax": ("model: model.onnx\n  max_batch: [4\n",
-                    ":2:12: YAML does not parse: mapping values are not allowed here (check indentation and quoting)"),
+    "yaml syntax": (
+        "model: model.onnx\n  max_batch: [4\n",
+        ":2:12: YAML does not parse: mapping values are not allowed here (check indentation and quoting)",
+    ),
     "not a mapping": ("- a\n- b\n", ": expected a mapping of spec keys at the top level (model: ..., precision: ...)"),
     "empty": ("", ": the spec is empty; it needs at least 'model: path/to/model.onnx'"),
-    "model file missing": ("model: nope.onnx\n", ":1: model: file not found: {dir}/nope.onnx (paths are relative to the spec's folder)"),
-    "range order": ("model: model.onnx\ninputs:\n  x: {min: [1,3,16,16], opt: [8,3,16,16], max: [4,3,16,16]}\n",
-                    ":3: inputs.x: dimension 0 must satisfy min <= opt <= max; got 1, 8, 4"),
-    "range rank": ("model: model.onnx\ninputs:\n  x: {min: [1,3,16], max: [4,3,16,16]}\n",
-                   ":3: inputs.x: min, opt and max must have the same rank; got [1, 3, 16], [4, 3, 16, 16], [4, 3, 16, 16]"),
-    "range missing max": ("model: model.onnx\ninputs:\n  x: {min: [1,3,16,16]}\n",
-                          ":3: inputs.x: missing 'max' (a range needs min and max; opt defaults to max)"),
-    "compute capability": ("model: model.onnx\ntarget: {compute_capabilities: [eight]}\n",
-                           ":2: target.compute_capabilities: expected a compute capability like 8.9 or 12.0; got 'eight'"),
-    "pinned value type": ("model: model.onnx\ninputs:\n  x: {value: hello}\n",
-                          ":3: inputs.x.value: expected a number, a list or a boolean; got 'hello'"),
-    "plan and report collide": ("model: model.onnx\noutput: {plan: out/a.json, report: out/a.json}\n",
-                                ":2: output: two outputs share one path; give the plan and report different names"),
+    "model file missing": (
+        "model: nope.onnx\n",
+        ":1: model: file not found: {dir}/nope.onnx (paths are relative to the spec's folder)",
+    ),
+    "range order": (
+        "model: model.onnx\ninputs:\n  x: {min: [1,3,16,16], opt: [8,3,16,16], max: [4,3,16,16]}\n",
+        ":3: inputs.x: dimension 0 must satisfy min <= opt <= max; got 1, 8, 4",
+    ),
+    "range rank": (
+        "model: model.onnx\ninputs:\n  x: {min: [1,3,16], max: [4,3,16,16]}\n",
+        ":3: inputs.x: min, opt and max must have the same rank; got [1, 3, 16], [4, 3, 16, 16], [4, 3, 16, 16]",
+    ),
+    "range missing max": (
+        "model: model.onnx\ninputs:\n  x: {min: [1,3,16,16]}\n",
+        ":3: inputs.x: missing 'max' (a range needs min and max; opt defaults to max)",
+    ),
+    "compute capability": (
+        "model: model.onnx\ntarget: {compute_capabilities: [eight]}\n",
+        ":2: target.compute_capabilities: expected a compute capability like 8.9 or 12.0; got 'eight'",
+    ),
+    "pinned value type": (
+        "model: model.onnx\ninputs:\n  x: {value: hello}\n",
+        ":3: inputs.x.value: expected a number, a list or a boolean; got 'hello'",
+    ),
+    "plan and report collide": (
+        "model: model.onnx\noutput: {plan: out/a.json, report: out/a.json}\n",
+        ":2: output: two outputs share one path; give the plan and report different names",
+    ),
 }
 
 
@@ -79,7 +104,9 @@ def test_override_without_equals_is_a_usage_error(model_dir):
     spec.write_text("model: model.onnx\n")
     with pytest.raises(UsageError) as caught:
         load_spec(spec, ["workspace"])
-    assert caught.value.message == "--set expects key.path=value, got 'workspace' (e.g. --set target.optimization_level=3)"
+    assert (
+        caught.value.message == "--set expects key.path=value, got 'workspace' (e.g. --set target.optimization_level=3)"
+    )
 
 
 def test_defaults_and_path_resolution(model_dir):

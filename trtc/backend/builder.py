@@ -18,8 +18,8 @@ from trtc.backend.inspector import inspect_plan
 from trtc.backend.layer_log import parse_builder_log
 from trtc.backend.lifetime import TensorRTScope
 from trtc.backend.plugins import LoadedPlugin, load_plugins, plugin_hint
-from trtc.backend.trt_logger import capturing_logger, clean, last_error
 from trtc.backend.trt_import import TensorRT
+from trtc.backend.trt_logger import capturing_logger, clean, last_error
 from trtc.errors import BuildError, GpuUnavailableError, SpecError, UnsupportedModelError
 from trtc.spec.model import ShapeRange, Spec
 
@@ -43,8 +43,14 @@ class BuildSettings:
 
     @staticmethod
     def for_spec(spec: Spec, profiles: list[dict[str, ShapeRange]], timing_cache: bytes | None = None) -> BuildSettings:
-        return BuildSettings(profiles=profiles, workspace=spec.workspace, compute_capabilities=spec.target.compute_capabilities,
-                             optimization_level=spec.target.optimization_level, timing_cache=timing_cache, plugins=spec.plugins)
+        return BuildSettings(
+            profiles=profiles,
+            workspace=spec.workspace,
+            compute_capabilities=spec.target.compute_capabilities,
+            optimization_level=spec.target.optimization_level,
+            timing_cache=timing_cache,
+            plugins=spec.plugins,
+        )
 
 
 @dataclass
@@ -69,13 +75,16 @@ class ModelSource:
 
 
 @interrupts.deferring  # TensorRT calls Python back (logger, monitor): a signal must not raise there
-def build_plan(trt: TensorRT, source: ModelSource, settings: BuildSettings, observer: BuildObserver | None = None) -> BuildResult:
+def build_plan(
+    trt: TensorRT, source: ModelSource, settings: BuildSettings, observer: BuildObserver | None = None
+) -> BuildResult:
     with TensorRTScope() as scope:
         return _build_in_scope(scope, trt, source, settings, observer)
 
 
-def _build_in_scope(scope: TensorRTScope, trt: TensorRT, source: ModelSource, settings: BuildSettings,
-                    observer: BuildObserver | None) -> BuildResult:
+def _build_in_scope(
+    scope: TensorRTScope, trt: TensorRT, source: ModelSource, settings: BuildSettings, observer: BuildObserver | None
+) -> BuildResult:
     lib = trt.module
     logger = scope.keep(capturing_logger(lib))
     started = time.perf_counter()
@@ -94,7 +103,9 @@ def _build_in_scope(scope: TensorRTScope, trt: TensorRT, source: ModelSource, se
     config = scope.keep(builder.create_builder_config())
     warnings = []
     if settings.timing_cache is not None and trt.is_rtx:
-        warnings.append(f"target.timing_cache: {trt.name} has no timing cache (its cache operations are no-ops); ignored")
+        warnings.append(
+            f"target.timing_cache: {trt.name} has no timing cache (its cache operations are no-ops); ignored"
+        )
         settings = replace(settings, timing_cache=None)
     configure(trt, builder, network, config, settings)
     if monitor is not None and hasattr(config, "progress_monitor"):
@@ -104,7 +115,9 @@ def _build_in_scope(scope: TensorRTScope, trt: TensorRT, source: ModelSource, se
         raise monitor.interrupt
     interrupts.check()  # the monitor cancelled the build (serialized is None), or the signal came after its last step
     if serialized is None:
-        error = BuildError(f"TensorRT ({trt.name} {trt.version}) failed to build the engine: {last_error(logger.messages)}")
+        error = BuildError(
+            f"TensorRT ({trt.name} {trt.version}) failed to build the engine: {last_error(logger.messages)}"
+        )
         error.log = logger.messages
         raise error
     cache = None
@@ -118,8 +131,15 @@ def _build_in_scope(scope: TensorRTScope, trt: TensorRT, source: ModelSource, se
             engine = inspect_plan(trt, plan)
         except GpuUnavailableError as error:
             warnings.append(f"no fusion map: {trt.name} logged no layer information, and {error.message}")
-    return BuildResult(plan=plan, engine=engine, log=logger.messages, seconds=seconds, timing_cache=cache, warnings=warnings,
-                       plugins=plugins)
+    return BuildResult(
+        plan=plan,
+        engine=engine,
+        log=logger.messages,
+        seconds=seconds,
+        timing_cache=cache,
+        warnings=warnings,
+        plugins=plugins,
+    )
 
 
 def network_flags(lib) -> int:
@@ -172,9 +192,13 @@ def _parse(trt: TensorRT, parser, source: ModelSource, logger) -> None:
     if not problems:
         return
     unsupported = [p for p in problems if not p.startswith("model:")]
-    summary = f"TensorRT's ONNX parser refused {len(unsupported)} node(s)" if unsupported else "TensorRT's ONNX parser failed"
-    raise UnsupportedModelError(f"{summary}: {problems[0]}" + (f" (and {len(problems) - 1} more, listed below)" if len(problems) > 1 else ""),
-                                problems if len(problems) > 1 else [])  # one problem: the message says it all
+    summary = (
+        f"TensorRT's ONNX parser refused {len(unsupported)} node(s)" if unsupported else "TensorRT's ONNX parser failed"
+    )
+    raise UnsupportedModelError(
+        f"{summary}: {problems[0]}" + (f" (and {len(problems) - 1} more, listed below)" if len(problems) > 1 else ""),
+        problems if len(problems) > 1 else [],
+    )  # one problem: the message says it all
 
 
 def configure(trt: TensorRT, builder, network, config, settings: BuildSettings) -> None:
@@ -203,8 +227,10 @@ def configure(trt: TensorRT, builder, network, config, settings: BuildSettings) 
 def _set_shape_values(profile, name: str, shape_range: ShapeRange) -> None:
     """TensorRT takes this input's values as a shape (trtc's own detection may miss a path)."""
     if shape_range.values is None:
-        raise SpecError(f"inputs.{name}: TensorRT uses this input's values as a shape and builds for a range of them; "
-                        f"give inputs: {{{name}: {{values: {{min: [...], opt: [...], max: [...]}}}}}}, or pin it with value: [...]")
+        raise SpecError(
+            f"inputs.{name}: TensorRT uses this input's values as a shape and builds for a range of them; "
+            f"give inputs: {{{name}: {{values: {{min: [...], opt: [...], max: [...]}}}}}}, or pin it with value: [...]"
+        )
     values = shape_range.values
     profile.set_shape_input(name, values.min, values.opt, values.max)
 
@@ -212,14 +238,18 @@ def _set_shape_values(profile, name: str, shape_range: ShapeRange) -> None:
 def _set_compute_capabilities(trt: TensorRT, config, capabilities: tuple[str, ...]) -> None:
     enum = getattr(trt.module, "ComputeCapability", None)
     if enum is None or not hasattr(config, "set_compute_capability"):
-        raise SpecError(f"target.compute_capabilities: {trt.name} builds for the GPU it runs on; remove the key or use target.backend: tensorrt-rtx")
+        raise SpecError(
+            f"target.compute_capabilities: {trt.name} builds for the GPU it runs on; remove the key or use target.backend: tensorrt-rtx"
+        )
     members = {name: member for name, member in enum.__members__.items() if name.startswith("SM")}
     chosen = []
     for capability in capabilities:
         key = "SM" + capability.replace(".", "")
         if key not in members:
             valid = ", ".join(f"{m[2:-1]}.{m[-1]}" for m in members)
-            raise SpecError(f"target.compute_capabilities: {trt.name} {trt.version} cannot target {capability}; it supports {valid}")
+            raise SpecError(
+                f"target.compute_capabilities: {trt.name} {trt.version} cannot target {capability}; it supports {valid}"
+            )
         chosen.append(members[key])
     config.num_compute_capabilities = len(chosen)
     for index, member in enumerate(chosen):
@@ -253,5 +283,3 @@ def _make_progress_monitor(lib, observer: BuildObserver | None):
                     self.interrupt = exc
 
     return ProgressMonitor()
-
-

@@ -16,8 +16,18 @@ _KEY = re.compile(r"([A-Z][A-Za-z/]*): ?")
 _NEXT_KEY = re.compile(r", (?=[A-Z][A-Za-z/]*: )")
 _STAGE = re.compile(r"^(After [^:]+|Original): (\d+) layers$")
 # Datatype words inside the full-TensorRT "Format/Datatype" field, e.g. "Row major linear FP32".
-_FORMAT_TYPES = {"FP32": "Float", "FP16": "Half", "BF16": "BFloat16", "Int8": "Int8", "INT8": "Int8",
-                 "FP8": "FP8", "Int32": "Int32", "Int64": "Int64", "Bool": "Bool", "UInt8": "UInt8"}
+_FORMAT_TYPES = {
+    "FP32": "Float",
+    "FP16": "Half",
+    "BF16": "BFloat16",
+    "Int8": "Int8",
+    "INT8": "Int8",
+    "FP8": "FP8",
+    "Int32": "Int32",
+    "Int64": "Int64",
+    "Bool": "Bool",
+    "UInt8": "UInt8",
+}
 
 
 def parse_builder_log(messages: list[str]) -> EngineInfo | None:
@@ -36,7 +46,9 @@ def parse_inspector_json(text: str) -> EngineInfo:
     document = json.loads(text)
     layers = document.get("Layers", [])
     kernels = tuple(kernel_from_record(layer) for layer in layers if isinstance(layer, dict))
-    bindings = tuple(Binding(name=str(b), mode="", dtype="", dims=()) for b in document.get("Bindings", []) if isinstance(b, str))
+    bindings = tuple(
+        Binding(name=str(b), mode="", dtype="", dims=()) for b in document.get("Bindings", []) if isinstance(b, str)
+    )
     return EngineInfo(kernels=kernels, bindings=bindings, source="engine-inspector")
 
 
@@ -157,8 +169,14 @@ def _tensors(items) -> tuple[KernelTensor, ...]:
         dtype = item.get("Datatype") or _dtype_from_format(str(item.get("Format/Datatype", "")))
         tensor_format = item.get("Format") or item.get("Format/Datatype", "")
         dims = item.get("Dimensions", [])
-        tensors.append(KernelTensor(name=str(item.get("Name", "")), dims=tuple(d for d in dims if isinstance(d, int)),
-                                    dtype=str(dtype), format=str(tensor_format)))
+        tensors.append(
+            KernelTensor(
+                name=str(item.get("Name", "")),
+                dims=tuple(d for d in dims if isinstance(d, int)),
+                dtype=str(dtype),
+                format=str(tensor_format),
+            )
+        )
     return tuple(tensors)
 
 
@@ -175,5 +193,10 @@ def _binding_from_record(record: dict) -> Binding:
         for p in record.get("ProfileInfo", []) or []
         if isinstance(p, dict) and {"MinShape", "OptShape", "MaxShape"} <= set(p)
     )
-    return Binding(name=str(record.get("Name", "")), mode=str(record.get("IOMode", "")),
-                   dtype=str(record.get("DataType", "")), dims=tuple(record.get("Dimensions", []) or ()), profiles=profiles)
+    return Binding(
+        name=str(record.get("Name", "")),
+        mode=str(record.get("IOMode", "")),
+        dtype=str(record.get("DataType", "")),
+        dims=tuple(record.get("Dimensions", []) or ()),
+        profiles=profiles,
+    )

@@ -40,7 +40,9 @@ def metadata_nodes(text: str, known: NodeNames | Collection[str] = ()) -> tuple[
     delimiters = [(m.start(), m.group()) for m in _DELIMITERS.finditer(text)]
     # Paths through the text: a state is ("name", i), a name starts at i, or ("end", j), a group
     # closes with the `]` at j. Every step moves forward, so states settle in position order.
-    best: dict[tuple[str, int], tuple[tuple[int, int], tuple | None, str | None]] = {("name", first + len(GROUP_OPEN)): ((0, 0), None, None)}
+    best: dict[tuple[str, int], tuple[tuple[int, int], tuple | None, str | None]] = {
+        ("name", first + len(GROUP_OPEN)): ((0, 0), None, None)
+    }
     queue = [(first + len(GROUP_OPEN), 0, "name")]
     finished: list[tuple[int, tuple[int, int], tuple[str, int]]] = []
     while queue:

@@ -41,10 +41,16 @@ def load_plugins(trt: TensorRT, paths: tuple[Path, ...], messages: list[tuple[st
         before = set(creator_names(trt))
         errors_before = len(messages)
         if registry.load_library(str(path)) is None:
-            said = [clean(m) for sev, m in messages[errors_before:] if sev in ("ERROR", "INTERNAL_ERROR") and "Cuda Runtime" not in m]
+            said = [
+                clean(m)
+                for sev, m in messages[errors_before:]
+                if sev in ("ERROR", "INTERNAL_ERROR") and "Cuda Runtime" not in m
+            ]
             reason = said[0] if said else "it exports no TensorRT plugin creators"
-            raise SpecError(f"plugins[{index}]: {trt.name} could not load {path} as a plugin library: {reason}; "
-                            "give a library built against this TensorRT that exports setLoggerFinder and getCreators")
+            raise SpecError(
+                f"plugins[{index}]: {trt.name} could not load {path} as a plugin library: {reason}; "
+                "give a library built against this TensorRT that exports setLoggerFinder and getCreators"
+            )
         _loaded[path] = LoadedPlugin(path, tuple(sorted(set(creator_names(trt)) - before)))
         loaded.append(_loaded[path])
     return loaded
@@ -61,7 +67,11 @@ def plugin_hint(trt: TensorRT, op_type: str) -> str:
     registered = [name for name in creator_names(trt) if name.split(" v")[0] == op_type]
     if registered:
         versions = ", ".join(name.split(" v")[1] for name in registered)
-        return (f"a plugin named {op_type} is registered (version {versions}): the node must ask for it with its plugin_version "
-                "(and plugin_namespace) attributes, and the plugin must be creatable on this machine (some need a GPU at build time)")
-    return (f"TensorRT has no importer for {op_type} and no registered plugin has that name; load the library that provides it "
-            "with plugins: [path/to/lib.so] in the spec, or export the model without this op")
+        return (
+            f"a plugin named {op_type} is registered (version {versions}): the node must ask for it with its plugin_version "
+            "(and plugin_namespace) attributes, and the plugin must be creatable on this machine (some need a GPU at build time)"
+        )
+    return (
+        f"TensorRT has no importer for {op_type} and no registered plugin has that name; load the library that provides it "
+        "with plugins: [path/to/lib.so] in the spec, or export the model without this op"
+    )

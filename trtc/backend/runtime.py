@@ -48,7 +48,9 @@ def run_plan(trt: TensorRT, plan: bytes, feeds: dict[str, np.ndarray], iteration
         return _run_in_scope(scope, trt, plan, feeds, iterations)
 
 
-def _run_in_scope(scope: TensorRTScope, trt: TensorRT, plan: bytes, feeds: dict[str, np.ndarray], iterations: int) -> RunResult:
+def _run_in_scope(
+    scope: TensorRTScope, trt: TensorRT, plan: bytes, feeds: dict[str, np.ndarray], iterations: int
+) -> RunResult:
     engine = load_engine(scope, trt, plan)
     cudart = _cuda_runtime()
     lib = trt.module
@@ -56,7 +58,9 @@ def _run_in_scope(scope: TensorRTScope, trt: TensorRT, plan: bytes, feeds: dict[
     inputs = [n for n in names if engine.get_tensor_mode(n) == lib.TensorIOMode.INPUT]
     unknown = sorted(set(feeds) - set(inputs))
     if unknown:
-        raise UsageError(f"--input {unknown[0]}: the engine has no input of that name; its inputs are: {', '.join(inputs)}")
+        raise UsageError(
+            f"--input {unknown[0]}: the engine has no input of that name; its inputs are: {', '.join(inputs)}"
+        )
     context = scope.keep(engine.create_execution_context())
     host: dict[str, np.ndarray] = {}
     rng = np.random.default_rng(0)
@@ -71,15 +75,24 @@ def _run_in_scope(scope: TensorRTScope, trt: TensorRT, plan: bytes, feeds: dict[
             raise UsageError(f"--input {name}: shape {host[name].shape} is outside the engine's profile")
     for name in names:
         if name not in host:
-            host[name] = np.empty(tuple(context.get_tensor_shape(name)), np.dtype(lib.nptype(engine.get_tensor_dtype(name))))
+            host[name] = np.empty(
+                tuple(context.get_tensor_shape(name)), np.dtype(lib.nptype(engine.get_tensor_dtype(name)))
+            )
     stream = _check(cudart.cudaStreamCreate())
     device = {name: _check(cudart.cudaMalloc(max(array.nbytes, 1))) for name, array in host.items()}
     try:
         for name in names:
             context.set_tensor_address(name, int(device[name]))
         for name in inputs:
-            _check(cudart.cudaMemcpyAsync(device[name], host[name].ctypes.data, host[name].nbytes,
-                                          cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, stream))
+            _check(
+                cudart.cudaMemcpyAsync(
+                    device[name],
+                    host[name].ctypes.data,
+                    host[name].nbytes,
+                    cudart.cudaMemcpyKind.cudaMemcpyHostToDevice,
+                    stream,
+                )
+            )
         latencies = []
         for _ in range(max(iterations, 1)):
             started = time.perf_counter()
@@ -88,8 +101,15 @@ def _run_in_scope(scope: TensorRTScope, trt: TensorRT, plan: bytes, feeds: dict[
             latencies.append((time.perf_counter() - started) * 1e3)
         outputs = [n for n in names if n not in inputs]
         for name in outputs:
-            _check(cudart.cudaMemcpyAsync(host[name].ctypes.data, device[name], host[name].nbytes,
-                                          cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream))
+            _check(
+                cudart.cudaMemcpyAsync(
+                    host[name].ctypes.data,
+                    device[name],
+                    host[name].nbytes,
+                    cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost,
+                    stream,
+                )
+            )
         _check(cudart.cudaStreamSynchronize(stream))
     finally:
         for pointer in device.values():
@@ -102,7 +122,9 @@ def _cuda_runtime():
     try:
         from cuda.bindings import runtime as cudart
     except ImportError:
-        raise BackendUnavailableError("running a plan needs device memory from cuda-python: `pip install 'cuda-python>=13'`") from None
+        raise BackendUnavailableError(
+            "running a plan needs device memory from cuda-python: `pip install 'cuda-python>=13'`"
+        ) from None
     return cudart
 
 

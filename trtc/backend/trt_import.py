@@ -20,7 +20,13 @@ MODULES = {"tensorrt": "tensorrt", "tensorrt-rtx": "tensorrt_rtx"}
 # Python module -> distributions that may own it, most specific first (the bindings wheel owns
 # the module; the meta package only pulls it in).
 _DISTRIBUTIONS = {
-    "tensorrt": ["tensorrt-cu13-bindings", "tensorrt-cu12-bindings", "tensorrt-cu11-bindings", "tensorrt-bindings", "tensorrt"],
+    "tensorrt": [
+        "tensorrt-cu13-bindings",
+        "tensorrt-cu12-bindings",
+        "tensorrt-cu11-bindings",
+        "tensorrt-bindings",
+        "tensorrt",
+    ],
     "tensorrt_rtx": ["tensorrt-rtx-cu13", "tensorrt-rtx-cu12", "tensorrt-rtx"],
 }
 
@@ -55,7 +61,10 @@ def import_tensorrt(preference: str = "auto") -> TensorRT:
             reasons,
         )
     package = "tensorrt-rtx" if preference == "tensorrt-rtx" else "tensorrt"
-    raise BackendUnavailableError(f"target.backend is '{preference}' but it does not import: `pip install {package}` or set target.backend: auto", reasons)
+    raise BackendUnavailableError(
+        f"target.backend is '{preference}' but it does not import: `pip install {package}` or set target.backend: auto",
+        reasons,
+    )
 
 
 def backend_identity(preference: str) -> str:

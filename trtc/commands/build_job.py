@@ -42,9 +42,17 @@ class JobResult:
     details: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "spec": self.spec, "status": self.status, "exit_code": self.exit_code, "reason": self.reason,
-                "seconds": round(self.seconds, 3), "written": self.written,
-                "error": None if self.error is None else {"message": self.error, "details": self.details}, "report": self.report}
+        return {
+            "name": self.name,
+            "spec": self.spec,
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "reason": self.reason,
+            "seconds": round(self.seconds, 3),
+            "written": self.written,
+            "error": None if self.error is None else {"message": self.error, "details": self.details},
+            "report": self.report,
+        }
 
 
 def run_job(spec: Spec, observer, options: JobOptions) -> JobResult:
@@ -55,19 +63,39 @@ def run_job(spec: Spec, observer, options: JobOptions) -> JobResult:
         verdict = None if options.force else up_to_date_verdict(spec)  # --force: not even the hashing
         if verdict is not None and verdict.up_to_date:
             if options.depfile:
-                refuse_clashes([("--depfile", options.depfile)], [("an input of the build", p) for p in verdict.fingerprint.inputs])
+                refuse_clashes(
+                    [("--depfile", options.depfile)], [("an input of the build", p) for p in verdict.fingerprint.inputs]
+                )
                 depfile.write(options.depfile, _targets(spec), [spec.source, *verdict.fingerprint.inputs])
-            return JobResult(spec.name, str(spec.source), UP_TO_DATE, 0, "up to date", time.perf_counter() - started,
-                             report=verdict.report, written=[])
-        if options.depfile:  # a name Make cannot express is refused before any work (external data: once the model is read)
+            return JobResult(
+                spec.name,
+                str(spec.source),
+                UP_TO_DATE,
+                0,
+                "up to date",
+                time.perf_counter() - started,
+                report=verdict.report,
+                written=[],
+            )
+        if (
+            options.depfile
+        ):  # a name Make cannot express is refused before any work (external data: once the model is read)
             depfile.render(_targets(spec), [spec.source, spec.model, *data_inputs(spec)])
         from trtc.commands.pipeline import build  # imports onnx, onnxruntime, TensorRT: only when there is work to do
 
         reason = "--force" if verdict is None else verdict.reason
         observer.stage(f"building {spec.name} ({reason})")
         outcome = build(spec, observer, diagnose=options.diagnose, depfile_path=options.depfile)
-    return JobResult(spec.name, str(spec.source), BUILT, 0, reason, time.perf_counter() - started,
-                     report=outcome.report, written=[str(p) for p in outcome.written])
+    return JobResult(
+        spec.name,
+        str(spec.source),
+        BUILT,
+        0,
+        reason,
+        time.perf_counter() - started,
+        report=outcome.report,
+        written=[str(p) for p in outcome.written],
+    )
 
 
 def run_job_reporting_errors(spec: Spec, observer, options: JobOptions) -> JobResult:
@@ -81,14 +109,32 @@ def run_job_reporting_errors(spec: Spec, observer, options: JobOptions) -> JobRe
 
 
 def failed_result(spec: Spec, error: TrtcError, seconds: float = 0.0) -> JobResult:
-    return JobResult(spec.name, str(spec.source), FAILED, error.exit_code, "build failed", seconds,
-                     error=error.message, details=list(error.details))
+    return JobResult(
+        spec.name,
+        str(spec.source),
+        FAILED,
+        error.exit_code,
+        "build failed",
+        seconds,
+        error=error.message,
+        details=list(error.details),
+    )
 
 
-def interrupted_result(spec: Spec, stop: interrupts.Interrupted, written: list[Path] | None, seconds: float = 0.0) -> JobResult:
+def interrupted_result(
+    spec: Spec, stop: interrupts.Interrupted, written: list[Path] | None, seconds: float = 0.0
+) -> JobResult:
     """`written`: the files it wrote before the signal; None when it never started."""
-    return JobResult(spec.name, str(spec.source), INTERRUPTED, stop.exit_code, "interrupted" if written is not None else "not started",
-                     seconds, written=[str(p) for p in written or []], error=interruption(stop, written))
+    return JobResult(
+        spec.name,
+        str(spec.source),
+        INTERRUPTED,
+        stop.exit_code,
+        "interrupted" if written is not None else "not started",
+        seconds,
+        written=[str(p) for p in written or []],
+        error=interruption(stop, written),
+    )
 
 
 def interruption(stop: interrupts.Interrupted, written: list[Path] | None) -> str:

@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Callable
 
 from trtc import interrupts
-from trtc.commands.build_job import FAILED, INTERRUPTED, JobOptions, JobResult, interrupted_result, run_job_reporting_errors
+from trtc.commands.build_job import (
+    FAILED,
+    INTERRUPTED,
+    JobOptions,
+    JobResult,
+    interrupted_result,
+    run_job_reporting_errors,
+)
 from trtc.errors import UsageError
 from trtc.incremental.clashes import build_inputs, build_outputs, refuse_clashes
 from trtc.interrupts import Interrupted
@@ -36,14 +43,23 @@ def refuse_collisions(specs: list[Spec]) -> None:
         for _, path in build_outputs(spec):
             other = owners.get(path)
             if other is not None and other is not spec:
-                raise UsageError(f"{other.source} and {spec.source} both write {path}; give one of them another output: path")
+                raise UsageError(
+                    f"{other.source} and {spec.source} both write {path}; give one of them another output: path"
+                )
             owners[path] = spec
     for spec in specs:  # one spec's output must not be what another reads
-        inputs = [(f"{other.source}'s {name}", path) for other in specs if other is not spec for name, path in build_inputs(other)]
+        inputs = [
+            (f"{other.source}'s {name}", path)
+            for other in specs
+            if other is not spec
+            for name, path in build_inputs(other)
+        ]
         refuse_clashes([(f"{spec.source}: {name}", path) for name, path in build_outputs(spec)], inputs)
 
 
-def build_many(specs: list[Spec], options: JobOptions, jobs: int, observer_for: Callable[[Spec], object]) -> list[JobResult]:
+def build_many(
+    specs: list[Spec], options: JobOptions, jobs: int, observer_for: Callable[[Spec], object]
+) -> list[JobResult]:
     """Results in the order of `specs`. `observer_for` must be picklable (it runs in the workers)."""
     refuse_collisions(specs)
     if jobs <= 1 or len(specs) == 1:
@@ -60,7 +76,7 @@ def _one_after_another(specs: list[Spec], options: JobOptions, observer_for) -> 
         except Interrupted as stop:
             interrupts.acknowledge()
             results.append(interrupted_result(spec, stop, committed()[written_before:], time.perf_counter() - started))
-            return results + [interrupted_result(later, stop, None) for later in specs[len(results):]]
+            return results + [interrupted_result(later, stop, None) for later in specs[len(results) :]]
     return results
 
 
@@ -71,7 +87,9 @@ class _Worker:
     def __init__(self, context, spec: Spec, options: JobOptions, observer_for):
         self.spec, self.started = spec, time.perf_counter()
         self.connection, child_end = context.Pipe(duplex=False)
-        self.process = context.Process(target=_work, args=(child_end, spec, options, observer_for), name=f"trtc {spec.name}")
+        self.process = context.Process(
+            target=_work, args=(child_end, spec, options, observer_for), name=f"trtc {spec.name}"
+        )
         self.process.start()
         child_end.close()
         self.result: JobResult | None = None
@@ -97,8 +115,15 @@ class _Worker:
         if stop is not None or code in (128 + signal_number for signal_number in interrupts.SIGNALS):
             # A worker ends without a result only outside its commit (trtc/outputs.py): nothing written.
             return interrupted_result(self.spec, stop or Interrupted(code - 128), [], seconds)
-        return JobResult(self.spec.name, str(self.spec.source), FAILED, 1, "build process died", seconds,
-                         error=f"the build process for {self.spec.source} died (exit code {code})")
+        return JobResult(
+            self.spec.name,
+            str(self.spec.source),
+            FAILED,
+            1,
+            "build process died",
+            seconds,
+            error=f"the build process for {self.spec.source} died (exit code {code})",
+        )
 
 
 def _in_processes(specs: list[Spec], options: JobOptions, jobs: int, observer_for) -> list[JobResult]:
@@ -143,7 +168,9 @@ def _signal(running: dict[int, _Worker], signal_number: int) -> None:
             pass
 
 
-def _await(running: dict[int, _Worker], results: dict[int, JobResult], stop: Interrupted | None, timeout: float | None) -> None:
+def _await(
+    running: dict[int, _Worker], results: dict[int, JobResult], stop: Interrupted | None, timeout: float | None
+) -> None:
     """Wait until a worker sends its result or ends; move finished ones to `results`."""
     wait([w.connection for w in running.values()] + [w.process.sentinel for w in running.values()], timeout)
     for index, worker in list(running.items()):
@@ -166,4 +193,3 @@ def _work(connection, spec: Spec, options: JobOptions, observer_for) -> None:
             connection.close()
     if result.status == INTERRUPTED:
         raise SystemExit(result.exit_code)
-

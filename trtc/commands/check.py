@@ -14,18 +14,18 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trtc.incremental.clashes import build_inputs, build_outputs, refuse_clashes
 from trtc.backend.builder import BuildSettings, ParserProblem
 from trtc.backend.support import check_support
 from trtc.backend.trt_import import import_tensorrt
+from trtc.commands.pipeline import load_pinned_model, model_source
+from trtc.commands.remedies import remedies
 from trtc.errors import SpecError
 from trtc.graph.profiles import model_inputs
+from trtc.incremental.clashes import build_inputs, build_outputs, refuse_clashes
 from trtc.passes import select_passes
-from trtc.commands.pipeline import load_pinned_model, model_source
 from trtc.precision.accuracy_data import accuracy_samples, spec_gates
 from trtc.precision.data import SampleSource
 from trtc.precision.quantize import calibration_data
-from trtc.commands.remedies import remedies
 from trtc.report.kernel_cost import choose_gpu
 from trtc.spec.model import Spec
 
@@ -49,11 +49,21 @@ class CheckResult:
         return not self.problems
 
     def as_dict(self) -> dict:
-        return {"spec": str(self.spec.source), "model": str(self.spec.model), "backend": self.backend, "supported": self.supported,
-                "onnx_nodes": self.onnx_nodes, "layers": self.layers, "inputs": {n: list(d) for n, d in self.inputs.items()},
-                "outputs": self.outputs, "profiles": [{n: r.as_dict() for n, r in p.items()} for p in self.profiles],
-                "unsupported": [{"node": p.node, "op_type": p.op_type, "message": p.message} for p in self.problems],
-                "hints": self.hints, "checked": self.checked, "warnings": self.warnings}
+        return {
+            "spec": str(self.spec.source),
+            "model": str(self.spec.model),
+            "backend": self.backend,
+            "supported": self.supported,
+            "onnx_nodes": self.onnx_nodes,
+            "layers": self.layers,
+            "inputs": {n: list(d) for n, d in self.inputs.items()},
+            "outputs": self.outputs,
+            "profiles": [{n: r.as_dict() for n, r in p.items()} for p in self.profiles],
+            "unsupported": [{"node": p.node, "op_type": p.op_type, "message": p.message} for p in self.problems],
+            "hints": self.hints,
+            "checked": self.checked,
+            "warnings": self.warnings,
+        }
 
 
 class _Collect:
@@ -82,12 +92,20 @@ def check_spec(spec: Spec) -> CheckResult:
     pinned = load_pinned_model(spec, observer)
     model, profiles = pinned.model, pinned.profiles
     refuse_clashes(build_outputs(spec), build_inputs(spec, pinned.loaded.files))
-    checked.append(f"model {spec.model.name}: {len(model.graph.node)} nodes" +
-                   (f" ({len(pinned.sections['graph']['pruned_nodes'])} pruned by the outputs)" if pinned.sections["graph"]["pruned_nodes"] else ""))
+    checked.append(
+        f"model {spec.model.name}: {len(model.graph.node)} nodes"
+        + (
+            f" ({len(pinned.sections['graph']['pruned_nodes'])} pruned by the outputs)"
+            if pinned.sections["graph"]["pruned_nodes"]
+            else ""
+        )
+    )
     if "pinning" in pinned.sections:
         pinning = pinned.sections["pinning"]
-        checked.append(f"pinned inputs: {', '.join(p['input'] for p in pinning['pinned_inputs']) or 'none'}; "
-                       f"{len(pinning['resolved_control_flow'])} If/Loop node(s) resolved")
+        checked.append(
+            f"pinned inputs: {', '.join(p['input'] for p in pinning['pinned_inputs']) or 'none'}; "
+            f"{len(pinning['resolved_control_flow'])} If/Loop node(s) resolved"
+        )
     checked += _check_data(spec, model, profiles[0])
 
     settings = BuildSettings.for_spec(spec, profiles)
@@ -95,17 +113,36 @@ def check_spec(spec: Spec) -> CheckResult:
         source, _ = model_source(model, pinned.loaded, spec, Path(scratch))
         support = check_support(trt, source, settings)
     if support.profile_errors:
-        raise SpecError(f"optimization profile refused by {trt.name}: {support.profile_errors[0]}; fix the shape ranges under inputs/profiles")
+        raise SpecError(
+            f"optimization profile refused by {trt.name}: {support.profile_errors[0]}; fix the shape ranges under inputs/profiles"
+        )
     if not support.problems:
         for index, profile in enumerate(profiles):
-            ranges = "; ".join(f"{name} {_dims(r.min)} .. {_dims(r.opt)} .. {_dims(r.max)}" for name, r in profile.items() if r.min != r.max)
-            checked.append(f"optimization profile {index}: accepted" + (f" (min .. opt .. max: {ranges})" if ranges else " (static shapes)"))
+            ranges = "; ".join(
+                f"{name} {_dims(r.min)} .. {_dims(r.opt)} .. {_dims(r.max)}"
+                for name, r in profile.items()
+                if r.min != r.max
+            )
+            checked.append(
+                f"optimization profile {index}: accepted"
+                + (f" (min .. opt .. max: {ranges})" if ranges else " (static shapes)")
+            )
         if spec.target.compute_capabilities:
             checked.append(f"targets: compute capability {', '.join(spec.target.compute_capabilities)}")
     hints = remedies(model) if support.problems else []
-    return CheckResult(spec=spec, backend=f"{trt.name} {trt.version}", onnx_nodes=len(model.graph.node), layers=support.layers,
-                       inputs=support.inputs, outputs=support.outputs, profiles=profiles, problems=support.problems, hints=hints,
-                       checked=checked, warnings=observer.warnings)
+    return CheckResult(
+        spec=spec,
+        backend=f"{trt.name} {trt.version}",
+        onnx_nodes=len(model.graph.node),
+        layers=support.layers,
+        inputs=support.inputs,
+        outputs=support.outputs,
+        profiles=profiles,
+        problems=support.problems,
+        hints=hints,
+        checked=checked,
+        warnings=observer.warnings,
+    )
 
 
 def _check_data(spec: Spec, model, profile) -> list[str]:

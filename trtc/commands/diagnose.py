@@ -19,6 +19,7 @@ from trtc.backend.trt_logger import clean
 from trtc.errors import BuildError
 from trtc.graph.shapes import tensor_types
 
+
 @dataclass
 class Culprit:
     node: onnx.NodeProto
@@ -27,8 +28,14 @@ class Culprit:
     seconds: float
 
 
-def localize(trt: TensorRT, model: onnx.ModelProto, settings: BuildSettings, max_builds: int = 24, max_seconds: float = 120.0,
-             progress=None) -> Culprit | None:
+def localize(
+    trt: TensorRT,
+    model: onnx.ModelProto,
+    settings: BuildSettings,
+    max_builds: int = 24,
+    max_seconds: float = 120.0,
+    progress=None,
+) -> Culprit | None:
     nodes = list(model.graph.node)
     started, builds = time.perf_counter(), 0
     types = tensor_types(model)
@@ -50,12 +57,21 @@ def localize(trt: TensorRT, model: onnx.ModelProto, settings: BuildSettings, max
 
 def explain(culprit: Culprit, tensorrt_message: str) -> BuildError:
     node = culprit.node
-    lines = [f"culprit: node '{node.name}' ({node.op_type}), found by {culprit.builds} sub-builds in {culprit.seconds:.1f} s",
-             f"TensorRT said: {tensorrt_message}"]
+    lines = [
+        f"culprit: node '{node.name}' ({node.op_type}), found by {culprit.builds} sub-builds in {culprit.seconds:.1f} s",
+        f"TensorRT said: {tensorrt_message}",
+    ]
     if node.op_type in ("If", "Loop", "Scan"):
-        inner = [f"{n.name or n.op_type} ({n.op_type})" for a in node.attribute if a.type == onnx.AttributeProto.GRAPH for n in a.g.node]
+        inner = [
+            f"{n.name or n.op_type} ({n.op_type})"
+            for a in node.attribute
+            if a.type == onnx.AttributeProto.GRAPH
+            for n in a.g.node
+        ]
         lines.append(f"inside the {node.op_type}: {', '.join(inner[:8])}" + (" ..." if len(inner) > 8 else ""))
-    return BuildError(f"TensorRT failed to build the engine; the failure starts at node '{node.name}' ({node.op_type})", lines)
+    return BuildError(
+        f"TensorRT failed to build the engine; the failure starts at node '{node.name}' ({node.op_type})", lines
+    )
 
 
 def _prefix(model: onnx.ModelProto, count: int, types) -> onnx.ModelProto:
@@ -74,8 +90,11 @@ def _prefix(model: onnx.ModelProto, count: int, types) -> onnx.ModelProto:
     sub.graph.initializer.extend(i for i in graph.initializer if i.name in used)
     for name in dict.fromkeys(outputs) if outputs else [o for node in kept[-1:] for o in node.output if o in produced]:
         known = types.get(name)
-        sub.graph.output.append(onnx.helper.make_tensor_value_info(name, known.elem_type, None) if known else
-                                onnx.helper.make_empty_tensor_value_info(name))
+        sub.graph.output.append(
+            onnx.helper.make_tensor_value_info(name, known.elem_type, None)
+            if known
+            else onnx.helper.make_empty_tensor_value_info(name)
+        )
     return sub
 
 
@@ -83,7 +102,11 @@ def _fails(trt: TensorRT, model: onnx.ModelProto, settings: BuildSettings) -> tu
     inputs = {v.name for v in model.graph.input}
     profiles = [{name: r for name, r in profile.items() if name in inputs} for profile in settings.profiles]
     try:
-        build_plan(trt, ModelSource(data=model.SerializeToString()), BuildSettings(**{**settings.__dict__, "profiles": profiles}))
+        build_plan(
+            trt,
+            ModelSource(data=model.SerializeToString()),
+            BuildSettings(**{**settings.__dict__, "profiles": profiles}),
+        )
     except BuildError as error:
         return True, clean(error.message)
     return False, ""

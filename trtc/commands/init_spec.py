@@ -18,15 +18,15 @@ import onnx
 import yaml
 
 from trtc import __version__
-from trtc.spec.docs import schema_text
-from trtc.incremental.clashes import refuse_clashes
+from trtc.commands.remedies import remedies
 from trtc.errors import UsageError
 from trtc.graph.batch_dim import batch_axes
 from trtc.graph.io import load_model, name_unnamed_nodes
 from trtc.graph.profiles import ModelInput, model_inputs, resolve_profiles
+from trtc.incremental.clashes import refuse_clashes
 from trtc.outputs import StagedOutputs
 from trtc.printable import one_line
-from trtc.commands.remedies import remedies
+from trtc.spec.docs import schema_text
 from trtc.spec.load import spec_from_document
 
 MAX_BATCH = 32
@@ -59,7 +59,7 @@ def starter_spec(model_path: Path, spec_path: Path | None) -> StarterSpec:
     loaded = load_model(model_path)
     model = loaded.proto
     inputs = model_inputs(model)
-    folder = (spec_path.resolve().parent if spec_path else Path.cwd())
+    folder = spec_path.resolve().parent if spec_path else Path.cwd()
     name = _engine_name(spec_path.stem if spec_path else model_path.stem)
     relative = Path(os.path.relpath(model_path.resolve(), folder)).as_posix()
     file_name = spec_path.name if spec_path else f"{name}.yaml"
@@ -76,12 +76,16 @@ def write_starter_spec(model_path: Path, spec_path: Path | None, force: bool) ->
     if str(spec_path) == "-":
         return starter_spec(model_path, None)
     if spec_path.is_dir():
-        raise UsageError(f"-o {spec_path}: is a directory; name the spec file, e.g. -o {spec_path / (model_path.stem + '.yaml')}")
+        raise UsageError(
+            f"-o {spec_path}: is a directory; name the spec file, e.g. -o {spec_path / (model_path.stem + '.yaml')}"
+        )
     if spec_path.exists() and not force:
         raise UsageError(f"{spec_path} already exists; pass --force to overwrite it, or -o to write elsewhere")
     starter = starter_spec(model_path, spec_path)
     files = starter.model_files
-    refuse_clashes([("-o", spec_path)], [("the model", files[0])] + [("the model's external data file", f) for f in files[1:]])
+    refuse_clashes(
+        [("-o", spec_path)], [("the model", files[0])] + [("the model's external data file", f) for f in files[1:]]
+    )
     schema = spec_path.resolve().parent / SCHEMA_FILE  # what the spec's first line points editors at
     with StagedOutputs() as staged:
         staged.write(spec_path.resolve(), starter.text)
@@ -92,8 +96,9 @@ def write_starter_spec(model_path: Path, spec_path: Path | None, force: bool) ->
     return starter
 
 
-def _render(model: onnx.ModelProto, inputs: list[ModelInput], model_ref: str, name: str, model_name: str,
-            file_name: str) -> tuple[str, list[str]]:
+def _render(
+    model: onnx.ModelProto, inputs: list[ModelInput], model_ref: str, name: str, model_name: str, file_name: str
+) -> tuple[str, list[str]]:
     batch = {name: found.axis for name, found in batch_axes([(item.name, item.dims) for item in inputs]).items()}
     batched = any(axis is not None for axis in batch.values())
     entries, dynamic = _input_entries(inputs, batch)
@@ -117,15 +122,25 @@ def _render(model: onnx.ModelProto, inputs: list[ModelInput], model_ref: str, na
         "",
     ]
     if batched:
-        out += ["# Every input's batch dimension (by name, else a dynamic first one) gets the profile min 1, opt = max = max_batch",
-                "# (unless inputs: below gives its range).", f"max_batch: {MAX_BATCH}", ""]
+        out += [
+            "# Every input's batch dimension (by name, else a dynamic first one) gets the profile min 1, opt = max = max_batch",
+            "# (unless inputs: below gives its range).",
+            f"max_batch: {MAX_BATCH}",
+            "",
+        ]
     else:
-        out += ["# No input has a dynamic batch dimension, so max_batch would have no effect.", f"# max_batch: {MAX_BATCH}", ""]
-    out += ["# Inputs: TensorRT builds for every shape between min and max and tunes for opt; the model's",
-            "# static dimensions must stay as they are. `shape: [...]` fixes a shape; `value: ...` pins an",
-            "# input to a constant (it leaves the engine, and Ifs that depend on it resolve); `range: [lo, hi]`",
-            "# bounds the values trtc draws when it runs the model in onnxruntime to verify its rewrites.",
-            "# A second profile: move the ranges to `profiles: [{name: {min, opt, max}}, {...}]`."]
+        out += [
+            "# No input has a dynamic batch dimension, so max_batch would have no effect.",
+            f"# max_batch: {MAX_BATCH}",
+            "",
+        ]
+    out += [
+        "# Inputs: TensorRT builds for every shape between min and max and tunes for opt; the model's",
+        "# static dimensions must stay as they are. `shape: [...]` fixes a shape; `value: ...` pins an",
+        "# input to a constant (it leaves the engine, and Ifs that depend on it resolve); `range: [lo, hi]`",
+        "# bounds the values trtc draws when it runs the model in onnxruntime to verify its rewrites.",
+        "# A second profile: move the ranges to `profiles: [{name: {min, opt, max}}, {...}]`.",
+    ]
     if any(not commented for commented, _ in entries):
         out.append("inputs:")
         out += [line for commented, lines in entries if not commented for line in lines]
@@ -181,7 +196,9 @@ def _render(model: onnx.ModelProto, inputs: list[ModelInput], model_ref: str, na
     return "\n".join(map(one_line, out)) + "\n", dynamic
 
 
-def _input_entries(inputs: list[ModelInput], batch: dict[str, int | None]) -> tuple[list[tuple[bool, list[str]]], list[str]]:
+def _input_entries(
+    inputs: list[ModelInput], batch: dict[str, int | None]
+) -> tuple[list[tuple[bool, list[str]]], list[str]]:
     """Per input: whether its entry stays a comment (max_batch or the model fixes its shape), and
     its lines. Dynamic dims that share a name get the same proposal, as TensorRT treats them."""
     entries, dynamic, proposals = [], [], {}
@@ -212,11 +229,19 @@ def _input_entries(inputs: list[ModelInput], batch: dict[str, int | None]) -> tu
             else:
                 key = dim if dim != "?" else (item.name, axis)
                 ranges.append(proposals.setdefault(key, _SPATIAL if len(item.dims) == 4 and axis >= 2 else _OTHER))
-                dynamic.append(f"{item.name} dimension {axis}" + (f" ('{dim}')" if dim != "?" else "") +
-                               f": proposed {' .. '.join(map(str, ranges[-1]))}")
+                dynamic.append(
+                    f"{item.name} dimension {axis}"
+                    + (f" ('{dim}')" if dim != "?" else "")
+                    + f": proposed {' .. '.join(map(str, ranges[-1]))}"
+                )
         low, opt, high = ([r[i] for r in ranges] for i in range(3))
-        lines = [f"  {_scalar(item.name)}:{_pad(item.name)}# {about}; proposed ranges for its dynamic dims: set yours",
-                 f"    min: {low}", f"    opt: {opt}", f"    max: {high}", *[f"    # {h}" for h in hints]]
+        lines = [
+            f"  {_scalar(item.name)}:{_pad(item.name)}# {about}; proposed ranges for its dynamic dims: set yours",
+            f"    min: {low}",
+            f"    opt: {opt}",
+            f"    max: {high}",
+            *[f"    # {h}" for h in hints],
+        ]
         entries.append((False, lines))
     return entries, dynamic
 
@@ -226,7 +251,9 @@ def _validate(text: str, spec_path: Path, inputs: list[ModelInput], model_path: 
     path and input names were templated into YAML, so they must read back as themselves."""
     document = yaml.safe_load(text)
     spec = spec_from_document(document, spec_path)
-    if spec.model.resolve() != model_path.resolve() or not set(document.get("inputs") or {}) <= {item.name for item in inputs}:
+    if spec.model.resolve() != model_path.resolve() or not set(document.get("inputs") or {}) <= {
+        item.name for item in inputs
+    }:
         raise AssertionError(f"trtc init wrote a spec that does not read back to the model's names:\n{text}")
     resolve_profiles(inputs, spec)
 
@@ -243,7 +270,11 @@ def _describe(value: onnx.ValueInfoProto) -> str:
 def _scalar(text: str) -> str:
     """A YAML scalar for a name or path: plain when YAML reads it back as this string (not `.inf`,
     `.5`, `yes`, `null`), else double-quoted with escapes (JSON is valid YAML)."""
-    if re.fullmatch(r"[A-Za-z_./][A-Za-z0-9_./-]*", text) and text.lower() not in _YAML_WORDS and yaml.safe_load(text) == text:
+    if (
+        re.fullmatch(r"[A-Za-z_./][A-Za-z0-9_./-]*", text)
+        and text.lower() not in _YAML_WORDS
+        and yaml.safe_load(text) == text
+    ):
         return text
     return json.dumps(text, ensure_ascii=False)  # JSON's escapes are YAML's; the lines' one_line escapes the rest
 

@@ -32,14 +32,19 @@ def inspect_model(path: Path, shapes: dict[str, tuple[int, ...]]) -> Inspection:
     for name in shapes:
         if name not in inputs:
             hint = closest(name, inputs)
-            raise UsageError(f"--shape {name}: the model has no input of that name" + (f"; did you mean '{hint}'?" if hint else f"; its inputs are: {', '.join(inputs)}"))
+            raise UsageError(
+                f"--shape {name}: the model has no input of that name"
+                + (f"; did you mean '{hint}'?" if hint else f"; its inputs are: {', '.join(inputs)}")
+            )
     resolved: dict[str, tuple[int | str, ...]] = {}
     for name, item in inputs.items():
         shape = shapes.get(name)
         if shape is None:
             shape = tuple(d if isinstance(d, int) else _symbol(name, axis, d) for axis, d in enumerate(item.dims))
         elif len(shape) != len(item.dims) or any(isinstance(d, int) and d != s for d, s in zip(item.dims, shape)):
-            raise UsageError(f"--shape {name}={'x'.join(map(str, shape))}: does not fit the model's input {item.describe()}")
+            raise UsageError(
+                f"--shape {name}={'x'.join(map(str, shape))}: does not fit the model's input {item.describe()}"
+            )
         resolved[name] = tuple(shape)
     symbols = {d for shape in resolved.values() for d in shape if isinstance(d, str)}
     costs = node_costs(model, types=_symbolic(tensor_types(model, resolved), symbols))
@@ -57,9 +62,15 @@ def _symbolic(types: dict[str, TensorType], symbols: set[str]) -> dict[str, Tens
     that inference invented stay unknown."""
     if not symbols:
         return types
-    return {name: TensorType(t.elem_type, None if t.shape is None else
-                             tuple(Poly.symbol(d) if isinstance(d, str) and d in symbols else d for d in t.shape))
-            for name, t in types.items()}
+    return {
+        name: TensorType(
+            t.elem_type,
+            None
+            if t.shape is None
+            else tuple(Poly.symbol(d) if isinstance(d, str) and d in symbols else d for d in t.shape),
+        )
+        for name, t in types.items()
+    }
 
 
 def parse_shapes(texts: tuple[str, ...] | list[str]) -> dict[str, tuple[int, ...]]:

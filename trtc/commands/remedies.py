@@ -12,14 +12,23 @@ _ORT_QUANTIZED = {"ConvInteger", "MatMulInteger", "DynamicQuantizeLinear"}
 def remedies(model: onnx.ModelProto) -> list[str]:
     graph = model.graph
     hints = []
-    quantized = sorted({f"{n.op_type}" + (f" ({n.domain})" if n.domain else "") for n in graph.node
-                        if n.op_type in _ORT_QUANTIZED or n.domain == "com.microsoft"})
+    quantized = sorted(
+        {
+            f"{n.op_type}" + (f" ({n.domain})" if n.domain else "")
+            for n in graph.node
+            if n.op_type in _ORT_QUANTIZED or n.domain == "com.microsoft"
+        }
+    )
     if quantized:
-        hints.append(f"hint: {', '.join(quantized)} run only in onnxruntime; export the float model and let trtc "
-                     "quantize it (precision: {mode: int8})")
+        hints.append(
+            f"hint: {', '.join(quantized)} run only in onnxruntime; export the float model and let trtc "
+            "quantize it (precision: {mode: int8})"
+        )
     control = _control_flow_hints(graph)
     if len(control) > _MAX_CONTROL_HINTS:  # one pin usually resolves them all: keep the message short
-        control = control[:_MAX_CONTROL_HINTS] + [f"hint: {len(control) - _MAX_CONTROL_HINTS} more If/Loop nodes depend on inputs"]
+        control = control[:_MAX_CONTROL_HINTS] + [
+            f"hint: {len(control) - _MAX_CONTROL_HINTS} more If/Loop nodes depend on inputs"
+        ]
     return hints + control
 
 
@@ -33,12 +42,16 @@ def _control_flow_hints(graph: onnx.GraphProto) -> list[str]:
             values, shapes = _input_ancestors(condition, producers, inputs) if condition else (set(), set())
             if values:
                 sources = sorted(values)
-                hints.append(f"hint: {node.op_type} '{node.name}' depends on input(s) {', '.join(sources)}; pin them "
-                             f"if they are fixed in deployment: inputs: {{{sources[0]}: {{value: ...}}}}")
+                hints.append(
+                    f"hint: {node.op_type} '{node.name}' depends on input(s) {', '.join(sources)}; pin them "
+                    f"if they are fixed in deployment: inputs: {{{sources[0]}: {{value: ...}}}}"
+                )
             elif shapes:
                 sources = sorted(shapes)
-                hints.append(f"hint: {node.op_type} '{node.name}' depends on the shape of {', '.join(sources)}; a fixed "
-                             f"shape resolves it at build time: inputs: {{{sources[0]}: {{shape: [...]}}}}")
+                hints.append(
+                    f"hint: {node.op_type} '{node.name}' depends on the shape of {', '.join(sources)}; a fixed "
+                    f"shape resolves it at build time: inputs: {{{sources[0]}: {{shape: [...]}}}}"
+                )
     return hints
 
 

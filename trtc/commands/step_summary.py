@@ -22,8 +22,10 @@ def append_step_summary(results: list[JobResult]) -> Path | None:
         elif result.status == UP_TO_DATE:
             parts.append(f"**trtc {text(result.name)}**: up to date, not rebuilt.\n")
         else:  # errors quote node names and file names: escaped like the report's
-            parts.append(f"**trtc {text(result.name)}: build {result.status}** (exit {result.exit_code}): {text(result.error)}\n"
-                         + "".join(f"- {text(line)}\n" for line in result.details[:20]))
+            parts.append(
+                f"**trtc {text(result.name)}: build {result.status}** (exit {result.exit_code}): {text(result.error)}\n"
+                + "".join(f"- {text(line)}\n" for line in result.details[:20])
+            )
     try:
         with open(target, "a", encoding="utf-8") as summary:
             summary.write("\n".join(parts) + "\n")

@@ -26,22 +26,123 @@ import onnx
 from trtc.graph.shapes import TensorType, tensor_types
 
 VIEWS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"}
-COPIES = {"Concat", "Split", "Slice", "Transpose", "Gather", "GatherElements", "GatherND", "Pad", "Tile", "Expand",
-          "DepthToSpace", "SpaceToDepth", "Cast", "CastLike", "ScatterND", "ScatterElements", "Trilu", "ReverseSequence"}
+COPIES = {
+    "Concat",
+    "Split",
+    "Slice",
+    "Transpose",
+    "Gather",
+    "GatherElements",
+    "GatherND",
+    "Pad",
+    "Tile",
+    "Expand",
+    "DepthToSpace",
+    "SpaceToDepth",
+    "Cast",
+    "CastLike",
+    "ScatterND",
+    "ScatterElements",
+    "Trilu",
+    "ReverseSequence",
+}
 SELECTIVE_READS = {"Gather", "GatherElements", "GatherND", "Slice"}  # read only what they copy from input 0
 # One FLOP per output element.
-ELEMENTWISE = {"Add", "Sub", "Mul", "Div", "Pow", "Mod", "Neg", "Abs", "Reciprocal", "Sqrt", "Exp", "Log", "Floor",
-               "Ceil", "Round", "Sign", "Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Tanh", "Asinh",
-               "Acosh", "Atanh", "Relu", "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "ThresholdedRelu", "Sigmoid",
-               "HardSigmoid", "HardSwish", "Softplus", "Softsign", "Mish", "Shrink", "Clip", "Where", "Max", "Min",
-               "Sum", "Mean", "Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "Not", "And", "Or", "Xor",
-               "IsNaN", "IsInf", "BitShift", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "BitwiseNot",
-               "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
+ELEMENTWISE = {
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Pow",
+    "Mod",
+    "Neg",
+    "Abs",
+    "Reciprocal",
+    "Sqrt",
+    "Exp",
+    "Log",
+    "Floor",
+    "Ceil",
+    "Round",
+    "Sign",
+    "Sin",
+    "Cos",
+    "Tan",
+    "Asin",
+    "Acos",
+    "Atan",
+    "Sinh",
+    "Cosh",
+    "Tanh",
+    "Asinh",
+    "Acosh",
+    "Atanh",
+    "Relu",
+    "LeakyRelu",
+    "PRelu",
+    "Elu",
+    "Selu",
+    "Celu",
+    "ThresholdedRelu",
+    "Sigmoid",
+    "HardSigmoid",
+    "HardSwish",
+    "Softplus",
+    "Softsign",
+    "Mish",
+    "Shrink",
+    "Clip",
+    "Where",
+    "Max",
+    "Min",
+    "Sum",
+    "Mean",
+    "Equal",
+    "Greater",
+    "GreaterOrEqual",
+    "Less",
+    "LessOrEqual",
+    "Not",
+    "And",
+    "Or",
+    "Xor",
+    "IsNaN",
+    "IsInf",
+    "BitShift",
+    "BitwiseAnd",
+    "BitwiseOr",
+    "BitwiseXor",
+    "BitwiseNot",
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "DynamicQuantizeLinear",
+}
 BUILD_TIME = {"Constant", "Shape", "Size", "ConstantOfShape", "Range"}  # evaluated once, not per inference
-PER_ELEMENT = {"Softmax": 3, "LogSoftmax": 3, "BatchNormalization": 2, "LayerNormalization": 5,
-               "InstanceNormalization": 5, "GroupNormalization": 5, "Gelu": 8, "Erf": 4}
-REDUCTIONS = {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2", "ReduceL1",
-              "ReduceSumSquare", "ReduceLogSumExp", "ArgMax", "ArgMin", "GlobalAveragePool", "GlobalMaxPool"}
+PER_ELEMENT = {
+    "Softmax": 3,
+    "LogSoftmax": 3,
+    "BatchNormalization": 2,
+    "LayerNormalization": 5,
+    "InstanceNormalization": 5,
+    "GroupNormalization": 5,
+    "Gelu": 8,
+    "Erf": 4,
+}
+REDUCTIONS = {
+    "ReduceMean",
+    "ReduceSum",
+    "ReduceMax",
+    "ReduceMin",
+    "ReduceProd",
+    "ReduceL2",
+    "ReduceL1",
+    "ReduceSumSquare",
+    "ReduceLogSumExp",
+    "ArgMax",
+    "ArgMin",
+    "GlobalAveragePool",
+    "GlobalMaxPool",
+}
 
 
 @dataclass(frozen=True)
@@ -58,8 +159,11 @@ class NodeCost:
         return self.bytes_read + self.bytes_written
 
 
-def node_costs(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]] | None = None,
-               types: dict[str, TensorType] | None = None) -> dict[str, NodeCost]:
+def node_costs(
+    model: onnx.ModelProto,
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
+    types: dict[str, TensorType] | None = None,
+) -> dict[str, NodeCost]:
     """Cost of every node, keyed by node name, with graph inputs fixed to `input_shapes` (or
     `types` already inferred by `tensor_types` at those shapes)."""
     types = types if types is not None else tensor_types(model, input_shapes)
@@ -75,7 +179,9 @@ def cost_of(node: onnx.NodeProto, types: dict[str, TensorType]) -> NodeCost:
     try:
         return _cost_of(node, types)
     except (TypeError, ValueError):  # a shape polynomial where the formula compares or divides
-        return NodeCost(node.op_type, 0, 0, 0, known=False, reason="depends on a dynamic dimension in a way trtc cannot express")
+        return NodeCost(
+            node.op_type, 0, 0, 0, known=False, reason="depends on a dynamic dimension in a way trtc cannot express"
+        )
 
 
 def _cost_of(node: onnx.NodeProto, types: dict[str, TensorType]) -> NodeCost:
@@ -139,9 +245,9 @@ def _resize_flops(attrs: dict, before: tuple[int, ...], after: tuple[int, ...], 
     mode = mode.decode() if isinstance(mode, bytes) else mode
     resized = sum(1 for a, b in zip(before, after) if a != b)
     if mode == "linear":
-        return elements * (2 ** resized - 1)
+        return elements * (2**resized - 1)
     if mode == "cubic":
-        return elements * 4 * (4 ** resized - 1) // 3
+        return elements * 4 * (4**resized - 1) // 3
     return 0
 
 

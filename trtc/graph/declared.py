@@ -17,13 +17,17 @@ def declared_shapes(model: onnx.ModelProto) -> dict[str, list]:
     for value in model.graph.output:
         tensor = value.type.tensor_type
         if tensor.HasField("shape"):
-            shapes[value.name] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor.shape.dim]
+            shapes[value.name] = [
+                d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor.shape.dim
+            ]
         else:
             shapes[value.name] = None
     return shapes
 
 
-def observed_outputs(model: onnx.ModelProto | bytes | Path, feeds: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray] | None, str]:
+def observed_outputs(
+    model: onnx.ModelProto | bytes | Path, feeds: dict[str, np.ndarray]
+) -> tuple[dict[str, np.ndarray] | None, str]:
     """The model's outputs on `feeds` as onnxruntime computes them unoptimized (the session starts
     several times faster, and the graph passes' verification reuses them as its reference)."""
     try:
@@ -36,7 +40,9 @@ def shapes_of(values: dict[str, np.ndarray] | None) -> dict[str, list] | None:
     return None if values is None else {name: list(value.shape) for name, value in values.items()}
 
 
-def compare(declared: dict[str, list], observed: dict[str, list] | None, bindings: dict[str, list]) -> tuple[list[dict], list[str]]:
+def compare(
+    declared: dict[str, list], observed: dict[str, list] | None, bindings: dict[str, list]
+) -> tuple[list[dict], list[str]]:
     rows, warnings = [], []
     for name, shape in declared.items():
         produced = (observed or {}).get(name)
@@ -46,9 +52,13 @@ def compare(declared: dict[str, list], observed: dict[str, list] | None, binding
         for label, other in (("onnxruntime produced", produced), ("TensorRT's binding is", engine)):
             if shape is None or other is None:
                 continue
-            if len(other) != len(shape) or any(isinstance(d, int) and d > 0 and o not in (d, -1) for d, o in zip(shape, other)):
+            if len(other) != len(shape) or any(
+                isinstance(d, int) and d > 0 and o not in (d, -1) for d, o in zip(shape, other)
+            ):
                 problems.append(f"{label} {other}")
         if problems:
-            warnings.append(f"output '{name}': the model declares {shape} but {' and '.join(problems)}; the declaration is wrong "
-                            "(trtc builds what the graph computes)")
+            warnings.append(
+                f"output '{name}': the model declares {shape} but {' and '.join(problems)}; the declaration is wrong "
+                "(trtc builds what the graph computes)"
+            )
     return rows, warnings

@@ -45,7 +45,9 @@ class GraphIndex:
     def add_initializer(self, name: str, value: np.ndarray) -> str:
         name = self.unique(name)
         value = np.asarray(value)
-        tensor = numpy_helper.from_array(value if value.flags.c_contiguous else value.copy(order="C"), name)  # keeps 0-d scalars 0-d
+        tensor = numpy_helper.from_array(
+            value if value.flags.c_contiguous else value.copy(order="C"), name
+        )  # keeps 0-d scalars 0-d
         self.graph.initializer.append(tensor)
         self.initializers[name] = tensor
         return name
@@ -98,6 +100,7 @@ def _detached(message):
 def rename_inputs(graph: onnx.GraphProto, renames: dict[str, str]) -> None:
     """Every use of a tensor in `renames` (subgraphs included) reads its replacement instead;
     chains (a -> b -> c) resolve to their end."""
+
     def final(name: str) -> str:
         seen = set()
         while name in renames and name not in seen:
@@ -140,7 +143,12 @@ def _bodies(attribute: onnx.AttributeProto) -> list[onnx.GraphProto]:
 
 
 # Constant's attribute forms (opset 12+ added the scalar and list ones exporters favour).
-_CONSTANT_DTYPES = {"value_float": np.float32, "value_floats": np.float32, "value_int": np.int64, "value_ints": np.int64}
+_CONSTANT_DTYPES = {
+    "value_float": np.float32,
+    "value_floats": np.float32,
+    "value_int": np.int64,
+    "value_ints": np.int64,
+}
 
 
 def constant_value(node: onnx.NodeProto) -> np.ndarray | None:

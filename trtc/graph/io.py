@@ -9,10 +9,10 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import external_data_helper
 
-from trtc.inputs import regular_file
-from trtc.errors import ModelError
+from trtc.errors import ModelError, closest
 from trtc.incremental.fingerprint import hash_files
-from trtc.errors import closest
+from trtc.inputs import regular_file
+
 
 @dataclass
 class LoadedModel:
@@ -36,7 +36,9 @@ def load_model(path: Path) -> LoadedModel:
         raw = path.read_bytes()
         model = onnx.load_from_string(raw)
     except (DecodeError, RuntimeError, ValueError) as exc:
-        raise ModelError(f"model: {path} is not a valid ONNX file ({type(exc).__name__}); export it again or check the path") from None
+        raise ModelError(
+            f"model: {path} is not a valid ONNX file ({type(exc).__name__}); export it again or check the path"
+        ) from None
     except OSError as exc:
         raise ModelError(f"model: cannot read {path}: {exc.strerror}") from None
     if not model.graph.node and not model.graph.output:
@@ -50,8 +52,10 @@ def load_model(path: Path) -> LoadedModel:
         try:
             external_data_helper.load_external_data_for_model(model, str(path.parent))
         except onnx.checker.ValidationError as exc:  # onnx refuses links there (a path-traversal guard)
-            raise ModelError(f"model: onnx refuses the external data of {path}: {' '.join(str(exc).split())}; "
-                             "put a plain copy of the data file beside the model (cp --dereference)") from None
+            raise ModelError(
+                f"model: onnx refuses the external data of {path}: {' '.join(str(exc).split())}; "
+                "put a plain copy of the data file beside the model (cp --dereference)"
+            ) from None
         except (OSError, ValueError) as exc:
             raise ModelError(f"model: cannot load the external data of {path}: {exc}") from None
     del raw

@@ -8,11 +8,10 @@ from dataclasses import dataclass
 
 import onnx
 
-from trtc.errors import ModelError, SpecError
+from trtc.errors import ModelError, SpecError, closest
 from trtc.graph.batch_dim import BatchAxis, batch_axes
 from trtc.graph.io import graph_inputs
 from trtc.spec.model import ShapeRange, Spec
-from trtc.errors import closest
 
 # A dimension: an int when static, else the symbolic name (or "?" when unnamed).
 Dim = int | str
@@ -37,7 +36,9 @@ def model_inputs(model: onnx.ModelProto) -> list[ModelInput]:
     for value in graph_inputs(model.graph):
         tensor = value.type.tensor_type
         if not value.type.HasField("tensor_type"):
-            raise ModelError(f"model: input '{value.name}' is not a tensor (sequences and maps are not supported by TensorRT)")
+            raise ModelError(
+                f"model: input '{value.name}' is not a tensor (sequences and maps are not supported by TensorRT)"
+            )
         dims: list[Dim] = []
         for dim in tensor.shape.dim:
             if dim.HasField("dim_value") and dim.dim_value > 0:
@@ -78,19 +79,25 @@ def resolve_profiles(inputs: list[ModelInput], spec: Spec) -> tuple[list[dict[st
 
 def _checked_range(item: ModelInput, shape_range: ShapeRange) -> ShapeRange:
     if len(shape_range.min) != len(item.dims):
-        raise SpecError(f"inputs.{item.name}: the model's input has rank {len(item.dims)} ({item.describe()}); the spec gives rank {len(shape_range.min)}")
+        raise SpecError(
+            f"inputs.{item.name}: the model's input has rank {len(item.dims)} ({item.describe()}); the spec gives rank {len(shape_range.min)}"
+        )
     for axis, dim in enumerate(item.dims):
         if isinstance(dim, int):
             for label, shape in (("min", shape_range.min), ("opt", shape_range.opt), ("max", shape_range.max)):
                 if shape[axis] != dim:
-                    raise SpecError(f"inputs.{item.name}.{label}: dimension {axis} is fixed to {dim} in the model ({item.describe()}); got {shape[axis]}")
+                    raise SpecError(
+                        f"inputs.{item.name}.{label}: dimension {axis} is fixed to {dim} in the model ({item.describe()}); got {shape[axis]}"
+                    )
     return shape_range
 
 
 def _default_range(item: ModelInput, max_batch: int | None, batch: BatchAxis) -> ShapeRange:
     if max_batch and batch.ambiguous:
-        raise SpecError(f"max_batch: cannot tell which dimension of input {item.describe()} is the batch ({batch.ambiguous}); "
-                        f"give its shapes: inputs: {{{item.name}: {{min: [...], opt: [...], max: [...]}}}}")
+        raise SpecError(
+            f"max_batch: cannot tell which dimension of input {item.describe()} is the batch ({batch.ambiguous}); "
+            f"give its shapes: inputs: {{{item.name}: {{min: [...], opt: [...], max: [...]}}}}"
+        )
     low, high = [], []
     for axis, dim in enumerate(item.dims):
         if isinstance(dim, int):

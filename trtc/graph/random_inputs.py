@@ -9,8 +9,13 @@ import numpy as np
 from trtc.graph.profiles import ModelInput
 
 
-def random_feeds(inputs: list[ModelInput], shapes: dict[str, tuple[int, ...]], ranges: dict[str, tuple[float, float]] | None = None,
-                 seed: int = 0, fixed: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+def random_feeds(
+    inputs: list[ModelInput],
+    shapes: dict[str, tuple[int, ...]],
+    ranges: dict[str, tuple[float, float]] | None = None,
+    seed: int = 0,
+    fixed: dict[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
     """`fixed`: inputs fed exactly these values (shape-tensor inputs: random shapes would not fit)."""
     rng = np.random.default_rng(seed)
     feeds = {}

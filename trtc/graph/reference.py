@@ -21,7 +21,9 @@ class Reference:
     "basic" (constant folding and fusions only: the session starts about 3x faster on a ResNet-50,
     batch-1 runs as fast), False (none: the model as written)."""
 
-    def __init__(self, model: onnx.ModelProto | bytes | Path, outputs: list[str] | None = None, optimize: bool | str = True):
+    def __init__(
+        self, model: onnx.ModelProto | bytes | Path, outputs: list[str] | None = None, optimize: bool | str = True
+    ):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -33,7 +35,9 @@ class Reference:
         elif not optimize:
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         # A file path: onnxruntime reads the file itself, and Python holds no copy of the model.
-        data = str(model) if isinstance(model, Path) else model if isinstance(model, bytes) else model.SerializeToString()
+        data = (
+            str(model) if isinstance(model, Path) else model if isinstance(model, bytes) else model.SerializeToString()
+        )
         try:
             self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types

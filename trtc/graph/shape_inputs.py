@@ -18,14 +18,56 @@ from trtc.graph.io import graph_inputs
 from trtc.spec.model import ShapeRange, Spec
 
 # (op type, input position) whose values are a shape, a count or a size.
-_SHAPE_SLOTS = {("Reshape", 1), ("Expand", 1), ("ConstantOfShape", 0), ("Tile", 1), ("Resize", 3), ("Upsample", 1),
-                ("Range", 0), ("Range", 1), ("Range", 2), ("OneHot", 1), ("TopK", 1), ("Slice", 1), ("Slice", 2),
-                ("Slice", 3), ("Slice", 4), ("Pad", 1), ("Squeeze", 1), ("Unsqueeze", 1), ("ReduceSum", 1),
-                ("ReduceMean", 1), ("ReduceMax", 1), ("ReduceMin", 1), ("ReduceProd", 1), ("Split", 1), ("Trilu", 1),
-                ("RandomNormalLike", 0)}
+_SHAPE_SLOTS = {
+    ("Reshape", 1),
+    ("Expand", 1),
+    ("ConstantOfShape", 0),
+    ("Tile", 1),
+    ("Resize", 3),
+    ("Upsample", 1),
+    ("Range", 0),
+    ("Range", 1),
+    ("Range", 2),
+    ("OneHot", 1),
+    ("TopK", 1),
+    ("Slice", 1),
+    ("Slice", 2),
+    ("Slice", 3),
+    ("Slice", 4),
+    ("Pad", 1),
+    ("Squeeze", 1),
+    ("Unsqueeze", 1),
+    ("ReduceSum", 1),
+    ("ReduceMean", 1),
+    ("ReduceMax", 1),
+    ("ReduceMin", 1),
+    ("ReduceProd", 1),
+    ("Split", 1),
+    ("Trilu", 1),
+    ("RandomNormalLike", 0),
+}
 # Ops through which a shape stays a shape (shape arithmetic).
-_PASS_THROUGH = {"Cast", "Concat", "Gather", "Slice", "Squeeze", "Unsqueeze", "Identity", "Add", "Sub", "Mul", "Div",
-                 "Max", "Min", "Abs", "Neg", "ReduceProd", "ReduceSum", "Reshape", "Flatten"}
+_PASS_THROUGH = {
+    "Cast",
+    "Concat",
+    "Gather",
+    "Slice",
+    "Squeeze",
+    "Unsqueeze",
+    "Identity",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Max",
+    "Min",
+    "Abs",
+    "Neg",
+    "ReduceProd",
+    "ReduceSum",
+    "Reshape",
+    "Flatten",
+}
 _INTEGER = {onnx.TensorProto.INT32, onnx.TensorProto.INT64}
 
 
@@ -68,17 +110,23 @@ def attach_shape_values(model: onnx.ModelProto, profiles: list[dict[str, ShapeRa
         shape = profiles[0][name].min
         count = prod(shape)
         if any(p[name].min != p[name].max for p in profiles):
-            raise SpecError(f"inputs.{name}: a shape-tensor input ({where}) needs a fixed shape; give inputs: {{{name}: {{shape: [{count}]}}}}")
+            raise SpecError(
+                f"inputs.{name}: a shape-tensor input ({where}) needs a fixed shape; give inputs: {{{name}: {{shape: [{count}]}}}}"
+            )
         if setting is None or (setting.shape_values is None and setting.value_range is None):
-            raise SpecError(f"inputs.{name}: its values are a shape ({where}), and TensorRT builds for a range of them; "
-                            f"give inputs: {{{name}: {{values: {{min: [...], opt: [...], max: [...]}}}}}} "
-                            f"({count} value(s) each), or pin it with value: [...]")
+            raise SpecError(
+                f"inputs.{name}: its values are a shape ({where}), and TensorRT builds for a range of them; "
+                f"give inputs: {{{name}: {{values: {{min: [...], opt: [...], max: [...]}}}}}} "
+                f"({count} value(s) each), or pin it with value: [...]"
+            )
         if setting.shape_values is not None:
             values = setting.shape_values
             for label in ("min", "opt", "max"):
                 if len(getattr(values, label)) != count:
-                    raise SpecError(f"inputs.{name}.values.{label}: the input has shape {list(shape)}, so {count} value(s); "
-                                    f"got {len(getattr(values, label))}")
+                    raise SpecError(
+                        f"inputs.{name}.values.{label}: the input has shape {list(shape)}, so {count} value(s); "
+                        f"got {len(getattr(values, label))}"
+                    )
         else:
             low, high = (int(v) for v in setting.value_range)
             values = ShapeRange((low,) * count, (high,) * count, (high,) * count)
@@ -89,4 +137,8 @@ def attach_shape_values(model: onnx.ModelProto, profiles: list[dict[str, ShapeRa
 
 def feed_values(profile: dict[str, ShapeRange], which: str) -> dict[str, np.ndarray]:
     """The shape-tensor inputs' values at a profile's min, opt or max, for onnxruntime runs."""
-    return {name: np.array(getattr(r.values, which), dtype=np.int64).reshape(r.min) for name, r in profile.items() if r.values}
+    return {
+        name: np.array(getattr(r.values, which), dtype=np.int64).reshape(r.min)
+        for name, r in profile.items()
+        if r.values
+    }

@@ -33,7 +33,9 @@ class TensorType:
         return onnx.helper.tensor_dtype_to_np_dtype(self.elem_type).itemsize if self.elem_type else 4
 
 
-def tensor_types(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, TensorType]:
+def tensor_types(
+    model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]] | None = None
+) -> dict[str, TensorType]:
     """Type and shape of every tensor that inference can tell, with graph inputs optionally fixed
     to concrete shapes (e.g. a profile's opt shape)."""
     light = _light_copy(model, input_shapes or {})

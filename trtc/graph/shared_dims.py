@@ -24,8 +24,10 @@ def separate_shared_dims(model: onnx.ModelProto, profiles: list[dict[str, ShapeR
                 uses[dim.dim_param].append((dim, value.name, axis))
     renamed = []
     for name, places in uses.items():
-        ranges = {tuple((p[input_name].min[axis], p[input_name].opt[axis], p[input_name].max[axis]) for p in profiles)
-                  for _, input_name, axis in places}
+        ranges = {
+            tuple((p[input_name].min[axis], p[input_name].opt[axis], p[input_name].max[axis]) for p in profiles)
+            for _, input_name, axis in places
+        }
         if len(places) < 2 or len(ranges) == 1:
             continue
         for dim, input_name, axis in places:

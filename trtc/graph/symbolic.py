@@ -109,7 +109,9 @@ class Poly:
             if not factors:
                 parts.append(str(coefficient))
             else:
-                parts.append(factors if coefficient == 1 else f"-{factors}" if coefficient == -1 else f"{coefficient}*{factors}")
+                parts.append(
+                    factors if coefficient == 1 else f"-{factors}" if coefficient == -1 else f"{coefficient}*{factors}"
+                )
         return " + ".join(parts).replace("+ -", "- ")
 
 
@@ -140,7 +142,9 @@ class SymValue:
     rank: int  # 0 or 1: shape arithmetic is scalars and vectors
 
 
-def dimension_symbols(model: onnx.ModelProto, ranges: dict[str, tuple[tuple[int, ...], tuple[int, ...]]]) -> tuple[onnx.ModelProto, Bounds]:
+def dimension_symbols(
+    model: onnx.ModelProto, ranges: dict[str, tuple[tuple[int, ...], tuple[int, ...]]]
+) -> tuple[onnx.ModelProto, Bounds]:
     """A copy of `model` whose dynamic input dimensions are named symbols, and their bounds.
     `ranges` is input -> (lowest, highest) shape over every profile."""
     probe = onnx.ModelProto()
@@ -169,7 +173,9 @@ def decide_conditions(model: onnx.ModelProto, bounds: Bounds) -> dict[str, Truth
     except Exception:  # noqa: BLE001 - inference is best effort: no shape facts, nothing decided
         return {}
     shapes = _symbolic_shapes(inferred, bounds)
-    values: dict[str, SymValue] = {init.name: v for init in model.graph.initializer if (v := _constant(numpy_helper.to_array(init)))}
+    values: dict[str, SymValue] = {
+        init.name: v for init in model.graph.initializer if (v := _constant(numpy_helper.to_array(init)))
+    }
     producers = {output: node for node in model.graph.node for output in node.output}
     decided = {}
     for node in model.graph.node:
@@ -196,8 +202,14 @@ def _symbolic_shapes(model: onnx.ModelProto, bounds: Bounds) -> dict[str, tuple[
         tensor_type = value.type.tensor_type
         if not tensor_type.HasField("shape"):
             continue
-        shapes[value.name] = tuple(Poly.constant(d.dim_value) if d.HasField("dim_value") else
-                                   Poly.symbol(d.dim_param) if d.dim_param in bounds else None for d in tensor_type.shape.dim)
+        shapes[value.name] = tuple(
+            Poly.constant(d.dim_value)
+            if d.HasField("dim_value")
+            else Poly.symbol(d.dim_param)
+            if d.dim_param in bounds
+            else None
+            for d in tensor_type.shape.dim
+        )
     return shapes
 
 
@@ -207,7 +219,9 @@ def _constant(array: np.ndarray) -> SymValue | None:
     flat = array.reshape(-1)
     if array.dtype == np.bool_:
         return SymValue(tuple(Truth(bool(x), f"the constant {bool(x)}") for x in flat), array.ndim)
-    if array.dtype.kind in "iu" or (array.dtype.kind == "f" and np.all(np.isfinite(flat)) and np.all(flat == np.round(flat))):
+    if array.dtype.kind in "iu" or (
+        array.dtype.kind == "f" and np.all(np.isfinite(flat)) and np.all(flat == np.round(flat))
+    ):
         return SymValue(tuple(Poly.constant(int(x)) for x in flat), array.ndim)
     return None
 
@@ -216,7 +230,9 @@ def _attributes(node: onnx.NodeProto) -> dict:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
-def _evaluate(node: onnx.NodeProto, values: dict[str, SymValue], shapes, bounds: Bounds) -> list[SymValue | None] | None:
+def _evaluate(
+    node: onnx.NodeProto, values: dict[str, SymValue], shapes, bounds: Bounds
+) -> list[SymValue | None] | None:
     op, attrs = node.op_type, _attributes(node)
     args = [values.get(name) if name else None for name in node.input]
     if op == "Constant" and "value" in attrs:
@@ -253,7 +269,12 @@ def _evaluate(node: onnx.NodeProto, values: dict[str, SymValue], shapes, bounds:
     if op in ("And", "Or", "Xor") and args[1] is not None:
         return [_elementwise(args[0], args[1], lambda a, b: _logic(op, a, b))]
     if op == "Not":
-        return [SymValue(tuple(Truth(not e.value, e.why) if isinstance(e, Truth) else None for e in args[0].elements), args[0].rank)]
+        return [
+            SymValue(
+                tuple(Truth(not e.value, e.why) if isinstance(e, Truth) else None for e in args[0].elements),
+                args[0].rank,
+            )
+        ]
     if op == "Where" and len(args) == 3 and args[1] is not None and args[2] is not None:
         return [_where(args[0], args[1], args[2])]
     return None
@@ -316,8 +337,12 @@ def _compare(op: str, a: Element, b: Element, bounds: Bounds) -> Truth | None:
         if not difference.terms:
             return Truth(True, f"{a} == {b} for every shape")
         return Truth(False, f"{fact}: the difference lies in [{low}, {high}]") if low > 0 or high < 0 else None
-    proven = {"Less": (high < 0, low >= 0), "LessOrEqual": (high <= 0, low > 0),
-              "Greater": (low > 0, high <= 0), "GreaterOrEqual": (low >= 0, high < 0)}[op]
+    proven = {
+        "Less": (high < 0, low >= 0),
+        "LessOrEqual": (high <= 0, low > 0),
+        "Greater": (low > 0, high <= 0),
+        "GreaterOrEqual": (low >= 0, high < 0),
+    }[op]
     if proven[0] or proven[1]:
         return Truth(proven[0], f"{fact}: the difference lies in [{low}, {high}]")
     return None
@@ -353,7 +378,9 @@ def _cast(value: SymValue, to: int, bounds: Bounds) -> SymValue:
                 if not element.terms:
                     elements.append(Truth(False, "the constant 0"))
                 elif low > 0 or high < 0:
-                    elements.append(Truth(True, f"{element} is never 0 ({_ranges(element, bounds)}: it lies in [{low}, {high}])"))
+                    elements.append(
+                        Truth(True, f"{element} is never 0 ({_ranges(element, bounds)}: it lies in [{low}, {high}])")
+                    )
                 else:
                     elements.append(None)
             else:
@@ -362,7 +389,9 @@ def _cast(value: SymValue, to: int, bounds: Bounds) -> SymValue:
     if to in (onnx.TensorProto.STRING,):
         return SymValue((None,) * len(value.elements), value.rank)
     # Integers and floats hold shape values exactly; a boolean becomes 0 or 1.
-    return SymValue(tuple(Poly.constant(int(e.value)) if isinstance(e, Truth) else e for e in value.elements), value.rank)
+    return SymValue(
+        tuple(Poly.constant(int(e.value)) if isinstance(e, Truth) else e for e in value.elements), value.rank
+    )
 
 
 def _where(condition: SymValue, x: SymValue, y: SymValue) -> SymValue:

@@ -20,8 +20,10 @@ def refuse_clashes(outputs: list[Named], inputs: list[Named]) -> None:
         for input_name, source in inputs:
             relation = _relation(output, source)
             if relation:
-                raise SpecError(f"{output_name}: {output} {relation} {input_name} {source}; writing there would change an input "
-                                "of the build: choose another path")
+                raise SpecError(
+                    f"{output_name}: {output} {relation} {input_name} {source}; writing there would change an input "
+                    "of the build: choose another path"
+                )
 
 
 def build_inputs(spec: Spec, model_files: list[Path] | None = None) -> list[Named]:
@@ -32,11 +34,16 @@ def build_inputs(spec: Spec, model_files: list[Path] | None = None) -> list[Name
     files = model_files or [spec.model]
     inputs += [("the model", files[0])] + [("the model's external data file", f) for f in files[1:]]
     inputs += [(f"plugins[{i}]", p) for i, p in enumerate(spec.plugins)]
-    for key, where in (("precision.calibration.data", spec.precision.calibration.get("data")), ("accuracy.data", spec.accuracy.get("data"))):
+    for key, where in (
+        ("precision.calibration.data", spec.precision.calibration.get("data")),
+        ("accuracy.data", spec.accuracy.get("data")),
+    ):
         if not isinstance(where, str) or where == "random":
             continue
         if where.startswith("python:"):
-            inputs += [(f"{key} (a module of its generator)", p) for p in generator_files(where.removeprefix("python:"), base)]
+            inputs += [
+                (f"{key} (a module of its generator)", p) for p in generator_files(where.removeprefix("python:"), base)
+            ]
         else:
             inputs.append((key, (base / where).resolve()))
     return inputs
@@ -47,9 +54,13 @@ def build_outputs(spec: Spec, depfile: Path | None = None) -> list[Named]:
     it is only an output here (it must not be any other input)."""
     base = spec.source.parent if spec.source else Path.cwd()
     output = spec.output
-    outputs: list[Named] = [("output.plan", output.plan), ("output.report", output.report),
-                            ("output.report (its Markdown)", output.markdown), ("output.report (its HTML)", output.html),
-                            ("output.report (its build log)", output.log)]
+    outputs: list[Named] = [
+        ("output.plan", output.plan),
+        ("output.report", output.report),
+        ("output.report (its Markdown)", output.markdown),
+        ("output.report (its HTML)", output.html),
+        ("output.report (its build log)", output.log),
+    ]
     if output.onnx:
         outputs.append(("output.onnx", output.onnx))
     cache = spec.precision.calibration.get("cache")

@@ -67,7 +67,9 @@ def _refuse_inexpressible(name: str) -> None:
     if found is None and _is_archive_member(name):
         found = "a name Make reads as an archive member"
     if found:
-        raise UsageError(f"--depfile: Make cannot name the file {name!r} ({found}) in a rule; rename it, or build without --depfile")
+        raise UsageError(
+            f"--depfile: Make cannot name the file {name!r} ({found}) in a rule; rename it, or build without --depfile"
+        )
 
 
 def _is_archive_member(name: str) -> bool:
@@ -85,7 +87,7 @@ def _escaped(path: Path, target: bool) -> str:
     out = []
     for index, piece in enumerate(pieces):
         if piece == "\\":
-            following = next((p for p in pieces[index + 1:] if p != "\\"), None)
+            following = next((p for p in pieces[index + 1 :] if p != "\\"), None)
             if following is None:
                 piece = "[\\\\]"  # a trailing backslash would join the next word or line: match it by wildcard
             elif following[0] in "\\[":
@@ -102,5 +104,7 @@ def _escaped_char(char: str, target: bool) -> str:
     if char == "=":
         return "$(if ,,=)"  # unescapable in a rule line (it would assign a variable); expanded after that check
     if char == "|":
-        return "[|]" if target else "[\\|]"  # a wildcard matching only '|': order-only prerequisites start at a bare one
+        return (
+            "[|]" if target else "[\\|]"
+        )  # a wildcard matching only '|': order-only prerequisites start at a bare one
     return char

@@ -33,7 +33,11 @@ class Fingerprint:
         return [*self.model_files, *self.data_inputs]
 
     def as_dict(self) -> dict:
-        return {"digest": self.digest, "components": dict(self.components), "model_files": [str(p) for p in self.model_files]}
+        return {
+            "digest": self.digest,
+            "components": dict(self.components),
+            "model_files": [str(p) for p in self.model_files],
+        }
 
 
 def hash_files(paths: list[Path]) -> str:
@@ -72,15 +76,23 @@ def data_inputs(spec: Spec) -> list[Path]:
 
 def _data_sources(spec: Spec) -> list[tuple[str, str, Path]]:
     base = spec.source.parent if spec.source else Path.cwd()
-    return [(key, where, base) for key, where in (("calibration_data", spec.precision.calibration.get("data")),
-                                                  ("accuracy_data", spec.accuracy.get("data"))) if where]
+    return [
+        (key, where, base)
+        for key, where in (
+            ("calibration_data", spec.precision.calibration.get("data")),
+            ("accuracy_data", spec.accuracy.get("data")),
+        )
+        if where
+    ]
 
 
 def code_identity(package: Path) -> str:
     """trtc's own files by name, size and modification time: an editable install or a patched
     trtc rebuilds, not only a new version number (stat only: this runs on every no-op build)."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in package.rglob("*") if p.suffix in (".py", ".json", ".css") and "__pycache__" not in p.parts):
+    for path in sorted(
+        p for p in package.rglob("*") if p.suffix in (".py", ".json", ".css") and "__pycache__" not in p.parts
+    ):
         status = path.stat()
         digest.update(f"{path.relative_to(package)} {status.st_size} {status.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:16]

@@ -39,7 +39,9 @@ def private_folder(folder: Path) -> Path:
     except FileExistsError:
         pass
     except OSError as exc:
-        raise UsageError(f"cannot create trtc's lock folder {folder}: {exc.strerror}; check the temp folder (TMPDIR)") from None
+        raise UsageError(
+            f"cannot create trtc's lock folder {folder}: {exc.strerror}; check the temp folder (TMPDIR)"
+        ) from None
     status = os.lstat(folder)  # lstat: a link planted there is not followed
     problem = None
     if stat.S_ISLNK(status.st_mode) or not stat.S_ISDIR(status.st_mode):

@@ -8,8 +8,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from trtc.incremental.fingerprint import Fingerprint, fingerprint, hash_files
 from trtc.errors import TrtcError
+from trtc.incremental.fingerprint import Fingerprint, fingerprint, hash_files
 from trtc.incremental.stamps import unchanged
 from trtc.inputs import regular_file
 from trtc.spec.model import Spec
@@ -35,7 +35,9 @@ def up_to_date_verdict(spec: Spec) -> Verdict:
     if not _well_formed(recorded):
         return Verdict(False, "the last report's fingerprint is damaged")
     base = spec.source.parent if spec.source else Path.cwd()
-    model_files = [Path(os.path.normpath(base / p)) for p in recorded.get("model_files", [])]  # relative to the spec's folder
+    model_files = [
+        Path(os.path.normpath(base / p)) for p in recorded.get("model_files", [])
+    ]  # relative to the spec's folder
     if not model_files or model_files[0] != spec.model:
         return Verdict(False, "the model path changed")
     if not all(p.is_file() for p in model_files):
@@ -44,8 +46,11 @@ def up_to_date_verdict(spec: Spec) -> Verdict:
     # While the model files keep the stamps they had when hashed, the recorded hash stands.
     known_hash = recorded.get("components", {}).get("model") if unchanged(file_stamps, model_files, spec) else None
     current = fingerprint(spec, model_files, known_hash if isinstance(known_hash, str) else None)
-    changed = [key for key in sorted({*current.components, *recorded.get("components", {})})
-               if current.components.get(key) != recorded.get("components", {}).get(key)]
+    changed = [
+        key
+        for key in sorted({*current.components, *recorded.get("components", {})})
+        if current.components.get(key) != recorded.get("components", {}).get(key)
+    ]
     if changed:
         return Verdict(False, f"{', '.join(_NAMES.get(key, key) for key in changed)} changed", current)
     missing = [p for p in spec.output.all_files() if not p.is_file()]
@@ -53,13 +58,20 @@ def up_to_date_verdict(spec: Spec) -> Verdict:
         return Verdict(False, f"{missing[0].name} is missing", current)
     plan = spec.output.plan
     if plan.stat().st_size != report["build"].get("plan_bytes") or (
-            not unchanged(file_stamps, [plan], spec) and hash_files([plan]) != report["build"].get("plan_sha256")):
+        not unchanged(file_stamps, [plan], spec) and hash_files([plan]) != report["build"].get("plan_sha256")
+    ):
         return Verdict(False, f"{plan.name} is not the plan the report describes", current)
     return Verdict(True, "up to date", current, report)
 
 
-_NAMES = {"spec": "the spec", "model": "the model", "trtc": "trtc itself (version or code)", "backend": "the TensorRT package",
-          "calibration_data": "the calibration data", "accuracy_data": "the accuracy data"}
+_NAMES = {
+    "spec": "the spec",
+    "model": "the model",
+    "trtc": "trtc itself (version or code)",
+    "backend": "the TensorRT package",
+    "calibration_data": "the calibration data",
+    "accuracy_data": "the accuracy data",
+}
 
 
 def _last_report(path: Path) -> dict | None:
@@ -73,5 +85,9 @@ def _last_report(path: Path) -> dict | None:
 
 
 def _well_formed(recorded: object) -> bool:
-    return (isinstance(recorded, dict) and isinstance(recorded.get("components", {}), dict)
-            and isinstance(recorded.get("model_files", []), list) and all(isinstance(p, str) for p in recorded.get("model_files", [])))
+    return (
+        isinstance(recorded, dict)
+        and isinstance(recorded.get("components", {}), dict)
+        and isinstance(recorded.get("model_files", []), list)
+        and all(isinstance(p, str) for p in recorded.get("model_files", []))
+    )

@@ -4,7 +4,16 @@ the order `default` runs them."""
 from __future__ import annotations
 
 from trtc.errors import SpecError
-from trtc.passes.base import Change, GraphPass, PassContext, PassRun, attach_costs, node_origins, removed_nodes, run_passes
+from trtc.passes.base import (
+    Change,
+    GraphPass,
+    PassContext,
+    PassRun,
+    attach_costs,
+    node_origins,
+    removed_nodes,
+    run_passes,
+)
 from trtc.passes.fold_batchnorm import FoldBatchNorm
 from trtc.passes.fold_bias import FoldBiasAdd
 from trtc.passes.fold_constants import FoldConstants
@@ -18,13 +27,15 @@ PASSES: dict[str, type] = {
 DEFAULT = list(PASSES)
 
 
-
 def select_passes(fusion: dict) -> list[GraphPass]:
     """The passes the spec's `fusion` block asks for: `passes: default | none | [names]`, minus
     `disable: [names]`. Unknown names are spec errors that list the valid ones."""
     chosen = fusion.get("passes", "default")
     names = DEFAULT if chosen == "default" else [] if chosen == "none" else list(chosen)
-    for key, listed in (("fusion.passes", names if isinstance(chosen, list) else []), ("fusion.disable", fusion.get("disable", []))):
+    for key, listed in (
+        ("fusion.passes", names if isinstance(chosen, list) else []),
+        ("fusion.disable", fusion.get("disable", [])),
+    ):
         for name in listed:
             if name not in PASSES:
                 hint = closest(name, PASSES)
@@ -34,4 +45,16 @@ def select_passes(fusion: dict) -> list[GraphPass]:
     return [PASSES[name]() for name in names if name not in disabled]
 
 
-__all__ = ["select_passes", "PASSES", "DEFAULT", "Change", "GraphPass", "PassContext", "PassRun", "attach_costs", "node_origins", "removed_nodes", "run_passes"]
+__all__ = [
+    "select_passes",
+    "PASSES",
+    "DEFAULT",
+    "Change",
+    "GraphPass",
+    "PassContext",
+    "PassRun",
+    "attach_costs",
+    "node_origins",
+    "removed_nodes",
+    "run_passes",
+]

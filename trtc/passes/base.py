@@ -66,8 +66,10 @@ def run_passes(model: onnx.ModelProto, passes: list[GraphPass], context: PassCon
             try:
                 changes = graph_pass.run(model, context)
             except Exception as exc:  # noqa: BLE001 - a failing pass is a trtc bug; name it
-                raise BuildError(f"graph pass '{graph_pass.name}' failed: {type(exc).__name__}: {exc}; "
-                                 f"switch it off with fusion: {{disable: [{graph_pass.name}]}} and report the bug") from exc
+                raise BuildError(
+                    f"graph pass '{graph_pass.name}' failed: {type(exc).__name__}: {exc}; "
+                    f"switch it off with fusion: {{disable: [{graph_pass.name}]}} and report the bug"
+                ) from exc
             runs.append(PassRun(graph_pass.name, time.perf_counter() - started, changes, round_index))
             changed |= bool(changes)
         if not changed:
@@ -90,11 +92,15 @@ def attach_costs(runs: list[PassRun], before: dict, after: dict) -> None:
         for change in run.changes:
             old = [before.get(n) or after.get(n) for n in change.nodes_before]
             new = [after.get(n) for n in change.nodes_after]
-            priced.append(replace(
-                change,
-                flops_before=sum(c.flops for c in old if c), mac_before=sum(c.mac_bytes for c in old if c),
-                flops_after=sum(c.flops for c in new if c), mac_after=sum(c.mac_bytes for c in new if c),
-            ))
+            priced.append(
+                replace(
+                    change,
+                    flops_before=sum(c.flops for c in old if c),
+                    mac_before=sum(c.mac_bytes for c in old if c),
+                    flops_after=sum(c.flops for c in new if c),
+                    mac_after=sum(c.mac_bytes for c in new if c),
+                )
+            )
         run.changes = priced
 
 

@@ -11,9 +11,9 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from trtc.graph.graph_index import GraphIndex, apply_rewrites, attributes, drop_unused_initializers
 from trtc.graph.shapes import tensor_types
 from trtc.passes.base import Change, PassContext
-from trtc.graph.graph_index import GraphIndex, apply_rewrites, attributes, drop_unused_initializers
 
 
 class FoldBatchNorm:
@@ -30,41 +30,70 @@ class FoldBatchNorm:
             if bn.name in context.exclude or len([o for o in bn.output if o]) != 1 or any(p is None for p in params):
                 continue
             settings = attributes(bn)
-            if settings.get("spatial", 1) == 0 or settings.get("training_mode", 0) == 1 or any(p.ndim != 1 for p in params):
+            if (
+                settings.get("spatial", 1) == 0
+                or settings.get("training_mode", 0) == 1
+                or any(p.ndim != 1 for p in params)
+            ):
                 continue  # per-element statistics (opset < 9, spatial=0) or batch statistics: no per-channel form
             gamma, beta, mean, var = (p.astype(np.float64) for p in params)
             scale = gamma / np.sqrt(var + settings.get("epsilon", 1e-5))
             shift = beta - mean * scale
             producer = index.producer.get(bn.input[0])
-            if (producer is not None and index.only_consumer(bn.input[0]) is bn
-                    and producer.name not in context.exclude and producer.name not in claimed):
+            if (
+                producer is not None
+                and index.only_consumer(bn.input[0]) is bn
+                and producer.name not in context.exclude
+                and producer.name not in claimed
+            ):
                 fused = _fold_into(producer, bn.name, index, scale, shift)
                 if fused is not None:
                     fused.output[0] = bn.output[0]
                     rewrites.append(([producer.name, bn.name], [fused]))
                     claimed.add(producer.name)
-                    changes.append(Change(self.name, "fold", (producer.name, bn.name), (fused.name,),
-                                          f"BatchNormalization folded into {producer.op_type} weights and bias"))
+                    changes.append(
+                        Change(
+                            self.name,
+                            "fold",
+                            (producer.name, bn.name),
+                            (fused.name,),
+                            f"BatchNormalization folded into {producer.op_type} weights and bias",
+                        )
+                    )
                     continue
             types = types or tensor_types(model)
-            rank = len(types[bn.input[0]].shape) if bn.input[0] in types and types[bn.input[0]].shape is not None else None
+            rank = (
+                len(types[bn.input[0]].shape) if bn.input[0] in types and types[bn.input[0]].shape is not None else None
+            )
             if rank is None or rank < 2:
                 continue
             dtype = onnx.helper.tensor_dtype_to_np_dtype(types[bn.input[0]].elem_type)
             per_channel = (-1,) + (1,) * (rank - 2)
             scale_name = index.add_initializer(f"{bn.name}.scale", scale.reshape(per_channel).astype(dtype))
             shift_name = index.add_initializer(f"{bn.name}.shift", shift.reshape(per_channel).astype(dtype))
-            mul = helper.make_node("Mul", [bn.input[0], scale_name], [index.unique(f"{bn.name}.scaled")], name=f"{bn.name}/scale")
+            mul = helper.make_node(
+                "Mul", [bn.input[0], scale_name], [index.unique(f"{bn.name}.scaled")], name=f"{bn.name}/scale"
+            )
             add = helper.make_node("Add", [mul.output[0], shift_name], [bn.output[0]], name=f"{bn.name}/shift")
             rewrites.append(([bn.name], [mul, add]))
-            changes.append(Change(self.name, "fold", (bn.name,), (mul.name, add.name), "lone BatchNormalization as a per-channel scale and shift"))
+            changes.append(
+                Change(
+                    self.name,
+                    "fold",
+                    (bn.name,),
+                    (mul.name, add.name),
+                    "lone BatchNormalization as a per-channel scale and shift",
+                )
+            )
         if rewrites:
             apply_rewrites(graph, rewrites)
             drop_unused_initializers(graph)
         return changes
 
 
-def _fold_into(producer: onnx.NodeProto, bn_name: str, index: GraphIndex, scale: np.ndarray, shift: np.ndarray) -> onnx.NodeProto | None:
+def _fold_into(
+    producer: onnx.NodeProto, bn_name: str, index: GraphIndex, scale: np.ndarray, shift: np.ndarray
+) -> onnx.NodeProto | None:
     kind = producer.op_type
     if producer.domain or kind not in ("Conv", "ConvTranspose", "Gemm") or len(producer.input) < 2:
         return None
@@ -93,7 +122,9 @@ def _fold_into(producer: onnx.NodeProto, bn_name: str, index: GraphIndex, scale:
     if new_weight.shape != weight.shape:
         return None
     weight_name = index.add_initializer(f"{producer.name}.folded_weight", new_weight.astype(dtype))
-    bias_name = index.add_initializer(f"{producer.name}.folded_bias", np.asarray(new_bias, np.float64).reshape(-1).astype(dtype))
+    bias_name = index.add_initializer(
+        f"{producer.name}.folded_bias", np.asarray(new_bias, np.float64).reshape(-1).astype(dtype)
+    )
     fused = onnx.NodeProto()
     fused.CopyFrom(producer)
     fused.name = f"{producer.name}+{bn_name}"

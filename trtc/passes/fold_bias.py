@@ -7,9 +7,9 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from trtc.graph.graph_index import GraphIndex, apply_rewrites, attributes, drop_unused_initializers
 from trtc.graph.shapes import tensor_types
 from trtc.passes.base import Change, PassContext
-from trtc.graph.graph_index import GraphIndex, apply_rewrites, attributes, drop_unused_initializers
 
 
 class FoldBiasAdd:
@@ -36,8 +36,16 @@ class FoldBiasAdd:
                     continue
                 rewrites.append(([producer.name, add.name], [fused]))
                 claimed.update((producer.name, add.name))
-                changes.append(Change(self.name, "fold", (producer.name, add.name), (fused.name,),
-                                      f"bias Add folded into {producer.op_type}" + (" (now a Gemm)" if producer.op_type == "MatMul" else "")))
+                changes.append(
+                    Change(
+                        self.name,
+                        "fold",
+                        (producer.name, add.name),
+                        (fused.name,),
+                        f"bias Add folded into {producer.op_type}"
+                        + (" (now a Gemm)" if producer.op_type == "MatMul" else ""),
+                    )
+                )
                 break
         if rewrites:
             apply_rewrites(graph, rewrites)
@@ -45,7 +53,9 @@ class FoldBiasAdd:
         return changes
 
 
-def _fold(producer: onnx.NodeProto, add: onnx.NodeProto, constant: np.ndarray, index: GraphIndex, types) -> onnx.NodeProto | None:
+def _fold(
+    producer: onnx.NodeProto, add: onnx.NodeProto, constant: np.ndarray, index: GraphIndex, types
+) -> onnx.NodeProto | None:
     weight = index.constant(producer.input[1]) if len(producer.input) > 1 else None
     if weight is None:
         return None
@@ -68,7 +78,11 @@ def _fold(producer: onnx.NodeProto, add: onnx.NodeProto, constant: np.ndarray, i
             return None
         bias = np.broadcast_to(constant.reshape(-1), (columns,))
         if old_bias is not None:
-            old_bias = attrs.get("beta", 1.0) * np.broadcast_to(old_bias, (columns,)) if old_bias.size in (1, columns) and old_bias.ndim <= 1 else None
+            old_bias = (
+                attrs.get("beta", 1.0) * np.broadcast_to(old_bias, (columns,))
+                if old_bias.size in (1, columns) and old_bias.ndim <= 1
+                else None
+            )
             if old_bias is None:
                 return None
         kind, extra = "Gemm", {"beta": 1.0}
@@ -76,7 +90,11 @@ def _fold(producer: onnx.NodeProto, add: onnx.NodeProto, constant: np.ndarray, i
         left = types.get(producer.input[0])
         if weight.ndim != 2 or left is None or left.shape is None or len(left.shape) != 2:
             return None
-        if constant.size not in (1, weight.shape[1]) or constant.ndim > 2 or (constant.ndim == 2 and constant.shape[0] != 1):
+        if (
+            constant.size not in (1, weight.shape[1])
+            or constant.ndim > 2
+            or (constant.ndim == 2 and constant.shape[0] != 1)
+        ):
             return None
         bias = np.broadcast_to(constant.reshape(-1), (weight.shape[1],))
         kind, extra = "Gemm", {}
@@ -88,5 +106,10 @@ def _fold(producer: onnx.NodeProto, add: onnx.NodeProto, constant: np.ndarray, i
     bias_name = index.add_initializer(f"{producer.name}.bias", np.asarray(total, dtype=weight.dtype))
     carried = {k: v for k, v in attrs.items() if producer.op_type != "MatMul"}
     carried.update(extra)
-    return helper.make_node(kind, [producer.input[0], producer.input[1], bias_name], [add.output[0]],
-                            name=f"{producer.name}+{add.name}", **carried)
+    return helper.make_node(
+        kind,
+        [producer.input[0], producer.input[1], bias_name],
+        [add.output[0]],
+        name=f"{producer.name}+{add.name}",
+        **carried,
+    )

@@ -11,12 +11,24 @@ import onnx
 from onnx import helper
 from onnx.reference import ReferenceEvaluator
 
+from trtc.graph.graph_index import GraphIndex, apply_rewrites, drop_unused_initializers
 from trtc.graph.io import subgraph_inputs
 from trtc.passes.base import Change, PassContext
-from trtc.graph.graph_index import GraphIndex, apply_rewrites, drop_unused_initializers
 
-_NEVER = {"If", "Loop", "Scan", "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
-          "Multinomial", "Bernoulli", "QuantizeLinear", "DequantizeLinear", "Constant"}
+_NEVER = {
+    "If",
+    "Loop",
+    "Scan",
+    "RandomNormal",
+    "RandomUniform",
+    "RandomNormalLike",
+    "RandomUniformLike",
+    "Multinomial",
+    "Bernoulli",
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "Constant",
+}
 _GROWTH_LIMIT_BYTES = 1 << 20  # results may exceed their inputs by at most this much
 
 
@@ -59,15 +71,20 @@ class FoldConstants:
         """Constant nodes that only fed folded nodes now feed nothing."""
         read = {name for node in model.graph.node for name in node.input} | {o.name for o in model.graph.output}
         read |= {name for node in model.graph.node for name in subgraph_inputs(node)}
-        orphans = [n.name for n in model.graph.node if n.op_type == "Constant" and not any(out in read for out in n.output)]
+        orphans = [
+            n.name for n in model.graph.node if n.op_type == "Constant" and not any(out in read for out in n.output)
+        ]
         if orphans:
             apply_rewrites(model.graph, [([name], []) for name in orphans])
         return [Change(self.name, "remove", (name,), (), "Constant no longer read after folding") for name in orphans]
 
 
 def _evaluate(node: onnx.NodeProto, names, values, opset: dict[str, int]) -> list[np.ndarray] | None:
-    inputs = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
-              for n, v in zip(names, values) if n]
+    inputs = [
+        helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+        for n, v in zip(names, values)
+        if n
+    ]
     outputs = [helper.make_empty_tensor_value_info(n) for n in node.output if n]
     graph = helper.make_graph([node], "fold", inputs, outputs)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset.get("", 17))])

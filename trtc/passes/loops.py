@@ -12,8 +12,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from trtc.graph.reference import Reference, ReferenceUnavailable
 from trtc.graph.graph_index import GraphIndex
+from trtc.graph.reference import Reference, ReferenceUnavailable
 
 MAX_UNROLL = 16
 # check(before, after) -> None when they agree, else why not.
@@ -78,14 +78,23 @@ def _why_not(node: onnx.NodeProto, count: int) -> str | None:
     body = _body(node)
     if count < 1 or count > MAX_UNROLL:
         return f"{count} iterations (trtc unrolls 1 to {MAX_UNROLL})"
-    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for inner in body.node for a in inner.attribute):
+    if any(
+        a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+        for inner in body.node
+        for a in inner.attribute
+    ):
         return "its body holds nested subgraphs"
     condition_in, condition_out = body.input[1].name, body.output[0].name
     if condition_out != condition_in:
         producer = next((n for n in body.node if condition_out in n.output), None)
-        constant = producer is not None and producer.op_type == "Constant" and all(
-            numpy_helper.to_array(a.t).all() for a in producer.attribute if a.name == "value")
-        if not (constant or (producer is not None and producer.op_type == "Identity" and producer.input[0] == condition_in)):
+        constant = (
+            producer is not None
+            and producer.op_type == "Constant"
+            and all(numpy_helper.to_array(a.t).all() for a in producer.attribute if a.name == "value")
+        )
+        if not (
+            constant or (producer is not None and producer.op_type == "Identity" and producer.input[0] == condition_in)
+        ):
             return "its body computes an exit condition"
     return None
 
@@ -115,8 +124,8 @@ def _unroll(model: onnx.ModelProto, node: onnx.NodeProto, count: int) -> None:
             copy.output[:] = [names.get(name, name) if name else "" for name in inner.output]
             new_nodes.append(copy)
         outputs = [names.get(value.name, value.name) for value in body.output]
-        carried = outputs[1:1 + carried_count]
-        for scan, name in zip(scans, outputs[1 + carried_count:]):
+        carried = outputs[1 : 1 + carried_count]
+        for scan, name in zip(scans, outputs[1 + carried_count :]):
             scan.append(name)
     for final, outer in zip(node.output[:carried_count], carried):
         if final:

@@ -15,8 +15,8 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from trtc.passes.base import Change, PassContext
 from trtc.graph.graph_index import GraphIndex, apply_rewrites, attributes, drop_unused_initializers
+from trtc.passes.base import Change, PassContext
 
 
 class MergeSiblings:
@@ -39,9 +39,16 @@ class MergeSiblings:
                     continue
                 merged, split = _merge(key[0], siblings, index, opset)
                 rewrites.append(([n.name for n in siblings], [merged, split]))
-                changes.append(Change(self.name, "merge", tuple(n.name for n in siblings), (merged.name, split.name),
-                                      f"{len(siblings)} parallel {key[0]} layers as one {merged.op_type} of "
-                                      f"{sum(_width(key[0], n, index) for n in siblings)} outputs + Split"))
+                changes.append(
+                    Change(
+                        self.name,
+                        "merge",
+                        tuple(n.name for n in siblings),
+                        (merged.name, split.name),
+                        f"{len(siblings)} parallel {key[0]} layers as one {merged.op_type} of "
+                        f"{sum(_width(key[0], n, index) for n in siblings)} outputs + Split",
+                    )
+                )
         if rewrites:
             apply_rewrites(graph, rewrites)
             drop_unused_initializers(graph)
@@ -52,8 +59,26 @@ class MergeSiblings:
 # keeps that fusion only when it stays a layer of its own: behind a merge's Split it becomes a
 # separate kernel (measured on a YOLOX-style detector: 94 -> 102 kernels, 128 -> 145 MB of
 # memory traffic when its CSP branches were merged).
-EPILOGUE_OPS = {"Relu", "LeakyRelu", "PRelu", "Sigmoid", "Tanh", "Clip", "HardSigmoid", "HardSwish", "Elu", "Selu", "Softplus",
-                "Mish", "Gelu", "Add", "Sub", "Mul", "Div", "BatchNormalization"}
+EPILOGUE_OPS = {
+    "Relu",
+    "LeakyRelu",
+    "PRelu",
+    "Sigmoid",
+    "Tanh",
+    "Clip",
+    "HardSigmoid",
+    "HardSwish",
+    "Elu",
+    "Selu",
+    "Softplus",
+    "Mish",
+    "Gelu",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "BatchNormalization",
+}
 
 
 def _signature(node: onnx.NodeProto, tensor: str, index: GraphIndex, context: PassContext) -> tuple | None:
@@ -64,13 +89,19 @@ def _signature(node: onnx.NodeProto, tensor: str, index: GraphIndex, context: Pa
         return None
     weight = index.constant(node.input[1])
     has_bias = len(node.input) > 2 and node.input[2]
-    if weight is None or (has_bias and index.constant(node.input[2]) is None) or not np.issubdtype(weight.dtype, np.floating):
+    if (
+        weight is None
+        or (has_bias and index.constant(node.input[2]) is None)
+        or not np.issubdtype(weight.dtype, np.floating)
+    ):
         return None
     attrs = attributes(node)
     if node.op_type == "Conv":
         if attrs.get("group", 1) != 1:
             return None
-        layout = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in attrs.items() if k != "kernel_shape"))
+        layout = tuple(
+            sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in attrs.items() if k != "kernel_shape")
+        )
         return ("Conv", weight.shape[1:], str(weight.dtype), layout)
     if node.op_type == "MatMul" and weight.ndim == 2:
         return ("MatMul", weight.shape[0], str(weight.dtype))
@@ -79,7 +110,15 @@ def _signature(node: onnx.NodeProto, tensor: str, index: GraphIndex, context: Pa
         bias = index.constant(node.input[2]) if has_bias else None
         if bias is not None and bias.ndim > 1 and bias.shape[0] != 1:
             return None  # a per-row bias cannot be split by columns
-        return ("Gemm", inner, str(weight.dtype), attrs.get("transA", 0), attrs.get("transB", 0), attrs.get("alpha", 1.0), attrs.get("beta", 1.0))
+        return (
+            "Gemm",
+            inner,
+            str(weight.dtype),
+            attrs.get("transA", 0),
+            attrs.get("transB", 0),
+            attrs.get("alpha", 1.0),
+            attrs.get("beta", 1.0),
+        )
     return None
 
 
@@ -90,7 +129,9 @@ def _width(kind: str, node: onnx.NodeProto, index: GraphIndex) -> int:
     return weight.shape[1] if kind == "MatMul" else weight.shape[0]
 
 
-def _merge(kind: str, siblings: list[onnx.NodeProto], index: GraphIndex, opset: int) -> tuple[onnx.NodeProto, onnx.NodeProto]:
+def _merge(
+    kind: str, siblings: list[onnx.NodeProto], index: GraphIndex, opset: int
+) -> tuple[onnx.NodeProto, onnx.NodeProto]:
     first = siblings[0]
     attrs = attributes(first)
     weights = [index.constant(n.input[1]) for n in siblings]
@@ -100,7 +141,10 @@ def _merge(kind: str, siblings: list[onnx.NodeProto], index: GraphIndex, opset: 
     inputs = [first.input[0], index.add_initializer(f"{merged_name}.weight", np.concatenate(weights, axis=weight_axis))]
     biases = [index.constant(n.input[2]) if len(n.input) > 2 and n.input[2] else None for n in siblings]
     if any(b is not None for b in biases):
-        parts = [np.broadcast_to(b.reshape(-1), (w,)) if b is not None else np.zeros(w, weights[0].dtype) for b, w in zip(biases, widths)]
+        parts = [
+            np.broadcast_to(b.reshape(-1), (w,)) if b is not None else np.zeros(w, weights[0].dtype)
+            for b, w in zip(biases, widths)
+        ]
         inputs.append(index.add_initializer(f"{merged_name}.bias", np.concatenate(parts).astype(weights[0].dtype)))
     wide = index.unique(f"{merged_name}.out")
     merged = helper.make_node(kind, inputs, [wide], name=merged_name, **attrs)

@@ -11,18 +11,23 @@ import onnx
 from onnx import helper, numpy_helper
 
 from trtc.errors import SpecError
-from trtc.passes.loops import Check, resolve_constant_loops
+from trtc.graph.graph_index import GraphIndex
 from trtc.graph.symbolic import decide_conditions, dimension_symbols
 from trtc.passes.base import PassContext
 from trtc.passes.fold_constants import FoldConstants
-from trtc.graph.graph_index import GraphIndex
+from trtc.passes.loops import Check, resolve_constant_loops
 
 ShapeRanges = dict[str, tuple[tuple[int, ...], tuple[int, ...]]]  # input -> (lowest, highest) shape
 _MAX_ROUNDS = 32  # each round inlines at least one If; nesting deeper than this is not real
 
 
-def pin_inputs(model: onnx.ModelProto, values: dict[str, Any], static_shapes: dict[str, tuple[int, ...]] | None = None,
-               check: Check | None = None, shape_ranges: ShapeRanges | None = None) -> dict[str, object]:
+def pin_inputs(
+    model: onnx.ModelProto,
+    values: dict[str, Any],
+    static_shapes: dict[str, tuple[int, ...]] | None = None,
+    check: Check | None = None,
+    shape_ranges: ShapeRanges | None = None,
+) -> dict[str, object]:
     """Freeze each named input to its value, fold, inline constant Ifs. Returns the report section.
     `static_shapes` are inputs whose shape every profile fixes: in a graph with Ifs, `Shape` of a
     tensor whose shape they make static becomes a constant, so shape-driven Ifs resolve too.
@@ -42,18 +47,26 @@ def pin_inputs(model: onnx.ModelProto, values: dict[str, Any], static_shapes: di
         pinned.append({"input": name, "value": array.tolist()})
     has_control = any(node.op_type in ("If", "Loop") for node in graph.node)
     shape_ranges = shape_ranges if has_control else None
-    resolved = fold_constant_ifs(model, static_shapes if has_control else None, shape_ranges) \
-        if pinned or (has_control and (static_shapes or shape_ranges)) else []
+    resolved = (
+        fold_constant_ifs(model, static_shapes if has_control else None, shape_ranges)
+        if pinned or (has_control and (static_shapes or shape_ranges))
+        else []
+    )
     if (pinned or static_shapes) and any(node.op_type == "Loop" for node in graph.node):
         loops = resolve_constant_loops(model, check)
         if any(loop["unrolled"] for loop in loops):
-            resolved += fold_constant_ifs(model, static_shapes, shape_ranges)  # the copies' iteration numbers are constants
+            resolved += fold_constant_ifs(
+                model, static_shapes, shape_ranges
+            )  # the copies' iteration numbers are constants
         resolved += loops
     return {"pinned_inputs": pinned, "resolved_control_flow": resolved}
 
 
-def fold_constant_ifs(model: onnx.ModelProto, static_shapes: dict[str, tuple[int, ...]] | None = None,
-                      shape_ranges: ShapeRanges | None = None) -> list[dict[str, str]]:
+def fold_constant_ifs(
+    model: onnx.ModelProto,
+    static_shapes: dict[str, tuple[int, ...]] | None = None,
+    shape_ranges: ShapeRanges | None = None,
+) -> list[dict[str, str]]:
     """Fold constants (and static shapes: an inlined branch brings new Shape nodes), then replace
     each If with a constant condition by its taken branch; when none is constant, each If whose
     condition is proven over `shape_ranges`; repeat until none is left to resolve."""
@@ -74,12 +87,16 @@ def fold_constant_ifs(model: onnx.ModelProto, static_shapes: dict[str, tuple[int
             decisions = {name: (truth.value, truth.why) for name, truth in decide_conditions(probe, bounds).items()}
         if not decisions:
             return resolved
-        position, node = next((i, n) for i, n in enumerate(model.graph.node) if n.name in decisions and n.op_type == "If")
+        position, node = next(
+            (i, n) for i, n in enumerate(model.graph.node) if n.name in decisions and n.op_type == "If"
+        )
         taken, fact = decisions[node.name]
         branch_name = "then_branch" if taken else "else_branch"
         branch = next(a.g for a in node.attribute if a.name == branch_name)
         _inline(model.graph, position, node, branch)
-        resolved.append({"node": node.name, "op_type": "If", "taken": branch_name, **({"proven": fact} if fact else {})})
+        resolved.append(
+            {"node": node.name, "op_type": "If", "taken": branch_name, **({"proven": fact} if fact else {})}
+        )
     return resolved
 
 
@@ -87,7 +104,9 @@ def _inline(graph: onnx.GraphProto, position: int, node: onnx.NodeProto, branch:
     replacement = [_copy(inner, node.name) for inner in branch.node]
     for branch_output, if_output in zip(branch.output, node.output):
         if if_output:
-            replacement.append(helper.make_node("Identity", [branch_output.name], [if_output], name=f"{node.name}/{if_output}"))
+            replacement.append(
+                helper.make_node("Identity", [branch_output.name], [if_output], name=f"{node.name}/{if_output}")
+            )
     graph.initializer.extend(branch.initializer)
     del graph.node[position]
     for offset, inner in enumerate(replacement):
@@ -113,8 +132,10 @@ def _as_array(name: str, value: Any, declared: onnx.ValueInfoProto) -> np.ndarra
     dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
     if tensor_type.HasField("shape") and None not in dims and list(array.shape) != dims:
         if int(np.prod(dims, dtype=np.int64)) != array.size:
-            raise SpecError(f"inputs.{name}.value: the model declares shape {dims}, the value has {array.size} "
-                            f"element(s); give {int(np.prod(dims, dtype=np.int64))}")
+            raise SpecError(
+                f"inputs.{name}.value: the model declares shape {dims}, the value has {array.size} "
+                f"element(s); give {int(np.prod(dims, dtype=np.int64))}"
+            )
         array = array.reshape(dims)
     return array
 
@@ -144,6 +165,8 @@ def _fold_static_shapes(model: onnx.ModelProto, static_shapes: dict[str, tuple[i
             continue
         attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         full = shapes[node.input[0]]
-        value = np.array(full[attributes.get("start", 0):attributes.get("end", len(full))], dtype=np.int64)
-        constant = helper.make_node("Constant", [], [node.output[0]], name=node.name, value=numpy_helper.from_array(value))
+        value = np.array(full[attributes.get("start", 0) : attributes.get("end", len(full))], dtype=np.int64)
+        constant = helper.make_node(
+            "Constant", [], [node.output[0]], name=node.name, value=numpy_helper.from_array(value)
+        )
         model.graph.node[position].CopyFrom(constant)

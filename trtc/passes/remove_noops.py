@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import onnx
 
+from trtc.graph.graph_index import GraphIndex, apply_rewrites, attributes, rename_inputs
 from trtc.graph.io import remove_dead_nodes
 from trtc.graph.shapes import tensor_types
 from trtc.passes.base import Change, PassContext
-from trtc.graph.graph_index import GraphIndex, apply_rewrites, attributes, rename_inputs
 
 
 class RemoveNoOps:
@@ -60,7 +60,12 @@ def _why_noop(node: onnx.NodeProto, index: GraphIndex, types) -> str | None:
             return "Cast to the type the tensor already has"
     if node.op_type == "Reshape":
         source, target = types.get(node.input[0]), index.constant(node.input[1])
-        if source is not None and source.static_shape and target is not None and tuple(int(d) for d in target) == source.static_shape:
+        if (
+            source is not None
+            and source.static_shape
+            and target is not None
+            and tuple(int(d) for d in target) == source.static_shape
+        ):
             return "Reshape to the shape the tensor already has"
     if node.op_type == "Transpose":
         perm = attributes(node).get("perm")

@@ -35,15 +35,22 @@ class Verification:
     run_seconds: float = 0.0  # its inference on all the feeds
 
     def section(self) -> dict:
-        return {"status": self.status, "reason": self.reason, "checked_shapes": self.shapes,
-                "dropped_changes": self.dropped, "seconds": round(self.seconds, 3)}
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "checked_shapes": self.shapes,
+            "dropped_changes": self.dropped,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 class _Checker:
     """Holds the original's outputs per feed set (run once, as written, or given by the caller,
     who already ran it) and compares candidates against them."""
 
-    def __init__(self, original: onnx.ModelProto, feeds: list[dict[str, np.ndarray]], expected: list[dict | None] | None = None):
+    def __init__(
+        self, original: onnx.ModelProto, feeds: list[dict[str, np.ndarray]], expected: list[dict | None] | None = None
+    ):
         self.original, self.feeds = original, feeds
         self.expected, plain = [], None
         for given, feed in zip(expected or [None] * len(feeds), feeds):
@@ -90,9 +97,16 @@ class _Checker:
         return None
 
 
-def verify_passes(original: onnx.ModelProto, rewritten: onnx.ModelProto, passes: list, changes: list[Change],
-                  feeds: list[dict[str, np.ndarray]], labels: list[str], strict: bool,
-                  expected: list[dict | None] | None = None) -> tuple[onnx.ModelProto, Verification, list]:
+def verify_passes(
+    original: onnx.ModelProto,
+    rewritten: onnx.ModelProto,
+    passes: list,
+    changes: list[Change],
+    feeds: list[dict[str, np.ndarray]],
+    labels: list[str],
+    strict: bool,
+    expected: list[dict | None] | None = None,
+) -> tuple[onnx.ModelProto, Verification, list]:
     """Returns the model to build (repaired when needed), the verification record, and the pass
     runs of that model. `feeds` are input sets (e.g. each profile's min shape), `labels` name them;
     `expected` may hold the original's unoptimized outputs for some of them, already computed."""
@@ -102,14 +116,29 @@ def verify_passes(original: onnx.ModelProto, rewritten: onnx.ModelProto, passes:
     try:
         checker = _Checker(original, feeds, expected)
     except ReferenceUnavailable as error:
-        return rewritten, Verification("not verified", labels, reason=error.message, seconds=time.perf_counter() - started), None
+        return (
+            rewritten,
+            Verification("not verified", labels, reason=error.message, seconds=time.perf_counter() - started),
+            None,
+        )
     problem = checker.mismatch(rewritten)
     if problem is None:
-        return rewritten, Verification("verified", labels, seconds=time.perf_counter() - started,
-                                       setup_seconds=checker.setup_seconds, run_seconds=checker.run_seconds), None
+        return (
+            rewritten,
+            Verification(
+                "verified",
+                labels,
+                seconds=time.perf_counter() - started,
+                setup_seconds=checker.setup_seconds,
+                run_seconds=checker.run_seconds,
+            ),
+            None,
+        )
     if strict:
-        raise BuildError(f"graph passes changed the model's outputs ({problem}); fix or switch off the pass "
-                         "(fusion: {disable: [...]}) or set fusion.verify: on to drop the change automatically")
+        raise BuildError(
+            f"graph passes changed the model's outputs ({problem}); fix or switch off the pass "
+            "(fusion: {disable: [...]}) or set fusion.verify: on to drop the change automatically"
+        )
     excluded: set[str] = set()
     dropped = []
     for _ in range(8):  # several independent bad changes are dropped one after another
@@ -122,8 +151,10 @@ def verify_passes(original: onnx.ModelProto, rewritten: onnx.ModelProto, passes:
         problem = checker.mismatch(repaired)
         if problem is None:
             return repaired, Verification("repaired", labels, dropped, seconds=time.perf_counter() - started), runs
-    raise BuildError(f"graph passes changed the model's outputs ({problem}) and trtc could not isolate the change; "
-                     "set fusion: {passes: none} and report the model")
+    raise BuildError(
+        f"graph passes changed the model's outputs ({problem}) and trtc could not isolate the change; "
+        "set fusion: {passes: none} and report the model"
+    )
 
 
 def _locate(original, passes, checker: _Checker, excluded: frozenset[str]) -> Change | None:
@@ -158,5 +189,7 @@ def _error(expected: dict, actual: dict) -> float:
             continue
         reference, other = value.astype(np.float64), actual[name].astype(np.float64)
         norm = np.linalg.norm(reference)
-        worst = max(worst, float(np.linalg.norm(reference - other) / norm) if norm > 0 else float(np.linalg.norm(other)))
+        worst = max(
+            worst, float(np.linalg.norm(reference - other) / norm) if norm > 0 else float(np.linalg.norm(other))
+        )
     return worst

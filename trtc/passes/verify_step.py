@@ -20,33 +20,50 @@ from trtc.graph.profiles import model_inputs
 from trtc.graph.random_inputs import random_feeds
 from trtc.graph.shape_inputs import feed_values
 from trtc.passes import PassRun
-from trtc.spec.model import ShapeRange, Spec
 from trtc.passes.verify import Verification, verify_passes
+from trtc.spec.model import ShapeRange, Spec
 
 BUDGET_SHARE = 0.25
 
 Outputs = dict[str, np.ndarray]
 
 
-def verify_step(original: onnx.ModelProto, rewritten: onnx.ModelProto, passes: list, runs: list[PassRun], spec: Spec,
-                profiles: list[dict[str, ShapeRange]], known: tuple[dict[str, np.ndarray], Outputs | None] | None = None,
-                ) -> tuple[onnx.ModelProto, Verification, list[PassRun] | None]:
+def verify_step(
+    original: onnx.ModelProto,
+    rewritten: onnx.ModelProto,
+    passes: list,
+    runs: list[PassRun],
+    spec: Spec,
+    profiles: list[dict[str, ShapeRange]],
+    known: tuple[dict[str, np.ndarray], Outputs | None] | None = None,
+) -> tuple[onnx.ModelProto, Verification, list[PassRun] | None]:
     """`known`: feeds at the first profile's min shape and the original's unoptimized outputs on
     them (None when onnxruntime could not run it), to spare running the original again."""
     mode = spec.fusion.get("verify", "on")
     inputs = model_inputs(original)
     ranges = {name: s.value_range for name, s in spec.input_settings.items() if s.value_range}
-    wanted = [("min", p) for p in profiles] + ([("opt", p) for p in profiles] + [("max", p) for p in profiles] if mode == "full" else [])
-    feeds = [random_feeds(inputs, {n: getattr(r, which) for n, r in profile.items()}, ranges, seed=i, fixed=feed_values(profile, which))
-             for i, (which, profile) in enumerate(wanted)]
+    wanted = [("min", p) for p in profiles] + (
+        [("opt", p) for p in profiles] + [("max", p) for p in profiles] if mode == "full" else []
+    )
+    feeds = [
+        random_feeds(
+            inputs,
+            {n: getattr(r, which) for n, r in profile.items()},
+            ranges,
+            seed=i,
+            fixed=feed_values(profile, which),
+        )
+        for i, (which, profile) in enumerate(wanted)
+    ]
     expected: list[Outputs | None] = [None] * len(feeds)
     if known is not None and known[1] is not None:
         feeds[0], expected[0] = known
     labels = [f"{which} of profile {profiles.index(profile)}" for which, profile in wanted]
     changes = [change for run in runs for change in run.changes]
     started = time.perf_counter()
-    model, verification, repaired = verify_passes(original, rewritten, passes, changes, feeds, labels, strict=mode == "strict",
-                                                  expected=expected)
+    model, verification, repaired = verify_passes(
+        original, rewritten, passes, changes, feeds, labels, strict=mode == "strict", expected=expected
+    )
     spent = time.perf_counter() - started
     if mode != "full" and verification.status in ("verified", "repaired") and changes:
         scale = _elements(profiles[0], "opt") / max(_elements(profiles[0], "min"), 1)
@@ -56,8 +73,18 @@ def verify_step(original: onnx.ModelProto, rewritten: onnx.ModelProto, passes: l
         if scale <= 1:
             pass  # the opt shape is the min shape: nothing more to check
         elif predicted <= budget:
-            opt = [random_feeds(inputs, {n: r.opt for n, r in profiles[0].items()}, ranges, seed=99, fixed=feed_values(profiles[0], "opt"))]
-            model, second, again = verify_passes(original, model, passes, changes, opt, ["opt of profile 0"], strict=mode == "strict")
+            opt = [
+                random_feeds(
+                    inputs,
+                    {n: r.opt for n, r in profiles[0].items()},
+                    ranges,
+                    seed=99,
+                    fixed=feed_values(profiles[0], "opt"),
+                )
+            ]
+            model, second, again = verify_passes(
+                original, model, passes, changes, opt, ["opt of profile 0"], strict=mode == "strict"
+            )
             verification.shapes += second.shapes
             verification.dropped += second.dropped
             verification.status = "repaired" if verification.dropped else verification.status

@@ -19,7 +19,6 @@ import onnx
 from trtc.errors import AccuracyGateError, SpecError
 from trtc.graph.reference import Reference
 
-
 MIN_ACCURACY_SAMPLES = 8  # fewer say too little about a model: gates refuse them, reports say "not measured"
 CLEARLY_OFF_COSINE, CLEARLY_OFF_SAMPLE_COSINE = 0.99, 0.9  # below these a build warns without any gate
 
@@ -61,8 +60,12 @@ class _Accumulator:
         ref, out = np.where(both, ref, 0.0), np.where(both, out, 0.0)
         diff2, ref2, out2, dot = ((ref - out) ** 2).sum(1), (ref**2).sum(1), (out**2).sum(1), (ref * out).sum(1)
         self.max_abs = max(self.max_abs, float(np.max(np.abs(ref - out))) if ref.size else 0.0)
-        self.diff2, self.ref2, self.out2, self.dot = (self.diff2 + diff2.sum(), self.ref2 + ref2.sum(), self.out2 + out2.sum(),
-                                                      self.dot + dot.sum())
+        self.diff2, self.ref2, self.out2, self.dot = (
+            self.diff2 + diff2.sum(),
+            self.ref2 + ref2.sum(),
+            self.out2 + out2.sum(),
+            self.dot + dot.sum(),
+        )
         self.sample_cosines += [float(c) for c in _cosine(dot, ref2, out2, diff2)]
         if reference.ndim == 2 and reference.shape[1] >= 2:
             self.top1_same += int(np.sum(reference.argmax(1) == converted.argmax(1)))
@@ -74,12 +77,22 @@ class _Accumulator:
         rel = np.sqrt(self.diff2 / self.ref2) if self.ref2 > 0 else float(np.sqrt(self.diff2))
         cosine = float(_cosine(self.dot, self.ref2, self.out2, self.diff2))
         top1 = self.top1_same / self.top1_total if self.top1_total else None
-        return OutputAccuracy(self.name, self.samples, self.max_abs, float(rel), cosine, top1, self.nonfinite,
-                              float(np.mean(self.sample_cosines)), float(np.min(self.sample_cosines)))
+        return OutputAccuracy(
+            self.name,
+            self.samples,
+            self.max_abs,
+            float(rel),
+            cosine,
+            top1,
+            self.nonfinite,
+            float(np.mean(self.sample_cosines)),
+            float(np.min(self.sample_cosines)),
+        )
 
 
-def measure_accuracy(reference: onnx.ModelProto | bytes, converted: onnx.ModelProto | bytes,
-                     batches: Iterable[dict[str, np.ndarray]]) -> list[OutputAccuracy]:
+def measure_accuracy(
+    reference: onnx.ModelProto | bytes, converted: onnx.ModelProto | bytes, batches: Iterable[dict[str, np.ndarray]]
+) -> list[OutputAccuracy]:
     fp32, reduced = Reference(reference), Reference(converted)
     sums = {name: _Accumulator(name) for name in fp32.outputs}
     measured = 0
@@ -97,31 +110,50 @@ def gate_failures(results: list[OutputAccuracy], gates: dict) -> list[str]:
     failures = []
     for result in results:
         if gates and result.nonfinite:
-            failures.append(f"output '{result.name}': {result.nonfinite} value(s) are Inf/NaN where FP32 is finite (overflow in reduced precision)")
+            failures.append(
+                f"output '{result.name}': {result.nonfinite} value(s) are Inf/NaN where FP32 is finite (overflow in reduced precision)"
+            )
             continue
         if "min_cosine" in gates and not result.cosine >= gates["min_cosine"]:
-            failures.append(f"output '{result.name}': cosine {result.cosine:.6f} < accuracy.min_cosine {gates['min_cosine']}")
+            failures.append(
+                f"output '{result.name}': cosine {result.cosine:.6f} < accuracy.min_cosine {gates['min_cosine']}"
+            )
         if "max_rel_l2" in gates and not result.rel_l2_error <= gates["max_rel_l2"]:
-            failures.append(f"output '{result.name}': relative L2 error {result.rel_l2_error:.3g} > accuracy.max_rel_l2 {gates['max_rel_l2']}")
-        if "min_top1_agreement" in gates and result.top1_agreement is not None and not result.top1_agreement >= gates["min_top1_agreement"]:
-            failures.append(f"output '{result.name}': top-1 agreement {result.top1_agreement:.4f} < accuracy.min_top1_agreement {gates['min_top1_agreement']}")
+            failures.append(
+                f"output '{result.name}': relative L2 error {result.rel_l2_error:.3g} > accuracy.max_rel_l2 {gates['max_rel_l2']}"
+            )
+        if (
+            "min_top1_agreement" in gates
+            and result.top1_agreement is not None
+            and not result.top1_agreement >= gates["min_top1_agreement"]
+        ):
+            failures.append(
+                f"output '{result.name}': top-1 agreement {result.top1_agreement:.4f} < accuracy.min_top1_agreement {gates['min_top1_agreement']}"
+            )
     return failures
 
 
 def enforce(results: list[OutputAccuracy], gates: dict, mode: str) -> None:
     measured = min((r.samples for r in results), default=0)
     if gates and measured < MIN_ACCURACY_SAMPLES:  # callers refuse this earlier, naming the data; never a pass
-        raise SpecError(f"accuracy.{next(iter(gates))}: a gate needs at least {MIN_ACCURACY_SAMPLES} samples to measure; "
-                        f"{measured} were measured: give more samples")
+        raise SpecError(
+            f"accuracy.{next(iter(gates))}: a gate needs at least {MIN_ACCURACY_SAMPLES} samples to measure; "
+            f"{measured} were measured: give more samples"
+        )
     if "min_top1_agreement" in gates and results and all(r.top1_agreement is None for r in results):
         # A gate that cannot be measured must not pass silently.
-        raise SpecError(f"accuracy.min_top1_agreement: no output ({', '.join(r.name for r in results)}) is a [batch, classes] "
-                        "score matrix, so top-1 agreement cannot be measured; remove the gate or use accuracy.min_cosine")
+        raise SpecError(
+            f"accuracy.min_top1_agreement: no output ({', '.join(r.name for r in results)}) is a [batch, classes] "
+            "score matrix, so top-1 agreement cannot be measured; remove the gate or use accuracy.min_cosine"
+        )
     failures = gate_failures(results, gates)
     if failures:
-        raise AccuracyGateError(f"accuracy gate failed for {mode}: {failures[0]}"
-                                + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
-                                + "; keep sensitive layers in higher precision (precision.keep_fp32) or relax the gate", failures)
+        raise AccuracyGateError(
+            f"accuracy gate failed for {mode}: {failures[0]}"
+            + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
+            + "; keep sensitive layers in higher precision (precision.keep_fp32) or relax the gate",
+            failures,
+        )
 
 
 def clearly_off(outputs: list[dict]) -> list[str]:
@@ -145,4 +177,6 @@ def _cast_like(reference: Reference, feeds: dict[str, np.ndarray]) -> dict[str, 
     """Inputs the converted model declares in reduced precision (keep_io_types: false) get cast."""
     kinds = {i.name: i.type for i in reference.session.get_inputs()}
     cast = {"tensor(float16)": np.float16, "tensor(float)": np.float32}
-    return {name: value.astype(cast[kinds[name]]) if kinds.get(name) in cast else value for name, value in feeds.items()}
+    return {
+        name: value.astype(cast[kinds[name]]) if kinds.get(name) in cast else value for name, value in feeds.items()
+    }

@@ -57,8 +57,10 @@ class AccuracySamples:
     def require_enough(self, gates: dict) -> None:
         """A gate on too few samples would pass or fail on noise: a spec error, exit 2."""
         if gates and self.shortfall:
-            raise SpecError(f"accuracy.{next(iter(gates))}: a gate needs at least {MIN_ACCURACY_SAMPLES} samples to measure; "
-                            f"{self.shortfall}: {self.fix}")
+            raise SpecError(
+                f"accuracy.{next(iter(gates))}: a gate needs at least {MIN_ACCURACY_SAMPLES} samples to measure; "
+                f"{self.shortfall}: {self.fix}"
+            )
 
 
 def spec_gates(spec: Spec) -> dict:
@@ -77,25 +79,54 @@ def accuracy_samples(spec: Spec, inputs: list[ModelInput], profile: dict[str, Sh
         data = SampleSource(spec.accuracy["data"], "accuracy.data", inputs, base, preprocess)
         found = data.count("all", MIN_ACCURACY_SAMPLES)
         shortfall = too_few_asked or (f"accuracy.data holds {found}" if found < MIN_ACCURACY_SAMPLES else None)
-        return AccuracySamples(f"accuracy.data: {data.description}", "real", False, shortfall,
-                               raise_samples if too_few_asked else "add samples to accuracy.data", limit,
-                               lambda n: data.batches(batch, n))
+        return AccuracySamples(
+            f"accuracy.data: {data.description}",
+            "real",
+            False,
+            shortfall,
+            raise_samples if too_few_asked else "add samples to accuracy.data",
+            limit,
+            lambda n: data.batches(batch, n),
+        )
     if spec.precision.mode in ("int8", "fp8") and calibration.get("data", "random") != "random":
         data = SampleSource(calibration["data"], "precision.calibration.data", inputs, base, preprocess)
         held = data.count("held out", MIN_ACCURACY_SAMPLES)
         shortfall = too_few_asked
         if held < MIN_ACCURACY_SAMPLES:
             total = data.count("all", MIN_ACCURACY_SAMPLES * HOLD_OUT_EVERY)
-            shortfall = shortfall or f"the calibration data holds out {held} (every {HOLD_OUT_EVERY}th of its {total} samples)"
-        fix = (raise_samples if too_few_asked else f"give {MIN_ACCURACY_SAMPLES * HOLD_OUT_EVERY} or more calibration samples, "
-               f"or accuracy.data with {MIN_ACCURACY_SAMPLES} or more")
-        return AccuracySamples(f"every {HOLD_OUT_EVERY}th calibration sample, held out from calibration: {data.description}", "real",
-                               held >= MIN_ACCURACY_SAMPLES, shortfall, fix, limit, lambda n: data.batches(batch, n, "held out"))
+            shortfall = (
+                shortfall or f"the calibration data holds out {held} (every {HOLD_OUT_EVERY}th of its {total} samples)"
+            )
+        fix = (
+            raise_samples
+            if too_few_asked
+            else f"give {MIN_ACCURACY_SAMPLES * HOLD_OUT_EVERY} or more calibration samples, "
+            f"or accuracy.data with {MIN_ACCURACY_SAMPLES} or more"
+        )
+        return AccuracySamples(
+            f"every {HOLD_OUT_EVERY}th calibration sample, held out from calibration: {data.description}",
+            "real",
+            held >= MIN_ACCURACY_SAMPLES,
+            shortfall,
+            fix,
+            limit,
+            lambda n: data.batches(batch, n, "held out"),
+        )
     shapes = {name: r.opt for name, r in profile.items()}
     ranges = {name: s.value_range for name, s in spec.input_settings.items() if s.value_range}
 
     def random_batches(n: int) -> Batches:
-        return (random_feeds(inputs, shapes, ranges, seed=1000 + i, fixed=feed_values(profile, "opt")) for i in range(max(1, -(-n // batch))))
+        return (
+            random_feeds(inputs, shapes, ranges, seed=1000 + i, fixed=feed_values(profile, "opt"))
+            for i in range(max(1, -(-n // batch)))
+        )
 
-    return AccuracySamples(f"random inputs at the opt shape ({-(-limit // batch)} batch(es) of {batch}); give accuracy.data for real data",
-                           "random", False, too_few_asked, raise_samples, limit, random_batches)
+    return AccuracySamples(
+        f"random inputs at the opt shape ({-(-limit // batch)} batch(es) of {batch}); give accuracy.data for real data",
+        "random",
+        False,
+        too_few_asked,
+        raise_samples,
+        limit,
+        random_batches,
+    )

@@ -30,20 +30,84 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from trtc.graph.graph_index import constant_value
 from trtc.graph.reference import Reference, with_outputs
 from trtc.graph.shapes import tensor_types
-from trtc.graph.graph_index import constant_value
 
 CONVERTIBLE = {
-    "Conv", "ConvTranspose", "MatMul", "Gemm", "Add", "Sub", "Mul", "Div", "Relu", "LeakyRelu", "PRelu", "Sigmoid", "Tanh",
-    "HardSigmoid", "HardSwish", "Clip", "Max", "Min", "Abs", "Neg", "Elu", "Selu", "Softplus", "Mish", "Gelu", "Erf",
-    "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization", "Softmax", "Concat", "Split",
-    "Slice", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Resize", "Upsample", "Pad", "Gather", "Expand",
-    "Tile", "Where", "Identity", "DepthToSpace", "SpaceToDepth", "Sqrt", "ReduceMax", "ReduceMin",
-    "QuantizeLinear", "DequantizeLinear",  # their float scale follows the data (opset 19)
+    "Conv",
+    "ConvTranspose",
+    "MatMul",
+    "Gemm",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Relu",
+    "LeakyRelu",
+    "PRelu",
+    "Sigmoid",
+    "Tanh",
+    "HardSigmoid",
+    "HardSwish",
+    "Clip",
+    "Max",
+    "Min",
+    "Abs",
+    "Neg",
+    "Elu",
+    "Selu",
+    "Softplus",
+    "Mish",
+    "Gelu",
+    "Erf",
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "GlobalMaxPool",
+    "BatchNormalization",
+    "Softmax",
+    "Concat",
+    "Split",
+    "Slice",
+    "Reshape",
+    "Flatten",
+    "Squeeze",
+    "Unsqueeze",
+    "Transpose",
+    "Resize",
+    "Upsample",
+    "Pad",
+    "Gather",
+    "Expand",
+    "Tile",
+    "Where",
+    "Identity",
+    "DepthToSpace",
+    "SpaceToDepth",
+    "Sqrt",
+    "ReduceMax",
+    "ReduceMin",
+    "QuantizeLinear",
+    "DequantizeLinear",  # their float scale follows the data (opset 19)
 }
-KEEP_FP32_OPS = {"Exp", "Log", "Pow", "Reciprocal", "ReduceSum", "ReduceMean", "ReduceProd", "ReduceL2", "ReduceSumSquare",
-                 "ReduceLogSumExp", "LayerNormalization", "InstanceNormalization", "GroupNormalization", "LogSoftmax", "CumSum"}
+KEEP_FP32_OPS = {
+    "Exp",
+    "Log",
+    "Pow",
+    "Reciprocal",
+    "ReduceSum",
+    "ReduceMean",
+    "ReduceProd",
+    "ReduceL2",
+    "ReduceSumSquare",
+    "ReduceLogSumExp",
+    "LayerNormalization",
+    "InstanceNormalization",
+    "GroupNormalization",
+    "LogSoftmax",
+    "CumSum",
+}
 FP32_INPUTS = {"Resize": {1, 2}, "Upsample": {1}}  # scales and ROI
 MAGNITUDE_LIMIT = 512.0
 FP16_MAX, FP16_TINY = 65504.0, 2.0**-24
@@ -58,11 +122,22 @@ class AutocastResult:
     casts: int = 0
 
     def section(self, mode: str) -> dict:
-        return {"mode": mode, "converted_nodes": len(self.converted), "kept_fp32": self.kept, "casts_inserted": self.casts}
+        return {
+            "mode": mode,
+            "converted_nodes": len(self.converted),
+            "kept_fp32": self.kept,
+            "casts_inserted": self.casts,
+        }
 
 
-def autocast(model: onnx.ModelProto, mode: str, keep_fp32: tuple[str, ...] = (), keep_io_types: bool = True,
-             magnitudes: dict[str, float] | None = None, emulate: bool = False) -> AutocastResult:
+def autocast(
+    model: onnx.ModelProto,
+    mode: str,
+    keep_fp32: tuple[str, ...] = (),
+    keep_io_types: bool = True,
+    magnitudes: dict[str, float] | None = None,
+    emulate: bool = False,
+) -> AutocastResult:
     """Convert a copy of `model`; `magnitudes` maps tensor names to max |x| from a reference run."""
     result = AutocastResult(onnx.ModelProto())
     result.model.CopyFrom(model)
@@ -72,7 +147,9 @@ def autocast(model: onnx.ModelProto, mode: str, keep_fp32: tuple[str, ...] = (),
     types = tensor_types(model)
     is_float = {name for name, t in types.items() if t.elem_type == TensorProto.FLOAT}
     initializers = {init.name: init for init in graph.initializer}
-    reasons = {node.name: _keep_reason(node, mode, keep_fp32, magnitudes or {}, initializers, is_float) for node in graph.node}
+    reasons = {
+        node.name: _keep_reason(node, mode, keep_fp32, magnitudes or {}, initializers, is_float) for node in graph.node
+    }
     _dequantize_like_readers(graph, reasons)
     for node in graph.node:
         reason = reasons[node.name]
@@ -86,12 +163,19 @@ def autocast(model: onnx.ModelProto, mode: str, keep_fp32: tuple[str, ...] = (),
     if not keep_io_types:
         low_tensors |= input_names & is_float
     elif emulate:  # the real graph casts these inputs down in front of the converted nodes
-        low_tensors |= {name for node in graph.node if node.name in converted for i, name in enumerate(node.input)
-                        if name in input_names and name in is_float and i not in FP32_INPUTS.get(node.op_type, set())}
+        low_tensors |= {
+            name
+            for node in graph.node
+            if node.name in converted
+            for i, name in enumerate(node.input)
+            if name in input_names and name in is_float and i not in FP32_INPUTS.get(node.op_type, set())
+        }
     output_names = {value.name for value in graph.output}
     rewriter = _Rewriter(graph, low, emulate)
     if emulate:
-        rewriter.round_trip(sorted(low_tensors), converted_initializers=_initializers_feeding(graph, converted, initializers, is_float))
+        rewriter.round_trip(
+            sorted(low_tensors), converted_initializers=_initializers_feeding(graph, converted, initializers, is_float)
+        )
     else:
         rewriter.convert(converted, low_tensors, initializers, is_float, input_names, output_names, keep_io_types)
     result.casts = rewriter.casts
@@ -117,7 +201,11 @@ def _keep_reason(node, mode, keep_fp32, magnitudes, initializers, is_float) -> s
         if fnmatch.fnmatchcase(node.op_type, pattern) or fnmatch.fnmatchcase(node.name, pattern):
             return f"precision.keep_fp32: {pattern}"
     if node.domain not in ("", "ai.onnx") or node.op_type not in CONVERTIBLE:
-        return f"{node.op_type} is kept in FP32 by default" if node.op_type in KEEP_FP32_OPS else f"{node.op_type} has no reduced-precision rule"
+        return (
+            f"{node.op_type} is kept in FP32 by default"
+            if node.op_type in KEEP_FP32_OPS
+            else f"{node.op_type} has no reduced-precision rule"
+        )
     if mode != "fp16":
         return None
     for out in node.output:
@@ -157,8 +245,15 @@ def reference_magnitudes(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -
 
 
 def _initializers_feeding(graph, converted, initializers, is_float) -> list[str]:
-    return sorted({name for node in graph.node if node.name in converted for i, name in enumerate(node.input)
-                   if name in initializers and name in is_float and i not in FP32_INPUTS.get(node.op_type, set())})
+    return sorted(
+        {
+            name
+            for node in graph.node
+            if node.name in converted
+            for i, name in enumerate(node.input)
+            if name in initializers and name in is_float and i not in FP32_INPUTS.get(node.op_type, set())
+        }
+    )
 
 
 class _Rewriter:
@@ -186,7 +281,11 @@ class _Rewriter:
                 users.setdefault(name, []).append((node, -1))
         for name, init in initializers.items():
             readers = users.get(name, [])
-            if readers and name in is_float and all(n.name in converted and i not in FP32_INPUTS.get(n.op_type, set()) for n, i in readers):
+            if (
+                readers
+                and name in is_float
+                and all(n.name in converted and i not in FP32_INPUTS.get(n.op_type, set()) for n, i in readers)
+            ):
                 init.CopyFrom(low_initializer(numpy_helper.to_array(init), name, self.low))
                 low_tensors.add(name)
         renamed_outputs = {}
@@ -211,7 +310,12 @@ class _Rewriter:
                     for subgraph in subgraphs(node):
                         rename_outer_reads(subgraph, name, self.cast(source, TensorProto.FLOAT))
         for original, renamed in renamed_outputs.items():
-            self.new_nodes.append((renamed, helper.make_node("Cast", [renamed], [original], name=f"{original}/to_fp32", to=TensorProto.FLOAT)))
+            self.new_nodes.append(
+                (
+                    renamed,
+                    helper.make_node("Cast", [renamed], [original], name=f"{original}/to_fp32", to=TensorProto.FLOAT),
+                )
+            )
             self.casts += 1
         for value in self.graph.output:
             if value.name in low_tensors and value.name not in renamed_outputs:
@@ -272,8 +376,9 @@ def subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
 
 
 def _local_names(graph: onnx.GraphProto) -> set[str]:
-    return ({v.name for v in graph.input} | {i.name for i in graph.initializer}
-            | {o for n in graph.node for o in n.output})
+    return (
+        {v.name for v in graph.input} | {i.name for i in graph.initializer} | {o for n in graph.node for o in n.output}
+    )
 
 
 def outer_scope_reads(node: onnx.NodeProto) -> set[str]:

@@ -22,14 +22,21 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from trtc.graph.reference import Reference, with_outputs
 from trtc.graph.graph_index import GraphIndex
+from trtc.graph.reference import Reference, with_outputs
 from trtc.precision.equalize import channel_scales, scaled_weight
 from trtc.precision.qdq import quant_scale, weight_scale
 
 
-def bias_shifts(model: onnx.ModelProto, layers: list[str], ranges: dict[str, float], channel_ranges: dict[str, list[float]],
-                batches: Iterable[dict[str, np.ndarray]], scale_floor: float, qmax: float = 127.0) -> dict[str, list[float]]:
+def bias_shifts(
+    model: onnx.ModelProto,
+    layers: list[str],
+    ranges: dict[str, float],
+    channel_ranges: dict[str, list[float]],
+    batches: Iterable[dict[str, np.ndarray]],
+    scale_floor: float,
+    qmax: float = 127.0,
+) -> dict[str, list[float]]:
     """Per quantized Conv in `layers`, the mean shift of each output channel that INT8 Q/DQ of
     its input (at `ranges`, equalized by `channel_ranges`) and of its weights adds, with the
     scales insert_qdq uses (`scale_floor` included)."""
@@ -52,7 +59,10 @@ def bias_shifts(model: onnx.ModelProto, layers: list[str], ranges: dict[str, flo
             if tensor in equalized:
                 x = x / equalized[tensor].reshape([1, -1] + [1] * (x.ndim - 2))
             step = float(quant_scale(ranges.get(tensor, 0.0), qmax, scale_floor))
-            probe_feeds[tensor], probe_feeds[f"{tensor}/q"] = x, (np.clip(np.rint(x / step), -qmax, qmax) * step).astype(np.float32)
+            probe_feeds[tensor], probe_feeds[f"{tensor}/q"] = (
+                x,
+                (np.clip(np.rint(x / step), -qmax, qmax) * step).astype(np.float32),
+            )
         count = len(next(iter(probe_feeds.values())))
         for name, mean in probe.run(probe_feeds).items():
             totals[name] = totals.get(name, 0.0) + mean.astype(np.float64) * count
@@ -60,8 +70,9 @@ def bias_shifts(model: onnx.ModelProto, layers: list[str], ranges: dict[str, flo
     return {node.name: [float(v) for v in totals[f"{node.name}/shift"] / samples] for node in convs} if samples else {}
 
 
-def _probe(convs: list[onnx.NodeProto], index: GraphIndex, equalized: dict[str, np.ndarray], qmax: float,
-           scale_floor: float) -> onnx.ModelProto:
+def _probe(
+    convs: list[onnx.NodeProto], index: GraphIndex, equalized: dict[str, np.ndarray], qmax: float, scale_floor: float
+) -> onnx.ModelProto:
     """A graph reading each layer input as FP32 (x) and as quantized (x/q) and giving, per
     convolution, the per-channel mean of conv(x/q, Q(w)) - conv(x, w)."""
     nodes, initializers, inputs = [], [], {}
@@ -75,13 +86,23 @@ def _probe(convs: list[onnx.NodeProto], index: GraphIndex, equalized: dict[str, 
         rank = weight.ndim
         for name in (tensor, f"{tensor}/q"):
             inputs[name] = helper.make_tensor_value_info(name, TensorProto.FLOAT, [None] * rank)
-        initializers += [numpy_helper.from_array(weight, f"{node.name}/w"), numpy_helper.from_array(quantized, f"{node.name}/wq")]
+        initializers += [
+            numpy_helper.from_array(weight, f"{node.name}/w"),
+            numpy_helper.from_array(quantized, f"{node.name}/wq"),
+        ]
         settings = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        nodes += [helper.make_node("Conv", [tensor, f"{node.name}/w"], [f"{node.name}/fp32"], **settings),
-                  helper.make_node("Conv", [f"{tensor}/q", f"{node.name}/wq"], [f"{node.name}/int8"], **settings),
-                  helper.make_node("Sub", [f"{node.name}/int8", f"{node.name}/fp32"], [f"{node.name}/error"]),
-                  helper.make_node("ReduceMean", [f"{node.name}/error"], [f"{node.name}/shift"],
-                                   axes=[a for a in range(rank) if a != 1], keepdims=0)]
+        nodes += [
+            helper.make_node("Conv", [tensor, f"{node.name}/w"], [f"{node.name}/fp32"], **settings),
+            helper.make_node("Conv", [f"{tensor}/q", f"{node.name}/wq"], [f"{node.name}/int8"], **settings),
+            helper.make_node("Sub", [f"{node.name}/int8", f"{node.name}/fp32"], [f"{node.name}/error"]),
+            helper.make_node(
+                "ReduceMean",
+                [f"{node.name}/error"],
+                [f"{node.name}/shift"],
+                axes=[a for a in range(rank) if a != 1],
+                keepdims=0,
+            ),
+        ]
     outputs = [helper.make_tensor_value_info(f"{n.name}/shift", TensorProto.FLOAT, None) for n in convs]
     graph = helper.make_graph(nodes, "bias_probe", list(inputs.values()), outputs, initializers)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

@@ -31,9 +31,16 @@ class Calibration:
     warnings: list[str] = field(default_factory=list)
 
 
-def collect_ranges(model: onnx.ModelProto, tensors: list[str], batches: Iterable[dict[str, np.ndarray]], method: str,
-                   percentile: float = 99.99, progress: Callable[[int], None] | None = None,
-                   channel_tensors: Iterable[str] = (), unclipped: Iterable[str] = ()) -> tuple[dict[str, float], int, dict[str, list[float]]]:
+def collect_ranges(
+    model: onnx.ModelProto,
+    tensors: list[str],
+    batches: Iterable[dict[str, np.ndarray]],
+    method: str,
+    percentile: float = 99.99,
+    progress: Callable[[int], None] | None = None,
+    channel_tensors: Iterable[str] = (),
+    unclipped: Iterable[str] = (),
+) -> tuple[dict[str, float], int, dict[str, list[float]]]:
     """Per-tensor ranges by `method` (the largest |x| for `unclipped` tensors), the number of
     samples seen, and the largest |x| of each channel (axis 1) of `channel_tensors`."""
     if not tensors:  # nothing to quantize: no run (onnxruntime refuses a run with no outputs)
@@ -68,8 +75,14 @@ def cache_key(model_sha256: str, graph: onnx.ModelProto, data_fingerprint: str, 
     the data, every calibration setting, the pinned values and value ranges, and trtc's version.
     `settings` holds method, percentile, sample_limit, batch and preprocess. JSON-normalized (tuples
     become lists) so it compares equal to itself read back from the cache file."""
-    key = {"trtc": __version__, "model_sha256": model_sha256, "graph_sha256": graph_digest(graph),
-           "data_fingerprint": data_fingerprint, **settings, "inputs": inputs}
+    key = {
+        "trtc": __version__,
+        "model_sha256": model_sha256,
+        "graph_sha256": graph_digest(graph),
+        "data_fingerprint": data_fingerprint,
+        **settings,
+        "inputs": inputs,
+    }
     return json.loads(json.dumps(key, sort_keys=True))
 
 
@@ -79,19 +92,32 @@ def graph_digest(model: onnx.ModelProto) -> str:
     (value_info) change no result and are left out."""
     digest = hashlib.sha256()
     graph = model.graph
-    for part in (*model.opset_import, *model.functions, *graph.input, *graph.output, *graph.node,
-                 *graph.initializer, *graph.sparse_initializer):
+    for part in (
+        *model.opset_import,
+        *model.functions,
+        *graph.input,
+        *graph.output,
+        *graph.node,
+        *graph.initializer,
+        *graph.sparse_initializer,
+    ):
         data = part.SerializeToString(deterministic=True)
         digest.update(len(data).to_bytes(8, "little") + data)
     return digest.hexdigest()
 
 
-_KEY_NAMES = {"trtc": "trtc version", "model_sha256": "model", "graph_sha256": "graph (after passes and pinned inputs)",
-              "sample_limit": "sample count", "inputs": "pinned values or value ranges"}
+_KEY_NAMES = {
+    "trtc": "trtc version",
+    "model_sha256": "model",
+    "graph_sha256": "graph (after passes and pinned inputs)",
+    "sample_limit": "sample count",
+    "inputs": "pinned values or value ranges",
+}
 
 
-def read_cache(path: Path | None, key: dict, tensors: list[str], known: set[str], wanted: dict[str, Iterable[str]] | None = None
-               ) -> tuple[dict[str, float] | None, int, str, dict[str, dict[str, list[float]]]]:
+def read_cache(
+    path: Path | None, key: dict, tensors: list[str], known: set[str], wanted: dict[str, Iterable[str]] | None = None
+) -> tuple[dict[str, float] | None, int, str, dict[str, dict[str, list[float]]]]:
     """The cached ranges of `tensors`, the samples they came from and the per-channel statistics
     `wanted` names (section -> keys, e.g. "channel_ranges" -> tensors); or None and why not: "miss"
     (no file), "stale: ..." (made for other inputs) or "ignored ..." (not a valid cache). `known`
@@ -111,11 +137,18 @@ def read_cache(path: Path | None, key: dict, tensors: list[str], known: set[str]
         except (TypeError, ValueError):
             return None, 0, f"ignored {path}: its {section.replace('_', ' ')} are not lists of numbers", {}
         if not all(math.isfinite(v) for numbers in found[section].values() for v in numbers):
-            return None, 0, f"ignored {path}: its {section.replace('_', ' ')} hold a value that is not a finite number", {}
+            return (
+                None,
+                0,
+                f"ignored {path}: its {section.replace('_', ' ')} hold a value that is not a finite number",
+                {},
+            )
     return ranges, samples, status, found
 
 
-def _read_ranges(path: Path | None, key: dict, tensors: list[str], known: set[str]) -> tuple[dict[str, float] | None, int, str]:
+def _read_ranges(
+    path: Path | None, key: dict, tensors: list[str], known: set[str]
+) -> tuple[dict[str, float] | None, int, str]:
     if path is None or not path.exists():
         return None, 0, "miss"
     try:
@@ -128,7 +161,11 @@ def _read_ranges(path: Path | None, key: dict, tensors: list[str], known: set[st
         return None, 0, f"ignored {path}: not a calibration cache (a JSON object with ranges)"
     differs = [k for k, v in key.items() if cached.get(k) != v]
     if differs:
-        return None, 0, f"stale: {path} was made for another {', '.join(_KEY_NAMES.get(d, d.replace('_', ' ')) for d in differs)}"
+        return (
+            None,
+            0,
+            f"stale: {path} was made for another {', '.join(_KEY_NAMES.get(d, d.replace('_', ' ')) for d in differs)}",
+        )
     problem = _cache_problem(cached, key["sample_limit"], known)
     if problem:
         return None, 0, f"ignored {path}: {problem}"
@@ -160,7 +197,9 @@ def _cache_problem(cached: dict, samples: int, known: set[str]) -> str | None:
 
 def tensor_names(model: onnx.ModelProto) -> set[str]:
     """The graph's inputs and node outputs: the tensors a cache may hold ranges of."""
-    return {value.name for value in model.graph.input} | {out for node in model.graph.node for out in node.output if out}
+    return {value.name for value in model.graph.input} | {
+        out for node in model.graph.node for out in node.output if out
+    }
 
 
 def _as_float(value: int | float) -> float:
@@ -170,7 +209,9 @@ def _as_float(value: int | float) -> float:
         return math.inf
 
 
-def cache_document(key: dict, ranges: dict[str, float], samples: int, per_channel: dict[str, dict[str, list[float]]] | None = None) -> str:
+def cache_document(
+    key: dict, ranges: dict[str, float], samples: int, per_channel: dict[str, dict[str, list[float]]] | None = None
+) -> str:
     """The cache file: the key, the ranges and per-channel statistics by section."""
     document = {**key, "samples": samples, "ranges": ranges, **{k: v for k, v in (per_channel or {}).items() if v}}
     return json.dumps(document, indent=1, sort_keys=True) + "\n"

@@ -20,10 +20,10 @@ from typing import Iterator
 
 import numpy as np
 
-from trtc.inputs import check_array_file, regular_file
 from trtc.errors import SpecError
 from trtc.graph.profiles import ModelInput
 from trtc.incremental.fingerprint import data_fingerprint
+from trtc.inputs import check_array_file, regular_file
 from trtc.precision.generator_files import generator_files
 from trtc.precision.images import load_image
 from trtc.precision.suffixes import IMAGE_SUFFIXES, sample_files
@@ -50,7 +50,9 @@ class SampleSource:
         if len(kinds) > 1:
             raise SpecError(f"{key}: {folder} mixes {', '.join(sorted(kinds))} files; keep one kind per folder")
         if ".npy" in kinds and len(self.inputs) != 1:
-            raise SpecError(f"{key}: .npy files need a single-input model; this one has {', '.join(self.inputs)}: use .npz files with arrays named by input")
+            raise SpecError(
+                f"{key}: .npy files need a single-input model; this one has {', '.join(self.inputs)}: use .npz files with arrays named by input"
+            )
         if "image" in kinds and len(self.inputs) != 1:
             raise SpecError(f"{key}: images need a single-input model; use .npz files with arrays named by input")
         self.description = f"{len(self.files)} {kinds.pop().lstrip('.')} file(s) in {folder}"
@@ -88,7 +90,9 @@ class SampleSource:
             checked = {name: self._check(name, np.asarray(value), origin) for name, value in arrays.items()}
             missing = set(self.inputs) - set(checked)
             if missing:
-                raise SpecError(f"{self.key}: {origin} has no array for input '{sorted(missing)[0]}'; name the arrays by input")
+                raise SpecError(
+                    f"{self.key}: {origin} has no array for input '{sorted(missing)[0]}'; name the arrays by input"
+                )
             count = len(next(iter(checked.values())))
             for index in range(count):
                 yield {name: value[index : index + 1] for name, value in checked.items()}
@@ -123,11 +127,17 @@ class SampleSource:
             return value
         expected = np.dtype(item.dtype)
         if value.dtype.kind != expected.kind and not (value.dtype.kind in "iu" and expected.kind in "iu"):
-            raise SpecError(f"{self.key}: {origin}: input '{name}' is {value.dtype}, the model wants {expected}; convert the data")
+            raise SpecError(
+                f"{self.key}: {origin}: input '{name}' is {value.dtype}, the model wants {expected}; convert the data"
+            )
         if value.ndim == len(item.dims) - 1:
             value = value[None]  # one sample without its batch axis
-        if value.ndim != len(item.dims) or any(isinstance(d, int) and d != s for d, s in zip(item.dims[1:], value.shape[1:])):
-            raise SpecError(f"{self.key}: {origin}: input '{name}' has shape {list(value.shape)}; the model wants {item.describe()}")
+        if value.ndim != len(item.dims) or any(
+            isinstance(d, int) and d != s for d, s in zip(item.dims[1:], value.shape[1:])
+        ):
+            raise SpecError(
+                f"{self.key}: {origin}: input '{name}' has shape {list(value.shape)}; the model wants {item.describe()}"
+            )
         if expected.kind == "f" and not np.isfinite(value).all():
             raise SpecError(f"{self.key}: {origin}: input '{name}' holds NaN or Inf values; clean the data")
         return value.astype(expected, copy=False)

@@ -25,7 +25,9 @@ from trtc.graph.graph_index import GraphIndex, attributes
 MAX_BOOST = 256.0  # a quiet (or dead) channel is scaled up at most this much
 
 
-def depthwise_inputs(model: onnx.ModelProto, layers: list[str], residuals: list[str], activations: list[str]) -> list[str]:
+def depthwise_inputs(
+    model: onnx.ModelProto, layers: list[str], residuals: list[str], activations: list[str]
+) -> list[str]:
     """The planned activations that only quantized depthwise convolutions read through Q/DQ."""
     index = GraphIndex(model.graph)
     planned = set(layers)
@@ -62,7 +64,9 @@ def scaled_weight(weight: np.ndarray, scales: np.ndarray) -> np.ndarray:
     return (weight * per_output).astype(weight.dtype)
 
 
-def equalized_section(model: onnx.ModelProto, layers: list[str], ranges: dict[str, float], channel_ranges: dict[str, list[float]]) -> dict:
+def equalized_section(
+    model: onnx.ModelProto, layers: list[str], ranges: dict[str, float], channel_ranges: dict[str, list[float]]
+) -> dict:
     """For the report, per depthwise layer: the input it reads equalized and the largest factor
     a channel was scaled up by."""
     planned = set(layers)
@@ -70,5 +74,9 @@ def equalized_section(model: onnx.ModelProto, layers: list[str], ranges: dict[st
     for node in model.graph.node:
         if node.name in planned and node.input[0] in channel_ranges:
             scales = channel_scales(channel_ranges[node.input[0]], ranges.get(node.input[0], 0.0))
-            section[node.name] = {"input": node.input[0], "channels": len(scales), "largest_boost": round(float(1.0 / scales.min()), 2)}
+            section[node.name] = {
+                "input": node.input[0],
+                "channels": len(scales),
+                "largest_boost": round(float(1.0 / scales.min()), 2),
+            }
     return section

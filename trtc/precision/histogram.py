@@ -13,7 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 BINS = 2048  # TensorRT's entropy histogram
-FINE_BINS = 2**17  # 1 MiB of counts per tensor; 32+ fine bins per entropy bin keep KL minima where an exact histogram puts them
+FINE_BINS = (
+    2**17
+)  # 1 MiB of counts per tensor; 32+ fine bins per entropy bin keep KL minima where an exact histogram puts them
 QUANTIZED_LEVELS = 128  # INT8: 127 positive levels plus zero
 _CHUNK = 1 << 22  # values binned at a time, to bound the temporary index arrays
 _SMALLEST_TOP = 2.0**-100  # below this every magnitude counts as zero (keeps the scaling finite in FP32)
@@ -45,7 +47,9 @@ class RangeCollector:
         new_top = float(np.ldexp(1.0, int(np.frexp(new_max)[1])))  # smallest power of two above new_max
         if self.top > 0:
             factor = int(new_top / self.top)
-            merged = self.counts.reshape(-1, factor).sum(axis=1) if factor < FINE_BINS else self.counts.sum(keepdims=True)
+            merged = (
+                self.counts.reshape(-1, factor).sum(axis=1) if factor < FINE_BINS else self.counts.sum(keepdims=True)
+            )
             self.counts = np.zeros(FINE_BINS, np.int64)
             self.counts[: len(merged)] = merged
         self.top = new_top

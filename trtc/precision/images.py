@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from trtc.inputs import IMAGE_PIXEL_LIMIT
 from trtc.errors import SpecError
-
+from trtc.inputs import IMAGE_PIXEL_LIMIT
 
 
 def load_image(path: Path, preprocess: dict, item, key: str) -> np.ndarray:
@@ -37,8 +36,10 @@ def load_image(path: Path, preprocess: dict, item, key: str) -> np.ndarray:
     with opened as image:
         width, height = image.size  # from the header: nothing decoded yet
         if width * height > IMAGE_PIXEL_LIMIT:
-            raise SpecError(f"{key}: {path} is {width}x{height} pixels, more than trtc decodes ({IMAGE_PIXEL_LIMIT // 10**6} megapixels); "
-                            "resize it before calibrating")
+            raise SpecError(
+                f"{key}: {path} is {width}x{height} pixels, more than trtc decodes ({IMAGE_PIXEL_LIMIT // 10**6} megapixels); "
+                "resize it before calibrating"
+            )
         image = image.convert("RGB")
         height_axis = 2 if layout == "NCHW" else 1
         target = item.dims[height_axis : height_axis + 2]
@@ -52,7 +53,9 @@ def load_image(path: Path, preprocess: dict, item, key: str) -> np.ndarray:
     if str(preprocess.get("channels", "RGB")).upper() == "BGR":
         pixels = pixels[..., ::-1]
     pixels = pixels / float(preprocess.get("scale", 255))
-    pixels = (pixels - np.asarray(preprocess.get("mean", [0, 0, 0]), np.float32)) / np.asarray(preprocess.get("std", [1, 1, 1]), np.float32)
+    pixels = (pixels - np.asarray(preprocess.get("mean", [0, 0, 0]), np.float32)) / np.asarray(
+        preprocess.get("std", [1, 1, 1]), np.float32
+    )
     if layout == "NCHW":
         pixels = pixels.transpose(2, 0, 1)
     return pixels[None].astype(np.float32)
@@ -70,5 +73,7 @@ def _centre_crop(image, size):
     height, width = (size, size) if isinstance(size, int) else size
     left, top = (image.size[0] - width) // 2, (image.size[1] - height) // 2
     if left < 0 or top < 0:
-        raise SpecError(f"precision.calibration.preprocess.crop: {height}x{width} is larger than the resized image {image.size[1]}x{image.size[0]}")
+        raise SpecError(
+            f"precision.calibration.preprocess.crop: {height}x{width} is larger than the resized image {image.size[1]}x{image.size[0]}"
+        )
     return image.crop((left, top, left + width, top + height))

@@ -10,16 +10,21 @@ import fnmatch
 import onnx
 
 
-def resolve_keep_fp32(patterns: tuple[str, ...], model: onnx.ModelProto, origins: dict[str, tuple[str, ...]],
-                      user_nodes: dict[str, str]) -> tuple[tuple[str, ...], list[str]]:
+def resolve_keep_fp32(
+    patterns: tuple[str, ...], model: onnx.ModelProto, origins: dict[str, tuple[str, ...]], user_nodes: dict[str, str]
+) -> tuple[tuple[str, ...], list[str]]:
     """The patterns plus the exact names of the pass-made nodes whose user nodes they match; and
     one warning per pattern that matches no node name or op type, before or after the passes."""
     if not patterns:
         return (), []
-    standing_for = [name for name, users in origins.items() if any(fnmatch.fnmatchcase(u, p) for u in users for p in patterns)]
+    standing_for = [
+        name for name, users in origins.items() if any(fnmatch.fnmatchcase(u, p) for u in users for p in patterns)
+    ]
     names = [*user_nodes, *(n.name for n in model.graph.node)]
     op_types = {*user_nodes.values(), *(n.op_type for n in model.graph.node)}
-    warnings = [f"precision.keep_fp32: '{pattern}' matches no node name or op type of the model; check the spelling"
-                for pattern in patterns
-                if not any(fnmatch.fnmatchcase(text, pattern) for text in [*names, *op_types])]
+    warnings = [
+        f"precision.keep_fp32: '{pattern}' matches no node name or op type of the model; check the spelling"
+        for pattern in patterns
+        if not any(fnmatch.fnmatchcase(text, pattern) for text in [*names, *op_types])
+    ]
     return tuple(dict.fromkeys([*patterns, *standing_for])), warnings

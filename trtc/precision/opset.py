@@ -25,7 +25,9 @@ def with_opset(model: onnx.ModelProto, minimum: int) -> onnx.ModelProto:
     try:
         converted = version_converter.convert_version(model, minimum)
     except Exception as exc:  # noqa: BLE001 - the converter raises plain RuntimeErrors
-        raise BuildError(f"precision: Q/DQ needs opset {minimum} and ONNX's converter cannot raise this model from opset {current}: "
-                         f"{str(exc).splitlines()[0][:200]}; export the model at opset {minimum} or later") from None
+        raise BuildError(
+            f"precision: Q/DQ needs opset {minimum} and ONNX's converter cannot raise this model from opset {current}: "
+            f"{str(exc).splitlines()[0][:200]}; export the model at opset {minimum} or later"
+        ) from None
     name_unnamed_nodes(converted.graph)
     return converted

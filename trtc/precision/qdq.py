@@ -38,7 +38,9 @@ class QuantPlan:
     skipped: dict[str, str] = field(default_factory=dict)  # layer -> why it is not quantized
 
 
-def plan_quantization(model: onnx.ModelProto, keep_fp32: tuple[str, ...] = (), exclude: frozenset[str] = frozenset()) -> QuantPlan:
+def plan_quantization(
+    model: onnx.ModelProto, keep_fp32: tuple[str, ...] = (), exclude: frozenset[str] = frozenset()
+) -> QuantPlan:
     index = GraphIndex(model.graph)
     plan = QuantPlan()
     for node in model.graph.node:
@@ -106,7 +108,9 @@ def fallback_residuals(model: onnx.ModelProto, plan: QuantPlan) -> list[str]:
     found: list[str] = []
     for node in model.graph.node:
         if node.op_type == "Add" and len(node.input) == 2 and any(x in quantized_outputs for x in node.input):
-            found += [x for x in node.input if index.constant(x) is None and x not in plan.activations and x not in found]
+            found += [
+                x for x in node.input if index.constant(x) is None and x not in plan.activations and x not in found
+            ]
     return found
 
 
@@ -137,8 +141,15 @@ def quant_scale(amax: np.ndarray | float, qmax: float, floor: float) -> np.ndarr
     return np.where(amax > 0, np.maximum(amax / qmax, floor), 1.0).astype(np.float32)
 
 
-def insert_qdq(model: onnx.ModelProto, plan: QuantPlan, ranges: dict[str, float], mode: str, scale_floor: float = 0.0,
-               channel_ranges: dict[str, list[float]] | None = None, bias_shifts: dict[str, list[float]] | None = None) -> onnx.ModelProto:
+def insert_qdq(
+    model: onnx.ModelProto,
+    plan: QuantPlan,
+    ranges: dict[str, float],
+    mode: str,
+    scale_floor: float = 0.0,
+    channel_ranges: dict[str, list[float]] | None = None,
+    bias_shifts: dict[str, list[float]] | None = None,
+) -> onnx.ModelProto:
     """A copy of `model` with Q/DQ pairs on the planned activations and quantized weights.
     `scale_floor`: the smallest scale the fallback precision can hold (FP16_SMALLEST for FP16).
     `channel_ranges`: per-channel ranges of depthwise convolutions' inputs to equalize (equalize.py).
@@ -151,14 +162,18 @@ def insert_qdq(model: onnx.ModelProto, plan: QuantPlan, ranges: dict[str, float]
     index = GraphIndex(graph)
     new_nodes: dict[str, list[onnx.NodeProto]] = {}  # consumer node name -> nodes to put before it
     activation_dq: dict[str, str] = {}
-    equalized = {t: channel_scales(c, ranges.get(t, 0.0)) for t, c in (channel_ranges or {}).items() if t in plan.activations}
+    equalized = {
+        t: channel_scales(c, ranges.get(t, 0.0)) for t, c in (channel_ranges or {}).items() if t in plan.activations
+    }
     for tensor in plan.activations:
         before = new_nodes.setdefault(_first_reader(graph, tensor), [])
         source = _equalized(tensor, equalized[tensor], index, before) if tensor in equalized else tensor
         scale = index.add_initializer(f"{tensor}/scale", quant_scale(ranges.get(tensor, 0.0), qmax, scale_floor))
         zero = _zero_point(index, f"{tensor}/zero", qtype, ())
         q = helper.make_node("QuantizeLinear", [source, scale, zero], [f"{tensor}/q"], name=f"{tensor}/quantize")
-        dq = helper.make_node("DequantizeLinear", [f"{tensor}/q", scale, zero], [f"{tensor}/dq"], name=f"{tensor}/dequantize")
+        dq = helper.make_node(
+            "DequantizeLinear", [f"{tensor}/q", scale, zero], [f"{tensor}/dq"], name=f"{tensor}/dequantize"
+        )
         activation_dq[tensor] = dq.output[0]
         before.extend([q, dq])
     residual_readers, residual_adds = set(plan.residuals), set(plan.residual_adds)
@@ -166,7 +181,9 @@ def insert_qdq(model: onnx.ModelProto, plan: QuantPlan, ranges: dict[str, float]
         if node.name in plan.layers:
             weight_scales = equalized.get(node.input[0])
             node.input[0] = activation_dq.get(node.input[0], node.input[0])
-            node.input[1] = _quantized_weight(node, index, qtype, qmax, scale_floor, new_nodes.setdefault(node.name, []), weight_scales)
+            node.input[1] = _quantized_weight(
+                node, index, qtype, qmax, scale_floor, new_nodes.setdefault(node.name, []), weight_scales
+            )
             if node.name in (bias_shifts or {}):
                 _correct_bias(node, index, np.asarray(bias_shifts[node.name]))
         elif node.name in residual_adds:  # only where TensorRT fuses the Add into the convolution's epilogue
@@ -191,8 +208,15 @@ def _equalized(tensor: str, scales: np.ndarray, index: GraphIndex, before: list)
     return output
 
 
-def _quantized_weight(node: onnx.NodeProto, index: GraphIndex, qtype: int, qmax: float, scale_floor: float, before: list,
-                      input_scales: np.ndarray | None = None) -> str:
+def _quantized_weight(
+    node: onnx.NodeProto,
+    index: GraphIndex,
+    qtype: int,
+    qmax: float,
+    scale_floor: float,
+    before: list,
+    input_scales: np.ndarray | None = None,
+) -> str:
     weight = index.constant(node.input[1]).astype(np.float32)
     source = node.input[1]
     if input_scales is not None:  # the input was divided per channel: the weights take the factor back
@@ -203,12 +227,30 @@ def _quantized_weight(node: onnx.NodeProto, index: GraphIndex, qtype: int, qmax:
     scale_name = index.add_initializer(f"{node.name}.weight/scale", scale)
     zero_name = _zero_point(index, f"{node.name}.weight/zero", qtype, scale.shape)
     if qtype == TensorProto.INT8:
-        stored = index.add_initializer(f"{node.name}.weight/int8", np.clip(np.rint(weight / shaped), -127, 127).astype(np.int8))
+        stored = index.add_initializer(
+            f"{node.name}.weight/int8", np.clip(np.rint(weight / shaped), -127, 127).astype(np.int8)
+        )
     else:  # FP8: keep FP32 weights behind a QuantizeLinear that TensorRT folds
         stored = index.unique(f"{node.name}.weight/fp8")
-        before.append(helper.make_node("QuantizeLinear", [source, scale_name, zero_name], [stored], name=f"{node.name}.weight/quantize", axis=axis))
+        before.append(
+            helper.make_node(
+                "QuantizeLinear",
+                [source, scale_name, zero_name],
+                [stored],
+                name=f"{node.name}.weight/quantize",
+                axis=axis,
+            )
+        )
     dequantized = index.unique(f"{node.name}.weight/dq")
-    before.append(helper.make_node("DequantizeLinear", [stored, scale_name, zero_name], [dequantized], name=f"{node.name}.weight/dequantize", axis=axis))
+    before.append(
+        helper.make_node(
+            "DequantizeLinear",
+            [stored, scale_name, zero_name],
+            [dequantized],
+            name=f"{node.name}.weight/dequantize",
+            axis=axis,
+        )
+    )
     return dequantized
 
 
@@ -224,7 +266,11 @@ def _correct_bias(node: onnx.NodeProto, index: GraphIndex, shift: np.ndarray) ->
 def weight_scale(node: onnx.NodeProto, weight: np.ndarray, qmax: float, scale_floor: float) -> tuple[int, np.ndarray]:
     """The per-output-channel axis of `node`'s weights and their scales, shaped to broadcast."""
     attrs = attributes(node)
-    axis = 1 if node.op_type in ("ConvTranspose", "MatMul") or (node.op_type == "Gemm" and not attrs.get("transB", 0)) else 0
+    axis = (
+        1
+        if node.op_type in ("ConvTranspose", "MatMul") or (node.op_type == "Gemm" and not attrs.get("transB", 0))
+        else 0
+    )
     reduce_axes = tuple(a for a in range(weight.ndim) if a != axis)
     scale = quant_scale(np.abs(weight).max(axis=reduce_axes), qmax, scale_floor)
     return axis, scale.reshape([-1 if a == axis else 1 for a in range(weight.ndim)])

@@ -14,13 +14,13 @@ import onnx
 from trtc.errors import BuildError
 from trtc.graph.profiles import ModelInput
 from trtc.graph.random_inputs import random_feeds
-from trtc.graph.shape_inputs import feed_values
 from trtc.graph.reference import Reference, ReferenceUnavailable
+from trtc.graph.shape_inputs import feed_values
 from trtc.precision.accuracy import MIN_ACCURACY_SAMPLES, as_dicts, clearly_off, enforce, measure_accuracy
 from trtc.precision.accuracy_data import AccuracySamples, accuracy_samples, spec_gates
-from trtc.precision.opset import with_opset
 from trtc.precision.autocast import autocast, reference_magnitudes
 from trtc.precision.data import SampleSource
+from trtc.precision.opset import with_opset
 from trtc.precision.quantize import quantize_until_accurate
 from trtc.spec.model import ShapeRange, Spec
 
@@ -33,8 +33,14 @@ class PrecisionOutcome:
     files: list[tuple[Path, str]] = field(default_factory=list)  # written with the build's outputs
 
 
-def apply_precision(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput], profile: dict[str, ShapeRange],
-                    model_sha256: str = "", progress: Callable[[int, int], None] | None = None) -> PrecisionOutcome:
+def apply_precision(
+    model: onnx.ModelProto,
+    spec: Spec,
+    inputs: list[ModelInput],
+    profile: dict[str, ShapeRange],
+    model_sha256: str = "",
+    progress: Callable[[int, int], None] | None = None,
+) -> PrecisionOutcome:
     mode = spec.precision.mode
     if mode == "fp32":
         return PrecisionOutcome(model)
@@ -44,21 +50,34 @@ def apply_precision(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput]
     if mode in ("int8", "fp8"):
         magnitudes: dict[str, float] = {}
         if (spec.precision.fallback or "fp16") == "fp16":  # the FP16 fallback gets the range rules of precision: fp16
-            magnitudes = _magnitudes(model, _magnitude_feeds(spec, inputs, profile), outcome.warnings, f"{mode} fallback fp16")
+            magnitudes = _magnitudes(
+                model, _magnitude_feeds(spec, inputs, profile), outcome.warnings, f"{mode} fallback fp16"
+            )
 
         def check(result):
             return check_accuracy(model, result.measured, spec, samples, emulated=result.measured is not result.model)
 
-        result, accuracy = quantize_until_accurate(model, spec, inputs, profile, model_sha256, check, progress, samples, magnitudes)
+        result, accuracy = quantize_until_accurate(
+            model, spec, inputs, profile, model_sha256, check, progress, samples, magnitudes
+        )
         outcome.model = result.model
-        outcome.sections.update(calibration=result.section, accuracy=accuracy,
-                                precision={"mode": mode, "quantized_layers": len(result.section["quantized_layers"]),
-                                           "fallback": result.section["fallback"], "kept_fp32": result.kept_fp32})
+        outcome.sections.update(
+            calibration=result.section,
+            accuracy=accuracy,
+            precision={
+                "mode": mode,
+                "quantized_layers": len(result.section["quantized_layers"]),
+                "fallback": result.section["fallback"],
+                "kept_fp32": result.kept_fp32,
+            },
+        )
         outcome.warnings += result.warnings
         if result.cache_file:
             outcome.files.append(result.cache_file)
     else:
-        min_feeds = random_feeds(inputs, {name: r.min for name, r in profile.items()}, _value_ranges(spec), fixed=feed_values(profile, "min"))
+        min_feeds = random_feeds(
+            inputs, {name: r.min for name, r in profile.items()}, _value_ranges(spec), fixed=feed_values(profile, "min")
+        )
         magnitudes = _magnitudes(model, min_feeds, outcome.warnings, "fp16") if mode == "fp16" else {}
         if mode == "bf16":  # bfloat16 exists from opset 13 (Cast to it was invalid in opset-12 models)
             model = with_opset(model, 13)
@@ -70,10 +89,14 @@ def apply_precision(model: onnx.ModelProto, spec: Spec, inputs: list[ModelInput]
         # an FP16 kernel in FP32 and drops the model's own down-and-up Casts around them, so the real
         # FP16 graph there shows neither activation rounding nor overflow (measured: bit-exact FP32
         # results, 1e5 where FP16 gives Inf). The real graph still has to load and run in onnxruntime.
-        measured = autocast(model, mode, spec.precision.keep_fp32, spec.precision.keep_io_types, magnitudes, emulate=True).model
+        measured = autocast(
+            model, mode, spec.precision.keep_fp32, spec.precision.keep_io_types, magnitudes, emulate=True
+        ).model
         outcome.sections["accuracy"] = check_accuracy(model, measured, spec, samples, emulated=True)
         _check_runs(converted.model, inputs, profile, spec)
-    outcome.warnings += accuracy_warnings(spec, samples, outcome.sections["accuracy"], outcome.sections.get("calibration"))
+    outcome.warnings += accuracy_warnings(
+        spec, samples, outcome.sections["accuracy"], outcome.sections.get("calibration")
+    )
     return outcome
 
 
@@ -85,26 +108,44 @@ def _check_runs(model: onnx.ModelProto, inputs: list[ModelInput], profile: dict[
     try:
         reference = Reference(model)
         kinds = {i.name: i.type for i in reference.session.get_inputs()}
-        feeds = random_feeds(inputs, {name: r.min for name, r in profile.items()}, ranges, fixed=feed_values(profile, "min"))
+        feeds = random_feeds(
+            inputs, {name: r.min for name, r in profile.items()}, ranges, fixed=feed_values(profile, "min")
+        )
         reference.run({n: v.astype(np.float16) if kinds.get(n) == "tensor(float16)" else v for n, v in feeds.items()})
     except ReferenceUnavailable as error:
-        raise BuildError(f"fp16: the converted graph does not run in onnxruntime ({error.message}); "
-                         "keep the node it names in FP32 (precision.keep_fp32)") from None
+        raise BuildError(
+            f"fp16: the converted graph does not run in onnxruntime ({error.message}); "
+            "keep the node it names in FP32 (precision.keep_fp32)"
+        ) from None
 
 
-def check_accuracy(reference: onnx.ModelProto, converted: onnx.ModelProto, spec: Spec, samples: AccuracySamples,
-                   emulated: bool = False) -> dict:
+def check_accuracy(
+    reference: onnx.ModelProto, converted: onnx.ModelProto, spec: Spec, samples: AccuracySamples, emulated: bool = False
+) -> dict:
     """Measure, report and enforce the spec's accuracy gates (AccuracyGateError: exit 3); with too
     few samples, a section that says "not measured" and why, and no figure."""
     gates = spec_gates(spec)
-    section = {"status": "measured", "source": samples.source, "kind": samples.kind, "held_out": samples.held_out, "samples": 0,
-               "minimum_samples": MIN_ACCURACY_SAMPLES, "emulated": emulated, "gates": gates, "outputs": [], "passed": None}
+    section = {
+        "status": "measured",
+        "source": samples.source,
+        "kind": samples.kind,
+        "held_out": samples.held_out,
+        "samples": 0,
+        "minimum_samples": MIN_ACCURACY_SAMPLES,
+        "emulated": emulated,
+        "gates": gates,
+        "outputs": [],
+        "passed": None,
+    }
     if samples.shortfall:
         return {**section, "status": "not measured", "reason": samples.reason, "gates": {}}
     results = measure_accuracy(reference, converted, samples.batches())
     enforce(results, gates, spec.precision.mode)
-    section.update(samples=min(r.samples for r in results) if results else 0, outputs=as_dicts(results),
-                   passed=True if gates else None)
+    section.update(
+        samples=min(r.samples for r in results) if results else 0,
+        outputs=as_dicts(results),
+        passed=True if gates else None,
+    )
     return section
 
 
@@ -118,14 +159,20 @@ def accuracy_warnings(spec: Spec, samples: AccuracySamples, accuracy: dict, cali
     if not problems:
         return []
     text = f"{mode}: the converted model is clearly off FP32 on {accuracy['samples']} {accuracy['kind']} samples ({'; '.join(problems)})"
-    ranking = ((calibration or {}).get("auto_fallback") or (calibration or {}).get("sensitivity") or {}).get("ranking", [])[:3]
+    ranking = ((calibration or {}).get("auto_fallback") or (calibration or {}).get("sensitivity") or {}).get(
+        "ranking", []
+    )[:3]
     if ranking:
-        text += "; most sensitive quantized layers: " + ", ".join(f"{r['layer']} (relative L2 {r['rel_l2_error']:.3f} alone)" for r in ranking)
+        text += "; most sensitive quantized layers: " + ", ".join(
+            f"{r['layer']} (relative L2 {r['rel_l2_error']:.3f} alone)" for r in ranking
+        )
     if mode not in ("int8", "fp8"):
         return [text + "; keep the layers that cause it in FP32 (precision.keep_fp32: [names or op types])"]
     fixes = ["precision.fallback: fp32"] if (spec.precision.fallback or "fp16") != "fp32" else []
-    fixes += [f"precision.keep_fp32: [{', '.join(r['layer'] for r in ranking) or 'layer names'}]",
-              "precision.auto_fallback: true with a gate such as accuracy.min_cosine: 0.99"]
+    fixes += [
+        f"precision.keep_fp32: [{', '.join(r['layer'] for r in ranking) or 'layer names'}]",
+        "precision.auto_fallback: true with a gate such as accuracy.min_cosine: 0.99",
+    ]
     return [text + "; try " + ", or ".join(fixes)]
 
 
@@ -135,17 +182,25 @@ def _magnitude_feeds(spec: Spec, inputs: list[ModelInput], profile: dict[str, Sh
     batch = max([1, *(r.min[0] for r in profile.values() if r.min)])
     if calibration.get("data", "random") != "random":
         base = spec.source.parent if spec.source else Path.cwd()
-        source = SampleSource(calibration["data"], "precision.calibration.data", inputs, base, calibration.get("preprocess"))
+        source = SampleSource(
+            calibration["data"], "precision.calibration.data", inputs, base, calibration.get("preprocess")
+        )
         return next(iter(source.batches(batch, batch)))
-    return random_feeds(inputs, {name: r.min for name, r in profile.items()}, _value_ranges(spec), fixed=feed_values(profile, "min"))
+    return random_feeds(
+        inputs, {name: r.min for name, r in profile.items()}, _value_ranges(spec), fixed=feed_values(profile, "min")
+    )
 
 
-def _magnitudes(model: onnx.ModelProto, feeds: dict[str, np.ndarray], warnings: list[str], what: str) -> dict[str, float]:
+def _magnitudes(
+    model: onnx.ModelProto, feeds: dict[str, np.ndarray], warnings: list[str], what: str
+) -> dict[str, float]:
     """Max |x| of every float tensor in one FP32 reference run."""
     try:
         return reference_magnitudes(model, feeds)
     except ReferenceUnavailable as error:
-        warnings.append(f"{what}: activation ranges not checked ({error.message}); only op and weight rules decide what stays FP32")
+        warnings.append(
+            f"{what}: activation ranges not checked ({error.message}); only op and weight rules decide what stays FP32"
+        )
         return {}
 
 

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from trtc.errors import DiffThresholdError, UsageError
+from trtc.errors import DiffThresholdError, UsageError, closest
 from trtc.report import REPORT_SCHEMA
-from trtc.errors import closest
 from trtc.spec.validate import schema_problems
 
 # Reports of the largest models are a few MB; anything far larger is not one (or is /dev/zero).
@@ -29,7 +28,9 @@ def load_report(path: Path) -> dict:
     if not isinstance(report, dict) or "schema" not in report or not isinstance(report.get("build"), dict):
         raise UsageError(f"{path}: not a trtc build report (no 'schema' and 'build'); {_PASS_A_REPORT}")
     if report["schema"] != REPORT_SCHEMA:
-        raise UsageError(f"{path}: report schema '{report['schema']}' is not '{REPORT_SCHEMA}'; rebuild it with this trtc")
+        raise UsageError(
+            f"{path}: report schema '{report['schema']}' is not '{REPORT_SCHEMA}'; rebuild it with this trtc"
+        )
     problems = schema_problems(report, lambda _: f"{path}: not a trtc build report", _input_schema())
     if problems:
         raise UsageError(f"{problems[0]}; {_PASS_A_REPORT}")
@@ -43,7 +44,9 @@ def _json_document(path: Path):
         if not stat.S_ISREG(status.st_mode):
             raise UsageError(f"{path}: not a regular file; {_PASS_A_REPORT}")
         if status.st_size > MAX_REPORT_BYTES:
-            raise UsageError(f"{path}: {status.st_size:,} bytes, more than any trtc report ({MAX_REPORT_BYTES >> 20} MiB); {_PASS_A_REPORT}")
+            raise UsageError(
+                f"{path}: {status.st_size:,} bytes, more than any trtc report ({MAX_REPORT_BYTES >> 20} MiB); {_PASS_A_REPORT}"
+            )
         with open(path, "rb") as handle:
             text = handle.read(MAX_REPORT_BYTES + 1)
     except FileNotFoundError:
@@ -115,7 +118,9 @@ class Threshold:
             return True
         change = new - old
         if self.relative:
-            change = change / abs(old) * 100 if old else (0.0 if change == 0 else float("inf") * (1 if change > 0 else -1))
+            change = (
+                change / abs(old) * 100 if old else (0.0 if change == 0 else float("inf") * (1 if change > 0 else -1))
+            )
         return change < -self.limit if self.falling else change > self.limit
 
 
@@ -125,12 +130,17 @@ _THRESHOLD = re.compile(r"^(?P<metric>[a-z_]+)=(?P<sign>[+-])(?P<value>\d+(\.\d*
 def parse_threshold(text: str) -> Threshold:
     match = _THRESHOLD.match(text.strip())
     if not match:
-        raise UsageError(f"--fail-on {text!r}: expected METRIC=+N, METRIC=+N% or METRIC=-N (e.g. time=+5%, accuracy=-0.001)")
+        raise UsageError(
+            f"--fail-on {text!r}: expected METRIC=+N, METRIC=+N% or METRIC=-N (e.g. time=+5%, accuracy=-0.001)"
+        )
     metric = match["metric"]
     if metric not in METRICS:
         hint = closest(metric, list(METRICS))
-        raise UsageError(f"--fail-on {text!r}: unknown metric '{metric}'" + (f" (did you mean '{hint}'?)" if hint else "")
-                         + f"; known: {', '.join(METRICS)}")
+        raise UsageError(
+            f"--fail-on {text!r}: unknown metric '{metric}'"
+            + (f" (did you mean '{hint}'?)" if hint else "")
+            + f"; known: {', '.join(METRICS)}"
+        )
     value = float(match["value"])
     return Threshold(metric, value, bool(match["percent"]), text.strip(), falling=match["sign"] == "-")
 
@@ -140,15 +150,23 @@ def diff_reports(old: dict, new: dict) -> dict:
     for key, (label, read) in METRICS.items():
         before, after = read(old), read(new)
         change = after - before if before is not None and after is not None else None
-        metrics[key] = {"label": label, "old": before, "new": after, "change": change,
-                        "percent": round(change / abs(before) * 100, 3) if change is not None and before else None}
+        metrics[key] = {
+            "label": label,
+            "old": before,
+            "new": after,
+            "change": change,
+            "percent": round(change / abs(before) * 100, 3) if change is not None and before else None,
+        }
     return {
-        "old": _identity(old), "new": _identity(new),
+        "old": _identity(old),
+        "new": _identity(new),
         "metrics": metrics,
         "kernels": _kernel_changes(old, new),
         "accuracy": _accuracy_changes(old, new),
-        "warnings": {"added": [w for w in new.get("warnings") or [] if w not in (old.get("warnings") or [])],
-                     "removed": [w for w in old.get("warnings") or [] if w not in (new.get("warnings") or [])]},
+        "warnings": {
+            "added": [w for w in new.get("warnings") or [] if w not in (old.get("warnings") or [])],
+            "removed": [w for w in old.get("warnings") or [] if w not in (new.get("warnings") or [])],
+        },
     }
 
 
@@ -160,14 +178,24 @@ def check_thresholds(diff: dict, thresholds: list[Threshold]) -> list[str]:
         if metric["old"] is None or metric["new"] is None:
             side = "old" if metric["old"] is None else "new"
             if threshold.metric == "accuracy" and diff[side]["accuracy_not_measured"]:
-                raise UsageError(f"--fail-on {threshold.text}: the {side} report's accuracy was not measured "
-                                 f"({diff[side]['accuracy_not_measured']}); "
-                                 "measure it (see that report) or drop this threshold")
-            raise UsageError(f"--fail-on {threshold.text}: the {side} report has no {metric['label']}; drop this threshold")
+                raise UsageError(
+                    f"--fail-on {threshold.text}: the {side} report's accuracy was not measured "
+                    f"({diff[side]['accuracy_not_measured']}); "
+                    "measure it (see that report) or drop this threshold"
+                )
+            raise UsageError(
+                f"--fail-on {threshold.text}: the {side} report has no {metric['label']}; drop this threshold"
+            )
         if threshold.crossed(metric["old"], metric["new"]):
-            shown = f"{metric['percent']:+.2f}%" if threshold.relative and metric["percent"] is not None else f"{metric['change']:+.6g}"
+            shown = (
+                f"{metric['percent']:+.2f}%"
+                if threshold.relative and metric["percent"] is not None
+                else f"{metric['change']:+.6g}"
+            )
             digits = ".7f" if threshold.metric == "accuracy" else ".6g"  # a cosine of 0.9999998 is not 1
-            crossed.append(f"{metric['label']}: {metric['old']:{digits}} -> {metric['new']:{digits}} ({shown}) crosses {threshold.text}")
+            crossed.append(
+                f"{metric['label']}: {metric['old']:{digits}} -> {metric['new']:{digits}} ({shown}) crosses {threshold.text}"
+            )
     return crossed
 
 
@@ -179,9 +207,14 @@ def enforce_thresholds(diff: dict, thresholds: list[Threshold]) -> None:
 
 def _identity(report: dict) -> dict:
     build = report["build"]
-    return {"name": build.get("name"), "plan": build.get("plan"), "built_at": build.get("built_at"),
-            "backend": f"{build.get('backend')} {build.get('backend_version')}", "precision": (report.get("precision") or {}).get("mode"),
-            "accuracy_not_measured": (report.get("accuracy") or {}).get("reason")}
+    return {
+        "name": build.get("name"),
+        "plan": build.get("plan"),
+        "built_at": build.get("built_at"),
+        "backend": f"{build.get('backend')} {build.get('backend_version')}",
+        "precision": (report.get("precision") or {}).get("mode"),
+        "accuracy_not_measured": (report.get("accuracy") or {}).get("reason"),
+    }
 
 
 def _kernel_key(kernel: dict) -> tuple:
@@ -194,11 +227,15 @@ def _kernel_key(kernel: dict) -> tuple:
 
 def _user_nodes(kernel: dict) -> list[str]:
     """The nodes of the user's model that a kernel covers, sorted."""
-    return sorted(n for n, op in zip(kernel["onnx_nodes"], kernel["onnx_op_types"]) if not op.endswith("(added by trtc)"))
+    return sorted(
+        n for n, op in zip(kernel["onnx_nodes"], kernel["onnx_op_types"]) if not op.endswith("(added by trtc)")
+    )
 
 
 def _kernel_changes(old: dict, new: dict) -> dict:
-    matched, removed, added = _pair_kernels((old.get("fusion") or {}).get("kernels") or [], (new.get("fusion") or {}).get("kernels") or [])
+    matched, removed, added = _pair_kernels(
+        (old.get("fusion") or {}).get("kernels") or [], (new.get("fusion") or {}).get("kernels") or []
+    )
     precision, time = [], []
     for was, now in matched:
         nodes = _user_nodes(was)
@@ -207,9 +244,13 @@ def _kernel_changes(old: dict, new: dict) -> dict:
         if _time_moved(was.get("estimated_us"), now.get("estimated_us")):
             time.append({"onnx_nodes": nodes, "old_us": was["estimated_us"], "new_us": now["estimated_us"]})
     time.sort(key=lambda t: -abs(t["new_us"] - t["old_us"]))
-    return {"added": [_kernel_summary(k) for k in added], "removed": [_kernel_summary(k) for k in removed],
-            "precision_changed": sorted(precision, key=lambda p: p["onnx_nodes"]), "time_changed": time,
-            "unchanged": len(matched) - len(precision)}
+    return {
+        "added": [_kernel_summary(k) for k in added],
+        "removed": [_kernel_summary(k) for k in removed],
+        "precision_changed": sorted(precision, key=lambda p: p["onnx_nodes"]),
+        "time_changed": time,
+        "unchanged": len(matched) - len(precision),
+    }
 
 
 def _time_moved(old_us: float | None, new_us: float | None) -> bool:
@@ -237,13 +278,25 @@ def _pair_kernels(old: list[dict], new: list[dict]) -> tuple[list[tuple[dict, di
 
 def _kernel_summary(kernel: dict) -> dict:
     users = _user_nodes(kernel)
-    return {"onnx_nodes": users, "added_by_trtc": len(kernel["onnx_nodes"]) - len(users), "type": kernel["type"],
-            "precision": kernel["precision"], "estimated_us": kernel.get("estimated_us")}
+    return {
+        "onnx_nodes": users,
+        "added_by_trtc": len(kernel["onnx_nodes"]) - len(users),
+        "type": kernel["type"],
+        "precision": kernel["precision"],
+        "estimated_us": kernel.get("estimated_us"),
+    }
 
 
 def _accuracy_changes(old: dict, new: dict) -> list[dict]:
     before = {o["name"]: o for o in _measured_outputs(old)}
     after = {o["name"]: o for o in _measured_outputs(new)}
-    return [{"output": name, "old_cosine": (before.get(name) or {}).get("cosine"), "new_cosine": (after.get(name) or {}).get("cosine"),
-             "old_rel_l2": (before.get(name) or {}).get("rel_l2_error"), "new_rel_l2": (after.get(name) or {}).get("rel_l2_error")}
-            for name in dict.fromkeys([*before, *after])]
+    return [
+        {
+            "output": name,
+            "old_cosine": (before.get(name) or {}).get("cosine"),
+            "new_cosine": (after.get(name) or {}).get("cosine"),
+            "old_rel_l2": (before.get(name) or {}).get("rel_l2_error"),
+            "new_rel_l2": (after.get(name) or {}).get("rel_l2_error"),
+        }
+        for name in dict.fromkeys([*before, *after])
+    ]

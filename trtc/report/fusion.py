@@ -12,8 +12,13 @@ from trtc.backend.engine_info import EngineInfo, Kernel, KernelTensor
 from trtc.backend.layer_metadata import NodeNames, metadata_nodes
 
 
-def fusion_map(engine: EngineInfo, onnx_nodes: dict[str, str], origins: dict[str, tuple[str, ...]] | None = None,
-               added: dict[str, str] | None = None, removed: dict[str, str] | None = None) -> dict:
+def fusion_map(
+    engine: EngineInfo,
+    onnx_nodes: dict[str, str],
+    origins: dict[str, tuple[str, ...]] | None = None,
+    added: dict[str, str] | None = None,
+    removed: dict[str, str] | None = None,
+) -> dict:
     """`onnx_nodes` maps the user's node names -> op types, in graph order; `origins` maps nodes
     that trtc's passes produced to the user's nodes they stand for; `added` names nodes trtc
     added (precision casts, Q/DQ) with their op types; `removed` maps the user's nodes that
@@ -29,9 +34,18 @@ def fusion_map(engine: EngineInfo, onnx_nodes: dict[str, str], origins: dict[str
     built = [tuple(dict.fromkeys(metadata_nodes(kernel.metadata, parsed))) for kernel in compute]
     expanded = [tuple(dict.fromkeys(o for n in nodes for o in origins.get(n, (n,)))) for nodes in built]
     covered = Counter(node for nodes in expanded for node in nodes)
-    kernels = [_kernel_entry(index, kernel, nodes, names, op_types) for index, (kernel, nodes, names) in enumerate(zip(compute, expanded, built))]
-    gone = [{"name": name, "op_type": op, "pass": removed[name]} for name, op in onnx_nodes.items() if name in removed and name not in covered]
-    folded = [{"name": name, "op_type": op} for name, op in onnx_nodes.items() if name not in covered and name not in removed]
+    kernels = [
+        _kernel_entry(index, kernel, nodes, names, op_types)
+        for index, (kernel, nodes, names) in enumerate(zip(compute, expanded, built))
+    ]
+    gone = [
+        {"name": name, "op_type": op, "pass": removed[name]}
+        for name, op in onnx_nodes.items()
+        if name in removed and name not in covered
+    ]
+    folded = [
+        {"name": name, "op_type": op} for name, op in onnx_nodes.items() if name not in covered and name not in removed
+    ]
     fused = [k for k in kernels if len(k["onnx_nodes"]) > 1]
     precisions = Counter(k["precision"] or "none" for k in kernels)
     return {
@@ -87,15 +101,18 @@ def kernel_profiles(kernels: list[Kernel]) -> list[int]:
     return resolved
 
 
-def _parsed_graph(onnx_nodes: dict[str, str], origins: dict[str, tuple[str, ...]], added: dict[str, str],
-                  removed: dict[str, str]) -> NodeNames:
+def _parsed_graph(
+    onnx_nodes: dict[str, str], origins: dict[str, tuple[str, ...]], added: dict[str, str], removed: dict[str, str]
+) -> NodeNames:
     """The node names of the graph TensorRT parsed: the user's nodes no pass replaced or removed,
     the nodes the passes produced, and the ones trtc added."""
     replaced = {name for sources in origins.values() for name in sources}
     return NodeNames([*(name for name in onnx_nodes if name not in replaced and name not in removed), *origins, *added])
 
 
-def _kernel_entry(index: int, kernel: Kernel, expanded: tuple[str, ...], built: tuple[str, ...], onnx_nodes: dict[str, str]) -> dict:
+def _kernel_entry(
+    index: int, kernel: Kernel, expanded: tuple[str, ...], built: tuple[str, ...], onnx_nodes: dict[str, str]
+) -> dict:
     nodes = list(expanded)
     return {
         "index": index,

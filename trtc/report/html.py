@@ -20,9 +20,15 @@ from trtc.report.units import fusion_effect, human, per_profile_note, without_ke
 
 # TensorRT's datatype names -> what people call them, and one colour each (charts, pills, legend).
 _PRECISIONS = {
-    "Float": ("FP32", "#0969da"), "Half": ("FP16", "#1a7f37"), "BFloat16": ("BF16", "#1b7c83"),
-    "Int8": ("INT8", "#bc4c00"), "FP8": ("FP8", "#8250df"), "FP4": ("FP4", "#bf3989"),
-    "Int32": ("INT32", "#6e7781"), "Int64": ("INT64", "#6e7781"), "Bool": ("BOOL", "#6e7781"),
+    "Float": ("FP32", "#0969da"),
+    "Half": ("FP16", "#1a7f37"),
+    "BFloat16": ("BF16", "#1b7c83"),
+    "Int8": ("INT8", "#bc4c00"),
+    "FP8": ("FP8", "#8250df"),
+    "FP4": ("FP4", "#bf3989"),
+    "Int32": ("INT32", "#6e7781"),
+    "Int64": ("INT64", "#6e7781"),
+    "Bool": ("BOOL", "#6e7781"),
 }
 _NO_PRECISION = ("no datatype", "#afb8c1")  # shape calls and other kernels TensorRT gives none
 _MAX_TIME_BARS = 40
@@ -39,18 +45,35 @@ def render_html(report: dict) -> str:
         _warnings(report.get("warnings") or []),
     ]
     if fusion:
-        body += [_time_chart(fusion, report.get("cost")), _precision_share(fusion), _cost(report.get("cost")), _fusion_table(fusion)]
+        body += [
+            _time_chart(fusion, report.get("cost")),
+            _precision_share(fusion),
+            _cost(report.get("cost")),
+            _fusion_table(fusion),
+        ]
     else:
-        body.append(_card("Fusion map", "<p class=\"lead\">Not available: TensorRT logged no layer information for this build.</p>"))
-    body += [passes_card(report.get("passes")), _precision(report),
-             _bindings(report.get("bindings") or []), _facts(build), "</main>",
-             f'<footer>trtc {_e(build["trtc"])} · report schema {_e(report.get("schema", ""))} · '
-             f'the same data as <code>{_e(build["name"])}.report.json</code></footer>']
+        body.append(
+            _card(
+                "Fusion map", '<p class="lead">Not available: TensorRT logged no layer information for this build.</p>'
+            )
+        )
+    body += [
+        passes_card(report.get("passes")),
+        _precision(report),
+        _bindings(report.get("bindings") or []),
+        _facts(build),
+        "</main>",
+        f"<footer>trtc {_e(build['trtc'])} · report schema {_e(report.get('schema', ''))} · "
+        f"the same data as <code>{_e(build['name'])}.report.json</code></footer>",
+    ]
     css = resources.files("trtc.report").joinpath("report.css").read_text()
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-            f"<title>trtc build report: {_e(build['name'])}</title>\n<style>\n{css}</style>\n</head>\n<body>\n"
-            + "\n".join(part for part in body if part) + "\n</body>\n</html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>trtc build report: {_e(build['name'])}</title>\n<style>\n{css}</style>\n</head>\n<body>\n"
+        + "\n".join(part for part in body if part)
+        + "\n</body>\n</html>\n"
+    )
 
 
 def _precision_name(dtype: str | None) -> tuple[str, str]:
@@ -64,20 +87,26 @@ def _pill(dtype: str | None) -> str:
 
 def _header(report: dict) -> str:
     build = report["build"]
-    badges = [f'<span class="badge">{_e(build["backend"])} {_e(build["backend_version"])}</span>',
-              f'<span class="badge">{_e(report["precision"]["mode"].upper())}</span>']
+    badges = [
+        f'<span class="badge">{_e(build["backend"])} {_e(build["backend_version"])}</span>',
+        f'<span class="badge">{_e(report["precision"]["mode"].upper())}</span>',
+    ]
     accuracy = report.get("accuracy")
     if accuracy and accuracy.get("gates"):
         passed = accuracy.get("passed") is not False
-        badges.append(f'<span class="badge {"ok" if passed else "bad"}">accuracy gates {"passed" if passed else "failed"}</span>')
+        badges.append(
+            f'<span class="badge {"ok" if passed else "bad"}">accuracy gates {"passed" if passed else "failed"}</span>'
+        )
     elif accuracy and accuracy.get("status") == "not measured":
         badges.append('<span class="badge bad">accuracy not measured</span>')
     warnings = report.get("warnings") or []
     if warnings:
         badges.append(f'<span class="badge warn">{len(warnings)} warning{"s" if len(warnings) != 1 else ""}</span>')
-    return (f'<header><div class="wrap"><div class="tool">trtc build report</div><h1>{_e(build["name"])}</h1>'
-            f'<div class="sub"><code>{_e(build["model"])}</code> → <code>{_e(build["plan"])}</code> · built {_e(build["built_at"])}</div>'
-            f'<div class="badges">{"".join(badges)}</div></div></header>')
+    return (
+        f'<header><div class="wrap"><div class="tool">trtc build report</div><h1>{_e(build["name"])}</h1>'
+        f'<div class="sub"><code>{_e(build["model"])}</code> → <code>{_e(build["plan"])}</code> · built {_e(build["built_at"])}</div>'
+        f'<div class="badges">{"".join(badges)}</div></div></header>'
+    )
 
 
 def _kpis(report: dict) -> str:
@@ -85,21 +114,49 @@ def _kpis(report: dict) -> str:
     counts = fusion.get("counts", {})
     tiles = [("precision", "Precision", report["precision"]["mode"].upper(), f"{_e(build['backend'])}")]
     if counts:
-        tiles.append(("kernels", "Kernels", str(counts["kernels"]),
-                      f"from {counts['onnx_nodes']} ONNX nodes · {counts['fused_kernels']} fused{_e(per_profile_note(counts))}"))
+        tiles.append(
+            (
+                "kernels",
+                "Kernels",
+                str(counts["kernels"]),
+                f"from {counts['onnx_nodes']} ONNX nodes · {counts['fused_kernels']} fused{_e(per_profile_note(counts))}",
+            )
+        )
     if cost:
-        tiles.append(("flops", "FLOPs", human(cost["after_fusion"]["flops"], "FLOP"), "multiply-accumulates, at the opt shapes"))
-        tiles.append(("mac", "Memory traffic", human(cost["after_fusion"]["mac_bytes"], "B"),
-                      _fusion_tile_note(cost["mac_saved_percent"]) if cost.get("mac_saved_percent") is not None else _unresolved_note(cost)))
+        tiles.append(
+            ("flops", "FLOPs", human(cost["after_fusion"]["flops"], "FLOP"), "multiply-accumulates, at the opt shapes")
+        )
+        tiles.append(
+            (
+                "mac",
+                "Memory traffic",
+                human(cost["after_fusion"]["mac_bytes"], "B"),
+                _fusion_tile_note(cost["mac_saved_percent"])
+                if cost.get("mac_saved_percent") is not None
+                else _unresolved_note(cost),
+            )
+        )
         if cost.get("gpu"):
             total = cost.get("estimated_total_us")
-            tiles.append(("estimated-time", "Estimated time", f"{total:.1f} µs" if total is not None else "?",
-                          f"not measured: from FLOPs and bytes, roofline on {_e(cost['gpu']['name'])}"))
+            tiles.append(
+                (
+                    "estimated-time",
+                    "Estimated time",
+                    f"{total:.1f} µs" if total is not None else "?",
+                    f"not measured: from FLOPs and bytes, roofline on {_e(cost['gpu']['name'])}",
+                )
+            )
     tiles.append(("plan-size", "Plan size", human(build["plan_bytes"], "B"), f"{build['plan_bytes']:,} bytes"))
     tiles.append(("build-time", "Build time", f"{build['build_seconds']:.2f} s", f"trtc {_e(build['trtc'])}"))
-    return '<div class="kpis">' + "".join(
-        f'<div class="kpi" data-metric="{key}"><div class="label">{label}</div><div class="value">{_e(value)}</div>'
-        f'<div class="note">{note}</div></div>' for key, label, value, note in tiles) + "</div>"
+    return (
+        '<div class="kpis">'
+        + "".join(
+            f'<div class="kpi" data-metric="{key}"><div class="label">{label}</div><div class="value">{_e(value)}</div>'
+            f'<div class="note">{note}</div></div>'
+            for key, label, value, note in tiles
+        )
+        + "</div>"
+    )
 
 
 def _fusion_tile_note(percent: float) -> str:
@@ -116,7 +173,11 @@ def _unresolved_note(cost: dict) -> str:
 def _warnings(warnings: list[str]) -> str:
     if not warnings:
         return ""
-    return '<div class="warnings" id="warnings"><strong>Warnings</strong><ul>' + "".join(f"<li>{_e(w)}</li>" for w in warnings) + "</ul></div>"
+    return (
+        '<div class="warnings" id="warnings"><strong>Warnings</strong><ul>'
+        + "".join(f"<li>{_e(w)}</li>" for w in warnings)
+        + "</ul></div>"
+    )
 
 
 def _kernel_label(kernel: dict) -> str:
@@ -127,62 +188,107 @@ def _kernel_label(kernel: dict) -> str:
 
 def _kernel_tooltip(kernel: dict) -> str:
     nodes = ", ".join(kernel["onnx_nodes"]) or "no ONNX node"
-    estimate = (f"est. {kernel['estimated_us']:.2f} µs (roofline), {kernel.get('bound')}-bound" if kernel.get("estimated_us") is not None
-                else "estimated time unknown")
-    return (f"#{kernel['index']} {kernel_label(kernel)}: {estimate}; TensorRT kernel {kernel['name']} ({kernel['type']}, "
-            f"{_precision_name(kernel['precision'])[0]}); {human(kernel.get('flops'), 'FLOP')}, {human(kernel.get('mac_bytes'), 'B')}; ONNX: {nodes}")
+    estimate = (
+        f"est. {kernel['estimated_us']:.2f} µs (roofline), {kernel.get('bound')}-bound"
+        if kernel.get("estimated_us") is not None
+        else "estimated time unknown"
+    )
+    return (
+        f"#{kernel['index']} {kernel_label(kernel)}: {estimate}; TensorRT kernel {kernel['name']} ({kernel['type']}, "
+        f"{_precision_name(kernel['precision'])[0]}); {human(kernel.get('flops'), 'FLOP')}, {human(kernel.get('mac_bytes'), 'B')}; ONNX: {nodes}"
+    )
 
 
 def _time_chart(fusion: dict, cost: dict | None) -> str:
     if not cost or not cost.get("gpu"):
-        return _card("Estimated time per kernel", '<p class="lead">No estimate: no target GPU is known for this build '
-                     "(set <code>target.gpu</code> or a compute capability in the spec).</p>")
+        return _card(
+            "Estimated time per kernel",
+            '<p class="lead">No estimate: no target GPU is known for this build '
+            "(set <code>target.gpu</code> or a compute capability in the spec).</p>",
+        )
     kernels = fusion["kernels"]
     basis = (cost.get("basis") or {}).get("time", {}).get("from") or f"a roofline of the {cost['gpu']['name']}"
-    lead = (f"Estimated, not measured: from {_e(basis)}. A kernel's time is max(FLOPs / peak rate for its precision, "
-            "bytes / bandwidth). Colour: kernel precision.")
+    lead = (
+        f"Estimated, not measured: from {_e(basis)}. A kernel's time is max(FLOPs / peak rate for its precision, "
+        "bytes / bandwidth). Colour: kernel precision."
+    )
     shown = kernels
     if len(kernels) > _MAX_TIME_BARS:
         shown = sorted(kernels, key=lambda k: -(k.get("estimated_us") or 0))[:_MAX_TIME_BARS]
         lead += f" The {_MAX_TIME_BARS} slowest of {len(kernels)} kernels; the fusion map lists all."
-    bars = [Bar(_kernel_label(k), k.get("estimated_us"), _precision_name(k["precision"])[1],
-                f"{k['estimated_us']:.2f} µs" if k.get("estimated_us") is not None else "? µs", _kernel_tooltip(k)) for k in shown]
-    return _card("Estimated time per kernel", _legend({k["precision"] for k in shown}) + bar_chart(bars, title="estimated time per kernel"),
-                 lead, "time")
+    bars = [
+        Bar(
+            _kernel_label(k),
+            k.get("estimated_us"),
+            _precision_name(k["precision"])[1],
+            f"{k['estimated_us']:.2f} µs" if k.get("estimated_us") is not None else "? µs",
+            _kernel_tooltip(k),
+        )
+        for k in shown
+    ]
+    return _card(
+        "Estimated time per kernel",
+        _legend({k["precision"] for k in shown}) + bar_chart(bars, title="estimated time per kernel"),
+        lead,
+        "time",
+    )
 
 
 def _legend(dtypes: set) -> str:
     names = sorted({_precision_name(d) for d in dtypes})
-    return '<div class="legend">' + "".join(f'<span><span class="swatch" style="background:{color}"></span>{_e(name)}</span>'
-                                             for name, color in names) + "</div>"
+    return (
+        '<div class="legend">'
+        + "".join(
+            f'<span><span class="swatch" style="background:{color}"></span>{_e(name)}</span>' for name, color in names
+        )
+        + "</div>"
+    )
 
 
 def _precision_share(fusion: dict) -> str:
     kernels = fusion["kernels"]
     groups: dict[tuple[str, str], dict] = {}
     for kernel in kernels:
-        group = groups.setdefault(_precision_name(kernel["precision"]), {"kernels": 0, "us": 0.0, "flops": 0, "known": True})
+        group = groups.setdefault(
+            _precision_name(kernel["precision"]), {"kernels": 0, "us": 0.0, "flops": 0, "known": True}
+        )
         group["kernels"] += 1
         group["flops"] += kernel.get("flops") or 0
         if kernel.get("estimated_us") is None:
             group["known"] = False
         group["us"] += kernel.get("estimated_us") or 0.0
     ordered = sorted(groups.items(), key=lambda item: -item[1]["kernels"])
-    rows = [("kernels", share_bar([Segment(n, g["kernels"], c) for (n, c), g in ordered], title="kernels per precision")),
-            ("FLOPs", share_bar([Segment(n, g["flops"], c) for (n, c), g in ordered], title="FLOPs per precision"))]
+    rows = [
+        ("kernels", share_bar([Segment(n, g["kernels"], c) for (n, c), g in ordered], title="kernels per precision")),
+        ("FLOPs", share_bar([Segment(n, g["flops"], c) for (n, c), g in ordered], title="FLOPs per precision")),
+    ]
     if all(g["known"] for g in groups.values()) and any(g["us"] for g in groups.values()):
-        rows.append(("estimated time", share_bar([Segment(n, g["us"], c) for (n, c), g in ordered], title="estimated time per precision")))
+        rows.append(
+            (
+                "estimated time",
+                share_bar([Segment(n, g["us"], c) for (n, c), g in ordered], title="estimated time per precision"),
+            )
+        )
     bars = "".join(f'<div class="share-row"><div class="label">{label}</div>{svg}</div>' for label, svg in rows if svg)
     total_us = sum(g["us"] for g in groups.values()) or 1
     times_known = all(g["known"] for g in groups.values())
     total_flops = sum(g["flops"] for g in groups.values()) or 1
-    table = ('<table><thead><tr><th>precision</th><th class="num">kernels</th><th class="num">FLOPs</th><th class="num">share of FLOPs</th>'
-             '<th class="num">est. time</th><th class="num">share of time</th></tr></thead><tbody>')
+    table = (
+        '<table><thead><tr><th>precision</th><th class="num">kernels</th><th class="num">FLOPs</th><th class="num">share of FLOPs</th>'
+        '<th class="num">est. time</th><th class="num">share of time</th></tr></thead><tbody>'
+    )
     for (name, color), g in ordered:
-        table += (f'<tr><td><span class="pill" style="background:{color}">{_e(name)}</span></td><td class="num">{g["kernels"]}</td>'
-                  f'<td class="num">{human(g["flops"], "FLOP")}</td><td class="num">{g["flops"] / total_flops:.1%}</td>'
-                  f'<td class="num">{_time_cell(g)}</td><td class="num">{_optional(g["us"] / total_us if times_known else None, ".1%", "?")}</td></tr>')
-    return _card("Precision share", bars + table + "</tbody></table>", "The datatype each kernel runs in, as TensorRT chose it.", "precision-share")
+        table += (
+            f'<tr><td><span class="pill" style="background:{color}">{_e(name)}</span></td><td class="num">{g["kernels"]}</td>'
+            f'<td class="num">{human(g["flops"], "FLOP")}</td><td class="num">{g["flops"] / total_flops:.1%}</td>'
+            f'<td class="num">{_time_cell(g)}</td><td class="num">{_optional(g["us"] / total_us if times_known else None, ".1%", "?")}</td></tr>'
+        )
+    return _card(
+        "Precision share",
+        bars + table + "</tbody></table>",
+        "The datatype each kernel runs in, as TensorRT chose it.",
+        "precision-share",
+    )
 
 
 def _time_cell(group: dict) -> str:
@@ -196,29 +302,61 @@ def _time_cell(group: dict) -> str:
 def _cost(cost: dict | None) -> str:
     if not cost:
         return ""
-    stages = [("ONNX model as given", cost["onnx_model"], "#8c959f"), ("before fusion", cost["before_fusion"], "#0969da"),
-              ("after fusion", cost["after_fusion"], "#76b900")]
-    flops = bar_chart([Bar(label, s["flops"], color, human(s["flops"], "FLOP")) for label, s, color in stages],
-                      width=560, label_width=170, row=30, title="FLOPs")
-    mac = bar_chart([Bar(label, s["mac_bytes"], color, human(s["mac_bytes"], "B")) for label, s, color in stages],
-                    width=560, label_width=170, row=30, title="memory traffic")
-    saved = (f'<p>Memory traffic: {human(abs(cost["mac_saved_bytes"]), "B")}, {_e(fusion_effect(cost["mac_saved_percent"]))}.</p>'
-             if cost.get("mac_saved_percent") is not None else "")
+    stages = [
+        ("ONNX model as given", cost["onnx_model"], "#8c959f"),
+        ("before fusion", cost["before_fusion"], "#0969da"),
+        ("after fusion", cost["after_fusion"], "#76b900"),
+    ]
+    flops = bar_chart(
+        [Bar(label, s["flops"], color, human(s["flops"], "FLOP")) for label, s, color in stages],
+        width=560,
+        label_width=170,
+        row=30,
+        title="FLOPs",
+    )
+    mac = bar_chart(
+        [Bar(label, s["mac_bytes"], color, human(s["mac_bytes"], "B")) for label, s, color in stages],
+        width=560,
+        label_width=170,
+        row=30,
+        title="memory traffic",
+    )
+    saved = (
+        f"<p>Memory traffic: {human(abs(cost['mac_saved_bytes']), 'B')}, {_e(fusion_effect(cost['mac_saved_percent']))}.</p>"
+        if cost.get("mac_saved_percent") is not None
+        else ""
+    )
     notes = ""
     if cost.get("unresolved_kernels"):
-        notes += (f"<p>{len(cost['unresolved_kernels'])} kernel(s) have dynamic sizes trtc cannot resolve at the opt shapes: "
-                  "their memory traffic and the after-fusion total are unknown.</p>")
+        notes += (
+            f"<p>{len(cost['unresolved_kernels'])} kernel(s) have dynamic sizes trtc cannot resolve at the opt shapes: "
+            "their memory traffic and the after-fusion total are unknown.</p>"
+        )
     if cost.get("unknown_nodes"):
-        notes += (f"<p>{len(cost['unknown_nodes'])} node(s) of unknown cost count as 0 FLOPs: "
-                  + ", ".join(f"<code>{_e(n)}</code>" for n in cost["unknown_nodes"][:10]) + ("" if len(cost["unknown_nodes"]) <= 10 else ", …") + "</p>")
-    lead = ("Before fusion: every node of the graph TensorRT parsed (after trtc's passes and precision) reads and writes memory; "
-            f"after fusion only kernel boundaries do. {_e(cost['convention'])}.")
+        notes += (
+            f"<p>{len(cost['unknown_nodes'])} node(s) of unknown cost count as 0 FLOPs: "
+            + ", ".join(f"<code>{_e(n)}</code>" for n in cost["unknown_nodes"][:10])
+            + ("" if len(cost["unknown_nodes"]) <= 10 else ", …")
+            + "</p>"
+        )
+    lead = (
+        "Before fusion: every node of the graph TensorRT parsed (after trtc's passes and precision) reads and writes memory; "
+        f"after fusion only kernel boundaries do. {_e(cost['convention'])}."
+    )
     basis = cost.get("basis")
     if basis:
-        lead += (f" FLOPs are counted from {_e(basis['flops']['from'])}. Memory traffic is counted from {_e(basis['mac_bytes']['from'])}."
-                 " Neither is measured.")
-    return _card("FLOPs and memory traffic", f'<div class="grid2"><div><h3>FLOPs</h3>{flops}</div><div><h3>Memory traffic (MAC)</h3>{mac}</div></div>'
-                 + saved + notes, lead, "cost")
+        lead += (
+            f" FLOPs are counted from {_e(basis['flops']['from'])}. Memory traffic is counted from {_e(basis['mac_bytes']['from'])}."
+            " Neither is measured."
+        )
+    return _card(
+        "FLOPs and memory traffic",
+        f'<div class="grid2"><div><h3>FLOPs</h3>{flops}</div><div><h3>Memory traffic (MAC)</h3>{mac}</div></div>'
+        + saved
+        + notes,
+        lead,
+        "cost",
+    )
 
 
 def _fusion_table(fusion: dict) -> str:
@@ -229,22 +367,40 @@ def _fusion_table(fusion: dict) -> str:
         nodes = "".join(_node_chip(n, op) for n, op in zip(k["onnx_nodes"], k["onnx_op_types"]))
         estimate = k.get("estimated_us")
         width = 60 * (estimate or 0) / peak
-        bar = (f'<span class="timebar" style="width:{width:.1f}px;background:{_precision_name(k["precision"])[1]}"></span>' if width >= 1 else "")
+        bar = (
+            f'<span class="timebar" style="width:{width:.1f}px;background:{_precision_name(k["precision"])[1]}"></span>'
+            if width >= 1
+            else ""
+        )
         bar += f"{estimate:.2f}" if estimate is not None else "?"
-        rows.append(f'<tr class="{"fused" if len(k["onnx_nodes"]) > 1 else "unfused"}"><td class="num">{k["index"]}</td>'
-                    f'<td class="kernel"><code>{_e(k["name"])}</code></td><td>{_e(k["type"])}</td><td>{_pill(k["precision"])}</td>'
-                    f'<td>{nodes or "—"}</td><td class="num">{human(k.get("flops"), "FLOP")}</td>'
-                    f'<td class="num">{human(k.get("mac_bytes"), "B")}</td><td class="num">{bar}</td></tr>')
-    table = ('<table><thead><tr><th class="num">#</th><th>kernel</th><th>type</th><th>precision</th><th>fused ONNX nodes</th>'
-             '<th class="num">FLOPs</th><th class="num">MAC</th><th class="num">est. µs</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>")
+        rows.append(
+            f'<tr class="{"fused" if len(k["onnx_nodes"]) > 1 else "unfused"}"><td class="num">{k["index"]}</td>'
+            f'<td class="kernel"><code>{_e(k["name"])}</code></td><td>{_e(k["type"])}</td><td>{_pill(k["precision"])}</td>'
+            f'<td>{nodes or "—"}</td><td class="num">{human(k.get("flops"), "FLOP")}</td>'
+            f'<td class="num">{human(k.get("mac_bytes"), "B")}</td><td class="num">{bar}</td></tr>'
+        )
+    table = (
+        '<table><thead><tr><th class="num">#</th><th>kernel</th><th>type</th><th>precision</th><th>fused ONNX nodes</th>'
+        '<th class="num">FLOPs</th><th class="num">MAC</th><th class="num">est. µs</th></tr></thead><tbody>'
+        + "".join(rows)
+        + "</tbody></table>"
+    )
     if fusion["removed_nodes"]:
-        table += ("<h3>Removed by trtc's graph passes</h3><p>"
-                  + "".join(_node_chip(n["name"], f'{n["op_type"]}, {n["pass"]}') for n in fusion["removed_nodes"]) + "</p>")
+        table += (
+            "<h3>Removed by trtc's graph passes</h3><p>"
+            + "".join(_node_chip(n["name"], f"{n['op_type']}, {n['pass']}") for n in fusion["removed_nodes"])
+            + "</p>"
+        )
     if fusion["folded_nodes"]:
-        table += ("<h3>Evaluated by TensorRT at build time</h3><p class=\"lead\">No kernel runs these: TensorRT computed them while building.</p><p>"
-                  + "".join(_node_chip(n["name"], n["op_type"]) for n in fusion["folded_nodes"]) + "</p>")
-    lead = (f"{counts['onnx_nodes']} ONNX nodes → {counts['kernels']} kernels ({counts['fused_kernels']} fused; "
-            f"{_e(without_kernel(fusion) or 'every node in a kernel')}); source: TensorRT's {_e(fusion['source'].replace('-', ' '))}.")
+        table += (
+            '<h3>Evaluated by TensorRT at build time</h3><p class="lead">No kernel runs these: TensorRT computed them while building.</p><p>'
+            + "".join(_node_chip(n["name"], n["op_type"]) for n in fusion["folded_nodes"])
+            + "</p>"
+        )
+    lead = (
+        f"{counts['onnx_nodes']} ONNX nodes → {counts['kernels']} kernels ({counts['fused_kernels']} fused; "
+        f"{_e(without_kernel(fusion) or 'every node in a kernel')}); source: TensorRT's {_e(fusion['source'].replace('-', ' '))}."
+    )
     return _card("Fusion map", table, lead, "fusion")
 
 
@@ -257,17 +413,32 @@ def _precision(report: dict) -> str:
     precision, calibration = report.get("precision", {}), report.get("calibration")
     parts = []
     if precision.get("mode", "fp32") not in ("fp32", "int8", "fp8"):
-        parts.append(f"<p>Mode {_e(precision['mode'])}: {precision.get('converted_nodes', 0)} nodes converted, "
-                     f"{precision.get('casts_inserted', 0)} casts inserted.</p>")
+        parts.append(
+            f"<p>Mode {_e(precision['mode'])}: {precision.get('converted_nodes', 0)} nodes converted, "
+            f"{precision.get('casts_inserted', 0)} casts inserted.</p>"
+        )
     if precision.get("kept_fp32"):  # int8/fp8: nodes the FP16 fallback keeps in FP32
-        parts.append("<h3>Kept in FP32</h3><ul>" + "".join(f"<li><code>{_e(n)}</code>: {_e(why)}</li>" for n, why in precision["kept_fp32"].items()) + "</ul>")
+        parts.append(
+            "<h3>Kept in FP32</h3><ul>"
+            + "".join(f"<li><code>{_e(n)}</code>: {_e(why)}</li>" for n, why in precision["kept_fp32"].items())
+            + "</ul>"
+        )
     if calibration:
-        parts.append(f"<p>{_e(calibration['mode'].upper())} with {_e(calibration['method'])} calibration on {calibration['samples']} samples "
-                     f"({_e(calibration['data'])}); everything not quantized runs in {_e(calibration['fallback'])}.</p>"
-                     f"<p>Quantized layers ({len(calibration['quantized_layers'])}): "
-                     + "".join(f'<span class="chip">{_e(n)}</span>' for n in calibration["quantized_layers"]) + "</p>")
+        parts.append(
+            f"<p>{_e(calibration['mode'].upper())} with {_e(calibration['method'])} calibration on {calibration['samples']} samples "
+            f"({_e(calibration['data'])}); everything not quantized runs in {_e(calibration['fallback'])}.</p>"
+            f"<p>Quantized layers ({len(calibration['quantized_layers'])}): "
+            + "".join(f'<span class="chip">{_e(n)}</span>' for n in calibration["quantized_layers"])
+            + "</p>"
+        )
         if calibration.get("not_quantized"):
-            parts.append("<h3>Not quantized</h3><ul>" + "".join(f"<li><code>{_e(n)}</code>: {_e(why)}</li>" for n, why in calibration["not_quantized"].items()) + "</ul>")
+            parts.append(
+                "<h3>Not quantized</h3><ul>"
+                + "".join(
+                    f"<li><code>{_e(n)}</code>: {_e(why)}</li>" for n, why in calibration["not_quantized"].items()
+                )
+                + "</ul>"
+            )
     return _card("Precision", "".join(parts), anchor="precision") if parts else ""
 
 
@@ -277,9 +448,14 @@ def _bindings(bindings: list[dict]) -> str:
     rows = "".join(
         f'<tr><td><code>{_e(b["name"])}</code></td><td>{_e(b["mode"])}</td><td>{_pill(b["dtype"])}</td><td class="mono">{_e(b["dims"])}</td>'
         f'<td class="mono">{"<br>".join(_e(_profile(p)) for p in b["profiles"]) or "—"}</td></tr>'
-        for b in bindings)
-    return _card("Inputs and outputs", '<table><thead><tr><th>tensor</th><th>mode</th><th>dtype</th><th>shape</th>'
-                 f'<th>profiles (min / opt / max)</th></tr></thead><tbody>{rows}</tbody></table>', anchor="bindings")
+        for b in bindings
+    )
+    return _card(
+        "Inputs and outputs",
+        "<table><thead><tr><th>tensor</th><th>mode</th><th>dtype</th><th>shape</th>"
+        f"<th>profiles (min / opt / max)</th></tr></thead><tbody>{rows}</tbody></table>",
+        anchor="bindings",
+    )
 
 
 def _profile(profile: dict) -> str:
@@ -289,14 +465,23 @@ def _profile(profile: dict) -> str:
 def _facts(build: dict) -> str:
     target = build["target"]
     facts = [
-        ("trtc", build["trtc"]), ("backend", f"{build['backend']} {build['backend_version']}"),
+        ("trtc", build["trtc"]),
+        ("backend", f"{build['backend']} {build['backend_version']}"),
         ("compute capabilities", ", ".join(target.get("compute_capabilities") or []) or "builder default"),
-        ("optimization level", target.get("optimization_level") if target.get("optimization_level") is not None else "builder default"),
+        (
+            "optimization level",
+            target.get("optimization_level") if target.get("optimization_level") is not None else "builder default",
+        ),
         ("workspace", f"{target['workspace'] / 2**20:g} MiB" if target.get("workspace") else "builder default"),
-        ("spec", build.get("spec") or "—"), ("spec fingerprint", build["spec_fingerprint"]),
-        ("model", build["model"]), ("model sha256", build["model_sha256"]),
-        ("plan", build["plan"]), ("plan sha256", build["plan_sha256"]), ("plan size", f"{build['plan_bytes']:,} bytes"),
-        ("build time", f"{build['build_seconds']:.3f} s"), ("built at", build["built_at"]),
+        ("spec", build.get("spec") or "—"),
+        ("spec fingerprint", build["spec_fingerprint"]),
+        ("model", build["model"]),
+        ("model sha256", build["model_sha256"]),
+        ("plan", build["plan"]),
+        ("plan sha256", build["plan_sha256"]),
+        ("plan size", f"{build['plan_bytes']:,} bytes"),
+        ("build time", f"{build['build_seconds']:.3f} s"),
+        ("built at", build["built_at"]),
     ]
     rows = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts)
     return _card("Build facts", f'<dl class="facts mono">{rows}</dl>', anchor="facts")

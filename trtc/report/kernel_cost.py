@@ -28,11 +28,22 @@ import re
 from functools import lru_cache
 from importlib import resources
 
-from trtc.errors import SpecError
+from trtc.errors import SpecError, closest
 from trtc.graph.cost import NodeCost
-from trtc.errors import closest
 
-_BYTES = {"Float": 4, "Half": 2, "BFloat16": 2, "Int8": 1, "UInt8": 1, "FP8": 1, "Bool": 1, "Int32": 4, "Int64": 8, "Int4": 0.5, "FP4": 0.5}
+_BYTES = {
+    "Float": 4,
+    "Half": 2,
+    "BFloat16": 2,
+    "Int8": 1,
+    "UInt8": 1,
+    "FP8": 1,
+    "Bool": 1,
+    "Int32": 4,
+    "Int64": 8,
+    "Int4": 0.5,
+    "FP4": 0.5,
+}
 _PEAK_KEY = {"Float": "fp32", "Half": "fp16", "BFloat16": "bf16", "Int8": "int8", "FP8": "fp8", "FP4": "fp4"}
 
 
@@ -49,7 +60,11 @@ def choose_gpu(name: str | None, compute_capabilities: tuple[str, ...]) -> dict 
         if gpu is None:
             hint = closest(name, [g["name"] for g in table["gpus"]])
             valid = ", ".join(g["name"] for g in table["gpus"])
-            raise SpecError(f"target.gpu: unknown GPU '{name}'" + (f"; did you mean '{hint}'?" if hint else "") + f" (known: {valid})")
+            raise SpecError(
+                f"target.gpu: unknown GPU '{name}'"
+                + (f"; did you mean '{hint}'?" if hint else "")
+                + f" (known: {valid})"
+            )
         return gpu
     for capability in compute_capabilities:
         default = table["default_for_compute_capability"].get(capability)
@@ -65,9 +80,15 @@ def dynamic_value(profile: dict) -> int | None:
     return values.pop() if len(values) == 1 else (None if values else 1)
 
 
-def cost_section(fusion: dict, costs: dict[str, NodeCost], gpu: dict | None, dynamic: int | None,
-                 opt_elements: dict[str, int] | None = None, built_costs: dict[str, NodeCost] | None = None,
-                 graph_costs: dict[str, NodeCost] | None = None) -> dict:
+def cost_section(
+    fusion: dict,
+    costs: dict[str, NodeCost],
+    gpu: dict | None,
+    dynamic: int | None,
+    opt_elements: dict[str, int] | None = None,
+    built_costs: dict[str, NodeCost] | None = None,
+    graph_costs: dict[str, NodeCost] | None = None,
+) -> dict:
     """Adds flops/mac_bytes/estimate to each kernel of `fusion` (in place) and returns totals
     plus every node's cost. `costs`: the user's nodes; `graph_costs`: the nodes after trtc's
     passes, before precision (their FLOPs are the model's); `built_costs`: the nodes of the graph
@@ -86,26 +107,47 @@ def cost_section(fusion: dict, costs: dict[str, NodeCost], gpu: dict | None, dyn
     known = [k["mac_bytes"] for k in kernels if k["mac_bytes"] is not None]
     after_mac = sum(known) if len(known) == len(kernels) else None
     section = {
-        "convention": ("FLOPs count one per multiply-accumulate (design notes), the same in every precision: casts and Q/DQ "
-                       "added by trtc count none; MAC in bytes read + written; a node that several kernels name counts in "
-                       "the kernel that computes it"),
-        "onnx_model": {"flops": sum(c.flops for c in costs.values()), "mac_bytes": sum(c.mac_bytes for c in costs.values())},
+        "convention": (
+            "FLOPs count one per multiply-accumulate (design notes), the same in every precision: casts and Q/DQ "
+            "added by trtc count none; MAC in bytes read + written; a node that several kernels name counts in "
+            "the kernel that computes it"
+        ),
+        "onnx_model": {
+            "flops": sum(c.flops for c in costs.values()),
+            "mac_bytes": sum(c.mac_bytes for c in costs.values()),
+        },
         "before_fusion": before,
         "after_fusion": {"flops": sum(k["flops"] for k in kernels), "mac_bytes": after_mac},
         "build_time_flops": sum(c.flops for n, c in model.items() if n not in owners),  # nodes no kernel runs
         "mac_saved_bytes": before["mac_bytes"] - after_mac if after_mac is not None else None,
-        "mac_saved_percent": round(100 * (before["mac_bytes"] - after_mac) / before["mac_bytes"], 2) if after_mac is not None and before["mac_bytes"] else None,
+        "mac_saved_percent": round(100 * (before["mac_bytes"] - after_mac) / before["mac_bytes"], 2)
+        if after_mac is not None and before["mac_bytes"]
+        else None,
         "unknown_nodes": sorted({n for n, c in [*costs.items(), *built.items()] if not c.known}),
         "unresolved_kernels": [k["index"] for k in kernels if k["mac_bytes"] is None],
-        "nodes": [{"name": name, "op_type": c.op_type, "flops": c.flops, "bytes_read": c.bytes_read,
-                   "bytes_written": c.bytes_written, "known": c.known, "reason": c.reason} for name, c in costs.items()],
-        "gpu": {key: gpu[key] for key in ("name", "compute_capability", "bandwidth_gbs", "tflops", "source", "url")} if gpu else None,
+        "nodes": [
+            {
+                "name": name,
+                "op_type": c.op_type,
+                "flops": c.flops,
+                "bytes_read": c.bytes_read,
+                "bytes_written": c.bytes_written,
+                "known": c.known,
+                "reason": c.reason,
+            }
+            for name, c in costs.items()
+        ],
+        "gpu": {key: gpu[key] for key in ("name", "compute_capability", "bandwidth_gbs", "tflops", "source", "url")}
+        if gpu
+        else None,
         "basis": cost_basis(gpu),
     }
     if gpu:
         estimated = [k for k in kernels if k.get("estimated_us") is not None]
         # A total over some kernels only would read as the engine's time: none unless all are known.
-        section["estimated_total_us"] = round(sum(k["estimated_us"] for k in estimated), 3) if len(estimated) == len(kernels) else None
+        section["estimated_total_us"] = (
+            round(sum(k["estimated_us"] for k in estimated), 3) if len(estimated) == len(kernels) else None
+        )
         section["top_kernels"] = [k["index"] for k in sorted(estimated, key=lambda k: -k["estimated_us"])[:10]]
     return section
 
@@ -113,21 +155,34 @@ def cost_section(fusion: dict, costs: dict[str, NodeCost], gpu: dict | None, dyn
 def cost_basis(gpu: dict | None) -> dict:
     """What each figure of the section is computed from: FLOPs and bytes are counted from shapes;
     times are estimates from them, never measured (no plan runs here)."""
-    time = (f"each kernel's FLOPs and bytes on a roofline of the {gpu['name']} (peak rate for the kernel's precision, "
-            f"{gpu['bandwidth_gbs']} GB/s); no GPU ran the plan" if gpu else
-            "no target GPU is known (target.gpu or a compute capability in the spec): no time is estimated")
+    time = (
+        f"each kernel's FLOPs and bytes on a roofline of the {gpu['name']} (peak rate for the kernel's precision, "
+        f"{gpu['bandwidth_gbs']} GB/s); no GPU ran the plan"
+        if gpu
+        else "no target GPU is known (target.gpu or a compute capability in the spec): no time is estimated"
+    )
     return {
-        "flops": {"estimated": False, "from": "each ONNX node's shapes at the first profile's opt shapes, one per multiply-accumulate"},
-        "mac_bytes": {"estimated": False, "from": "tensor sizes at the first profile's opt shapes: every node's inputs and outputs "
-                                                  "before fusion, each kernel's TensorRT tensors in their datatypes after"},
+        "flops": {
+            "estimated": False,
+            "from": "each ONNX node's shapes at the first profile's opt shapes, one per multiply-accumulate",
+        },
+        "mac_bytes": {
+            "estimated": False,
+            "from": "tensor sizes at the first profile's opt shapes: every node's inputs and outputs "
+            "before fusion, each kernel's TensorRT tensors in their datatypes after",
+        },
         "time": {"estimated": True, "from": time},  # estimated_us, estimated_total_us, bound
     }
 
 
 # Kernel types in which an op's arithmetic runs, when a node is named by several kernels (a
 # quantized convolution also names the kernel that casts and scales its input).
-_COMPUTES = {"Conv": ("correlation", "convolution", "deconvolution"), "ConvTranspose": ("deconvolution", "correlation"),
-             "MatMul": ("gemm", "matrix_multiply"), "Gemm": ("gemm", "matrix_multiply")}
+_COMPUTES = {
+    "Conv": ("correlation", "convolution", "deconvolution"),
+    "ConvTranspose": ("deconvolution", "correlation"),
+    "MatMul": ("gemm", "matrix_multiply"),
+    "Gemm": ("gemm", "matrix_multiply"),
+}
 
 
 def _owners(kernels: list[dict], names_key: str, built: dict[str, NodeCost]) -> dict[str, dict]:
@@ -189,4 +244,7 @@ def _estimate(kernel: dict, gpu: dict | None) -> dict:
     peak = gpu["tflops"].get(_PEAK_KEY.get(kernel["precision"], "fp32"), gpu["tflops"]["fp32"])
     compute_us = 2 * kernel["flops"] / (peak * 1e12) * 1e6
     memory_us = kernel["mac_bytes"] / (gpu["bandwidth_gbs"] * 1e9) * 1e6
-    return {"estimated_us": round(max(compute_us, memory_us), 4), "bound": "compute" if compute_us > memory_us else "memory"}
+    return {
+        "estimated_us": round(max(compute_us, memory_us), 4),
+        "bound": "compute" if compute_us > memory_us else "memory",
+    }

@@ -53,29 +53,53 @@ def render_markdown(report: dict) -> str:
         f"| spec fingerprint | `{build['spec_fingerprint'][:16]}` |",
     ]
     if counts:
-        lines.append(f"| fusion | {counts['onnx_nodes']} ONNX nodes -> {counts['kernels']} kernels "
-                     f"({counts['fused_kernels']} fused; {without_kernel(fusion) or 'every node in a kernel'})"
-                     f"{per_profile_note(counts)} |")
+        lines.append(
+            f"| fusion | {counts['onnx_nodes']} ONNX nodes -> {counts['kernels']} kernels "
+            f"({counts['fused_kernels']} fused; {without_kernel(fusion) or 'every node in a kernel'})"
+            f"{per_profile_note(counts)} |"
+        )
     if has_accuracy_summary(report):  # reduced precision: the first question is whether it is still accurate
         lines += _accuracy(report.get("accuracy"))
-    lines += ["", "## Inputs and outputs", "", "| tensor | mode | dtype | shape | profiles (min / opt / max) |", "| --- | --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "## Inputs and outputs",
+        "",
+        "| tensor | mode | dtype | shape | profiles (min / opt / max) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for binding in report["bindings"]:
         profiles = "<br>".join(f"{p['min']} / {p['opt']} / {p['max']}" for p in binding["profiles"]) or "-"
-        lines.append(f"| {code(binding['name'])} | {binding['mode']} | {binding['dtype']} | {binding['dims']} | {profiles} |")
+        lines.append(
+            f"| {code(binding['name'])} | {binding['mode']} | {binding['dtype']} | {binding['dims']} | {profiles} |"
+        )
     lines += _pinning(report.get("pinning"))
     if fusion:
         lines += _passes(report.get("passes")) + _cost(report.get("cost"), fusion)
-        lines += ["", "## Fusion map", "", f"Source: TensorRT's {fusion['source'].replace('-', ' ')}.", "",
-                  "| # | kernel | type | precision | FLOPs | MAC | est. us (roofline) | ONNX nodes |", "| --- | --- | --- | --- | ---: | ---: | ---: | --- |"]
+        lines += [
+            "",
+            "## Fusion map",
+            "",
+            f"Source: TensorRT's {fusion['source'].replace('-', ' ')}.",
+            "",
+            "| # | kernel | type | precision | FLOPs | MAC | est. us (roofline) | ONNX nodes |",
+            "| --- | --- | --- | --- | ---: | ---: | ---: | --- |",
+        ]
         for kernel in fusion["kernels"]:
-            nodes = ", ".join(f"{code(n)} ({text(op)})" for n, op in zip(kernel["onnx_nodes"], kernel["onnx_op_types"])) or "-"
+            nodes = (
+                ", ".join(f"{code(n)} ({text(op)})" for n, op in zip(kernel["onnx_nodes"], kernel["onnx_op_types"]))
+                or "-"
+            )
             estimate = f"{kernel['estimated_us']:.2f}" if kernel.get("estimated_us") is not None else "-"
-            lines.append(f"| {kernel['index']} | {code(kernel['name'])} | {text(kernel['type'])} | {text(kernel['precision'])} | "
-                         f"{human(kernel.get('flops'), 'FLOP')} | {human(kernel.get('mac_bytes'), 'B')} | {estimate} | {nodes} |")
+            lines.append(
+                f"| {kernel['index']} | {code(kernel['name'])} | {text(kernel['type'])} | {text(kernel['precision'])} | "
+                f"{human(kernel.get('flops'), 'FLOP')} | {human(kernel.get('mac_bytes'), 'B')} | {estimate} | {nodes} |"
+            )
         if fusion["removed_nodes"] or fusion["folded_nodes"]:
             lines += ["", "### ONNX nodes no kernel runs"]
         if fusion["removed_nodes"]:
-            lines += ["", "Removed by trtc's graph passes:", ""] + [f"- {code(n['name'])} ({text(n['op_type'])}): {n['pass']}" for n in fusion["removed_nodes"]]
+            lines += ["", "Removed by trtc's graph passes:", ""] + [
+                f"- {code(n['name'])} ({text(n['op_type'])}): {n['pass']}" for n in fusion["removed_nodes"]
+            ]
         if fusion["folded_nodes"]:
             lines += ["", "Evaluated by TensorRT at build time (no kernel runs them):", ""]
             lines += [f"- {code(n['name'])} ({text(n['op_type'])})" for n in fusion["folded_nodes"]]
@@ -90,7 +114,9 @@ def render_markdown(report: dict) -> str:
 def _pinning(pinning: dict | None) -> list[str]:
     if not pinning:
         return []
-    lines = ["", "## Pinned inputs and resolved control flow", ""] + [f"- {code(p['input'])} = {text(p['value'])}" for p in pinning["pinned_inputs"]]
+    lines = ["", "## Pinned inputs and resolved control flow", ""] + [
+        f"- {code(p['input'])} = {text(p['value'])}" for p in pinning["pinned_inputs"]
+    ]
     return lines + [_resolved(r) for r in pinning["resolved_control_flow"]]
 
 
@@ -105,51 +131,91 @@ def _resolved(entry: dict) -> str:
 def _passes(passes: dict | None) -> list[str]:
     if not passes or not passes["changes"]:
         return []
-    lines = ["", "## Graph passes", "", "Changes of one pass with the same note share a row (`;` between changes).", "",
-             "| pass | changes | nodes before | nodes after | FLOPs before -> after | MAC before -> after | note |",
-             "| --- | ---: | --- | --- | --- | --- | --- |"]
+    lines = [
+        "",
+        "## Graph passes",
+        "",
+        "Changes of one pass with the same note share a row (`;` between changes).",
+        "",
+        "| pass | changes | nodes before | nodes after | FLOPs before -> after | MAC before -> after | note |",
+        "| --- | ---: | --- | --- | --- | --- | --- |",
+    ]
     for g in grouped_changes(passes["changes"]):
         before = "; ".join(", ".join(map(code, c["nodes_before"])) for c in g["changes"])
         after = "; ".join(", ".join(map(code, c["nodes_after"])) or "-" for c in g["changes"])
-        lines.append(f"| {g['pass_name']} | {len(g['changes'])} | {before} | {after} | "
-                     f"{human(g['flops_before'], 'FLOP')} -> {human(g['flops_after'], 'FLOP')} | {human(g['mac_before'], 'B')} -> {human(g['mac_after'], 'B')} | {text(g['note'])} |")
+        lines.append(
+            f"| {g['pass_name']} | {len(g['changes'])} | {before} | {after} | "
+            f"{human(g['flops_before'], 'FLOP')} -> {human(g['flops_after'], 'FLOP')} | {human(g['mac_before'], 'B')} -> {human(g['mac_after'], 'B')} | {text(g['note'])} |"
+        )
     totals = passes["totals"]
-    lines += ["", f"{totals['changes']} changes removed {totals['nodes_removed']} nodes and "
-                  f"{savings(totals['flops_saved'], totals['mac_saved'])}."]
+    lines += [
+        "",
+        f"{totals['changes']} changes removed {totals['nodes_removed']} nodes and "
+        f"{savings(totals['flops_saved'], totals['mac_saved'])}.",
+    ]
     return lines
 
 
 def _cost(cost: dict | None, fusion: dict) -> list[str]:
     if not cost:
         return []
-    lines = ["", "## Cost", "", f"Convention: {cost['convention']}.", "", "| | FLOPs | memory traffic |", "| --- | ---: | ---: |",
-             f"| the ONNX model as given (every node) | {human(cost['onnx_model']['flops'], 'FLOP')} | {human(cost['onnx_model']['mac_bytes'], 'B')} |",
-             f"| before fusion (every node of the graph TensorRT parsed, after trtc's passes and precision) | {human(cost['before_fusion']['flops'], 'FLOP')} | {human(cost['before_fusion']['mac_bytes'], 'B')} |",
-             f"| after fusion (kernel boundaries) | {human(cost['after_fusion']['flops'], 'FLOP')} | {human(cost['after_fusion']['mac_bytes'], 'B')} |"]
+    lines = [
+        "",
+        "## Cost",
+        "",
+        f"Convention: {cost['convention']}.",
+        "",
+        "| | FLOPs | memory traffic |",
+        "| --- | ---: | ---: |",
+        f"| the ONNX model as given (every node) | {human(cost['onnx_model']['flops'], 'FLOP')} | {human(cost['onnx_model']['mac_bytes'], 'B')} |",
+        f"| before fusion (every node of the graph TensorRT parsed, after trtc's passes and precision) | {human(cost['before_fusion']['flops'], 'FLOP')} | {human(cost['before_fusion']['mac_bytes'], 'B')} |",
+        f"| after fusion (kernel boundaries) | {human(cost['after_fusion']['flops'], 'FLOP')} | {human(cost['after_fusion']['mac_bytes'], 'B')} |",
+    ]
     if cost["mac_saved_percent"] is not None:
-        lines.append(f"| effect of fusion | | {human(abs(cost['mac_saved_bytes']), 'B')}: {fusion_effect(cost['mac_saved_percent'])} |")
+        lines.append(
+            f"| effect of fusion | | {human(abs(cost['mac_saved_bytes']), 'B')}: {fusion_effect(cost['mac_saved_percent'])} |"
+        )
     basis = cost.get("basis")
     if basis:
-        lines += ["", f"FLOPs are counted from {text(basis['flops']['from'])}. Memory traffic is counted from {text(basis['mac_bytes']['from'])}."]
+        lines += [
+            "",
+            f"FLOPs are counted from {text(basis['flops']['from'])}. Memory traffic is counted from {text(basis['mac_bytes']['from'])}.",
+        ]
     if cost.get("gpu"):
         gpu = cost["gpu"]
-        total = (f"{cost['estimated_total_us']:.1f} us in total" if cost["estimated_total_us"] is not None
-                 else "no total (some kernels' sizes are unknown)")
-        lines += ["", f"Estimated time, not measured: {total}, from {text(basis['time']['from']) if basis else 'a roofline'}. "
-                      f"Peaks from {gpu['source']}. Top kernels by estimated time:", ""]
+        total = (
+            f"{cost['estimated_total_us']:.1f} us in total"
+            if cost["estimated_total_us"] is not None
+            else "no total (some kernels' sizes are unknown)"
+        )
+        lines += [
+            "",
+            f"Estimated time, not measured: {total}, from {text(basis['time']['from']) if basis else 'a roofline'}. "
+            f"Peaks from {gpu['source']}. Top kernels by estimated time:",
+            "",
+        ]
         by_index = {k["index"]: k for k in fusion["kernels"]}
         for index in cost["top_kernels"][:5]:
             kernel = by_index[index]
-            lines.append(f"- #{index} {_kernel_label(kernel)}: est. {kernel['estimated_us']:.2f} us, {kernel['bound']}-bound "
-                         f"(TensorRT kernel {code(kernel['name'])}, {text(kernel['type'])}, {text(kernel['precision'])})")
+            lines.append(
+                f"- #{index} {_kernel_label(kernel)}: est. {kernel['estimated_us']:.2f} us, {kernel['bound']}-bound "
+                f"(TensorRT kernel {code(kernel['name'])}, {text(kernel['type'])}, {text(kernel['precision'])})"
+            )
     elif basis:
         lines += ["", f"Time: {text(basis['time']['from'])}."]
     if cost.get("unresolved_kernels"):
-        lines += ["", f"{len(cost['unresolved_kernels'])} kernel(s) have dynamic sizes trtc cannot resolve at the opt shapes "
-                      f"(TensorRT-internal tensors): their memory traffic, the after-fusion total and their estimated time are unknown."]
+        lines += [
+            "",
+            f"{len(cost['unresolved_kernels'])} kernel(s) have dynamic sizes trtc cannot resolve at the opt shapes "
+            f"(TensorRT-internal tensors): their memory traffic, the after-fusion total and their estimated time are unknown.",
+        ]
     if cost["unknown_nodes"]:
-        lines += ["", f"{len(cost['unknown_nodes'])} node(s) of unknown cost (shape or FLOP formula) count as 0 FLOPs: "
-                  + ", ".join(map(code, cost["unknown_nodes"][:10])) + ("" if len(cost["unknown_nodes"]) <= 10 else ", ...")]
+        lines += [
+            "",
+            f"{len(cost['unknown_nodes'])} node(s) of unknown cost (shape or FLOP formula) count as 0 FLOPs: "
+            + ", ".join(map(code, cost["unknown_nodes"][:10]))
+            + ("" if len(cost["unknown_nodes"]) <= 10 else ", ..."),
+        ]
     return lines
 
 
@@ -162,13 +228,26 @@ def _kernel_label(kernel: dict) -> str:
 def _calibration(calibration: dict | None) -> list[str]:
     if not calibration:
         return []
-    lines = ["", "## Quantization", "", f"{calibration['mode'].upper()} with {calibration['method']} calibration on {calibration['samples']} samples "
-             f"({text(calibration['data'])}); cache: {text(calibration['cache'])}; everything not quantized runs in {calibration['fallback']}.", "",
-             f"Quantized layers ({len(calibration['quantized_layers'])}): " + ", ".join(map(code, calibration["quantized_layers"]))]
+    lines = [
+        "",
+        "## Quantization",
+        "",
+        f"{calibration['mode'].upper()} with {calibration['method']} calibration on {calibration['samples']} samples "
+        f"({text(calibration['data'])}); cache: {text(calibration['cache'])}; everything not quantized runs in {calibration['fallback']}.",
+        "",
+        f"Quantized layers ({len(calibration['quantized_layers'])}): "
+        + ", ".join(map(code, calibration["quantized_layers"])),
+    ]
     if calibration["not_quantized"]:
-        lines += ["", "Not quantized:", ""] + [f"- {code(n)}: {text(why)}" for n, why in calibration["not_quantized"].items()]
+        lines += ["", "Not quantized:", ""] + [
+            f"- {code(n)}: {text(why)}" for n, why in calibration["not_quantized"].items()
+        ]
     if calibration.get("auto_fallback"):
-        lines += ["", "auto_fallback returned to the fallback precision: " + ", ".join(map(code, calibration["auto_fallback"]["kept_back"]))]
+        lines += [
+            "",
+            "auto_fallback returned to the fallback precision: "
+            + ", ".join(map(code, calibration["auto_fallback"]["kept_back"])),
+        ]
     lines += ["", "| tensor | calibrated amax |", "| --- | ---: |"]
     lines += [f"| {code(t)} | {v:.4g} |" for t, v in list(calibration["ranges"].items())[:20]]
     return lines
@@ -178,12 +257,23 @@ def _precision(precision: dict) -> list[str]:
     lines = []
     kept = [f"- {code(node)}: {text(why)}" for node, why in (precision.get("kept_fp32") or {}).items()]
     if precision.get("mode", "fp32") not in ("fp32", "int8", "fp8"):
-        lines += ["", "## Precision", "", f"Mode {precision['mode']}: {precision.get('converted_nodes', 0)} nodes converted, "
-                  f"{precision.get('casts_inserted', 0)} casts inserted."]
+        lines += [
+            "",
+            "## Precision",
+            "",
+            f"Mode {precision['mode']}: {precision.get('converted_nodes', 0)} nodes converted, "
+            f"{precision.get('casts_inserted', 0)} casts inserted.",
+        ]
         if kept:
             lines += ["", "Kept in FP32:", ""] + kept
     elif kept:
-        lines += ["", "## Kept in FP32", "", f"The {precision['fallback']} fallback keeps these nodes in FP32:", ""] + kept
+        lines += [
+            "",
+            "## Kept in FP32",
+            "",
+            f"The {precision['fallback']} fallback keeps these nodes in FP32:",
+            "",
+        ] + kept
     return lines
 
 
@@ -195,18 +285,31 @@ def _accuracy(accuracy: dict | None) -> list[str]:
         if accuracy:
             lines += ["", f"Samples it would have used: {text(accuracy.get('kind'))} ({text(accuracy.get('source'))})."]
         return lines
-    emulated = (" Reduced precision emulated by rounding the converted tensors in FP32 (onnxruntime's CPU kernels have no BF16"
-                " and run FP16 ops in FP32).") if accuracy.get("emulated") else ""
+    emulated = (
+        (
+            " Reduced precision emulated by rounding the converted tensors in FP32 (onnxruntime's CPU kernels have no BF16"
+            " and run FP16 ops in FP32)."
+        )
+        if accuracy.get("emulated")
+        else ""
+    )
     lines.append(f"Measured in onnxruntime on {text(samples_phrase(accuracy))}: {text(accuracy['source'])}.{emulated}")
     worst = worst_output(accuracy)
     if worst:
         lines += ["", f"Worst output {code(worst['name'])}: {figures(worst)}."]
-    lines += ["", "| output | max abs error | relative L2 | cosine | per-sample mean | worst sample | top-1 agreement |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines += [
+        "",
+        "| output | max abs error | relative L2 | cosine | per-sample mean | worst sample | top-1 agreement |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for o in accuracy["outputs"]:
         top1 = f"{o['top1_agreement']:.4f}" if o["top1_agreement"] is not None else "-"
-        mean, worst_sample = (f"{o[k]:.6f}" if o.get(k) is not None else "-" for k in ("sample_cosine_mean", "sample_cosine_worst"))
-        lines.append(f"| {code(o['name'])} | {o['max_abs_error']:.3g} | {o['rel_l2_error']:.3g} | {o['cosine']:.6f} | {mean} | {worst_sample} | {top1} |")
+        mean, worst_sample = (
+            f"{o[k]:.6f}" if o.get(k) is not None else "-" for k in ("sample_cosine_mean", "sample_cosine_worst")
+        )
+        lines.append(
+            f"| {code(o['name'])} | {o['max_abs_error']:.3g} | {o['rel_l2_error']:.3g} | {o['cosine']:.6f} | {mean} | {worst_sample} | {top1} |"
+        )
     overflowing = [f"{code(o['name'])} ({o['nonfinite']})" for o in accuracy["outputs"] if o.get("nonfinite")]
     if overflowing:
         lines += ["", "Inf/NaN where FP32 is finite (left out of the metrics): " + ", ".join(overflowing) + "."]

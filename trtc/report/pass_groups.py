@@ -10,8 +10,10 @@ def grouped_changes(changes: list[dict]) -> list[dict]:
     first change. A cost is None when any change of the group has it unknown."""
     groups: dict[tuple[str, str], dict] = {}
     for change in changes:
-        group = groups.setdefault((change["pass_name"], change["note"]),
-                                  {"pass_name": change["pass_name"], "note": change["note"], "changes": []})
+        group = groups.setdefault(
+            (change["pass_name"], change["note"]),
+            {"pass_name": change["pass_name"], "note": change["note"], "changes": []},
+        )
         group["changes"].append(change)
     for group in groups.values():
         for key in ("flops_before", "flops_after", "mac_before", "mac_after"):

@@ -12,7 +12,9 @@ def human(value: float | None, unit: str) -> str:
         return "?"
     terms = getattr(value, "terms", None)
     if terms is not None:
-        return " + ".join(human(c, unit) + "".join(f"·{name}" for name in m) for m, c in terms) if terms else f"0 {unit}"
+        return (
+            " + ".join(human(c, unit) + "".join(f"·{name}" for name in m) for m, c in terms) if terms else f"0 {unit}"
+        )
     for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= scale:
             return f"{value / scale:.2f} {prefix}{unit}"
@@ -29,8 +31,10 @@ def fusion_effect(saved_percent: float) -> str:
     kernels (an LSTM unrolled into one kernel per time step)."""
     if saved_percent >= 0:
         return f"{saved_percent:.1f}% saved by fusion"
-    return (f"{-saved_percent:.1f}% more after fusion: TensorRT runs some nodes as several kernels, "
-            "e.g. a recurrence unrolled per time step")
+    return (
+        f"{-saved_percent:.1f}% more after fusion: TensorRT runs some nodes as several kernels, "
+        "e.g. a recurrence unrolled per time step"
+    )
 
 
 def savings(flops: float, mac_bytes: float) -> str:
@@ -55,7 +59,9 @@ def without_kernel(fusion: dict) -> str:
     by_op = list(fusion["folded_by_op_type"].items())
     parts = []
     if by_pass:
-        parts.append(f"{_nodes(sum(by_pass.values()))} removed by trtc's passes ({', '.join(f'{p} {n}' for p, n in by_pass.items())})")
+        parts.append(
+            f"{_nodes(sum(by_pass.values()))} removed by trtc's passes ({', '.join(f'{p} {n}' for p, n in by_pass.items())})"
+        )
     if by_op:
         shown = ", ".join(f"{n} {op}" for op, n in by_op[:4]) + (", ..." if len(by_op) > 4 else "")
         parts.append(f"{_nodes(sum(n for _, n in by_op))} evaluated by TensorRT at build time ({shown})")

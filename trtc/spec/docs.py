@@ -43,7 +43,9 @@ def reference_markdown(schema: dict | None = None) -> str:
     seen: dict[int, str] = {}
     for key, field in schema["properties"].items():
         title = f"`{key}`"
-        index.append(f"- [{title}](#{_slug(title)}){' (required)' if key in required else ''}: {_first_sentence(field)}")
+        index.append(
+            f"- [{title}](#{_slug(title)}){' (required)' if key in required else ''}: {_first_sentence(field)}"
+        )
         sections += _field(key, field, 2, key in required, seen)
     return "\n".join([_INTRO, "## Keys", "", *index, "", *sections]).rstrip() + "\n"
 
@@ -68,7 +70,12 @@ def _field(path: str, field: dict, level: int, required: bool, seen: dict[int, s
     seen[id(field)] = path
     for child_path, child, child_required in _children(path, field):
         if id(child) in seen:
-            lines += ["#" * min(level + 1, 6) + f" `{child_path}`", "", f"Same keys as [`{seen[id(child)]}`](#{_slug('`' + seen[id(child)] + '`')}).", ""]
+            lines += [
+                "#" * min(level + 1, 6) + f" `{child_path}`",
+                "",
+                f"Same keys as [`{seen[id(child)]}`](#{_slug('`' + seen[id(child)] + '`')}).",
+                "",
+            ]
             continue
         lines += _field(child_path, child, min(level + 1, 6), child_required, seen)
     return lines
@@ -139,10 +146,16 @@ def _bounds(field: dict) -> str:
 def _plural(words: str) -> str:
     if " or " in words:
         return " or ".join(_plural(part) for part in words.split(" or "))
-    for singular, plural in (("integer", "integers"), ("number", "numbers"), ("string", "strings"), ("boolean", "booleans"),
-                             ("mapping", "mappings"), ("list", "lists")):
+    for singular, plural in (
+        ("integer", "integers"),
+        ("number", "numbers"),
+        ("string", "strings"),
+        ("boolean", "booleans"),
+        ("mapping", "mappings"),
+        ("list", "lists"),
+    ):
         if words.startswith(singular):
-            return plural + words[len(singular):]
+            return plural + words[len(singular) :]
     return words
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from trtc.inputs import regular_file
 from trtc.errors import SpecError, UsageError
+from trtc.inputs import regular_file
 from trtc.spec.model import (
     InputSettings,
     OutputPaths,
@@ -23,8 +23,18 @@ from trtc.spec.model import (
 from trtc.spec.schema import WORKSPACE_MAX
 from trtc.spec.validate import key_path, schema_problems
 
-_SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-               "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+_SIZE_UNITS = {
+    "": 1,
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KIB": 2**10,
+    "MIB": 2**20,
+    "GIB": 2**30,
+    "TIB": 2**40,
+}
 
 
 def load_spec(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> Spec:
@@ -64,7 +74,10 @@ def spec_from_document(document: Any, spec_path: Path, overrides=(), lines: dict
     _refuse_non_json_values(document, (), locate)
     problems = schema_problems(document, locate)
     if problems:
-        raise SpecError(problems[0] if len(problems) == 1 else f"{len(problems)} problems in {spec_path}", problems if len(problems) > 1 else [])
+        raise SpecError(
+            problems[0] if len(problems) == 1 else f"{len(problems)} problems in {spec_path}",
+            problems if len(problems) > 1 else [],
+        )
     return _build(document, spec_path, overridden, locate)
 
 
@@ -73,8 +86,10 @@ def _workspace(doc: dict, locate) -> int | None:
         return None
     size = parse_size(doc["workspace"])
     if size > WORKSPACE_MAX:  # TensorRT-RTX fails an internal assertion near 2^63
-        raise SpecError(f"{locate(('workspace',))}: workspace: {doc['workspace']} is {size:,} bytes, more than TensorRT can take; "
-                        "give at most 1024TiB (a GPU's memory is far less: 2GiB is typical)")
+        raise SpecError(
+            f"{locate(('workspace',))}: workspace: {doc['workspace']} is {size:,} bytes, more than TensorRT can take; "
+            "give at most 1024TiB (a GPU's memory is far less: 2GiB is typical)"
+        )
     return size
 
 
@@ -96,9 +111,12 @@ def _refuse_non_json_values(value: Any, path: tuple, locate) -> None:
         for index, item in enumerate(value):
             _refuse_non_json_values(item, (*path, index), locate)
     elif not isinstance(value, (str, int, float, bool)) and value is not None:
-        kind = {"date": "a date", "datetime": "a date and time", "bytes": "binary data", "set": "a set"}.get(type(value).__name__,
-                                                                                                            type(value).__name__)
-        raise SpecError(f"{locate(path)}: {key_path(path)}: YAML read {kind} here; write a number or a string (quote it)")
+        kind = {"date": "a date", "datetime": "a date and time", "bytes": "binary data", "set": "a set"}.get(
+            type(value).__name__, type(value).__name__
+        )
+        raise SpecError(
+            f"{locate(path)}: {key_path(path)}: YAML read {kind} here; write a number or a string (quote it)"
+        )
 
 
 def _read_text(spec_path: Path) -> str:
@@ -159,7 +177,9 @@ def _apply_overrides(document: dict, overrides) -> list[tuple]:
             if part == "precision" and depth == 0 and isinstance(child, str):
                 child = node[part] = {"mode": child}
             if not isinstance(child, dict):
-                raise UsageError(f"--set {key}: '{'.'.join(parts[:depth + 1])}' is not a mapping, so it has no key '{parts[depth + 1]}'")
+                raise UsageError(
+                    f"--set {key}: '{'.'.join(parts[: depth + 1])}' is not a mapping, so it has no key '{parts[depth + 1]}'"
+                )
             node = child
         if parts == ["precision"] and isinstance(value, str):
             value = {**(node.get("precision") or {}), "mode": value}
@@ -180,15 +200,19 @@ def _build(doc: dict, spec_path: Path, overridden: list[tuple], locate) -> Spec:
     name = doc.get("name") or spec_path.stem
     model = resolve(("model",), doc["model"])
     if not model.exists():
-        raise SpecError(f"{locate(('model',))}: model: file not found: {model} (paths are relative to the spec's folder)")
+        raise SpecError(
+            f"{locate(('model',))}: model: file not found: {model} (paths are relative to the spec's folder)"
+        )
     if model.is_dir():
         raise SpecError(f"{locate(('model',))}: model: expected an ONNX file, got a directory: {model}")
 
     plugins = tuple(resolve(("plugins",), path) for path in doc.get("plugins", []))
     for index, path in enumerate(plugins):
         if not path.is_file():
-            raise SpecError(f"{locate(('plugins', index))}: plugins[{index}]: plugin library not found: {path} "
-                            "(paths are relative to the spec's folder)")
+            raise SpecError(
+                f"{locate(('plugins', index))}: plugins[{index}]: plugin library not found: {path} "
+                "(paths are relative to the spec's folder)"
+            )
 
     output = doc.get("output", {})
     plan = resolve(("output", "plan"), output.get("plan")) or folder / "build" / f"{name}.plan"
@@ -199,7 +223,10 @@ def _build(doc: dict, spec_path: Path, overridden: list[tuple], locate) -> Spec:
     target_doc = doc.get("target", {})
     target = TargetSpec(
         backend=target_doc.get("backend", "auto"),
-        compute_capabilities=tuple(_capability(c, locate(("target", "compute_capabilities"))) for c in target_doc.get("compute_capabilities", [])),
+        compute_capabilities=tuple(
+            _capability(c, locate(("target", "compute_capabilities")))
+            for c in target_doc.get("compute_capabilities", [])
+        ),
         optimization_level=target_doc.get("optimization_level"),
         timing_cache=resolve(("target", "timing_cache"), target_doc.get("timing_cache")),
         gpu=target_doc.get("gpu"),
@@ -236,18 +263,27 @@ def _build(doc: dict, spec_path: Path, overridden: list[tuple], locate) -> Spec:
 def _profiles(doc: dict, locate) -> tuple[tuple[dict[str, ShapeRange], ...], dict[str, InputSettings]]:
     inputs = doc.get("inputs", {})
     settings = {
-        name: InputSettings(value=entry.get("value"), value_range=tuple(entry["range"]) if "range" in entry else None,
-                            shape_values=_shape_values(entry["values"], ("inputs", name, "values"), locate) if "values" in entry else None)
+        name: InputSettings(
+            value=entry.get("value"),
+            value_range=tuple(entry["range"]) if "range" in entry else None,
+            shape_values=_shape_values(entry["values"], ("inputs", name, "values"), locate)
+            if "values" in entry
+            else None,
+        )
         for name, entry in inputs.items()
         if "value" in entry or "range" in entry or "values" in entry
     }
     for name, entry in inputs.items():
         if "value" in entry and "values" in entry:
-            raise SpecError(f"{locate(('inputs', name))}: inputs.{name}: give a pinned 'value' or shape-tensor 'values', not both")
+            raise SpecError(
+                f"{locate(('inputs', name))}: inputs.{name}: give a pinned 'value' or shape-tensor 'values', not both"
+            )
     shaped_inputs = {name: entry for name, entry in inputs.items() if set(entry) & {"min", "opt", "max", "shape"}}
     if "profiles" in doc and shaped_inputs:
         first = next(iter(shaped_inputs))
-        raise SpecError(f"{locate(('inputs', first))}: inputs.{first}: shapes belong in 'profiles' when 'profiles' is given; move them there")
+        raise SpecError(
+            f"{locate(('inputs', first))}: inputs.{first}: shapes belong in 'profiles' when 'profiles' is given; move them there"
+        )
     if "profiles" in doc:
         profile_docs = [(("profiles", index), profile) for index, profile in enumerate(doc["profiles"])]
     else:
@@ -258,7 +294,9 @@ def _profiles(doc: dict, locate) -> tuple[tuple[dict[str, ShapeRange], ...], dic
         for name, entry in profile.items():
             where = base + (name,)
             if base[0] == "profiles" and set(entry) & {"value", "values", "range"}:
-                raise SpecError(f"{locate(where)}: {key_path(where)}: 'value', 'values' and 'range' belong under inputs: (they hold for every profile)")
+                raise SpecError(
+                    f"{locate(where)}: {key_path(where)}: 'value', 'values' and 'range' belong under inputs: (they hold for every profile)"
+                )
             if "value" in entry and set(entry) & {"min", "opt", "max", "shape"}:
                 raise SpecError(f"{locate(where)}: {key_path(where)}: a pinned 'value' cannot also have shapes")
             if set(entry) & {"min", "opt", "max", "shape"}:
@@ -280,7 +318,9 @@ def _shape_range(entry: dict, where: tuple, locate) -> ShapeRange:
     low, high = tuple(entry["min"]), tuple(entry["max"])
     opt = tuple(entry.get("opt", high))
     if not len(low) == len(opt) == len(high):
-        raise SpecError(f"{label}: min, opt and max must have the same rank; got {list(low)}, {list(opt)}, {list(high)}")
+        raise SpecError(
+            f"{label}: min, opt and max must have the same rank; got {list(low)}, {list(opt)}, {list(high)}"
+        )
     for axis, (a, b, c) in enumerate(zip(low, opt, high)):
         if not a <= b <= c:
             raise SpecError(f"{label}: dimension {axis} must satisfy min <= opt <= max; got {a}, {b}, {c}")
@@ -291,10 +331,14 @@ def _shape_values(entry: dict, where: tuple, locate) -> ShapeRange:
     low, high = tuple(entry["min"]), tuple(entry["max"])
     opt = tuple(entry.get("opt", high))
     if not len(low) == len(opt) == len(high):
-        raise SpecError(f"{locate(where)}: {key_path(where)}: min, opt and max must have the same length; got {list(low)}, {list(opt)}, {list(high)}")
+        raise SpecError(
+            f"{locate(where)}: {key_path(where)}: min, opt and max must have the same length; got {list(low)}, {list(opt)}, {list(high)}"
+        )
     for index, (a, b, c) in enumerate(zip(low, opt, high)):
         if not a <= b <= c:
-            raise SpecError(f"{locate(where)}: {key_path(where)}: value {index} must satisfy min <= opt <= max; got {a}, {b}, {c}")
+            raise SpecError(
+                f"{locate(where)}: {key_path(where)}: value {index} must satisfy min <= opt <= max; got {a}, {b}, {c}"
+            )
     return ShapeRange(low, opt, high)
 
 
@@ -302,14 +346,18 @@ def _capability(value, where: str) -> str:
     text = str(value).strip().lower().removeprefix("sm_").removeprefix("sm")
     match = re.fullmatch(r"(\d+)\.?(\d)", text)
     if not match:
-        raise SpecError(f"{where}: target.compute_capabilities: expected a compute capability like 8.9 or 12.0; got {value!r}")
+        raise SpecError(
+            f"{where}: target.compute_capabilities: expected a compute capability like 8.9 or 12.0; got {value!r}"
+        )
     return f"{int(match.group(1))}.{match.group(2)}"
 
 
 def _check_output_paths(paths: OutputPaths, model: Path, locate) -> None:
     files = paths.all_files()
     if len(set(files)) != len(files):
-        raise SpecError(f"{locate(('output',))}: output: two outputs share one path; give the plan and report different names")
+        raise SpecError(
+            f"{locate(('output',))}: output: two outputs share one path; give the plan and report different names"
+        )
     if model in files:
         raise SpecError(f"{locate(('output',))}: output: an output path would overwrite the model {model}")
     for file in files:

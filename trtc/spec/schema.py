@@ -30,11 +30,14 @@ _INPUT = {
         "min": {**_SHAPE, "description": "Smallest shape the engine accepts (the profile's minimum)."},
         "opt": {**_SHAPE, "description": "Shape TensorRT tunes kernels for; default: max."},
         "max": {**_SHAPE, "description": "Largest shape the engine accepts (the profile's maximum)."},
-        "shape": {**_SHAPE, "description": "Fixed shape: min = opt = max. Give either shape or min/opt/max.",
-                  "examples": [[1, 3, 224, 224]]},
+        "shape": {
+            **_SHAPE,
+            "description": "Fixed shape: min = opt = max. Give either shape or min/opt/max.",
+            "examples": [[1, 3, 224, 224]],
+        },
         "value": {
             "description": "Freeze the input to this constant (reshaped to the input's declared shape): it disappears from the "
-                           "engine, constants fold through it and every If whose condition becomes constant is replaced by its branch.",
+            "engine, constants fold through it and every If whose condition becomes constant is replaced by its branch.",
             "examples": [16000, True, [1, 2]],
             "x-expected": "a number, a list or a boolean",
             "oneOf": [{"type": "number"}, {"type": "array"}, {"type": "boolean"}],
@@ -44,9 +47,14 @@ _INPUT = {
             "additionalProperties": False,
             "required": ["min", "max"],
             "description": "A shape-tensor input (its values are a shape, e.g. a Reshape's target): min/opt/max values, one integer per element; opt defaults to max.",
-            "properties": {k: {"type": "array", "items": {"type": "integer", "minimum": -_INT64_MAX, "maximum": _INT64_MAX},
-                               "description": f"The {k} values, one per element."}
-                           for k in ("min", "opt", "max")},
+            "properties": {
+                k: {
+                    "type": "array",
+                    "items": {"type": "integer", "minimum": -_INT64_MAX, "maximum": _INT64_MAX},
+                    "description": f"The {k} values, one per element.",
+                }
+                for k in ("min", "opt", "max")
+            },
         },
         "range": {
             "type": "array",
@@ -54,8 +62,8 @@ _INPUT = {
             "minItems": 2,
             "maxItems": 2,
             "description": "[low, high] of the random values trtc draws for this input when it runs the model itself (pass "
-                           "verification, FP16 range checks, random calibration or accuracy data). Use it for inputs that "
-                           "must stay in a range, such as indices.",
+            "verification, FP16 range checks, random calibration or accuracy data). Use it for inputs that "
+            "must stay in a range, such as indices.",
             "examples": [[0, 999]],
         },
     },
@@ -64,8 +72,10 @@ _INPUT = {
 _INPUT_MAP = {
     "type": "object",
     "description": "Input name -> its settings. Inputs whose dimensions are all static need no entry; every dynamic "
-                   "dimension needs a range here or from max_batch.",
-    "examples": [{"images": {"min": [1, 3, 224, 224], "opt": [8, 3, 224, 224], "max": [32, 3, 224, 224]}, "sr": {"value": 16000}}],
+    "dimension needs a range here or from max_batch.",
+    "examples": [
+        {"images": {"min": [1, 3, 224, 224], "opt": [8, 3, 224, 224], "max": [32, 3, 224, 224]}, "sr": {"value": 16000}}
+    ],
     "additionalProperties": _INPUT,
 }
 
@@ -91,56 +101,84 @@ _CALIBRATION = {
         "data": {
             "type": "string",
             "description": "Calibration samples, relative to the spec's folder: a folder of .npy files (single-input models; one "
-                           "sample or a batch per file), of .npz files (arrays named by input) or of images (with preprocess); "
-                           "python:module:function, a generator yielding dicts of arrays (runs your code; the module is looked "
-                           "up in the spec's folder too); or random, for smoke tests only.",
+            "sample or a batch per file), of .npz files (arrays named by input) or of images (with preprocess); "
+            "python:module:function, a generator yielding dicts of arrays (runs your code; the module is looked "
+            "up in the spec's folder too); or random, for smoke tests only.",
             "examples": ["calib/", "python:calib_data:samples", "random"],
         },
         "method": {
             "enum": CALIBRATION_METHODS,
             "default": "mse",
             "description": "How an activation's range is chosen: minmax takes the largest |value| seen; entropy picks the clip "
-                           "threshold that keeps the quantized histogram closest (KL divergence) to the real one; percentile clips "
-                           "at the given percentile of |value|; mse picks the threshold with the least mean squared "
-                           "quantization error (rounding plus clipping).",
+            "threshold that keeps the quantized histogram closest (KL divergence) to the real one; percentile clips "
+            "at the given percentile of |value|; mse picks the threshold with the least mean squared "
+            "quantization error (rounding plus clipping).",
         },
-        "percentile": {"type": "number", "exclusiveMinimum": 0, "maximum": 100, "default": 99.99,
-                       "description": "Percentile of |value| kept by the percentile method."},
-        "equalize": {"type": "boolean", "default": True,
-                     "description": "Scale the channels of a depthwise convolution's input to one range (the inverse goes into its "
-                                    "per-channel weights), so quiet channels keep their INT8 precision."},
-        "unclipped_near_outputs": {"type": "integer", "minimum": -1, "default": 2,
-                                   "description": "With a clipping method, the inputs of quantized layers that reach a model output "
-                                                  "through at most this many further quantized layers keep their largest |value| "
-                                                  "(their rare large values carry the result, e.g. a detection's score); -1: none."},
-        "bias_correction": {"type": "boolean", "default": True,
-                            "description": "int8: take the mean error quantization adds to each convolution's output channels "
-                                           "(measured on the calibration samples, one more pass) back out of its bias."},
-        "samples": {"type": "integer", "minimum": 1, "maximum": 10_000_000, "default": 512,
-                    "description": "Samples used for calibration at most; data is streamed batch by batch, so memory stays flat."},
-        "batch": {"type": "integer", "minimum": 1, "maximum": 65536, "default": 16, "description": "Samples per onnxruntime run during calibration."},
+        "percentile": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": 100,
+            "default": 99.99,
+            "description": "Percentile of |value| kept by the percentile method.",
+        },
+        "equalize": {
+            "type": "boolean",
+            "default": True,
+            "description": "Scale the channels of a depthwise convolution's input to one range (the inverse goes into its "
+            "per-channel weights), so quiet channels keep their INT8 precision.",
+        },
+        "unclipped_near_outputs": {
+            "type": "integer",
+            "minimum": -1,
+            "default": 2,
+            "description": "With a clipping method, the inputs of quantized layers that reach a model output "
+            "through at most this many further quantized layers keep their largest |value| "
+            "(their rare large values carry the result, e.g. a detection's score); -1: none.",
+        },
+        "bias_correction": {
+            "type": "boolean",
+            "default": True,
+            "description": "int8: take the mean error quantization adds to each convolution's output channels "
+            "(measured on the calibration samples, one more pass) back out of its bias.",
+        },
+        "samples": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 10_000_000,
+            "default": 512,
+            "description": "Samples used for calibration at most; data is streamed batch by batch, so memory stays flat.",
+        },
+        "batch": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 65536,
+            "default": 16,
+            "description": "Samples per onnxruntime run during calibration.",
+        },
         "cache": {
             "type": "string",
             "description": "JSON file of the calibrated ranges, relative to the spec's folder. Reused when the graph after passes, "
-                           "the data (file contents; a generator's module and package files), every calibration setting, the "
-                           "pinned values and value ranges and trtc's version match; recalibrated and rewritten otherwise, or "
-                           "when the file is not a valid cache (with a warning).",
+            "the data (file contents; a generator's module and package files), every calibration setting, the "
+            "pinned values and value ranges and trtc's version match; recalibrated and rewritten otherwise, or "
+            "when the file is not a valid cache (with a warning).",
             "examples": ["build/demo.calib.json"],
         },
         "preprocess": {
             "type": "object",
             "description": "How image files become inputs: resize (shorter side, or [height, width]), crop ([height, width], "
-                           "centre), scale (pixel divisor, default 255), mean, std, layout (NCHW or NHWC), channels (RGB or BGR). "
-                           "Without resize or crop, images are resized to the model's static spatial size.",
-            "examples": [{"resize": 256, "crop": [224, 224], "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}],
+            "centre), scale (pixel divisor, default 255), mean, std, layout (NCHW or NHWC), channels (RGB or BGR). "
+            "Without resize or crop, images are resized to the model's static spatial size.",
+            "examples": [
+                {"resize": 256, "crop": [224, 224], "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+            ],
         },
     },
 }
 
 _PRECISION = {
     "description": "Precision of the engine: a mode name, or a mapping with mode and its settings. TensorRT is strongly "
-                   "typed, so trtc converts the ONNX graph: fp16/bf16 by autocast (numerically risky ops and values stay "
-                   "FP32), int8/fp8 by calibrated Q/DQ at the layers TensorRT fuses them into. Default: fp32.",
+    "typed, so trtc converts the ONNX graph: fp16/bf16 by autocast (numerically risky ops and values stay "
+    "FP32), int8/fp8 by calibrated Q/DQ at the layers TensorRT fuses them into. Default: fp32.",
     "examples": ["fp16", {"mode": "int8", "calibration": {"data": "calib/"}}],
     "x-expected": "a precision mode (fp32, fp16, bf16, int8, fp8) or a mapping with 'mode'",
     "oneOf": [
@@ -151,19 +189,31 @@ _PRECISION = {
             "required": ["mode"],
             "properties": {
                 "mode": {"enum": PRECISION_MODES, "default": "fp32", "description": "The engine's main precision."},
-                "fallback": {"enum": ["fp32", "fp16", "bf16"], "default": "fp16",
-                             "description": "int8/fp8: precision of the layers that are not quantized. fp16 applies the "
-                                            "rules of precision: fp16 (layers that overflow FP16 stay FP32)."},
-                "keep_fp32": {"type": "array", "items": {"type": "string"},
-                              "description": "Nodes kept in FP32: node-name globs or op types.",
-                              "examples": [["Softmax", "head.*"]]},
-                "keep_io_types": {"type": "boolean", "default": True,
-                                  "description": "Keep the engine's float inputs and outputs FP32 (casts inside the engine); false "
-                                                 "gives them the converted type."},
-                "auto_fallback": {"type": "boolean", "default": False,
-                                  "description": "int8/fp8: when an accuracy gate fails, return the quantized layers whose "
-                                                 "quantization hurts most to the fallback precision, one at a time (at most 16), "
-                                                 "until the gate holds."},
+                "fallback": {
+                    "enum": ["fp32", "fp16", "bf16"],
+                    "default": "fp16",
+                    "description": "int8/fp8: precision of the layers that are not quantized. fp16 applies the "
+                    "rules of precision: fp16 (layers that overflow FP16 stay FP32).",
+                },
+                "keep_fp32": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "Nodes kept in FP32: node-name globs or op types.",
+                    "examples": [["Softmax", "head.*"]],
+                },
+                "keep_io_types": {
+                    "type": "boolean",
+                    "default": True,
+                    "description": "Keep the engine's float inputs and outputs FP32 (casts inside the engine); false "
+                    "gives them the converted type.",
+                },
+                "auto_fallback": {
+                    "type": "boolean",
+                    "default": False,
+                    "description": "int8/fp8: when an accuracy gate fails, return the quantized layers whose "
+                    "quantization hurts most to the fallback precision, one at a time (at most 16), "
+                    "until the gate holds.",
+                },
                 "calibration": _CALIBRATION,
             },
         },
@@ -174,26 +224,47 @@ _ACCURACY = {
     "type": "object",
     "additionalProperties": False,
     "description": "With a precision other than fp32, the FP32 and converted graphs run in onnxruntime on the same samples "
-                   "and the report gets, per output, max abs error, relative L2 error, cosine (pooled, per-sample mean and "
-                   "worst sample) and top-1 agreement. A gate set here that fails stops the build with exit code 3 and writes "
-                   "no plan. A figure needs at least 8 samples: with fewer, a gate is a spec error (exit 2) and without one "
-                   "the accuracy is reported as not measured. Without a gate, a model clearly off FP32 (cosine under 0.99, "
-                   "or a sample under 0.9) is a warning.",
+    "and the report gets, per output, max abs error, relative L2 error, cosine (pooled, per-sample mean and "
+    "worst sample) and top-1 agreement. A gate set here that fails stops the build with exit code 3 and writes "
+    "no plan. A figure needs at least 8 samples: with fewer, a gate is a spec error (exit 2) and without one "
+    "the accuracy is reported as not measured. Without a gate, a model clearly off FP32 (cosine under 0.99, "
+    "or a sample under 0.9) is a warning.",
     "properties": {
-        "data": {"type": "string",
-                 "description": "Samples to compare on, in the forms precision.calibration.data takes. Default: for int8/fp8 "
-                                "every 4th calibration sample, held out of calibration (when that makes 8 or more), else random "
-                                "inputs at the opt shape.",
-                 "examples": ["val/"]},
-        "samples": {"type": "integer", "minimum": 1, "maximum": 10_000_000, "default": 64, "description": "Samples compared at most."},
-        "min_cosine": {"type": "number", "minimum": -1, "maximum": 1,
-                       "description": "Gate: every output's cosine similarity to FP32 is at least this.", "examples": [0.999]},
-        "max_rel_l2": {"type": "number", "minimum": 0,
-                       "description": "Gate: every output's relative L2 error, |converted - fp32| / |fp32|, is at most this.",
-                       "examples": [0.01]},
-        "min_top1_agreement": {"type": "number", "minimum": 0, "maximum": 1,
-                               "description": "Gate: for outputs shaped [batch, classes], the share of samples whose arg-max "
-                                              "matches FP32 is at least this.", "examples": [0.99]},
+        "data": {
+            "type": "string",
+            "description": "Samples to compare on, in the forms precision.calibration.data takes. Default: for int8/fp8 "
+            "every 4th calibration sample, held out of calibration (when that makes 8 or more), else random "
+            "inputs at the opt shape.",
+            "examples": ["val/"],
+        },
+        "samples": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 10_000_000,
+            "default": 64,
+            "description": "Samples compared at most.",
+        },
+        "min_cosine": {
+            "type": "number",
+            "minimum": -1,
+            "maximum": 1,
+            "description": "Gate: every output's cosine similarity to FP32 is at least this.",
+            "examples": [0.999],
+        },
+        "max_rel_l2": {
+            "type": "number",
+            "minimum": 0,
+            "description": "Gate: every output's relative L2 error, |converted - fp32| / |fp32|, is at most this.",
+            "examples": [0.01],
+        },
+        "min_top1_agreement": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "description": "Gate: for outputs shaped [batch, classes], the share of samples whose arg-max "
+            "matches FP32 is at least this.",
+            "examples": [0.99],
+        },
     },
 }
 
@@ -204,20 +275,24 @@ _FUSION = {
     "properties": {
         "passes": {
             "description": "default (all, in this order), none, or a list of pass names: remove-noops, fold-constants, "
-                           "fold-batchnorm, fold-bias, merge-siblings.",
+            "fold-batchnorm, fold-bias, merge-siblings.",
             "default": "default",
             "examples": [["remove-noops", "fold-batchnorm"]],
             "x-expected": "'default', 'none' or a list of pass names",
             "oneOf": [{"enum": ["default", "none"]}, {"type": "array", "items": {"enum": PASS_NAMES}}],
         },
-        "disable": {"type": "array", "items": {"enum": PASS_NAMES}, "description": "Pass names to switch off.",
-                    "examples": [["merge-siblings"]]},
+        "disable": {
+            "type": "array",
+            "items": {"enum": PASS_NAMES},
+            "description": "Pass names to switch off.",
+            "examples": [["merge-siblings"]],
+        },
         "verify": {
             "enum": ["on", "off", "strict", "full"],
             "default": "on",
             "description": "Original and rewritten graphs run in onnxruntime on random inputs (min shape of every profile, opt "
-                           "too within a time budget). on: a change that alters an output is dropped with a warning; strict: it "
-                           "fails the build (exit 1); full: like on, also at opt and max shapes; off: no check.",
+            "too within a time budget). on: a change that alters an output is dropped with a warning; strict: it "
+            "fails the build (exit 1); full: like on, also at opt and max shapes; off: no check.",
         },
     },
 }
@@ -227,26 +302,40 @@ _TARGET = {
     "additionalProperties": False,
     "description": "Which TensorRT builds the engine and for which GPUs.",
     "properties": {
-        "backend": {"enum": BACKENDS, "default": "auto",
-                    "description": "auto uses tensorrt (full TensorRT) when it is importable, else tensorrt-rtx."},
+        "backend": {
+            "enum": BACKENDS,
+            "default": "auto",
+            "description": "auto uses tensorrt (full TensorRT) when it is importable, else tensorrt-rtx.",
+        },
         "compute_capabilities": {
             "type": "array",
-            "items": {"oneOf": [{"type": "number"}, {"type": "string"}],
-                      "x-expected": "a compute capability like 8.9 or '12.0'"},
+            "items": {
+                "oneOf": [{"type": "number"}, {"type": "string"}],
+                "x-expected": "a compute capability like 8.9 or '12.0'",
+            },
             "description": "GPU architectures TensorRT-RTX builds ahead of time for (1.7 supports 7.5, 8.0, 8.6, 8.9, 12.0, "
-                           "12.1; sm_89 is accepted too). Default: TensorRT-RTX's portable set. Full TensorRT builds for the "
-                           "GPU it runs on and refuses this key.",
+            "12.1; sm_89 is accepted too). Default: TensorRT-RTX's portable set. Full TensorRT builds for the "
+            "GPU it runs on and refuses this key.",
             "examples": [[8.9], [8.6, 12.0], ["sm_89"]],
         },
-        "optimization_level": {"type": "integer", "minimum": 0, "maximum": 5,
-                               "description": "TensorRT's builder optimization level: higher tries more tactics and builds "
-                                              "slower. Default: TensorRT's own (3)."},
-        "timing_cache": {"type": "string", "description": "Timing cache file (relative to the spec's folder), read when it exists "
-                                                          "and written after a build."},
-        "gpu": {"enum": GPU_NAMES,
-                "description": "GPU whose peak compute and bandwidth drive the report's roofline estimate: RTX 3090, RTX 4090, "
-                               "RTX 5090, A100, H100 or L4. Default: the GPU of the first compute capability.",
-                "examples": ["RTX 4090"]},
+        "optimization_level": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 5,
+            "description": "TensorRT's builder optimization level: higher tries more tactics and builds "
+            "slower. Default: TensorRT's own (3).",
+        },
+        "timing_cache": {
+            "type": "string",
+            "description": "Timing cache file (relative to the spec's folder), read when it exists "
+            "and written after a build.",
+        },
+        "gpu": {
+            "enum": GPU_NAMES,
+            "description": "GPU whose peak compute and bandwidth drive the report's roofline estimate: RTX 3090, RTX 4090, "
+            "RTX 5090, A100, H100 or L4. Default: the GPU of the first compute capability.",
+            "examples": ["RTX 4090"],
+        },
     },
 }
 
@@ -255,14 +344,22 @@ _OUTPUT = {
     "additionalProperties": False,
     "description": "Where the build writes, relative to the spec's folder. All files are written together or not at all.",
     "properties": {
-        "plan": {"type": "string", "description": "The serialized engine. Default: build/<name>.plan beside the spec.",
-                 "examples": ["build/demo.plan"]},
-        "report": {"type": "string",
-                   "description": "The JSON report; <stem>.report.md and <stem>.build.log are written beside it. Default: "
-                                  "build/<name>.report.json beside the spec.",
-                   "examples": ["build/demo.report.json"]},
-        "onnx": {"type": "string", "description": "Also save the ONNX graph trtc handed to TensorRT (after passes, pinning "
-                                                  "and precision). Default: not saved."},
+        "plan": {
+            "type": "string",
+            "description": "The serialized engine. Default: build/<name>.plan beside the spec.",
+            "examples": ["build/demo.plan"],
+        },
+        "report": {
+            "type": "string",
+            "description": "The JSON report; <stem>.report.md and <stem>.build.log are written beside it. Default: "
+            "build/<name>.report.json beside the spec.",
+            "examples": ["build/demo.report.json"],
+        },
+        "onnx": {
+            "type": "string",
+            "description": "Also save the ONNX graph trtc handed to TensorRT (after passes, pinning "
+            "and precision). Default: not saved.",
+        },
     },
 }
 
@@ -274,35 +371,65 @@ SPEC_SCHEMA = {
     "additionalProperties": False,
     "required": ["model"],
     "properties": {
-        "name": {"type": "string", "pattern": r"^[A-Za-z0-9_.-]+$",
-                 "x-expected": "a name of letters, digits, '_', '.' and '-'",
-                 "description": "Engine name, used in default output paths. Default: the spec file's name without .yaml."},
-        "model": {"type": "string",
-                  "description": "The ONNX model, relative to the spec's folder (to the current folder when set with --set). "
-                                 "External data files are read from beside it.",
-                  "examples": ["../models/demo.onnx"]},
-        "outputs": {"type": "array", "items": {"type": "string"}, "minItems": 1, "uniqueItems": True,
-                    "description": "Tensors the engine outputs, in place of the model's own outputs: any tensor may be named, "
-                                   "and nodes that feed none of them are pruned. Default: the model's outputs.",
-                    "examples": [["head0.out", "softmax.out"]]},
-        "max_batch": {"type": "integer", "minimum": 1, "maximum": _DIM_MAX,
-                      "description": "Each input's batch dimension gets the range min 1, opt and max max_batch. The batch "
-                                     "dimension is found by name (batch, batch_size, N, ... wherever it sits), else it is a "
-                                     "dynamic first dimension not named as something else (seq, time, height, ...). Other dynamic dimensions "
-                                     "still need inputs.",
-                      "examples": [32]},
+        "name": {
+            "type": "string",
+            "pattern": r"^[A-Za-z0-9_.-]+$",
+            "x-expected": "a name of letters, digits, '_', '.' and '-'",
+            "description": "Engine name, used in default output paths. Default: the spec file's name without .yaml.",
+        },
+        "model": {
+            "type": "string",
+            "description": "The ONNX model, relative to the spec's folder (to the current folder when set with --set). "
+            "External data files are read from beside it.",
+            "examples": ["../models/demo.onnx"],
+        },
+        "outputs": {
+            "type": "array",
+            "items": {"type": "string"},
+            "minItems": 1,
+            "uniqueItems": True,
+            "description": "Tensors the engine outputs, in place of the model's own outputs: any tensor may be named, "
+            "and nodes that feed none of them are pruned. Default: the model's outputs.",
+            "examples": [["head0.out", "softmax.out"]],
+        },
+        "max_batch": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": _DIM_MAX,
+            "description": "Each input's batch dimension gets the range min 1, opt and max max_batch. The batch "
+            "dimension is found by name (batch, batch_size, N, ... wherever it sits), else it is a "
+            "dynamic first dimension not named as something else (seq, time, height, ...). Other dynamic dimensions "
+            "still need inputs.",
+            "examples": [32],
+        },
         "inputs": _INPUT_MAP,
-        "profiles": {"type": "array", "items": _INPUT_MAP, "minItems": 1,
-                     "description": "Several optimization profiles, each a map of input name -> min/opt/max or shape. Shapes "
-                                    "then belong here, not in inputs (value and range stay in inputs).",
-                     "examples": [[{"images": {"shape": [1, 3, 224, 224]}}, {"images": {"min": [8, 3, 224, 224], "max": [32, 3, 224, 224]}}]]},
-        "plugins": {"type": "array", "items": {"type": "string"}, "uniqueItems": True,
-                    "description": "TensorRT plugin libraries (.so, .dll; relative to the spec's folder) loaded into TensorRT's "
-                                   "plugin registry before the model is parsed, for nodes TensorRT has no importer for. Each must "
-                                   "export TensorRT's plugin entry points (setLoggerFinder, getCreators).",
-                    "examples": [["plugins/libmy_nms.so"]]},
-        "workspace": {**_SIZE, "description": "Limit of the builder's workspace memory pool: a size in bytes or with a "
-                                               "unit (512MiB, 2GiB, 64MB). Default: TensorRT's own."},
+        "profiles": {
+            "type": "array",
+            "items": _INPUT_MAP,
+            "minItems": 1,
+            "description": "Several optimization profiles, each a map of input name -> min/opt/max or shape. Shapes "
+            "then belong here, not in inputs (value and range stay in inputs).",
+            "examples": [
+                [
+                    {"images": {"shape": [1, 3, 224, 224]}},
+                    {"images": {"min": [8, 3, 224, 224], "max": [32, 3, 224, 224]}},
+                ]
+            ],
+        },
+        "plugins": {
+            "type": "array",
+            "items": {"type": "string"},
+            "uniqueItems": True,
+            "description": "TensorRT plugin libraries (.so, .dll; relative to the spec's folder) loaded into TensorRT's "
+            "plugin registry before the model is parsed, for nodes TensorRT has no importer for. Each must "
+            "export TensorRT's plugin entry points (setLoggerFinder, getCreators).",
+            "examples": [["plugins/libmy_nms.so"]],
+        },
+        "workspace": {
+            **_SIZE,
+            "description": "Limit of the builder's workspace memory pool: a size in bytes or with a "
+            "unit (512MiB, 2GiB, 64MB). Default: TensorRT's own.",
+        },
         "precision": _PRECISION,
         "accuracy": _ACCURACY,
         "fusion": _FUSION,

@@ -66,7 +66,12 @@ def _explain(error: jsonschema.ValidationError) -> list[tuple[tuple, str]]:
         sign = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[kind]
         return [(path, f"expected a number {sign} {error.validator_value}; got {value!r}")]
     if kind in ("minItems", "maxItems"):
-        return [(path, f"expected {'at least' if kind == 'minItems' else 'at most'} {error.validator_value} item(s); got {len(value)}")]
+        return [
+            (
+                path,
+                f"expected {'at least' if kind == 'minItems' else 'at most'} {error.validator_value} item(s); got {len(value)}",
+            )
+        ]
     if kind == "uniqueItems":
         return [(path, "items must be unique")]
     if kind == "pattern":
@@ -87,7 +92,9 @@ def _explain_alternatives(error: jsonschema.ValidationError) -> list[tuple[tuple
         out: list[tuple[tuple, str]] = []
         for sub in fitting[0]:
             if sub.validator == "pattern" and wanted and len(sub.relative_schema_path) == 2:
-                out.append((tuple(sub.absolute_path), f"expected {_lower_first(wanted)}; got {_describe(sub.instance)}"))
+                out.append(
+                    (tuple(sub.absolute_path), f"expected {_lower_first(wanted)}; got {_describe(sub.instance)}")
+                )
             else:
                 out.extend(_explain(sub))
         return out
@@ -110,8 +117,15 @@ def _branch_fits(branch_errors: list[jsonschema.ValidationError], instance: Any)
 
 
 def _type_words(types) -> str:
-    names = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
-             "number": "a number", "boolean": "true or false", "null": "nothing"}
+    names = {
+        "object": "a mapping",
+        "array": "a list",
+        "string": "a string",
+        "integer": "an integer",
+        "number": "a number",
+        "boolean": "true or false",
+        "null": "nothing",
+    }
     types = [types] if isinstance(types, str) else types
     return " or ".join(names.get(t, t) for t in types)
 
