@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 # TensorRT-RTX's own deadlock (no trtc code): the collector frees an older builder inside the
@@ -39,6 +41,7 @@ def test_hangs_in_native_code():
 """
 
 
+@pytest.mark.build  # TensorRT-RTX's own deadlock, in a child pytest: seconds
 def test_a_native_deadlock_fails_the_run_with_stacks_instead_of_hanging(tmp_path: Path):
     (tmp_path / "test_native_hang.py").write_text(NATIVE_HANG)
     started = time.monotonic()

@@ -1,3 +1,3 @@
-from trtc.cli import main
+from trtc.entry import run
 
-main()
+run()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import signal
 import sys
 import traceback
@@ -19,14 +20,32 @@ from trtc import __version__, interrupts
 from trtc.errors import TrtcError
 
 
+def machine_json(value, indent: int = 2, default=None) -> str:
+    """JSON for machines: strict (no bare NaN or Infinity, which most parsers refuse), a value
+    that is not a finite number written as null."""
+
+    def finite(item):
+        if isinstance(item, float) and not math.isfinite(item):
+            return None
+        if isinstance(item, dict):
+            return {key: finite(v) for key, v in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [finite(v) for v in item]
+        return item
+
+    return json.dumps(finite(value), indent=indent, allow_nan=False, default=default)
+
+
 def _reports_errors(command):
     """Turn TrtcError into one line on stderr and its exit code; anything else is a bug."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        from trtc.console import Terminal
+        from trtc.outputs import forget_committed
+        from trtc.terminal import Terminal
 
         terminal = Terminal(quiet=kwargs.pop("quiet", False), verbose=kwargs.pop("verbose", False))
+        forget_committed()
         try:
             with interrupts.handling(functools.partial(_say_interrupted, terminal, kwargs.get("as_json"))):
                 return command(terminal, *args, **kwargs)
@@ -34,7 +53,7 @@ def _reports_errors(command):
             terminal.error(error)
             if kwargs.get("as_json"):  # machines get the failure on stdout too, as the one JSON object
                 click.echo(
-                    json.dumps(
+                    machine_json(
                         {
                             "trtc": __version__,
                             "exit_code": error.exit_code,
@@ -70,7 +89,7 @@ def _say_interrupted(terminal, as_json: bool, signal_number: int) -> int:
     terminal.console.print(message)
     if as_json:
         click.echo(
-            json.dumps(
+            machine_json(
                 {"trtc": __version__, "exit_code": stop.exit_code, "error": {"message": message, "details": []}},
                 indent=2,
             )
@@ -133,7 +152,8 @@ def main() -> None:
 
 
 @main.command(
-    epilog="\b\nExamples:\n  trtc build configs/demo.yaml\n  trtc build a.yaml b.yaml -j 2 --json > builds.json\n  trtc build spec.yaml --set max_batch=8 --depfile build/spec.d"
+    epilog="\b\nExamples:\n  trtc build configs/demo.yaml\n  trtc build a.yaml b.yaml -j 2 --json > builds.json\n  trtc build spec.yaml "
+    "--set max_batch=8 --depfile build/spec.d"
 )
 @click.argument("specs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="SPEC...")
 @click.option(
@@ -187,14 +207,16 @@ def build(
     from trtc.commands.build_job import FAILED, INTERRUPTED, UP_TO_DATE, JobOptions, failed_result, run_job
     from trtc.commands.step_summary import append_step_summary
     from trtc.errors import TrtcError, UsageError
-    from trtc.spec import load_spec
+    from trtc.spec import load_spec, preflight
 
     if depfile and len(specs) > 1:
         raise UsageError("--depfile takes one SPEC; run trtc build once per spec to get one dependency file each")
     loaded = [load_spec(spec, overrides) for spec in specs]  # every spec error before any build starts
+    for each in loaded:
+        preflight(each)
     options = JobOptions(force=force, depfile=depfile.resolve() if depfile else None, diagnose=not no_diagnose)
     if len(loaded) == 1:
-        from trtc.console import print_summary, print_up_to_date
+        from trtc.terminal import print_up_to_date
 
         try:
             with terminal.progress() as progress:
@@ -204,7 +226,9 @@ def build(
             raise
         if results[0].status == UP_TO_DATE:
             print_up_to_date(terminal, results[0])
-        else:
+        elif not terminal.quiet:  # the summary's tables need rich: not imported for -q
+            from trtc.console import print_summary
+
             print_summary(terminal, results[0].report, [Path(p) for p in results[0].written])
     else:
         from trtc.commands.build_many import build_many
@@ -219,7 +243,7 @@ def build(
     )
     if as_json:
         click.echo(
-            json.dumps(
+            machine_json(
                 {"trtc": __version__, "exit_code": exit_code, "builds": [r.as_dict() for r in results]}, indent=2
             )
         )
@@ -239,7 +263,8 @@ class _SpecLinesFor:
 
 
 @main.command(
-    epilog="\b\nExamples:\n  trtc diff base.report.json new.report.json\n  trtc diff base.report.json new.report.json --fail-on time=+5% --fail-on accuracy=-0.001"
+    epilog="\b\nExamples:\n  trtc diff base.report.json new.report.json\n  trtc diff base.report.json new.report.json --fail-on time=+5% "
+    "--fail-on accuracy=-0.001"
 )
 @click.argument("old", type=click.Path(path_type=Path))
 @click.argument("new", type=click.Path(path_type=Path))
@@ -265,7 +290,7 @@ def diff(terminal, old: Path, new: Path, fail_on: tuple[str, ...], as_json: bool
     difference = diff_reports(load_report(old), load_report(new))
     crossed = check_thresholds(difference, thresholds)
     if as_json:
-        click.echo(json.dumps({**difference, "crossed": crossed}, indent=2))
+        click.echo(machine_json({**difference, "crossed": crossed}, indent=2))
     print_diff(terminal, difference)
     enforce_thresholds(difference, thresholds)
 
@@ -330,7 +355,7 @@ def inspect(terminal, model: Path, shapes: tuple[str, ...], top: int | None, as_
         ]
         # default=str: a cost that is a formula in dynamic dimensions is written as text ("3072*N").
         click.echo(
-            json.dumps(
+            machine_json(
                 {"model": str(result.model), "shapes": result.shapes, "totals": result.totals, "nodes": nodes},
                 indent=2,
                 default=str,
@@ -359,13 +384,15 @@ def check(terminal, spec: Path, overrides: tuple[str, ...], as_json: bool) -> No
     """
     from trtc.commands.check import check_spec
     from trtc.console import print_check
-    from trtc.spec import load_spec
+    from trtc.spec import load_spec, preflight
 
-    result = check_spec(load_spec(spec, overrides))
+    loaded = load_spec(spec, overrides)
+    preflight(loaded)
+    result = check_spec(loaded)
     print_check(terminal, result)
     exit_code = 0 if result.supported else 1
     if as_json:
-        click.echo(json.dumps({"trtc": __version__, "exit_code": exit_code, **result.as_dict()}, indent=2))
+        click.echo(machine_json({"trtc": __version__, "exit_code": exit_code, **result.as_dict()}, indent=2))
     sys.exit(exit_code)
 
 

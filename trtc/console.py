@@ -1,112 +1,17 @@
-"""Everything trtc prints for people: one rich Console on stderr, a progress display that follows
-TensorRT's build phases, and the build summary. Machine output (JSON, schema) goes to stdout
-through plain `click.echo` in the CLI."""
+"""Everything trtc prints for people beyond single lines (trtc/terminal.py): the build summary,
+tables, diffs, inspections. Machine output (JSON, schema) goes to stdout through plain
+`click.echo` in the CLI."""
 
 from __future__ import annotations
 
-import os
 import shlex
 from pathlib import Path
 
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from trtc.errors import TrtcError
 from trtc.report.units import fusion_effect, human, per_profile_note, savings, without_kernel
-
-# Build phases deeper than this are too brief and too many to show as lines in a log.
-_PLAIN_PHASE_DEPTH = 1
-
-
-class Terminal:
-    def __init__(self, quiet: bool = False, verbose: bool = False):
-        # NO_COLOR (no-color.org): no colour, no styles, no live progress; plain lines as in a log.
-        self.plain = bool(os.environ.get("NO_COLOR"))
-        self.console = Console(
-            stderr=True, highlight=False, emoji=False, soft_wrap=True, color_system=None if self.plain else "auto"
-        )
-        self.quiet = quiet
-        self.verbose = verbose and not quiet
-
-    @property
-    def interactive(self) -> bool:
-        return self.console.is_terminal and not self.plain
-
-    def info(self, text: str) -> None:
-        if not self.quiet:
-            self.console.print(escape(text))
-
-    def warning(self, text: str) -> None:
-        self.console.print(f"[yellow]warning:[/] {escape(text)}")
-
-    def error(self, error: TrtcError) -> None:
-        self.console.print(f"[bold red]error:[/] {escape(error.message)}")
-        for line in error.details:
-            self.console.print(f"  {escape(line)}")
-
-    def progress(self) -> "BuildProgress":
-        return BuildProgress(self)
-
-
-class BuildProgress:
-    """Pipeline observer: stages and TensorRT phases as a live display on a terminal, plain
-    lines elsewhere (CI logs)."""
-
-    def __init__(self, terminal: Terminal):
-        self.terminal = terminal
-        self._depth: dict[str, int] = {}
-        self._tasks: dict[str, int] = {}
-        self._live = None
-        if terminal.interactive and not terminal.quiet:
-            self._live = Progress(
-                SpinnerColumn(),
-                TextColumn("{task.description}"),
-                BarColumn(),
-                TextColumn("{task.completed}/{task.total}"),
-                TimeElapsedColumn(),
-                console=terminal.console,
-                transient=True,
-            )
-
-    def __enter__(self) -> "BuildProgress":
-        if self._live:
-            self._live.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._live:
-            self._live.stop()
-
-    def stage(self, name: str) -> None:
-        self.terminal.info(f"trtc: {name}")
-
-    def warning(self, text: str) -> None:
-        self.terminal.warning(text)
-
-    def progress(self, label: str, done: int, total: int) -> None:
-        """Work trtc does itself (calibration): a bar on a terminal, nothing in logs."""
-        if self._live:
-            if label not in self._tasks:
-                self._tasks[label] = self._live.add_task(escape(label), total=total)
-            self._live.update(self._tasks[label], completed=min(done, total))
-
-    def phase_start(self, name: str, parent: str | None, steps: int) -> None:
-        depth = self._depth.get(parent, -1) + 1 if parent else 0
-        self._depth[name] = depth
-        if self._live:
-            self._tasks[name] = self._live.add_task("  " * depth + escape(name), total=max(steps, 1))
-        elif depth <= _PLAIN_PHASE_DEPTH:
-            self.terminal.info(f"  {'  ' * depth}{name}")
-
-    def phase_step(self, name: str, step: int) -> None:
-        if self._live and name in self._tasks:
-            self._live.update(self._tasks[name], completed=step + 1)
-
-    def phase_finish(self, name: str) -> None:
-        if self._live and name in self._tasks:
-            self._live.remove_task(self._tasks.pop(name))
+from trtc.terminal import BuildProgress, Terminal, print_up_to_date, short_path  # noqa: F401 - the renderers' home
 
 
 def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None:
@@ -115,7 +20,7 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
     build = report["build"]
     console = terminal.console
     console.print(
-        f"[green]built[/] {escape(_short(str(written[0])) if written else build['plan'])} ({build['plan_bytes'] / 1e6:.1f} MB) in "
+        f"[green]built[/] {escape(short_path(str(written[0])) if written else build['plan'])} ({build['plan_bytes'] / 1e6:.1f} MB) in "
         f"{build['build_seconds']:.2f} s with {build['backend']} {build['backend_version']}"
     )
     fusion = report.get("fusion")
@@ -161,11 +66,7 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
             f"  {calibration['mode']}: {len(calibration['quantized_layers'])} layers quantized ({calibration['method']} calibration on "
             f"{calibration['samples']} samples, cache {calibration['cache']}), {len(calibration['not_quantized'])} left in "
             f"{calibration['fallback']}"
-            + (
-                f"; auto_fallback kept back {escape(', '.join(calibration['auto_fallback']['kept_back']))}"
-                if calibration.get("auto_fallback")
-                else ""
-            )
+            + (_auto_fallback(calibration) if calibration.get("auto_fallback") else "")
             + (f"; {len(precision['kept_fp32'])} kept in FP32" if precision.get("kept_fp32") else "")
         )
     elif precision.get("mode", "fp32") != "fp32":
@@ -187,7 +88,15 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
     if report.get("warnings"):  # each was printed when it arose; the count stops them being missed
         console.print(f"  [yellow]{len(report['warnings'])} warning(s)[/], printed above and kept in the report")
     others = ", ".join(p.name for p in written[1:])
-    console.print(f"  wrote {escape(others)} in {escape(_short(str(written[1].parent)))}")
+    console.print(f"  wrote {escape(others)} in {escape(short_path(str(written[1].parent)))}")
+
+
+def _auto_fallback(calibration: dict) -> str:
+    fallback = calibration["auto_fallback"]
+    line = f"; auto_fallback kept back {escape(', '.join(fallback['kept_back']))}"
+    if fallback.get("quantizable_flops"):
+        line += f"; {fallback['quantized_flops'] / fallback['quantizable_flops']:.0%} of the quantizable FLOPs stay {calibration['mode']}"
+    return line
 
 
 # The default output fits one screen for a model of hundreds of kernels; -v and the report have all.
@@ -227,13 +136,6 @@ def _print_tensorrt_warnings(terminal: Terminal, written: list[Path]) -> None:
     for line in log.read_text(errors="replace").splitlines():
         if line.startswith("[WARNING]"):
             terminal.console.print(f"  TensorRT: {escape(line.removeprefix('[WARNING] '))}")
-
-
-def _short(path: str) -> str:
-    try:
-        return str(Path(path).relative_to(Path.cwd()))
-    except ValueError:
-        return path
 
 
 def print_run(terminal: Terminal, result) -> None:
@@ -321,13 +223,6 @@ class SpecLines:
         pass
 
 
-def print_up_to_date(terminal: Terminal, result) -> None:
-    plan = (result.report or {}).get("build", {}).get("plan", "")  # relative to the spec's folder
-    terminal.info(
-        f"{result.name}: up to date ({_short(os.path.normpath(Path(result.spec).parent / plan))}); --force rebuilds"
-    )
-
-
 def print_batch_summary(terminal: Terminal, results) -> None:
     """One table for a multi-spec build, then each failure's message."""
     table = Table(box=None, pad_edge=False, show_edge=False)
@@ -348,7 +243,7 @@ def print_batch_summary(terminal: Terminal, results) -> None:
         kernels = str(fusion.get("counts", {}).get("kernels", "-"))
         precision = ((result.report or {}).get("precision") or {}).get("mode", "-")
         table.add_row(
-            escape(_short(result.spec)),
+            escape(short_path(result.spec)),
             f"[{style}]{result.status}[/]",
             plan,
             kernels,
@@ -381,7 +276,7 @@ def print_check(terminal: Terminal, result) -> None:
     if result.problems:
         console.print(
             f"[bold red]unsupported:[/] {result.backend}'s ONNX parser refused {len(result.problems)} node(s) of "
-            f"{result.onnx_nodes} in {escape(_short(str(result.spec.model)))}:"
+            f"{result.onnx_nodes} in {escape(short_path(str(result.spec.model)))}:"
         )
         for problem in result.problems:
             console.print(f"  {escape(problem.describe())}")
@@ -403,12 +298,12 @@ def print_check(terminal: Terminal, result) -> None:
 def print_init(terminal: Terminal, starter) -> None:
     if starter.path is not None:
         terminal.info(
-            f"wrote {_short(str(starter.path.resolve()))}: {len(starter.inputs)} input(s), {len(starter.outputs)} output(s); "
+            f"wrote {short_path(str(starter.path.resolve()))}: {len(starter.inputs)} input(s), {len(starter.outputs)} output(s); "
             f"next: trtc check {shlex.quote(str(starter.path))}"
         )
     if getattr(starter, "schema", None):
         terminal.info(
-            f"wrote {_short(str(starter.schema))}: the JSON Schema the spec's first line points editors at "
+            f"wrote {short_path(str(starter.schema))}: the JSON Schema the spec's first line points editors at "
             "(YAML language server: completion and checks)"
         )
     for line in starter.dynamic:
@@ -460,7 +355,8 @@ def print_diff(terminal: Terminal, diff: dict) -> None:
         )
     for change in kernels["time_changed"][:5]:
         console.print(
-            f"est. time {change['old_us']:.2f} -> {change['new_us']:.2f} us: {escape(', '.join(change['onnx_nodes']) or '(no node of the model)')}"
+            f"est. time {change['old_us']:.2f} -> {change['new_us']:.2f} "
+            f"us: {escape(', '.join(change['onnx_nodes']) or '(no node of the model)')}"
         )
     for entry in diff["accuracy"]:
         if entry["old_cosine"] != entry["new_cosine"]:

@@ -61,9 +61,15 @@ class UnsupportedModelError(BuildError):
 
 
 class AccuracyGateError(TrtcError):
-    """The reduced-precision model failed an accuracy gate set in the spec."""
+    """The reduced-precision model failed an accuracy gate set in the spec. `sections`: the
+    report's precision, calibration and accuracy sections of the graph that failed, for the
+    report a failed build still writes."""
 
     exit_code = 3
+
+    def __init__(self, message: str, details: list[str] | None = None, sections: dict | None = None):
+        super().__init__(message, details)
+        self.sections = dict(sections or {})
 
 
 class DiffThresholdError(TrtcError):

@@ -225,16 +225,28 @@ def _watch(reader: socket.socket) -> None:
         return
 
 
+def clean_up_at_exit() -> None:
+    """The cleanups of work still unfinished when the process ends without unwinding its threads
+    (trtc/entry.py): e.g. the temporary folder of an onnxruntime session still loading beside
+    TensorRT's build when an interrupted build returned."""
+    with _lock:
+        _run_cleanups()
+
+
+def _run_cleanups() -> None:
+    for cleanup in list(_cleanups):
+        try:
+            cleanup()
+        except Exception:  # noqa: BLE001 - remove what can be removed
+            pass
+
+
 def _force_exit(signal_number: int) -> None:
     """The main thread is stuck in native code: clean up after it and end the process."""
     with _lock:
         if _acknowledged.is_set():  # it came free just now
             return
-        for cleanup in list(_cleanups):
-            try:
-                cleanup()
-            except Exception:  # noqa: BLE001 - remove what can be removed
-                pass
+        _run_cleanups()
         # Saying goodbye may block (the main thread holds the console's lock, stderr is a full
         # pipe): it gets half a second.
         speaker = threading.Thread(target=_say_farewell, args=(signal_number,), daemon=True)

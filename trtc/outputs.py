@@ -18,8 +18,13 @@ _committed: list[Path] = []  # every file this process renamed into place
 
 
 def committed() -> list[Path]:
-    """The outputs this process has written so far (an interrupted run says which)."""
+    """The outputs this command has written so far (an interrupted run says which)."""
     return list(_committed)
+
+
+def forget_committed() -> None:
+    """A new command starts: what an earlier one in this process wrote is not its own."""
+    _committed.clear()
 
 
 class StagedOutputs:

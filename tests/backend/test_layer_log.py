@@ -11,6 +11,7 @@ from tests import models
 from trtc.backend.layer_log import parse_builder_log, parse_inspector_json, parse_record
 from trtc.passes import node_origins, run_passes, select_passes
 from trtc.report.fusion import fusion_map
+from trtc.spec.model import FusionSpec
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -53,7 +54,8 @@ def test_inspector_json_in_full_tensorrt_form():
     # The documented form of IEngineInspector JSON with DETAILED verbosity (trtexec --exportLayerInfo).
     text = """{"Layers": [{"Name": "/conv/Conv + /relu/Relu", "LayerType": "CaskConvolution",
       "Inputs": [{"Name": "x", "Location": "Device", "Dimensions": [1,3,8,8], "Format/Datatype": "Row major linear FP16 format"}],
-      "Outputs": [{"Name": "y", "Location": "Device", "Dimensions": [1,8,8,8], "Format/Datatype": "Channel major FP16 format where channel % 8 == 0"}],
+      "Outputs": [{"Name": "y", "Location": "Device", "Dimensions": [1,8,8,8],
+                   "Format/Datatype": "Channel major FP16 format where channel % 8 == 0"}],
       "Metadata": "[ONNX Layer: /conv/Conv]\\u001f[ONNX Layer: /relu/Relu]", "TacticName": "sm80_xmma", "StreamId": 0}],
       "Bindings": ["x", "y"]}"""
     info = parse_inspector_json(text)
@@ -68,7 +70,7 @@ def _capture_fusion(capture: str, model, added: dict[str, str]) -> dict:
     captures are the `Layers:` messages of `trtc build` (TensorRT-RTX 1.7.1, sm 8.9, max_batch 8,
     default passes, fp16) of `tests.models.mobilenet_like()` and `odd_names()`."""
     nodes = {node.name: node.op_type for node in model.graph.node}
-    origins = node_origins(run_passes(model, select_passes({})))
+    origins = node_origins(run_passes(model, select_passes(FusionSpec())))
     return fusion_map(parse_builder_log([(DATA / capture).read_text()]), nodes, origins, added)
 
 

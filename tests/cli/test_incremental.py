@@ -200,12 +200,14 @@ def test_lock_makes_a_second_writer_wait(model_dir):
     assert plan.exists()
 
 
-def test_no_op_build_imports_neither_onnx_nor_onnxruntime_nor_tensorrt(model_dir):
+def test_no_op_build_imports_nothing_heavy(model_dir):
+    """Neither the model's libraries nor TensorRT; nor jsonschema (the spec validated on the first
+    build) nor rich (one plain line to print)."""
     spec = models.write_spec(model_dir, SPEC)
     assert run("build", spec).exit_code == 0
     probe = (
         "import sys\nfrom trtc.cli import main\ntry:\n    main(['build', sys.argv[1]])\nexcept SystemExit as e:\n    code = e.code\n"
-        "heavy = [m for m in ('onnx', 'onnxruntime', 'tensorrt_rtx', 'tensorrt', 'numpy') if m in sys.modules]\n"
+        "heavy = [m for m in ('onnx', 'onnxruntime', 'tensorrt_rtx', 'tensorrt', 'numpy', 'jsonschema', 'rich') if m in sys.modules]\n"
         "print(code, heavy)\n"
     )
     result = subprocess.run([sys.executable, "-c", probe, str(spec)], capture_output=True, text=True, timeout=60)

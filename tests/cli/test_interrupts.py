@@ -164,11 +164,12 @@ CASES = {  # phase: (signal, to the process group?, stderr marker, seconds to wa
     "loading": (SIGTERM, False, "trtc: loading model", 0.0, "", []),
     "graph passes": (SIGTERM, True, "trtc: running graph passes", 0.0, "", []),
     # One onnxruntime run at batch 256 takes seconds and runs no Python meanwhile; the wait
-    # lets the verification's first session start (no progress line says when it runs).
+    # lets the verification's first session start beside TensorRT's build (no progress line
+    # says when it runs).
     "verification": (
         SIGINT,
         True,
-        "trtc: verifying the graph passes",
+        "verifying the graph passes in onnxruntime meanwhile",
         0.6,
         "fusion: {verify: full}\n",
         ["--set", "max_batch=256"],

@@ -2,27 +2,28 @@ import pytest
 
 from trtc.errors import SpecError
 from trtc.passes import DEFAULT, select_passes
+from trtc.spec.model import FusionSpec
 
 
 def test_default_none_list_and_disable():
-    assert [p.name for p in select_passes({})] == DEFAULT
-    assert select_passes({"passes": "none"}) == []
-    assert [p.name for p in select_passes({"passes": ["merge-siblings", "fold-batchnorm"]})] == [
+    assert [p.name for p in select_passes(FusionSpec())] == DEFAULT
+    assert select_passes(FusionSpec(passes="none")) == []
+    assert [p.name for p in select_passes(FusionSpec(passes=("merge-siblings", "fold-batchnorm")))] == [
         "merge-siblings",
         "fold-batchnorm",
     ]
-    assert "merge-siblings" not in [p.name for p in select_passes({"disable": ["merge-siblings"]})]
+    assert "merge-siblings" not in [p.name for p in select_passes(FusionSpec(disable=("merge-siblings",)))]
 
 
 @pytest.mark.parametrize(
     "fusion,message",
     [
         (
-            {"passes": ["fold-batchnrom"]},
+            FusionSpec(passes=("fold-batchnrom",)),
             "fusion.passes: unknown pass 'fold-batchnrom'; did you mean 'fold-batchnorm'?",
         ),
         (
-            {"disable": ["zzz"]},
+            FusionSpec(disable=("zzz",)),
             "fusion.disable: unknown pass 'zzz'; valid passes: remove-noops, fold-constants, fold-batchnorm, fold-bias, merge-siblings",
         ),
     ],
@@ -55,5 +56,5 @@ def test_passes_that_never_settle_stop_after_the_last_round_and_the_report_says_
     assert len(runs) == MAX_ROUNDS and not settled(runs)
     section = passes_section(runs)
     assert (section["rounds"], section["settled"]) == (MAX_ROUNDS, False)
-    calm = run_passes(models.conv_bn_relu(), select_passes({}), PassContext())
+    calm = run_passes(models.conv_bn_relu(), select_passes(FusionSpec()), PassContext())
     assert settled(calm) and passes_section(calm)["settled"]

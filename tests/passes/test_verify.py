@@ -9,10 +9,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from tests import models
 from tests.cli_runner import run
-from trtc import passes as registry
+from tests.pass_registry import register_pass
 from trtc.graph.graph_index import GraphIndex
 from trtc.passes.base import Change
-from trtc.spec import schema
 
 pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not build"` is the fast loop
 
@@ -36,12 +35,7 @@ class DoubleOneWeight:
 
 
 def test_broken_pass_is_caught_named_and_dropped(tmp_path, monkeypatch):
-    monkeypatch.setitem(registry.PASSES, "broken-fold", DoubleOneWeight)
-    monkeypatch.setattr(schema, "PASS_NAMES", [*schema.PASS_NAMES, "broken-fold"])
-    for key in ("passes", "disable"):  # the spec schema's enum of pass names, for this test's pass
-        field = schema.SPEC_SCHEMA["properties"]["fusion"]["properties"][key]
-        items = field["oneOf"][1]["items"] if key == "passes" else field["items"]
-        monkeypatch.setitem(items, "enum", schema.PASS_NAMES)
+    register_pass(monkeypatch, "broken-fold", DoubleOneWeight)
     models.save(models.conv_bn_relu(), tmp_path / "model.onnx")
     spec = models.write_spec(
         tmp_path,

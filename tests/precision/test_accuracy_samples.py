@@ -104,7 +104,7 @@ def test_a_gate_on_too_few_accuracy_samples_is_a_spec_error(tmp_path, accuracy, 
     spec = spec_with(tmp_path, f"precision: fp16\naccuracy: {accuracy}\n")
     result = run("build", spec)
     assert result.exit_code == 2, result.stderr
-    assert f"\nerror: {message}\n" in result.stderr
+    assert f"error: {message}" in result.stderr.splitlines()
 
 
 def test_default_int8_measures_on_real_held_out_samples_with_pooled_mean_and_worst(tmp_path):
@@ -169,3 +169,11 @@ def test_diff_reads_no_figure_from_an_old_report_measured_on_zero_samples():
     }
     diff = diff_reports(old, old)
     assert diff["metrics"]["accuracy"]["old"] is None and diff["accuracy"] == []
+
+
+def test_a_failed_gate_prints_its_figure_with_the_digits_that_show_it_fails():
+    from trtc.precision.accuracy import below
+
+    assert below(0.99999990, 0.99999999) == "0.9999999"
+    assert below(0.9876, 0.999) == "0.9876"
+    assert float(below(0.99999999999, 0.999999999999)) < 0.999999999999

@@ -6,7 +6,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from tests.passes.helpers import outputs
-from trtc.precision.bias_correction import bias_shifts
+from trtc.precision.bias_correction import SAMPLES, bias_shifts
 from trtc.precision.calibrate import collect_ranges
 from trtc.precision.qdq import insert_qdq, plan_quantization
 
@@ -52,3 +52,19 @@ def test_the_mean_shift_of_rounding_is_taken_out_of_the_bias_or_a_new_one():
         corrected = channel_mean_error(model, insert_qdq(model, plan, ranges, "int8", bias_shifts=shifts))
         assert plain.min() > 0.5  # every channel is shifted by the vanished negative values
         assert corrected.max() < 0.1 * plain.min()
+
+
+def test_bias_correction_reads_only_its_first_samples():
+    """Each sample is a full FP32 pass: the mean shift settles within SAMPLES of them."""
+    model = conv(True)
+    plan = plan_quantization(model)
+    ranges = collect_ranges(model, plan.activations, [{"x": silu_like_samples(0)}], "minmax")[0]
+    read = []
+
+    def batches():
+        for seed in range(3 * SAMPLES):  # batches of 8 samples
+            read.append(seed)
+            yield {"x": silu_like_samples(seed)}
+
+    bias_shifts(model, plan.layers, ranges, {}, batches(), 0.0)
+    assert len(read) * 8 <= SAMPLES + 8

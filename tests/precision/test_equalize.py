@@ -3,6 +3,7 @@ precision, the FP32 function is unchanged, and TensorRT still builds INT8 kernel
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from tests.models import build_report
@@ -93,6 +94,7 @@ def test_scaled_weights_undo_the_channel_division_with_a_depth_multiplier():
     )
 
 
+@pytest.mark.build
 def test_tensorrt_builds_the_equalized_depthwise_convolution_in_int8(tmp_path):
     calib = tmp_path / "calib"
     calib.mkdir()

@@ -1,5 +1,5 @@
 """Reduced-precision builds end to end with TensorRT-RTX: the kernels TensorRT chose, the accuracy
-table, and the gate that stops a build (exit 3, nothing written)."""
+table, and the gate that stops a build (exit 3, only the report written)."""
 
 import json
 
@@ -47,13 +47,13 @@ def test_keep_fp32_keeps_kernels_in_float(demo_copy):
     assert (head["precision"], stem["precision"]) == ("Float", "Half")
 
 
-def test_failed_accuracy_gate_exits_3_and_writes_nothing(demo_copy):
+def test_failed_accuracy_gate_exits_3_and_writes_only_the_report(demo_copy):
     before = snapshot(demo_copy.parent)
     result = run("build", demo_copy, "--set", "precision=bf16", "--set", "accuracy.min_cosine=0.9999999")
     assert result.exit_code == 3
     assert "error: accuracy gate failed for bf16: output '" in result.stderr
     assert "< accuracy.min_cosine 0.9999999" in result.stderr
-    assert snapshot(demo_copy.parent) == before
+    assert snapshot(demo_copy.parent) == sorted([*before, "build", "build/demo.report.json"])  # the figures, no plan
 
 
 def test_accuracy_on_user_data(tmp_path):
@@ -94,7 +94,7 @@ def test_fp16_overflow_on_user_data_fails_the_gate(tmp_path):
     result = run("build", spec)
     assert result.exit_code == 3, result.stderr
     assert "value(s) are Inf/NaN where FP32 is finite" in result.stderr
-    assert snapshot(tmp_path) == before
+    assert snapshot(tmp_path) == sorted([*before, "build", "build/spec.report.json"])  # the figures, no plan
 
 
 def test_top1_gate_on_a_model_without_a_score_matrix_is_a_spec_error(model_dir):

@@ -142,3 +142,11 @@ def test_files_that_cannot_be_reports_are_refused_before_reading(fp16, tmp_path)
         result = _diff(path, fp16)
         assert result.exit_code == 2, (path, result.stderr)
         assert result.stderr == f"error: {path}: {problem}; pass the .report.json a trtc build wrote\n"
+
+
+def test_diff_json_is_strict_json_when_a_value_is_not_finite(fp16, tmp_path):
+    """Most JSON parsers refuse a bare NaN: the machine output writes null instead."""
+    broken = _edited(fp16, tmp_path, "broken.json", lambda r: r["cost"].update(estimated_total_us=NAN))
+    result = _diff(fp16, broken, "--json")
+    assert "NaN" not in result.stdout and "Infinity" not in result.stdout
+    json.loads(result.stdout, parse_constant=lambda name: pytest.fail(f"bare {name} in --json output"))

@@ -55,3 +55,35 @@ def test_an_unknown_pass_or_gpu_is_a_spec_error_with_its_line_before_the_model_l
         with pytest.raises(SpecError) as caught:
             load_spec(tmp_path / "spec.yaml")
         assert caught.value.message.startswith(f"{tmp_path / expected}") or expected in caught.value.message
+
+
+def test_the_spec_dataclasses_have_the_schemas_keys_and_documented_defaults():
+    """Consumers read defaults from the dataclasses; the schema documents them (and `trtc schema`
+    and the spec reference show them): the two must say the same."""
+    import dataclasses
+
+    from trtc.spec.model import AccuracySpec, CalibrationSpec, FusionSpec, PrecisionSpec, TargetSpec
+
+    properties = spec_schema()["properties"]
+    precision = properties["precision"]["oneOf"][1]["properties"]
+    blocks = {
+        PrecisionSpec: precision,
+        CalibrationSpec: precision["calibration"]["properties"],
+        AccuracySpec: properties["accuracy"]["properties"],
+        FusionSpec: properties["fusion"]["properties"],
+        TargetSpec: properties["target"]["properties"],
+    }
+    for kind, keys in blocks.items():
+        fields = {
+            f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            for f in dataclasses.fields(kind)
+        }
+        assert set(fields) == set(keys), kind.__name__
+        for name, default in fields.items():
+            documented = keys[name].get("default")
+            if documented is None:  # none documented: the dataclass says "not given"
+                assert default in (None, ()) or dataclasses.is_dataclass(default), (
+                    f"{kind.__name__}.{name}: {default!r} is not in the schema"
+                )
+            else:
+                assert default == documented, f"{kind.__name__}.{name}: {default!r}, the schema says {documented!r}"

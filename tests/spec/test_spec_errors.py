@@ -129,3 +129,37 @@ def test_fingerprint_follows_the_spec_content(model_dir):
     first = load_spec(spec).fingerprint
     assert load_spec(spec).fingerprint == first
     assert load_spec(spec, ["max_batch=4"]).fingerprint != first
+
+
+def test_an_exponent_without_a_dot_is_a_number_in_the_spec_and_in_set(tmp_path):
+    """YAML 1.1 reads 1e-9 as a string; a gate written that way must not be refused as one."""
+    from trtc.spec import load_spec
+
+    (tmp_path / "m.onnx").write_bytes(b"")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("model: m.onnx\nmax_batch: 2\nprecision: fp16\naccuracy: {max_rel_l2: 1e-9}\n")
+    assert load_spec(spec).accuracy.max_rel_l2 == 1e-9
+    assert load_spec(spec, ["accuracy.max_rel_l2=2E-3"]).accuracy.max_rel_l2 == 2e-3
+    spec.write_text("model: m.onnx\nmax_batch: 2\nname: 1e5x\n")
+    assert load_spec(spec).name == "1e5x"  # not a number: stays a string
+
+
+def test_preprocess_keys_and_values_are_checked_before_any_image_is_read(tmp_path):
+    """A misspelt preprocess key used to be ignored silently; a bad layout surfaced at the first image."""
+    from trtc.errors import SpecError
+    from trtc.spec import load_spec
+
+    (tmp_path / "m.onnx").write_bytes(b"")
+    spec = tmp_path / "spec.yaml"
+    for text, problem in (
+        ("{resise: 64}", "preprocess.resise: unknown key; did you mean 'resize'?"),
+        ("{layout: NWHC}", "preprocess.layout: expected one of NCHW, NHWC"),
+        ("{std: [0.2, 0, 0.2]}", "preprocess.std[1]"),
+        ("{crop: [224]}", "preprocess.crop: expected at least 2 item(s)"),
+    ):
+        spec.write_text(
+            f"model: m.onnx\nmax_batch: 2\nprecision: {{mode: int8, calibration: {{data: random, preprocess: {text}}}}}\n"
+        )
+        with pytest.raises(SpecError) as raised:
+            load_spec(spec)
+        assert problem in raised.value.message, raised.value.message

@@ -10,7 +10,7 @@ import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from trtc import interrupts
 from trtc.backend.engine_info import EngineInfo
@@ -22,6 +22,9 @@ from trtc.backend.trt_import import TensorRT
 from trtc.backend.trt_logger import capturing_logger, clean, last_error
 from trtc.errors import BuildError, GpuUnavailableError, SpecError, UnsupportedModelError
 from trtc.spec.model import ShapeRange, Spec
+
+if TYPE_CHECKING:
+    from trtc.graph.weights import SplitModel
 
 
 class BuildObserver(Protocol):
@@ -66,12 +69,15 @@ class BuildResult:
 
 @dataclass(frozen=True)
 class ModelSource:
-    """The model as TensorRT's parser takes it: bytes, or a file when it is too big for that."""
+    """The model as TensorRT's parser takes it: bytes, a file, or its structure and its weights
+    (which TensorRT then uses where they are; they must outlive the build)."""
 
     data: bytes | None = None
     path: Path | None = None
     # Folder that relative external-data locations resolve against.
     base_dir: Path | None = None
+    split: SplitModel | None = None
+    release: bool = False  # `data` is a bytearray the build empties once parsed (TensorRT then owns the weights)
 
 
 @interrupts.deferring  # TensorRT calls Python back (logger, monitor): a signal must not raise there
@@ -97,6 +103,9 @@ def _build_in_scope(
     except BuildError as error:
         error.log = logger.messages
         raise
+    finally:
+        if source.release and isinstance(source.data, bytearray):
+            source.data.clear()  # the parser holds the weights now: one copy, not two, through the build
     monitor = None
     if hasattr(lib, "IProgressMonitor"):  # also without an observer: it cancels the build on an interrupt
         monitor = scope.keep(_make_progress_monitor(lib, observer))  # outlives the config that calls it
@@ -167,7 +176,9 @@ class ParserProblem:
 
 def parse_problems(trt: TensorRT, parser, source: ModelSource, logger) -> list[ParserProblem]:
     """Parse `source` into the parser's network; every refusal, or [] when it parsed."""
-    if source.data is not None:
+    if source.split is not None:
+        ok = _parse_split(parser, source.split)
+    elif source.data is not None:
         ok = parser.parse(source.data, str(source.base_dir) if source.base_dir else None)
     else:
         ok = parser.parse_from_file(str(source.path))
@@ -185,6 +196,26 @@ def parse_problems(trt: TensorRT, parser, source: ModelSource, logger) -> list[P
             desc = plugin_hint(trt, op_type) + (f" (TensorRT: {desc})" if "Could not create" in desc else "")
         problems.append(ParserProblem(error.node_name(), op_type, desc))
     return problems or [ParserProblem("", "", last_error(logger.messages))]
+
+
+def _parse_split(parser, split: SplitModel) -> bool:
+    """The structure, then each weight by its address: TensorRT reads them where they are."""
+    if not hasattr(parser, "load_initializer"):  # TensorRT before 10.13: hand it the whole model as a file
+        import tempfile
+
+        import onnx
+
+        with tempfile.TemporaryDirectory(prefix="trtc-parse-") as folder:
+            path = Path(folder) / "model.onnx"
+            onnx.save_model(split.joined(), str(path), save_as_external_data=True, location="model.onnx.data")
+            return parser.parse_from_file(str(path))
+    if not parser.load_model_proto(split.structure):
+        return False
+    for name in split.weights:
+        view = split.array(name)
+        if not parser.load_initializer(name, view.ctypes.data, view.nbytes):
+            return False
+    return parser.parse_model_proto()
 
 
 def _parse(trt: TensorRT, parser, source: ModelSource, logger) -> None:
@@ -235,9 +266,14 @@ def _set_shape_values(profile, name: str, shape_range: ShapeRange) -> None:
     profile.set_shape_input(name, values.min, values.opt, values.max)
 
 
-def _set_compute_capabilities(trt: TensorRT, config, capabilities: tuple[str, ...]) -> None:
+def compute_capabilities(trt: TensorRT, capabilities: tuple[str, ...]) -> list:
+    """The backend's members for `capabilities` (`target.compute_capabilities`); a spec error for
+    one it cannot target, or for any when it builds only for its own GPU. Both commands ask right
+    after importing TensorRT, before the model is read."""
+    if not capabilities:
+        return []
     enum = getattr(trt.module, "ComputeCapability", None)
-    if enum is None or not hasattr(config, "set_compute_capability"):
+    if enum is None or not hasattr(trt.module.IBuilderConfig, "set_compute_capability"):
         raise SpecError(
             f"target.compute_capabilities: {trt.name} builds for the GPU it runs on; remove the key or use target.backend: tensorrt-rtx"
         )
@@ -251,6 +287,11 @@ def _set_compute_capabilities(trt: TensorRT, config, capabilities: tuple[str, ..
                 f"target.compute_capabilities: {trt.name} {trt.version} cannot target {capability}; it supports {valid}"
             )
         chosen.append(members[key])
+    return chosen
+
+
+def _set_compute_capabilities(trt: TensorRT, config, capabilities: tuple[str, ...]) -> None:
+    chosen = compute_capabilities(trt, capabilities)
     config.num_compute_capabilities = len(chosen)
     for index, member in enumerate(chosen):
         config.set_compute_capability(member, index)

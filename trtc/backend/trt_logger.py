@@ -5,13 +5,16 @@ from __future__ import annotations
 
 
 def capturing_logger(lib):
+    names = {severity: str(severity).rsplit(".", 1)[-1] for severity in lib.ILogger.Severity.__members__.values()}
+
     class CapturingLogger(lib.ILogger):
         def __init__(self):
             lib.ILogger.__init__(self)
             self.messages: list[tuple[str, str]] = []
 
         def log(self, severity, message):
-            self.messages.append((str(severity).rsplit(".", 1)[-1], message))
+            # Called thousands of times per build, holding the GIL while TensorRT waits.
+            self.messages.append((names.get(severity) or str(severity).rsplit(".", 1)[-1], message))
 
     return CapturingLogger()
 

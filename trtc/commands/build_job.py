@@ -85,7 +85,13 @@ def run_job(spec: Spec, observer, options: JobOptions) -> JobResult:
 
         reason = "--force" if verdict is None else verdict.reason
         observer.stage(f"building {spec.name} ({reason})")
-        outcome = build(spec, observer, diagnose=options.diagnose, depfile_path=options.depfile)
+        outcome = build(
+            spec,
+            observer,
+            diagnose=options.diagnose,
+            depfile_path=options.depfile,
+            known_fingerprint=verdict and verdict.fingerprint,
+        )
     return JobResult(
         spec.name,
         str(spec.source),

@@ -10,24 +10,24 @@ comes back in `CheckResult` for the CLI to render.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trtc.backend.builder import BuildSettings, ParserProblem
+from trtc.backend.builder import BuildSettings, ParserProblem, compute_capabilities
 from trtc.backend.support import check_support
 from trtc.backend.trt_import import import_tensorrt
-from trtc.commands.pipeline import load_pinned_model, model_source
+from trtc.commands.observers import Recording
+from trtc.commands.prepare import load_pinned_model, model_source
 from trtc.commands.remedies import remedies
 from trtc.errors import SpecError
 from trtc.graph.profiles import model_inputs
 from trtc.incremental.clashes import build_inputs, build_outputs, refuse_clashes
 from trtc.passes import select_passes
-from trtc.precision.accuracy_data import accuracy_samples, spec_gates
+from trtc.precision.accuracy_data import accuracy_samples
 from trtc.precision.data import SampleSource
-from trtc.precision.quantize import calibration_data
 from trtc.report.kernel_cost import choose_gpu
 from trtc.spec.model import Spec
+from trtc.spec.preflight import calibration_data
 
 
 @dataclass
@@ -66,28 +66,13 @@ class CheckResult:
         }
 
 
-class _Collect:
-    """Pipeline observer that keeps warnings for the result and shows no build stages."""
-
-    def __init__(self):
-        self.warnings: list[str] = []
-
-    def stage(self, name: str) -> None:
-        pass
-
-    def warning(self, text: str) -> None:
-        self.warnings.append(text)
-
-    def progress(self, label: str, done: int, total: int) -> None:
-        pass
-
-
 def check_spec(spec: Spec) -> CheckResult:
     checked: list[str] = []
     select_passes(spec.fusion)
     choose_gpu(spec.target.gpu, spec.target.compute_capabilities)
     trt = import_tensorrt(spec.target.backend)
-    observer = _Collect()
+    compute_capabilities(trt, spec.target.compute_capabilities)
+    observer = Recording()
     refuse_clashes(build_outputs(spec), build_inputs(spec))
     pinned = load_pinned_model(spec, observer)
     model, profiles = pinned.model, pinned.profiles
@@ -109,9 +94,7 @@ def check_spec(spec: Spec) -> CheckResult:
     checked += _check_data(spec, model, profiles[0])
 
     settings = BuildSettings.for_spec(spec, profiles)
-    with tempfile.TemporaryDirectory(prefix="trtc-check-") as scratch:
-        source, _ = model_source(model, pinned.loaded, spec, Path(scratch))
-        support = check_support(trt, source, settings)
+    support = check_support(trt, model_source(model), settings)
     if support.profile_errors:
         raise SpecError(
             f"optimization profile refused by {trt.name}: {support.profile_errors[0]}; fix the shape ranges under inputs/profiles"
@@ -151,21 +134,21 @@ def _check_data(spec: Spec, model, profile) -> list[str]:
     enough samples to measure it (up to 32 files read)."""
     inputs = model_inputs(model)
     base = spec.source.parent if spec.source else Path.cwd()
-    preprocess = spec.precision.calibration.get("preprocess")
+    preprocess = spec.precision.calibration.preprocess
     wanted = []
     if spec.precision.mode in ("int8", "fp8"):
         data = calibration_data(spec)
         if data != "random":
             wanted.append(("precision.calibration.data", data))
-    if "data" in spec.accuracy:
-        wanted.append(("accuracy.data", spec.accuracy["data"]))
+    if spec.accuracy.data is not None:
+        wanted.append(("accuracy.data", spec.accuracy.data))
     lines = []
     for key, where in wanted:
         source = SampleSource(where, key, inputs, base, preprocess)
         if source.files:
             next(source.batches(1, 1), None)
         lines.append(f"{key}: {source.description}")
-    gates = spec_gates(spec)
+    gates = spec.accuracy.gates
     if gates and spec.precision.mode != "fp32" and not any(where.startswith("python:") for _, where in wanted):
         accuracy_samples(spec, inputs, profile).require_enough(gates)
     return lines

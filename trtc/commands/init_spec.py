@@ -28,6 +28,8 @@ from trtc.outputs import StagedOutputs
 from trtc.printable import one_line
 from trtc.spec.docs import schema_text
 from trtc.spec.load import spec_from_document
+from trtc.spec.model import CalibrationSpec, PrecisionSpec
+from trtc.spec.schema import CALIBRATION_METHODS
 
 MAX_BATCH = 32
 # Proposed ranges for dynamic dimensions other than the batch: spatial axes of image-like
@@ -165,14 +167,14 @@ def _render(
         "# precision: fp16",
         "# precision:",
         "#   mode: int8",
-        "#   fallback: fp16             # precision of the layers that are not quantized",
+        f"#   fallback: {PrecisionSpec.fallback}             # precision of the layers that are not quantized",
         "#   calibration:",
         "#     data: calib/             # .npy/.npz files (arrays named by input), images, python:module:function, or random",
-        "#     method: entropy          # minmax | entropy | percentile",
-        "#     samples: 512",
-        "#     batch: 16",
+        f"#     method: {CalibrationSpec.method:<16} # {' | '.join(CALIBRATION_METHODS)}",
+        f"#     samples: {CalibrationSpec.samples}",
+        f"#     batch: {CalibrationSpec.batch}",
         f"#     cache: build/{name}.calibration.json",
-        "# accuracy:                   # gates for reduced precision: a failed gate exits 3 and writes no plan",
+        "# accuracy:                   # gates for reduced precision: a failed gate exits 3, writes no plan, keeps its report",
         "#   min_cosine: 0.999",
         "",
         "# Graph passes trtc runs before TensorRT, each verified in onnxruntime on your model.",

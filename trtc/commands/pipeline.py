@@ -5,57 +5,43 @@ The CLI passes an observer for progress; everything else it needs comes back in 
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
-import shutil
-import tempfile
-from dataclasses import dataclass, replace
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import Protocol
+import time
 
-import onnx
+_IMPORTS_STARTED = time.perf_counter()
 
-from trtc import __version__, interrupts
-from trtc.backend.builder import BuildObserver, BuildResult, BuildSettings, ModelSource, build_plan
-from trtc.backend.trt_import import import_tensorrt
-from trtc.commands.diagnose import explain, localize
-from trtc.commands.remedies import remedies
-from trtc.errors import BuildError, TrtcError
-from trtc.graph.cost import NodeCost, node_costs, tensor_elements
-from trtc.graph.declared import compare, declared_shapes, observed_outputs, shapes_of
-from trtc.graph.io import (
-    LoadedModel,
-    drop_initializer_inputs,
-    load_model,
-    name_unnamed_nodes,
-    normalize_default_domain,
-    select_outputs,
-)
-from trtc.graph.profiles import model_inputs, resolve_profiles
-from trtc.graph.random_inputs import random_feeds
-from trtc.graph.shape_inputs import attach_shape_values, feed_values
-from trtc.graph.shapes import tensor_types
-from trtc.graph.shared_dims import separate_shared_dims
-from trtc.incremental import depfile
-from trtc.incremental.clashes import build_inputs, build_outputs, refuse_clashes
-from trtc.incremental.fingerprint import Fingerprint, fingerprint
-from trtc.incremental.stamps import portable_path, stamp, stamps
-from trtc.outputs import StagedOutputs
-from trtc.passes import attach_costs, node_origins, removed_nodes, run_passes, select_passes
-from trtc.passes.loops import onnxruntime_agreement
-from trtc.passes.pin import pin_inputs
-from trtc.passes.verify_step import verify_step
-from trtc.precision.keep import resolve_keep_fp32
-from trtc.precision.step import apply_precision
-from trtc.report import REPORT_SCHEMA
-from trtc.report.fusion import fusion_map
-from trtc.report.html import render_html
-from trtc.report.kernel_cost import choose_gpu, cost_section, dynamic_value
-from trtc.report.markdown import render_markdown
-from trtc.report.passes import passes_section
-from trtc.spec.model import Spec
+import hashlib  # noqa: E402 - after the clock that times these imports
+import json  # noqa: E402
+import tempfile  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from datetime import datetime, timezone  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Protocol  # noqa: E402
+
+from trtc import __version__  # noqa: E402
+from trtc.backend.builder import BuildObserver, BuildResult, BuildSettings, build_plan, compute_capabilities  # noqa: E402
+from trtc.backend.trt_import import import_tensorrt  # noqa: E402
+from trtc.commands.checked_build import ChecksFailed, build_beside_checks  # noqa: E402
+from trtc.commands.graph_checks import ChecksOutcome, GraphCosts, graph_costs  # noqa: E402
+from trtc.commands.observers import Recording, recording  # noqa: E402
+from trtc.commands.prepare import PreparedGraph, finish_graph, hand_over, prepare_graph, remake_model  # noqa: E402
+from trtc.commands.timing import PhaseTimer  # noqa: E402
+from trtc.errors import BuildError, TrtcError  # noqa: E402
+from trtc.graph.declared import compare  # noqa: E402
+from trtc.incremental import depfile  # noqa: E402
+from trtc.incremental.fingerprint import Fingerprint  # noqa: E402
+from trtc.incremental.stamps import portable_path, stamp  # noqa: E402
+from trtc.memory import map_large_blocks, trim_heap  # noqa: E402
+from trtc.outputs import StagedOutputs  # noqa: E402
+from trtc.passes import attach_costs, removed_nodes  # noqa: E402
+from trtc.report import REPORT_SCHEMA  # noqa: E402
+from trtc.report.fusion import fusion_map  # noqa: E402
+from trtc.report.html import render_html  # noqa: E402
+from trtc.report.kernel_cost import choose_gpu, cost_section, dynamic_value  # noqa: E402
+from trtc.report.markdown import render_markdown  # noqa: E402
+from trtc.report.passes import passes_section  # noqa: E402
+from trtc.spec.model import Spec  # noqa: E402
+
+IMPORT_SECONDS = time.perf_counter() - _IMPORTS_STARTED  # onnx, numpy and trtc's own modules: the build's first phase
 
 
 class PipelineObserver(BuildObserver, Protocol):
@@ -71,82 +57,81 @@ class BuildOutcome:
     fingerprint: Fingerprint
 
 
-@dataclass
-class PreparedGraph:
-    """What the graph steps hand to TensorRT and to the report. The ModelProto itself does not
-    outlive `prepare_graph`, so its memory is free before the (memory-hungry) build."""
-
-    source: ModelSource
-    onnx_bytes: bytes | None  # what TensorRT parses, when held in memory
-    nodes: dict[str, str]  # the user's node name -> op type, in graph order
-    origins: dict[str, tuple[str, ...]]  # node a pass produced -> the user's nodes it stands for
-    removed: dict[str, str]  # the user's nodes the passes removed -> the pass that did
-    costs: dict[str, NodeCost]  # the user's nodes at the first profile's opt shapes
-    graph_costs: dict[
-        str, NodeCost
-    ]  # the nodes after the passes, before precision: the model's FLOPs in every precision
-    built_costs: dict[str, NodeCost]  # the nodes of the graph TensorRT parses, at the same shapes
-    opt_elements: dict[str, int]  # ONNX tensor -> elements at those shapes (sizes TensorRT reports as -1)
-    added: dict[str, str]  # nodes trtc added that stand for no user node (casts, Q/DQ) -> op type
-    profiles: list
-    model_sha256: str
-    sections: dict[str, object]
-    warnings: list[str]
-    extra_files: list[tuple[Path, str]]  # e.g. a calibration cache, written with the outputs
-    fingerprint: Fingerprint  # of everything that decided this build, for `trtc build`'s up-to-date check
-    file_stamps: dict[
-        str, list[int]
-    ]  # of the model files as hashed: the up-to-date check trusts the hash while they hold
-
-
 def build(
-    spec: Spec, observer: PipelineObserver, diagnose: bool = True, depfile_path: Path | None = None
+    spec: Spec,
+    observer: PipelineObserver,
+    diagnose: bool = True,
+    depfile_path: Path | None = None,
+    known_fingerprint: Fingerprint | None = None,
 ) -> BuildOutcome:
     """`depfile_path`: also write a Make rule, with the other outputs (refused before TensorRT builds,
-    and checked against the inputs with the other outputs)."""
+    and checked against the inputs with the other outputs). `known_fingerprint`: the up-to-date
+    check's, when it just computed one."""
+    observer = recording(observer)  # the report's warnings are the ones shown
+    timer = PhaseTimer()
+    timer.add("imports", IMPORT_SECONDS)
     gpu = choose_gpu(spec.target.gpu, spec.target.compute_capabilities)
-    trt = import_tensorrt(spec.target.backend)
+    with timer.phase("imports"):
+        trt = import_tensorrt(spec.target.backend)
+    compute_capabilities(trt, spec.target.compute_capabilities)  # a target the backend lacks, before the model is read
     timing_cache = _read_timing_cache(spec)
-    with (
-        tempfile.TemporaryDirectory(prefix="trtc-") as scratch,
-        interrupts.cleanup_on_forced_exit(functools.partial(shutil.rmtree, scratch, ignore_errors=True)),
-    ):
-        graph = prepare_graph(spec, observer, Path(scratch), depfile_path)
-        rule = (
-            depfile.render(spec.output.all_files(), [spec.source, *graph.fingerprint.inputs]) if depfile_path else None
-        )
-        settings = BuildSettings.for_spec(spec, graph.profiles, timing_cache)
-        _return_freed_memory()
-        observer.stage(f"building with {trt.name} {trt.version}")
-        try:
-            result = build_plan(trt, graph.source, settings, observer)
-        except TrtcError as error:
-            if diagnose and type(error) is BuildError:  # the parser names its nodes; the builder often does not
-                error = _diagnosed(error, trt, graph, settings, observer)
-            _keep_failure_log(spec, error)  # after the diagnosis: an interrupted one leaves no log behind
-            error.details.extend(_remedies(graph))
-            raise error from None
+    graph = prepare_graph(spec, observer, timer, known_fingerprint, depfile_path)
+    rule = _make_rule(spec, graph, depfile_path) if depfile_path else None
+    settings = BuildSettings.for_spec(spec, graph.profiles, timing_cache)
+    _return_freed_memory()
+    map_large_blocks()
+    meanwhile = ", verifying the graph passes in onnxruntime meanwhile" if graph.checks.rewritten is not None else ""
+    observer.stage(f"building with {trt.name} {trt.version}{meanwhile}")
+    try:
+        result, checks = build_beside_checks(trt, graph.finished.source, settings, graph.checks, observer, timer)
+        _take_checks(graph, checks, observer)
+        if checks.repaired is not None:  # verification dropped a change: the plan comes from the graph without it
+            result = None  # its plan (hundreds of MB) goes before the next build
+            _repair(spec, graph, checks, observer, timer)
+            observer.stage(f"building again with {trt.name} {trt.version}, without the dropped change")
+            with timer.phase("tensorrt"):
+                result = build_plan(trt, graph.finished.source, settings, observer)
+    except ChecksFailed as failed:  # e.g. `verify: strict`: no TensorRT failure to diagnose
+        raise failed.error from None
+    except TrtcError as error:
+        if diagnose and type(error) is BuildError:  # the parser names its nodes; the builder often does not
+            error = _diagnosed(error, trt, spec, graph, settings, observer)
+        _keep_failure_log(spec, error)  # after the diagnosis: an interrupted one leaves no log behind
+        error.details.extend(_remedies(graph))
+        raise error from None
 
+    if not graph.sections["passes"]["settled"]:
+        observer.warning(
+            f"graph passes still changed the graph in their last allowed round ({graph.sections['passes']['rounds']}); "
+            "the rest is left to TensorRT"
+        )
     for warning in result.warnings:
         observer.warning(warning)
     observer.stage("writing outputs")
-    said = [*graph.warnings, *result.warnings]
-    report = _report(spec, graph, trt, result, said, gpu)
-    for warning in report["warnings"][len(said) :]:  # found while writing the report (output shapes)
-        observer.warning(warning)
+    with timer.phase("report"):
+        report = _report(spec, graph, trt, result, observer, gpu)
+        markdown, html = render_markdown(report), render_html(report)
     with StagedOutputs() as staged:
-        plan_file = staged.write(spec.output.plan, result.plan)
+        with timer.phase("write"):
+            plan_file = staged.write(spec.output.plan, result.plan)
+            staged.write(spec.output.markdown, markdown)
+            staged.write(spec.output.html, html)
+            staged.write(spec.output.log, _log_text(result.log))
         stamped = {**graph.file_stamps, str(spec.output.plan): stamp(plan_file)}
         report["build"]["file_stamps"] = {portable_path(Path(path), spec): value for path, value in stamped.items()}
+        report["build"]["phases"] = timer.as_dict()  # all but writing this report and renaming the files into place
         staged.write(spec.output.report, json.dumps(report, indent=2) + "\n")
-        staged.write(spec.output.markdown, render_markdown(report))
-        staged.write(spec.output.html, render_html(report))
-        staged.write(spec.output.log, _log_text(result.log))
         if spec.output.onnx:
+            source = graph.finished.source
             staged.write(
-                spec.output.onnx, graph.onnx_bytes if graph.onnx_bytes is not None else graph.source.path.read_bytes()
+                spec.output.onnx,
+                source.data
+                if source.data is not None
+                else source.path.read_bytes()
+                if source.path is not None
+                else source.split.joined().SerializeToString(),
             )
-        for path, text in graph.extra_files:
+        for path, text in graph.finished.files:
             staged.write(path, text)
         if spec.target.timing_cache and result.timing_cache:
             staged.write(spec.target.timing_cache, result.timing_cache)
@@ -156,228 +141,76 @@ def build(
     return BuildOutcome(report=report, written=spec.output.all_files(), fingerprint=graph.fingerprint)
 
 
-def prepare_graph(
-    spec: Spec, observer: PipelineObserver, scratch: Path, depfile_path: Path | None = None
-) -> PreparedGraph:
-    """Load the model and run the graph steps in order; each rewrites the model in place and may
-    add a report section."""
-    model_stamp = stamps([spec.model])  # before reading: a change while it is read shows next time
-    front = load_pinned_model(spec, observer)
-    loaded, model, profiles, sections, warnings = (
-        front.loaded,
-        front.model,
-        front.profiles,
-        front.sections,
-        front.warnings,
-    )
-    refuse_clashes(build_outputs(spec, depfile_path), build_inputs(spec, loaded.files))  # external data is known now
-    file_stamps = {**stamps(loaded.files[1:]), **model_stamp}
-    build_fingerprint = fingerprint(spec, loaded.files, loaded.sha256)
-    original_nodes = {node.name: node.op_type for node in model.graph.node}
-    value_ranges = {name: setting.value_range for name, setting in spec.input_settings.items() if setting.value_range}
-    min_feeds = random_feeds(
-        model_inputs(model),
-        {name: r.min for name, r in profiles[0].items()},
-        value_ranges,
-        fixed=feed_values(profiles[0], "min"),
-    )
-    min_outputs, unobserved = observed_outputs(
-        loaded.files[0] if front.computes_as_file and len(loaded.files) == 1 else model, min_feeds
-    )
-    sections["output_shapes"] = {
-        "declared": declared_shapes(model),
-        "onnxruntime": shapes_of(min_outputs),
-        "not_run": unobserved,
-    }
+def _make_rule(spec: Spec, graph: PreparedGraph, depfile_path: Path) -> str:
+    """The Make rule, made before TensorRT builds so that a name Make cannot express is refused
+    first; the fingerprint it needs is then computed here rather than beside the build."""
+    now = graph.checks.make_fingerprint()
+    graph.checks.make_fingerprint = lambda: now
+    return depfile.render(spec.output.all_files(), [spec.source, *now.inputs])
 
-    opt_shapes = {name: shape_range.opt for name, shape_range in profiles[0].items()}
-    types = tensor_types(model, opt_shapes)
-    costs, opt_elements = node_costs(model, types=types), tensor_elements(types)
 
-    observer.stage("running graph passes")
-    passes = select_passes(spec.fusion)
-    original = _copy_if(model, bool(passes) and spec.fusion.get("verify", "on") != "off")
-    runs = run_passes(model, passes)
-    if original is not None:
-        observer.stage("verifying the graph passes in onnxruntime")
-        model, verification, repaired_runs = verify_step(
-            original, model, passes, runs, spec, profiles, (min_feeds, min_outputs)
-        )
-        runs = repaired_runs or runs
-        sections["verification"] = verification.section()
+def _take_checks(graph: PreparedGraph, checks: ChecksOutcome, observer: PipelineObserver) -> None:
+    """The report sections, warnings and costs that the checks beside the build found."""
+    graph.sections["output_shapes"] = checks.output_shapes
+    graph.fingerprint = checks.fingerprint
+    verification = checks.verification
+    if verification is not None:
+        graph.sections["verification"] = verification.section()
         for dropped in verification.dropped:
-            message = (
+            observer.warning(
                 f"verification: dropped the {dropped['pass']} change on {', '.join(dropped['nodes'])}: "
                 f"it changed the outputs ({dropped['problem']})"
             )
-            observer.warning(message)
-            warnings.append(message)
         if verification.status == "not verified":
-            warnings.append(f"graph passes not verified: {verification.reason}")
-            observer.warning(warnings[-1])
-        del original
-    graph_costs = costs
-    if any(run.changes for run in runs):
-        types = tensor_types(model, opt_shapes)
-        graph_costs = node_costs(model, types=types)
-        attach_costs(runs, costs, graph_costs)
-        opt_elements.update(tensor_elements(types))
-    origins, removed = node_origins(runs), removed_nodes(runs)
-    sections["passes"] = passes_section(runs)
-    if not sections["passes"]["settled"]:
-        warnings.append(
-            f"graph passes still changed the graph in their last allowed round ({sections['passes']['rounds']}); "
-            "the rest is left to TensorRT"
-        )
-        observer.warning(warnings[-1])
+            observer.warning(f"graph passes not verified: {verification.reason}")
+    _take_costs(graph, checks.costs)
 
-    if spec.precision.mode != "fp32":
-        observer.stage(f"converting to {spec.precision.mode} and measuring accuracy")
-    keep_fp32, keep_warnings = resolve_keep_fp32(spec.precision.keep_fp32, model, origins, original_nodes)
-    for warning in keep_warnings:
-        observer.warning(warning)
-    warnings += keep_warnings
-    precision_spec = replace(spec, precision=replace(spec.precision, keep_fp32=keep_fp32))
-    precision = apply_precision(
-        model,
-        precision_spec,
-        model_inputs(model),
-        profiles[0],
-        loaded.sha256,
-        lambda done, total: observer.progress("calibrating", done, total),
+
+def _take_costs(graph: PreparedGraph, costs: GraphCosts) -> None:
+    attach_costs(graph.finished.runs, costs.costs, costs.after_passes)
+    graph.costs, graph.graph_costs, graph.built_costs, graph.opt_elements = (
+        costs.costs,
+        costs.after_passes,
+        costs.built,
+        costs.opt_elements,
     )
-    converted = precision.model is not model or spec.precision.mode != "fp32"
-    model = precision.model
-    if converted:  # `types` are those of the graph TensorRT parses: after passes and precision
-        types = tensor_types(model, opt_shapes)
-        opt_elements.update(tensor_elements(types))
-    built_costs = node_costs(model, types=types)
-    sections.update(precision.sections)
-    extra_files = precision.files
-    for warning in precision.warnings:
-        observer.warning(warning)
-    warnings += precision.warnings
+    graph.sections["passes"] = passes_section(graph.finished.runs)
 
-    source, onnx_bytes = model_source(model, loaded, spec, scratch)
-    added = {n.name: n.op_type for n in model.graph.node if n.name not in original_nodes and n.name not in origins}
-    return PreparedGraph(
-        source=source,
-        onnx_bytes=onnx_bytes,
-        nodes=original_nodes,
-        origins=origins,
-        removed=removed,
-        costs=costs,
-        graph_costs=graph_costs,
-        built_costs=built_costs,
-        opt_elements=opt_elements,
-        added=added,
-        profiles=profiles,
-        model_sha256=loaded.sha256,
-        sections=sections,
-        warnings=warnings,
-        extra_files=extra_files,
-        fingerprint=build_fingerprint,
-        file_stamps=file_stamps,
+
+def _repair(
+    spec: Spec, graph: PreparedGraph, checks: ChecksOutcome, observer: PipelineObserver, timer: PhaseTimer
+) -> None:
+    """The graph without the changes verification dropped, converted and serialized again (the
+    first build's precision conversion started from the unrepaired graph)."""
+    job = graph.checks
+    graph.finished, _ = finish_graph(
+        spec,
+        checks.repaired,
+        checks.repaired_runs,
+        graph.nodes,
+        job.structures.original,
+        graph.profiles,
+        graph.model_sha256,
+        observer,
+        timer,
+        verify=False,
     )
-
-
-@dataclass
-class PinnedModel:
-    """The spec's model after the steps that decide what TensorRT's network is: outputs
-    selected, profiles complete, inputs pinned. Shared by `trtc build` and `trtc check`."""
-
-    loaded: LoadedModel
-    model: onnx.ModelProto
-    profiles: list
-    sections: dict[str, object]
-    warnings: list[str]
-    computes_as_file: bool  # computes what the file does: only names changed (onnxruntime may run the file's bytes)
-
-
-def load_pinned_model(spec: Spec, observer: PipelineObserver) -> PinnedModel:
-    observer.stage("loading model")
-    loaded = load_model(spec.model)
-    model = loaded.proto
-    sections: dict[str, object] = {}
-    renamed = name_unnamed_nodes(model.graph)
-    normalize_default_domain(model)
-    drop_initializer_inputs(model)
-    pruned = select_outputs(model, spec.outputs) if spec.outputs else []
-    sections["graph"] = {"onnx_nodes": len(model.graph.node), "renamed_nodes": renamed, "pruned_nodes": pruned}
-    profiles, warnings = resolve_profiles(model_inputs(model), spec)
-    for warning in warnings:
-        observer.warning(warning)
-    attach_shape_values(model, profiles, spec)
-    shared = separate_shared_dims(model, profiles)
-    if shared:
-        sections["graph"]["separated_dims"] = shared
-    pinned_values = {name: s.value for name, s in spec.input_settings.items() if s.value is not None}
-    static_shapes = {
-        name: r.min for name, r in profiles[0].items() if all(p[name].min == p[name].max == r.min for p in profiles)
-    }
-    value_ranges = {name: setting.value_range for name, setting in spec.input_settings.items() if setting.value_range}
-    unroll_check = onnxruntime_agreement(
-        random_feeds(
-            model_inputs(model),
-            {n: r.min for n, r in profiles[0].items()},
-            value_ranges,
-            fixed=feed_values(profiles[0], "min"),
-        )
+    checks.repaired = None
+    with timer.phase("serialize"):
+        hand_over(graph.finished, keep=bool(spec.output.onnx))
+    _take_costs(
+        graph,
+        graph_costs(graph.finished.structures, graph.profiles[0], any(run.changes for run in graph.finished.runs)),
     )
-    shape_ranges = {
-        name: (
-            tuple(min(p[name].min[axis] for p in profiles) for axis in range(len(r.min))),
-            tuple(max(p[name].max[axis] for p in profiles) for axis in range(len(r.max))),
-        )
-        for name, r in profiles[0].items()
-    }
-    pinning = pin_inputs(model, pinned_values, static_shapes, unroll_check, shape_ranges)
-    if pinned_values or pinning["resolved_control_flow"]:
-        sections["pinning"] = pinning
-    # Node names and dim names do not change what onnxruntime computes; the file's own bytes then
-    # spare serializing the model again (a quarter second per 100 MB).
-    computes_as_file = not pruned and not pinned_values and not pinning["resolved_control_flow"]
-    return PinnedModel(loaded, model, profiles, sections, warnings, computes_as_file)
 
 
 def _return_freed_memory() -> None:
-    """The graph steps free the model (hundreds of MB) before TensorRT builds, but glibc keeps
-    freed heap pages mapped; hand them back so the build's peak memory is TensorRT's own."""
-    import ctypes
+    """The graph steps free the model (hundreds of MB) before TensorRT builds; collect what only
+    cycles hold and hand the pages back, so the build's peak memory is TensorRT's own."""
     import gc
 
     gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
-        pass
-
-
-def _copy_if(model: onnx.ModelProto, wanted: bool) -> onnx.ModelProto | None:
-    if not wanted:
-        return None
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    return copy
-
-
-def model_source(
-    model: onnx.ModelProto, loaded: LoadedModel, spec: Spec, scratch: Path
-) -> tuple[ModelSource, bytes | None]:
-    """The user's file itself when no step changed the graph (TensorRT reads it; no copy stays in
-    memory during the build); else a serialization; a file with external data when the model is
-    too big for one protobuf message."""
-    if model is loaded.proto and loaded.unchanged():
-        return ModelSource(path=spec.model), None
-    try:
-        data = model.SerializeToString()
-    except ValueError:  # over protobuf's 2 GiB limit
-        path = scratch / "model.onnx"
-        onnx.save_model(
-            model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location="model.onnx.data"
-        )
-        return ModelSource(path=path), None
-    return ModelSource(data=data, base_dir=spec.model.parent), data
+    trim_heap()
 
 
 def _read_timing_cache(spec: Spec) -> bytes | None:
@@ -387,11 +220,14 @@ def _read_timing_cache(spec: Spec) -> bytes | None:
     return path.read_bytes() if path.exists() else b""
 
 
-def _diagnosed(error: BuildError, trt, graph: PreparedGraph, settings: BuildSettings, observer) -> BuildError:
+def _diagnosed(
+    error: BuildError, trt, spec: Spec, graph: PreparedGraph, settings: BuildSettings, observer
+) -> BuildError:
     """Bisect the graph with real sub-builds to the node where TensorRT's failure starts."""
-    model = (
-        onnx.load_from_string(graph.onnx_bytes) if graph.onnx_bytes is not None else onnx.load(str(graph.source.path))
-    )
+    from trtc.commands.diagnose import explain, localize  # only a failed build needs them
+
+    dropped = (graph.sections.get("verification") or {}).get("dropped_changes", [])
+    model = remake_model(spec, frozenset(node for change in dropped for node in change["nodes"]))
     observer.stage("diagnosing the failure: bisecting the graph with sub-builds (--no-diagnose skips this)")
     culprit = localize(trt, model, settings, progress=lambda done, total: observer.progress("sub-builds", done, total))
     if culprit is None:
@@ -404,12 +240,10 @@ def _diagnosed(error: BuildError, trt, graph: PreparedGraph, settings: BuildSett
 
 def _remedies(graph: PreparedGraph) -> list[str]:
     """Hints for a failed build; never in the way of the error itself."""
+    from trtc.commands.remedies import remedies
+
     try:
-        if graph.onnx_bytes is not None or graph.source.data is not None:
-            return remedies(
-                onnx.load_from_string(graph.onnx_bytes if graph.onnx_bytes is not None else graph.source.data)
-            )
-        return remedies(onnx.load(str(graph.source.path), load_external_data=False))
+        return remedies(graph.finished.structures.built)
     except Exception:  # noqa: BLE001
         return []
 
@@ -429,9 +263,14 @@ def _log_text(log: list[tuple[str, str]]) -> str:
     return "".join(f"[{severity}] {message}\n" for severity, message in log)
 
 
-def _report(spec: Spec, graph: PreparedGraph, trt, result: BuildResult, warnings: list[str], gpu: dict | None) -> dict:
+def _report(spec: Spec, graph: PreparedGraph, trt, result: BuildResult, observer: Recording, gpu: dict | None) -> dict:
+    """The report; the output-shape warnings it finds are told to `observer`, whose warnings it ends with."""
     fusion = (
-        fusion_map(result.engine, graph.nodes, graph.origins, graph.added, graph.removed) if result.engine else None
+        fusion_map(
+            result.engine, graph.nodes, graph.finished.origins, graph.finished.added, removed_nodes(graph.finished.runs)
+        )
+        if result.engine
+        else None
     )
     cost = (
         cost_section(
@@ -489,9 +328,10 @@ def _report(spec: Spec, graph: PreparedGraph, trt, result: BuildResult, warnings
         or None,
         "fusion": fusion,
         "cost": cost,
-        "warnings": list(warnings),
+        "warnings": None,  # below: every warning shown, these last ones included
     }
     report.update(graph.sections)
+    report.update(graph.finished.sections)
     shapes = graph.sections.get("output_shapes")
     if shapes:
         binding_dims = {b["name"]: b["dims"] for b in report["bindings"] if b["mode"] == "Output"}
@@ -501,5 +341,7 @@ def _report(spec: Spec, graph: PreparedGraph, trt, result: BuildResult, warnings
             "checked_at": "min shape of profile 0",
             "onnxruntime_not_run": shapes["not_run"] or None,
         }
-        report["warnings"] = [*report["warnings"], *shape_warnings]
+        for warning in shape_warnings:
+            observer.warning(warning)
+    report["warnings"] = list(observer.warnings)
     return report

@@ -3,6 +3,7 @@ which tensors are constants, and small edits that keep the index honest."""
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 
 import numpy as np
@@ -28,6 +29,9 @@ class GraphIndex:
                     self.producer[name] = node
             for name in _all_inputs(node):
                 self.consumers[name].append(node)
+        # Names in use, kept up to date as names are handed out (rebuilt per call, naming every
+        # new weight of a 300-layer model cost a quadratic second).
+        self._taken = set(self.initializers) | set(self.producer) | {value.name for value in graph.input}
 
     def constant(self, name: str) -> np.ndarray | None:
         """The value of a tensor that is an initializer or a Constant node's output."""
@@ -38,6 +42,11 @@ class GraphIndex:
             return constant_value(node)
         return None
 
+    def is_constant(self, name: str) -> bool:
+        """Whether `constant(name)` has a value, without reading it."""
+        node = self.producer.get(name)
+        return name in self.initializers or (node is not None and node.op_type == "Constant" and not node.domain)
+
     def only_consumer(self, name: str) -> onnx.NodeProto | None:
         users = self.consumers.get(name, [])
         return users[0] if len(users) == 1 and name not in self.graph_outputs else None
@@ -45,19 +54,29 @@ class GraphIndex:
     def add_initializer(self, name: str, value: np.ndarray) -> str:
         name = self.unique(name)
         value = np.asarray(value)
-        tensor = numpy_helper.from_array(
-            value if value.flags.c_contiguous else value.copy(order="C"), name
-        )  # keeps 0-d scalars 0-d
-        self.graph.initializer.append(tensor)
+        value = value if value.flags.c_contiguous else value.copy(order="C")  # keeps 0-d scalars 0-d
+        if (
+            value.dtype.kind in "biuf" and value.dtype.isnative and sys.byteorder == "little"
+        ):  # raw data is little-endian
+            # Filled in place: appending a finished TensorProto copies its data once more.
+            tensor = self.graph.initializer.add()
+            tensor.name, tensor.data_type = name, onnx.helper.np_dtype_to_tensor_dtype(value.dtype)
+            tensor.dims.extend(value.shape)
+            tensor.raw_data = value.tobytes()
+        else:
+            self.graph.initializer.append(numpy_helper.from_array(value, name))
+            tensor = self.graph.initializer[-1]
         self.initializers[name] = tensor
         return name
 
     def unique(self, name: str) -> str:
-        taken = set(self.initializers) | set(self.producer) | {value.name for value in self.graph.input}
+        """`name`, or `name__2`, `name__3`, ...: the first that names nothing in the graph and was
+        not handed out before."""
         candidate, suffix = name, 1
-        while candidate in taken:
+        while candidate in self._taken:
             suffix += 1
             candidate = f"{name}__{suffix}"
+        self._taken.add(candidate)
         return candidate
 
 

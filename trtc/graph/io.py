@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,31 +18,34 @@ from trtc.inputs import regular_file
 
 @dataclass
 class LoadedModel:
-    """A model as read from disk. Its bytes are not kept: the file is the copy (a 100 MB model
-    held twice in memory was most of trtc's peak above TensorRT's own)."""
+    """A model as read from disk. Its bytes are not kept (a 100 MB model held twice in memory was
+    most of trtc's peak above TensorRT's own)."""
 
     proto: onnx.ModelProto
     sha256: str  # of the file and its external data files, in a stable order
     files: list[Path]  # the file and its external data files
 
-    def unchanged(self) -> bool:
-        """Whether `proto` still equals the file (a fast field-wise comparison). Models with
-        external data hold their weights inline once loaded, so they never compare equal."""
-        return len(self.files) == 1 and self.proto == onnx.load_from_string(self.files[0].read_bytes())
-
 
 def load_model(path: Path) -> LoadedModel:
-    """Load `path` with its external data; every failure names the file and what to do."""
+    """Load `path` with its external data; every failure names the file and what to do. The
+    file is read once: hashed from memory in a thread while protobuf parses it (hashlib lets go
+    of the GIL)."""
     regular_file(path, "model", ModelError)
     try:
         raw = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"model: cannot read {path}: {exc.strerror}") from None
+    digest = hashlib.sha256()
+    hashing = threading.Thread(target=digest.update, args=(raw,), name="trtc-hash", daemon=True)
+    hashing.start()
+    try:
         model = onnx.load_from_string(raw)
     except (DecodeError, RuntimeError, ValueError) as exc:
         raise ModelError(
             f"model: {path} is not a valid ONNX file ({type(exc).__name__}); export it again or check the path"
         ) from None
-    except OSError as exc:
-        raise ModelError(f"model: cannot read {path}: {exc.strerror}") from None
+    finally:
+        hashing.join()
     if not model.graph.node and not model.graph.output:
         raise ModelError(f"model: {path} holds no graph (is it an ONNX model?)")
     data_files = external_data_files(model, path)
@@ -59,7 +64,9 @@ def load_model(path: Path) -> LoadedModel:
         except (OSError, ValueError) as exc:
             raise ModelError(f"model: cannot load the external data of {path}: {exc}") from None
     del raw
-    return LoadedModel(proto=model, sha256=hash_files([path, *data_files]), files=[path, *data_files])
+    if data_files:
+        hash_files(data_files, digest)
+    return LoadedModel(proto=model, sha256=digest.hexdigest(), files=[path, *data_files])
 
 
 def external_data_files(model: onnx.ModelProto, path: Path) -> list[Path]:

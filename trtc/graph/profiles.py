@@ -80,14 +80,16 @@ def resolve_profiles(inputs: list[ModelInput], spec: Spec) -> tuple[list[dict[st
 def _checked_range(item: ModelInput, shape_range: ShapeRange) -> ShapeRange:
     if len(shape_range.min) != len(item.dims):
         raise SpecError(
-            f"inputs.{item.name}: the model's input has rank {len(item.dims)} ({item.describe()}); the spec gives rank {len(shape_range.min)}"
+            f"inputs.{item.name}: the model's input has rank {len(item.dims)} ({item.describe()}); the spec gives "
+            f"rank {len(shape_range.min)}"
         )
     for axis, dim in enumerate(item.dims):
         if isinstance(dim, int):
             for label, shape in (("min", shape_range.min), ("opt", shape_range.opt), ("max", shape_range.max)):
                 if shape[axis] != dim:
                     raise SpecError(
-                        f"inputs.{item.name}.{label}: dimension {axis} is fixed to {dim} in the model ({item.describe()}); got {shape[axis]}"
+                        f"inputs.{item.name}.{label}: dimension {axis} is fixed to {dim} in the model ({item.describe()}); "
+                        f"got {shape[axis]}"
                     )
     return shape_range
 

@@ -35,10 +35,10 @@ def build_inputs(spec: Spec, model_files: list[Path] | None = None) -> list[Name
     inputs += [("the model", files[0])] + [("the model's external data file", f) for f in files[1:]]
     inputs += [(f"plugins[{i}]", p) for i, p in enumerate(spec.plugins)]
     for key, where in (
-        ("precision.calibration.data", spec.precision.calibration.get("data")),
-        ("accuracy.data", spec.accuracy.get("data")),
+        ("precision.calibration.data", spec.precision.calibration.data),
+        ("accuracy.data", spec.accuracy.data),
     ):
-        if not isinstance(where, str) or where == "random":
+        if where is None or where == "random":
             continue
         if where.startswith("python:"):
             inputs += [
@@ -63,8 +63,8 @@ def build_outputs(spec: Spec, depfile: Path | None = None) -> list[Named]:
     ]
     if output.onnx:
         outputs.append(("output.onnx", output.onnx))
-    cache = spec.precision.calibration.get("cache")
-    if spec.precision.mode in ("int8", "fp8") and isinstance(cache, str):
+    cache = spec.precision.calibration.cache
+    if spec.precision.mode in ("int8", "fp8") and cache is not None:
         outputs.append(("precision.calibration.cache", (base / cache).resolve()))
     if spec.target.timing_cache:
         outputs.append(("target.timing_cache", spec.target.timing_cache))

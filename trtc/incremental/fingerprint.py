@@ -40,9 +40,10 @@ class Fingerprint:
         }
 
 
-def hash_files(paths: list[Path]) -> str:
-    """SHA-256 over the files' contents in order, streamed (models can be gigabytes)."""
-    digest = hashlib.sha256()
+def hash_files(paths: list[Path], digest=None) -> str:
+    """SHA-256 over the files' contents in order, streamed (models can be gigabytes); `digest`
+    continues a hash of what came before them."""
+    digest = hashlib.sha256() if digest is None else digest
     for path in paths:
         with open(path, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
@@ -50,10 +51,20 @@ def hash_files(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def fingerprint(spec: Spec, model_files: list[Path], model_sha256: str | None = None) -> Fingerprint:
+def fingerprint(
+    spec: Spec, model_files: list[Path], model_sha256: str | None = None, known: Fingerprint | None = None
+) -> Fingerprint:
     """`model_files` is the model and its external data files (known once the model was read;
     the up-to-date check takes them from the last build's report, valid while the model's own
-    bytes are unchanged, since the model names its data files)."""
+    bytes are unchanged, since the model names its data files). `known`: the up-to-date check's
+    fingerprint of the same spec a moment before the build, whose parts other than the model are
+    taken as they are (computing them twice hashed the calibration data twice)."""
+    if known is not None:
+        return Fingerprint(
+            {**known.components, "model": model_sha256 or hash_files(model_files)},
+            list(model_files),
+            list(known.data_inputs),
+        )
     components = {
         "spec": spec.fingerprint,
         "model": model_sha256 or hash_files(model_files),
@@ -78,10 +89,7 @@ def _data_sources(spec: Spec) -> list[tuple[str, str, Path]]:
     base = spec.source.parent if spec.source else Path.cwd()
     return [
         (key, where, base)
-        for key, where in (
-            ("calibration_data", spec.precision.calibration.get("data")),
-            ("accuracy_data", spec.accuracy.get("data")),
-        )
+        for key, where in (("calibration_data", spec.precision.calibration.data), ("accuracy_data", spec.accuracy.data))
         if where
     ]
 

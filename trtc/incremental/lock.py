@@ -17,8 +17,6 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
-from filelock import FileLock, Timeout
-
 from trtc.errors import UsageError
 
 
@@ -58,6 +56,8 @@ def private_folder(folder: Path) -> Path:
 @contextlib.contextmanager
 def plan_lock(plan: Path, on_wait: Callable[[str], None]) -> Iterator[None]:
     """Hold the plan's lock for the block; `on_wait` is told once when another process holds it."""
+    from filelock import FileLock, Timeout  # here: `trtc check` and spec loading need no lock
+
     private_folder(lock_folder())
     path = lock_path(plan)
     lock = FileLock(str(path))

@@ -29,6 +29,8 @@ def up_to_date_verdict(spec: Spec) -> Verdict:
     report = _last_report(spec.output.report)
     if report is None:
         return Verdict(False, "the last report cannot be read")
+    if report["build"].get("status") == "failed":  # a plan at that path is older than this report
+        return Verdict(False, "the last build failed its accuracy gate")
     recorded = report["build"].get("fingerprint") or {}
     if not recorded:
         return Verdict(False, "the last report has no fingerprint (an older trtc wrote it)")

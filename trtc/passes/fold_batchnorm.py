@@ -121,7 +121,7 @@ def _fold_into(
         new_bias = beta_c * scale + shift
     if new_weight.shape != weight.shape:
         return None
-    weight_name = index.add_initializer(f"{producer.name}.folded_weight", new_weight.astype(dtype))
+    weight_name = index.add_initializer(f"{producer.name}.folded_weight", new_weight.astype(dtype, copy=False))
     bias_name = index.add_initializer(
         f"{producer.name}.folded_bias", np.asarray(new_bias, np.float64).reshape(-1).astype(dtype)
     )

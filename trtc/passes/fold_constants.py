@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import onnx
 from onnx import helper
-from onnx.reference import ReferenceEvaluator
 
 from trtc.graph.graph_index import GraphIndex, apply_rewrites, drop_unused_initializers
 from trtc.graph.io import subgraph_inputs
@@ -43,8 +42,10 @@ class FoldConstants:
         for node in list(model.graph.node):
             if node.name in context.exclude or node.op_type in _NEVER or node.domain not in ("", "ai.onnx"):
                 continue
+            if not node.input or not all(index.is_constant(name) for name in node.input if name):
+                continue  # decided by name: reading a weight copies it (a Conv's, for nothing)
             inputs = [index.constant(name) if name else None for name in node.input]
-            if any(value is None for value, name in zip(inputs, node.input) if name) or not node.input:
+            if any(value is None for value, name in zip(inputs, node.input) if name):
                 continue
             if any(out in index.graph_outputs for out in node.output):
                 continue  # graph outputs must stay produced by the graph
@@ -86,6 +87,8 @@ def _evaluate(node: onnx.NodeProto, names, values, opset: dict[str, int]) -> lis
         if n
     ]
     outputs = [helper.make_empty_tensor_value_info(n) for n in node.output if n]
+    from onnx.reference import ReferenceEvaluator  # its import costs 50 ms; most models fold nothing
+
     graph = helper.make_graph([node], "fold", inputs, outputs)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset.get("", 17))])
     try:

@@ -51,10 +51,13 @@ def resolve_constant_loops(model: onnx.ModelProto, check: Check | None) -> list[
     return resolved
 
 
-def onnxruntime_agreement(feeds: dict[str, np.ndarray]) -> Check:
-    """A check that runs both models on `feeds` and compares every output (dtype-aware)."""
+def onnxruntime_agreement(feeds: dict[str, np.ndarray] | Callable[[], dict[str, np.ndarray]]) -> Check:
+    """A check that runs both models on `feeds` and compares every output (dtype-aware). `feeds`
+    may be a function that makes them, called at the first check (most models have no loop)."""
 
     def check(before: onnx.ModelProto, after: onnx.ModelProto) -> str | None:
+        nonlocal feeds
+        feeds = feeds() if callable(feeds) else feeds
         try:
             expected, got = Reference(before).run(feeds), Reference(after).run(feeds)
         except ReferenceUnavailable as error:

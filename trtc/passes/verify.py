@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import onnx
 
 from trtc.errors import BuildError
 from trtc.graph.reference import Reference, ReferenceUnavailable
+from trtc.graph.weights import SplitModel
 from trtc.passes import Change, PassContext, run_passes
 
 BASE_TOLERANCE = {"f": 1e-4, "h": 1e-2}  # float32/64, float16/bfloat16 (by numpy kind and size)
 NOISE_FACTOR = 10.0
+BESIDE_THREADS = 1  # onnxruntime's threads per run: verification runs beside TensorRT's build
 MAX_LOCATE_RUNS = 32
 
 
@@ -44,40 +48,47 @@ class Verification:
         }
 
 
-class _Checker:
-    """Holds the original's outputs per feed set (run once, as written, or given by the caller,
-    who already ran it) and compares candidates against them."""
+@dataclass(frozen=True)
+class Original:
+    """The user's model for the verifier: what onnxruntime runs (a file or a split model, no copy
+    in a protobuf), and how to get it as a protobuf with its weights, which only finding a
+    change to drop needs (rare: it is read again)."""
 
-    def __init__(
-        self, original: onnx.ModelProto, feeds: list[dict[str, np.ndarray]], expected: list[dict | None] | None = None
-    ):
-        self.original, self.feeds = original, feeds
-        self.expected, plain = [], None
-        for given, feed in zip(expected or [None] * len(feeds), feeds):
-            if given is None:
-                plain = plain or Reference(original, optimize=False)
-                given = plain.run(feed)
-            self.expected.append(given)
+    source: Path | SplitModel | onnx.ModelProto
+    load: Callable[[], onnx.ModelProto]
+
+
+class _Checker:
+    """Holds the original's outputs per feed set (the caller ran it) and compares candidates
+    against them. One onnxruntime session at a time: a candidate's session is freed before the
+    noise estimate starts its own, so memory holds one copy of the weights beside TensorRT's."""
+
+    def __init__(self, original: Original, feeds: list[dict[str, np.ndarray]], expected: list[dict]):
+        self.original, self.feeds, self.expected = original, feeds, expected
         self._noise: float | None = None
         self.setup_seconds = self.run_seconds = 0.0  # of the last candidate
 
     def noise(self) -> float:
         if self._noise is None:
             try:
-                optimized = Reference(self.original, optimize="basic")  # the level candidates run at
+                optimized = Reference(self.original.source, optimize="basic", threads=BESIDE_THREADS)
                 self._noise = max(_error(e, optimized.run(f)) for e, f in zip(self.expected, self.feeds))
             except ReferenceUnavailable:
                 self._noise = 0.0
         return self._noise
 
-    def mismatch(self, candidate: onnx.ModelProto) -> str | None:
+    def mismatch(self, candidate: onnx.ModelProto | SplitModel) -> str | None:
         started = time.perf_counter()
         try:
-            runner = Reference(candidate, optimize="basic")
+            runner = Reference(
+                candidate, optimize=False, threads=BESIDE_THREADS
+            )  # as the original ran: only the passes differ
             ready = time.perf_counter()
             actual = [runner.run(f) for f in self.feeds]
         except ReferenceUnavailable as error:
             return f"the rewritten graph does not run: {error.message}"
+        finally:
+            runner = None  # its session (and its copy of the weights) goes before the noise estimate's
         self.setup_seconds, self.run_seconds = ready - started, time.perf_counter() - ready
         for expected, got in zip(self.expected, actual):
             for name, value in expected.items():
@@ -98,33 +109,26 @@ class _Checker:
 
 
 def verify_passes(
-    original: onnx.ModelProto,
-    rewritten: onnx.ModelProto,
+    original: Original,
+    rewritten: onnx.ModelProto | SplitModel,
     passes: list,
     changes: list[Change],
     feeds: list[dict[str, np.ndarray]],
     labels: list[str],
     strict: bool,
-    expected: list[dict | None] | None = None,
-) -> tuple[onnx.ModelProto, Verification, list]:
-    """Returns the model to build (repaired when needed), the verification record, and the pass
-    runs of that model. `feeds` are input sets (e.g. each profile's min shape), `labels` name them;
-    `expected` may hold the original's unoptimized outputs for some of them, already computed."""
+    expected: list[dict],
+) -> tuple[onnx.ModelProto | None, Verification, list | None]:
+    """Returns the repaired model (None when the rewritten one stands), the verification record,
+    and the pass runs of the repaired model. `feeds` are input sets (e.g. each profile's min
+    shape), `labels` name them, `expected` holds the original's unoptimized outputs on them."""
     started = time.perf_counter()
     if not changes:
-        return rewritten, Verification("verified", labels, reason="no pass changed the graph"), None
-    try:
-        checker = _Checker(original, feeds, expected)
-    except ReferenceUnavailable as error:
-        return (
-            rewritten,
-            Verification("not verified", labels, reason=error.message, seconds=time.perf_counter() - started),
-            None,
-        )
+        return None, Verification("verified", labels, reason="no pass changed the graph"), None
+    checker = _Checker(original, feeds, expected)
     problem = checker.mismatch(rewritten)
     if problem is None:
         return (
-            rewritten,
+            None,
             Verification(
                 "verified",
                 labels,
@@ -139,15 +143,16 @@ def verify_passes(
             f"graph passes changed the model's outputs ({problem}); fix or switch off the pass "
             "(fusion: {disable: [...]}) or set fusion.verify: on to drop the change automatically"
         )
+    model = original.load()
     excluded: set[str] = set()
     dropped = []
     for _ in range(8):  # several independent bad changes are dropped one after another
-        culprit = _locate(original, passes, checker, frozenset(excluded))
+        culprit = _locate(model, passes, checker, frozenset(excluded))
         if culprit is None:
             break
         excluded.update(culprit.nodes_before)
         dropped.append({"pass": culprit.pass_name, "nodes": list(culprit.nodes_before), "problem": problem})
-        repaired, runs = _apply(original, passes, frozenset(excluded))
+        repaired, runs = _apply(model, passes, frozenset(excluded))
         problem = checker.mismatch(repaired)
         if problem is None:
             return repaired, Verification("repaired", labels, dropped, seconds=time.perf_counter() - started), runs

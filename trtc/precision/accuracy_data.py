@@ -17,15 +17,12 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from trtc.errors import SpecError
 from trtc.graph.profiles import ModelInput
 from trtc.graph.random_inputs import random_feeds
 from trtc.graph.shape_inputs import feed_values
-from trtc.precision.accuracy import MIN_ACCURACY_SAMPLES
 from trtc.precision.data import HOLD_OUT_EVERY, SampleSource
 from trtc.spec.model import ShapeRange, Spec
-
-GATES = ("min_cosine", "max_rel_l2", "min_top1_agreement")
+from trtc.spec.preflight import MIN_ACCURACY_SAMPLES, RAISE_SAMPLES, asked_too_few, too_few_for_gates
 
 Batches = Iterator[dict[str, np.ndarray]]
 
@@ -43,10 +40,6 @@ class AccuracySamples:
     def batches(self) -> Batches:
         return self.stream(self.limit)
 
-    def first_batch(self) -> dict[str, np.ndarray]:
-        """One sample's worth (random inputs: one batch): what auto_fallback ranks layers on."""
-        return next(iter(self.stream(1)))
-
     def not_measured(self, mode: str) -> str:
         return f"{mode} accuracy was NOT measured: {self.reason}"
 
@@ -57,26 +50,18 @@ class AccuracySamples:
     def require_enough(self, gates: dict) -> None:
         """A gate on too few samples would pass or fail on noise: a spec error, exit 2."""
         if gates and self.shortfall:
-            raise SpecError(
-                f"accuracy.{next(iter(gates))}: a gate needs at least {MIN_ACCURACY_SAMPLES} samples to measure; "
-                f"{self.shortfall}: {self.fix}"
-            )
-
-
-def spec_gates(spec: Spec) -> dict:
-    return {key: value for key, value in spec.accuracy.items() if key in GATES}
+            raise too_few_for_gates(gates, self.shortfall, self.fix)
 
 
 def accuracy_samples(spec: Spec, inputs: list[ModelInput], profile: dict[str, ShapeRange]) -> AccuracySamples:
-    limit = spec.accuracy.get("samples", 64)
+    limit = spec.accuracy.samples
     base = spec.source.parent if spec.source else Path.cwd()
     batch = max((r.opt[0] for r in profile.values() if r.opt), default=1)
     calibration = spec.precision.calibration
-    preprocess = calibration.get("preprocess")
-    too_few_asked = f"accuracy.samples is {limit}" if limit < MIN_ACCURACY_SAMPLES else None
-    raise_samples = f"raise accuracy.samples to {MIN_ACCURACY_SAMPLES} or more"
-    if "data" in spec.accuracy:
-        data = SampleSource(spec.accuracy["data"], "accuracy.data", inputs, base, preprocess)
+    preprocess = calibration.preprocess
+    too_few_asked = asked_too_few(spec.accuracy)
+    if spec.accuracy.data is not None:
+        data = SampleSource(spec.accuracy.data, "accuracy.data", inputs, base, preprocess)
         found = data.count("all", MIN_ACCURACY_SAMPLES)
         shortfall = too_few_asked or (f"accuracy.data holds {found}" if found < MIN_ACCURACY_SAMPLES else None)
         return AccuracySamples(
@@ -84,12 +69,12 @@ def accuracy_samples(spec: Spec, inputs: list[ModelInput], profile: dict[str, Sh
             "real",
             False,
             shortfall,
-            raise_samples if too_few_asked else "add samples to accuracy.data",
+            RAISE_SAMPLES if too_few_asked else "add samples to accuracy.data",
             limit,
             lambda n: data.batches(batch, n),
         )
-    if spec.precision.mode in ("int8", "fp8") and calibration.get("data", "random") != "random":
-        data = SampleSource(calibration["data"], "precision.calibration.data", inputs, base, preprocess)
+    if spec.precision.mode in ("int8", "fp8") and calibration.real_data:
+        data = SampleSource(calibration.real_data, "precision.calibration.data", inputs, base, preprocess)
         held = data.count("held out", MIN_ACCURACY_SAMPLES)
         shortfall = too_few_asked
         if held < MIN_ACCURACY_SAMPLES:
@@ -98,7 +83,7 @@ def accuracy_samples(spec: Spec, inputs: list[ModelInput], profile: dict[str, Sh
                 shortfall or f"the calibration data holds out {held} (every {HOLD_OUT_EVERY}th of its {total} samples)"
             )
         fix = (
-            raise_samples
+            RAISE_SAMPLES
             if too_few_asked
             else f"give {MIN_ACCURACY_SAMPLES * HOLD_OUT_EVERY} or more calibration samples, "
             f"or accuracy.data with {MIN_ACCURACY_SAMPLES} or more"
@@ -113,7 +98,7 @@ def accuracy_samples(spec: Spec, inputs: list[ModelInput], profile: dict[str, Sh
             lambda n: data.batches(batch, n, "held out"),
         )
     shapes = {name: r.opt for name, r in profile.items()}
-    ranges = {name: s.value_range for name, s in spec.input_settings.items() if s.value_range}
+    ranges = spec.value_ranges
 
     def random_batches(n: int) -> Batches:
         return (
@@ -126,7 +111,7 @@ def accuracy_samples(spec: Spec, inputs: list[ModelInput], profile: dict[str, Sh
         "random",
         False,
         too_few_asked,
-        raise_samples,
+        RAISE_SAMPLES,
         limit,
         random_batches,
     )

@@ -21,6 +21,7 @@ import onnx
 from trtc import __version__
 from trtc.graph.reference import Reference, with_outputs
 from trtc.precision.histogram import RangeCollector
+from trtc.spec.model import CalibrationSpec
 
 
 @dataclass
@@ -36,7 +37,7 @@ def collect_ranges(
     tensors: list[str],
     batches: Iterable[dict[str, np.ndarray]],
     method: str,
-    percentile: float = 99.99,
+    percentile: float = CalibrationSpec.percentile,
     progress: Callable[[int], None] | None = None,
     channel_tensors: Iterable[str] = (),
     unclipped: Iterable[str] = (),

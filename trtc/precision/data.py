@@ -24,9 +24,9 @@ from trtc.errors import SpecError
 from trtc.graph.profiles import ModelInput
 from trtc.incremental.fingerprint import data_fingerprint
 from trtc.inputs import check_array_file, regular_file
-from trtc.precision.generator_files import generator_files
+from trtc.precision.generator_files import generator_files, generator_target
 from trtc.precision.images import load_image
-from trtc.precision.suffixes import IMAGE_SUFFIXES, sample_files
+from trtc.precision.suffixes import sample_folder
 
 HOLD_OUT_EVERY = 4  # without accuracy.data, every 4th calibration sample is held out to measure accuracy on
 
@@ -40,22 +40,15 @@ class SampleSource:
             self.generator = _load_generator(where.removeprefix("python:"), key, base)
             self.files, self.description = [], f"generator {where.removeprefix('python:')}"
             return
-        folder = (base / where).resolve()
-        if not folder.is_dir():
-            raise SpecError(f"{key}: folder not found: {folder} (paths are relative to the spec's folder)")
-        self.files = sample_files(folder)
-        if not self.files:
-            raise SpecError(f"{key}: {folder} holds no .npy, .npz or image files; put calibration samples there")
-        kinds = {"image" if p.suffix.lower() in IMAGE_SUFFIXES else p.suffix.lower() for p in self.files}
-        if len(kinds) > 1:
-            raise SpecError(f"{key}: {folder} mixes {', '.join(sorted(kinds))} files; keep one kind per folder")
-        if ".npy" in kinds and len(self.inputs) != 1:
+        folder, self.files, kind = sample_folder(where, key, base)
+        if kind == ".npy" and len(self.inputs) != 1:
             raise SpecError(
-                f"{key}: .npy files need a single-input model; this one has {', '.join(self.inputs)}: use .npz files with arrays named by input"
+                f"{key}: .npy files need a single-input model; this one has {', '.join(self.inputs)}: use .npz files with arrays named by "
+                "input"
             )
-        if "image" in kinds and len(self.inputs) != 1:
+        if kind == "image" and len(self.inputs) != 1:
             raise SpecError(f"{key}: images need a single-input model; use .npz files with arrays named by input")
-        self.description = f"{len(self.files)} {kinds.pop().lstrip('.')} file(s) in {folder}"
+        self.description = f"{len(self.files)} {kind.lstrip('.')} file(s) in {folder}"
 
     def fingerprint(self) -> str:
         """Hash of the file names and contents (of a generator's module files): keys the cache,
@@ -148,9 +141,7 @@ def _stack(samples: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 
 def _load_generator(target: str, key: str, base: Path):
-    module_name, sep, function = target.partition(":")
-    if not sep or not module_name or not function:
-        raise SpecError(f"{key}: expected python:module:function, got 'python:{target}'")
+    module_name, function = generator_target(target, key)
     _forget_modules(generator_files(target, base))
     sys.path.insert(0, str(base))
     try:

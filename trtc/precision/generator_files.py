@@ -13,6 +13,16 @@ import sys
 from importlib.machinery import PathFinder
 from pathlib import Path
 
+from trtc.errors import SpecError
+
+
+def generator_target(target: str, key: str) -> tuple[str, str]:
+    """(module, function) of `target`, `module:function`; a spec error under `key` otherwise."""
+    module, sep, function = target.partition(":")
+    if not sep or not module or not function:
+        raise SpecError(f"{key}: expected python:module:function, got 'python:{target}'")
+    return module, function
+
 
 def generator_files(target: str, base: Path) -> list[Path]:
     """`target` is `module:function`; [] when the module is not a source file on the import path

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from trtc.spec.model import CalibrationSpec
+
 BINS = 2048  # TensorRT's entropy histogram
 FINE_BINS = (
     2**17
@@ -54,7 +56,7 @@ class RangeCollector:
             self.counts[: len(merged)] = merged
         self.top = new_top
 
-    def amax_for(self, method: str, percentile: float = 99.99) -> float:
+    def amax_for(self, method: str, percentile: float = CalibrationSpec.percentile) -> float:
         if method == "minmax" or self.amax == 0 or not self.histogram:
             return self.amax
         if method == "percentile":

@@ -2,39 +2,35 @@
 activation ranges (or reuse a matching cache), insert Q/DQ, put the rest in the fallback
 precision, and measure accuracy on held-out samples. The FP16 fallback gets autocast's FP16 rules
 (overflowing layers stay FP32, ranges from a reference run) and is measured on a graph that rounds
-through FP16, as `precision: fp16` is. With `auto_fallback`, the layers whose quantization hurts most
-return to the fallback precision until the accuracy gate holds; a model clearly off FP32 without a
-gate gets the same ranking, for the warning."""
+through FP16, as `precision: fp16` is. With `auto_fallback`, layers return to the fallback
+precision until the accuracy gate holds (fallback.py); a failed gate, and a model clearly off FP32
+without one, get the same ranking of layers, for the report and the warning."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import onnx
 
-from trtc.errors import AccuracyGateError, SpecError
+from trtc.errors import AccuracyGateError
 from trtc.graph.profiles import ModelInput
 from trtc.graph.random_inputs import random_feeds
-from trtc.precision.accuracy import clearly_off, measure_accuracy
+from trtc.precision.accuracy import clearly_off
 from trtc.precision.accuracy_data import AccuracySamples
 from trtc.precision.autocast import autocast
+from trtc.precision.bias_correction import SAMPLES as BIAS_SAMPLES
 from trtc.precision.bias_correction import bias_shifts
 from trtc.precision.calibrate import CALIBRATOR, cache_document, cache_key, collect_ranges, read_cache, tensor_names
 from trtc.precision.data import HOLD_OUT_EVERY, SampleSource
 from trtc.precision.equalize import depthwise_inputs, equalized_section
+from trtc.precision.fallback import RANKING_SAMPLES, Ranking, fall_back_until_accurate, first_samples, rank_layers
 from trtc.precision.opset import with_opset
-from trtc.precision.qdq import FP16_SMALLEST, QuantPlan, fallback_residuals, insert_qdq, near_outputs, plan_quantization
+from trtc.precision.qdq import FP16_SMALLEST, fallback_residuals, insert_qdq, near_outputs, plan_quantization
 from trtc.spec.model import ShapeRange, Spec
-
-AUTO_FALLBACK_STEPS = 16  # layers returned to fallback at most, one build's worth of patience
-# Measured on YOLOv8n, MobileNetV3 and PP-OCRv4 det (benchmarks/real_int8.py): mse ranges, with the
-# last three quantized layers before an output unclipped, meet all three accuracy goals; minmax
-# everywhere missed PP-OCRv4 det's, mse everywhere YOLOv8n's.
-DEFAULT_METHOD = "mse"
-UNCLIPPED_NEAR_OUTPUTS = 2
+from trtc.spec.preflight import calibration_data
 
 
 @dataclass
@@ -46,16 +42,6 @@ class Quantized:
     cache_file: tuple[Path, str] | None = None  # written with the build's outputs
     warnings: list[str] = field(default_factory=list)
     calibrated: "Calibrated | None" = None
-
-
-def calibration_data(spec: Spec) -> str:
-    """Where the spec's calibration samples come from; a spec error when INT8/FP8 has none."""
-    if "data" not in spec.precision.calibration:
-        raise SpecError(
-            f"precision.calibration.data: {spec.precision.mode} needs calibration data: a folder of .npy/.npz/images, "
-            "python:module:function, or 'random' for a smoke test"
-        )
-    return spec.precision.calibration["data"]
 
 
 @dataclass
@@ -71,6 +57,44 @@ class Calibrated:
     description: str
     cache_file: tuple[Path, str] | None
     warnings: list[str]
+
+
+@dataclass
+class CalibrationStream:
+    """The calibration samples as calibration reads them: `batch` at a time, without the ones
+    held out for accuracy."""
+
+    description: str
+    fingerprint: Callable[[], str]  # hashes the data files: only when a cache key needs it
+    kind: str  # "real" (the user's data) or "random"
+    batch: int
+    read: Callable[[int], Iterator[dict[str, np.ndarray]]]  # at most this many samples -> batches
+
+
+def calibration_stream(
+    spec: Spec, inputs: list[ModelInput], profile: dict[str, ShapeRange], hold_out: bool
+) -> CalibrationStream:
+    settings = spec.precision.calibration
+    # No larger than the engine's own batch: a model exported with a static batch of 1 takes 1.
+    batch = min([settings.batch, *(r.max[0] for r in profile.values() if r.max)])
+    if calibration_data(spec) == "random":
+        fingerprint = f"random at {sorted((name, r.opt[1:]) for name, r in profile.items())}"
+        return CalibrationStream(
+            "random inputs at the opt shape",
+            lambda: fingerprint,
+            "random",
+            batch,
+            lambda limit: _random_batches(inputs, profile, spec, batch, limit),
+        )
+    base = spec.source.parent if spec.source else Path.cwd()
+    source = SampleSource(settings.data, "precision.calibration.data", inputs, base, settings.preprocess)
+    return CalibrationStream(
+        source.description,
+        source.fingerprint,
+        "real",
+        batch,
+        lambda limit: source.batches(batch, limit, "calibration" if hold_out else "all"),
+    )
 
 
 def calibrate(
@@ -90,30 +114,20 @@ def calibrate(
     `corrected_layers` (one more pass over the data), from the cache when it matches. `hold_out`:
     skip the samples accuracy is measured on (every HOLD_OUT_EVERY-th)."""
     settings = spec.precision.calibration
-    method = settings.get("method", DEFAULT_METHOD)
-    percentile, samples = settings.get("percentile", 99.99), settings.get("samples", 512)
-    # No larger than the engine's own batch: a model exported with a static batch of 1 takes 1.
-    batch = min([settings.get("batch", 16), *(r.max[0] for r in profile.values() if r.max)])
-    calibration_data(spec)
+    method, percentile, samples = settings.method, settings.percentile, settings.samples
+    stream = calibration_stream(spec, inputs, profile, hold_out)
+    batch, fingerprint, description = stream.batch, stream.fingerprint(), stream.description
     warnings: list[str] = []
-    base = spec.source.parent if spec.source else Path.cwd()
-    if settings["data"] == "random":
+    if stream.kind == "random":
         warnings.append(
             "precision.calibration.data: random inputs give ranges that fit no real data; use them for smoke tests only"
         )
-        description = "random inputs at the opt shape"
-        fingerprint = f"random at {sorted((name, r.opt[1:]) for name, r in profile.items())}"
 
-        def batches():
-            return _random_batches(inputs, profile, spec, batch, samples)
-    else:
-        source = SampleSource(settings["data"], "precision.calibration.data", inputs, base, settings.get("preprocess"))
-        fingerprint, description = source.fingerprint(), source.description
+    def batches():
+        return stream.read(samples)
 
-        def batches():
-            return source.batches(batch, samples, "calibration" if hold_out else "all")
-
-    cache_path = (base / settings["cache"]).resolve() if settings.get("cache") else None
+    base = spec.source.parent if spec.source else Path.cwd()
+    cache_path = (base / settings.cache).resolve() if settings.cache else None
     key = cache_key(
         model_sha256,
         model,
@@ -123,10 +137,10 @@ def calibrate(
             "percentile": percentile if method == "percentile" else None,
             "sample_limit": samples,
             "batch": batch,
-            "preprocess": settings.get("preprocess"),
+            "preprocess": settings.preprocess,
             "calibrator": CALIBRATOR,
-            "equalize": settings.get("equalize", True),
-            "bias_correction": settings.get("bias_correction", True),
+            "equalize": settings.equalize,
+            "bias_correction": settings.bias_correction and f"first {BIAS_SAMPLES} samples",
             "unclipped": sorted(unclipped),
             "held_out": f"every {HOLD_OUT_EVERY}th sample" if hold_out else None,
         },
@@ -153,7 +167,7 @@ def calibrate(
             channel_tensors,
             unclipped,
         )
-        floor = FP16_SMALLEST if (spec.precision.fallback or "fp16") == "fp16" else 0.0
+        floor = FP16_SMALLEST if spec.precision.fallback == "fp16" else 0.0
         shifts = (
             bias_shifts(model, list(corrected_layers), ranges, channel_ranges, batches(), floor)
             if corrected_layers
@@ -180,16 +194,13 @@ def quantize(
     hold_out: bool = False,
 ) -> Quantized:
     settings = spec.precision.calibration
-    mode, method = spec.precision.mode, settings.get("method", DEFAULT_METHOD)
-    percentile = settings.get("percentile", 99.99)
+    mode, method, percentile = spec.precision.mode, settings.method, settings.percentile
     plan = plan_quantization(model, spec.precision.keep_fp32, exclude)
-    depthwise = (
-        depthwise_inputs(model, plan.layers, plan.residuals, plan.activations) if settings.get("equalize", True) else []
-    )
-    unclipped = near_outputs(model, plan.layers, settings.get("unclipped_near_outputs", UNCLIPPED_NEAR_OUTPUTS))
+    depthwise = depthwise_inputs(model, plan.layers, plan.residuals, plan.activations) if settings.equalize else []
+    unclipped = near_outputs(model, plan.layers, settings.unclipped_near_outputs)
     if calibrated is None:  # auto_fallback's later steps can need the ranges of new residual inputs
         extra = fallback_residuals(model, plan) if spec.precision.auto_fallback else []
-        corrected = plan.layers if mode == "int8" and settings.get("bias_correction", True) else []
+        corrected = plan.layers if mode == "int8" and settings.bias_correction else []
         calibrated = calibrate(
             model,
             spec,
@@ -206,7 +217,7 @@ def quantize(
     ranges = {t: calibrated.ranges[t] for t in plan.activations}
     channel_ranges = {t: calibrated.channel_ranges[t] for t in depthwise if t in calibrated.channel_ranges}
     shifts = {layer: calibrated.bias_shifts[layer] for layer in plan.layers if layer in calibrated.bias_shifts}
-    fallback = spec.precision.fallback or "fp16"
+    fallback = spec.precision.fallback
     with_qdq = insert_qdq(
         model, plan, ranges, mode, FP16_SMALLEST if fallback == "fp16" else 0.0, channel_ranges, shifts
     )
@@ -232,77 +243,95 @@ def quantize(
     return Quantized(quantized, section, measured, kept, calibrated.cache_file, list(calibrated.warnings), calibrated)
 
 
-def sensitivity(
-    model: onnx.ModelProto, plan: QuantPlan, ranges: dict[str, float], mode: str, feeds: dict[str, np.ndarray]
-) -> list[tuple[str, float]]:
-    """Output error (relative L2, worst output) of quantizing each layer alone, worst first."""
-    scores = []
-    for layer in plan.layers:
-        alone = QuantPlan(layers=[layer], activations=[_input_of(model, layer)], residuals=[])
-        results = measure_accuracy(model, insert_qdq(model, alone, ranges, mode), [feeds])
-        scores.append((layer, max(r.rel_l2_error for r in results)))
-    return sorted(scores, key=lambda item: -item[1])
-
-
 def quantize_until_accurate(
     model, spec, inputs, profile, model_sha256, check, progress, samples: AccuracySamples, magnitudes: dict[str, float]
 ) -> tuple[Quantized, dict]:
-    """Quantize; when the accuracy gate fails and auto_fallback is on, return the most sensitive
-    layers to the fallback precision one at a time until it holds. Layers are ranked on the first
-    of the accuracy `samples` (held out from calibration); `magnitudes` feed the FP16 rules."""
+    """Quantize; when the accuracy gate fails and auto_fallback is on, return layers to the
+    fallback precision until it holds (fallback.py). Layers are ranked on calibration samples,
+    never on the accuracy `samples`; `magnitudes` feed the FP16 rules. A gate that still fails
+    raises AccuracyGateError carrying the report sections of the last graph, ranking included."""
     # Raised once, before planning: every step below then works on the same converted graph.
-    model = with_opset(
-        model, 19 if spec.precision.mode == "fp8" or (spec.precision.fallback or "fp16") != "fp32" else 13
-    )
+    model = with_opset(model, 19 if spec.precision.mode == "fp8" or spec.precision.fallback != "fp32" else 13)
     result = quantize(
         model, spec, inputs, profile, model_sha256, progress, magnitudes=magnitudes, hold_out=samples.held_out
     )
     calibrated = result.calibrated
 
-    def ranked() -> list[dict]:
-        scores = sensitivity(
+    def ranked() -> Ranking:
+        stream = calibration_stream(spec, inputs, profile, samples.held_out)
+        batches, count = first_samples(stream.read(RANKING_SAMPLES), RANKING_SAMPLES)
+        ranked_on = {
+            "source": f"the first {count} calibration samples{' not held out' if samples.held_out else ''}: {stream.description}",
+            "kind": stream.kind,
+            "samples": count,
+        }
+        return rank_layers(
             model,
-            plan_quantization(model, spec.precision.keep_fp32),
+            plan_quantization(model, spec.precision.keep_fp32).layers,
             calibrated.ranges,
             spec.precision.mode,
-            samples.first_batch(),
+            batches,
+            ranked_on,
+            profile,
         )
-        return [{"layer": layer, "rel_l2_error": error} for layer, error in scores]
 
     try:
         accuracy = check(result)
     except AccuracyGateError as failure:
+        ranking = ranked()
         if not spec.precision.auto_fallback:
-            raise
-        ranked_on, ranking = samples.source, ranked()
-        kept_back: list[str] = []
-        for entry in ranking[:AUTO_FALLBACK_STEPS]:
-            kept_back.append(entry["layer"])
-            result = quantize(
+            result.section["sensitivity"] = ranking.section()
+            raise _failed(failure, result, spec, f"most sensitive quantized layers: {ranking.most_harmful()}") from None
+        found = fall_back_until_accurate(
+            lambda back: quantize(
                 model,
                 spec,
                 inputs,
                 profile,
                 model_sha256,
                 progress,
-                exclude=frozenset(kept_back),
+                exclude=back,
                 calibrated=calibrated,
                 magnitudes=magnitudes,
-            )
-            try:
-                accuracy = check(result)
-            except AccuracyGateError:
-                continue
-            result.section["auto_fallback"] = {"kept_back": kept_back, "ranked_on": ranked_on, "ranking": ranking}
-            return result, accuracy
-        raise AccuracyGateError(
-            f"{failure.message}; auto_fallback returned {len(kept_back)} layer(s) to "
-            f"{spec.precision.fallback or 'fp16'} and the gate still fails",
-            failure.details,
-        ) from None
+            ),
+            check,
+            ranking,
+            result,
+            failure,
+        )
+        result = found.result
+        result.section["auto_fallback"] = found.section(ranking)
+        if found.failure is not None:
+            raise _failed(
+                AccuracyGateError(
+                    f"{found.failure.message}; auto_fallback returned {len(found.kept_back)} layer(s) to "
+                    f"{spec.precision.fallback} and the gate still fails",
+                    found.failure.details,
+                    found.failure.sections,
+                ),
+                result,
+                spec,
+            ) from None
+        return result, found.accuracy
     if clearly_off(accuracy["outputs"]):  # no gate failed, yet the build will warn: say which layers hurt most
-        result.section["sensitivity"] = {"ranked_on": samples.source, "ranking": ranked()}
+        result.section["sensitivity"] = ranked().section()
     return result, accuracy
+
+
+def precision_section(mode: str, result: Quantized) -> dict:
+    return {
+        "mode": mode,
+        "quantized_layers": len(result.section["quantized_layers"]),
+        "fallback": result.section["fallback"],
+        "kept_fp32": result.kept_fp32,
+    }
+
+
+def _failed(failure: AccuracyGateError, result: Quantized, spec: Spec, *details: str) -> AccuracyGateError:
+    """`failure` with the report sections of the graph that failed (its accuracy section is there already)."""
+    failure.details += details
+    failure.sections.update(calibration=result.section, precision=precision_section(spec.precision.mode, result))
+    return failure
 
 
 def _with_fallback(model: onnx.ModelProto, fallback: str, spec: Spec, magnitudes: dict[str, float]):
@@ -328,10 +357,5 @@ def _input_settings(spec: Spec) -> dict:
 
 def _random_batches(inputs, profile, spec, batch, samples):
     shapes = {name: (batch, *r.opt[1:]) for name, r in profile.items()}
-    ranges = {name: s.value_range for name, s in spec.input_settings.items() if s.value_range}
     for index in range(-(-samples // batch)):
-        yield random_feeds(inputs, shapes, ranges, seed=index)
-
-
-def _input_of(model: onnx.ModelProto, layer: str) -> str:
-    return next(node.input[0] for node in model.graph.node if node.name == layer)
+        yield random_feeds(inputs, shapes, spec.value_ranges, seed=index)

@@ -11,18 +11,19 @@ from typing import Callable
 import numpy as np
 import onnx
 
-from trtc.errors import BuildError
+from trtc.errors import AccuracyGateError, BuildError
 from trtc.graph.profiles import ModelInput
 from trtc.graph.random_inputs import random_feeds
 from trtc.graph.reference import Reference, ReferenceUnavailable
 from trtc.graph.shape_inputs import feed_values
-from trtc.precision.accuracy import MIN_ACCURACY_SAMPLES, as_dicts, clearly_off, enforce, measure_accuracy
-from trtc.precision.accuracy_data import AccuracySamples, accuracy_samples, spec_gates
+from trtc.precision.accuracy import as_dicts, clearly_off, enforce, measure_accuracy
+from trtc.precision.accuracy_data import AccuracySamples, accuracy_samples
 from trtc.precision.autocast import autocast, reference_magnitudes
 from trtc.precision.data import SampleSource
 from trtc.precision.opset import with_opset
-from trtc.precision.quantize import quantize_until_accurate
+from trtc.precision.quantize import precision_section, quantize_until_accurate
 from trtc.spec.model import ShapeRange, Spec
+from trtc.spec.preflight import MIN_ACCURACY_SAMPLES
 
 
 @dataclass
@@ -45,11 +46,11 @@ def apply_precision(
     if mode == "fp32":
         return PrecisionOutcome(model)
     samples = accuracy_samples(spec, inputs, profile)
-    samples.require_enough(spec_gates(spec))  # before calibration: a gate on too few samples is a spec error
+    samples.require_enough(spec.accuracy.gates)  # before calibration: a gate on too few samples is a spec error
     outcome = PrecisionOutcome(model)
     if mode in ("int8", "fp8"):
         magnitudes: dict[str, float] = {}
-        if (spec.precision.fallback or "fp16") == "fp16":  # the FP16 fallback gets the range rules of precision: fp16
+        if spec.precision.fallback == "fp16":  # the FP16 fallback gets the range rules of precision: fp16
             magnitudes = _magnitudes(
                 model, _magnitude_feeds(spec, inputs, profile), outcome.warnings, f"{mode} fallback fp16"
             )
@@ -62,21 +63,14 @@ def apply_precision(
         )
         outcome.model = result.model
         outcome.sections.update(
-            calibration=result.section,
-            accuracy=accuracy,
-            precision={
-                "mode": mode,
-                "quantized_layers": len(result.section["quantized_layers"]),
-                "fallback": result.section["fallback"],
-                "kept_fp32": result.kept_fp32,
-            },
+            calibration=result.section, accuracy=accuracy, precision=precision_section(mode, result)
         )
         outcome.warnings += result.warnings
         if result.cache_file:
             outcome.files.append(result.cache_file)
     else:
         min_feeds = random_feeds(
-            inputs, {name: r.min for name, r in profile.items()}, _value_ranges(spec), fixed=feed_values(profile, "min")
+            inputs, {name: r.min for name, r in profile.items()}, spec.value_ranges, fixed=feed_values(profile, "min")
         )
         magnitudes = _magnitudes(model, min_feeds, outcome.warnings, "fp16") if mode == "fp16" else {}
         if mode == "bf16":  # bfloat16 exists from opset 13 (Cast to it was invalid in opset-12 models)
@@ -92,7 +86,11 @@ def apply_precision(
         measured = autocast(
             model, mode, spec.precision.keep_fp32, spec.precision.keep_io_types, magnitudes, emulate=True
         ).model
-        outcome.sections["accuracy"] = check_accuracy(model, measured, spec, samples, emulated=True)
+        try:
+            outcome.sections["accuracy"] = check_accuracy(model, measured, spec, samples, emulated=True)
+        except AccuracyGateError as failure:
+            failure.sections["precision"] = outcome.sections["precision"]
+            raise
         _check_runs(converted.model, inputs, profile, spec)
     outcome.warnings += accuracy_warnings(
         spec, samples, outcome.sections["accuracy"], outcome.sections.get("calibration")
@@ -104,12 +102,11 @@ def _check_runs(model: onnx.ModelProto, inputs: list[ModelInput], profile: dict[
     """The converted graph itself loads and runs in onnxruntime (BF16 excepted: no CPU kernels)."""
     if spec.precision.mode != "fp16":
         return
-    ranges = {name: s.value_range for name, s in spec.input_settings.items() if s.value_range}
     try:
         reference = Reference(model)
         kinds = {i.name: i.type for i in reference.session.get_inputs()}
         feeds = random_feeds(
-            inputs, {name: r.min for name, r in profile.items()}, ranges, fixed=feed_values(profile, "min")
+            inputs, {name: r.min for name, r in profile.items()}, spec.value_ranges, fixed=feed_values(profile, "min")
         )
         reference.run({n: v.astype(np.float16) if kinds.get(n) == "tensor(float16)" else v for n, v in feeds.items()})
     except ReferenceUnavailable as error:
@@ -124,7 +121,7 @@ def check_accuracy(
 ) -> dict:
     """Measure, report and enforce the spec's accuracy gates (AccuracyGateError: exit 3); with too
     few samples, a section that says "not measured" and why, and no figure."""
-    gates = spec_gates(spec)
+    gates = spec.accuracy.gates
     section = {
         "status": "measured",
         "source": samples.source,
@@ -140,12 +137,16 @@ def check_accuracy(
     if samples.shortfall:
         return {**section, "status": "not measured", "reason": samples.reason, "gates": {}}
     results = measure_accuracy(reference, converted, samples.batches())
-    enforce(results, gates, spec.precision.mode)
     section.update(
         samples=min(r.samples for r in results) if results else 0,
         outputs=as_dicts(results),
         passed=True if gates else None,
     )
+    try:
+        enforce(results, gates, spec.precision.mode)
+    except AccuracyGateError as failure:  # the failed figures go into the report a failed build writes
+        failure.sections["accuracy"] = {**section, "passed": False, "failures": failure.details}
+        raise
     return section
 
 
@@ -168,7 +169,7 @@ def accuracy_warnings(spec: Spec, samples: AccuracySamples, accuracy: dict, cali
         )
     if mode not in ("int8", "fp8"):
         return [text + "; keep the layers that cause it in FP32 (precision.keep_fp32: [names or op types])"]
-    fixes = ["precision.fallback: fp32"] if (spec.precision.fallback or "fp16") != "fp32" else []
+    fixes = ["precision.fallback: fp32"] if spec.precision.fallback != "fp32" else []
     fixes += [
         f"precision.keep_fp32: [{', '.join(r['layer'] for r in ranking) or 'layer names'}]",
         "precision.auto_fallback: true with a gate such as accuracy.min_cosine: 0.99",
@@ -180,14 +181,12 @@ def _magnitude_feeds(spec: Spec, inputs: list[ModelInput], profile: dict[str, Sh
     """What the FP16 range rules see: the first calibration samples when they are the user's data."""
     calibration = spec.precision.calibration
     batch = max([1, *(r.min[0] for r in profile.values() if r.min)])
-    if calibration.get("data", "random") != "random":
+    if calibration.real_data:
         base = spec.source.parent if spec.source else Path.cwd()
-        source = SampleSource(
-            calibration["data"], "precision.calibration.data", inputs, base, calibration.get("preprocess")
-        )
+        source = SampleSource(calibration.real_data, "precision.calibration.data", inputs, base, calibration.preprocess)
         return next(iter(source.batches(batch, batch)))
     return random_feeds(
-        inputs, {name: r.min for name, r in profile.items()}, _value_ranges(spec), fixed=feed_values(profile, "min")
+        inputs, {name: r.min for name, r in profile.items()}, spec.value_ranges, fixed=feed_values(profile, "min")
     )
 
 
@@ -202,7 +201,3 @@ def _magnitudes(
             f"{what}: activation ranges not checked ({error.message}); only op and weight rules decide what stays FP32"
         )
         return {}
-
-
-def _value_ranges(spec: Spec) -> dict:
-    return {name: s.value_range for name, s in spec.input_settings.items() if s.value_range}

@@ -18,3 +18,18 @@ def sample_files(folder: Path) -> list[Path]:
     for path in files:
         regular_file(path, f"data folder {folder}", SpecError)
     return files
+
+
+def sample_folder(where: str, key: str, base: Path) -> tuple[Path, list[Path], str]:
+    """The folder `where` names (relative to `base`), its samples and their one kind ("image",
+    ".npy" or ".npz"); a spec error under `key` when it is missing, empty or mixed."""
+    folder = (base / where).resolve()
+    if not folder.is_dir():
+        raise SpecError(f"{key}: folder not found: {folder} (paths are relative to the spec's folder)")
+    files = sample_files(folder)
+    if not files:
+        raise SpecError(f"{key}: {folder} holds no .npy, .npz or image files; put calibration samples there")
+    kinds = {"image" if p.suffix.lower() in IMAGE_SUFFIXES else p.suffix.lower() for p in files}
+    if len(kinds) > 1:
+        raise SpecError(f"{key}: {folder} mixes {', '.join(sorted(kinds))} files; keep one kind per folder")
+    return folder, files, kinds.pop()

@@ -195,7 +195,8 @@ def _kernel_tooltip(kernel: dict) -> str:
     )
     return (
         f"#{kernel['index']} {kernel_label(kernel)}: {estimate}; TensorRT kernel {kernel['name']} ({kernel['type']}, "
-        f"{_precision_name(kernel['precision'])[0]}); {human(kernel.get('flops'), 'FLOP')}, {human(kernel.get('mac_bytes'), 'B')}; ONNX: {nodes}"
+        f"{_precision_name(kernel['precision'])[0]}); {human(kernel.get('flops'), 'FLOP')}, "
+        f"{human(kernel.get('mac_bytes'), 'B')}; ONNX: {nodes}"
     )
 
 
@@ -281,7 +282,8 @@ def _precision_share(fusion: dict) -> str:
         table += (
             f'<tr><td><span class="pill" style="background:{color}">{_e(name)}</span></td><td class="num">{g["kernels"]}</td>'
             f'<td class="num">{human(g["flops"], "FLOP")}</td><td class="num">{g["flops"] / total_flops:.1%}</td>'
-            f'<td class="num">{_time_cell(g)}</td><td class="num">{_optional(g["us"] / total_us if times_known else None, ".1%", "?")}</td></tr>'
+            f'<td class="num">{_time_cell(g)}</td><td '
+            f'class="num">{_optional(g["us"] / total_us if times_known else None, ".1%", "?")}</td></tr>'
         )
     return _card(
         "Precision share",
@@ -393,9 +395,8 @@ def _fusion_table(fusion: dict) -> str:
         )
     if fusion["folded_nodes"]:
         table += (
-            '<h3>Evaluated by TensorRT at build time</h3><p class="lead">No kernel runs these: TensorRT computed them while building.</p><p>'
-            + "".join(_node_chip(n["name"], n["op_type"]) for n in fusion["folded_nodes"])
-            + "</p>"
+            '<h3>Evaluated by TensorRT at build time</h3><p class="lead">No kernel runs these: TensorRT computed them while '
+            "building.</p><p>" + "".join(_node_chip(n["name"], n["op_type"]) for n in fusion["folded_nodes"]) + "</p>"
         )
     lead = (
         f"{counts['onnx_nodes']} ONNX nodes → {counts['kernels']} kernels ({counts['fused_kernels']} fused; "
@@ -446,7 +447,8 @@ def _bindings(bindings: list[dict]) -> str:
     if not bindings:
         return ""
     rows = "".join(
-        f'<tr><td><code>{_e(b["name"])}</code></td><td>{_e(b["mode"])}</td><td>{_pill(b["dtype"])}</td><td class="mono">{_e(b["dims"])}</td>'
+        f"<tr><td><code>{_e(b['name'])}</code></td><td>{_e(b['mode'])}</td><td>{_pill(b['dtype'])}</td><td "
+        f'class="mono">{_e(b["dims"])}</td>'
         f'<td class="mono">{"<br>".join(_e(_profile(p)) for p in b["profiles"]) or "—"}</td></tr>'
         for b in bindings
     )

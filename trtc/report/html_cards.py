@@ -72,9 +72,11 @@ def accuracy_card(accuracy: dict | None) -> str:
             anchor="accuracy",
         )
     rows = "".join(
-        f'<tr><td><code>{esc(o["name"])}</code></td><td class="num">{o["max_abs_error"]:.3g}</td><td class="num">{o["rel_l2_error"]:.3g}</td>'
-        f'<td class="num">{o["cosine"]:.6f}</td><td class="num">{optional(o.get("sample_cosine_mean"), ".6f")}</td>'
-        f'<td class="num">{optional(o.get("sample_cosine_worst"), ".6f")}</td><td class="num">{optional(o.get("top1_agreement"), ".4f")}</td>'
+        f'<tr><td><code>{esc(o["name"])}</code></td><td class="num">{o["max_abs_error"]:.3g}</td>'
+        f'<td class="num">{o["rel_l2_error"]:.3g}</td><td class="num">{o["cosine"]:.6f}</td>'
+        f'<td class="num">{optional(o.get("sample_cosine_mean"), ".6f")}</td>'
+        f'<td class="num">{optional(o.get("sample_cosine_worst"), ".6f")}</td>'
+        f'<td class="num">{optional(o.get("top1_agreement"), ".4f")}</td>'
         f'<td class="num">{o.get("nonfinite") or 0}</td></tr>'
         for o in accuracy["outputs"]
     )

@@ -145,7 +145,8 @@ def _passes(passes: dict | None) -> list[str]:
         after = "; ".join(", ".join(map(code, c["nodes_after"])) or "-" for c in g["changes"])
         lines.append(
             f"| {g['pass_name']} | {len(g['changes'])} | {before} | {after} | "
-            f"{human(g['flops_before'], 'FLOP')} -> {human(g['flops_after'], 'FLOP')} | {human(g['mac_before'], 'B')} -> {human(g['mac_after'], 'B')} | {text(g['note'])} |"
+            f"{human(g['flops_before'], 'FLOP')} -> {human(g['flops_after'], 'FLOP')} | "
+            f"{human(g['mac_before'], 'B')} -> {human(g['mac_after'], 'B')} | {text(g['note'])} |"
         )
     totals = passes["totals"]
     lines += [
@@ -167,9 +168,12 @@ def _cost(cost: dict | None, fusion: dict) -> list[str]:
         "",
         "| | FLOPs | memory traffic |",
         "| --- | ---: | ---: |",
-        f"| the ONNX model as given (every node) | {human(cost['onnx_model']['flops'], 'FLOP')} | {human(cost['onnx_model']['mac_bytes'], 'B')} |",
-        f"| before fusion (every node of the graph TensorRT parsed, after trtc's passes and precision) | {human(cost['before_fusion']['flops'], 'FLOP')} | {human(cost['before_fusion']['mac_bytes'], 'B')} |",
-        f"| after fusion (kernel boundaries) | {human(cost['after_fusion']['flops'], 'FLOP')} | {human(cost['after_fusion']['mac_bytes'], 'B')} |",
+        f"| the ONNX model as given (every node) | {human(cost['onnx_model']['flops'], 'FLOP')} "
+        f"| {human(cost['onnx_model']['mac_bytes'], 'B')} |",
+        "| before fusion (every node of the graph TensorRT parsed, after trtc's passes and precision) "
+        f"| {human(cost['before_fusion']['flops'], 'FLOP')} | {human(cost['before_fusion']['mac_bytes'], 'B')} |",
+        f"| after fusion (kernel boundaries) | {human(cost['after_fusion']['flops'], 'FLOP')} "
+        f"| {human(cost['after_fusion']['mac_bytes'], 'B')} |",
     ]
     if cost["mac_saved_percent"] is not None:
         lines.append(
@@ -242,11 +246,22 @@ def _calibration(calibration: dict | None) -> list[str]:
         lines += ["", "Not quantized:", ""] + [
             f"- {code(n)}: {text(why)}" for n, why in calibration["not_quantized"].items()
         ]
-    if calibration.get("auto_fallback"):
+    fallback = calibration.get("auto_fallback")
+    if fallback:
+        share = (
+            f" ({fallback['quantized_flops'] / fallback['quantizable_flops']:.0%} of the quantizable FLOPs stay quantized)"
+            if fallback.get("quantizable_flops")
+            else ""
+        )
         lines += [
             "",
-            "auto_fallback returned to the fallback precision: "
-            + ", ".join(map(code, calibration["auto_fallback"]["kept_back"])),
+            "auto_fallback returned to the fallback precision: " + ", ".join(map(code, fallback["kept_back"])) + share,
+        ]
+    ranked_on = (fallback or calibration.get("sensitivity") or {}).get("ranked_on")
+    if ranked_on:
+        lines += [
+            "",
+            f"Layers ranked on {ranked_on['samples']} {ranked_on['kind']} samples ({text(ranked_on['source'])}).",
         ]
     lines += ["", "| tensor | calibrated amax |", "| --- | ---: |"]
     lines += [f"| {code(t)} | {v:.4g} |" for t, v in list(calibration["ranges"].items())[:20]]
@@ -308,7 +323,8 @@ def _accuracy(accuracy: dict | None) -> list[str]:
             f"{o[k]:.6f}" if o.get(k) is not None else "-" for k in ("sample_cosine_mean", "sample_cosine_worst")
         )
         lines.append(
-            f"| {code(o['name'])} | {o['max_abs_error']:.3g} | {o['rel_l2_error']:.3g} | {o['cosine']:.6f} | {mean} | {worst_sample} | {top1} |"
+            f"| {code(o['name'])} | {o['max_abs_error']:.3g} | {o['rel_l2_error']:.3g} | {o['cosine']:.6f} | "
+            f"{mean} | {worst_sample} | {top1} |"
         )
     overflowing = [f"{code(o['name'])} ({o['nonfinite']})" for o in accuracy["outputs"] if o.get("nonfinite")]
     if overflowing:

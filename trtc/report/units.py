@@ -49,7 +49,8 @@ def per_profile_note(counts: dict) -> str:
     per_profile = counts.get("kernels_per_profile") or {}
     if len(per_profile) < 2:
         return ""
-    return f"; one kernel set per optimization profile ({', '.join(f'profile {p}: {n}' for p, n in per_profile.items())}), profile 0's shown"
+    each = ", ".join(f"profile {p}: {n}" for p, n in per_profile.items())
+    return f"; one kernel set per optimization profile ({each}), profile 0's shown"
 
 
 def without_kernel(fusion: dict) -> str:

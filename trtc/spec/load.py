@@ -13,6 +13,9 @@ import yaml
 from trtc.errors import SpecError, UsageError
 from trtc.inputs import regular_file
 from trtc.spec.model import (
+    AccuracySpec,
+    CalibrationSpec,
+    FusionSpec,
     InputSettings,
     OutputPaths,
     PrecisionSpec,
@@ -128,10 +131,20 @@ def _read_text(spec_path: Path) -> str:
         raise UsageError(f"cannot read spec file {spec_path}: {exc.strerror}") from None
 
 
+class _SpecLoader(yaml.SafeLoader):
+    """YAML as PyYAML's safe loader reads it, except that an exponent without a dot (1e-9) is a
+    number, as in YAML 1.2 and JSON: YAML 1.1 made `max_rel_l2: 1e-9` the string '1e-9'."""
+
+
+_SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
+
+
 def _parse_yaml(text: str, spec_path: Path) -> tuple[Any, dict[tuple, int]]:
     try:
-        document = yaml.safe_load(text)
-        root = yaml.compose(text)
+        document = yaml.load(text, Loader=_SpecLoader)  # noqa: S506 - a SafeLoader
+        root = yaml.compose(text, Loader=_SpecLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{spec_path}:{mark.line + 1}:{mark.column + 1}" if mark else str(spec_path)
@@ -165,7 +178,7 @@ def _apply_overrides(document: dict, overrides) -> list[tuple]:
         if not sep or not key.strip() or any(not part for part in key.split(".")):
             raise UsageError(f"--set expects key.path=value, got {override!r} (e.g. --set target.optimization_level=3)")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = yaml.load(raw, Loader=_SpecLoader) if raw.strip() else ""  # noqa: S506 - a SafeLoader
         except yaml.YAMLError:
             value = raw
         parts = key.strip().split(".")
@@ -221,24 +234,18 @@ def _build(doc: dict, spec_path: Path, overridden: list[tuple], locate) -> Spec:
     _check_output_paths(paths, model, locate)
 
     target_doc = doc.get("target", {})
-    target = TargetSpec(
-        backend=target_doc.get("backend", "auto"),
+    target = _settings(
+        TargetSpec,
+        target_doc,
         compute_capabilities=tuple(
             _capability(c, locate(("target", "compute_capabilities")))
             for c in target_doc.get("compute_capabilities", [])
         ),
-        optimization_level=target_doc.get("optimization_level"),
         timing_cache=resolve(("target", "timing_cache"), target_doc.get("timing_cache")),
-        gpu=target_doc.get("gpu"),
     )
-    precision_doc = doc.get("precision", {"mode": "fp32"})
-    precision = PrecisionSpec(
-        mode=precision_doc["mode"],
-        fallback=precision_doc.get("fallback"),
-        keep_fp32=tuple(precision_doc.get("keep_fp32", [])),
-        keep_io_types=precision_doc.get("keep_io_types", True),
-        auto_fallback=precision_doc.get("auto_fallback", False),
-        calibration=dict(precision_doc.get("calibration", {})),
+    precision_doc = doc.get("precision", {})
+    precision = _settings(
+        PrecisionSpec, precision_doc, calibration=_settings(CalibrationSpec, precision_doc.get("calibration", {}))
     )
     profiles, settings = _profiles(doc, locate)
     return Spec(
@@ -251,13 +258,21 @@ def _build(doc: dict, spec_path: Path, overridden: list[tuple], locate) -> Spec:
         input_settings=settings,
         workspace=_workspace(doc, locate),
         precision=precision,
-        accuracy=dict(doc.get("accuracy", {})),
-        fusion=dict(doc.get("fusion", {})),
+        accuracy=_settings(AccuracySpec, doc.get("accuracy", {})),
+        fusion=_settings(FusionSpec, doc.get("fusion", {})),
         target=target,
         output=paths,
         document=doc,
         plugins=plugins,
     )
+
+
+def _settings(kind, block: dict, **converted):
+    """One block of the validated spec as its dataclass: the keys it gives (lists as tuples,
+    `converted` where the loader converts a value), the dataclass's defaults for the rest. The
+    schema allows no other keys."""
+    given = {key: tuple(value) if isinstance(value, list) else value for key, value in block.items()}
+    return kind(**{**given, **{key: value for key, value in converted.items() if key in block}})
 
 
 def _profiles(doc: dict, locate) -> tuple[tuple[dict[str, ShapeRange], ...], dict[str, InputSettings]]:

@@ -25,7 +25,8 @@ _SHAPE = {
 _INPUT = {
     "type": "object",
     "additionalProperties": False,
-    "description": "One input: its shape range (min/opt/max) or fixed shape, a pinned value, or the range of the random values trtc feeds it.",
+    "description": "One input: its shape range (min/opt/max) or fixed shape, a pinned value, or the range of the random values trtc feeds "
+    "it.",
     "properties": {
         "min": {**_SHAPE, "description": "Smallest shape the engine accepts (the profile's minimum)."},
         "opt": {**_SHAPE, "description": "Shape TensorRT tunes kernels for; default: max."},
@@ -46,7 +47,8 @@ _INPUT = {
             "type": "object",
             "additionalProperties": False,
             "required": ["min", "max"],
-            "description": "A shape-tensor input (its values are a shape, e.g. a Reshape's target): min/opt/max values, one integer per element; opt defaults to max.",
+            "description": "A shape-tensor input (its values are a shape, e.g. a Reshape's target): min/opt/max values, one integer per "
+            "element; opt defaults to max.",
             "properties": {
                 k: {
                     "type": "array",
@@ -165,6 +167,42 @@ _CALIBRATION = {
         },
         "preprocess": {
             "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "resize": {
+                    "oneOf": [
+                        {"type": "integer", "minimum": 1},
+                        {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 2, "maxItems": 2},
+                    ],
+                    "description": "The shorter side in pixels, or [height, width].",
+                },
+                "crop": {
+                    "type": "array",
+                    "items": {"type": "integer", "minimum": 1},
+                    "minItems": 2,
+                    "maxItems": 2,
+                    "description": "[height, width] of the centre crop, after resize.",
+                },
+                "scale": {"type": "number", "exclusiveMinimum": 0, "default": 255, "description": "Pixel divisor."},
+                "mean": {
+                    "type": "array",
+                    "items": {"type": "number"},
+                    "minItems": 3,
+                    "maxItems": 3,
+                    "default": [0, 0, 0],
+                    "description": "Per channel, subtracted after scaling.",
+                },
+                "std": {
+                    "type": "array",
+                    "items": {"type": "number", "exclusiveMinimum": 0},
+                    "minItems": 3,
+                    "maxItems": 3,
+                    "default": [1, 1, 1],
+                    "description": "Per channel, divided by after the mean is subtracted.",
+                },
+                "layout": {"enum": ["NCHW", "NHWC"], "default": "NCHW", "description": "The input's axis order."},
+                "channels": {"enum": ["RGB", "BGR"], "default": "RGB", "description": "The input's channel order."},
+            },
             "description": "How image files become inputs: resize (shorter side, or [height, width]), crop ([height, width], "
             "centre), scale (pixel divisor, default 255), mean, std, layout (NCHW or NHWC), channels (RGB or BGR). "
             "Without resize or crop, images are resized to the model's static spatial size.",
@@ -210,9 +248,9 @@ _PRECISION = {
                 "auto_fallback": {
                     "type": "boolean",
                     "default": False,
-                    "description": "int8/fp8: when an accuracy gate fails, return the quantized layers whose "
-                    "quantization hurts most to the fallback precision, one at a time (at most 16), "
-                    "until the gate holds.",
+                    "description": "int8/fp8: when an accuracy gate fails, return quantized layers to the fallback "
+                    "precision one at a time (at most 16), the most harm per FLOP first (ranked on "
+                    "calibration samples), until the gate holds; then quantize again those not needed.",
                 },
                 "calibration": _CALIBRATION,
             },

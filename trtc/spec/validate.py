@@ -3,12 +3,14 @@ what was expected and, for a misspelt key or value, the closest valid one."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
-
-import jsonschema
+from typing import TYPE_CHECKING, Any, Callable
 
 from trtc.errors import closest
+from trtc.spec import known_valid
 from trtc.spec.schema import SPEC_SCHEMA
+
+if TYPE_CHECKING:
+    import jsonschema
 
 # Maps a key path to "file:line" (or "--set a.b") for messages.
 Locator = Callable[[tuple], str]
@@ -16,6 +18,11 @@ Locator = Callable[[tuple], str]
 
 def schema_problems(document: Any, locate: Locator, schema: dict = SPEC_SCHEMA) -> list[str]:
     """Every schema violation in `document` (a spec, unless `schema` says otherwise), formatted, in document order."""
+    key = known_valid.digest(document, schema) if schema is SPEC_SCHEMA else None
+    if known_valid.validated_before(key):
+        return []
+    import jsonschema  # a fifth of a no-op build's time: only when the spec is new
+
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(document), key=lambda e: [str(p) for p in e.absolute_path])
     lines: list[str] = []
@@ -24,6 +31,8 @@ def schema_problems(document: Any, locate: Locator, schema: dict = SPEC_SCHEMA) 
             line = f"{locate(path)}: {key_path(path) or '(top level)'}: {text}"
             if line not in lines:
                 lines.append(line)
+    if not lines:
+        known_valid.remember_valid(key)
     return lines
 
 
