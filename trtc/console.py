@@ -51,7 +51,8 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
             f"precision -> {human(cost['after_fusion']['mac_bytes'], 'B')} after fusion ({fusion_effect(cost['mac_saved_percent'])})"
         )
         if cost.get("gpu") and cost["estimated_total_us"] is not None:
-            line += f"; roofline on {cost['gpu']['name']}: {cost['estimated_total_us']:.1f} us"
+            basis = (cost.get("basis") or {}).get("time", {}).get("from") or f"a roofline of the {cost['gpu']['name']}"
+            line += f"; estimated time {cost['estimated_total_us']:.1f} us (not measured: from {basis})"
         console.print(line)
     elif cost and cost.get("unresolved_kernels"):
         console.print(
