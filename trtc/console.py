@@ -80,7 +80,8 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
     elif accuracy and accuracy["outputs"]:
         worst = min(accuracy["outputs"], key=lambda o: o["cosine"])
         console.print(
-            f"  accuracy vs FP32 on {accuracy['samples']} {accuracy['kind']} samples{' (emulated)' if accuracy['emulated'] else ''}: "
+            f"  accuracy vs FP32 on {accuracy['samples']} {accuracy['kind']} samples"
+            f"{' held out from calibration' if accuracy.get('held_out') else ''}{' (emulated)' if accuracy['emulated'] else ''}: "
             f"{escape(worst['name'])}: cosine {worst['cosine']:.6f} (per sample mean {worst['sample_cosine_mean']:.6f}, "
             f"worst {worst['sample_cosine_worst']:.6f}), rel. L2 {worst['rel_l2_error']:.2e}"
             + ("" if accuracy["passed"] is None else "; gates passed")

@@ -121,7 +121,7 @@ def test_default_int8_measures_on_real_held_out_samples_with_pooled_mean_and_wor
     assert output["samples"] == 8
     assert output["sample_cosine_worst"] <= output["sample_cosine_mean"] <= 1.0
     assert output["sample_cosine_worst"] > 0.99
-    assert "  accuracy vs FP32 on 8 real samples (emulated): y: cosine " in result.stderr
+    assert "  accuracy vs FP32 on 8 real samples held out from calibration (emulated): y: cosine " in result.stderr
     assert "per sample mean " in result.stderr and ", worst " in result.stderr
     markdown = (tmp_path / "build" / "spec.report.md").read_text()
     assert (
