@@ -51,7 +51,8 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
             f"precision -> {human(cost['after_fusion']['mac_bytes'], 'B')} after fusion ({fusion_effect(cost['mac_saved_percent'])})"
         )
         if cost.get("gpu") and cost["estimated_total_us"] is not None:
-            line += f"; roofline on {cost['gpu']['name']}: {cost['estimated_total_us']:.1f} us"
+            basis = (cost.get("basis") or {}).get("time", {}).get("from") or f"a roofline of the {cost['gpu']['name']}"
+            line += f"; estimated time {cost['estimated_total_us']:.1f} us (not measured: from {basis})"
         console.print(line)
     elif cost and cost.get("unresolved_kernels"):
         console.print(
@@ -79,7 +80,8 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
     elif accuracy and accuracy["outputs"]:
         worst = min(accuracy["outputs"], key=lambda o: o["cosine"])
         console.print(
-            f"  accuracy vs FP32 on {accuracy['samples']} {accuracy['kind']} samples{' (emulated)' if accuracy['emulated'] else ''}: "
+            f"  accuracy vs FP32 on {accuracy['samples']} {accuracy['kind']} samples"
+            f"{' held out from calibration' if accuracy.get('held_out') else ''}{' (emulated)' if accuracy['emulated'] else ''}: "
             f"{escape(worst['name'])}: cosine {worst['cosine']:.6f} (per sample mean {worst['sample_cosine_mean']:.6f}, "
             f"worst {worst['sample_cosine_worst']:.6f}), rel. L2 {worst['rel_l2_error']:.2e}"
             + ("" if accuracy["passed"] is None else "; gates passed")

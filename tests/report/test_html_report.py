@@ -108,7 +108,7 @@ def test_chromium_renders_charts_and_key_numbers(demo_fp16, tmp_path):
     assert f"{build['plan_bytes']:,} bytes" in dom and build["plan_sha256"] in dom
     # Every kernel is a row of the fusion map and a bar of the time chart.
     assert len(re.findall(r'<tr class="(?:un)?fused">', dom)) == fusion["counts"]["kernels"]
-    assert all(f"#{k['index']} {k['name']}" in dom for k in fusion["kernels"])
+    assert all(f"TensorRT kernel {k['name']}" in dom for k in fusion["kernels"])  # in each bar's tooltip
     for output in report["accuracy"]["outputs"]:
         assert f"<code>{output['name']}</code>" in dom
 

@@ -118,6 +118,7 @@ def check_accuracy(
         "status": "measured",
         "source": samples.source,
         "kind": samples.kind,
+        "held_out": samples.held_out,
         "samples": 0,
         "minimum_samples": MIN_ACCURACY_SAMPLES,
         "emulated": emulated,

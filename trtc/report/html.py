@@ -7,11 +7,16 @@ warnings) goes through `_e`; the charts escape their own labels.
 
 from __future__ import annotations
 
-from html import escape
 from importlib import resources
 
-from trtc.report.svg import Bar, Segment, bar_chart, share_bar
-from trtc.report.units import PRUNED_BY, fusion_effect, human, per_profile_note, savings, without_kernel
+from trtc.report.accuracy_summary import has_accuracy_summary
+from trtc.report.html_cards import accuracy_card, passes_card
+from trtc.report.html_cards import card as _card
+from trtc.report.html_cards import esc as _e
+from trtc.report.html_cards import optional as _optional
+from trtc.report.kernel_label import kernel_label
+from trtc.report.svg import Bar, Segment, bar_chart, label_chars, share_bar
+from trtc.report.units import PRUNED_BY, fusion_effect, human, per_profile_note, without_kernel
 
 # TensorRT's datatype names -> what people call them, and one colour each (charts, pills, legend).
 _PRECISIONS = {
@@ -36,6 +41,7 @@ def render_html(report: dict) -> str:
         _header(report),
         '<main class="wrap">',
         _kpis(report),
+        accuracy_card(report.get("accuracy")) if has_accuracy_summary(report) else "",
         _warnings(report.get("warnings") or []),
     ]
     if fusion:
@@ -52,9 +58,8 @@ def render_html(report: dict) -> str:
             )
         )
     body += [
-        _passes(report.get("passes")),
+        passes_card(report.get("passes")),
         _precision(report),
-        _accuracy(report.get("accuracy")),
         _bindings(report.get("bindings") or []),
         _facts(build),
         "</main>",
@@ -71,14 +76,6 @@ def render_html(report: dict) -> str:
     )
 
 
-def _e(value: object) -> str:
-    return escape(str(value), quote=True)
-
-
-def _optional(value: float | None, spec: str, missing: str = "—") -> str:
-    return missing if value is None else format(value, spec)
-
-
 def _precision_name(dtype: str | None) -> tuple[str, str]:
     return _PRECISIONS.get(dtype or "", (dtype, "#6e7781") if dtype and dtype != "none" else _NO_PRECISION)
 
@@ -86,12 +83,6 @@ def _precision_name(dtype: str | None) -> tuple[str, str]:
 def _pill(dtype: str | None) -> str:
     name, color = _precision_name(dtype)
     return f'<span class="pill" style="background:{color}" title="TensorRT: {_e(dtype or "none")}">{_e(name)}</span>'
-
-
-def _card(title: str, content: str, lead: str = "", anchor: str = "") -> str:
-    ident = f' id="{anchor}"' if anchor else ""
-    lead_html = f'<p class="lead">{lead}</p>' if lead else ""
-    return f'<section class="card"{ident}><h2>{_e(title)}</h2>{lead_html}{content}</section>'
 
 
 def _header(report: dict) -> str:
@@ -152,7 +143,7 @@ def _kpis(report: dict) -> str:
                     "estimated-time",
                     "Estimated time",
                     f"{total:.1f} µs" if total is not None else "?",
-                    f"roofline on {_e(cost['gpu']['name'])}",
+                    f"not measured: from FLOPs and bytes, roofline on {_e(cost['gpu']['name'])}",
                 )
             )
     tiles.append(("plan-size", "Plan size", human(build["plan_bytes"], "B"), f"{build['plan_bytes']:,} bytes"))
@@ -190,19 +181,22 @@ def _warnings(warnings: list[str]) -> str:
 
 
 def _kernel_label(kernel: dict) -> str:
-    return f"#{kernel['index']} {kernel['name']}"
+    """'#3 stem.conv +2 more': by the nodes it covers, fitted to the chart's label column."""
+    prefix = f"#{kernel['index']} "
+    return prefix + kernel_label(kernel, label_chars() - len(prefix))
 
 
 def _kernel_tooltip(kernel: dict) -> str:
     nodes = ", ".join(kernel["onnx_nodes"]) or "no ONNX node"
     estimate = (
-        f"{kernel['estimated_us']:.2f} µs, {kernel.get('bound')}-bound"
+        f"est. {kernel['estimated_us']:.2f} µs (roofline), {kernel.get('bound')}-bound"
         if kernel.get("estimated_us") is not None
-        else "time unknown"
+        else "estimated time unknown"
     )
     return (
-        f"#{kernel['index']} {kernel['name']} ({kernel['type']}, {_precision_name(kernel['precision'])[0]}): {estimate}; "
-        f"{human(kernel.get('flops'), 'FLOP')}, {human(kernel.get('mac_bytes'), 'B')}; ONNX: {nodes}"
+        f"#{kernel['index']} {kernel_label(kernel)}: {estimate}; TensorRT kernel {kernel['name']} ({kernel['type']}, "
+        f"{_precision_name(kernel['precision'])[0]}); {human(kernel.get('flops'), 'FLOP')}, "
+        f"{human(kernel.get('mac_bytes'), 'B')}; ONNX: {nodes}"
     )
 
 
@@ -214,9 +208,10 @@ def _time_chart(fusion: dict, cost: dict | None) -> str:
             "(set <code>target.gpu</code> or a compute capability in the spec).</p>",
         )
     kernels = fusion["kernels"]
+    basis = (cost.get("basis") or {}).get("time", {}).get("from") or f"a roofline of the {cost['gpu']['name']}"
     lead = (
-        f"Roofline estimate on {_e(cost['gpu']['name'])} ({_e(cost['gpu']['bandwidth_gbs'])} GB/s): "
-        "max(FLOPs / peak rate for the kernel's precision, bytes / bandwidth). Colour: kernel precision."
+        f"Estimated, not measured: from {_e(basis)}. A kernel's time is max(FLOPs / peak rate for its precision, "
+        "bytes / bandwidth). Colour: kernel precision."
     )
     shown = kernels
     if len(kernels) > _MAX_TIME_BARS:
@@ -350,6 +345,12 @@ def _cost(cost: dict | None) -> str:
         "Before fusion: every node of the graph TensorRT parsed (after trtc's passes and precision) reads and writes memory; "
         f"after fusion only kernel boundaries do. {_e(cost['convention'])}."
     )
+    basis = cost.get("basis")
+    if basis:
+        lead += (
+            f" FLOPs are counted from {_e(basis['flops']['from'])}. Memory traffic is counted from {_e(basis['mac_bytes']['from'])}."
+            " Neither is measured."
+        )
     return _card(
         "FLOPs and memory traffic",
         f'<div class="grid2"><div><h3>FLOPs</h3>{flops}</div><div><h3>Memory traffic (MAC)</h3>{mac}</div></div>'
@@ -418,28 +419,6 @@ def _node_chip(name: str, op_type: str) -> str:
     return f'<span class="chip{" added" if added else ""}">{_e(name)} <span class="op">{_e(op_type)}</span></span>'
 
 
-def _passes(passes: dict | None) -> str:
-    if not passes or not passes.get("changes"):
-        return ""
-    rows = "".join(
-        f'<tr><td class="nowrap">{_e(c["pass_name"])}</td><td>{"".join(f"<span class=chip>{_e(n)}</span>" for n in c["nodes_before"])}</td>'
-        f"<td>{''.join(f'<span class=chip>{_e(n)}</span>' for n in c['nodes_after']) or '—'}</td>"
-        f'<td class="num">{human(c["flops_before"], "FLOP")} → {human(c["flops_after"], "FLOP")}</td>'
-        f'<td class="num">{human(c["mac_before"], "B")} → {human(c["mac_after"], "B")}</td><td>{_e(c["note"])}</td></tr>'
-        for c in passes["changes"]
-    )
-    totals = passes["totals"]
-    lead = (
-        f"{totals['changes']} changes removed {totals['nodes_removed']} nodes and {savings(totals['flops_saved'], totals['mac_saved'])} "
-        "before TensorRT saw the graph."
-    )
-    table = (
-        '<table><thead><tr><th>pass</th><th>nodes before</th><th>nodes after</th><th class="num">FLOPs</th>'
-        f'<th class="num">MAC</th><th>note</th></tr></thead><tbody>{rows}</tbody></table>'
-    )
-    return _card("Graph passes", table, lead, "passes")
-
-
 def _precision(report: dict) -> str:
     precision, calibration = report.get("precision", {}), report.get("calibration")
     parts = []
@@ -477,44 +456,6 @@ def _precision(report: dict) -> str:
                 + "</ul>"
             )
     return _card("Precision", "".join(parts), anchor="precision") if parts else ""
-
-
-def _accuracy(accuracy: dict | None) -> str:
-    if not accuracy:
-        return ""
-    if accuracy.get("status") == "not measured":
-        return _card(
-            "Accuracy",
-            f'<p class="failed">Accuracy against FP32 was not measured: {_e(accuracy["reason"])}.</p>',
-            anchor="accuracy",
-        )
-    rows = "".join(
-        f'<tr><td><code>{_e(o["name"])}</code></td><td class="num">{o["max_abs_error"]:.3g}</td><td '
-        f'class="num">{o["rel_l2_error"]:.3g}</td>'
-        f'<td class="num">{o["cosine"]:.6f}</td><td class="num">{_optional(o.get("sample_cosine_mean"), ".6f")}</td>'
-        f'<td class="num">{_optional(o.get("sample_cosine_worst"), ".6f")}</td><td '
-        f'class="num">{_optional(o.get("top1_agreement"), ".4f")}</td>'
-        f'<td class="num">{o.get("nonfinite") or 0}</td></tr>'
-        for o in accuracy["outputs"]
-    )
-    lead = f"Against FP32 in onnxruntime on {accuracy['samples']} {_e(accuracy.get('kind') or '')} samples ({_e(accuracy['source'])})."
-    if accuracy.get("emulated"):
-        lead += " Reduced precision emulated by rounding the converted tensors in FP32."
-    gates = ""
-    if accuracy.get("gates"):
-        passed = accuracy.get("passed") is not False
-        gates = (
-            f'<p class="{"saved" if passed else "failed"}">Gates '
-            + ", ".join(f"{_e(k)} {_e(v)}" for k, v in accuracy["gates"].items())
-            + (": passed." if passed else ": failed.")
-            + "</p>"
-        )
-    table = (
-        '<table><thead><tr><th>output</th><th class="num">max abs error</th><th class="num">relative L2</th><th class="num">cosine</th>'
-        '<th class="num">per-sample mean</th><th class="num">worst sample</th>'
-        f'<th class="num">top-1 agreement</th><th class="num">Inf/NaN</th></tr></thead><tbody>{rows}</tbody></table>'
-    )
-    return _card("Accuracy", table + gates, lead, "accuracy")
 
 
 def _bindings(bindings: list[dict]) -> str:

@@ -140,6 +140,7 @@ def cost_section(
         "gpu": {key: gpu[key] for key in ("name", "compute_capability", "bandwidth_gbs", "tflops", "source", "url")}
         if gpu
         else None,
+        "basis": cost_basis(gpu),
     }
     if gpu:
         estimated = [k for k in kernels if k.get("estimated_us") is not None]
@@ -149,6 +150,29 @@ def cost_section(
         )
         section["top_kernels"] = [k["index"] for k in sorted(estimated, key=lambda k: -k["estimated_us"])[:10]]
     return section
+
+
+def cost_basis(gpu: dict | None) -> dict:
+    """What each figure of the section is computed from: FLOPs and bytes are counted from shapes;
+    times are estimates from them, never measured (no plan runs here)."""
+    time = (
+        f"each kernel's FLOPs and bytes on a roofline of the {gpu['name']} (peak rate for the kernel's precision, "
+        f"{gpu['bandwidth_gbs']} GB/s); no GPU ran the plan"
+        if gpu
+        else "no target GPU is known (target.gpu or a compute capability in the spec): no time is estimated"
+    )
+    return {
+        "flops": {
+            "estimated": False,
+            "from": "each ONNX node's shapes at the first profile's opt shapes, one per multiply-accumulate",
+        },
+        "mac_bytes": {
+            "estimated": False,
+            "from": "tensor sizes at the first profile's opt shapes: every node's inputs and outputs "
+            "before fusion, each kernel's TensorRT tensors in their datatypes after",
+        },
+        "time": {"estimated": True, "from": time},  # estimated_us, estimated_total_us, bound
+    }
 
 
 # Kernel types in which an op's arithmetic runs, when a node is named by several kernels (a

@@ -10,6 +10,9 @@ from __future__ import annotations
 import re
 
 from trtc.printable import one_line
+from trtc.report.accuracy_summary import figures, has_accuracy_summary, samples_phrase, worst_output
+from trtc.report.kernel_label import label_parts
+from trtc.report.pass_groups import grouped_changes
 from trtc.report.units import PRUNED_BY, fusion_effect, human, per_profile_note, savings, without_kernel
 
 # CommonMark lets a backslash escape any ASCII punctuation, so escaping all of it is always right.
@@ -55,6 +58,8 @@ def render_markdown(report: dict) -> str:
             f"({counts['fused_kernels']} fused; {without_kernel(fusion) or 'every node in a kernel'})"
             f"{per_profile_note(counts)} |"
         )
+    if has_accuracy_summary(report):  # reduced precision: the first question is whether it is still accurate
+        lines += _accuracy(report.get("accuracy"))
     lines += [
         "",
         "## Inputs and outputs",
@@ -76,7 +81,7 @@ def render_markdown(report: dict) -> str:
             "",
             f"Source: TensorRT's {fusion['source'].replace('-', ' ')}.",
             "",
-            "| # | kernel | type | precision | FLOPs | MAC | est. us | ONNX nodes |",
+            "| # | kernel | type | precision | FLOPs | MAC | est. us (roofline) | ONNX nodes |",
             "| --- | --- | --- | --- | ---: | ---: | ---: | --- |",
         ]
         for kernel in fusion["kernels"]:
@@ -105,7 +110,7 @@ def render_markdown(report: dict) -> str:
             lines += [f"- {code(n['name'])} ({text(n['op_type'])})" for n in fusion["folded_nodes"]]
     else:
         lines += ["", "## Fusion map", "", "Not available: TensorRT logged no layer information for this build."]
-    lines += _calibration(report.get("calibration")) + _precision(report.get("precision", {}), report.get("accuracy"))
+    lines += _calibration(report.get("calibration")) + _precision(report.get("precision", {}))
     if report.get("warnings"):
         lines += ["", "## Warnings", ""] + [f"- {text(w)}" for w in report["warnings"]]
     return "\n".join(lines) + "\n"
@@ -135,14 +140,18 @@ def _passes(passes: dict | None) -> list[str]:
         "",
         "## Graph passes",
         "",
-        "| pass | nodes before | nodes after | FLOPs before -> after | MAC before -> after | note |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "Changes of one pass with the same note share a row (`;` between changes).",
+        "",
+        "| pass | changes | nodes before | nodes after | FLOPs before -> after | MAC before -> after | note |",
+        "| --- | ---: | --- | --- | --- | --- | --- |",
     ]
-    for c in passes["changes"]:
+    for g in grouped_changes(passes["changes"]):
+        before = "; ".join(", ".join(map(code, c["nodes_before"])) for c in g["changes"])
+        after = "; ".join(", ".join(map(code, c["nodes_after"])) or "-" for c in g["changes"])
         lines.append(
-            f"| {c['pass_name']} | {', '.join(map(code, c['nodes_before']))} | {', '.join(map(code, c['nodes_after'])) or '-'} | "
-            f"{human(c['flops_before'], 'FLOP')} -> {human(c['flops_after'], 'FLOP')} | {human(c['mac_before'], 'B')} "
-            f"-> {human(c['mac_after'], 'B')} | {text(c['note'])} |"
+            f"| {g['pass_name']} | {len(g['changes'])} | {before} | {after} | "
+            f"{human(g['flops_before'], 'FLOP')} -> {human(g['flops_after'], 'FLOP')} | "
+            f"{human(g['mac_before'], 'B')} -> {human(g['mac_after'], 'B')} | {text(g['note'])} |"
         )
     totals = passes["totals"]
     lines += [
@@ -175,31 +184,39 @@ def _cost(cost: dict | None, fusion: dict) -> list[str]:
         lines.append(
             f"| effect of fusion | | {human(abs(cost['mac_saved_bytes']), 'B')}: {fusion_effect(cost['mac_saved_percent'])} |"
         )
-    if cost.get("gpu"):
-        gpu = cost["gpu"]
+    basis = cost.get("basis")
+    if basis:
         lines += [
             "",
-            f"Roofline estimate on {gpu['name']} ({gpu['bandwidth_gbs']} GB/s; peaks from {gpu['source']}): "
-            + (
-                f"{cost['estimated_total_us']:.1f} us in total."
-                if cost["estimated_total_us"] is not None
-                else "no total (some kernels' sizes are unknown)."
-            )
-            + " Top kernels:",
+            f"FLOPs are counted from {text(basis['flops']['from'])}. Memory traffic is counted from {text(basis['mac_bytes']['from'])}.",
+        ]
+    if cost.get("gpu"):
+        gpu = cost["gpu"]
+        total = (
+            f"{cost['estimated_total_us']:.1f} us in total"
+            if cost["estimated_total_us"] is not None
+            else "no total (some kernels' sizes are unknown)"
+        )
+        lines += [
+            "",
+            f"Estimated time, not measured: {total}, from {text(basis['time']['from']) if basis else 'a roofline'}. "
+            f"Peaks from {gpu['source']}. Top kernels by estimated time:",
             "",
         ]
         by_index = {k["index"]: k for k in fusion["kernels"]}
         for index in cost["top_kernels"][:5]:
             kernel = by_index[index]
             lines.append(
-                f"- #{index} {code(kernel['name'])} ({text(kernel['type'])}, {text(kernel['precision'])}): "
-                f"{kernel['estimated_us']:.2f} us, {kernel['bound']}-bound"
+                f"- #{index} {_kernel_label(kernel)}: est. {kernel['estimated_us']:.2f} us, {kernel['bound']}-bound "
+                f"(TensorRT kernel {code(kernel['name'])}, {text(kernel['type'])}, {text(kernel['precision'])})"
             )
+    elif basis:
+        lines += ["", f"Time: {text(basis['time']['from'])}."]
     if cost.get("unresolved_kernels"):
         lines += [
             "",
             f"{len(cost['unresolved_kernels'])} kernel(s) have dynamic sizes trtc cannot resolve at the opt shapes "
-            f"(TensorRT-internal tensors): their memory traffic, the after-fusion total and their time are unknown.",
+            f"(TensorRT-internal tensors): their memory traffic, the after-fusion total and their estimated time are unknown.",
         ]
     if cost["unknown_nodes"]:
         lines += [
@@ -209,6 +226,12 @@ def _cost(cost: dict | None, fusion: dict) -> list[str]:
             + ("" if len(cost["unknown_nodes"]) <= 10 else ", ..."),
         ]
     return lines
+
+
+def _kernel_label(kernel: dict) -> str:
+    """'`stem.conv` +2 more': the nodes a kernel covers, by the first one's name."""
+    node, rest = label_parts(kernel)
+    return code(node) + rest if node is not None else text(rest)
 
 
 def _calibration(calibration: dict | None) -> list[str]:
@@ -250,7 +273,7 @@ def _calibration(calibration: dict | None) -> list[str]:
     return lines
 
 
-def _precision(precision: dict, accuracy: dict | None) -> list[str]:
+def _precision(precision: dict) -> list[str]:
     lines = []
     kept = [f"- {code(node)}: {text(why)}" for node, why in (precision.get("kept_fp32") or {}).items()]
     ranges = precision.get("activation_ranges")
@@ -280,38 +303,48 @@ def _precision(precision: dict, accuracy: dict | None) -> list[str]:
             if kept
             else [f"The {precision['fallback']} fallback keeps no node in FP32."]
         )
-    if accuracy and accuracy.get("status") == "not measured":
-        lines += ["", "## Accuracy against FP32", "", f"Not measured: {text(accuracy['reason'])}."]
-    elif accuracy:
-        lines += [
-            "",
-            "## Accuracy against FP32",
-            "",
-            f"Samples: {' '.join(str(w) for w in (accuracy['samples'], accuracy.get('kind')) if w)} ({text(accuracy['source'])})"
-            + (
-                ". Reduced precision emulated by rounding the converted tensors in FP32 (onnxruntime's CPU kernels have no BF16"
-                " and run FP16 ops in FP32)."
-                if accuracy["emulated"]
-                else "."
-            ),
-            "",
-            "| output | max abs error | relative L2 | cosine | per-sample mean | worst sample | top-1 agreement |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-        ]
-        for o in accuracy["outputs"]:
-            top1 = f"{o['top1_agreement']:.4f}" if o["top1_agreement"] is not None else "-"
-            mean, worst = (
-                f"{o[k]:.6f}" if o.get(k) is not None else "-" for k in ("sample_cosine_mean", "sample_cosine_worst")
-            )
-            lines.append(
-                f"| {code(o['name'])} | {o['max_abs_error']:.3g} | {o['rel_l2_error']:.3g} | {o['cosine']:.6f} | {mean} | {worst} | {top1} "
-                "|"
-            )
-        overflowing = [f"{code(o['name'])} ({o['nonfinite']})" for o in accuracy["outputs"] if o.get("nonfinite")]
-        if overflowing:
-            lines += ["", "Inf/NaN where FP32 is finite (left out of the metrics): " + ", ".join(overflowing) + "."]
-        if accuracy["gates"]:
-            lines += ["", "Gates: " + ", ".join(f"{k} {v}" for k, v in accuracy["gates"].items()) + ": passed."]
+    return lines
+
+
+def _accuracy(accuracy: dict | None) -> list[str]:
+    lines = ["", "## Accuracy against FP32", ""]
+    if not accuracy or accuracy.get("status") == "not measured":
+        reason = text(accuracy["reason"]) if accuracy else "the report holds no accuracy section"
+        lines.append(f"Not measured: {reason}.")
+        if accuracy:
+            lines += ["", f"Samples it would have used: {text(accuracy.get('kind'))} ({text(accuracy.get('source'))})."]
+        return lines
+    emulated = (
+        (
+            " Reduced precision emulated by rounding the converted tensors in FP32 (onnxruntime's CPU kernels have no BF16"
+            " and run FP16 ops in FP32)."
+        )
+        if accuracy.get("emulated")
+        else ""
+    )
+    lines.append(f"Measured in onnxruntime on {text(samples_phrase(accuracy))}: {text(accuracy['source'])}.{emulated}")
+    worst = worst_output(accuracy)
+    if worst:
+        lines += ["", f"Worst output {code(worst['name'])}: {figures(worst)}."]
+    lines += [
+        "",
+        "| output | max abs error | relative L2 | cosine | per-sample mean | worst sample | top-1 agreement |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for o in accuracy["outputs"]:
+        top1 = f"{o['top1_agreement']:.4f}" if o["top1_agreement"] is not None else "-"
+        mean, worst_sample = (
+            f"{o[k]:.6f}" if o.get(k) is not None else "-" for k in ("sample_cosine_mean", "sample_cosine_worst")
+        )
+        lines.append(
+            f"| {code(o['name'])} | {o['max_abs_error']:.3g} | {o['rel_l2_error']:.3g} | {o['cosine']:.6f} | "
+            f"{mean} | {worst_sample} | {top1} |"
+        )
+    overflowing = [f"{code(o['name'])} ({o['nonfinite']})" for o in accuracy["outputs"] if o.get("nonfinite")]
+    if overflowing:
+        lines += ["", "Inf/NaN where FP32 is finite (left out of the metrics): " + ", ".join(overflowing) + "."]
+    if accuracy["gates"]:
+        lines += ["", "Gates: " + ", ".join(f"{k} {v}" for k, v in accuracy["gates"].items()) + ": passed."]
     return lines
 
 

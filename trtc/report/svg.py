@@ -48,7 +48,7 @@ def bar_chart(bars: list[Bar], width: int = 960, label_width: int = 300, row: in
             parts.append(f'<rect x="0" y="{y}" width="{width}" height="{row}" fill="#f6f8fa"/>')
         parts.append(
             f'<text x="{label_width - 8}" y="{middle:.1f}" text-anchor="end" dominant-baseline="central" '
-            f'{FONT} fill="#24292f">{escape(_clip(bar.label, label_width // 7))}</text>'
+            f'{FONT} fill="#24292f">{escape(_clip(bar.label, label_chars(label_width)))}</text>'
         )
         if bar.value is None:
             parts.append(
@@ -67,6 +67,11 @@ def bar_chart(bars: list[Bar], width: int = 960, label_width: int = 300, row: in
     parts.append(f'<line x1="{label_width}" y1="2" x2="{label_width}" y2="{height - 2}" stroke="#8c959f"/>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def label_chars(label_width: int = 300) -> int:
+    """How many characters of a bar's label fit its column (the rest is clipped with '…')."""
+    return label_width // 7
 
 
 def share_bar(segments: list[Segment], width: int = 960, height: int = 30, title: str = "") -> str:
