@@ -172,6 +172,16 @@ BAD_CACHES = [
     ),
     ("samples infinite", lambda doc: doc.update(samples=math.inf), "'samples' is not a sample count (0 to 64): inf"),
     ("not an object", lambda doc: "[1, 2]", "not a calibration cache (a JSON object with ranges)"),
+    (
+        "FP16 ranges not numbers",  # the FP16 fallback's largest |x| per tensor
+        lambda doc: doc["largest_values"].update(y=math.nan),
+        "its largest values are not tensor names with numbers of 0 or more",
+    ),
+    (
+        "FP16 ranges not a mapping",
+        lambda doc: doc.update(largest_values=[1.0]),
+        "its largest values are not tensor names with numbers of 0 or more",
+    ),
 ]
 
 

@@ -21,12 +21,13 @@ pytestmark = pytest.mark.build  # real TensorRT-RTX builds; `pytest -m "not buil
 TARGET = "target: {compute_capabilities: [8.9]}\n"
 
 
-def overflowing_between_quantized_convolutions():
-    """conv_a -> relu -> square (|x| up to ~3e5: Inf in FP16) -> sqrt -> conv_b. Both convolutions
-    are quantized; square and sqrt run in the fallback precision: the PP-OCRv4 det failure in small."""
+def overflowing_between_quantized_convolutions(scale: float = 30.0):
+    """conv_a -> relu -> square (|x| up to ~3e5 on inputs near 1: Inf in FP16) -> sqrt -> conv_b.
+    Both convolutions are quantized; square and sqrt run in the fallback precision: the PP-OCRv4
+    det failure in small. With conv_a's weights at `scale` 0.3, inputs of a few hundred overflow."""
     rng = np.random.default_rng(0)
     weights = [
-        numpy_helper.from_array((rng.standard_normal((8, 3, 3, 3)) * 30).astype(np.float32), "wa"),
+        numpy_helper.from_array((rng.standard_normal((8, 3, 3, 3)) * scale).astype(np.float32), "wa"),
         numpy_helper.from_array((rng.standard_normal((8, 8, 3, 3)) * 0.2).astype(np.float32), "wb"),
     ]
     nodes = [
@@ -75,9 +76,8 @@ def test_int8_with_fp16_fallback_keeps_overflowing_layers_in_fp32_and_holds_accu
     # A quantized layer kept in FP32 reads its DequantizeLinear in FP32 too: still one INT8 kernel.
     assert {k["precision"] for k in report["fusion"]["kernels"] if k["type"] == "correlation"} == {"Int8"}
     kept = report["precision"]["kept_fp32"]
-    assert kept["square"].startswith("output reaches |x| = ") and kept["sqrt"].startswith(
-        "input squared reaches |x| = "
-    )
+    # sqrt reads Inf in FP16, and over every calibration sample its own output passes 512 too
+    assert kept["square"].startswith("output reaches |x| = ") and kept["sqrt"].startswith("output reaches |x| = ")
     built = onnx.load(str(tmp_path / "build" / "converted.onnx"))
     types = {v.name: v.type.tensor_type.elem_type for v in onnx.shape_inference.infer_shapes(built).graph.value_info}
     assert types["squared"] == TensorProto.FLOAT and types["s"] == TensorProto.FLOAT

@@ -128,3 +128,32 @@ def test_node_names_that_look_like_metadata_syntax(tmp_path, precision):
     assert {n for k in fusion["kernels"] for n in k["onnx_nodes"]} >= set(models.ODD_NAMES)
     # fold-batchnorm joins the names with `+`: the kernel names that one node, not a split of it.
     assert "conv a+b+bn]x" in {n for k in fusion["kernels"] for n in k["built_nodes"]}
+
+
+def test_nodes_gone_before_the_passes_have_a_place_and_resolved_control_flow_sits_in_kernels(tmp_path):
+    """`outputs:` prunes a branch and pinning folds the nodes it made constant: both are listed,
+    with the step; an If or Loop pinning resolved is where the nodes it became are (the kernels),
+    not lost (tests/report_checks.py checks this against the model file for every report)."""
+    from tests.passes.test_loops import loop_model
+    from tests.passes.test_pin import sample_rate_model
+
+    side = models.conv_bn_relu(extra_nodes=[onnx.helper.make_node("Sigmoid", ["c0"], ["side"], name="side")])
+    result, report = models.build(tmp_path / "outputs", side, "max_batch: 4\noutputs: [y]\n")
+    assert result.exit_code == 0, result.stderr
+    assert report["fusion"]["pruned_nodes"] == [{"name": "side", "op_type": "Sigmoid", "by": "outputs"}]
+    assert "  1 node pruned before the passes (outputs 1)" in result.stderr
+    markdown = (tmp_path / "outputs" / "build" / "spec.report.md").read_text()
+    assert "Pruned before the graph passes:\n\n- `side` (Sigmoid): outputs\\: feeds none of them\n" in markdown
+    assert "Pruned before the graph passes" in (tmp_path / "outputs" / "build" / "spec.report.html").read_text()
+
+    pinned = models.build_report(tmp_path / "pin", sample_rate_model(), "max_batch: 4\ninputs:\n  sr: {value: 8000}\n")
+    assert pinned["fusion"]["pruned_nodes"] == [
+        {"name": "is16k", "op_type": "Equal", "by": "pinning"},
+        {"name": "high", "op_type": "Greater", "by": "pinning"},
+    ]
+    (sigmoid,) = [k for k in pinned["fusion"]["kernels"] if k["built_nodes"] == ["outer_if/other_sigmoid"]]
+    assert sigmoid["onnx_nodes"] == ["outer_if"] and sigmoid["onnx_op_types"] == ["If"]
+
+    unrolled = models.build_report(tmp_path / "loop", loop_model(), "max_batch: 4\ninputs:\n  steps: {value: 3}\n")
+    assert {n for k in unrolled["fusion"]["kernels"] for n in k["onnx_nodes"]} == {"refine"}
+    assert unrolled["fusion"]["counts"]["onnx_nodes"] == 1

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import onnx
 
-from trtc.graph.cost import NodeCost, node_costs, tensor_elements
+from trtc.graph.cost import NodeCost, cost_of, node_costs, tensor_elements
 from trtc.graph.declared import declared_shapes, shapes_of
 from trtc.graph.reference import OnDemandReference, ReferenceUnavailable
 from trtc.graph.shapes import tensor_types
@@ -66,6 +66,7 @@ class GraphCosts:
     after_passes: dict[str, NodeCost]  # the graph after the passes, at the same shapes
     built: dict[str, NodeCost]  # the nodes of the graph TensorRT parses
     opt_elements: dict[str, int]  # ONNX tensor -> elements at those shapes
+    made: dict[tuple[int, str], NodeCost] = field(default_factory=dict)  # (run, node): made there, rewritten later
 
 
 @dataclass
@@ -117,7 +118,7 @@ def run_checks(job: ChecksJob, stop: threading.Event) -> ChecksOutcome:
     trim_heap()  # the sessions' memory, before TensorRT's build reaches its peak
     _stop_if(stop)
     started = time.perf_counter()
-    costs = graph_costs(job.structures, job.profiles[0], any(run.changes for run in job.runs))
+    costs = graph_costs(job.structures, job.profiles[0], job.runs)
     seconds["costs"] = time.perf_counter() - started
     started = time.perf_counter()
     fingerprint = job.make_fingerprint()
@@ -125,9 +126,11 @@ def run_checks(job: ChecksJob, stop: threading.Event) -> ChecksOutcome:
     return ChecksOutcome(output_shapes, verification, repaired, repaired_runs, costs, fingerprint, seconds)
 
 
-def graph_costs(structures: GraphStructures, profile: dict[str, ShapeRange], changed: bool) -> GraphCosts:
-    """FLOPs and bytes of every node at `profile`'s opt shapes, before and after the passes and
-    as built (shape inference reads no weights, so structures suffice)."""
+def graph_costs(structures: GraphStructures, profile: dict[str, ShapeRange], runs: list[PassRun]) -> GraphCosts:
+    """FLOPs and bytes of every node at `profile`'s opt shapes, before and after the passes `runs`
+    and as built (shape inference reads no weights, so structures suffice); and of the nodes a
+    change made that a later one rewrote, in the graph of the run that made them."""
+    changed = any(run.changes for run in runs)
     opt_shapes = {name: shape_range.opt for name, shape_range in profile.items()}
     types = tensor_types(structures.original, opt_shapes)
     costs, opt_elements = node_costs(structures.original, types=types), tensor_elements(types)
@@ -141,7 +144,18 @@ def graph_costs(structures: GraphStructures, profile: dict[str, ShapeRange], cha
         types = tensor_types(structures.built, opt_shapes)
         built = node_costs(structures.built, types=types)
         opt_elements.update(tensor_elements(types))
-    return GraphCosts(costs, after, built, opt_elements)
+    return GraphCosts(costs, after, built, opt_elements, _made_costs(runs, after, opt_shapes))
+
+
+def _made_costs(runs: list[PassRun], final: dict, opt_shapes: dict) -> dict[tuple[int, str], NodeCost]:
+    """(run index, node) -> cost, for each node a run made that is gone from the `final` graph."""
+    made = {}
+    for index, run in enumerate(runs):
+        gone = {n for change in run.changes for n in change.nodes_after if n not in final}
+        if gone and run.graph is not None:
+            types = tensor_types(run.graph, opt_shapes)
+            made.update({(index, n.name): cost_of(n, types) for n in run.graph.graph.node if n.name in gone})
+    return made
 
 
 def _stop_if(stop: threading.Event) -> None:

@@ -23,7 +23,14 @@ from trtc.backend.trt_import import import_tensorrt  # noqa: E402
 from trtc.commands.checked_build import ChecksFailed, build_beside_checks  # noqa: E402
 from trtc.commands.graph_checks import ChecksOutcome, GraphCosts, graph_costs  # noqa: E402
 from trtc.commands.observers import Recording, recording  # noqa: E402
-from trtc.commands.prepare import PreparedGraph, finish_graph, hand_over, prepare_graph, remake_model  # noqa: E402
+from trtc.commands.prepare import (  # noqa: E402
+    PreparedGraph,
+    finish_graph,
+    hand_over,
+    node_places,
+    prepare_graph,
+    remake_model,
+)
 from trtc.commands.timing import PhaseTimer  # noqa: E402
 from trtc.errors import BuildError, TrtcError  # noqa: E402
 from trtc.graph.declared import compare  # noqa: E402
@@ -32,7 +39,7 @@ from trtc.incremental.fingerprint import Fingerprint  # noqa: E402
 from trtc.incremental.stamps import portable_path, stamp  # noqa: E402
 from trtc.memory import map_large_blocks, trim_heap  # noqa: E402
 from trtc.outputs import StagedOutputs  # noqa: E402
-from trtc.passes import attach_costs, removed_nodes  # noqa: E402
+from trtc.passes import attach_costs  # noqa: E402
 from trtc.report import REPORT_SCHEMA  # noqa: E402
 from trtc.report.fusion import fusion_map  # noqa: E402
 from trtc.report.html import render_html  # noqa: E402
@@ -167,7 +174,7 @@ def _take_checks(graph: PreparedGraph, checks: ChecksOutcome, observer: Pipeline
 
 
 def _take_costs(graph: PreparedGraph, costs: GraphCosts) -> None:
-    attach_costs(graph.finished.runs, costs.costs, costs.after_passes)
+    attach_costs(graph.finished.runs, costs.costs, costs.after_passes, costs.made)
     graph.costs, graph.graph_costs, graph.built_costs, graph.opt_elements = (
         costs.costs,
         costs.after_passes,
@@ -200,7 +207,7 @@ def _repair(
         hand_over(graph.finished, keep=bool(spec.output.onnx))
     _take_costs(
         graph,
-        graph_costs(graph.finished.structures, graph.profiles[0], any(run.changes for run in graph.finished.runs)),
+        graph_costs(graph.finished.structures, graph.profiles[0], graph.finished.runs),
     )
 
 
@@ -265,13 +272,7 @@ def _log_text(log: list[tuple[str, str]]) -> str:
 
 def _report(spec: Spec, graph: PreparedGraph, trt, result: BuildResult, observer: Recording, gpu: dict | None) -> dict:
     """The report; the output-shape warnings it finds are told to `observer`, whose warnings it ends with."""
-    fusion = (
-        fusion_map(
-            result.engine, graph.nodes, graph.finished.origins, graph.finished.added, removed_nodes(graph.finished.runs)
-        )
-        if result.engine
-        else None
-    )
+    fusion = fusion_map(result.engine, **node_places(graph)) if result.engine else None
     cost = (
         cost_section(
             fusion,

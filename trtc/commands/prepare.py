@@ -33,7 +33,7 @@ from trtc.graph.weights import SplitModel, split_weights, structure_of
 from trtc.incremental.clashes import build_inputs, build_outputs, refuse_clashes
 from trtc.incremental.fingerprint import Fingerprint, fingerprint
 from trtc.incremental.stamps import stamps
-from trtc.passes import PassContext, PassRun, node_origins, run_passes, select_passes
+from trtc.passes import Change, PassContext, PassRun, node_origins, removed_nodes, run_passes, select_passes
 from trtc.passes.loops import onnxruntime_agreement
 from trtc.passes.pin import pin_inputs
 from trtc.passes.verify import Original
@@ -61,7 +61,9 @@ class PreparedGraph:
     ModelProto does not outlive `prepare_graph`: TensorRT builds from `finished.source`."""
 
     finished: FinishedGraph
-    nodes: dict[str, str]  # the user's node name -> op type, in graph order
+    nodes: dict[str, str]  # the node name -> op type of the graph the passes start from, in order
+    file_nodes: dict[str, str]  # the user's node name -> op type: the file's, before outputs: and pinning
+    steps: list[PassRun]  # outputs: and pinning, as changes (PinnedModel.steps)
     profiles: list
     model_sha256: str
     sections: dict[str, object]
@@ -139,6 +141,7 @@ def prepare_graph(
         verify=verify,
         as_file=as_file,
     )
+    file_nodes, steps = front.file_nodes, front.steps
     del model, front, loaded  # the protobuf's copy of the weights goes before the serialized one comes
     with timer.phase("serialize"):
         hand_over(finished, keep=bool(spec.output.onnx))
@@ -148,6 +151,8 @@ def prepare_graph(
     return PreparedGraph(
         finished=finished,
         nodes=original_nodes,
+        file_nodes=file_nodes,
+        steps=steps,
         profiles=profiles,
         model_sha256=model_sha256,
         sections=sections,
@@ -284,6 +289,8 @@ class PinnedModel:
     sections: dict[str, object]
     computes_as_file: bool  # computes what the file does: only names changed (onnxruntime may run the file's bytes)
     as_read: bytes  # the structure as read from the file, before any step (serialized `structure_of`)
+    file_nodes: dict[str, str]  # the file's node name -> op type, unnamed ones named
+    steps: list[PassRun]  # what `outputs:` pruned and pinning folded, inlined or unrolled, as passes report it
 
 
 def load_pinned_model(spec: Spec, observer) -> PinnedModel:
@@ -295,6 +302,7 @@ def load_pinned_model(spec: Spec, observer) -> PinnedModel:
     renamed = name_unnamed_nodes(model.graph)
     normalize_default_domain(model)
     drop_initializer_inputs(model)
+    file_nodes = {node.name: node.op_type for node in model.graph.node}
     pruned = select_outputs(model, spec.outputs) if spec.outputs else []
     sections["graph"] = {"onnx_nodes": len(model.graph.node), "renamed_nodes": renamed, "pruned_nodes": pruned}
     profiles, warnings = resolve_profiles(model_inputs(model), spec)
@@ -324,13 +332,34 @@ def load_pinned_model(spec: Spec, observer) -> PinnedModel:
         )
         for name, r in profiles[0].items()
     }
-    pinning = pin_inputs(model, pinned_values, static_shapes, unroll_check, shape_ranges)
+    pinned_away: list[Change] = []
+    pinning = pin_inputs(model, pinned_values, static_shapes, unroll_check, shape_ranges, pinned_away)
     if pinned_values or pinning["resolved_control_flow"]:
         sections["pinning"] = pinning
     # Node names and dim names do not change what onnxruntime computes: the output-shape check
     # and the verification may run the user's file itself.
     computes_as_file = not pruned and not pinned_values and not pinning["resolved_control_flow"]
-    return PinnedModel(loaded, model, profiles, sections, computes_as_file, as_read)
+    steps = [
+        PassRun("outputs", 0.0, [Change("outputs", "remove", (name,), (), "feeds no output") for name in pruned]),
+        PassRun("pinning", 0.0, pinned_away),
+    ]
+    return PinnedModel(loaded, model, profiles, sections, computes_as_file, as_read, file_nodes, steps)
+
+
+def node_places(graph: PreparedGraph) -> dict:
+    """What the fusion map needs to place every node of the user's file: its nodes, what stands
+    for them (through pinning and the passes), what trtc added, what the passes removed and what
+    was pruned before them (by `outputs:` or pinning)."""
+    lineage = [*graph.steps, *graph.finished.runs]
+    gone = removed_nodes(lineage)
+    before_passes = {run.name for run in graph.steps}
+    return {
+        "onnx_nodes": graph.file_nodes,
+        "origins": node_origins(lineage),
+        "added": graph.finished.added,
+        "removed": {name: step for name, step in gone.items() if step not in before_passes},
+        "pruned": {name: step for name, step in gone.items() if step in before_passes},
+    }
 
 
 def model_source(model: onnx.ModelProto) -> ModelSource:

@@ -26,7 +26,9 @@ class Reference:
     "basic" (constant folding and fusions only: the session starts about 3x faster on a ResNet-50,
     batch-1 runs as fast), False (none: the model as written). `threads`: onnxruntime's threads
     for one run (None: one per core); checks that run beside TensorRT's build take one, leaving
-    the other core to TensorRT."""
+    the other core to TensorRT. `free_early`: run nodes in onnxruntime's priority order, which
+    frees a tensor once its readers ran (its default order can leave a side branch's reader,
+    such as a reduction, to the end and keep every tensor alive until then)."""
 
     def __init__(
         self,
@@ -34,6 +36,7 @@ class Reference:
         outputs: list[str] | None = None,
         optimize: bool | str = True,
         threads: int | None = None,
+        free_early: bool = False,
     ):
         import onnxruntime as ort
 
@@ -46,6 +49,8 @@ class Reference:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads is not None:
             options.intra_op_num_threads = threads
+        if free_early:
+            options.execution_order = ort.ExecutionOrder.PRIORITY_BASED
         if optimize == "basic":
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
         elif not optimize:

@@ -15,6 +15,7 @@ from typing import Protocol
 import onnx
 
 from trtc.errors import BuildError
+from trtc.graph.weights import structure_of
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,9 @@ class PassRun:
     seconds: float
     changes: list[Change] = field(default_factory=list)
     round: int = 0
+    # The graph this run left (structure only, no large weights) when it changed something: the
+    # nodes it made are priced there, also those a later change rewrote again (a few hundred KB).
+    graph: onnx.ModelProto | None = None
 
 
 MAX_ROUNDS = 4  # folding can enable merging and back; real graphs settle in two rounds
@@ -70,7 +74,10 @@ def run_passes(model: onnx.ModelProto, passes: list[GraphPass], context: PassCon
                     f"graph pass '{graph_pass.name}' failed: {type(exc).__name__}: {exc}; "
                     f"switch it off with fusion: {{disable: [{graph_pass.name}]}} and report the bug"
                 ) from exc
-            runs.append(PassRun(graph_pass.name, time.perf_counter() - started, changes, round_index))
+            seconds = time.perf_counter() - started
+            runs.append(
+                PassRun(graph_pass.name, seconds, changes, round_index, structure_of(model) if changes else None)
+            )
             changed |= bool(changes)
         if not changed:
             break
@@ -83,15 +90,21 @@ def settled(runs: list[PassRun]) -> bool:
     return not any(run.changes for run in runs if run.round == MAX_ROUNDS - 1)
 
 
-def attach_costs(runs: list[PassRun], before: dict, after: dict) -> None:
-    """Fill each change's FLOPs/MAC: `nodes_before` priced in the original graph (or, for nodes an
-    earlier change produced, in the final one), `nodes_after` in the final graph. `before` and
-    `after` map node name -> an object with `flops` and `mac_bytes`."""
-    for run in runs:
+def attach_costs(runs: list[PassRun], before: dict, after: dict, made: dict | None = None) -> None:
+    """Fill each change's FLOPs/MAC, priced in the graph it rewrote: `nodes_before` as they stood
+    then (the original graph's, or as the change that made them priced them), `nodes_after` as
+    made (in the final graph, or where a later change rewrote them, in the graph of the run that
+    made them: `made`, keyed by (run index, node)). So a chain (fold-batchnorm, then fold-bias on
+    its product) saves what each rewrite removed, and the changes add up to `before` minus
+    `after`. Costs are objects with `flops` and `mac_bytes`."""
+    made = made or {}
+    standing = dict(before)  # node -> its cost as the graph now stands
+    for index, run in enumerate(runs):
         priced = []
         for change in run.changes:
-            old = [before.get(n) or after.get(n) for n in change.nodes_before]
-            new = [after.get(n) for n in change.nodes_after]
+            old = [standing.pop(n, None) for n in change.nodes_before]
+            new = [after[n] if n in after else made.get((index, n)) for n in change.nodes_after]
+            standing.update({n: c for n, c in zip(change.nodes_after, new) if c is not None})
             priced.append(
                 replace(
                     change,

@@ -14,13 +14,18 @@ from onnx import helper, numpy_helper
 
 from trtc.graph.graph_index import GraphIndex
 from trtc.graph.reference import Reference, ReferenceUnavailable
+from trtc.passes.base import Change
 
 MAX_UNROLL = 16
 # check(before, after) -> None when they agree, else why not.
 Check = Callable[[onnx.ModelProto, onnx.ModelProto], "str | None"]
 
 
-def resolve_constant_loops(model: onnx.ModelProto, check: Check | None) -> list[dict]:
+def resolve_constant_loops(
+    model: onnx.ModelProto, check: Check | None, changes: list[Change] | None = None
+) -> list[dict]:
+    """The report's entry of each Loop with a constant trip count; `changes` receives one Change
+    per Loop unrolled (the Loop -> the nodes it became)."""
     resolved = []
     loops = [node.name for node in model.graph.node if node.op_type == "Loop" and node.domain in ("", "ai.onnx")]
     for name in loops:
@@ -38,10 +43,12 @@ def resolve_constant_loops(model: onnx.ModelProto, check: Check | None) -> list[
         if reason is None:
             before = onnx.ModelProto()
             before.CopyFrom(model)
-            _unroll(model, node, count)
+            made = _unroll(model, node, count)
             problem = check(before, model)
             if problem is None:
                 entry["unrolled"] = True
+                if changes is not None:
+                    changes.append(Change("pinning", "unroll", (name,), made, f"Loop unrolled: {count} iteration(s)"))
             else:
                 model.CopyFrom(before)
                 reason = f"unrolled graph not kept: {problem}"
@@ -102,7 +109,8 @@ def _why_not(node: onnx.NodeProto, count: int) -> str | None:
     return None
 
 
-def _unroll(model: onnx.ModelProto, node: onnx.NodeProto, count: int) -> None:
+def _unroll(model: onnx.ModelProto, node: onnx.NodeProto, count: int) -> tuple[str, ...]:
+    """Replace the Loop `node` by `count` copies of its body; the names of the nodes made."""
     graph, body = model.graph, _body(node)
     carried_count = len(node.input) - 2
     carried = list(node.input[2:])
@@ -144,6 +152,7 @@ def _unroll(model: onnx.ModelProto, node: onnx.NodeProto, count: int) -> None:
     del graph.node[position]
     for offset, inner in enumerate(new_nodes):
         graph.node.insert(position + offset, inner)
+    return tuple(inner.name for inner in new_nodes)
 
 
 def _constant(nodes: list[onnx.NodeProto], name: str, value: np.ndarray) -> str:

@@ -4,6 +4,7 @@ through it, and every `If` whose condition became constant is replaced by the br
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,7 @@ from onnx import helper, numpy_helper
 from trtc.errors import SpecError
 from trtc.graph.graph_index import GraphIndex
 from trtc.graph.symbolic import decide_conditions, dimension_symbols
-from trtc.passes.base import PassContext
+from trtc.passes.base import Change, PassContext
 from trtc.passes.fold_constants import FoldConstants
 from trtc.passes.loops import Check, resolve_constant_loops
 
@@ -27,8 +28,11 @@ def pin_inputs(
     static_shapes: dict[str, tuple[int, ...]] | None = None,
     check: Check | None = None,
     shape_ranges: ShapeRanges | None = None,
+    record: list[Change] | None = None,
 ) -> dict[str, object]:
-    """Freeze each named input to its value, fold, inline constant Ifs. Returns the report section.
+    """Freeze each named input to its value, fold, inline constant Ifs. Returns the report section;
+    `record` receives a Change (pass "pinning") per node folded away, If inlined or Loop unrolled,
+    so the report can trace the user's nodes through them.
     `static_shapes` are inputs whose shape every profile fixes: in a graph with Ifs, `Shape` of a
     tensor whose shape they make static becomes a constant, so shape-driven Ifs resolve too.
     `shape_ranges` (input -> lowest and highest shape over every profile) decide the Ifs whose
@@ -47,18 +51,21 @@ def pin_inputs(
         pinned.append({"input": name, "value": array.tolist()})
     has_control = any(node.op_type in ("If", "Loop") for node in graph.node)
     shape_ranges = shape_ranges if has_control else None
+    changes: list[Change] = []
     resolved = (
-        fold_constant_ifs(model, static_shapes if has_control else None, shape_ranges)
+        fold_constant_ifs(model, static_shapes if has_control else None, shape_ranges, changes)
         if pinned or (has_control and (static_shapes or shape_ranges))
         else []
     )
     if (pinned or static_shapes) and any(node.op_type == "Loop" for node in graph.node):
-        loops = resolve_constant_loops(model, check)
+        loops = resolve_constant_loops(model, check, changes)
         if any(loop["unrolled"] for loop in loops):
             resolved += fold_constant_ifs(
-                model, static_shapes, shape_ranges
+                model, static_shapes, shape_ranges, changes
             )  # the copies' iteration numbers are constants
         resolved += loops
+    if record is not None:
+        record += [replace(change, pass_name="pinning") for change in changes]
     return {"pinned_inputs": pinned, "resolved_control_flow": resolved}
 
 
@@ -66,15 +73,18 @@ def fold_constant_ifs(
     model: onnx.ModelProto,
     static_shapes: dict[str, tuple[int, ...]] | None = None,
     shape_ranges: ShapeRanges | None = None,
+    changes: list[Change] | None = None,
 ) -> list[dict[str, str]]:
     """Fold constants (and static shapes: an inlined branch brings new Shape nodes), then replace
     each If with a constant condition by its taken branch; when none is constant, each If whose
-    condition is proven over `shape_ranges`; repeat until none is left to resolve."""
+    condition is proven over `shape_ranges`; repeat until none is left to resolve. `changes`
+    receives what was folded and inlined."""
     resolved = []
+    changes = [] if changes is None else changes
     for _ in range(_MAX_ROUNDS):
         if static_shapes:
             _fold_static_shapes(model, static_shapes)
-        FoldConstants().run(model, PassContext())
+        changes += FoldConstants().run(model, PassContext())
         index = GraphIndex(model.graph)
         decisions = {}
         for node in model.graph.node:
@@ -93,14 +103,16 @@ def fold_constant_ifs(
         taken, fact = decisions[node.name]
         branch_name = "then_branch" if taken else "else_branch"
         branch = next(a.g for a in node.attribute if a.name == branch_name)
-        _inline(model.graph, position, node, branch)
+        made = _inline(model.graph, position, node, branch)
+        changes.append(Change("pinning", "inline", (node.name,), made, f"If resolved: {branch_name} inlined"))
         resolved.append(
             {"node": node.name, "op_type": "If", "taken": branch_name, **({"proven": fact} if fact else {})}
         )
     return resolved
 
 
-def _inline(graph: onnx.GraphProto, position: int, node: onnx.NodeProto, branch: onnx.GraphProto) -> None:
+def _inline(graph: onnx.GraphProto, position: int, node: onnx.NodeProto, branch: onnx.GraphProto) -> tuple[str, ...]:
+    """Replace the If at `position` by `branch`'s nodes; their names."""
     replacement = [_copy(inner, node.name) for inner in branch.node]
     for branch_output, if_output in zip(branch.output, node.output):
         if if_output:
@@ -111,6 +123,7 @@ def _inline(graph: onnx.GraphProto, position: int, node: onnx.NodeProto, branch:
     del graph.node[position]
     for offset, inner in enumerate(replacement):
         graph.node.insert(position + offset, inner)
+    return tuple(inner.name for inner in replacement)
 
 
 def _copy(inner: onnx.NodeProto, outer_name: str) -> onnx.NodeProto:

@@ -5,10 +5,11 @@ A node is converted when its op is in `CONVERTIBLE` and nothing keeps it in FP32
 - `precision.keep_fp32` names it (a glob on the node name or on its op type);
 - its op is in `KEEP_FP32_OPS`: exponentials, powers and reciprocals (overflow), reductions that
   sum many values (overflow, lost low bits) and normalizations (variance of small differences);
-- (FP16) a reference run saw its output exceed `MAGNITUDE_LIMIT` in magnitude (FP16 tops out at
-  65504; headroom for the next op) or one of its inputs exceed FP16's range (the Cast in front of
-  it would make Inf), or one of its weights overflows FP16 or would mostly flush to zero. BF16 has
-  FP32's range, so only the first two rules apply to it.
+- (FP16) reference runs on every sample the precision step has (magnitudes.py) saw its output
+  exceed `MAGNITUDE_LIMIT` in magnitude (FP16 tops out at 65504; headroom for the next op) or one
+  of its inputs exceed FP16's range (the Cast in front of it would make Inf), or one of its
+  weights overflows FP16 or would mostly flush to zero. BF16 has FP32's range, so only the first
+  two rules apply to it.
 A DequantizeLinear whose readers all stay FP32 stays FP32 too, so a quantized layer kept in FP32
 still reads its DequantizeLinear directly (the pattern TensorRT fuses into an INT8 kernel).
 Every other op, and every op not listed as convertible, stays FP32. Casts go only where a tensor
@@ -31,7 +32,6 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from trtc.graph.graph_index import constant_value
-from trtc.graph.reference import Reference, with_outputs
 from trtc.graph.shapes import tensor_types
 
 CONVERTIBLE = {
@@ -138,7 +138,7 @@ def autocast(
     magnitudes: dict[str, float] | None = None,
     emulate: bool = False,
 ) -> AutocastResult:
-    """Convert a copy of `model`; `magnitudes` maps tensor names to max |x| from a reference run."""
+    """Convert a copy of `model`; `magnitudes` maps tensor names to max |x| in reference runs."""
     result = AutocastResult(onnx.ModelProto())
     result.model.CopyFrom(model)
     graph = result.model.graph
@@ -234,14 +234,6 @@ def _dequantize_like_readers(graph: onnx.GraphProto, reasons: dict[str, str | No
         users = readers.get(node.output[0], []) if node.op_type == "DequantizeLinear" else []
         if reasons[node.name] is None and users and all(reasons[user] is not None for user in users):
             reasons[node.name] = f"feeds {users[0]}, which stays FP32"
-
-
-def reference_magnitudes(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> dict[str, float]:
-    """Max |x| of every float tensor in one FP32 onnxruntime run: what the FP16 rules read
-    (ReferenceUnavailable when onnxruntime cannot run the model)."""
-    names = [out for node in model.graph.node for out in node.output if out]
-    values = {**feeds, **Reference(with_outputs(model, names)).run(feeds)}
-    return {name: float(np.max(np.abs(v))) for name, v in values.items() if v.dtype.kind == "f" and v.size}
 
 
 def _initializers_feeding(graph, converted, initializers, is_float) -> list[str]:

@@ -27,6 +27,7 @@ from trtc.precision.calibrate import CALIBRATOR, cache_document, cache_key, coll
 from trtc.precision.data import HOLD_OUT_EVERY, SampleSource
 from trtc.precision.equalize import depthwise_inputs, equalized_section
 from trtc.precision.fallback import RANKING_SAMPLES, Ranking, fall_back_until_accurate, first_samples, rank_layers
+from trtc.precision.magnitudes import LargestValues, activation_ranges
 from trtc.precision.opset import with_opset
 from trtc.precision.qdq import FP16_SMALLEST, fallback_residuals, insert_qdq, near_outputs, plan_quantization
 from trtc.spec.model import ShapeRange, Spec
@@ -52,9 +53,11 @@ class Calibrated:
     ranges: dict[str, float]
     channel_ranges: dict[str, list[float]]  # per channel, for the inputs of depthwise convolutions
     bias_shifts: dict[str, list[float]]  # per layer, what INT8 adds to each output channel
+    largest: dict[str, float] | None  # max |x| per float tensor, for the FP16 fallback's rules
     samples: int
     status: str  # the cache: "hit", "written", "not used"
     description: str
+    kind: str  # "real" (the user's data) or "random"
     cache_file: tuple[Path, str] | None
     warnings: list[str]
 
@@ -117,6 +120,8 @@ def calibrate(
     method, percentile, samples = settings.method, settings.percentile, settings.samples
     stream = calibration_stream(spec, inputs, profile, hold_out)
     batch, fingerprint, description = stream.batch, stream.fingerprint(), stream.description
+    # The FP16 fallback's range rules read every float tensor, gathered in calibration's own runs.
+    largest = LargestValues() if spec.precision.fallback == "fp16" else None
     warnings: list[str] = []
     if stream.kind == "random":
         warnings.append(
@@ -143,6 +148,7 @@ def calibrate(
             "bias_correction": settings.bias_correction and f"first {BIAS_SAMPLES} samples",
             "unclipped": sorted(unclipped),
             "held_out": f"every {HOLD_OUT_EVERY}th sample" if hold_out else None,
+            "fp16_ranges": "largest |x| of every float tensor" if largest is not None else None,
         },
         _input_settings(spec),
     )
@@ -151,9 +157,14 @@ def calibrate(
         key,
         activations,
         tensor_names(model),
-        {"channel_ranges": channel_tensors, "bias_shifts": corrected_layers},
+        {
+            "channel_ranges": channel_tensors,
+            "bias_shifts": corrected_layers,
+            **({"largest_values": None} if largest is not None else {}),
+        },
     )
     channel_ranges, shifts = found.get("channel_ranges", {}), found.get("bias_shifts", {})
+    largest_values = found.get("largest_values")
     if status.startswith(("stale", "ignored")):
         warnings.append(f"precision.calibration.cache: {status}; calibrating again")
     if ranges is None:
@@ -166,7 +177,9 @@ def calibrate(
             (lambda done: progress(done, samples)) if progress else None,
             channel_tensors,
             unclipped,
+            largest,
         )
+        largest_values = largest.largest if largest is not None else None
         floor = FP16_SMALLEST if spec.precision.fallback == "fp16" else 0.0
         shifts = (
             bias_shifts(model, list(corrected_layers), ranges, channel_ranges, batches(), floor)
@@ -174,11 +187,13 @@ def calibrate(
             else {}
         )
         status = "written" if cache_path else "not used"
-    per_channel = {"channel_ranges": channel_ranges, "bias_shifts": shifts}
+    per_channel = {"channel_ranges": channel_ranges, "bias_shifts": shifts, "largest_values": largest_values}
     cache_file = (
         (cache_path, cache_document(key, ranges, used, per_channel)) if cache_path and status == "written" else None
     )
-    return Calibrated(ranges, channel_ranges, shifts, used, status, description, cache_file, warnings)
+    return Calibrated(
+        ranges, channel_ranges, shifts, largest_values, used, status, description, stream.kind, cache_file, warnings
+    )
 
 
 def quantize(
@@ -190,7 +205,6 @@ def quantize(
     progress: Callable[[int, int], None] | None = None,
     exclude: frozenset[str] = frozenset(),
     calibrated: Calibrated | None = None,
-    magnitudes: dict[str, float] | None = None,
     hold_out: bool = False,
 ) -> Quantized:
     settings = spec.precision.calibration
@@ -221,7 +235,7 @@ def quantize(
     with_qdq = insert_qdq(
         model, plan, ranges, mode, FP16_SMALLEST if fallback == "fp16" else 0.0, channel_ranges, shifts
     )
-    quantized, measured, kept = _with_fallback(with_qdq, fallback, spec, magnitudes or {})
+    quantized, measured, kept = _with_fallback(with_qdq, fallback, spec, calibrated.largest or {})
     section = {
         "mode": mode,
         "method": method,
@@ -244,17 +258,15 @@ def quantize(
 
 
 def quantize_until_accurate(
-    model, spec, inputs, profile, model_sha256, check, progress, samples: AccuracySamples, magnitudes: dict[str, float]
+    model, spec, inputs, profile, model_sha256, check, progress, samples: AccuracySamples
 ) -> tuple[Quantized, dict]:
     """Quantize; when the accuracy gate fails and auto_fallback is on, return layers to the
     fallback precision until it holds (fallback.py). Layers are ranked on calibration samples,
-    never on the accuracy `samples`; `magnitudes` feed the FP16 rules. A gate that still fails
+    never on the accuracy `samples`. A gate that still fails
     raises AccuracyGateError carrying the report sections of the last graph, ranking included."""
     # Raised once, before planning: every step below then works on the same converted graph.
     model = with_opset(model, 19 if spec.precision.mode == "fp8" or spec.precision.fallback != "fp32" else 13)
-    result = quantize(
-        model, spec, inputs, profile, model_sha256, progress, magnitudes=magnitudes, hold_out=samples.held_out
-    )
+    result = quantize(model, spec, inputs, profile, model_sha256, progress, hold_out=samples.held_out)
     calibrated = result.calibrated
 
     def ranked() -> Ranking:
@@ -292,7 +304,6 @@ def quantize_until_accurate(
                 progress,
                 exclude=back,
                 calibrated=calibrated,
-                magnitudes=magnitudes,
             ),
             check,
             ranking,
@@ -319,12 +330,16 @@ def quantize_until_accurate(
 
 
 def precision_section(mode: str, result: Quantized) -> dict:
-    return {
+    section = {
         "mode": mode,
         "quantized_layers": len(result.section["quantized_layers"]),
         "fallback": result.section["fallback"],
         "kept_fp32": result.kept_fp32,
     }
+    calibrated = result.calibrated
+    if calibrated is not None and calibrated.largest is not None:
+        section["activation_ranges"] = activation_ranges(calibrated.samples, calibrated.kind, calibrated.description)
+    return section
 
 
 def _failed(failure: AccuracyGateError, result: Quantized, spec: Spec, *details: str) -> AccuracyGateError:

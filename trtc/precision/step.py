@@ -18,8 +18,8 @@ from trtc.graph.reference import Reference, ReferenceUnavailable
 from trtc.graph.shape_inputs import feed_values
 from trtc.precision.accuracy import as_dicts, clearly_off, enforce, measure_accuracy
 from trtc.precision.accuracy_data import AccuracySamples, accuracy_samples
-from trtc.precision.autocast import autocast, reference_magnitudes
-from trtc.precision.data import SampleSource
+from trtc.precision.autocast import autocast
+from trtc.precision.magnitudes import activation_ranges, reference_magnitudes
 from trtc.precision.opset import with_opset
 from trtc.precision.quantize import precision_section, quantize_until_accurate
 from trtc.spec.model import ShapeRange, Spec
@@ -48,19 +48,12 @@ def apply_precision(
     samples = accuracy_samples(spec, inputs, profile)
     samples.require_enough(spec.accuracy.gates)  # before calibration: a gate on too few samples is a spec error
     outcome = PrecisionOutcome(model)
-    if mode in ("int8", "fp8"):
-        magnitudes: dict[str, float] = {}
-        if spec.precision.fallback == "fp16":  # the FP16 fallback gets the range rules of precision: fp16
-            magnitudes = _magnitudes(
-                model, _magnitude_feeds(spec, inputs, profile), outcome.warnings, f"{mode} fallback fp16"
-            )
+    if mode in ("int8", "fp8"):  # the FP16 fallback's range rules read calibration's runs (quantize.py)
 
         def check(result):
             return check_accuracy(model, result.measured, spec, samples, emulated=result.measured is not result.model)
 
-        result, accuracy = quantize_until_accurate(
-            model, spec, inputs, profile, model_sha256, check, progress, samples, magnitudes
-        )
+        result, accuracy = quantize_until_accurate(model, spec, inputs, profile, model_sha256, check, progress, samples)
         outcome.model = result.model
         outcome.sections.update(
             calibration=result.section, accuracy=accuracy, precision=precision_section(mode, result)
@@ -69,15 +62,14 @@ def apply_precision(
         if result.cache_file:
             outcome.files.append(result.cache_file)
     else:
-        min_feeds = random_feeds(
-            inputs, {name: r.min for name, r in profile.items()}, spec.value_ranges, fixed=feed_values(profile, "min")
-        )
-        magnitudes = _magnitudes(model, min_feeds, outcome.warnings, "fp16") if mode == "fp16" else {}
+        magnitudes, ranges = _magnitudes(model, samples, outcome.warnings) if mode == "fp16" else ({}, None)
         if mode == "bf16":  # bfloat16 exists from opset 13 (Cast to it was invalid in opset-12 models)
             model = with_opset(model, 13)
         converted = autocast(model, mode, spec.precision.keep_fp32, spec.precision.keep_io_types, magnitudes)
         outcome.model = converted.model
         outcome.sections["precision"] = converted.section(mode)
+        if ranges:
+            outcome.sections["precision"]["activation_ranges"] = ranges
         # Accuracy is measured on an FP32 model that rounds the same tensors through FP16/BF16:
         # onnxruntime's CPU kernels lack BF16, and for FP16 its InsertCastTransformer runs ops without
         # an FP16 kernel in FP32 and drops the model's own down-and-up Casts around them, so the real
@@ -177,27 +169,16 @@ def accuracy_warnings(spec: Spec, samples: AccuracySamples, accuracy: dict, cali
     return [text + "; try " + ", or ".join(fixes)]
 
 
-def _magnitude_feeds(spec: Spec, inputs: list[ModelInput], profile: dict[str, ShapeRange]) -> dict[str, np.ndarray]:
-    """What the FP16 range rules see: the first calibration samples when they are the user's data."""
-    calibration = spec.precision.calibration
-    batch = max([1, *(r.min[0] for r in profile.values() if r.min)])
-    if calibration.real_data:
-        base = spec.source.parent if spec.source else Path.cwd()
-        source = SampleSource(calibration.real_data, "precision.calibration.data", inputs, base, calibration.preprocess)
-        return next(iter(source.batches(batch, batch)))
-    return random_feeds(
-        inputs, {name: r.min for name, r in profile.items()}, spec.value_ranges, fixed=feed_values(profile, "min")
-    )
-
-
 def _magnitudes(
-    model: onnx.ModelProto, feeds: dict[str, np.ndarray], warnings: list[str], what: str
-) -> dict[str, float]:
-    """Max |x| of every float tensor in one FP32 reference run."""
+    model: onnx.ModelProto, samples: AccuracySamples, warnings: list[str]
+) -> tuple[dict[str, float], dict | None]:
+    """Max |x| of every float tensor over the accuracy samples (what FP16 is measured on: the
+    user's data when given), and the report's record of them."""
     try:
-        return reference_magnitudes(model, feeds)
+        found = reference_magnitudes(model, samples.batches())
     except ReferenceUnavailable as error:
         warnings.append(
-            f"{what}: activation ranges not checked ({error.message}); only op and weight rules decide what stays FP32"
+            f"fp16: activation ranges not checked ({error.message}); only op and weight rules decide what stays FP32"
         )
-        return {}
+        return {}, None
+    return found.largest, activation_ranges(found.samples, samples.kind, samples.source)

@@ -1,7 +1,8 @@
 """The fusion map: which ONNX nodes each engine kernel covers and in which precision it runs.
-Every node of the user's model is in exactly one place: in kernels (one or several: a Split feeding
-two branches), removed by a named trtc pass, or evaluated by TensorRT at build time (no kernel
-names it: shape arithmetic, a Flatten)."""
+Every node of the user's model file is in exactly one place: in kernels (one or several: a Split
+feeding two branches; an If or Loop that pinning resolved is where the nodes it became are),
+removed by a named trtc pass, evaluated by TensorRT at build time (no kernel names it: shape
+arithmetic, a Flatten), or pruned before the passes (by `outputs:`, or folded by pinning)."""
 
 from __future__ import annotations
 
@@ -18,19 +19,21 @@ def fusion_map(
     origins: dict[str, tuple[str, ...]] | None = None,
     added: dict[str, str] | None = None,
     removed: dict[str, str] | None = None,
+    pruned: dict[str, str] | None = None,
 ) -> dict:
     """`onnx_nodes` maps the user's node names -> op types, in graph order; `origins` maps nodes
-    that trtc's passes produced to the user's nodes they stand for; `added` names nodes trtc
-    added (precision casts, Q/DQ) with their op types; `removed` maps the user's nodes that
-    trtc's passes removed to the pass that did. Plain data for the report."""
-    origins, added, removed = origins or {}, added or {}, removed or {}
+    that trtc produced (passes, pinning) to the user's nodes they stand for; `added` names nodes
+    trtc added (precision casts, Q/DQ) with their op types; `removed` maps the user's nodes that
+    trtc's passes removed to the pass that did; `pruned`, those gone before the passes to the step
+    ("outputs", "pinning"). Plain data for the report."""
+    origins, added, removed, pruned = origins or {}, added or {}, removed or {}, pruned or {}
     op_types = {**{name: f"{op} (added by trtc)" for name, op in added.items()}, **onnx_nodes}
     every_profile = engine.compute_kernels
     profile = kernel_profiles(every_profile)
     # TensorRT compiles one kernel set per optimization profile: the map is profile 0's (the
     # engine a request runs is one of them), and the others are counted.
     compute = [kernel for kernel, index in zip(every_profile, profile) if index == 0]
-    parsed = _parsed_graph(onnx_nodes, origins, added, removed)
+    parsed = _parsed_graph(onnx_nodes, origins, added, {**removed, **pruned})
     built = [tuple(dict.fromkeys(metadata_nodes(kernel.metadata, parsed))) for kernel in compute]
     expanded = [tuple(dict.fromkeys(o for n in nodes for o in origins.get(n, (n,)))) for nodes in built]
     covered = Counter(node for nodes in expanded for node in nodes)
@@ -43,8 +46,15 @@ def fusion_map(
         for name, op in onnx_nodes.items()
         if name in removed and name not in covered
     ]
+    before_passes = [
+        {"name": name, "op_type": op, "by": pruned[name]}
+        for name, op in onnx_nodes.items()
+        if name in pruned and name not in covered
+    ]
     folded = [
-        {"name": name, "op_type": op} for name, op in onnx_nodes.items() if name not in covered and name not in removed
+        {"name": name, "op_type": op}
+        for name, op in onnx_nodes.items()
+        if name not in covered and name not in removed and name not in pruned
     ]
     fused = [k for k in kernels if len(k["onnx_nodes"]) > 1]
     precisions = Counter(k["precision"] or "none" for k in kernels)
@@ -57,6 +67,7 @@ def fusion_map(
             "nodes_in_kernels": sum(1 for name in onnx_nodes if name in covered),
             "removed_nodes": len(gone),
             "folded_nodes": len(folded),
+            "pruned_nodes": len(before_passes),
             "sync_layers": len(engine.kernels) - len(every_profile),
             "streams": len({k.stream for k in compute}),
             "kernels_per_profile": dict(sorted(Counter(profile).items())),
@@ -65,6 +76,7 @@ def fusion_map(
         "kernels": kernels,
         "removed_nodes": gone,  # removed by trtc's passes, with the pass
         "folded_nodes": folded,  # evaluated by TensorRT at build time: no kernel names them
+        "pruned_nodes": before_passes,  # gone before the passes: by outputs: or pinning
         "folded_by_op_type": dict(Counter(node["op_type"] for node in folded).most_common()),
         "nodes_in_several_kernels": sorted(name for name, count in covered.items() if count > 1),
         "unknown_metadata_nodes": sorted(name for name in covered if name not in op_types),

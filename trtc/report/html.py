@@ -16,7 +16,7 @@ from trtc.report.html_cards import esc as _e
 from trtc.report.html_cards import optional as _optional
 from trtc.report.kernel_label import kernel_label
 from trtc.report.svg import Bar, Segment, bar_chart, label_chars, share_bar
-from trtc.report.units import fusion_effect, human, per_profile_note, without_kernel
+from trtc.report.units import PRUNED_BY, fusion_effect, human, per_profile_note, without_kernel
 
 # TensorRT's datatype names -> what people call them, and one colour each (charts, pills, legend).
 _PRECISIONS = {
@@ -387,6 +387,15 @@ def _fusion_table(fusion: dict) -> str:
         + "".join(rows)
         + "</tbody></table>"
     )
+    if fusion.get("pruned_nodes"):
+        table += (
+            "<h3>Pruned before the graph passes</h3><p>"
+            + "".join(
+                _node_chip(n["name"], f"{n['op_type']}, {PRUNED_BY.get(n['by'], n['by'])}")
+                for n in fusion["pruned_nodes"]
+            )
+            + "</p>"
+        )
     if fusion["removed_nodes"]:
         table += (
             "<h3>Removed by trtc's graph passes</h3><p>"
@@ -417,6 +426,12 @@ def _precision(report: dict) -> str:
         parts.append(
             f"<p>Mode {_e(precision['mode'])}: {precision.get('converted_nodes', 0)} nodes converted, "
             f"{precision.get('casts_inserted', 0)} casts inserted.</p>"
+        )
+    ranges = precision.get("activation_ranges")
+    if ranges:
+        parts.append(
+            f"<p>FP16 range rules read the activations of {ranges['samples']} {_e(ranges['kind'])} samples "
+            f"({_e(ranges['source'])}).</p>"
         )
     if precision.get("kept_fp32"):  # int8/fp8: nodes the FP16 fallback keeps in FP32
         parts.append(

@@ -13,7 +13,7 @@ from trtc.printable import one_line
 from trtc.report.accuracy_summary import figures, has_accuracy_summary, samples_phrase, worst_output
 from trtc.report.kernel_label import label_parts
 from trtc.report.pass_groups import grouped_changes
-from trtc.report.units import fusion_effect, human, per_profile_note, savings, without_kernel
+from trtc.report.units import PRUNED_BY, fusion_effect, human, per_profile_note, savings, without_kernel
 
 # CommonMark lets a backslash escape any ASCII punctuation, so escaping all of it is always right.
 _PUNCTUATION = re.compile(r"[!-/:-@\[-`{-~]")
@@ -94,8 +94,13 @@ def render_markdown(report: dict) -> str:
                 f"| {kernel['index']} | {code(kernel['name'])} | {text(kernel['type'])} | {text(kernel['precision'])} | "
                 f"{human(kernel.get('flops'), 'FLOP')} | {human(kernel.get('mac_bytes'), 'B')} | {estimate} | {nodes} |"
             )
-        if fusion["removed_nodes"] or fusion["folded_nodes"]:
+        pruned = fusion.get("pruned_nodes", [])
+        if fusion["removed_nodes"] or fusion["folded_nodes"] or pruned:
             lines += ["", "### ONNX nodes no kernel runs"]
+        if pruned:
+            lines += ["", "Pruned before the graph passes:", ""] + [
+                f"- {code(n['name'])} ({text(n['op_type'])}): {text(PRUNED_BY.get(n['by'], n['by']))}" for n in pruned
+            ]
         if fusion["removed_nodes"]:
             lines += ["", "Removed by trtc's graph passes:", ""] + [
                 f"- {code(n['name'])} ({text(n['op_type'])}): {n['pass']}" for n in fusion["removed_nodes"]
@@ -271,6 +276,15 @@ def _calibration(calibration: dict | None) -> list[str]:
 def _precision(precision: dict) -> list[str]:
     lines = []
     kept = [f"- {code(node)}: {text(why)}" for node, why in (precision.get("kept_fp32") or {}).items()]
+    ranges = precision.get("activation_ranges")
+    read = (
+        [
+            "",
+            f"FP16 range rules read the activations of {ranges['samples']} {ranges['kind']} samples ({text(ranges['source'])}).",
+        ]
+        if ranges
+        else []
+    )
     if precision.get("mode", "fp32") not in ("fp32", "int8", "fp8"):
         lines += [
             "",
@@ -278,17 +292,17 @@ def _precision(precision: dict) -> list[str]:
             "",
             f"Mode {precision['mode']}: {precision.get('converted_nodes', 0)} nodes converted, "
             f"{precision.get('casts_inserted', 0)} casts inserted.",
+            *read,
         ]
         if kept:
             lines += ["", "Kept in FP32:", ""] + kept
-    elif kept:
-        lines += [
-            "",
-            "## Kept in FP32",
-            "",
-            f"The {precision['fallback']} fallback keeps these nodes in FP32:",
-            "",
-        ] + kept
+    elif kept or read:
+        lines += ["", "## Kept in FP32", *read, ""]
+        lines += (
+            [f"The {precision['fallback']} fallback keeps these nodes in FP32:", ""] + kept
+            if kept
+            else [f"The {precision['fallback']} fallback keeps no node in FP32."]
+        )
     return lines
 
 

@@ -53,12 +53,22 @@ def per_profile_note(counts: dict) -> str:
     return f"; one kernel set per optimization profile ({each}), profile 0's shown"
 
 
+# Why a node was pruned before the passes, by the step that pruned it (fusion["pruned_nodes"]).
+PRUNED_BY = {"outputs": "outputs: feeds none of them", "pinning": "pinning: folded once inputs were pinned"}
+
+
 def without_kernel(fusion: dict) -> str:
-    """Where the model's nodes that no kernel runs went, e.g. "1 node removed by trtc's passes
-    (remove-noops 1); 2 nodes evaluated by TensorRT at build time (2 Flatten)"; '' for none."""
+    """Where the model's nodes that no kernel runs went, e.g. "1 node pruned before the passes
+    (outputs 1); 1 node removed by trtc's passes (remove-noops 1); 2 nodes evaluated by TensorRT
+    at build time (2 Flatten)"; '' for none."""
     by_pass = Counter(node["pass"] for node in fusion["removed_nodes"])
+    by_step = Counter(node["by"] for node in fusion.get("pruned_nodes", []))
     by_op = list(fusion["folded_by_op_type"].items())
     parts = []
+    if by_step:
+        parts.append(
+            f"{_nodes(sum(by_step.values()))} pruned before the passes ({', '.join(f'{p} {n}' for p, n in by_step.items())})"
+        )
     if by_pass:
         parts.append(
             f"{_nodes(sum(by_pass.values()))} removed by trtc's passes ({', '.join(f'{p} {n}' for p, n in by_pass.items())})"
