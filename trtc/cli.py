@@ -7,8 +7,6 @@ Exit codes: 0 ok, 1 build failed, 2 usage or spec error, 3 accuracy gate failed,
 from __future__ import annotations
 
 import functools
-import json
-import math
 import signal
 import sys
 import traceback
@@ -18,22 +16,12 @@ import click
 
 from trtc import __version__, interrupts
 from trtc.errors import TrtcError
+from trtc.report.json_text import strict_json
 
 
 def machine_json(value, indent: int = 2, default=None) -> str:
-    """JSON for machines: strict (no bare NaN or Infinity, which most parsers refuse), a value
-    that is not a finite number written as null."""
-
-    def finite(item):
-        if isinstance(item, float) and not math.isfinite(item):
-            return None
-        if isinstance(item, dict):
-            return {key: finite(v) for key, v in item.items()}
-        if isinstance(item, (list, tuple)):
-            return [finite(v) for v in item]
-        return item
-
-    return json.dumps(finite(value), indent=indent, allow_nan=False, default=default)
+    """JSON for machines: strict, a value that is not a finite number written as null."""
+    return strict_json(value, indent, default)
 
 
 def _reports_errors(command):

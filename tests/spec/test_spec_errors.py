@@ -163,3 +163,50 @@ def test_preprocess_keys_and_values_are_checked_before_any_image_is_read(tmp_pat
         with pytest.raises(SpecError) as raised:
             load_spec(spec)
         assert problem in raised.value.message, raised.value.message
+
+
+def _number_keys(schema: dict, path: tuple = ()) -> list[tuple[str, str]]:
+    """(dotted key, how to write a value there) for every spec key whose schema takes a number or
+    a list of numbers; a key the user names (an input) is called x."""
+    found = []
+    kinds = [schema.get("type"), *(o.get("type") for o in schema.get("oneOf", []) + schema.get("anyOf", []))]
+    items = [schema.get("items") or {}, *((o.get("items") or {}) for o in schema.get("oneOf", []))]
+    if path and "number" in kinds:
+        found.append((".".join(path), "{}"))
+    elif path and any(isinstance(i, dict) and i.get("type") == "number" for i in items):
+        found.append((".".join(path), "[{}]"))
+    children = list(schema.get("properties", {}).items())
+    if isinstance(schema.get("additionalProperties"), dict):
+        children.append(("x", schema["additionalProperties"]))
+    for variant in schema.get("oneOf", []) + schema.get("anyOf", []):
+        children += [(k, v) for k, v in variant.get("properties", {}).items() if (k, v) not in children]
+    for key, sub in children:
+        found += _number_keys(sub, (*path, key))
+    return sorted(set(found))
+
+
+NUMBER_KEYS = _number_keys(__import__("trtc.spec.schema", fromlist=["spec_schema"]).spec_schema())
+
+
+@pytest.mark.parametrize("key,form", NUMBER_KEYS, ids=[key for key, _ in NUMBER_KEYS])
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+def test_a_number_that_is_not_finite_is_refused(tmp_path, key, form, value):
+    """jsonschema's bounds let NaN through (every comparison with it is false): a gate of NaN
+    failed every build with "cosine 0.9999 < nan", and the report held a bare NaN."""
+    (tmp_path / "m.onnx").write_bytes(b"")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("model: m.onnx\nmax_batch: 2\n")
+    with pytest.raises(SpecError) as caught:
+        load_spec(spec, [f"{key}={form.format(value)}"])
+    element = "[0]" if form.startswith("[") else ""
+    read = {".nan": "nan", ".inf": "inf", "-.inf": "-inf"}[value]
+    assert caught.value.message == f"--set {key}: {key}{element}: YAML read {read} here; write a finite number"
+
+
+def test_a_number_that_is_not_finite_is_located_in_the_file(tmp_path):
+    (tmp_path / "m.onnx").write_bytes(b"")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("model: m.onnx\nmax_batch: 2\nprecision: fp16\naccuracy:\n  min_cosine: .NaN\n")
+    with pytest.raises(SpecError) as caught:
+        load_spec(spec)
+    assert caught.value.message == f"{spec}:5: accuracy.min_cosine: YAML read nan here; write a finite number"

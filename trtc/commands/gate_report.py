@@ -6,7 +6,6 @@ Its `build.status: failed` keeps the next `trtc build` from finding an old plan 
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 
 from trtc import __version__
@@ -14,6 +13,7 @@ from trtc.errors import AccuracyGateError, UsageError
 from trtc.incremental.stamps import portable_path
 from trtc.outputs import StagedOutputs
 from trtc.report import REPORT_SCHEMA
+from trtc.report.json_text import strict_json
 from trtc.spec.model import Spec
 
 FAILED = "failed"
@@ -43,7 +43,7 @@ def write_gate_report(spec: Spec, failure: AccuracyGateError, warnings: list[str
     }
     try:
         with StagedOutputs() as staged:
-            staged.write(spec.output.report, json.dumps(report, indent=2) + "\n")
+            staged.write(spec.output.report, strict_json(report) + "\n")
             staged.commit()
     except UsageError as error:  # the gate's failure stays the error, with its exit code
         return f"report not written: {error.message}"

@@ -10,7 +10,6 @@ import time
 _IMPORTS_STARTED = time.perf_counter()
 
 import hashlib  # noqa: E402 - after the clock that times these imports
-import json  # noqa: E402
 import tempfile  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
@@ -43,6 +42,7 @@ from trtc.passes import attach_costs  # noqa: E402
 from trtc.report import REPORT_SCHEMA  # noqa: E402
 from trtc.report.fusion import fusion_map  # noqa: E402
 from trtc.report.html import render_html  # noqa: E402
+from trtc.report.json_text import strict_json  # noqa: E402
 from trtc.report.kernel_cost import choose_gpu, cost_section, dynamic_value  # noqa: E402
 from trtc.report.markdown import render_markdown  # noqa: E402
 from trtc.report.passes import passes_section  # noqa: E402
@@ -127,7 +127,7 @@ def build(
         stamped = {**graph.file_stamps, str(spec.output.plan): stamp(plan_file)}
         report["build"]["file_stamps"] = {portable_path(Path(path), spec): value for path, value in stamped.items()}
         report["build"]["phases"] = timer.as_dict()  # all but writing this report and renaming the files into place
-        staged.write(spec.output.report, json.dumps(report, indent=2) + "\n")
+        staged.write(spec.output.report, strict_json(report) + "\n")
         if spec.output.onnx:
             source = graph.finished.source
             staged.write(

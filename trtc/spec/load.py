@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import os
 import re
 from pathlib import Path
@@ -106,13 +107,15 @@ def parse_size(text: str | int) -> int:
 
 
 def _refuse_non_json_values(value: Any, path: tuple, locate) -> None:
-    """YAML reads 2024-01-01 as a date and !!binary as bytes; a spec holds none of those."""
+    """YAML reads 2024-01-01 as a date, !!binary as bytes and .nan or .inf as floats; a spec holds none of those."""
     if isinstance(value, dict):
         for key, item in value.items():
             _refuse_non_json_values(item, (*path, key), locate)
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _refuse_non_json_values(item, (*path, index), locate)
+    elif isinstance(value, float) and not math.isfinite(value):  # jsonschema's bounds pass NaN: no comparison fails
+        raise SpecError(f"{locate(path)}: {key_path(path)}: YAML read {value} here; write a finite number")
     elif not isinstance(value, (str, int, float, bool)) and value is not None:
         kind = {"date": "a date", "datetime": "a date and time", "bytes": "binary data", "set": "a set"}.get(
             type(value).__name__, type(value).__name__
