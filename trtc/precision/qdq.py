@@ -21,7 +21,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from trtc.graph.graph_index import GraphIndex, attributes
-from trtc.precision.equalize import channel_scales, scaled_weight
+from trtc.precision.equalize import channel_scales, layer_weight_scaled
 from trtc.precision.opset import with_opset
 
 QUANTIZED_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
@@ -149,10 +149,13 @@ def insert_qdq(
     scale_floor: float = 0.0,
     channel_ranges: dict[str, list[float]] | None = None,
     bias_shifts: dict[str, list[float]] | None = None,
+    strengths: dict[str, float] | None = None,
 ) -> onnx.ModelProto:
     """A copy of `model` with Q/DQ pairs on the planned activations and quantized weights.
     `scale_floor`: the smallest scale the fallback precision can hold (FP16_SMALLEST for FP16).
-    `channel_ranges`: per-channel ranges of depthwise convolutions' inputs to equalize (equalize.py).
+    `channel_ranges`: per-channel ranges of the inputs to divide per channel, their readers'
+    weights taking the factor back: depthwise convolutions' inputs (equalize.py) and migrated
+    inputs of dense layers (migrate.py), at `strengths` (1 when not given).
     `bias_shifts`: per layer, what quantization adds to each output channel (bias_correction.py)."""
     converted = with_opset(model, 19 if mode == "fp8" else 13)
     quantized = onnx.ModelProto()
@@ -163,11 +166,15 @@ def insert_qdq(
     new_nodes: dict[str, list[onnx.NodeProto]] = {}  # consumer node name -> nodes to put before it
     activation_dq: dict[str, str] = {}
     equalized = {
-        t: channel_scales(c, ranges.get(t, 0.0)) for t, c in (channel_ranges or {}).items() if t in plan.activations
+        t: channel_scales(c, ranges.get(t, 0.0), (strengths or {}).get(t, 1.0))
+        for t, c in (channel_ranges or {}).items()
+        if t in plan.activations
     }
     for tensor in plan.activations:
         before = new_nodes.setdefault(_first_reader(graph, tensor), [])
-        source = _equalized(tensor, equalized[tensor], index, before) if tensor in equalized else tensor
+        source = (
+            _equalized(tensor, equalized[tensor], index, before, set(plan.layers)) if tensor in equalized else tensor
+        )
         scale = index.add_initializer(f"{tensor}/scale", quant_scale(ranges.get(tensor, 0.0), qmax, scale_floor))
         zero = _zero_point(index, f"{tensor}/zero", qtype, ())
         q = helper.make_node("QuantizeLinear", [source, scale, zero], [f"{tensor}/q"], name=f"{tensor}/quantize")
@@ -198,11 +205,12 @@ def insert_qdq(
     return quantized
 
 
-def _equalized(tensor: str, scales: np.ndarray, index: GraphIndex, before: list) -> str:
-    """`tensor` divided per channel (axis 1) by `scales`, for its depthwise readers."""
-    reader = next(n for n in index.consumers[tensor] if n.op_type == "Conv")
+def _equalized(tensor: str, scales: np.ndarray, index: GraphIndex, before: list, planned: set[str]) -> str:
+    """`tensor` divided per channel by `scales` (axis 1; the last for MatMul), for its quantized readers."""
+    reader = next(n for n in index.consumers[tensor] if n.name in planned and n.input[0] == tensor)
     rank = index.constant(reader.input[1]).ndim
-    inverse = index.add_initializer(f"{tensor}/equalize", (1.0 / scales).reshape([1, -1] + [1] * (rank - 2)))
+    shape = [-1] if reader.op_type == "MatMul" else [1, -1] + [1] * (rank - 2)
+    inverse = index.add_initializer(f"{tensor}/equalize", (1.0 / scales).reshape(shape))
     output = index.unique(f"{tensor}/equalized")
     before.append(helper.make_node("Mul", [tensor, inverse], [output], name=index.unique(f"{tensor}/equalize")))
     return output
@@ -220,7 +228,7 @@ def _quantized_weight(
     weight = index.constant(node.input[1]).astype(np.float32)
     source = node.input[1]
     if input_scales is not None:  # the input was divided per channel: the weights take the factor back
-        weight = scaled_weight(weight, input_scales)
+        weight = layer_weight_scaled(node, weight, input_scales)
         source = index.add_initializer(f"{node.name}.weight/equalized", weight) if qtype != TensorProto.INT8 else source
     axis, shaped = weight_scale(node, weight, qmax, scale_floor)
     scale = shaped.reshape(-1)
