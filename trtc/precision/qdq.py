@@ -1,7 +1,8 @@
 """Q/DQ placement that TensorRT fuses into INT8/FP8 kernels.
 
 - Quantized layers: Conv, ConvTranspose, Gemm and MatMul with constant weights, except GEMMs
-  whose K or N is below 16 (too small to gain) and what `precision.keep_fp32` names.
+  whose K or N is below 16 (too small to gain), what `precision.keep_fp32` names, and ops the
+  backend builds no INT8 kernel for (`NO_INT8_KERNEL`: their Q/DQ would only add error).
 - Weights: symmetric, per output channel (axis 0 for Conv and for Gemm with transB, axis 1 for
   ConvTranspose, MatMul and Gemm without transB), zero point 0; stored already quantized (INT8)
   or as FP32 behind a QuantizeLinear (FP8), followed by a DequantizeLinear.
@@ -26,6 +27,15 @@ from trtc.precision.opset import with_opset
 
 QUANTIZED_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 MIN_GEMM_DIM = 16
+# Measured: TensorRT-RTX 1.7 runs a ConvTranspose between Q/DQ as a Half (FP16 fallback) or Float
+# deconvolution, whatever the weights' quantization axis (PP-OCRv4 det's two upsampling layers,
+# 2.9% of its FLOPs), so the INT8 rounding costs accuracy and gains nothing.
+NO_INT8_KERNEL = {
+    "tensorrt-rtx": {
+        "ConvTranspose": "TensorRT-RTX builds no INT8 deconvolution: it would run in the fallback precision "
+        "with the INT8 rounding error"
+    }
+}
 FORMATS = {"int8": (TensorProto.INT8, 127.0), "fp8": (TensorProto.FLOAT8E4M3FN, 448.0)}
 
 
@@ -39,14 +49,17 @@ class QuantPlan:
 
 
 def plan_quantization(
-    model: onnx.ModelProto, keep_fp32: tuple[str, ...] = (), exclude: frozenset[str] = frozenset()
+    model: onnx.ModelProto, keep_fp32: tuple[str, ...] = (), exclude: frozenset[str] = frozenset(), backend: str = ""
 ) -> QuantPlan:
+    """`backend`: the TensorRT package that builds ("tensorrt-rtx", "tensorrt"); ops it has no INT8
+    kernel for are not quantized."""
     index = GraphIndex(model.graph)
     plan = QuantPlan()
+    unsupported = NO_INT8_KERNEL.get(backend, {})
     for node in model.graph.node:
         if node.op_type not in QUANTIZED_OPS or node.domain:
             continue
-        why = _skip_reason(node, index, keep_fp32, exclude)
+        why = unsupported.get(node.op_type) or _skip_reason(node, index, keep_fp32, exclude)
         if why:
             plan.skipped[node.name] = why
             continue

@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 import numpy as np
 import onnx
 
+from trtc.backend.trt_import import backend_identity
 from trtc.errors import AccuracyGateError
 from trtc.graph.profiles import ModelInput
 from trtc.graph.random_inputs import random_feeds
@@ -237,7 +238,7 @@ def quantize(
 ) -> Quantized:
     settings = spec.precision.calibration
     mode, method, percentile = spec.precision.mode, settings.method, settings.percentile
-    plan = plan_quantization(model, spec.precision.keep_fp32, exclude)
+    plan = plan_quantization(model, spec.precision.keep_fp32, exclude, building_backend(spec))
     depthwise = depthwise_inputs(model, plan.layers, plan.residuals, plan.activations) if settings.equalize else []
     migrating = (
         migration_inputs(model, plan.layers, plan.residuals, plan.activations, depthwise) if settings.migrate else {}
@@ -314,7 +315,7 @@ def quantize_until_accurate(
         }
         return rank_layers(
             model,
-            plan_quantization(model, spec.precision.keep_fp32).layers,
+            plan_quantization(model, spec.precision.keep_fp32, backend=building_backend(spec)).layers,
             calibrated.ranges,
             spec.precision.mode,
             batches,
@@ -394,6 +395,11 @@ def _with_fallback(model: onnx.ModelProto, fallback: str, spec: Spec, magnitudes
     settings = (fallback, spec.precision.keep_fp32, spec.precision.keep_io_types, magnitudes)
     converted = autocast(model, *settings)
     return converted.model, autocast(model, *settings, emulate=True).model, converted.kept
+
+
+def building_backend(spec: Spec) -> str:
+    """The TensorRT package the build will use, from package metadata (nothing is imported)."""
+    return backend_identity(spec.target.backend).split(" ")[0]
 
 
 def _input_settings(spec: Spec) -> dict:
