@@ -25,6 +25,7 @@ from trtc.precision.autocast import autocast
 from trtc.precision.bias_correction import SAMPLES as BIAS_SAMPLES
 from trtc.precision.bias_correction import bias_shifts
 from trtc.precision.calibrate import CALIBRATOR, cache_document, cache_key, collect_ranges, read_cache, tensor_names
+from trtc.precision.concat_split import split_concat_readers
 from trtc.precision.data import HOLD_OUT_EVERY, SampleSource
 from trtc.precision.equalize import depthwise_inputs, equalized_section
 from trtc.precision.fallback import RANKING_SAMPLES, Ranking, fall_back_until_accurate, first_samples, rank_layers
@@ -235,7 +236,9 @@ def quantize(
     exclude: frozenset[str] = frozenset(),
     calibrated: Calibrated | None = None,
     hold_out: bool = False,
+    splits: dict | None = None,
 ) -> Quantized:
+    """`splits`: the convolutions split per Concat branch before (concat_split.py), for the report."""
     settings = spec.precision.calibration
     mode, method, percentile = spec.precision.mode, settings.method, settings.percentile
     plan = plan_quantization(model, spec.precision.keep_fp32, exclude, building_backend(spec))
@@ -283,6 +286,7 @@ def quantize(
         "not_quantized": plan.skipped,
         "residual_inputs": plan.residuals,
         "unclipped_near_outputs": unclipped if method != "minmax" else [],  # tensors kept at their largest |value|
+        "split_concat_readers": splits or {},
         "equalized_inputs": equalized_section(model, plan.layers, ranges, channel_ranges),
         "migrated_inputs": migrated_section(model, plan.layers, strengths, ranges, migrated),
         "bias_corrected": {
@@ -302,7 +306,11 @@ def quantize_until_accurate(
     raises AccuracyGateError carrying the report sections of the last graph, ranking included."""
     # Raised once, before planning: every step below then works on the same converted graph.
     model = with_opset(model, 19 if spec.precision.mode == "fp8" or spec.precision.fallback != "fp32" else 13)
-    result = quantize(model, spec, inputs, profile, model_sha256, progress, hold_out=samples.held_out)
+    splits: dict = {}
+    if spec.precision.calibration.split_concat:  # before planning: calibration sees the split graph
+        stream = calibration_stream(spec, inputs, profile, samples.held_out)
+        model, splits = split_concat_readers(model, next(iter(stream.read(stream.batch))), spec.precision.keep_fp32)
+    result = quantize(model, spec, inputs, profile, model_sha256, progress, hold_out=samples.held_out, splits=splits)
     calibrated = result.calibrated
 
     def ranked() -> Ranking:
@@ -340,6 +348,7 @@ def quantize_until_accurate(
                 progress,
                 exclude=back,
                 calibrated=calibrated,
+                splits=splits,
             ),
             check,
             ranking,

@@ -136,6 +136,13 @@ _CALIBRATION = {
             "(SmoothQuant-style), as strongly as measured best per input on the first calibration samples "
             "(one more pass), so quiet channels keep more INT8 levels.",
         },
+        "split_concat": {
+            "type": "boolean",
+            "default": True,
+            "description": "Split a convolution that reads a Concat of branches whose ranges differ 16x or more (a "
+            "detector head's box coordinates beside its class scores) into one convolution per branch, "
+            "added up, so each branch is quantized with its own scale.",
+        },
         "unclipped_near_outputs": {
             "type": "integer",
             "minimum": -1,
