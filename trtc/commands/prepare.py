@@ -216,6 +216,12 @@ def finish_graph(
         for warning in precision.warnings:
             observer.warning(warning)
         model, sections, files = precision.model, precision.sections, precision.files
+        from trtc.precision.concat_split import split_origins  # convolutions split per Concat branch
+
+        origins = {
+            **origins,
+            **split_origins((sections.get("calibration") or {}).get("split_concat_readers", {}), origins),
+        }
     converted = spec.precision.mode != "fp32"
     built = structure_of(model) if converted else passed
     added = {n.name: n.op_type for n in model.graph.node if n.name not in original_nodes and n.name not in origins}
@@ -355,7 +361,7 @@ def node_places(graph: PreparedGraph) -> dict:
     before_passes = {run.name for run in graph.steps}
     return {
         "onnx_nodes": graph.file_nodes,
-        "origins": node_origins(lineage),
+        "origins": {**graph.finished.origins, **node_origins(lineage)},  # the former: precision's splits too
         "added": graph.finished.added,
         "removed": {name: step for name, step in gone.items() if step not in before_passes},
         "pruned": {name: step for name, step in gone.items() if step in before_passes},

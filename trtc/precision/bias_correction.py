@@ -24,7 +24,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from trtc.graph.graph_index import GraphIndex
 from trtc.graph.reference import Reference, with_outputs
-from trtc.precision.equalize import channel_scales, scaled_weight
+from trtc.precision.equalize import channel_scales, layer_weight_scaled
 from trtc.precision.qdq import quant_scale, weight_scale
 
 # The mean shift of a channel settles within a few samples (each gives H x W positions), and each
@@ -41,17 +41,23 @@ def bias_shifts(
     batches: Iterable[dict[str, np.ndarray]],
     scale_floor: float,
     qmax: float = 127.0,
+    strengths: dict[str, float] | None = None,
 ) -> dict[str, list[float]]:
     """Per quantized Conv in `layers`, the mean shift of each output channel that INT8 Q/DQ of
-    its input (at `ranges`, equalized by `channel_ranges`) and of its weights adds, with the
-    scales insert_qdq uses (`scale_floor` included), from the first SAMPLES samples."""
+    its input (at `ranges`, divided per channel by `channel_ranges` at `strengths`) and of its
+    weights adds, with the scales insert_qdq uses (`scale_floor` included), from the first
+    SAMPLES samples."""
     index = GraphIndex(model.graph)
     planned = set(layers)
     convs = [n for n in model.graph.node if n.name in planned and n.op_type == "Conv" and not n.domain]
     tensors = sorted({n.input[0] for n in convs})
     if not tensors:
         return {}
-    equalized = {t: channel_scales(channel_ranges[t], ranges.get(t, 0.0)) for t in tensors if t in channel_ranges}
+    equalized = {
+        t: channel_scales(channel_ranges[t], ranges.get(t, 0.0), (strengths or {}).get(t, 1.0))
+        for t in tensors
+        if t in channel_ranges
+    }
     probe = Reference(_probe(convs, index, equalized, qmax, scale_floor))
     runner = Reference(with_outputs(model, tensors))
     totals: dict[str, np.ndarray] = {}
@@ -87,7 +93,7 @@ def _probe(
         tensor = node.input[0]
         weight = index.constant(node.input[1]).astype(np.float32)
         if tensor in equalized:
-            weight = scaled_weight(weight, equalized[tensor])
+            weight = layer_weight_scaled(node, weight, equalized[tensor])
         _, scale = weight_scale(node, weight, qmax, scale_floor)
         quantized = (np.clip(np.rint(weight / scale), -qmax, qmax) * scale).astype(np.float32)
         rank = weight.ndim

@@ -40,13 +40,14 @@ def collect_ranges(
     method: str,
     percentile: float = CalibrationSpec.percentile,
     progress: Callable[[int], None] | None = None,
-    channel_tensors: Iterable[str] = (),
+    channel_tensors: Iterable[str] | dict[str, int] = (),
     unclipped: Iterable[str] = (),
     largest: LargestValues | None = None,
 ) -> tuple[dict[str, float], int, dict[str, list[float]]]:
     """Per-tensor ranges by `method` (the largest |x| for `unclipped` tensors), the number of
-    samples seen, and the largest |x| of each channel (axis 1) of `channel_tensors`. `largest`,
-    when given, gathers the largest |x| of every float tensor in the same runs (the FP16 rules')."""
+    samples seen, and the largest |x| of each channel of `channel_tensors` (axis 1, or the axis a
+    mapping gives). `largest`, when given, gathers the largest |x| of every float tensor in the
+    same runs (the FP16 rules')."""
     reduced = fp32_outputs(model) if largest is not None else []
     if not tensors and not reduced:  # nothing to quantize: no run (onnxruntime refuses a run with no outputs)
         return {}, 0, {}
@@ -56,14 +57,16 @@ def collect_ranges(
     # where all optimizations took 2.0 GB without them and 5.6 GB with them.
     runner = Reference(graph, optimize="basic", free_early=True)
     collectors = {name: RangeCollector(histogram=method != "minmax") for name in tensors}
-    channel_amax: dict[str, np.ndarray] = {name: np.zeros(0) for name in channel_tensors if name in collectors}
+    channel_axes = channel_tensors if isinstance(channel_tensors, dict) else dict.fromkeys(channel_tensors, 1)
+    channel_amax: dict[str, np.ndarray] = {name: np.zeros(0) for name in channel_axes if name in collectors}
     samples = 0
     for feeds in batches:
         values = runner.run(feeds)
         for name, collector in collectors.items():
             collector.add(values[name])
         for name, seen in channel_amax.items():
-            other_axes = tuple(a for a in range(values[name].ndim) if a != 1)
+            axis = channel_axes[name] % values[name].ndim
+            other_axes = tuple(a for a in range(values[name].ndim) if a != axis)
             batch_amax = np.abs(values[name]).max(axis=other_axes).astype(np.float64)
             channel_amax[name] = np.maximum(seen, batch_amax) if seen.size else batch_amax
         if largest is not None:

@@ -41,19 +41,20 @@ def depthwise_inputs(
 
 def is_depthwise(node: onnx.NodeProto, index: GraphIndex) -> bool:
     """A Conv whose every group reads one input channel (group = input channels)."""
-    if node.op_type != "Conv" or node.domain or attributes(node).get("group", 1) == 1:
+    if node.op_type != "Conv" or node.domain:
         return False
     weight = index.constant(node.input[1])
-    return weight is not None and weight.ndim >= 3 and weight.shape[1] == 1
+    return weight is not None and is_depthwise_weight(node, weight)
 
 
-def channel_scales(channel_amax: list[float], amax: float) -> np.ndarray:
-    """s_c = range_c / range, at most 1 (a channel above the clip threshold stays as it is) and
-    at least 1 / MAX_BOOST."""
+def channel_scales(channel_amax: list[float], amax: float, strength: float = 1.0) -> np.ndarray:
+    """s_c = (range_c / range) ** strength, at most 1 (a channel above the clip threshold stays as
+    it is) and at least 1 / MAX_BOOST ** strength. Strength 1 lifts every channel to the full
+    range; migrate.py uses less for dense layers."""
     ranges = np.asarray(channel_amax, np.float64)
     if amax <= 0:
         return np.ones(len(ranges), np.float32)
-    return np.clip(ranges / amax, 1.0 / MAX_BOOST, 1.0).astype(np.float32)
+    return (np.clip(ranges / amax, 1.0 / MAX_BOOST, 1.0) ** strength).astype(np.float32)
 
 
 def scaled_weight(weight: np.ndarray, scales: np.ndarray) -> np.ndarray:
@@ -62,6 +63,24 @@ def scaled_weight(weight: np.ndarray, scales: np.ndarray) -> np.ndarray:
     multiplier = weight.shape[0] // len(scales)
     per_output = np.repeat(scales, multiplier).reshape([-1] + [1] * (weight.ndim - 1))
     return (weight * per_output).astype(weight.dtype)
+
+
+def layer_weight_scaled(node: onnx.NodeProto, weight: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """The weights of `node` taking back the factor `scales` its input was divided by per channel:
+    a depthwise Conv per output channel (scaled_weight), a dense Conv along its input-channel axis
+    (1), Gemm along K (axis 1 with transB, else 0), MatMul along its rows (axis 0)."""
+    if is_depthwise_weight(node, weight):
+        return scaled_weight(weight, scales)
+    if node.op_type == "Conv" or (node.op_type == "Gemm" and attributes(node).get("transB", 0)):
+        axis = 1
+    else:
+        axis = 0
+    shape = [-1 if a == axis else 1 for a in range(weight.ndim)]
+    return (weight * scales.reshape(shape)).astype(weight.dtype)
+
+
+def is_depthwise_weight(node: onnx.NodeProto, weight: np.ndarray) -> bool:
+    return node.op_type == "Conv" and attributes(node).get("group", 1) > 1 and weight.ndim >= 3 and weight.shape[1] == 1
 
 
 def equalized_section(

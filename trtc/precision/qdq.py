@@ -1,7 +1,8 @@
 """Q/DQ placement that TensorRT fuses into INT8/FP8 kernels.
 
 - Quantized layers: Conv, ConvTranspose, Gemm and MatMul with constant weights, except GEMMs
-  whose K or N is below 16 (too small to gain) and what `precision.keep_fp32` names.
+  whose K or N is below 16 (too small to gain), what `precision.keep_fp32` names, and ops the
+  backend builds no INT8 kernel for (`NO_INT8_KERNEL`: their Q/DQ would only add error).
 - Weights: symmetric, per output channel (axis 0 for Conv and for Gemm with transB, axis 1 for
   ConvTranspose, MatMul and Gemm without transB), zero point 0; stored already quantized (INT8)
   or as FP32 behind a QuantizeLinear (FP8), followed by a DequantizeLinear.
@@ -21,11 +22,20 @@ import onnx
 from onnx import TensorProto, helper
 
 from trtc.graph.graph_index import GraphIndex, attributes
-from trtc.precision.equalize import channel_scales, scaled_weight
+from trtc.precision.equalize import channel_scales, layer_weight_scaled
 from trtc.precision.opset import with_opset
 
 QUANTIZED_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 MIN_GEMM_DIM = 16
+# Measured: TensorRT-RTX 1.7 runs a ConvTranspose between Q/DQ as a Half (FP16 fallback) or Float
+# deconvolution, whatever the weights' quantization axis (PP-OCRv4 det's two upsampling layers,
+# 2.9% of its FLOPs), so the INT8 rounding costs accuracy and gains nothing.
+NO_INT8_KERNEL = {
+    "tensorrt-rtx": {
+        "ConvTranspose": "TensorRT-RTX builds no INT8 deconvolution: it would run in the fallback precision "
+        "with the INT8 rounding error"
+    }
+}
 FORMATS = {"int8": (TensorProto.INT8, 127.0), "fp8": (TensorProto.FLOAT8E4M3FN, 448.0)}
 
 
@@ -39,14 +49,17 @@ class QuantPlan:
 
 
 def plan_quantization(
-    model: onnx.ModelProto, keep_fp32: tuple[str, ...] = (), exclude: frozenset[str] = frozenset()
+    model: onnx.ModelProto, keep_fp32: tuple[str, ...] = (), exclude: frozenset[str] = frozenset(), backend: str = ""
 ) -> QuantPlan:
+    """`backend`: the TensorRT package that builds ("tensorrt-rtx", "tensorrt"); ops it has no INT8
+    kernel for are not quantized."""
     index = GraphIndex(model.graph)
     plan = QuantPlan()
+    unsupported = NO_INT8_KERNEL.get(backend, {})
     for node in model.graph.node:
         if node.op_type not in QUANTIZED_OPS or node.domain:
             continue
-        why = _skip_reason(node, index, keep_fp32, exclude)
+        why = unsupported.get(node.op_type) or _skip_reason(node, index, keep_fp32, exclude)
         if why:
             plan.skipped[node.name] = why
             continue
@@ -149,10 +162,13 @@ def insert_qdq(
     scale_floor: float = 0.0,
     channel_ranges: dict[str, list[float]] | None = None,
     bias_shifts: dict[str, list[float]] | None = None,
+    strengths: dict[str, float] | None = None,
 ) -> onnx.ModelProto:
     """A copy of `model` with Q/DQ pairs on the planned activations and quantized weights.
     `scale_floor`: the smallest scale the fallback precision can hold (FP16_SMALLEST for FP16).
-    `channel_ranges`: per-channel ranges of depthwise convolutions' inputs to equalize (equalize.py).
+    `channel_ranges`: per-channel ranges of the inputs to divide per channel, their readers'
+    weights taking the factor back: depthwise convolutions' inputs (equalize.py) and migrated
+    inputs of dense layers (migrate.py), at `strengths` (1 when not given).
     `bias_shifts`: per layer, what quantization adds to each output channel (bias_correction.py)."""
     converted = with_opset(model, 19 if mode == "fp8" else 13)
     quantized = onnx.ModelProto()
@@ -163,11 +179,15 @@ def insert_qdq(
     new_nodes: dict[str, list[onnx.NodeProto]] = {}  # consumer node name -> nodes to put before it
     activation_dq: dict[str, str] = {}
     equalized = {
-        t: channel_scales(c, ranges.get(t, 0.0)) for t, c in (channel_ranges or {}).items() if t in plan.activations
+        t: channel_scales(c, ranges.get(t, 0.0), (strengths or {}).get(t, 1.0))
+        for t, c in (channel_ranges or {}).items()
+        if t in plan.activations
     }
     for tensor in plan.activations:
         before = new_nodes.setdefault(_first_reader(graph, tensor), [])
-        source = _equalized(tensor, equalized[tensor], index, before) if tensor in equalized else tensor
+        source = (
+            _equalized(tensor, equalized[tensor], index, before, set(plan.layers)) if tensor in equalized else tensor
+        )
         scale = index.add_initializer(f"{tensor}/scale", quant_scale(ranges.get(tensor, 0.0), qmax, scale_floor))
         zero = _zero_point(index, f"{tensor}/zero", qtype, ())
         q = helper.make_node("QuantizeLinear", [source, scale, zero], [f"{tensor}/q"], name=f"{tensor}/quantize")
@@ -198,11 +218,12 @@ def insert_qdq(
     return quantized
 
 
-def _equalized(tensor: str, scales: np.ndarray, index: GraphIndex, before: list) -> str:
-    """`tensor` divided per channel (axis 1) by `scales`, for its depthwise readers."""
-    reader = next(n for n in index.consumers[tensor] if n.op_type == "Conv")
+def _equalized(tensor: str, scales: np.ndarray, index: GraphIndex, before: list, planned: set[str]) -> str:
+    """`tensor` divided per channel by `scales` (axis 1; the last for MatMul), for its quantized readers."""
+    reader = next(n for n in index.consumers[tensor] if n.name in planned and n.input[0] == tensor)
     rank = index.constant(reader.input[1]).ndim
-    inverse = index.add_initializer(f"{tensor}/equalize", (1.0 / scales).reshape([1, -1] + [1] * (rank - 2)))
+    shape = [-1] if reader.op_type == "MatMul" else [1, -1] + [1] * (rank - 2)
+    inverse = index.add_initializer(f"{tensor}/equalize", (1.0 / scales).reshape(shape))
     output = index.unique(f"{tensor}/equalized")
     before.append(helper.make_node("Mul", [tensor, inverse], [output], name=index.unique(f"{tensor}/equalize")))
     return output
@@ -220,7 +241,7 @@ def _quantized_weight(
     weight = index.constant(node.input[1]).astype(np.float32)
     source = node.input[1]
     if input_scales is not None:  # the input was divided per channel: the weights take the factor back
-        weight = scaled_weight(weight, input_scales)
+        weight = layer_weight_scaled(node, weight, input_scales)
         source = index.add_initializer(f"{node.name}.weight/equalized", weight) if qtype != TensorProto.INT8 else source
     axis, shaped = weight_scale(node, weight, qmax, scale_floor)
     scale = shaped.reshape(-1)

@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 import numpy as np
 import onnx
 
+from trtc.backend.trt_import import backend_identity
 from trtc.errors import AccuracyGateError
 from trtc.graph.profiles import ModelInput
 from trtc.graph.random_inputs import random_feeds
@@ -24,10 +25,12 @@ from trtc.precision.autocast import autocast
 from trtc.precision.bias_correction import SAMPLES as BIAS_SAMPLES
 from trtc.precision.bias_correction import bias_shifts
 from trtc.precision.calibrate import CALIBRATOR, cache_document, cache_key, collect_ranges, read_cache, tensor_names
+from trtc.precision.concat_split import split_concat_readers
 from trtc.precision.data import HOLD_OUT_EVERY, SampleSource
 from trtc.precision.equalize import depthwise_inputs, equalized_section
 from trtc.precision.fallback import RANKING_SAMPLES, Ranking, fall_back_until_accurate, first_samples, rank_layers
 from trtc.precision.magnitudes import LargestValues, activation_ranges
+from trtc.precision.migrate import choose_strengths, migrated_section, migration_inputs
 from trtc.precision.opset import with_opset
 from trtc.precision.qdq import FP16_SMALLEST, fallback_residuals, insert_qdq, near_outputs, plan_quantization
 from trtc.spec.model import ShapeRange, Spec
@@ -51,8 +54,9 @@ class Calibrated:
     quantized, so auto_fallback's steps reuse one calibration."""
 
     ranges: dict[str, float]
-    channel_ranges: dict[str, list[float]]  # per channel, for the inputs of depthwise convolutions
+    channel_ranges: dict[str, list[float]]  # per channel: depthwise convolutions' inputs, migration candidates
     bias_shifts: dict[str, list[float]]  # per layer, what INT8 adds to each output channel
+    strengths: dict[str, float]  # migrated inputs of dense layers and how strongly (migrate.py)
     largest: dict[str, float] | None  # max |x| per float tensor, for the FP16 fallback's rules
     samples: int
     status: str  # the cache: "hit", "written", "not used"
@@ -112,10 +116,14 @@ def calibrate(
     channel_tensors: list[str] = (),
     corrected_layers: list[str] = (),
     unclipped: list[str] = (),
+    migrating: dict[str, int] | None = None,
+    layers: list[str] = (),
 ) -> Calibrated:
-    """Ranges of `activations`, per-channel ranges of `channel_tensors` and the bias shifts of
-    `corrected_layers` (one more pass over the data), from the cache when it matches. `hold_out`:
-    skip the samples accuracy is measured on (every HOLD_OUT_EVERY-th)."""
+    """Ranges of `activations`, per-channel ranges of `channel_tensors` (depthwise inputs) and of
+    the `migrating` candidates (with their channel axes), the migration strength of each candidate
+    (its readers among `layers`; one pass over the first samples) and the bias shifts of
+    `corrected_layers` (one more pass), from the cache when it matches. `hold_out`: skip the
+    samples accuracy is measured on (every HOLD_OUT_EVERY-th)."""
     settings = spec.precision.calibration
     method, percentile, samples = settings.method, settings.percentile, settings.samples
     stream = calibration_stream(spec, inputs, profile, hold_out)
@@ -149,21 +157,26 @@ def calibrate(
             "unclipped": sorted(unclipped),
             "held_out": f"every {HOLD_OUT_EVERY}th sample" if hold_out else None,
             "fp16_ranges": "largest |x| of every float tensor" if largest is not None else None,
+            "migrate": settings.migrate,
         },
         _input_settings(spec),
     )
+    migrating = migrating or {}
+    channel_axes = {**dict.fromkeys(channel_tensors, 1), **migrating}
     ranges, used, status, found = read_cache(
         cache_path,
         key,
         activations,
         tensor_names(model),
         {
-            "channel_ranges": channel_tensors,
+            "channel_ranges": channel_axes,
             "bias_shifts": corrected_layers,
+            "migration": migrating,
             **({"largest_values": None} if largest is not None else {}),
         },
     )
     channel_ranges, shifts = found.get("channel_ranges", {}), found.get("bias_shifts", {})
+    strengths = {t: values[0] for t, values in found.get("migration", {}).items() if values and values[0] > 0}
     largest_values = found.get("largest_values")
     if status.startswith(("stale", "ignored")):
         warnings.append(f"precision.calibration.cache: {status}; calibrating again")
@@ -175,24 +188,41 @@ def calibrate(
             method,
             percentile,
             (lambda done: progress(done, samples)) if progress else None,
-            channel_tensors,
+            channel_axes,
             unclipped,
             largest,
         )
         largest_values = largest.largest if largest is not None else None
         floor = FP16_SMALLEST if spec.precision.fallback == "fp16" else 0.0
+        strengths = choose_strengths(model, migrating, list(layers), ranges, batches, floor)
+        applied = {t: channel_ranges[t] for t in [*channel_tensors, *strengths]}
         shifts = (
-            bias_shifts(model, list(corrected_layers), ranges, channel_ranges, batches(), floor)
+            bias_shifts(model, list(corrected_layers), ranges, applied, batches(), floor, strengths=strengths)
             if corrected_layers
             else {}
         )
         status = "written" if cache_path else "not used"
-    per_channel = {"channel_ranges": channel_ranges, "bias_shifts": shifts, "largest_values": largest_values}
+    per_channel = {
+        "channel_ranges": channel_ranges,
+        "bias_shifts": shifts,
+        "largest_values": largest_values,
+        "migration": {t: [strengths.get(t, 0.0)] for t in migrating},
+    }
     cache_file = (
         (cache_path, cache_document(key, ranges, used, per_channel)) if cache_path and status == "written" else None
     )
     return Calibrated(
-        ranges, channel_ranges, shifts, largest_values, used, status, description, stream.kind, cache_file, warnings
+        ranges,
+        channel_ranges,
+        shifts,
+        strengths,
+        largest_values,
+        used,
+        status,
+        description,
+        stream.kind,
+        cache_file,
+        warnings,
     )
 
 
@@ -206,11 +236,16 @@ def quantize(
     exclude: frozenset[str] = frozenset(),
     calibrated: Calibrated | None = None,
     hold_out: bool = False,
+    splits: dict | None = None,
 ) -> Quantized:
+    """`splits`: the convolutions split per Concat branch before (concat_split.py), for the report."""
     settings = spec.precision.calibration
     mode, method, percentile = spec.precision.mode, settings.method, settings.percentile
-    plan = plan_quantization(model, spec.precision.keep_fp32, exclude)
+    plan = plan_quantization(model, spec.precision.keep_fp32, exclude, building_backend(spec))
     depthwise = depthwise_inputs(model, plan.layers, plan.residuals, plan.activations) if settings.equalize else []
+    migrating = (
+        migration_inputs(model, plan.layers, plan.residuals, plan.activations, depthwise) if settings.migrate else {}
+    )
     unclipped = near_outputs(model, plan.layers, settings.unclipped_near_outputs)
     if calibrated is None:  # auto_fallback's later steps can need the ranges of new residual inputs
         extra = fallback_residuals(model, plan) if spec.precision.auto_fallback else []
@@ -227,14 +262,17 @@ def quantize(
             depthwise,
             corrected,
             unclipped,
+            migrating,
+            plan.layers,
         )
     ranges = {t: calibrated.ranges[t] for t in plan.activations}
     channel_ranges = {t: calibrated.channel_ranges[t] for t in depthwise if t in calibrated.channel_ranges}
+    strengths = {t: s for t, s in calibrated.strengths.items() if t in plan.activations}
+    migrated = {t: calibrated.channel_ranges[t] for t in strengths}
     shifts = {layer: calibrated.bias_shifts[layer] for layer in plan.layers if layer in calibrated.bias_shifts}
     fallback = spec.precision.fallback
-    with_qdq = insert_qdq(
-        model, plan, ranges, mode, FP16_SMALLEST if fallback == "fp16" else 0.0, channel_ranges, shifts
-    )
+    floor = FP16_SMALLEST if fallback == "fp16" else 0.0
+    with_qdq = insert_qdq(model, plan, ranges, mode, floor, {**channel_ranges, **migrated}, shifts, strengths)
     quantized, measured, kept = _with_fallback(with_qdq, fallback, spec, calibrated.largest or {})
     section = {
         "mode": mode,
@@ -248,7 +286,9 @@ def quantize(
         "not_quantized": plan.skipped,
         "residual_inputs": plan.residuals,
         "unclipped_near_outputs": unclipped if method != "minmax" else [],  # tensors kept at their largest |value|
+        "split_concat_readers": splits or {},
         "equalized_inputs": equalized_section(model, plan.layers, ranges, channel_ranges),
+        "migrated_inputs": migrated_section(model, plan.layers, strengths, ranges, migrated),
         "bias_corrected": {
             layer: round(float(np.abs(shift).max()), 6) for layer, shift in shifts.items()
         },  # largest shift
@@ -266,7 +306,11 @@ def quantize_until_accurate(
     raises AccuracyGateError carrying the report sections of the last graph, ranking included."""
     # Raised once, before planning: every step below then works on the same converted graph.
     model = with_opset(model, 19 if spec.precision.mode == "fp8" or spec.precision.fallback != "fp32" else 13)
-    result = quantize(model, spec, inputs, profile, model_sha256, progress, hold_out=samples.held_out)
+    splits: dict = {}
+    if spec.precision.calibration.split_concat:  # before planning: calibration sees the split graph
+        stream = calibration_stream(spec, inputs, profile, samples.held_out)
+        model, splits = split_concat_readers(model, next(iter(stream.read(stream.batch))), spec.precision.keep_fp32)
+    result = quantize(model, spec, inputs, profile, model_sha256, progress, hold_out=samples.held_out, splits=splits)
     calibrated = result.calibrated
 
     def ranked() -> Ranking:
@@ -279,7 +323,7 @@ def quantize_until_accurate(
         }
         return rank_layers(
             model,
-            plan_quantization(model, spec.precision.keep_fp32).layers,
+            plan_quantization(model, spec.precision.keep_fp32, backend=building_backend(spec)).layers,
             calibrated.ranges,
             spec.precision.mode,
             batches,
@@ -304,6 +348,7 @@ def quantize_until_accurate(
                 progress,
                 exclude=back,
                 calibrated=calibrated,
+                splits=splits,
             ),
             check,
             ranking,
@@ -359,6 +404,11 @@ def _with_fallback(model: onnx.ModelProto, fallback: str, spec: Spec, magnitudes
     settings = (fallback, spec.precision.keep_fp32, spec.precision.keep_io_types, magnitudes)
     converted = autocast(model, *settings)
     return converted.model, autocast(model, *settings, emulate=True).model, converted.kept
+
+
+def building_backend(spec: Spec) -> str:
+    """The TensorRT package the build will use, from package metadata (nothing is imported)."""
+    return backend_identity(spec.target.backend).split(" ")[0]
 
 
 def _input_settings(spec: Spec) -> dict:

@@ -58,6 +58,8 @@ class CalibrationSpec:
     method: str = "mse"
     percentile: float = 99.99
     equalize: bool = True
+    migrate: bool = True  # precision/migrate.py
+    split_concat: bool = True  # precision/concat_split.py
     unclipped_near_outputs: int = 2
     bias_correction: bool = True
     samples: int = 512

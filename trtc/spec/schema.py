@@ -129,6 +129,20 @@ _CALIBRATION = {
             "description": "Scale the channels of a depthwise convolution's input to one range (the inverse goes into its "
             "per-channel weights), so quiet channels keep their INT8 precision.",
         },
+        "migrate": {
+            "type": "boolean",
+            "default": True,
+            "description": "Move part of the channel ranges of a dense Conv/Gemm/MatMul layer's input into its weights "
+            "(SmoothQuant-style), as strongly as measured best per input on the first calibration samples "
+            "(one more pass), so quiet channels keep more INT8 levels.",
+        },
+        "split_concat": {
+            "type": "boolean",
+            "default": True,
+            "description": "Split a convolution that reads a Concat of branches whose ranges differ 16x or more (a "
+            "detector head's box coordinates beside its class scores) into one convolution per branch, "
+            "added up, so each branch is quantized with its own scale.",
+        },
         "unclipped_near_outputs": {
             "type": "integer",
             "minimum": -1,
