@@ -58,7 +58,7 @@ def relative_error(model, candidate, feed) -> float:
 
 def test_the_split_computes_the_same_and_quantizes_each_branch_with_its_own_scale():
     model = head()
-    split, section = split_concat_readers(model, feeds(1))
+    split, section = split_concat_readers(model, [feeds(1)])
     assert section["fuse"]["parts"] == ["fuse/branch0", "fuse/branch1"] and section["fuse"]["branches"] == [
         "box",
         "cls",
@@ -75,8 +75,8 @@ def test_the_split_computes_the_same_and_quantizes_each_branch_with_its_own_scal
 
 
 def test_branches_of_close_ranges_and_kept_layers_are_not_split():
-    assert split_concat_readers(head(box_gain=2.0), feeds(1))[1] == {}
-    assert split_concat_readers(head(), feeds(1), keep_fp32=("fuse",))[1] == {}
+    assert split_concat_readers(head(box_gain=2.0), [feeds(1)])[1] == {}
+    assert split_concat_readers(head(), [feeds(1)], keep_fp32=("fuse",))[1] == {}
 
 
 @pytest.mark.build
@@ -94,3 +94,24 @@ def test_tensorrt_builds_every_part_of_a_split_convolution_in_int8(tmp_path):
             for kind, precision, nodes in kernels
         ), kernels
     assert report["fusion"]["folded_nodes"] == []
+
+
+@pytest.mark.build
+def test_the_split_does_not_depend_on_the_calibration_batch(tmp_path):
+    """The first sample has branches close in range, the later ones far apart: the decision is
+    taken on a count of samples, so a batch of 1 and a batch of 8 split alike."""
+    model = head(box_gain=4.0)
+    box, cls = (numpy_helper.to_array(w).copy() for w in model.graph.initializer[:2])
+    box[:, 4:], cls[:, :4] = 0.0, 0.0  # the box branch reads channels 0-3, the class branch 4-7
+    model.graph.initializer[0].CopyFrom(numpy_helper.from_array(box, "wb"))
+    model.graph.initializer[1].CopyFrom(numpy_helper.from_array(cls, "wc"))
+    (tmp_path / "calib").mkdir()
+    for index in range(16):
+        sample = feeds(index)["x"][:1]
+        sample[:, :4] *= 1.0 if index == 0 else 8.0
+        np.save(tmp_path / "calib" / f"sample{index:02}.npy", sample)
+    splits = []
+    for batch in (1, 8):
+        spec = f"max_batch: 8\nprecision: {{mode: int8, calibration: {{data: calib, batch: {batch}}}}}\n"
+        splits.append(build_report(tmp_path, model, spec, "--force")["calibration"]["split_concat_readers"])
+    assert splits[0].keys() == splits[1].keys() == {"fuse"}

@@ -25,6 +25,7 @@ from trtc.precision.autocast import autocast
 from trtc.precision.bias_correction import SAMPLES as BIAS_SAMPLES
 from trtc.precision.bias_correction import bias_shifts
 from trtc.precision.calibrate import CALIBRATOR, cache_document, cache_key, collect_ranges, read_cache, tensor_names
+from trtc.precision.concat_split import SAMPLES as SPLIT_SAMPLES
 from trtc.precision.concat_split import split_concat_readers
 from trtc.precision.data import HOLD_OUT_EVERY, SampleSource
 from trtc.precision.equalize import depthwise_inputs, equalized_section
@@ -309,7 +310,8 @@ def quantize_until_accurate(
     splits: dict = {}
     if spec.precision.calibration.split_concat:  # before planning: calibration sees the split graph
         stream = calibration_stream(spec, inputs, profile, samples.held_out)
-        model, splits = split_concat_readers(model, next(iter(stream.read(stream.batch))), spec.precision.keep_fp32)
+        first, _ = first_samples(stream.read(SPLIT_SAMPLES), SPLIT_SAMPLES)
+        model, splits = split_concat_readers(model, first, spec.precision.keep_fp32)
     result = quantize(model, spec, inputs, profile, model_sha256, progress, hold_out=samples.held_out, splits=splits)
     calibrated = result.calibrated
 
