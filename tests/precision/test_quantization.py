@@ -42,7 +42,7 @@ def test_int8_demo_runs_int8_convolutions_and_reuses_its_cache(demo_copy):
     assert calibration["samples"] == 16 and calibration["cache"] == "written"
     assert calibration["not_quantized"] == {"fc": "GEMM too small to gain from quantization (weights [10, 32])"}
     assert calibration["residual_inputs"] == ["down.relu.out"]  # the skip branch of the residual Add
-    assert report["accuracy"]["source"].startswith("every 4th calibration sample, held out from calibration")
+    assert report["accuracy"]["source"].startswith("every 4th sample of ")
     assert report["accuracy"]["samples"] == 8  # every 4th of 32 samples; calibration took 16 of the other 24
     assert min(o["cosine"] for o in report["accuracy"]["outputs"]) > 0.999
     cache = demo_copy.parent / "build" / "demo.calib.json"

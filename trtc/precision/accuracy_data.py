@@ -89,7 +89,7 @@ def accuracy_samples(spec: Spec, inputs: list[ModelInput], profile: dict[str, Sh
             f"or accuracy.data with {MIN_ACCURACY_SAMPLES} or more"
         )
         return AccuracySamples(
-            f"every {HOLD_OUT_EVERY}th calibration sample, held out from calibration: {data.description}",
+            f"every {HOLD_OUT_EVERY}th sample of {data.description}",
             "real",
             held >= MIN_ACCURACY_SAMPLES,
             shortfall,
