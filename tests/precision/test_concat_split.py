@@ -86,6 +86,10 @@ def test_tensorrt_builds_every_part_of_a_split_convolution_in_int8(tmp_path):
         np.save(tmp_path / "calib" / f"batch{seed}.npy", feeds(seed)["x"])
     report = build_report(tmp_path, head(), "max_batch: 8\nprecision: {mode: int8, calibration: {data: calib}}\n")
     assert report["calibration"]["split_concat_readers"]["fuse"]["parts"] == ["fuse/branch0", "fuse/branch1"]
+    assert (
+        "| `fuse` | split into 2 convolutions, one per Concat branch (branch ranges "
+        in (tmp_path / "build" / "spec.report.md").read_text()
+    )
     # Each part is an Int8 convolution on its own branch's Q/DQ; the fusion map names the user's nodes.
     kernels = [(k["type"], k["precision"], k["onnx_nodes"]) for k in report["fusion"]["kernels"]]
     for branch in ("box", "cls"):

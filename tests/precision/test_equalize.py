@@ -111,5 +111,8 @@ def test_tensorrt_builds_the_equalized_depthwise_convolution_in_int8(tmp_path):
         and section["depthwise"]["largest_boost"] > 50
     )
     assert set(report["calibration"]["bias_corrected"]) == {"pointwise", "depthwise"}  # on by default, listed per layer
+    markdown = (tmp_path / "build" / "spec.report.md").read_text()
+    assert "| `depthwise` | depthwise equalization: 16 channels, quiet ones lifted up to " in markdown
+    assert "| `pointwise` | bias correction: largest channel shift " in markdown
     depthwise = [k for k in report["fusion"]["kernels"] if "depthwise" in k["onnx_nodes"] and k["precision"] == "Int8"]
     assert depthwise, [(k["onnx_nodes"], k["precision"]) for k in report["fusion"]["kernels"]]

@@ -167,6 +167,12 @@ def test_tensorrt_builds_the_migrated_dense_convolution_in_int8(tmp_path):
     assert (
         section["dense"]["input"] == "r" and section["dense"]["strength"] > 0 and section["dense"]["largest_boost"] > 2
     )
+    # The Markdown and HTML reports list the step on its layer, as the JSON does.
+    markdown = (tmp_path / "build" / "spec.report.md").read_text()
+    assert (
+        f"| `dense` | range migration at strength {section['dense']['strength']:g}: quiet channels lifted" in markdown
+    )
+    assert "range migration at strength" in (tmp_path / "build" / "spec.report.html").read_text()
     kernels = [(k["onnx_nodes"], k["precision"]) for k in report["fusion"]["kernels"]]
     assert any("dense" in nodes and "r/dequantize" in nodes and precision == "Int8" for nodes, precision in kernels), (
         kernels

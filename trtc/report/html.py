@@ -10,7 +10,7 @@ from __future__ import annotations
 from importlib import resources
 
 from trtc.report.accuracy_summary import has_accuracy_summary
-from trtc.report.html_cards import accuracy_card, passes_card
+from trtc.report.html_cards import accuracy_card, passes_card, quantization_steps
 from trtc.report.html_cards import card as _card
 from trtc.report.html_cards import esc as _e
 from trtc.report.html_cards import optional as _optional
@@ -455,6 +455,7 @@ def _precision(report: dict) -> str:
                 )
                 + "</ul>"
             )
+        parts.append(quantization_steps(calibration))
     return _card("Precision", "".join(parts), anchor="precision") if parts else ""
 
 

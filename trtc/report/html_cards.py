@@ -7,6 +7,7 @@ from html import escape
 
 from trtc.report.accuracy_summary import figures, samples_phrase, worst_output
 from trtc.report.pass_groups import grouped_changes
+from trtc.report.quant_steps import layer_steps, step_counts
 from trtc.report.units import human, savings
 
 
@@ -100,3 +101,18 @@ def accuracy_card(accuracy: dict | None) -> str:
         f'<th class="num">top-1 agreement</th><th class="num">Inf/NaN</th></tr></thead><tbody>{rows}</tbody></table>'
     )
     return card("Accuracy", summary + table + gates, lead, "accuracy")
+
+
+def quantization_steps(calibration: dict) -> str:
+    """The steps beyond calibration, per layer (quant_steps.py), for the Precision card."""
+    rows = layer_steps(calibration)
+    if not rows:
+        return ""
+    body = "".join(
+        f"<tr><td><code>{esc(layer)}</code></td><td>{'<br>'.join(esc(step) for step in done)}</td></tr>"
+        for layer, done in rows
+    )
+    return (
+        f"<h3>Steps beyond calibration</h3><p>{esc(step_counts(calibration))}.</p>"
+        f"<table><thead><tr><th>layer</th><th>steps</th></tr></thead><tbody>{body}</tbody></table>"
+    )

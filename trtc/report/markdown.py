@@ -13,6 +13,7 @@ from trtc.printable import one_line
 from trtc.report.accuracy_summary import figures, has_accuracy_summary, samples_phrase, worst_output
 from trtc.report.kernel_label import label_parts
 from trtc.report.pass_groups import grouped_changes
+from trtc.report.quant_steps import layer_steps, step_counts
 from trtc.report.units import PRUNED_BY, fusion_effect, human, per_profile_note, savings, without_kernel
 
 # CommonMark lets a backslash escape any ASCII punctuation, so escaping all of it is always right.
@@ -262,6 +263,16 @@ def _calibration(calibration: dict | None) -> list[str]:
             "",
             "auto_fallback returned to the fallback precision: " + ", ".join(map(code, fallback["kept_back"])) + share,
         ]
+    steps = layer_steps(calibration)
+    if steps:
+        lines += [
+            "",
+            f"Steps beyond calibration: {step_counts(calibration)}.",
+            "",
+            "| layer | steps |",
+            "| --- | --- |",
+        ]
+        lines += [f"| {code(layer)} | {'; '.join(done)} |" for layer, done in steps]  # trtc's words and numbers
     ranked_on = (fallback or calibration.get("sensitivity") or {}).get("ranked_on")
     if ranked_on:
         lines += [
