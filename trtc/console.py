@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
-from trtc.report.units import fusion_effect, human, per_profile_note, savings, without_kernel
+from trtc.report.units import build_time, fusion_effect, human, per_profile_note, savings, without_kernel
 from trtc.terminal import BuildProgress, Terminal, print_up_to_date, short_path  # noqa: F401 - the renderers' home
 
 
@@ -21,7 +21,7 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
     console = terminal.console
     console.print(
         f"[green]built[/] {escape(short_path(str(written[0])) if written else build['plan'])} ({build['plan_bytes'] / 1e6:.1f} MB) in "
-        f"{build['build_seconds']:.2f} s with {build['backend']} {build['backend_version']}"
+        f"{escape(build_time(build))} with {build['backend']} {build['backend_version']}"
     )
     fusion = report.get("fusion")
     if fusion:

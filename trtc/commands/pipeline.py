@@ -117,6 +117,7 @@ def build(
     observer.stage("writing outputs")
     with timer.phase("report"):
         report = _report(spec, graph, trt, result, observer, gpu)
+        report["build"]["phases"] = timer.as_dict()  # so far, for the Markdown and HTML; final below
         markdown, html = render_markdown(report), render_html(report)
     with StagedOutputs() as staged:
         with timer.phase("write"):

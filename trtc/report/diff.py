@@ -98,7 +98,7 @@ METRICS = {
     "mac": ("memory traffic (B)", lambda r: ((r.get("cost") or {}).get("after_fusion") or {}).get("mac_bytes")),
     "accuracy": ("worst cosine vs FP32", _worst_cosine),
     "warnings": ("warnings", lambda r: len(r.get("warnings") or [])),
-    "build_time": ("build time (s)", lambda r: r["build"].get("build_seconds")),
+    "build_time": ("TensorRT build time (s)", lambda r: r["build"].get("build_seconds")),
 }
 
 

@@ -16,7 +16,7 @@ from trtc.report.html_cards import esc as _e
 from trtc.report.html_cards import optional as _optional
 from trtc.report.kernel_label import kernel_label
 from trtc.report.svg import Bar, Segment, bar_chart, label_chars, share_bar
-from trtc.report.units import PRUNED_BY, fusion_effect, human, per_profile_note, without_kernel
+from trtc.report.units import PRUNED_BY, build_time, fusion_effect, human, per_profile_note, without_kernel
 
 # TensorRT's datatype names -> what people call them, and one colour each (charts, pills, legend).
 _PRECISIONS = {
@@ -147,7 +147,8 @@ def _kpis(report: dict) -> str:
                 )
             )
     tiles.append(("plan-size", "Plan size", human(build["plan_bytes"], "B"), f"{build['plan_bytes']:,} bytes"))
-    tiles.append(("build-time", "Build time", f"{build['build_seconds']:.2f} s", f"trtc {_e(build['trtc'])}"))
+    took = build_time(build, with_outputs=False)
+    tiles.append(("build-time", "Build time", took.split(" (")[0], _e(took) + ", before writing the outputs"))
     return (
         '<div class="kpis">'
         + "".join(
@@ -498,7 +499,7 @@ def _facts(build: dict) -> str:
         ("plan", build["plan"]),
         ("plan sha256", build["plan_sha256"]),
         ("plan size", f"{build['plan_bytes']:,} bytes"),
-        ("build time", f"{build['build_seconds']:.3f} s"),
+        ("build time", build_time(build, with_outputs=False)),
         ("built at", build["built_at"]),
     ]
     rows = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts)

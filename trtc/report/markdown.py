@@ -14,7 +14,7 @@ from trtc.report.accuracy_summary import figures, has_accuracy_summary, samples_
 from trtc.report.kernel_label import label_parts
 from trtc.report.pass_groups import grouped_changes
 from trtc.report.quant_steps import layer_steps, step_counts
-from trtc.report.units import PRUNED_BY, fusion_effect, human, per_profile_note, savings, without_kernel
+from trtc.report.units import PRUNED_BY, build_time, fusion_effect, human, per_profile_note, savings, without_kernel
 
 # CommonMark lets a backslash escape any ASCII punctuation, so escaping all of it is always right.
 _PUNCTUATION = re.compile(r"[!-/:-@\[-`{-~]")
@@ -43,7 +43,7 @@ def render_markdown(report: dict) -> str:
         f"# trtc build report: {text(build['name'])}",
         "",
         f"Built {code(build['model'])} into {code(build['plan'])} with {build['backend']} {build['backend_version']} "
-        f"in {build['build_seconds']:.2f} s (trtc {build['trtc']}).",
+        f"in {build_time(build, with_outputs=False)} before writing its outputs (trtc {build['trtc']}).",
         "",
         "| fact | value |",
         "| --- | --- |",
