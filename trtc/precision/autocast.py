@@ -33,81 +33,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from trtc.graph.graph_index import constant_value
 from trtc.graph.shapes import tensor_types
+from trtc.graph.subgraphs import outer_scope_reads, rename_outer_reads, subgraphs
+from trtc.precision.op_rules import CONVERTIBLE, KEEP_FP32_OPS
 
-CONVERTIBLE = {
-    "Conv",
-    "ConvTranspose",
-    "MatMul",
-    "Gemm",
-    "Add",
-    "Sub",
-    "Mul",
-    "Div",
-    "Relu",
-    "LeakyRelu",
-    "PRelu",
-    "Sigmoid",
-    "Tanh",
-    "HardSigmoid",
-    "HardSwish",
-    "Clip",
-    "Max",
-    "Min",
-    "Abs",
-    "Neg",
-    "Elu",
-    "Selu",
-    "Softplus",
-    "Mish",
-    "Gelu",
-    "Erf",
-    "MaxPool",
-    "AveragePool",
-    "GlobalAveragePool",
-    "GlobalMaxPool",
-    "BatchNormalization",
-    "Softmax",
-    "Concat",
-    "Split",
-    "Slice",
-    "Reshape",
-    "Flatten",
-    "Squeeze",
-    "Unsqueeze",
-    "Transpose",
-    "Resize",
-    "Upsample",
-    "Pad",
-    "Gather",
-    "Expand",
-    "Tile",
-    "Where",
-    "Identity",
-    "DepthToSpace",
-    "SpaceToDepth",
-    "Sqrt",
-    "ReduceMax",
-    "ReduceMin",
-    "QuantizeLinear",
-    "DequantizeLinear",  # their float scale follows the data (opset 19)
-}
-KEEP_FP32_OPS = {
-    "Exp",
-    "Log",
-    "Pow",
-    "Reciprocal",
-    "ReduceSum",
-    "ReduceMean",
-    "ReduceProd",
-    "ReduceL2",
-    "ReduceSumSquare",
-    "ReduceLogSumExp",
-    "LayerNormalization",
-    "InstanceNormalization",
-    "GroupNormalization",
-    "LogSoftmax",
-    "CumSum",
-}
 FP32_INPUTS = {"Resize": {1, 2}, "Upsample": {1}}  # scales and ROI
 MAGNITUDE_LIMIT = 512.0
 FP16_MAX, FP16_TINY = 65504.0, 2.0**-24
@@ -361,37 +289,6 @@ class _Rewriter:
         del self.graph.node[:]
         self.graph.node.extend(copies)
         self.new_nodes = []
-
-
-def subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
-    return [g for a in node.attribute for g in ([a.g] if a.type == onnx.AttributeProto.GRAPH else a.graphs)]
-
-
-def _local_names(graph: onnx.GraphProto) -> set[str]:
-    return (
-        {v.name for v in graph.input} | {i.name for i in graph.initializer} | {o for n in graph.node for o in n.output}
-    )
-
-
-def outer_scope_reads(node: onnx.NodeProto) -> set[str]:
-    """Tensors of the enclosing graph that `node`'s subgraphs (If branches, Loop bodies) read."""
-    reads: set[str] = set()
-    for graph in subgraphs(node):
-        local = _local_names(graph)
-        for inner in graph.node:
-            names = set(inner.input) | outer_scope_reads(inner)
-            reads |= {name for name in names if name and name not in local}
-    return reads
-
-
-def rename_outer_reads(graph: onnx.GraphProto, old: str, new: str) -> None:
-    """Point every read of the outer tensor `old` inside `graph` (and nested subgraphs) at `new`."""
-    if old in _local_names(graph):
-        return  # shadowed: the subgraph defines its own tensor of that name
-    for node in graph.node:
-        node.input[:] = [new if name == old else name for name in node.input]
-        for subgraph in subgraphs(node):
-            rename_outer_reads(subgraph, old, new)
 
 
 def low_initializer(values: np.ndarray, name: str, low: int) -> onnx.TensorProto:
