@@ -112,9 +112,8 @@ class _Page(HTMLParser):
 def _renderer_vocabulary() -> tuple[set[str], set[str]]:
     """Every tag and attribute name the HTML renderer's own source writes."""
     source = "".join(
-        (Path(__file__).parents[1] / "trtc" / "report" / name).read_text()
-        for name in ("html.py", "html_cards.py", "svg.py")
-    )
+        path.read_text() for path in (Path(__file__).parents[1] / "trtc" / "report").glob("*.py")
+    )  # html.py and its cards' modules write the page
     tags = re.findall(r"</?([a-zA-Z][a-zA-Z0-9]*)", source)
     attributes = re.findall(r"([a-zA-Z][a-zA-Z0-9-]*)=\\?[\"']", source)
     return {tag.lower() for tag in tags}, {name.lower() for name in attributes}  # as html.parser reports them

@@ -10,10 +10,11 @@ from __future__ import annotations
 from importlib import resources
 
 from trtc.report.accuracy_summary import has_accuracy_summary
-from trtc.report.html_cards import accuracy_card, passes_card, quantization_steps
+from trtc.report.html_cards import accuracy_card, passes_card
 from trtc.report.html_cards import card as _card
 from trtc.report.html_cards import esc as _e
 from trtc.report.html_cards import optional as _optional
+from trtc.report.html_facts import facts_card, precision_card, warnings_box
 from trtc.report.kernel_label import kernel_label
 from trtc.report.svg import Bar, Segment, bar_chart, label_chars, share_bar
 from trtc.report.units import PRUNED_BY, build_time, fusion_effect, human, per_profile_note, without_kernel
@@ -42,7 +43,7 @@ def render_html(report: dict) -> str:
         '<main class="wrap">',
         _kpis(report),
         accuracy_card(report.get("accuracy")) if has_accuracy_summary(report) else "",
-        _warnings(report.get("warnings") or []),
+        warnings_box(report.get("warnings") or []),
     ]
     if fusion:
         body += [
@@ -59,9 +60,9 @@ def render_html(report: dict) -> str:
         )
     body += [
         passes_card(report.get("passes")),
-        _precision(report),
+        precision_card(report),
         _bindings(report.get("bindings") or []),
-        _facts(build),
+        facts_card(build),
         "</main>",
         f"<footer>trtc {_e(build['trtc'])} · report schema {_e(report.get('schema', ''))} · "
         f"the same data as <code>{_e(build['name'])}.report.json</code></footer>",
@@ -169,16 +170,6 @@ def _fusion_tile_note(percent: float) -> str:
 def _unresolved_note(cost: dict) -> str:
     unresolved = len(cost.get("unresolved_kernels") or [])
     return f"unknown: {unresolved} kernel(s) of dynamic size" if unresolved else "after fusion"
-
-
-def _warnings(warnings: list[str]) -> str:
-    if not warnings:
-        return ""
-    return (
-        '<div class="warnings" id="warnings"><strong>Warnings</strong><ul>'
-        + "".join(f"<li>{_e(w)}</li>" for w in warnings)
-        + "</ul></div>"
-    )
 
 
 def _kernel_label(kernel: dict) -> str:
@@ -420,46 +411,6 @@ def _node_chip(name: str, op_type: str) -> str:
     return f'<span class="chip{" added" if added else ""}">{_e(name)} <span class="op">{_e(op_type)}</span></span>'
 
 
-def _precision(report: dict) -> str:
-    precision, calibration = report.get("precision", {}), report.get("calibration")
-    parts = []
-    if precision.get("mode", "fp32") not in ("fp32", "int8", "fp8"):
-        parts.append(
-            f"<p>Mode {_e(precision['mode'])}: {precision.get('converted_nodes', 0)} nodes converted, "
-            f"{precision.get('casts_inserted', 0)} casts inserted.</p>"
-        )
-    ranges = precision.get("activation_ranges")
-    if ranges:
-        parts.append(
-            f"<p>FP16 range rules read the activations of {ranges['samples']} {_e(ranges['kind'])} samples "
-            f"({_e(ranges['source'])}).</p>"
-        )
-    if precision.get("kept_fp32"):  # int8/fp8: nodes the FP16 fallback keeps in FP32
-        parts.append(
-            "<h3>Kept in FP32</h3><ul>"
-            + "".join(f"<li><code>{_e(n)}</code>: {_e(why)}</li>" for n, why in precision["kept_fp32"].items())
-            + "</ul>"
-        )
-    if calibration:
-        parts.append(
-            f"<p>{_e(calibration['mode'].upper())} with {_e(calibration['method'])} calibration on {calibration['samples']} samples "
-            f"({_e(calibration['data'])}); everything not quantized runs in {_e(calibration['fallback'])}.</p>"
-            f"<p>Quantized layers ({len(calibration['quantized_layers'])}): "
-            + "".join(f'<span class="chip">{_e(n)}</span>' for n in calibration["quantized_layers"])
-            + "</p>"
-        )
-        if calibration.get("not_quantized"):
-            parts.append(
-                "<h3>Not quantized</h3><ul>"
-                + "".join(
-                    f"<li><code>{_e(n)}</code>: {_e(why)}</li>" for n, why in calibration["not_quantized"].items()
-                )
-                + "</ul>"
-            )
-        parts.append(quantization_steps(calibration))
-    return _card("Precision", "".join(parts), anchor="precision") if parts else ""
-
-
 def _bindings(bindings: list[dict]) -> str:
     if not bindings:
         return ""
@@ -479,28 +430,3 @@ def _bindings(bindings: list[dict]) -> str:
 
 def _profile(profile: dict) -> str:
     return f"{profile['min']} / {profile['opt']} / {profile['max']}"
-
-
-def _facts(build: dict) -> str:
-    target = build["target"]
-    facts = [
-        ("trtc", build["trtc"]),
-        ("backend", f"{build['backend']} {build['backend_version']}"),
-        ("compute capabilities", ", ".join(target.get("compute_capabilities") or []) or "builder default"),
-        (
-            "optimization level",
-            target.get("optimization_level") if target.get("optimization_level") is not None else "builder default",
-        ),
-        ("workspace", f"{target['workspace'] / 2**20:g} MiB" if target.get("workspace") else "builder default"),
-        ("spec", build.get("spec") or "—"),
-        ("spec fingerprint", build["spec_fingerprint"]),
-        ("model", build["model"]),
-        ("model sha256", build["model_sha256"]),
-        ("plan", build["plan"]),
-        ("plan sha256", build["plan_sha256"]),
-        ("plan size", f"{build['plan_bytes']:,} bytes"),
-        ("build time", build_time(build, with_outputs=False)),
-        ("built at", build["built_at"]),
-    ]
-    rows = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts)
-    return _card("Build facts", f'<dl class="facts mono">{rows}</dl>', anchor="facts")
