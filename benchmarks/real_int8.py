@@ -47,7 +47,9 @@ from benchmarks.real_data import CALIBRATION_PHOTOS, TASKS, Task, model_file, ph
 CALIBRATION_VIEWS = 32
 
 # Runs one tool in a fresh process and writes its wall time and peak memory (max RSS, children
-# included: trtc may run sub-builds) to argv[1].
+# included: trtc may run sub-builds) to argv[1]. Its own peak is VmHWM, not ru_maxrss: Linux carries
+# ru_maxrss over fork and exec, so a fresh process reported this benchmark's own RSS (1.1 GB once
+# ModelOpt's torch is imported) as its peak. A child's ru_maxrss starts at most at this process's.
 MEASURED = r"""
 import json, resource, sys, time
 out, tool, args = sys.argv[1], sys.argv[2], sys.argv[3:]
@@ -76,7 +78,8 @@ else:
     quantize_static(model, quantized, Reader(), quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
                     weight_type=QuantType.QInt8, calibrate_method=getattr(CalibrationMethod, method),
                     extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
-peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) * 1024
+own = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+peak = max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) * 1024
 json.dump({"seconds": time.perf_counter() - started, "peak": peak, "code": code}, open(out, "w"))
 """
 
