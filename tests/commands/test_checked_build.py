@@ -212,3 +212,25 @@ def test_a_forced_build_reads_the_model_once_and_a_rebuild_fingerprints_once(tmp
     result = run("build", spec)
     assert result.exit_code == 0 and "the model changed" in result.stderr, result.stderr
     assert len(identities) == 1  # the up-to-date check's fingerprint is the build's
+
+
+def test_the_checks_start_once_tensorrt_has_parsed_the_graph(tmp_path, monkeypatch):
+    parsed = threading.Event()
+    real_parse, real_start = builder.parse_problems, Reference.__init__
+    started_before_parse: list[bool] = []
+
+    def parse_problems(*args, **kwargs):
+        time.sleep(2)  # a slow parse: checks started beside it would start their sessions meanwhile
+        problems = real_parse(*args, **kwargs)
+        parsed.set()
+        return problems
+
+    def start_session(self, *args, **kwargs):
+        started_before_parse.append(not parsed.is_set())
+        real_start(self, *args, **kwargs)
+
+    monkeypatch.setattr(builder, "parse_problems", parse_problems)
+    monkeypatch.setattr(Reference, "__init__", start_session)
+    report = models.build_report(tmp_path, models.conv_bn_relu(channels=64), SPEC)
+    assert report["verification"]["status"] == "verified"
+    assert started_before_parse and not any(started_before_parse)

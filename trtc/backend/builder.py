@@ -10,7 +10,7 @@ import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from trtc import interrupts
 from trtc.backend.engine_info import EngineInfo
@@ -82,14 +82,24 @@ class ModelSource:
 
 @interrupts.deferring  # TensorRT calls Python back (logger, monitor): a signal must not raise there
 def build_plan(
-    trt: TensorRT, source: ModelSource, settings: BuildSettings, observer: BuildObserver | None = None
+    trt: TensorRT,
+    source: ModelSource,
+    settings: BuildSettings,
+    observer: BuildObserver | None = None,
+    after_parse: Callable[[], None] | None = None,
 ) -> BuildResult:
+    """`after_parse`: called once TensorRT's parser has read the model, before the build."""
     with TensorRTScope() as scope:
-        return _build_in_scope(scope, trt, source, settings, observer)
+        return _build_in_scope(scope, trt, source, settings, observer, after_parse)
 
 
 def _build_in_scope(
-    scope: TensorRTScope, trt: TensorRT, source: ModelSource, settings: BuildSettings, observer: BuildObserver | None
+    scope: TensorRTScope,
+    trt: TensorRT,
+    source: ModelSource,
+    settings: BuildSettings,
+    observer: BuildObserver | None,
+    after_parse: Callable[[], None] | None,
 ) -> BuildResult:
     lib = trt.module
     logger = scope.keep(capturing_logger(lib))
@@ -106,6 +116,8 @@ def _build_in_scope(
     finally:
         if source.release and isinstance(source.data, bytearray):
             source.data.clear()  # the parser holds the weights now: one copy, not two, through the build
+    if after_parse is not None:
+        after_parse()
     monitor = None
     if hasattr(lib, "IProgressMonitor"):  # also without an observer: it cancels the build on an interrupt
         monitor = scope.keep(_make_progress_monitor(lib, observer))  # outlives the config that calls it
