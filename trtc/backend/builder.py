@@ -72,12 +72,12 @@ class ModelSource:
     """The model as TensorRT's parser takes it: bytes, a file, or its structure and its weights
     (which TensorRT then uses where they are; they must outlive the build)."""
 
-    data: bytes | None = None
+    data: bytes | memoryview | None = None
     path: Path | None = None
     # Folder that relative external-data locations resolve against.
     base_dir: Path | None = None
     split: SplitModel | None = None
-    release: bool = False  # `data` is a bytearray the build empties once parsed (TensorRT then owns the weights)
+    release: bool = False  # the build lets go of `data` (a memoryview) once parsed: TensorRT then owns the weights
 
 
 @interrupts.deferring  # TensorRT calls Python back (logger, monitor): a signal must not raise there
@@ -114,8 +114,8 @@ def _build_in_scope(
         error.log = logger.messages
         raise
     finally:
-        if source.release and isinstance(source.data, bytearray):
-            source.data.clear()  # the parser holds the weights now: one copy, not two, through the build
+        if source.release and isinstance(source.data, memoryview):
+            source.data.release()  # the parser holds the weights now: one copy, not two, through the build
     if after_parse is not None:
         after_parse()
     monitor = None

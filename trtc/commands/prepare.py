@@ -142,7 +142,7 @@ def prepare_graph(
         as_file=as_file,
     )
     file_nodes, steps = front.file_nodes, front.steps
-    del model, front, loaded  # the protobuf's copy of the weights goes before the serialized one comes
+    del model, front, loaded  # the protobuf's copy of the weights goes: the split holds them now
     with timer.phase("serialize"):
         hand_over(finished, keep=bool(spec.output.onnx))
     checks = ChecksJob(
@@ -239,11 +239,11 @@ def finish_graph(
 
 
 def hand_over(finished: FinishedGraph, keep: bool) -> None:
-    """Serialize the graph for TensorRT to parse and then own: given by reference, TensorRT-RTX
+    """The graph serialized, for TensorRT to parse and then own: given by reference, TensorRT-RTX
     copies every weight once more while it builds (110 MB more at its peak on a 100 MB model).
-    Made from the split once the ModelProto is gone, so the weights are in memory once or twice,
-    never three times; the builder frees it once parsed unless `keep` (output.onnx writes it).
-    The checks beside the build keep their own reference to the split while they need it."""
+    The serialization is the split's buffer, which holds the weights once (onnxruntime runs on
+    them in place); the builder lets go of it once parsed unless `keep` (output.onnx writes it),
+    and it is freed once the checks beside the build let go of the split too."""
     if finished.source is not None:  # the user's file
         return
     data = finished.split.serialized()
