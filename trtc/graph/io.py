@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +10,7 @@ from google.protobuf.message import DecodeError
 from onnx import external_data_helper
 
 from trtc.errors import ModelError, closest
-from trtc.incremental.fingerprint import hash_files
+from trtc.incremental.fingerprint import HashingBeside, hash_files
 from trtc.inputs import regular_file
 
 
@@ -35,9 +33,7 @@ def load_model(path: Path) -> LoadedModel:
         raw = path.read_bytes()
     except OSError as exc:
         raise ModelError(f"model: cannot read {path}: {exc.strerror}") from None
-    digest = hashlib.sha256()
-    hashing = threading.Thread(target=digest.update, args=(raw,), name="trtc-hash", daemon=True)
-    hashing.start()
+    hashing = HashingBeside(raw)
     try:
         model = onnx.load_from_string(raw)
     except (DecodeError, RuntimeError, ValueError) as exc:
@@ -45,7 +41,7 @@ def load_model(path: Path) -> LoadedModel:
             f"model: {path} is not a valid ONNX file ({type(exc).__name__}); export it again or check the path"
         ) from None
     finally:
-        hashing.join()
+        digest = hashing.finish()
     if not model.graph.node and not model.graph.output:
         raise ModelError(f"model: {path} holds no graph (is it an ONNX model?)")
     data_files = external_data_files(model, path)
