@@ -10,6 +10,7 @@ from google.protobuf.message import DecodeError
 from onnx import external_data_helper
 
 from trtc.errors import ModelError, closest
+from trtc.graph.file_weights import raw_data_places
 from trtc.incremental.fingerprint import HashingBeside, hash_files
 from trtc.inputs import regular_file
 
@@ -22,12 +23,14 @@ class LoadedModel:
     proto: onnx.ModelProto
     sha256: str  # of the file and its external data files, in a stable order
     files: list[Path]  # the file and its external data files
+    weight_places: dict[str, tuple[int, int]] | None = None  # initializer -> where its raw data is in the file
 
 
-def load_model(path: Path) -> LoadedModel:
+def load_model(path: Path, weight_places: bool = False) -> LoadedModel:
     """Load `path` with its external data; every failure names the file and what to do. The
     file is read once: hashed from memory in a thread while protobuf parses it (hashlib lets go
-    of the GIL)."""
+    of the GIL). `weight_places`: also find where each initializer's raw data is in the file
+    (a model without external data), for onnxruntime to read them from there."""
     regular_file(path, "model", ModelError)
     try:
         raw = path.read_bytes()
@@ -59,10 +62,11 @@ def load_model(path: Path) -> LoadedModel:
             ) from None
         except (OSError, ValueError) as exc:
             raise ModelError(f"model: cannot load the external data of {path}: {exc}") from None
+    places = raw_data_places(raw) if weight_places and not data_files else None
     del raw
     if data_files:
         hash_files(data_files, digest)
-    return LoadedModel(proto=model, sha256=digest.hexdigest(), files=[path, *data_files])
+    return LoadedModel(proto=model, sha256=digest.hexdigest(), files=[path, *data_files], weight_places=places)
 
 
 def external_data_files(model: onnx.ModelProto, path: Path) -> list[Path]:

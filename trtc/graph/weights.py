@@ -79,22 +79,44 @@ class SplitModel:
 def split_weights(model: onnx.ModelProto) -> SplitModel:
     """`model`'s structure and its large weights, laid out as the whole model serialized. `model`
     itself is left unchanged; the caller drops it afterwards so that the weights are in memory
-    once (in `whole`).
+    once (in `whole`)."""
+    large: list[tuple[TensorProto, int]] = []
+    structure = _structure(model, lambda tensor, length: large.append((tensor, length)))
+
+    def fill(tensor: TensorProto, place: memoryview) -> None:
+        data = tensor.raw_data  # a copy out of the protobuf, for a moment
+        if len(data) != len(place):
+            raise ModelError(
+                f"model: initializer '{tensor.name}' holds {len(data)} bytes, its type and shape need {len(place)}; export it again"
+            )
+        place[:] = data
+
+    return lay_out(structure, large, fill)
+
+
+def lay_out(
+    structure: onnx.ModelProto,
+    large: list[tuple[TensorProto, int]],
+    fill: Callable[[TensorProto, memoryview], None],
+) -> SplitModel:
+    """The split of a model whose structure is `structure` (its large initializers external, as
+    `structure_of` makes it): `large` are those initializers and their lengths in bytes, `fill`
+    copies one's data into its place.
 
     Written by hand, each weight copied once straight into place: protobuf merges a message that
     comes in parts, so each large initializer follows the rest of the model in a `graph` field of
     its own, its data starting at a multiple of ALIGNMENT (a first `name` field of spaces, which
     the real name after it replaces, takes up the difference)."""
-    large: list[tuple[TensorProto, int]] = []
-    structure = _structure(model, lambda tensor, length: large.append((tensor, length)))
     serialized_structure = structure.SerializeToString()
     types = {tensor.name: (tensor.data_type, tuple(tensor.dims)) for tensor, _ in large}
-    initializers = structure.graph.initializer
+    head = onnx.ModelProto()
+    head.CopyFrom(structure)
+    initializers = head.graph.initializer
     for index in range(len(initializers) - 1, -1, -1):
         if initializers[index].name in types:
             del initializers[index]
-    head = structure.SerializeToString()
-    headers, size = [], len(head)
+    serialized_head = head.SerializeToString()
+    headers, size = [], len(serialized_head)
     for tensor, length in large:
         meta = onnx.TensorProto(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims)
         if tensor.HasField("doc_string"):
@@ -104,17 +126,12 @@ def split_weights(model: onnx.ModelProto) -> SplitModel:
     buffer = bytearray(size + ALIGNMENT)
     start = -np.frombuffer(buffer, np.uint8, count=1).ctypes.data % ALIGNMENT
     whole = memoryview(buffer)[start : start + size]
-    whole[: len(head)] = head
-    places, offset = {}, len(head)
+    whole[: len(serialized_head)] = serialized_head
+    places, offset = {}, len(serialized_head)
     for header, (tensor, length) in zip(headers, large):
         whole[offset : offset + len(header)] = header
         offset += len(header)
-        data = tensor.raw_data  # a copy out of the protobuf, for a moment
-        if len(data) != length:
-            raise ModelError(
-                f"model: initializer '{tensor.name}' holds {len(data)} bytes, its type and shape need {length}; export it again"
-            )
-        whole[offset : offset + length] = data
+        fill(tensor, whole[offset : offset + length])
         places[tensor.name] = slice(offset, offset + length)
         offset += length
     whole = whole.toreadonly()
