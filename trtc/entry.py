@@ -13,7 +13,12 @@ import sys
 
 
 def run() -> None:
+    import gc
+
+    gc.disable()  # the CLI's imports make objects that live as long as the process: collecting finds nothing
     from trtc.cli import main
+
+    gc.enable()
 
     try:
         main()

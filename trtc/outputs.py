@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from pathlib import Path
+from typing import Callable
 
 from trtc import interrupts
 from trtc.errors import UsageError
@@ -30,11 +32,46 @@ def forget_committed() -> None:
 class StagedOutputs:
     def __init__(self) -> None:
         self._staged: list[tuple[Path, Path]] = []  # (temporary, final)
+        self._pending: list[Callable[[], Path]] = []  # writes in threads, not waited for yet
+        self._writers: list[threading.Thread] = []
         self._created_dirs: list[Path] = []
 
-    def write(self, path: Path, data: bytes | str) -> Path:
+    def write(self, path: Path, data: bytes | memoryview | str) -> Path:
         """Stage `data` for `path`; returns the temporary file, which becomes `path` unchanged
         (same inode and modification time) on commit."""
+        handle, temporary = self._stage(path)
+        error = _fill(handle, data)
+        if error is not None:
+            self._failed(path, error)
+        return temporary
+
+    def write_beside(self, path: Path, data: bytes | memoryview) -> Callable[[], Path]:
+        """`write`, with the data written by a thread while the caller goes on (a file write lets
+        go of the GIL): a plan of hundreds of MB is written while the report is made. Calling the
+        result waits for the write and returns what `write` does; `commit` waits for it too."""
+        handle, temporary = self._stage(path)
+        errors: list[OSError] = []
+
+        def fill() -> None:
+            error = _fill(handle, data)
+            if error is not None:
+                errors.append(error)
+
+        writer = threading.Thread(target=fill, name="trtc-write", daemon=True)
+        self._writers.append(writer)
+        writer.start()
+
+        def written() -> Path:
+            writer.join()
+            if errors:
+                self._failed(path, errors[0])
+            return temporary
+
+        self._pending.append(written)
+        return written
+
+    def _stage(self, path: Path) -> tuple[int, Path]:
+        """A new temporary file beside `path`, known to `discard`: its descriptor and path."""
         try:
             with interrupts.atomic():  # staged and known to an interrupt's forced exit in one step
                 interrupts.on_forced_exit(self.discard)
@@ -46,18 +83,19 @@ class StagedOutputs:
                 f"output: cannot write {path}: {exc.strerror}; choose another path under output: in the spec"
             ) from None
         os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get ordinary permissions
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(data.encode() if isinstance(data, str) else data)
-        except OSError as exc:  # a full disk, a file-size limit: nothing is committed, the staged files go
-            self.discard()
-            raise UsageError(
-                f"output: cannot write {path}: {exc.strerror or exc}; free space or choose another path "
-                "under output: in the spec"
-            ) from None
-        return Path(temporary)
+        return handle, Path(temporary)
+
+    def _failed(self, path: Path, exc: OSError) -> None:
+        """A full disk, a file-size limit: nothing is committed, the staged files go."""
+        self.discard()
+        raise UsageError(
+            f"output: cannot write {path}: {exc.strerror or exc}; free space or choose another path "
+            "under output: in the spec"
+        ) from None
 
     def commit(self) -> None:
+        while self._pending:
+            self._pending.pop(0)()
         with interrupts.atomic():  # all renamed or, once a signal arrived, none
             for temporary, final in self._staged:
                 os.replace(temporary, final)
@@ -67,8 +105,11 @@ class StagedOutputs:
             interrupts.forget(self.discard)
 
     def discard(self) -> None:
-        """Also called by the forced exit of an interrupt, from another thread: it works on copies."""
+        """Also called by the forced exit of an interrupt, from another thread: it works on copies.
+        Writes under way in threads end first (not every system removes a file being written)."""
         interrupts.forget(self.discard)
+        for writer in list(self._writers):
+            writer.join()
         for temporary, _ in list(self._staged):
             temporary.unlink(missing_ok=True)
         self._staged.clear()
@@ -94,3 +135,13 @@ class StagedOutputs:
         for new_folder in reversed(missing):
             new_folder.mkdir()
             self._created_dirs.append(new_folder)
+
+
+def _fill(handle: int, data: bytes | memoryview | str) -> OSError | None:
+    """Write `data` to the open file `handle` and close it; the error, if any."""
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data.encode() if isinstance(data, str) else data)
+    except OSError as exc:
+        return exc
+    return None

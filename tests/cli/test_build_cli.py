@@ -288,3 +288,24 @@ def test_external_data_and_several_profiles(tmp_path):
         f"error: model: external data file {tmp_path / 'weights.bin'} is missing; keep it next to model.onnx"
         in missing.stderr
     )
+
+
+def test_the_plan_is_hashed_and_written_beside_the_report(model_dir, monkeypatch):
+    import hashlib
+    import threading
+
+    import trtc.outputs
+
+    writes, real_fill = [], trtc.outputs._fill
+
+    def fill(handle, data):
+        writes.append((threading.current_thread().name, len(data)))
+        return real_fill(handle, data)
+
+    monkeypatch.setattr(trtc.outputs, "_fill", fill)
+    spec = models.write_spec(model_dir, "model: model.onnx\nmax_batch: 2\ntarget: {compute_capabilities: [8.9]}\n")
+    assert run("build", spec).exit_code == 0
+    plan = (model_dir / "build" / "spec.plan").read_bytes()
+    report = json.loads((model_dir / "build" / "spec.report.json").read_text())
+    assert report["build"]["plan_sha256"] == hashlib.sha256(plan).hexdigest()
+    assert ("trtc-write", len(plan)) in writes  # not in the main thread, which makes the report meanwhile

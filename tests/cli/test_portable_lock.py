@@ -87,3 +87,25 @@ def test_a_new_lock_folder_is_private(temp_folder):
     with lock.plan_lock(temp_folder / "a.plan", print):
         pass
     assert lock.lock_folder().stat().st_mode & 0o777 == 0o700
+
+
+def test_a_plan_locked_through_filelock_is_waited_for(temp_folder):
+    """flock on POSIX, as filelock takes it: a trtc that still locks through filelock and one
+    that does not exclude each other."""
+    from filelock import FileLock, Timeout
+
+    class Waited(Exception):
+        pass
+
+    def on_wait(message):
+        raise Waited(message)
+
+    plan = temp_folder / "a.plan"
+    lock.private_folder(lock.lock_folder())
+    with FileLock(str(lock.lock_path(plan))):
+        with pytest.raises(Waited, match="waiting for another trtc process that is writing"):
+            with lock.plan_lock(plan, on_wait):
+                pass
+    with lock.plan_lock(plan, on_wait):  # free again
+        with pytest.raises(Timeout):
+            FileLock(str(lock.lock_path(plan))).acquire(timeout=0)

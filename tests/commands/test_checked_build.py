@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import builtins
 import io
+import json
 import sys
 import threading
 import time
@@ -193,13 +194,15 @@ def test_a_forced_build_reads_the_model_once_and_a_rebuild_fingerprints_once(tmp
 
     def counting_open(file, *args, **kwargs):
         if str(file) == model_path:
-            opened.append(model_path)
+            opened.append(threading.current_thread().name)
         return real_open(file, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "open", counting_open)
     monkeypatch.setattr(io, "open", counting_open)
     assert run("build", spec, "--force").exit_code == 0
-    assert len(opened) == 1  # read once: hashed from memory, not read again
+    # Read once: hashed from memory, not read again; the checks beside the build read the
+    # original's weights for onnxruntime (which read the whole file itself before).
+    assert opened == ["MainThread", "trtc-checks"]
 
     import trtc.incremental.fingerprint as fingerprint_module
 
@@ -212,3 +215,45 @@ def test_a_forced_build_reads_the_model_once_and_a_rebuild_fingerprints_once(tmp
     result = run("build", spec)
     assert result.exit_code == 0 and "the model changed" in result.stderr, result.stderr
     assert len(identities) == 1  # the up-to-date check's fingerprint is the build's
+
+
+def test_the_checks_start_once_tensorrt_has_parsed_the_graph(tmp_path, monkeypatch):
+    parsed = threading.Event()
+    real_parse, real_start = builder.parse_problems, Reference.__init__
+    started_before_parse: list[bool] = []
+
+    def parse_problems(*args, **kwargs):
+        time.sleep(2)  # a slow parse: checks started beside it would start their sessions meanwhile
+        problems = real_parse(*args, **kwargs)
+        parsed.set()
+        return problems
+
+    def start_session(self, *args, **kwargs):
+        started_before_parse.append(not parsed.is_set())
+        real_start(self, *args, **kwargs)
+
+    monkeypatch.setattr(builder, "parse_problems", parse_problems)
+    monkeypatch.setattr(Reference, "__init__", start_session)
+    report = models.build_report(tmp_path, models.conv_bn_relu(channels=64), SPEC)
+    assert report["verification"]["status"] == "verified"
+    assert started_before_parse and not any(started_before_parse)
+
+
+def test_onnxruntime_reads_the_original_weights_from_the_users_file_once(tmp_path, monkeypatch):
+    from trtc.graph.file_weights import WeightsInFile
+
+    models.save(models.conv_bn_relu(channels=64), tmp_path / "model.onnx")
+    spec = models.write_spec(tmp_path, "model: model.onnx\n" + SPEC + "target: {compute_capabilities: [8.9]}\n")
+    real_start, given = Reference.__init__, []
+
+    def start_session(self, model, *args, **kwargs):
+        given.append(model)
+        real_start(self, model, *args, **kwargs)
+
+    monkeypatch.setattr(Reference, "__init__", start_session)
+    result = run("build", spec)
+    assert result.exit_code == 0, result.stderr
+    # Not the file's path: onnxruntime given the file copies every weight twice as it starts.
+    assert isinstance(given[0], WeightsInFile) and given[0].path == tmp_path / "model.onnx"
+    report = json.loads((tmp_path / "build" / "spec.report.json").read_text())
+    assert report["verification"]["status"] == "verified"

@@ -84,4 +84,24 @@ def test_tensorrt_builds_the_split_model(handed_over):
     assert len(result.plan) > 0 and result.engine is not None
     assert any("conv0" in kernel.onnx_nodes for kernel in result.engine.kernels)
     if handed_over == "serialized and freed":
-        assert len(data) == 0  # TensorRT owns the weights once it parsed them: the build freed its input
+        with pytest.raises(ValueError, match="released"):
+            len(data)  # TensorRT owns the weights once it parsed them: the build let go of its input
+
+
+def test_each_weight_is_held_once_inside_the_serialization_and_aligned():
+    model = onnx.ModelProto()
+    model.CopyFrom(MODEL)
+    rng = np.random.default_rng(0)
+    for index, (dtype, size) in enumerate([(np.int8, 4099), (np.float32, 1031), (np.int8, 5003), (np.float16, 2111)]):
+        values = rng.standard_normal(size).astype(dtype)
+        model.graph.initializer.append(onnx.numpy_helper.from_array(values, f"odd{index}"))
+    split = split_weights(model)
+    whole = np.frombuffer(split.whole, np.uint8)
+    start, end = whole.ctypes.data, whole.ctypes.data + whole.size
+    for name in ["w0", "odd0", "odd1", "odd2", "odd3"]:
+        array = split.array(name)
+        assert start <= array.ctypes.data and array.ctypes.data + array.nbytes <= end  # no copy of its own
+        assert array.ctypes.data % 16 == 0 and not array.flags.writeable
+        np.testing.assert_array_equal(array, onnx.numpy_helper.to_array(by_name(model)[name]))
+    again = onnx.load_from_string(bytes(split.serialized()))
+    assert by_name(again) == by_name(model) and without_initializers(again) == without_initializers(model)

@@ -10,7 +10,7 @@ import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from trtc import interrupts
 from trtc.backend.engine_info import EngineInfo
@@ -72,24 +72,34 @@ class ModelSource:
     """The model as TensorRT's parser takes it: bytes, a file, or its structure and its weights
     (which TensorRT then uses where they are; they must outlive the build)."""
 
-    data: bytes | None = None
+    data: bytes | memoryview | None = None
     path: Path | None = None
     # Folder that relative external-data locations resolve against.
     base_dir: Path | None = None
     split: SplitModel | None = None
-    release: bool = False  # `data` is a bytearray the build empties once parsed (TensorRT then owns the weights)
+    release: bool = False  # the build lets go of `data` (a memoryview) once parsed: TensorRT then owns the weights
 
 
 @interrupts.deferring  # TensorRT calls Python back (logger, monitor): a signal must not raise there
 def build_plan(
-    trt: TensorRT, source: ModelSource, settings: BuildSettings, observer: BuildObserver | None = None
+    trt: TensorRT,
+    source: ModelSource,
+    settings: BuildSettings,
+    observer: BuildObserver | None = None,
+    after_parse: Callable[[], None] | None = None,
 ) -> BuildResult:
+    """`after_parse`: called once TensorRT's parser has read the model, before the build."""
     with TensorRTScope() as scope:
-        return _build_in_scope(scope, trt, source, settings, observer)
+        return _build_in_scope(scope, trt, source, settings, observer, after_parse)
 
 
 def _build_in_scope(
-    scope: TensorRTScope, trt: TensorRT, source: ModelSource, settings: BuildSettings, observer: BuildObserver | None
+    scope: TensorRTScope,
+    trt: TensorRT,
+    source: ModelSource,
+    settings: BuildSettings,
+    observer: BuildObserver | None,
+    after_parse: Callable[[], None] | None,
 ) -> BuildResult:
     lib = trt.module
     logger = scope.keep(capturing_logger(lib))
@@ -104,8 +114,10 @@ def _build_in_scope(
         error.log = logger.messages
         raise
     finally:
-        if source.release and isinstance(source.data, bytearray):
-            source.data.clear()  # the parser holds the weights now: one copy, not two, through the build
+        if source.release and isinstance(source.data, memoryview):
+            source.data.release()  # the parser holds the weights now: one copy, not two, through the build
+    if after_parse is not None:
+        after_parse()
     monitor = None
     if hasattr(lib, "IProgressMonitor"):  # also without an observer: it cancels the build on an interrupt
         monitor = scope.keep(_make_progress_monitor(lib, observer))  # outlives the config that calls it

@@ -14,6 +14,7 @@ from trtc.backend.engine_info import Binding, EngineInfo, Kernel, KernelTensor, 
 
 _KEY = re.compile(r"([A-Z][A-Za-z/]*): ?")
 _NEXT_KEY = re.compile(r", (?=[A-Z][A-Za-z/]*: )")
+_BRACKET = re.compile(r"[\[\]{}]")
 _STAGE = re.compile(r"^(After [^:]+|Original): (\d+) layers$")
 # Datatype words inside the full-TensorRT "Format/Datatype" field, e.g. "Row major linear FP32".
 _FORMAT_TYPES = {
@@ -110,14 +111,13 @@ def parse_record(text: str) -> dict:
 
 def _matching_bracket(text: str, start: int) -> int:
     depth = 0
-    for index in range(start, len(text)):
-        char = text[index]
-        if char in "[{":
+    for bracket in _BRACKET.finditer(text, start):  # brackets only: a character loop was 40% of the parse
+        if bracket.group() in "[{":
             depth += 1
-        elif char in "]}":
+        else:
             depth -= 1
             if depth == 0:
-                return index + 1
+                return bracket.end()
     return len(text)
 
 

@@ -17,6 +17,7 @@ from trtc.commands.graph_checks import ChecksJob, GraphStructures
 from trtc.commands.observers import Quiet
 from trtc.commands.timing import PhaseTimer
 from trtc.errors import AccuracyGateError, BuildError
+from trtc.graph.file_weights import weights_in_file
 from trtc.graph.io import (
     LoadedModel,
     drop_initializer_inputs,
@@ -92,7 +93,7 @@ def prepare_graph(
     add a report section."""
     model_stamp = stamps([spec.model])  # before reading: a change while it is read shows next time
     with timer.phase("load"):
-        front = load_pinned_model(spec, observer)
+        front = load_pinned_model(spec, observer, weight_places=True)
     loaded, model, profiles, sections = front.loaded, front.model, front.profiles, front.sections
     refuse_clashes(build_outputs(spec, depfile_path), build_inputs(spec, loaded.files))  # external data is known now
     file_stamps = {**stamps(loaded.files[1:]), **model_stamp}
@@ -111,14 +112,16 @@ def prepare_graph(
     )
     passes = select_passes(spec.fusion)
     verify = bool(passes) and spec.fusion.verify != "off"
-    # Node names and dim names do not change what onnxruntime computes: then it reads the user's
-    # file itself and Python holds no second copy of the weights.
+    # Node names and dim names do not change what onnxruntime computes: then it reads the weights
+    # from the user's file (or the file itself) and Python holds no second copy of them meanwhile.
+    original_structure = structure_of(model)
     single_file = front.computes_as_file and len(loaded.files) == 1
     original = Original(
-        loaded.files[0] if single_file else split_weights(model),
+        (weights_in_file(original_structure, loaded.files[0], loaded.weight_places) or loaded.files[0])
+        if single_file
+        else split_weights(model),
         functools.partial(reload_original, spec, loaded.sha256),
     )
-    original_structure = structure_of(model)
     sections["output_shapes"] = None  # filled in by the checks beside the build, in the report's order
     if verify:
         sections["verification"] = None
@@ -142,7 +145,7 @@ def prepare_graph(
         as_file=as_file,
     )
     file_nodes, steps = front.file_nodes, front.steps
-    del model, front, loaded  # the protobuf's copy of the weights goes before the serialized one comes
+    del model, front, loaded  # the protobuf's copy of the weights goes: the split holds them now
     with timer.phase("serialize"):
         hand_over(finished, keep=bool(spec.output.onnx))
     checks = ChecksJob(
@@ -239,11 +242,11 @@ def finish_graph(
 
 
 def hand_over(finished: FinishedGraph, keep: bool) -> None:
-    """Serialize the graph for TensorRT to parse and then own: given by reference, TensorRT-RTX
+    """The graph serialized, for TensorRT to parse and then own: given by reference, TensorRT-RTX
     copies every weight once more while it builds (110 MB more at its peak on a 100 MB model).
-    Made from the split once the ModelProto is gone, so the weights are in memory once or twice,
-    never three times; the builder frees it once parsed unless `keep` (output.onnx writes it).
-    The checks beside the build keep their own reference to the split while they need it."""
+    The serialization is the split's buffer, which holds the weights once (onnxruntime runs on
+    them in place); the builder lets go of it once parsed unless `keep` (output.onnx writes it),
+    and it is freed once the checks beside the build let go of the split too."""
     if finished.source is not None:  # the user's file
         return
     data = finished.split.serialized()
@@ -299,9 +302,9 @@ class PinnedModel:
     steps: list[PassRun]  # what `outputs:` pruned and pinning folded, inlined or unrolled, as passes report it
 
 
-def load_pinned_model(spec: Spec, observer) -> PinnedModel:
+def load_pinned_model(spec: Spec, observer, weight_places: bool = False) -> PinnedModel:
     observer.stage("loading model")
-    loaded = load_model(spec.model)
+    loaded = load_model(spec.model, weight_places)
     model = loaded.proto
     as_read = structure_of(model).SerializeToString()
     sections: dict[str, object] = {}

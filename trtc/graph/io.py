@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +10,8 @@ from google.protobuf.message import DecodeError
 from onnx import external_data_helper
 
 from trtc.errors import ModelError, closest
-from trtc.incremental.fingerprint import hash_files
+from trtc.graph.file_weights import raw_data_places
+from trtc.incremental.fingerprint import HashingBeside, hash_files
 from trtc.inputs import regular_file
 
 
@@ -24,20 +23,20 @@ class LoadedModel:
     proto: onnx.ModelProto
     sha256: str  # of the file and its external data files, in a stable order
     files: list[Path]  # the file and its external data files
+    weight_places: dict[str, tuple[int, int]] | None = None  # initializer -> where its raw data is in the file
 
 
-def load_model(path: Path) -> LoadedModel:
+def load_model(path: Path, weight_places: bool = False) -> LoadedModel:
     """Load `path` with its external data; every failure names the file and what to do. The
     file is read once: hashed from memory in a thread while protobuf parses it (hashlib lets go
-    of the GIL)."""
+    of the GIL). `weight_places`: also find where each initializer's raw data is in the file
+    (a model without external data), for onnxruntime to read them from there."""
     regular_file(path, "model", ModelError)
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise ModelError(f"model: cannot read {path}: {exc.strerror}") from None
-    digest = hashlib.sha256()
-    hashing = threading.Thread(target=digest.update, args=(raw,), name="trtc-hash", daemon=True)
-    hashing.start()
+    hashing = HashingBeside(raw)
     try:
         model = onnx.load_from_string(raw)
     except (DecodeError, RuntimeError, ValueError) as exc:
@@ -45,7 +44,7 @@ def load_model(path: Path) -> LoadedModel:
             f"model: {path} is not a valid ONNX file ({type(exc).__name__}); export it again or check the path"
         ) from None
     finally:
-        hashing.join()
+        digest = hashing.finish()
     if not model.graph.node and not model.graph.output:
         raise ModelError(f"model: {path} holds no graph (is it an ONNX model?)")
     data_files = external_data_files(model, path)
@@ -63,10 +62,11 @@ def load_model(path: Path) -> LoadedModel:
             ) from None
         except (OSError, ValueError) as exc:
             raise ModelError(f"model: cannot load the external data of {path}: {exc}") from None
+    places = raw_data_places(raw) if weight_places and not data_files else None
     del raw
     if data_files:
         hash_files(data_files, digest)
-    return LoadedModel(proto=model, sha256=digest.hexdigest(), files=[path, *data_files])
+    return LoadedModel(proto=model, sha256=digest.hexdigest(), files=[path, *data_files], weight_places=places)
 
 
 def external_data_files(model: onnx.ModelProto, path: Path) -> list[Path]:

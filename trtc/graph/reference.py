@@ -14,6 +14,7 @@ import onnx
 
 from trtc import interrupts
 from trtc.errors import TrtcError
+from trtc.graph.file_weights import WeightsInFile
 from trtc.graph.weights import LOCATION, SplitModel
 
 
@@ -32,7 +33,7 @@ class Reference:
 
     def __init__(
         self,
-        model: onnx.ModelProto | bytes | Path | SplitModel,
+        model: onnx.ModelProto | bytes | Path | SplitModel | WeightsInFile,
         outputs: list[str] | None = None,
         optimize: bool | str = True,
         threads: int | None = None,
@@ -56,6 +57,8 @@ class Reference:
         elif not optimize:
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
+            if isinstance(model, WeightsInFile):
+                model = model.split()
             if isinstance(model, SplitModel):
                 self.session = self._split_session(ort, model, options, optimize)
             else:
@@ -116,11 +119,11 @@ class OnDemandReference:
 
     def __init__(
         self,
-        model: onnx.ModelProto | bytes | Path | SplitModel,
+        model: onnx.ModelProto | bytes | Path | SplitModel | WeightsInFile,
         optimize: bool | str = True,
         threads: int | None = None,
     ):
-        self._model: onnx.ModelProto | bytes | Path | SplitModel | None = model
+        self._model: onnx.ModelProto | bytes | Path | SplitModel | WeightsInFile | None = model
         self._optimize, self._threads = optimize, threads
         self._reference: Reference | None = None
         self._failure: ReferenceUnavailable | None = None

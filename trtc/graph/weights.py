@@ -1,16 +1,18 @@
 """A model as its structure plus its large weights, each weight held once.
 
 The graph passes work on a ModelProto; once they are done, its large weights are taken out
-(one copy) and the protobuf is dropped. onnxruntime then runs on the weights where they are
-(graph/reference.py), and TensorRT parses one serialization written straight from them
-(`serialized`) that it owns and the build frees once parsed; TensorRT can also take them by
-reference (`load_initializer`), which models over protobuf's 2 GiB limit need.
+(one copy) and the protobuf is dropped. They are copied straight into place in one buffer that
+is the whole model serialized: TensorRT parses that buffer (`serialized`) and the build lets go
+of it once parsed, while onnxruntime runs on the weights where they are, inside it
+(graph/reference.py). TensorRT can also take them by reference (`load_initializer`), which
+models over protobuf's 2 GiB limit need.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import onnx
@@ -40,56 +42,28 @@ _VIEWABLE = {
 LOCATION = "trtc-weights-in-memory"  # never read: every external initializer is given by the caller
 
 
+ALIGNMENT = 16  # of each weight in the buffer, as in a bytes object: numpy and onnxruntime read them in place
+
+
 @dataclass(frozen=True)
 class SplitModel:
     structure: bytes  # the serialized model; the initializers in `weights` are external data in it
-    weights: dict[str, bytes]  # initializer name -> its raw little-endian bytes
+    weights: dict[str, memoryview]  # initializer name -> its raw little-endian bytes, in `whole`
     types: dict[str, tuple[int, tuple[int, ...]]]  # initializer name -> (TensorProto element type, dims)
+    whole: memoryview  # the whole model serialized, the weights in it
 
     def array(self, name: str) -> np.ndarray:
         """A read-only view of one weight, no copy."""
         elem_type, dims = self.types[name]
         return np.frombuffer(self.weights[name], dtype=onnx.helper.tensor_dtype_to_np_dtype(elem_type)).reshape(dims)
 
-    def serialized(self) -> bytearray | None:
+    def serialized(self) -> memoryview | None:
         """The whole model as one serialized protobuf, or None over protobuf's 2 GiB limit.
 
         What TensorRT parses when it is to own the weights: given by reference, TensorRT-RTX
-        copies them once more while it builds (110 MB more at its peak on a 100 MB model).
-        Written by hand, each weight copied once straight into the result: protobuf merges a
-        message that comes in parts, so the large initializers follow the rest of the model as
-        a second `graph` field. A bytearray, so that whoever parses it can free it."""
-        head = onnx.load_from_string(self.structure)
-        initializers = head.graph.initializer
-        headers = []
-        for index in range(len(initializers) - 1, -1, -1):
-            tensor = initializers[index]
-            if tensor.name in self.weights:
-                meta = onnx.TensorProto(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims)
-                if tensor.HasField("doc_string"):
-                    meta.doc_string = tensor.doc_string
-                headers.append(
-                    (
-                        meta.SerializeToString() + _key(9) + _varint(len(self.weights[tensor.name])),
-                        self.weights[tensor.name],
-                    )
-                )
-                del initializers[index]
-        parts = [head.SerializeToString()]
-        if headers:
-            parts += [_key(7), b""]  # the second graph field; its length goes in [2]
-            for header, data in reversed(headers):
-                parts += [_key(5), _varint(len(header) + len(data)), header, data]
-            parts[2] = _varint(sum(len(part) for part in parts[3:]))
-        total = sum(len(part) for part in parts)
-        if total >= 1 << 31:
-            return None
-        result = bytearray(total)
-        view, offset = memoryview(result), 0
-        for part in parts:
-            view[offset : offset + len(part)] = part
-            offset += len(part)
-        return result
+        copies them once more while it builds (110 MB more at its peak on a 100 MB model). A
+        view of its own, which whoever parses it can let go of (`release()`)."""
+        return memoryview(self.whole) if len(self.whole) < 1 << 31 else None
 
     def joined(self) -> onnx.ModelProto:
         """The whole model again (for what needs one protobuf: a failure's diagnosis, output.onnx)."""
@@ -98,21 +72,83 @@ class SplitModel:
             if tensor.name in self.weights:
                 del tensor.external_data[:]
                 tensor.ClearField("data_location")
-                tensor.raw_data = self.weights[tensor.name]
+                tensor.raw_data = bytes(self.weights[tensor.name])
         return model
 
 
 def split_weights(model: onnx.ModelProto) -> SplitModel:
-    """`model`'s structure and its large weights. `model` itself is left unchanged; the caller
-    drops it afterwards so that the weights are in memory once (in `weights`)."""
-    weights: dict[str, bytes] = {}
-    structure = _structure(model, weights)
-    types = {
-        tensor.name: (tensor.data_type, tuple(tensor.dims))
-        for tensor in structure.graph.initializer
-        if tensor.name in weights
-    }
-    return SplitModel(structure.SerializeToString(), weights, types)
+    """`model`'s structure and its large weights, laid out as the whole model serialized. `model`
+    itself is left unchanged; the caller drops it afterwards so that the weights are in memory
+    once (in `whole`)."""
+    large: list[tuple[TensorProto, int]] = []
+    structure = _structure(model, lambda tensor, length: large.append((tensor, length)))
+
+    def fill(tensor: TensorProto, place: memoryview) -> None:
+        data = tensor.raw_data  # a copy out of the protobuf, for a moment
+        if len(data) != len(place):
+            raise ModelError(
+                f"model: initializer '{tensor.name}' holds {len(data)} bytes, its type and shape need {len(place)}; export it again"
+            )
+        place[:] = data
+
+    return lay_out(structure, large, fill)
+
+
+def lay_out(
+    structure: onnx.ModelProto,
+    large: list[tuple[TensorProto, int]],
+    fill: Callable[[TensorProto, memoryview], None],
+) -> SplitModel:
+    """The split of a model whose structure is `structure` (its large initializers external, as
+    `structure_of` makes it): `large` are those initializers and their lengths in bytes, `fill`
+    copies one's data into its place.
+
+    Written by hand, each weight copied once straight into place: protobuf merges a message that
+    comes in parts, so each large initializer follows the rest of the model in a `graph` field of
+    its own, its data starting at a multiple of ALIGNMENT (a first `name` field of spaces, which
+    the real name after it replaces, takes up the difference)."""
+    serialized_structure = structure.SerializeToString()
+    types = {tensor.name: (tensor.data_type, tuple(tensor.dims)) for tensor, _ in large}
+    head = onnx.ModelProto()
+    head.CopyFrom(structure)
+    initializers = head.graph.initializer
+    for index in range(len(initializers) - 1, -1, -1):
+        if initializers[index].name in types:
+            del initializers[index]
+    serialized_head = head.SerializeToString()
+    headers, size = [], len(serialized_head)
+    for tensor, length in large:
+        meta = onnx.TensorProto(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims)
+        if tensor.HasField("doc_string"):
+            meta.doc_string = tensor.doc_string
+        headers.append(_aligned_header(size, meta.SerializeToString(), length))
+        size += len(headers[-1]) + length
+    buffer = bytearray(size + ALIGNMENT)
+    start = -np.frombuffer(buffer, np.uint8, count=1).ctypes.data % ALIGNMENT
+    whole = memoryview(buffer)[start : start + size]
+    whole[: len(serialized_head)] = serialized_head
+    places, offset = {}, len(serialized_head)
+    for header, (tensor, length) in zip(headers, large):
+        whole[offset : offset + len(header)] = header
+        offset += len(header)
+        fill(tensor, whole[offset : offset + length])
+        places[tensor.name] = slice(offset, offset + length)
+        offset += length
+    whole = whole.toreadonly()
+    return SplitModel(serialized_structure, {name: whole[place] for name, place in places.items()}, types, whole)
+
+
+def _aligned_header(offset: int, meta: bytes, length: int) -> bytes:
+    """What goes at `offset` before a weight's data: a `graph` field holding one initializer,
+    `meta`, and the key and length of the raw data, padded so that the data starts at a
+    multiple of ALIGNMENT."""
+    for padding in range(2 * ALIGNMENT):  # each step adds a byte, now and then two
+        tensor_head = _key(8) + _varint(padding) + b" " * padding + meta + _key(9) + _varint(length)
+        initializer = _key(5) + _varint(len(tensor_head) + length) + tensor_head
+        header = _key(7) + _varint(len(initializer) + length) + initializer
+        if (offset + len(header)) % ALIGNMENT == 0:
+            return header
+    raise AssertionError("no padding aligns the weight")
 
 
 def structure_of(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -121,8 +157,8 @@ def structure_of(model: onnx.ModelProto) -> onnx.ModelProto:
     return _structure(model, None)
 
 
-def _structure(model: onnx.ModelProto, weights: dict[str, bytes] | None) -> onnx.ModelProto:
-    """The light copy; each large initializer's bytes go into `weights` when it is given."""
+def _structure(model: onnx.ModelProto, take: Callable[[TensorProto, int], None] | None) -> onnx.ModelProto:
+    """The light copy; `take` is told each large initializer and its length in bytes."""
     structure = _without_initializers(model)
     for tensor in model.graph.initializer:
         copy = structure.graph.initializer.add()
@@ -138,12 +174,8 @@ def _structure(model: onnx.ModelProto, weights: dict[str, bytes] | None) -> onnx
         if tensor.HasField("doc_string"):
             copy.doc_string = tensor.doc_string
         copy.data_location = TensorProto.EXTERNAL
-        if weights is not None:
-            weights[tensor.name] = data = tensor.raw_data  # one copy, out of the protobuf
-            if len(data) != length:
-                raise ModelError(
-                    f"model: initializer '{tensor.name}' holds {len(data)} bytes, its type and shape need {length}; export it again"
-                )
+        if take is not None:
+            take(tensor, length)
         for key, value in (("location", LOCATION), ("offset", "0"), ("length", str(length))):
             entry = copy.external_data.add()
             entry.key, entry.value = key, value

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +50,20 @@ def hash_files(paths: list[Path], digest=None) -> str:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
+
+
+class HashingBeside:
+    """The SHA-256 of `data`, computed in a thread while the caller goes on (hashlib lets go of
+    the GIL over large buffers); `finish()` waits for it and returns the hash object."""
+
+    def __init__(self, data: bytes | memoryview) -> None:
+        self._digest = hashlib.sha256()
+        self._thread = threading.Thread(target=self._digest.update, args=(data,), name="trtc-hash", daemon=True)
+        self._thread.start()
+
+    def finish(self):
+        self._thread.join()
+        return self._digest
 
 
 def fingerprint(

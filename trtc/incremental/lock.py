@@ -1,7 +1,8 @@
 """One writer per plan: a lock keyed by the plan's absolute path, held by the operating system
-(released when the process dies, however it dies), through `filelock`: flock on POSIX, msvcrt
-on Windows. Lock files live in a private per-user folder, never beside the outputs, and are never
-deleted (deleting a lock file races with a process that is about to lock it).
+(released when the process dies, however it dies): flock on POSIX, called directly as `filelock`
+calls it (whose imports cost 40-80 ms of every build), and `filelock`'s msvcrt lock on Windows.
+Lock files live in a private per-user folder, never beside the outputs, and are never deleted
+(deleting a lock file races with a process that is about to lock it).
 
 The folder is in the shared temp folder, where another user may have put something first: it is
 created without following links, and refused unless it is a real folder of ours that no one
@@ -18,6 +19,11 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from trtc.errors import UsageError
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 
 def lock_folder() -> Path:
@@ -56,15 +62,41 @@ def private_folder(folder: Path) -> Path:
 @contextlib.contextmanager
 def plan_lock(plan: Path, on_wait: Callable[[str], None]) -> Iterator[None]:
     """Hold the plan's lock for the block; `on_wait` is told once when another process holds it."""
-    from filelock import FileLock, Timeout  # here: `trtc check` and spec loading need no lock
-
     private_folder(lock_folder())
     path = lock_path(plan)
+    hold = _flock if fcntl is not None else _filelock
+    with hold(path, lambda: on_wait(f"waiting for another trtc process that is writing {plan} (lock {path})")):
+        yield
+
+
+@contextlib.contextmanager
+def _flock(path: Path, waiting: Callable[[], None]) -> Iterator[None]:
+    try:
+        handle = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot open trtc's lock file {path}: {exc.strerror}; remove it, or point TMPDIR at a folder of your own"
+        ) from None
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            waiting()
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)  # which releases the lock
+
+
+@contextlib.contextmanager
+def _filelock(path: Path, waiting: Callable[[], None]) -> Iterator[None]:
+    from filelock import FileLock, Timeout  # here: `trtc check` and spec loading need no lock
+
     lock = FileLock(str(path))
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        on_wait(f"waiting for another trtc process that is writing {plan} (lock {path})")
+        waiting()
         lock.acquire()
     try:
         yield

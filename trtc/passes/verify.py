@@ -18,6 +18,7 @@ import numpy as np
 import onnx
 
 from trtc.errors import BuildError
+from trtc.graph.file_weights import WeightsInFile
 from trtc.graph.reference import Reference, ReferenceUnavailable
 from trtc.graph.weights import SplitModel
 from trtc.passes import Change, PassContext, run_passes
@@ -54,7 +55,7 @@ class Original:
     in a protobuf), and how to get it as a protobuf with its weights, which only finding a
     change to drop needs (rare: it is read again)."""
 
-    source: Path | SplitModel | onnx.ModelProto
+    source: Path | SplitModel | WeightsInFile | onnx.ModelProto
     load: Callable[[], onnx.ModelProto]
 
 

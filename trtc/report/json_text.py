@@ -8,7 +8,10 @@ import math
 
 
 def strict_json(value, indent: int | None = 2, default=None) -> str:
-    return json.dumps(_finite(value), indent=indent, allow_nan=False, default=default)
+    try:  # most values hold no such number: writing refuses one, and copying them all is skipped
+        return json.dumps(value, indent=indent, allow_nan=False, default=default)
+    except ValueError:
+        return json.dumps(_finite(value), indent=indent, allow_nan=False, default=default)
 
 
 def _finite(item):
