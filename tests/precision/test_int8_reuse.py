@@ -9,12 +9,13 @@ from tests import models
 from trtc.graph.reference import Reference, with_outputs
 from trtc.passes import PassContext, run_passes, select_passes
 from trtc.precision import accuracy
-from trtc.precision.accuracy import ReferenceRuns, measure_accuracy
+from trtc.precision.accuracy import ReferenceRuns, compare_outputs, measure_accuracy
 from trtc.precision.bias_correction import bias_shifts
 from trtc.precision.calibrate import collect_ranges
 from trtc.precision.equalize import channel_scales, depthwise_inputs, layer_weight_scaled
-from trtc.precision.qdq import FP16_SMALLEST, insert_qdq, plan_quantization, quant_scale, weight_scale
-from trtc.spec.model import FusionSpec
+from trtc.precision.fallback import rank_layers
+from trtc.precision.qdq import FP16_SMALLEST, QuantPlan, insert_qdq, plan_quantization, quant_scale, weight_scale
+from trtc.spec.model import FusionSpec, ShapeRange
 
 
 def samples(seed: int, count: int = 4) -> dict[str, np.ndarray]:
@@ -106,3 +107,26 @@ def test_bias_shifts_quantizing_in_the_probe_are_those_of_inputs_quantized_in_nu
     for floor in (0.0, FP16_SMALLEST):
         expected = shifts_from_numpy_inputs(model, plan.layers, ranges, channel_ranges, batches, floor)
         assert bias_shifts(model, plan.layers, ranges, channel_ranges, batches, floor) == expected
+
+
+def test_layers_ranked_on_graphs_sharing_the_weights_harm_as_on_whole_copies():
+    """Each layer quantized alone: once a copy of the whole model, now the FP32 weights shared
+    (mobilenet_like's larger weights are handed to onnxruntime apart, the small ones stay inline)."""
+    model = models.mobilenet_like()
+    run_passes(model, select_passes(FusionSpec()), PassContext())
+    plan = plan_quantization(model)
+    batches = [
+        {"x": np.random.default_rng(seed).standard_normal((4, 3, 32, 32)).astype(np.float32)} for seed in range(2)
+    ]
+    ranges = collect_ranges(model, plan.activations, batches, "entropy")[0]
+    profile = {"x": ShapeRange((1, 3, 32, 32), (4, 3, 32, 32), (4, 3, 32, 32))}
+    ranking = rank_layers(model, plan.layers, ranges, "int8", batches, {}, profile)
+    fp32 = Reference(model)
+    runs = [(feeds, fp32.run(feeds)) for feeds in batches]
+    for entry in ranking.entries:
+        node = next(node for node in model.graph.node if node.name == entry["layer"])
+        alone = insert_qdq(
+            model, QuantPlan(layers=[node.name], activations=[node.input[0]], residuals=[]), ranges, "int8"
+        )
+        assert entry["rel_l2_error"] == max(r.rel_l2_error for r in compare_outputs(runs, alone, fp32.outputs))
+    assert len(ranking.entries) == len(plan.layers)

@@ -18,6 +18,7 @@ import onnx
 
 from trtc.errors import AccuracyGateError, SpecError
 from trtc.graph.reference import Reference
+from trtc.graph.weights import SplitModel
 from trtc.spec.preflight import MIN_ACCURACY_SAMPLES
 
 CLEARLY_OFF_COSINE, CLEARLY_OFF_SAMPLE_COSINE = 0.99, 0.9  # below these a build warns without any gate
@@ -144,7 +145,7 @@ class ReferenceRuns:
 
 def compare_outputs(
     runs: Iterable[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]],
-    converted: onnx.ModelProto | bytes,
+    converted: onnx.ModelProto | bytes | SplitModel,
     outputs: list[str],
 ) -> list[OutputAccuracy]:
     """`converted` against FP32 outputs already computed: (feeds, FP32 outputs) per batch."""
