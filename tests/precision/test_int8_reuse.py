@@ -3,9 +3,12 @@ step computed it again: the same figures, ranges, shifts and graph bytes."""
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper, numpy_helper, version_converter
 
 from tests import models
+from tests.passes.helpers import model as graph_of
+from tests.passes.helpers import weights
+from trtc.graph.io import name_unnamed_nodes
 from trtc.graph.reference import Reference, with_outputs
 from trtc.passes import PassContext, run_passes, select_passes
 from trtc.precision import accuracy
@@ -14,6 +17,7 @@ from trtc.precision.bias_correction import bias_shifts
 from trtc.precision.calibrate import collect_ranges
 from trtc.precision.equalize import channel_scales, depthwise_inputs, layer_weight_scaled
 from trtc.precision.fallback import rank_layers
+from trtc.precision.opset import with_opset
 from trtc.precision.qdq import FP16_SMALLEST, QuantPlan, insert_qdq, plan_quantization, quant_scale, weight_scale
 from trtc.spec.model import FusionSpec, ShapeRange
 
@@ -130,3 +134,21 @@ def test_layers_ranked_on_graphs_sharing_the_weights_harm_as_on_whole_copies():
         )
         assert entry["rel_l2_error"] == max(r.rel_l2_error for r in compare_outputs(runs, alone, fp32.outputs))
     assert len(ranking.entries) == len(plan.layers)
+
+
+@pytest.mark.parametrize("opset", [13, 19])
+def test_opset_raised_with_the_weights_set_aside_is_the_whole_model_converted(opset):
+    """Adapters that rewrite nodes (axes become inputs), large weights (set aside) and small ones."""
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Add", ["c", "b"], ["a"], name="add"),
+        helper.make_node("ReduceMean", ["a"], ["m"], name="mean", axes=[2, 3], keepdims=0),
+        helper.make_node("Unsqueeze", ["m"], ["y"], name="", axes=[2]),
+    ]
+    initializers = [weights("w", (32, 16, 3, 3)), weights("b", (1, 32, 1, 1))]
+    old = graph_of(nodes, {"x": ["N", 16, 8, 8]}, ["y"], initializers, opset=12)
+    whole = version_converter.convert_version(old, opset)
+    name_unnamed_nodes(whole.graph)
+    raised = with_opset(old, opset)
+    assert raised.SerializeToString(deterministic=True) == whole.SerializeToString(deterministic=True)
+    assert raised.graph.initializer[0].raw_data == old.graph.initializer[0].raw_data
