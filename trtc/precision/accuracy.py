@@ -11,16 +11,20 @@ and a gate with too few is a spec error (exit 2), never a pass."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import onnx
 
 from trtc.errors import AccuracyGateError, SpecError
 from trtc.graph.reference import Reference
+from trtc.graph.weights import SplitModel
 from trtc.spec.preflight import MIN_ACCURACY_SAMPLES
 
 CLEARLY_OFF_COSINE, CLEARLY_OFF_SAMPLE_COSINE = 0.99, 0.9  # below these a build warns without any gate
+# FP32 runs on the accuracy samples (inputs and outputs) kept for the next comparison up to this
+# size; past it each comparison runs FP32 again, on the same session.
+KEPT_RUNS_BYTES = 256 << 20
 
 
 @dataclass
@@ -97,9 +101,51 @@ def measure_accuracy(
     return compare_outputs(((feeds, fp32.run(feeds)) for feeds in batches), converted, fp32.outputs)
 
 
+class ReferenceRuns:
+    """The FP32 model's outputs on the accuracy samples, for every converted graph measured on
+    them: auto_fallback measures up to 2 * AUTO_FALLBACK_STEPS graphs, and each FP32 pass over 64
+    samples of a ResNet-50-shaped model took 15 s here. Run once and kept while they fit in
+    KEPT_RUNS_BYTES; else run again for each graph, on the same session."""
+
+    def __init__(self, model: onnx.ModelProto | bytes, batches: Callable[[], Iterable[dict[str, np.ndarray]]]):
+        self._model: onnx.ModelProto | bytes | None = model
+        self._batches = batches
+        self._fp32: Reference | None = None
+        self._kept: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] | None = None
+        self.outputs: list[str] = []
+
+    def runs(self) -> Iterator[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:
+        """(feeds, FP32 outputs) per batch, the same on every call."""
+        if self._kept is not None:
+            yield from self._kept
+            return
+        self._start()
+        kept: list | None = []
+        size = 0
+        for feeds in self._batches():
+            outputs = self._fp32.run(feeds)
+            if kept is not None:
+                size += sum(value.nbytes for value in (*feeds.values(), *outputs.values()))
+                kept = kept + [(feeds, outputs)] if size <= KEPT_RUNS_BYTES else None
+            yield feeds, outputs
+        if kept is not None:  # every run is in memory: the session (a copy of the weights) can go
+            self._kept, self._fp32 = kept, None
+
+    def measure(self, converted: onnx.ModelProto | bytes) -> list[OutputAccuracy]:
+        """`converted` against the FP32 model on the accuracy samples."""
+        if self._kept is None:
+            self._start()  # the session names the outputs
+        return compare_outputs(self.runs(), converted, self.outputs)
+
+    def _start(self) -> None:
+        if self._fp32 is None:
+            self._fp32 = Reference(self._model)
+            self.outputs, self._model = self._fp32.outputs, None
+
+
 def compare_outputs(
     runs: Iterable[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]],
-    converted: onnx.ModelProto | bytes,
+    converted: onnx.ModelProto | bytes | SplitModel,
     outputs: list[str],
 ) -> list[OutputAccuracy]:
     """`converted` against FP32 outputs already computed: (feeds, FP32 outputs) per batch."""

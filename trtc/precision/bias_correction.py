@@ -58,37 +58,35 @@ def bias_shifts(
         for t in tensors
         if t in channel_ranges
     }
-    probe = Reference(_probe(convs, index, equalized, qmax, scale_floor))
+    steps = {t: quant_scale(ranges.get(t, 0.0), qmax, scale_floor) for t in tensors}
+    probe = Reference(_probe(convs, index, equalized, steps, qmax, scale_floor))
     runner = Reference(with_outputs(model, tensors))
     totals: dict[str, np.ndarray] = {}
     samples = 0
     for feeds in batches:
         if samples >= SAMPLES:
             break
-        values = runner.run(feeds)
-        probe_feeds = {}
-        for tensor in tensors:  # each FP32 value is dropped as its quantized twin is made
-            x = values.pop(tensor).astype(np.float32, copy=False)
-            if tensor in equalized:
-                x = x / equalized[tensor].reshape([1, -1] + [1] * (x.ndim - 2))
-            step = float(quant_scale(ranges.get(tensor, 0.0), qmax, scale_floor))
-            probe_feeds[tensor], probe_feeds[f"{tensor}/q"] = (
-                x,
-                (np.clip(np.rint(x / step), -qmax, qmax) * step).astype(np.float32),
-            )
-        count = len(next(iter(probe_feeds.values())))
-        for name, mean in probe.run(probe_feeds).items():
+        values = runner.run(feeds)  # each layer's FP32 input, quantized in the probe itself
+        count = len(next(iter(values.values())))
+        for name, mean in probe.run(values).items():
             totals[name] = totals.get(name, 0.0) + mean.astype(np.float64) * count
+        del values
         samples += count
     return {node.name: [float(v) for v in totals[f"{node.name}/shift"] / samples] for node in convs} if samples else {}
 
 
 def _probe(
-    convs: list[onnx.NodeProto], index: GraphIndex, equalized: dict[str, np.ndarray], qmax: float, scale_floor: float
+    convs: list[onnx.NodeProto],
+    index: GraphIndex,
+    equalized: dict[str, np.ndarray],
+    steps: dict[str, np.ndarray],
+    qmax: float,
+    scale_floor: float,
 ) -> onnx.ModelProto:
-    """A graph reading each layer input as FP32 (x) and as quantized (x/q) and giving, per
-    convolution, the per-channel mean of conv(x/q, Q(w)) - conv(x, w)."""
-    nodes, initializers, inputs = [], [], {}
+    """A graph reading each layer input x as FP32 and giving, per convolution, the per-channel
+    mean of conv(Q(x), Q(w)) - conv(x, w). Q(x) is computed in the graph, in FP32 as Q/DQ does:
+    round(x / step) clipped to +-qmax, times step (x divided per channel first when equalized)."""
+    nodes, initializers, inputs, readable = [], [], {}, {}
     for node in convs:
         tensor = node.input[0]
         weight = index.constant(node.input[1]).astype(np.float32)
@@ -97,16 +95,20 @@ def _probe(
         _, scale = weight_scale(node, weight, qmax, scale_floor)
         quantized = (np.clip(np.rint(weight / scale), -qmax, qmax) * scale).astype(np.float32)
         rank = weight.ndim
-        for name in (tensor, f"{tensor}/q"):
-            inputs[name] = helper.make_tensor_value_info(name, TensorProto.FLOAT, [None] * rank)
+        if tensor not in inputs:
+            inputs[tensor] = helper.make_tensor_value_info(tensor, TensorProto.FLOAT, [None] * rank)
+            readable[tensor] = _quantized_input(
+                tensor, equalized.get(tensor), steps[tensor], qmax, rank, nodes, initializers
+            )
+        x, x_q = readable[tensor]
         initializers += [
             numpy_helper.from_array(weight, f"{node.name}/w"),
             numpy_helper.from_array(quantized, f"{node.name}/wq"),
         ]
         settings = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         nodes += [
-            helper.make_node("Conv", [tensor, f"{node.name}/w"], [f"{node.name}/fp32"], **settings),
-            helper.make_node("Conv", [f"{tensor}/q", f"{node.name}/wq"], [f"{node.name}/int8"], **settings),
+            helper.make_node("Conv", [x, f"{node.name}/w"], [f"{node.name}/fp32"], **settings),
+            helper.make_node("Conv", [x_q, f"{node.name}/wq"], [f"{node.name}/int8"], **settings),
             helper.make_node("Sub", [f"{node.name}/int8", f"{node.name}/fp32"], [f"{node.name}/error"]),
             helper.make_node(
                 "ReduceMean",
@@ -119,3 +121,28 @@ def _probe(
     outputs = [helper.make_tensor_value_info(f"{n.name}/shift", TensorProto.FLOAT, None) for n in convs]
     graph = helper.make_graph(nodes, "bias_probe", list(inputs.values()), outputs, initializers)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _quantized_input(
+    tensor: str, channel_scales: np.ndarray | None, step: np.ndarray, qmax: float, rank: int, nodes, initializers
+) -> tuple[str, str]:
+    """Nodes making (x, Q(x)) of one layer input: x divided by its channel scales when
+    equalized, Q(x) = clip(round(x / step), -qmax, qmax) * step."""
+    x = tensor
+    constants = {
+        f"{tensor}/step": np.asarray(step, np.float32),
+        f"{tensor}/low": np.float32(-qmax),
+        f"{tensor}/high": np.float32(qmax),
+    }
+    if channel_scales is not None:
+        constants[f"{tensor}/channel_scales"] = channel_scales.astype(np.float32).reshape([1, -1] + [1] * (rank - 2))
+        x = f"{tensor}/equalized"
+        nodes.append(helper.make_node("Div", [tensor, f"{tensor}/channel_scales"], [x]))
+    initializers += [numpy_helper.from_array(np.asarray(value), name) for name, value in constants.items()]
+    nodes += [
+        helper.make_node("Div", [x, f"{tensor}/step"], [f"{tensor}/steps"]),
+        helper.make_node("Round", [f"{tensor}/steps"], [f"{tensor}/rounded"]),
+        helper.make_node("Clip", [f"{tensor}/rounded", f"{tensor}/low", f"{tensor}/high"], [f"{tensor}/clipped"]),
+        helper.make_node("Mul", [f"{tensor}/clipped", f"{tensor}/step"], [f"{tensor}/q"]),
+    ]
+    return x, f"{tensor}/q"

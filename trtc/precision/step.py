@@ -16,7 +16,7 @@ from trtc.graph.profiles import ModelInput
 from trtc.graph.random_inputs import random_feeds
 from trtc.graph.reference import Reference, ReferenceUnavailable
 from trtc.graph.shape_inputs import feed_values
-from trtc.precision.accuracy import as_dicts, clearly_off, enforce, measure_accuracy
+from trtc.precision.accuracy import ReferenceRuns, as_dicts, clearly_off, enforce
 from trtc.precision.accuracy_data import AccuracySamples, accuracy_samples
 from trtc.precision.autocast import autocast
 from trtc.precision.magnitudes import activation_ranges, reference_magnitudes
@@ -48,10 +48,11 @@ def apply_precision(
     samples = accuracy_samples(spec, inputs, profile)
     samples.require_enough(spec.accuracy.gates)  # before calibration: a gate on too few samples is a spec error
     outcome = PrecisionOutcome(model)
+    fp32 = ReferenceRuns(model, samples.batches)  # once for every graph measured
     if mode in ("int8", "fp8"):  # the FP16 fallback's range rules read calibration's runs (quantize.py)
 
         def check(result):
-            return check_accuracy(model, result.measured, spec, samples, emulated=result.measured is not result.model)
+            return check_accuracy(fp32, result.measured, spec, samples, emulated=result.measured is not result.model)
 
         result, accuracy = quantize_until_accurate(model, spec, inputs, profile, model_sha256, check, progress, samples)
         outcome.model = result.model
@@ -79,7 +80,7 @@ def apply_precision(
             model, mode, spec.precision.keep_fp32, spec.precision.keep_io_types, magnitudes, emulate=True
         ).model
         try:
-            outcome.sections["accuracy"] = check_accuracy(model, measured, spec, samples, emulated=True)
+            outcome.sections["accuracy"] = check_accuracy(fp32, measured, spec, samples, emulated=True)
         except AccuracyGateError as failure:
             failure.sections["precision"] = outcome.sections["precision"]
             raise
@@ -109,7 +110,7 @@ def _check_runs(model: onnx.ModelProto, inputs: list[ModelInput], profile: dict[
 
 
 def check_accuracy(
-    reference: onnx.ModelProto, converted: onnx.ModelProto, spec: Spec, samples: AccuracySamples, emulated: bool = False
+    reference: ReferenceRuns, converted: onnx.ModelProto, spec: Spec, samples: AccuracySamples, emulated: bool = False
 ) -> dict:
     """Measure, report and enforce the spec's accuracy gates (AccuracyGateError: exit 3); with too
     few samples, a section that says "not measured" and why, and no figure."""
@@ -128,7 +129,7 @@ def check_accuracy(
     }
     if samples.shortfall:
         return {**section, "status": "not measured", "reason": samples.reason, "gates": {}}
-    results = measure_accuracy(reference, converted, samples.batches())
+    results = reference.measure(converted)
     section.update(
         samples=min(r.samples for r in results) if results else 0,
         outputs=as_dicts(results),
