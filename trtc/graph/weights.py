@@ -50,7 +50,7 @@ class SplitModel:
     structure: bytes  # the serialized model; the initializers in `weights` are external data in it
     weights: dict[str, memoryview]  # initializer name -> its raw little-endian bytes, in `whole`
     types: dict[str, tuple[int, tuple[int, ...]]]  # initializer name -> (TensorProto element type, dims)
-    whole: memoryview  # the whole model serialized, the weights in it
+    whole: memoryview | None = None  # the whole model serialized, the weights in it (split_weights' own)
 
     def array(self, name: str) -> np.ndarray:
         """A read-only view of one weight, no copy."""
@@ -58,12 +58,13 @@ class SplitModel:
         return np.frombuffer(self.weights[name], dtype=onnx.helper.tensor_dtype_to_np_dtype(elem_type)).reshape(dims)
 
     def serialized(self) -> memoryview | None:
-        """The whole model as one serialized protobuf, or None over protobuf's 2 GiB limit.
+        """The whole model as one serialized protobuf, or None over protobuf's 2 GiB limit (or for
+        a split made from another's weights).
 
         What TensorRT parses when it is to own the weights: given by reference, TensorRT-RTX
         copies them once more while it builds (110 MB more at its peak on a 100 MB model). A
         view of its own, which whoever parses it can let go of (`release()`)."""
-        return memoryview(self.whole) if len(self.whole) < 1 << 31 else None
+        return memoryview(self.whole) if self.whole is not None and len(self.whole) < 1 << 31 else None
 
     def joined(self) -> onnx.ModelProto:
         """The whole model again (for what needs one protobuf: a failure's diagnosis, output.onnx)."""
