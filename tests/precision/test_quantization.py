@@ -73,12 +73,12 @@ def test_auto_fallback_returns_sensitive_layers_until_the_gate_holds(demo_copy, 
     before = snapshot(demo_copy.parent)
     failed = run("build", demo_copy, "--set", strict, "--set", "accuracy.min_cosine=0.9998")
     assert failed.exit_code == 3 and snapshot(demo_copy.parent) == sorted([*before, "build", "build/demo.report.json"])
-    from trtc.precision import quantize
+    from trtc.precision import calibration_run
 
     calibrations = []
-    real_collect = quantize.collect_ranges
+    real_collect = calibration_run.collect_ranges
     monkeypatch.setattr(
-        quantize, "collect_ranges", lambda *args, **kw: calibrations.append(args[1]) or real_collect(*args, **kw)
+        calibration_run, "collect_ranges", lambda *args, **kw: calibrations.append(args[1]) or real_collect(*args, **kw)
     )
     rescued = run(
         "build",

@@ -1,5 +1,5 @@
 """INT8 / FP8 post-training quantization for `trtc build`: plan the Q/DQ placement, calibrate the
-activation ranges (or reuse a matching cache), insert Q/DQ, put the rest in the fallback
+activation ranges (calibration_run.py: or reuse a matching cache), insert Q/DQ, put the rest in the fallback
 precision, and measure accuracy on held-out samples. The FP16 fallback gets autocast's FP16 rules
 (overflowing layers stay FP32, ranges from a reference run) and is measured on a graph that rounds
 through FP16, as `precision: fp16` is. With `auto_fallback`, layers return to the fallback
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import onnx
@@ -18,24 +18,19 @@ import onnx
 from trtc.backend.trt_import import backend_identity
 from trtc.errors import AccuracyGateError
 from trtc.graph.profiles import ModelInput
-from trtc.graph.random_inputs import random_feeds
 from trtc.precision.accuracy import clearly_off
 from trtc.precision.accuracy_data import AccuracySamples
 from trtc.precision.autocast import autocast
-from trtc.precision.bias_correction import SAMPLES as BIAS_SAMPLES
-from trtc.precision.bias_correction import bias_shifts
-from trtc.precision.calibrate import CALIBRATOR, cache_document, cache_key, collect_ranges, read_cache, tensor_names
+from trtc.precision.calibration_run import Calibrated, calibrate, calibration_stream
 from trtc.precision.concat_split import SAMPLES as SPLIT_SAMPLES
 from trtc.precision.concat_split import split_concat_readers
-from trtc.precision.data import HOLD_OUT_EVERY, SampleSource
 from trtc.precision.equalize import depthwise_inputs, equalized_section
 from trtc.precision.fallback import RANKING_SAMPLES, Ranking, fall_back_until_accurate, first_samples, rank_layers
-from trtc.precision.magnitudes import LargestValues, activation_ranges
-from trtc.precision.migrate import choose_strengths, migrated_section, migration_inputs
+from trtc.precision.magnitudes import activation_ranges
+from trtc.precision.migrate import migrated_section, migration_inputs
 from trtc.precision.opset import with_opset
 from trtc.precision.qdq import FP16_SMALLEST, fallback_residuals, insert_qdq, near_outputs, plan_quantization
 from trtc.spec.model import ShapeRange, Spec
-from trtc.spec.preflight import calibration_data
 
 
 @dataclass
@@ -47,184 +42,6 @@ class Quantized:
     cache_file: tuple[Path, str] | None = None  # written with the build's outputs
     warnings: list[str] = field(default_factory=list)
     calibrated: "Calibrated | None" = None
-
-
-@dataclass
-class Calibrated:
-    """Activation ranges and where they came from. They do not depend on which layers are
-    quantized, so auto_fallback's steps reuse one calibration."""
-
-    ranges: dict[str, float]
-    channel_ranges: dict[str, list[float]]  # per channel: depthwise convolutions' inputs, migration candidates
-    bias_shifts: dict[str, list[float]]  # per layer, what INT8 adds to each output channel
-    strengths: dict[str, float]  # migrated inputs of dense layers and how strongly (migrate.py)
-    largest: dict[str, float] | None  # max |x| per float tensor, for the FP16 fallback's rules
-    samples: int
-    status: str  # the cache: "hit", "written", "not used"
-    description: str
-    kind: str  # "real" (the user's data) or "random"
-    cache_file: tuple[Path, str] | None
-    warnings: list[str]
-
-
-@dataclass
-class CalibrationStream:
-    """The calibration samples as calibration reads them: `batch` at a time, without the ones
-    held out for accuracy."""
-
-    description: str
-    fingerprint: Callable[[], str]  # hashes the data files: only when a cache key needs it
-    kind: str  # "real" (the user's data) or "random"
-    batch: int
-    read: Callable[[int], Iterator[dict[str, np.ndarray]]]  # at most this many samples -> batches
-
-
-def calibration_stream(
-    spec: Spec, inputs: list[ModelInput], profile: dict[str, ShapeRange], hold_out: bool
-) -> CalibrationStream:
-    settings = spec.precision.calibration
-    # No larger than the engine's own batch: a model exported with a static batch of 1 takes 1.
-    batch = min([settings.batch, *(r.max[0] for r in profile.values() if r.max)])
-    if calibration_data(spec) == "random":
-        fingerprint = f"random at {sorted((name, r.opt[1:]) for name, r in profile.items())}"
-        return CalibrationStream(
-            "random inputs at the opt shape",
-            lambda: fingerprint,
-            "random",
-            batch,
-            lambda limit: _random_batches(inputs, profile, spec, batch, limit),
-        )
-    base = spec.source.parent if spec.source else Path.cwd()
-    source = SampleSource(settings.data, "precision.calibration.data", inputs, base, settings.preprocess)
-    return CalibrationStream(
-        source.description,
-        source.fingerprint,
-        "real",
-        batch,
-        lambda limit: source.batches(batch, limit, "calibration" if hold_out else "all"),
-    )
-
-
-def calibrate(
-    model: onnx.ModelProto,
-    spec: Spec,
-    inputs: list[ModelInput],
-    profile: dict[str, ShapeRange],
-    model_sha256: str,
-    activations: list[str],
-    progress: Callable[[int, int], None] | None = None,
-    hold_out: bool = False,
-    channel_tensors: list[str] = (),
-    corrected_layers: list[str] = (),
-    unclipped: list[str] = (),
-    migrating: dict[str, int] | None = None,
-    layers: list[str] = (),
-) -> Calibrated:
-    """Ranges of `activations`, per-channel ranges of `channel_tensors` (depthwise inputs) and of
-    the `migrating` candidates (with their channel axes), the migration strength of each candidate
-    (its readers among `layers`; one pass over the first samples) and the bias shifts of
-    `corrected_layers` (one more pass), from the cache when it matches. `hold_out`: skip the
-    samples accuracy is measured on (every HOLD_OUT_EVERY-th)."""
-    settings = spec.precision.calibration
-    method, percentile, samples = settings.method, settings.percentile, settings.samples
-    stream = calibration_stream(spec, inputs, profile, hold_out)
-    batch, fingerprint, description = stream.batch, stream.fingerprint(), stream.description
-    # The FP16 fallback's range rules read every float tensor, gathered in calibration's own runs.
-    largest = LargestValues() if spec.precision.fallback == "fp16" else None
-    warnings: list[str] = []
-    if stream.kind == "random":
-        warnings.append(
-            "precision.calibration.data: random inputs give ranges that fit no real data; use them for smoke tests only"
-        )
-
-    def batches():
-        return stream.read(samples)
-
-    base = spec.source.parent if spec.source else Path.cwd()
-    cache_path = (base / settings.cache).resolve() if settings.cache else None
-    key = cache_key(
-        model_sha256,
-        model,
-        fingerprint,
-        {
-            "method": method,
-            "percentile": percentile if method == "percentile" else None,
-            "sample_limit": samples,
-            "batch": batch,
-            "preprocess": settings.preprocess,
-            "calibrator": CALIBRATOR,
-            "equalize": settings.equalize,
-            "bias_correction": settings.bias_correction and f"first {BIAS_SAMPLES} samples",
-            "unclipped": sorted(unclipped),
-            "held_out": f"every {HOLD_OUT_EVERY}th sample" if hold_out else None,
-            "fp16_ranges": "largest |x| of every float tensor" if largest is not None else None,
-            "migrate": settings.migrate,
-        },
-        _input_settings(spec),
-    )
-    migrating = migrating or {}
-    channel_axes = {**dict.fromkeys(channel_tensors, 1), **migrating}
-    ranges, used, status, found = read_cache(
-        cache_path,
-        key,
-        activations,
-        tensor_names(model),
-        {
-            "channel_ranges": channel_axes,
-            "bias_shifts": corrected_layers,
-            "migration": migrating,
-            **({"largest_values": None} if largest is not None else {}),
-        },
-    )
-    channel_ranges, shifts = found.get("channel_ranges", {}), found.get("bias_shifts", {})
-    strengths = {t: values[0] for t, values in found.get("migration", {}).items() if values and values[0] > 0}
-    largest_values = found.get("largest_values")
-    if status.startswith(("stale", "ignored")):
-        warnings.append(f"precision.calibration.cache: {status}; calibrating again")
-    if ranges is None:
-        ranges, used, channel_ranges = collect_ranges(
-            model,
-            activations,
-            batches(),
-            method,
-            percentile,
-            (lambda done: progress(done, samples)) if progress else None,
-            channel_axes,
-            unclipped,
-            largest,
-        )
-        largest_values = largest.largest if largest is not None else None
-        floor = FP16_SMALLEST if spec.precision.fallback == "fp16" else 0.0
-        strengths = choose_strengths(model, migrating, list(layers), ranges, batches, floor)
-        applied = {t: channel_ranges[t] for t in [*channel_tensors, *strengths]}
-        shifts = (
-            bias_shifts(model, list(corrected_layers), ranges, applied, batches(), floor, strengths=strengths)
-            if corrected_layers
-            else {}
-        )
-        status = "written" if cache_path else "not used"
-    per_channel = {
-        "channel_ranges": channel_ranges,
-        "bias_shifts": shifts,
-        "largest_values": largest_values,
-        "migration": {t: [strengths.get(t, 0.0)] for t in migrating},
-    }
-    cache_file = (
-        (cache_path, cache_document(key, ranges, used, per_channel)) if cache_path and status == "written" else None
-    )
-    return Calibrated(
-        ranges,
-        channel_ranges,
-        shifts,
-        strengths,
-        largest_values,
-        used,
-        status,
-        description,
-        stream.kind,
-        cache_file,
-        warnings,
-    )
 
 
 def quantize(
@@ -411,18 +228,3 @@ def _with_fallback(model: onnx.ModelProto, fallback: str, spec: Spec, magnitudes
 def building_backend(spec: Spec) -> str:
     """The TensorRT package the build will use, from package metadata (nothing is imported)."""
     return backend_identity(spec.target.backend).split(" ")[0]
-
-
-def _input_settings(spec: Spec) -> dict:
-    """Pinned values and value ranges, as the calibration cache key holds them."""
-    return {
-        name: {"value": s.value, "range": s.value_range}
-        for name, s in sorted(spec.input_settings.items())
-        if s.value is not None or s.value_range
-    }
-
-
-def _random_batches(inputs, profile, spec, batch, samples):
-    shapes = {name: (batch, *r.opt[1:]) for name, r in profile.items()}
-    for index in range(-(-samples // batch)):
-        yield random_feeds(inputs, shapes, spec.value_ranges, seed=index)
