@@ -19,11 +19,6 @@ from trtc.errors import TrtcError
 from trtc.report.json_text import strict_json
 
 
-def machine_json(value, indent: int = 2, default=None) -> str:
-    """JSON for machines: strict, a value that is not a finite number written as null."""
-    return strict_json(value, indent, default)
-
-
 def _reports_errors(command):
     """Turn TrtcError into one line on stderr and its exit code; anything else is a bug."""
 
@@ -41,7 +36,7 @@ def _reports_errors(command):
             terminal.error(error)
             if kwargs.get("as_json"):  # machines get the failure on stdout too, as the one JSON object
                 click.echo(
-                    machine_json(
+                    strict_json(
                         {
                             "trtc": __version__,
                             "exit_code": error.exit_code,
@@ -77,7 +72,7 @@ def _say_interrupted(terminal, as_json: bool, signal_number: int) -> int:
     terminal.console.print(message)
     if as_json:
         click.echo(
-            machine_json(
+            strict_json(
                 {"trtc": __version__, "exit_code": stop.exit_code, "error": {"message": message, "details": []}},
                 indent=2,
             )
@@ -231,7 +226,7 @@ def build(
     )
     if as_json:
         click.echo(
-            machine_json(
+            strict_json(
                 {"trtc": __version__, "exit_code": exit_code, "builds": [r.as_dict() for r in results]}, indent=2
             )
         )
@@ -278,7 +273,7 @@ def diff(terminal, old: Path, new: Path, fail_on: tuple[str, ...], as_json: bool
     difference = diff_reports(load_report(old), load_report(new))
     crossed = check_thresholds(difference, thresholds)
     if as_json:
-        click.echo(machine_json({**difference, "crossed": crossed}, indent=2))
+        click.echo(strict_json({**difference, "crossed": crossed}, indent=2))
     print_diff(terminal, difference)
     enforce_thresholds(difference, thresholds)
 
@@ -343,7 +338,7 @@ def inspect(terminal, model: Path, shapes: tuple[str, ...], top: int | None, as_
         ]
         # default=str: a cost that is a formula in dynamic dimensions is written as text ("3072*N").
         click.echo(
-            machine_json(
+            strict_json(
                 {"model": str(result.model), "shapes": result.shapes, "totals": result.totals, "nodes": nodes},
                 indent=2,
                 default=str,
@@ -380,7 +375,7 @@ def check(terminal, spec: Path, overrides: tuple[str, ...], as_json: bool) -> No
     print_check(terminal, result)
     exit_code = 0 if result.supported else 1
     if as_json:
-        click.echo(machine_json({"trtc": __version__, "exit_code": exit_code, **result.as_dict()}, indent=2))
+        click.echo(strict_json({"trtc": __version__, "exit_code": exit_code, **result.as_dict()}, indent=2))
     sys.exit(exit_code)
 
 

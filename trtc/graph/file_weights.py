@@ -26,14 +26,14 @@ _MODEL_GRAPH, _GRAPH_INITIALIZER, _TENSOR_NAME, _TENSOR_RAW_DATA = 7, 5, 8, 9  #
 class WeightsInFile:
     structure: bytes  # the serialized model, its large initializers external (`structure_of`)
     path: Path
-    places: dict[str, tuple[int, int]]  # initializer name -> (offset, length) of its raw data in the file
+    places: dict[str, tuple[int, int]]  # large initializer name -> (offset, length) of its raw data in the file
 
     def split(self) -> SplitModel:
         structure = onnx.load_from_string(self.structure)
         large = [
             (tensor, self.places[tensor.name][1])
             for tensor in structure.graph.initializer
-            if any(entry.value == LOCATION for entry in tensor.external_data)
+            if tensor.name in self.places
         ]
         with open(self.path, "rb", buffering=0) as handle:
 
