@@ -16,7 +16,7 @@ import importlib
 import os
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -166,3 +166,19 @@ def _forget_modules(files: list[Path]) -> None:
         if file and os.path.basename(file) in names and os.path.realpath(file) in paths:
             del sys.modules[name]
     importlib.invalidate_caches()
+
+
+def samples_between(
+    batches: Iterable[dict[str, np.ndarray]], start: int, stop: int | None
+) -> Iterator[dict[str, np.ndarray]]:
+    """The batches cut to samples start..stop (stop None: to the end), whatever their batch
+    size; a batch of a model without inputs ({}) counts as one sample."""
+    position = 0
+    for feeds in batches:
+        count = len(next(iter(feeds.values()))) if feeds else 1
+        low, high = max(start - position, 0), count if stop is None else min(stop - position, count)
+        position += count
+        if low < high:
+            yield {name: value[low:high] for name, value in feeds.items()}
+        if stop is not None and position >= stop:
+            return

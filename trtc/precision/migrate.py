@@ -31,6 +31,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from trtc.graph.graph_index import GraphIndex, attributes
 from trtc.graph.reference import Reference, with_outputs
+from trtc.precision.data import samples_between
 from trtc.precision.equalize import channel_scales, layer_weight_scaled
 from trtc.precision.qdq import quant_scale, weight_scale
 
@@ -94,7 +95,7 @@ def choose_strengths(
     readers = {t: [n for n in index.consumers.get(t, []) if n.name in planned and n.input[0] == t] for t in tensors}
     probe = Reference(_probe(readers, tensors, index, ranges, unseen, qmax, scale_floor), optimize=False)
     errors: dict[str, float] = {}
-    for feeds in _samples(batches(), 0, MIGRATION_SAMPLES):
+    for feeds in samples_between(batches(), 0, MIGRATION_SAMPLES):
         values = runner.run(feeds)
         for name, value in probe.run({t: values[t].astype(np.float32, copy=False) for t in tensors}).items():
             errors[name] = errors.get(name, 0.0) + float(value)
@@ -113,7 +114,7 @@ def choose_strengths(
 def _channel_amax(runner: Reference, axes: dict[str, int], batches) -> dict[str, list[float]]:
     """The largest |x| per channel of each tensor over the samples after the first MIGRATION_SAMPLES."""
     amax: dict[str, np.ndarray] = {}
-    for feeds in _samples(batches, MIGRATION_SAMPLES, None):
+    for feeds in samples_between(batches, MIGRATION_SAMPLES, None):
         values = runner.run(feeds)
         for tensor, axis in axes.items():
             value = values.pop(tensor)
@@ -122,19 +123,6 @@ def _channel_amax(runner: Reference, axes: dict[str, int], batches) -> dict[str,
             )
             amax[tensor] = np.maximum(amax[tensor], seen) if tensor in amax else seen
     return {tensor: [float(v) for v in values] for tensor, values in amax.items()}
-
-
-def _samples(batches: Iterable[dict[str, np.ndarray]], start: int, stop: int | None):
-    """The batches cut to samples start..stop (stop None: to the end)."""
-    position = 0
-    for feeds in batches:
-        count = len(next(iter(feeds.values())))
-        low, high = max(start - position, 0), count if stop is None else min(stop - position, count)
-        position += count
-        if low < high:
-            yield {name: value[low:high] for name, value in feeds.items()}
-        if stop is not None and position >= stop:
-            return
 
 
 def _probe(
