@@ -37,6 +37,9 @@ def test_the_printed_build_time_is_the_whole_build_and_names_tensorrts_part(tmp_
         tensorrt, abs=0.006
     )
     assert float(printed.group(1)) > float(printed.group(2)) + phases["precision"] - 0.02
+    calibration = report["calibration"]["seconds"]  # calibration's time on its own, inside precision's
+    assert 0 < calibration <= phases["precision"]
+    assert report["build"]["phases"]["parts"] == {"precision": {"calibration": calibration}}
     markdown = (tmp_path / "build" / "spec.report.md").read_text()
     assert re.search(r"in [\d.]+ s \(TensorRT [\d.]+ s[^)]*\) before writing its outputs", markdown), markdown[:400]
 
@@ -45,3 +48,8 @@ def test_a_report_without_phases_names_the_time_as_tensorrts():
     assert build_time({"build_seconds": 1.5}) == "1.50 s of TensorRT build"
     phases = {"main": {"tensorrt": 1.0, "precision": 3.0, "load": 0.2}}
     assert build_time({"build_seconds": 1.5, "phases": phases}) == "4.20 s (TensorRT 1.00 s, precision 3.00 s)"
+    parts = {"precision": {"calibration": 2.5}}
+    assert (
+        build_time({"build_seconds": 1.5, "phases": {**phases, "parts": parts}})
+        == "4.20 s (TensorRT 1.00 s, precision 3.00 s, calibration 2.50 s of it)"
+    )

@@ -219,6 +219,8 @@ def finish_graph(
         for warning in precision.warnings:
             observer.warning(warning)
         model, sections, files = precision.model, precision.sections, precision.files
+        if "seconds" in (sections.get("calibration") or {}):
+            timer.add_part("precision", "calibration", sections["calibration"]["seconds"])
         from trtc.precision.concat_split import split_origins  # convolutions split per Concat branch
 
         origins = {

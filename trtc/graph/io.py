@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import mmap
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import onnx
 from google.protobuf.message import DecodeError
@@ -32,22 +35,20 @@ def load_model(path: Path, weight_places: bool = False) -> LoadedModel:
     of the GIL). `weight_places`: also find where each initializer's raw data is in the file
     (a model without external data), for onnxruntime to read them from there."""
     regular_file(path, "model", ModelError)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ModelError(f"model: cannot read {path}: {exc.strerror}") from None
-    hashing = HashingBeside(raw)
-    try:
-        model = onnx.load_from_string(raw)
-    except (DecodeError, RuntimeError, ValueError) as exc:
-        raise ModelError(
-            f"model: {path} is not a valid ONNX file ({type(exc).__name__}); export it again or check the path"
-        ) from None
-    finally:
-        digest = hashing.finish()
+    with _mapped(path) as raw:
+        hashing = HashingBeside(raw)
+        try:
+            model = _parsed(raw)
+        except (DecodeError, RuntimeError, ValueError) as exc:
+            raise ModelError(
+                f"model: {path} is not a valid ONNX file ({type(exc).__name__}); export it again or check the path"
+            ) from None
+        finally:
+            digest = hashing.finish()
+        data_files = external_data_files(model, path) if model.graph.node or model.graph.output else []
+        places = raw_data_places(raw) if weight_places and not data_files else None
     if not model.graph.node and not model.graph.output:
         raise ModelError(f"model: {path} holds no graph (is it an ONNX model?)")
-    data_files = external_data_files(model, path)
     for data_file in data_files:
         if not data_file.exists():
             raise ModelError(f"model: external data file {data_file} is missing; keep it next to {path.name}")
@@ -62,11 +63,40 @@ def load_model(path: Path, weight_places: bool = False) -> LoadedModel:
             ) from None
         except (OSError, ValueError) as exc:
             raise ModelError(f"model: cannot load the external data of {path}: {exc}") from None
-    places = raw_data_places(raw) if weight_places and not data_files else None
-    del raw
     if data_files:
         hash_files(data_files, digest)
     return LoadedModel(proto=model, sha256=digest.hexdigest(), files=[path, *data_files], weight_places=places)
+
+
+@contextmanager
+def _mapped(path: Path) -> Iterator[memoryview | bytes]:
+    """The file's bytes, mapped rather than read: protobuf copies what it keeps anyway, so reading
+    the file made one more copy of the whole model (0.1 s and 100 MB more on a 100 MB model)."""
+    mapping = None
+    try:
+        with path.open("rb") as file:
+            try:
+                mapping = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+            except (ValueError, OSError):  # an empty file, or a file system that cannot map
+                data = file.read()
+    except OSError as exc:
+        raise ModelError(f"model: cannot read {path}: {exc.strerror}") from None
+    if mapping is None:
+        yield data
+        return
+    view = memoryview(mapping)
+    try:
+        yield view
+    finally:
+        view.release()
+        mapping.close()
+
+
+def _parsed(data: memoryview | bytes) -> onnx.ModelProto:
+    model = onnx.ModelProto()
+    if model.ParseFromString(data) not in (None, len(data)):  # as onnx.load_from_string checks
+        raise DecodeError("protobuf decoding consumed too few bytes")
+    return model
 
 
 def external_data_files(model: onnx.ModelProto, path: Path) -> list[Path]:

@@ -40,6 +40,7 @@ class Calibrated:
     kind: str  # "real" (the user's data) or "random"
     cache_file: tuple[Path, str] | None
     warnings: list[str]
+    seconds: float = 0.0  # wall time of the calibration runs (or of reading the cache), set by quantize()
 
 
 @dataclass
