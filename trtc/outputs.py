@@ -138,10 +138,11 @@ class StagedOutputs:
 
 
 def _fill(handle: int, data: bytes | memoryview | str) -> OSError | None:
-    """Write `data` to the open file `handle` and close it; the error, if any."""
+    """Write `data` to the open file `handle` and close it; the error, if any. A file name that is
+    no UTF-8 (Linux names are bytes) is written as its own bytes."""
     try:
         with os.fdopen(handle, "wb") as stream:
-            stream.write(data.encode() if isinstance(data, str) else data)
+            stream.write(data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data)
     except OSError as exc:
         return exc
     return None

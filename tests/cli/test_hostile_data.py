@@ -208,3 +208,22 @@ def test_a_file_size_limit_while_writing_is_one_line_and_leaves_no_output(model_
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and "cannot write" in done.stderr and "spec.plan" in done.stderr
     assert not (model_dir / "build").exists()
+
+
+def test_file_names_that_are_not_utf8_build_and_stay_up_to_date(tmp_path):
+    """Linux file names are bytes: a calibration sample and a project folder named in no encoding
+    are fingerprinted, locked and listed in the depfile by those bytes (encoding them as UTF-8
+    stopped the build with an internal error)."""
+    project = tmp_path / os.fsdecode(b"proj\xff\xfe")
+    project.mkdir()
+    models.save(models.conv_bn_relu(), project / "model.onnx")
+    calib = _calib(project)
+    (calib / "s00.npy").rename(calib / os.fsdecode(b"s\xe9\xff.npy"))
+    spec = models.write_spec(project, INT8)
+    depfile = project / "build" / "spec.d"
+    command = [sys.executable, "-m", "trtc", "build", str(spec), "--depfile", str(depfile)]
+    first = subprocess.run(command, capture_output=True, timeout=300)
+    assert first.returncode == 0, first.stderr.decode(errors="replace")
+    assert b"s\xe9\xff.npy" in depfile.read_bytes()
+    again = subprocess.run(command, capture_output=True, timeout=300)
+    assert again.returncode == 0 and b"up to date" in again.stderr, again.stderr.decode(errors="replace")

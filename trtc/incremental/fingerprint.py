@@ -130,13 +130,13 @@ def data_fingerprint(where: str, base: Path) -> tuple[str, list[Path]]:
         digest = hashlib.sha256(where.encode())  # not found: the build itself reports it; the name only
         root = os.path.commonpath([p.parent for p in paths]) if paths else ""
         for path in paths:  # names relative to the package: a moved project keeps its fingerprint
-            digest.update(b"\0" + os.path.relpath(path, root).encode() + b"\0" + hash_files([path]).encode())
+            digest.update(b"\0" + os.fsencode(os.path.relpath(path, root)) + b"\0" + hash_files([path]).encode())
         return digest.hexdigest(), paths
     if not paths:
-        return hashlib.sha256(f"missing {(base / where).resolve()}".encode()).hexdigest(), []
+        return hashlib.sha256(b"missing " + os.fsencode((base / where).resolve())).hexdigest(), []
     digest = hashlib.sha256()
     for path in paths[1:]:
-        digest.update(path.name.encode() + b"\0" + hash_files([path]).encode())
+        digest.update(os.fsencode(path.name) + b"\0" + hash_files([path]).encode())
     return digest.hexdigest(), paths
 
 

@@ -32,7 +32,7 @@ def lock_folder() -> Path:
 
 
 def lock_path(plan: Path) -> Path:
-    key = hashlib.sha256(str(plan.resolve()).encode()).hexdigest()[:24]
+    key = hashlib.sha256(os.fsencode(plan.resolve())).hexdigest()[:24]
     return lock_folder() / f"{key}.lock"
 
 
