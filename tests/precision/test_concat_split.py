@@ -47,7 +47,7 @@ def feeds(seed: int) -> dict[str, np.ndarray]:
 
 def quantized(model: onnx.ModelProto) -> onnx.ModelProto:
     plan = plan_quantization(model)
-    ranges, _, _ = collect_ranges(model, plan.activations, [feeds(1), feeds(2)], "minmax")
+    ranges, _, _, _ = collect_ranges(model, plan.activations, [feeds(1), feeds(2)], "minmax")
     return insert_qdq(model, plan, ranges, "int8")
 
 

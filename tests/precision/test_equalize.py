@@ -42,7 +42,7 @@ def quantized(model, equalize: bool):
     rng = np.random.default_rng(1)
     batches = [{"x": rng.standard_normal((8, 8, 16, 16)).astype(np.float32)} for _ in range(2)]
     channel_tensors = depthwise_inputs(model, plan.layers, plan.residuals, plan.activations) if equalize else []
-    ranges, _, channel_ranges = collect_ranges(
+    ranges, _, channel_ranges, _ = collect_ranges(
         model, plan.activations, batches, "minmax", channel_tensors=channel_tensors
     )
     return insert_qdq(model, plan, ranges, "int8", channel_ranges=channel_ranges)

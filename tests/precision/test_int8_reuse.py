@@ -106,7 +106,7 @@ def test_bias_shifts_quantizing_in_the_probe_are_those_of_inputs_quantized_in_nu
         {"x": np.random.default_rng(seed).standard_normal((8, 3, 32, 32)).astype(np.float32)} for seed in range(3)
     ]
     depthwise = depthwise_inputs(model, plan.layers, plan.residuals, plan.activations)
-    ranges, _, channel_ranges = collect_ranges(model, plan.activations, batches, "minmax", channel_tensors=depthwise)
+    ranges, _, channel_ranges, _ = collect_ranges(model, plan.activations, batches, "minmax", channel_tensors=depthwise)
     assert channel_ranges  # the equalized path is covered
     for floor in (0.0, FP16_SMALLEST):
         expected = shifts_from_numpy_inputs(model, plan.layers, ranges, channel_ranges, batches, floor)

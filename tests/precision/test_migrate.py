@@ -11,7 +11,7 @@ from tests.models import build_report
 from tests.passes.helpers import outputs
 from trtc.precision.calibrate import collect_ranges
 from trtc.precision.equalize import layer_weight_scaled
-from trtc.precision.migrate import choose_strengths, migration_inputs
+from trtc.precision.migrate import MIGRATION_SAMPLES, choose_strengths, migration_inputs
 from trtc.precision.qdq import insert_qdq, plan_quantization
 
 CHANNELS = 16
@@ -76,8 +76,10 @@ def calibration(shape, seed=1):
 def quantized(model, batches, migrate: bool):
     plan = plan_quantization(model)
     candidates = migration_inputs(model, plan.layers, plan.residuals, plan.activations) if migrate else {}
-    ranges, _, channel_ranges = collect_ranges(model, plan.activations, batches, "minmax", channel_tensors=candidates)
-    strengths = choose_strengths(model, candidates, plan.layers, ranges, lambda: iter(batches), 0.0)
+    ranges, _, channel_ranges, unseen = collect_ranges(
+        model, plan.activations, batches, "minmax", channel_tensors=candidates, held_back=MIGRATION_SAMPLES
+    )
+    strengths = choose_strengths(model, candidates, plan.layers, ranges, lambda: iter(batches), unseen, 0.0)
     return insert_qdq(
         model, plan, ranges, "int8", channel_ranges={t: channel_ranges[t] for t in strengths}, strengths=strengths
     ), strengths
@@ -114,8 +116,10 @@ def test_an_input_whose_channels_share_one_range_is_not_migrated():
         batches.append({"x": x})
     candidates = migration_inputs(model, plan.layers, plan.residuals, plan.activations)
     assert candidates == {"x": 1, "r": 1}
-    ranges, _, _ = collect_ranges(model, plan.activations, batches, "minmax", channel_tensors=candidates)
-    assert choose_strengths(model, {"x": 1}, plan.layers, ranges, lambda: iter(batches), 0.0) == {}
+    ranges, _, _, unseen = collect_ranges(
+        model, plan.activations, batches, "minmax", channel_tensors=candidates, held_back=MIGRATION_SAMPLES
+    )
+    assert choose_strengths(model, {"x": 1}, plan.layers, ranges, lambda: iter(batches), unseen, 0.0) == {}
 
 
 def test_no_samples_beyond_the_search_samples_means_no_migration():
@@ -123,8 +127,43 @@ def test_no_samples_beyond_the_search_samples_means_no_migration():
     model = conv_then_dense_conv(2.0 ** (np.arange(CHANNELS) / 2))
     plan = plan_quantization(model)
     batches = calibration((8, 8, 12, 12))[:1]
-    ranges, _, _ = collect_ranges(model, plan.activations, batches, "minmax")
-    assert choose_strengths(model, {"r": 1}, plan.layers, ranges, lambda: iter(batches), 0.0) == {}
+    ranges, _, _, unseen = collect_ranges(
+        model, plan.activations, batches, "minmax", channel_tensors={"r": 1}, held_back=MIGRATION_SAMPLES
+    )
+    assert unseen == {}
+    assert choose_strengths(model, {"r": 1}, plan.layers, ranges, lambda: iter(batches), unseen, 0.0) == {}
+
+
+def test_calibration_gathers_the_channel_ranges_the_search_judges_on():
+    """One pass over the calibration samples gives the channel ranges over all of them and over
+    those after the search's first MIGRATION_SAMPLES; cutting the batch that spans them changes
+    no range. The search then runs the model on its own samples only (it made a pass of its own
+    over the rest)."""
+    model = conv_then_dense_conv(2.0 ** (np.arange(CHANNELS) / 2))
+    plan = plan_quantization(model)
+    candidates = migration_inputs(model, plan.layers, plan.residuals, plan.activations)
+    data = np.concatenate([batch["x"] for batch in calibration((8, 8, 12, 12))])
+    batches = [{"x": data[start : start + 6]} for start in range(0, len(data), 6)]  # 6 + 2 | 4 + 6 + ...
+    plain = collect_ranges(model, plan.activations, batches, "entropy", channel_tensors=candidates)
+    held = collect_ranges(
+        model, plan.activations, batches, "entropy", channel_tensors=candidates, held_back=MIGRATION_SAMPLES
+    )
+    assert held.ranges == plain.ranges and held.channel_ranges == plain.channel_ranges
+    assert held.samples == plain.samples == len(data) and plain.channel_ranges_after == plain.channel_ranges
+    later = collect_ranges(
+        model, plan.activations, [{"x": data[MIGRATION_SAMPLES:]}], "minmax", channel_tensors=candidates
+    )
+    assert held.channel_ranges_after == later.channel_ranges
+
+    read = []
+
+    def reading():
+        for feeds in batches:
+            read.append(len(feeds["x"]))
+            yield feeds
+
+    strengths = choose_strengths(model, candidates, plan.layers, held.ranges, reading, held.channel_ranges_after, 0.0)
+    assert "r" in strengths and sum(read) == 12  # the two batches holding the first 8 samples
 
 
 @pytest.mark.parametrize(

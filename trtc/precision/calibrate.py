@@ -13,13 +13,14 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, NamedTuple
 
 import numpy as np
 import onnx
 
 from trtc import __version__
 from trtc.graph.reference import Reference
+from trtc.precision.data import cut_at
 from trtc.precision.histogram import RangeCollector
 from trtc.precision.magnitudes import LargestValues, fp32_outputs, with_reductions
 from trtc.spec.model import CalibrationSpec
@@ -33,6 +34,13 @@ class Calibration:
     warnings: list[str] = field(default_factory=list)
 
 
+class Collected(NamedTuple):
+    ranges: dict[str, float]
+    samples: int
+    channel_ranges: dict[str, list[float]]  # the largest |x| per channel, over every sample
+    channel_ranges_after: dict[str, list[float]]  # the same over the samples after the held-back ones
+
+
 def collect_ranges(
     model: onnx.ModelProto,
     tensors: list[str],
@@ -43,14 +51,16 @@ def collect_ranges(
     channel_tensors: Iterable[str] | dict[str, int] = (),
     unclipped: Iterable[str] = (),
     largest: LargestValues | None = None,
-) -> tuple[dict[str, float], int, dict[str, list[float]]]:
+    held_back: int = 0,
+) -> Collected:
     """Per-tensor ranges by `method` (the largest |x| for `unclipped` tensors), the number of
     samples seen, and the largest |x| of each channel of `channel_tensors` (axis 1, or the axis a
-    mapping gives). `largest`, when given, gathers the largest |x| of every float tensor in the
-    same runs (the FP16 rules')."""
+    mapping gives), over every sample and over the samples after the first `held_back` (the
+    migration search judges its strengths on those: migrate.py). `largest`, when given, gathers
+    the largest |x| of every float tensor in the same runs (the FP16 rules')."""
     reduced = fp32_outputs(model) if largest is not None else []
     if not tensors and not reduced:  # nothing to quantize: no run (onnxruntime refuses a run with no outputs)
-        return {}, 0, {}
+        return Collected({}, 0, {}, {})
     graph, watched = with_reductions(model, reduced, tensors)
     # Basic optimizations in priority order free each tensor once its readers ran: on a
     # ResNet-50-shaped model (32 samples, batch 16) 1.4 GB at peak, with the FP16 reductions too,
@@ -58,17 +68,21 @@ def collect_ranges(
     runner = Reference(graph, optimize="basic", free_early=True)
     collectors = {name: RangeCollector(histogram=method != "minmax") for name in tensors}
     channel_axes = channel_tensors if isinstance(channel_tensors, dict) else dict.fromkeys(channel_tensors, 1)
-    channel_amax: dict[str, np.ndarray] = {name: np.zeros(0) for name in channel_axes if name in collectors}
+    channel_axes = {name: axis for name, axis in channel_axes.items() if name in collectors}
+    # Per tensor: the largest |x| per channel before and after the held-back samples (ranges are
+    # batch-independent, so cutting the batch that spans them changes none).
+    channel_amax: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] = ({}, {})
     samples = 0
-    for feeds in batches:
+    for feeds, early in cut_at(batches, held_back):
         values = runner.run(feeds)
         for name, collector in collectors.items():
             collector.add(values[name])
-        for name, seen in channel_amax.items():
-            axis = channel_axes[name] % values[name].ndim
-            other_axes = tuple(a for a in range(values[name].ndim) if a != axis)
-            batch_amax = np.abs(values[name]).max(axis=other_axes).astype(np.float64)
-            channel_amax[name] = np.maximum(seen, batch_amax) if seen.size else batch_amax
+        seen_amax = channel_amax[0 if early else 1]
+        for name, axis in channel_axes.items():
+            axis %= values[name].ndim
+            batch_amax = np.abs(values[name]).max(axis=tuple(a for a in range(values[name].ndim) if a != axis))
+            batch_amax = batch_amax.astype(np.float64)
+            seen_amax[name] = np.maximum(seen_amax[name], batch_amax) if name in seen_amax else batch_amax
         if largest is not None:
             largest.add_batch(feeds, values, watched)
         del values
@@ -77,7 +91,14 @@ def collect_ranges(
             progress(samples)
     keep = set(unclipped)
     ranges = {name: c.amax_for("minmax" if name in keep else method, percentile) for name, c in collectors.items()}
-    return ranges, samples, {name: [float(v) for v in amax] for name, amax in channel_amax.items()}
+    before, after = channel_amax
+    overall = {name: np.maximum(before[name], after[name]) if name in after else before[name] for name in before}
+    overall.update({name: amax for name, amax in after.items() if name not in before})
+    return Collected(ranges, samples, _as_lists(overall), _as_lists(after))
+
+
+def _as_lists(amax: dict[str, np.ndarray]) -> dict[str, list[float]]:
+    return {name: [float(v) for v in values] for name, values in amax.items()}
 
 
 # Bumped whenever the same data would give other ranges, so caches of an older calibrator go stale.

@@ -18,7 +18,7 @@ from trtc.precision.bias_correction import bias_shifts
 from trtc.precision.calibrate import CALIBRATOR, cache_document, cache_key, collect_ranges, read_cache, tensor_names
 from trtc.precision.data import HOLD_OUT_EVERY, SampleSource
 from trtc.precision.magnitudes import LargestValues
-from trtc.precision.migrate import choose_strengths
+from trtc.precision.migrate import MIGRATION_SAMPLES, choose_strengths
 from trtc.precision.qdq import FP16_SMALLEST
 from trtc.spec.model import ShapeRange, Spec
 from trtc.spec.preflight import calibration_data
@@ -158,7 +158,7 @@ def calibrate(
     if status.startswith(("stale", "ignored")):
         warnings.append(f"precision.calibration.cache: {status}; calibrating again")
     if ranges is None:
-        ranges, used, channel_ranges = collect_ranges(
+        collected = collect_ranges(
             model,
             activations,
             batches(),
@@ -168,10 +168,13 @@ def calibrate(
             channel_axes,
             unclipped,
             largest,
+            held_back=MIGRATION_SAMPLES if migrating else 0,
         )
+        ranges, used, channel_ranges = collected.ranges, collected.samples, collected.channel_ranges
         largest_values = largest.largest if largest is not None else None
         floor = FP16_SMALLEST if spec.precision.fallback == "fp16" else 0.0
-        strengths = choose_strengths(model, migrating, list(layers), ranges, batches, floor)
+        unseen = {t: collected.channel_ranges_after[t] for t in migrating if t in collected.channel_ranges_after}
+        strengths = choose_strengths(model, migrating, list(layers), ranges, batches, unseen, floor)
         applied = {t: channel_ranges[t] for t in [*channel_tensors, *strengths]}
         shifts = (
             bias_shifts(model, list(corrected_layers), ranges, applied, batches(), floor, strengths=strengths)

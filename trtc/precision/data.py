@@ -182,3 +182,18 @@ def samples_between(
             yield {name: value[low:high] for name, value in feeds.items()}
         if stop is not None and position >= stop:
             return
+
+
+def cut_at(batches: Iterable[dict[str, np.ndarray]], boundary: int) -> Iterator[tuple[dict[str, np.ndarray], bool]]:
+    """The batches, the one spanning sample `boundary` cut in two, each with whether its samples
+    come before `boundary`; a batch of a model without inputs ({}) counts as one sample."""
+    position = 0
+    for feeds in batches:
+        count = len(next(iter(feeds.values()))) if feeds else 1
+        if position < boundary < position + count:
+            cut = boundary - position
+            yield {name: value[:cut] for name, value in feeds.items()}, True
+            yield {name: value[cut:] for name, value in feeds.items()}, False
+        else:
+            yield feeds, position < boundary
+        position += count

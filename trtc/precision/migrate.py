@@ -76,20 +76,20 @@ def choose_strengths(
     layers: list[str],
     ranges: dict[str, float],
     batches: Callable[[], Iterable[dict[str, np.ndarray]]],
+    unseen: dict[str, list[float]],
     scale_floor: float,
     qmax: float = 127.0,
 ) -> dict[str, float]:
     """Per tensor, the strength whose readers' outputs have the least summed relative squared
-    error on the first MIGRATION_SAMPLES samples, with channel ranges from the samples after
-    them: a lifted channel clips where new data is louder than the ranges seen, so the search
-    judges each strength on data its ranges did not come from. Tensors where no strength beats
-    none, and every tensor when there are no samples beyond the first ones, are left out."""
+    error on the first MIGRATION_SAMPLES samples, with `unseen`, the channel ranges of the samples
+    after them (calibration's runs gather them: collect_ranges' `held_back`): a lifted channel
+    clips where new data is louder than the ranges seen, so the search judges each strength on
+    data its ranges did not come from. Tensors where no strength beats none, and every tensor
+    when there are no samples beyond the first ones, are left out."""
+    tensors = {tensor: axis for tensor, axis in tensors.items() if tensor in unseen}
     if not tensors:
         return {}
     runner = Reference(with_outputs(model, list(tensors)))
-    unseen = _channel_amax(runner, tensors, batches())
-    if not unseen:
-        return {}
     index = GraphIndex(model.graph)
     planned = set(layers)
     readers = {t: [n for n in index.consumers.get(t, []) if n.name in planned and n.input[0] == t] for t in tensors}
@@ -109,20 +109,6 @@ def choose_strengths(
         if best > 0:
             chosen[tensor] = best
     return chosen
-
-
-def _channel_amax(runner: Reference, axes: dict[str, int], batches) -> dict[str, list[float]]:
-    """The largest |x| per channel of each tensor over the samples after the first MIGRATION_SAMPLES."""
-    amax: dict[str, np.ndarray] = {}
-    for feeds in samples_between(batches, MIGRATION_SAMPLES, None):
-        values = runner.run(feeds)
-        for tensor, axis in axes.items():
-            value = values.pop(tensor)
-            seen = (
-                np.abs(value).max(axis=tuple(a for a in range(value.ndim) if a != axis % value.ndim)).astype(np.float64)
-            )
-            amax[tensor] = np.maximum(amax[tensor], seen) if tensor in amax else seen
-    return {tensor: [float(v) for v in values] for tensor, values in amax.items()}
 
 
 def _probe(
