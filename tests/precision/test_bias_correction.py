@@ -3,12 +3,18 @@ the calibration data and taken out of its bias."""
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from tests import models
 from tests.passes.helpers import outputs
+from trtc.graph.reference import Reference, with_outputs
+from trtc.passes import PassContext, run_passes, select_passes
 from trtc.precision.bias_correction import SAMPLES, bias_shifts
 from trtc.precision.calibrate import collect_ranges
-from trtc.precision.qdq import insert_qdq, plan_quantization
+from trtc.precision.equalize import channel_scales, depthwise_inputs, layer_weight_scaled
+from trtc.precision.qdq import FP16_SMALLEST, insert_qdq, plan_quantization, quant_scale, weight_scale
+from trtc.spec.model import FusionSpec
 
 
 def conv(with_bias: bool) -> onnx.ModelProto:
@@ -68,3 +74,111 @@ def test_bias_correction_reads_only_its_first_samples():
 
     bias_shifts(model, plan.layers, ranges, {}, batches(), 0.0)
     assert len(read) * 8 <= SAMPLES + 8
+
+
+def shifts_of_two_convolutions(model, layers, ranges, channel_ranges, batches, floor):
+    """Bias shifts as trtc computed them before it summed windows: each layer input x read out
+    of an FP32 run, equalized and quantized in numpy, and fed with Q(x) to conv(x, w) and
+    conv(Q(x), Q(w)) in onnxruntime, whose difference is averaged per output channel."""
+    convs = [node for node in model.graph.node if node.name in layers and node.op_type == "Conv"]
+    weights = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+    tensors = sorted({node.input[0] for node in convs})
+    values = [Reference(with_outputs(model, tensors)).run(feeds) for feeds in batches]
+    shifts = {}
+    for node in convs:
+        tensor = node.input[0]
+        weight = weights[node.input[1]].astype(np.float32)
+        scales = channel_scales(channel_ranges[tensor], ranges[tensor]) if tensor in channel_ranges else None
+        if scales is not None:
+            weight = layer_weight_scaled(node, weight, scales)
+        _, scale = weight_scale(node, weight, 127.0, floor)
+        attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        rank = weight.ndim
+        probe = helper.make_graph(
+            [
+                helper.make_node("Conv", ["x", "w"], ["fp32"], **attributes),
+                helper.make_node("Conv", ["xq", "wq"], ["int8"], **attributes),
+                helper.make_node("Sub", ["int8", "fp32"], ["error"]),
+                helper.make_node("ReduceMean", ["error"], ["shift"], axes=[0, *range(2, rank)], keepdims=0),
+            ],
+            "probe",
+            [helper.make_tensor_value_info(name, TensorProto.FLOAT, [None] * rank) for name in ("x", "xq")],
+            [helper.make_tensor_value_info("shift", TensorProto.FLOAT, None)],
+            [
+                numpy_helper.from_array(weight, "w"),
+                numpy_helper.from_array((np.clip(np.rint(weight / scale), -127, 127) * scale).astype(np.float32), "wq"),
+            ],
+        )
+        session = Reference(helper.make_model(probe, opset_imports=[helper.make_opsetid("", 17)]))
+        total = 0.0
+        for run in values:
+            x = run[tensor]
+            if scales is not None:
+                x = x / scales.reshape([1, -1] + [1] * (rank - 2))
+            step = float(quant_scale(ranges[tensor], 127.0, floor))
+            xq = (np.clip(np.rint(x / step), -127, 127) * step).astype(np.float32)
+            total = total + session.run({"x": x, "xq": xq})["shift"].astype(np.float64) * len(x)
+        shifts[node.name] = [float(v) for v in total / sum(len(run[tensor]) for run in values)]
+    return shifts
+
+
+def assert_same_shifts(got: dict, expected: dict) -> None:
+    """Equal up to the FP32 sums of onnxruntime's convolutions (the window sums add in FP64)."""
+    assert got.keys() == expected.keys()
+    for layer, shifts in expected.items():
+        tolerance = 1e-4 * max(np.abs(shifts).max(), 1e-6)
+        np.testing.assert_allclose(got[layer], shifts, rtol=0, atol=tolerance, err_msg=layer)
+
+
+def test_bias_shifts_from_window_sums_are_those_of_the_two_convolutions():
+    """Depthwise inputs equalized and plain ones, with the FP16 fallback's scale floor and without."""
+    model = models.mobilenet_like()
+    run_passes(model, select_passes(FusionSpec()), PassContext())  # BatchNorm folded, as a build does
+    plan = plan_quantization(model)
+    batches = [
+        {"x": np.random.default_rng(seed).standard_normal((8, 3, 32, 32)).astype(np.float32)} for seed in range(3)
+    ]
+    depthwise = depthwise_inputs(model, plan.layers, plan.residuals, plan.activations)
+    ranges, _, channel_ranges, _ = collect_ranges(model, plan.activations, batches, "minmax", channel_tensors=depthwise)
+    assert channel_ranges  # the equalized path is covered
+    for floor in (0.0, FP16_SMALLEST):
+        expected = shifts_of_two_convolutions(model, plan.layers, ranges, channel_ranges, batches, floor)
+        assert_same_shifts(bias_shifts(model, plan.layers, ranges, channel_ranges, batches, floor), expected)
+
+
+@pytest.mark.parametrize(
+    "spatial, kernel, attributes, groups",
+    [
+        ((9, 11), (3, 3), {"strides": [2, 2], "pads": [1, 0, 2, 1]}, 1),
+        ((10, 10), (3, 3), {"dilations": [2, 2], "pads": [2, 2, 2, 2]}, 1),
+        ((9, 10), (3, 2), {"auto_pad": "SAME_UPPER", "strides": [2, 3]}, 1),
+        ((9, 10), (2, 3), {"auto_pad": "SAME_LOWER", "strides": [2, 2]}, 1),
+        ((8, 9), (3, 3), {"auto_pad": "VALID", "strides": [2, 1]}, 1),
+        ((8, 8), (3, 3), {"pads": [1, 1, 1, 1]}, 2),
+        ((8, 8), (3, 3), {"pads": [1, 1, 1, 1], "strides": [2, 2]}, 4),
+        ((17,), (5,), {"strides": [3], "pads": [2, 1]}, 1),
+        ((5, 6, 7), (3, 1, 2), {"pads": [1, 0, 1, 1, 0, 0], "strides": [1, 2, 2]}, 2),
+    ],
+    ids=["strided, uneven pads", "dilated", "same upper", "same lower", "valid", "2 groups", "depthwise", "1d", "3d"],
+)
+def test_window_sums_follow_every_padding_stride_and_group_of_a_convolution(spatial, kernel, attributes, groups):
+    rng = np.random.default_rng(7)
+    channels = 4
+    weight = (rng.standard_normal((8, channels // groups, *kernel)) * 0.3).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], name="conv", group=groups, **attributes)],
+        "conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", channels, *spatial])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(weight, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    batches = [
+        {"x": (rng.standard_normal((3, channels, *spatial)) - 0.4).astype(np.float32) * (1 + 20 * (seed == 0))}
+        for seed in range(2)
+    ]
+    plan = plan_quantization(model)
+    ranges = collect_ranges(model, plan.activations, batches, "minmax")[0]
+    expected = shifts_of_two_convolutions(model, plan.layers, ranges, {}, batches, 0.0)
+    assert np.abs(expected["conv"]).max() > 1e-3  # a shift to find
+    assert_same_shifts(bias_shifts(model, plan.layers, ranges, {}, batches, 0.0), expected)

@@ -3,22 +3,20 @@ step computed it again: the same figures, ranges, shifts and graph bytes."""
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper, version_converter
+from onnx import helper, version_converter
 
 from tests import models
 from tests.passes.helpers import model as graph_of
 from tests.passes.helpers import weights
 from trtc.graph.io import name_unnamed_nodes
-from trtc.graph.reference import Reference, with_outputs
+from trtc.graph.reference import Reference
 from trtc.passes import PassContext, run_passes, select_passes
 from trtc.precision import accuracy
 from trtc.precision.accuracy import ReferenceRuns, compare_outputs, measure_accuracy
-from trtc.precision.bias_correction import bias_shifts
 from trtc.precision.calibrate import collect_ranges
-from trtc.precision.equalize import channel_scales, depthwise_inputs, layer_weight_scaled
 from trtc.precision.fallback import rank_layers
 from trtc.precision.opset import with_opset
-from trtc.precision.qdq import FP16_SMALLEST, QuantPlan, insert_qdq, plan_quantization, quant_scale, weight_scale
+from trtc.precision.qdq import QuantPlan, insert_qdq, plan_quantization
 from trtc.spec.model import FusionSpec, ShapeRange
 
 
@@ -51,66 +49,6 @@ def test_fp32_runs_made_once_give_the_figures_of_a_fresh_fp32_run(monkeypatch, k
     for converted in graphs:
         assert runs.measure(converted) == measure_accuracy(model, converted, [samples(100 + s) for s in range(3)])
     assert len(read) == (1 if kept_bytes else len(graphs))
-
-
-def shifts_from_numpy_inputs(model, layers, ranges, channel_ranges, batches, floor):
-    """Bias shifts as trtc computed them before: each layer input x read out of an FP32 run,
-    equalized and quantized in numpy, and fed with Q(x) to conv(x, w) and conv(Q(x), Q(w))."""
-    convs = [node for node in model.graph.node if node.name in layers and node.op_type == "Conv"]
-    weights = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
-    tensors = sorted({node.input[0] for node in convs})
-    values = [Reference(with_outputs(model, tensors)).run(feeds) for feeds in batches]
-    shifts = {}
-    for node in convs:
-        tensor = node.input[0]
-        weight = weights[node.input[1]].astype(np.float32)
-        scales = channel_scales(channel_ranges[tensor], ranges[tensor]) if tensor in channel_ranges else None
-        if scales is not None:
-            weight = layer_weight_scaled(node, weight, scales)
-        _, scale = weight_scale(node, weight, 127.0, floor)
-        attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        probe = helper.make_graph(
-            [
-                helper.make_node("Conv", ["x", "w"], ["fp32"], **attributes),
-                helper.make_node("Conv", ["xq", "wq"], ["int8"], **attributes),
-                helper.make_node("Sub", ["int8", "fp32"], ["error"]),
-                helper.make_node("ReduceMean", ["error"], ["shift"], axes=[0, 2, 3], keepdims=0),
-            ],
-            "probe",
-            [helper.make_tensor_value_info(name, TensorProto.FLOAT, [None] * 4) for name in ("x", "xq")],
-            [helper.make_tensor_value_info("shift", TensorProto.FLOAT, None)],
-            [
-                numpy_helper.from_array(weight, "w"),
-                numpy_helper.from_array((np.clip(np.rint(weight / scale), -127, 127) * scale).astype(np.float32), "wq"),
-            ],
-        )
-        session = Reference(helper.make_model(probe, opset_imports=[helper.make_opsetid("", 17)]))
-        total = 0.0
-        for run in values:
-            x = run[tensor]
-            if scales is not None:
-                x = x / scales.reshape([1, -1, 1, 1])
-            step = float(quant_scale(ranges[tensor], 127.0, floor))
-            xq = (np.clip(np.rint(x / step), -127, 127) * step).astype(np.float32)
-            total = total + session.run({"x": x, "xq": xq})["shift"].astype(np.float64) * len(x)
-        shifts[node.name] = [float(v) for v in total / sum(len(run[tensor]) for run in values)]
-    return shifts
-
-
-def test_bias_shifts_quantizing_in_the_probe_are_those_of_inputs_quantized_in_numpy():
-    """Depthwise inputs equalized and plain ones, with the FP16 fallback's scale floor and without."""
-    model = models.mobilenet_like()
-    run_passes(model, select_passes(FusionSpec()), PassContext())  # BatchNorm folded, as a build does
-    plan = plan_quantization(model)
-    batches = [
-        {"x": np.random.default_rng(seed).standard_normal((8, 3, 32, 32)).astype(np.float32)} for seed in range(3)
-    ]
-    depthwise = depthwise_inputs(model, plan.layers, plan.residuals, plan.activations)
-    ranges, _, channel_ranges, _ = collect_ranges(model, plan.activations, batches, "minmax", channel_tensors=depthwise)
-    assert channel_ranges  # the equalized path is covered
-    for floor in (0.0, FP16_SMALLEST):
-        expected = shifts_from_numpy_inputs(model, plan.layers, ranges, channel_ranges, batches, floor)
-        assert bias_shifts(model, plan.layers, ranges, channel_ranges, batches, floor) == expected
 
 
 def test_layers_ranked_on_graphs_sharing_the_weights_harm_as_on_whole_copies():

@@ -16,11 +16,13 @@ detection F1 0.839 -> 0.930, PP-OCRv4 det text-map IoU 0.809 -> 0.819, MobileNet
 
 from __future__ import annotations
 
+import itertools
+import math
 from typing import Iterable
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper
 
 from trtc.graph.graph_index import GraphIndex
 from trtc.graph.reference import Reference, with_outputs
@@ -49,8 +51,8 @@ def bias_shifts(
     SAMPLES samples."""
     index = GraphIndex(model.graph)
     planned = set(layers)
-    convs = [n for n in model.graph.node if n.name in planned and n.op_type == "Conv" and not n.domain]
-    tensors = sorted({n.input[0] for n in convs})
+    convs = [_Layer(n, index) for n in model.graph.node if n.name in planned and n.op_type == "Conv" and not n.domain]
+    tensors = sorted({layer.input for layer in convs})
     if not tensors:
         return {}
     equalized = {
@@ -58,91 +60,108 @@ def bias_shifts(
         for t in tensors
         if t in channel_ranges
     }
+    for layer in convs:
+        layer.quantize_weight(equalized.get(layer.input), qmax, scale_floor)
     steps = {t: quant_scale(ranges.get(t, 0.0), qmax, scale_floor) for t in tensors}
-    probe = Reference(_probe(convs, index, equalized, steps, qmax, scale_floor))
     runner = Reference(with_outputs(model, tensors))
-    totals: dict[str, np.ndarray] = {}
     samples = 0
     for feeds in batches:
         if samples >= SAMPLES:
             break
-        values = runner.run(feeds)  # each layer's FP32 input, quantized in the probe itself
+        values = runner.run(feeds)  # each layer's FP32 input
         count = len(next(iter(values.values())))
-        for name, mean in probe.run(values).items():
-            totals[name] = totals.get(name, 0.0) + mean.astype(np.float64) * count
-        del values
+        for tensor in tensors:
+            x, x_q = _as_quantized(values.pop(tensor), equalized.get(tensor), steps[tensor], qmax)
+            # Summed over the batch first: the window sums need one image per input, not one per sample.
+            totals = (x.sum(axis=0, dtype=np.float64), x_q.sum(axis=0, dtype=np.float64))
+            for layer in convs:
+                if layer.input == tensor:
+                    layer.add(*totals, count)
         samples += count
-    return {node.name: [float(v) for v in totals[f"{node.name}/shift"] / samples] for node in convs} if samples else {}
+    return {layer.node.name: layer.mean_shift() for layer in convs} if samples else {}
 
 
-def _probe(
-    convs: list[onnx.NodeProto],
-    index: GraphIndex,
-    equalized: dict[str, np.ndarray],
-    steps: dict[str, np.ndarray],
-    qmax: float,
-    scale_floor: float,
-) -> onnx.ModelProto:
-    """A graph reading each layer input x as FP32 and giving, per convolution, the per-channel
-    mean of conv(Q(x), Q(w)) - conv(x, w). Q(x) is computed in the graph, in FP32 as Q/DQ does:
-    round(x / step) clipped to +-qmax, times step (x divided per channel first when equalized)."""
-    nodes, initializers, inputs, readable = [], [], {}, {}
-    for node in convs:
-        tensor = node.input[0]
-        weight = index.constant(node.input[1]).astype(np.float32)
-        if tensor in equalized:
-            weight = layer_weight_scaled(node, weight, equalized[tensor])
-        _, scale = weight_scale(node, weight, qmax, scale_floor)
-        quantized = (np.clip(np.rint(weight / scale), -qmax, qmax) * scale).astype(np.float32)
-        rank = weight.ndim
-        if tensor not in inputs:
-            inputs[tensor] = helper.make_tensor_value_info(tensor, TensorProto.FLOAT, [None] * rank)
-            readable[tensor] = _quantized_input(
-                tensor, equalized.get(tensor), steps[tensor], qmax, rank, nodes, initializers
-            )
-        x, x_q = readable[tensor]
-        initializers += [
-            numpy_helper.from_array(weight, f"{node.name}/w"),
-            numpy_helper.from_array(quantized, f"{node.name}/wq"),
-        ]
-        settings = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        nodes += [
-            helper.make_node("Conv", [x, f"{node.name}/w"], [f"{node.name}/fp32"], **settings),
-            helper.make_node("Conv", [x_q, f"{node.name}/wq"], [f"{node.name}/int8"], **settings),
-            helper.make_node("Sub", [f"{node.name}/int8", f"{node.name}/fp32"], [f"{node.name}/error"]),
-            helper.make_node(
-                "ReduceMean",
-                [f"{node.name}/error"],
-                [f"{node.name}/shift"],
-                axes=[a for a in range(rank) if a != 1],
-                keepdims=0,
-            ),
-        ]
-    outputs = [helper.make_tensor_value_info(f"{n.name}/shift", TensorProto.FLOAT, None) for n in convs]
-    graph = helper.make_graph(nodes, "bias_probe", list(inputs.values()), outputs, initializers)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-
-
-def _quantized_input(
-    tensor: str, channel_scales: np.ndarray | None, step: np.ndarray, qmax: float, rank: int, nodes, initializers
-) -> tuple[str, str]:
-    """Nodes making (x, Q(x)) of one layer input: x divided by its channel scales when
-    equalized, Q(x) = clip(round(x / step), -qmax, qmax) * step."""
-    x = tensor
-    constants = {
-        f"{tensor}/step": np.asarray(step, np.float32),
-        f"{tensor}/low": np.float32(-qmax),
-        f"{tensor}/high": np.float32(qmax),
-    }
+def _as_quantized(
+    x: np.ndarray, channel_scales: np.ndarray | None, step: np.ndarray, qmax: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(x, Q(x)) in FP32 as Q/DQ computes them: x divided by its channel scales when equalized,
+    Q(x) = clip(round(x / step), -qmax, qmax) * step (numpy's rint rounds half to even, as ONNX's
+    Round does)."""
     if channel_scales is not None:
-        constants[f"{tensor}/channel_scales"] = channel_scales.astype(np.float32).reshape([1, -1] + [1] * (rank - 2))
-        x = f"{tensor}/equalized"
-        nodes.append(helper.make_node("Div", [tensor, f"{tensor}/channel_scales"], [x]))
-    initializers += [numpy_helper.from_array(np.asarray(value), name) for name, value in constants.items()]
-    nodes += [
-        helper.make_node("Div", [x, f"{tensor}/step"], [f"{tensor}/steps"]),
-        helper.make_node("Round", [f"{tensor}/steps"], [f"{tensor}/rounded"]),
-        helper.make_node("Clip", [f"{tensor}/rounded", f"{tensor}/low", f"{tensor}/high"], [f"{tensor}/clipped"]),
-        helper.make_node("Mul", [f"{tensor}/clipped", f"{tensor}/step"], [f"{tensor}/q"]),
-    ]
-    return x, f"{tensor}/q"
+        x = x / channel_scales.astype(np.float32).reshape([1, -1] + [1] * (x.ndim - 2))
+    step = np.float32(step)
+    return x, np.clip(np.rint(x / step), -qmax, qmax).astype(np.float32) * step
+
+
+class _Layer:
+    """One corrected convolution. Its output's mean per channel is linear in its input: over all
+    output positions it is the weights times the input summed at each kernel offset (the window
+    sums, padding included). So the mean of conv(Q(x), Q(w)) - conv(x, w) needs the window sums
+    of x and Q(x), not the two convolutions (2x the model's work per sample in onnxruntime)."""
+
+    def __init__(self, node: onnx.NodeProto, index: GraphIndex):
+        self.node, self.input = node, node.input[0]
+        self.weight = index.constant(node.input[1]).astype(np.float32)
+        settings = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        rank = self.weight.ndim - 2
+        self.kernel = self.weight.shape[2:]
+        self.strides = list(settings.get("strides", [1] * rank))
+        self.dilations = list(settings.get("dilations", [1] * rank))
+        self.pads = list(settings.get("pads", [0] * 2 * rank))
+        auto_pad = settings.get("auto_pad", b"NOTSET")
+        self.auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+        self.groups = settings.get("group", 1)
+        self.sums: list[np.ndarray] = []  # window sums of x and of Q(x), (C_in, taps) each
+        self.positions = 0  # output positions summed over
+
+    def quantize_weight(self, channel_scales: np.ndarray | None, qmax: float, scale_floor: float) -> None:
+        if channel_scales is not None:
+            self.weight = layer_weight_scaled(self.node, self.weight, channel_scales)
+        _, scale = weight_scale(self.node, self.weight, qmax, scale_floor)
+        self.quantized = (np.clip(np.rint(self.weight / scale), -qmax, qmax) * scale).astype(np.float32)
+
+    def add(self, x_total: np.ndarray, q_total: np.ndarray, count: int) -> None:
+        begin, end, out = self._padding(x_total.shape[1:])
+        sums = [
+            _window_sums(total, self.kernel, self.strides, self.dilations, begin, end, out)
+            for total in (x_total, q_total)
+        ]
+        self.sums = [a + b for a, b in zip(self.sums, sums)] if self.sums else sums
+        self.positions += count * math.prod(out)
+
+    def mean_shift(self) -> list[float]:
+        x_sums, q_sums = self.sums
+        shift = self._apply(self.quantized, q_sums) - self._apply(self.weight, x_sums)
+        return [float(v) for v in shift / self.positions]
+
+    def _apply(self, weight: np.ndarray, sums: np.ndarray) -> np.ndarray:
+        """Per output channel, the sum over output positions of the convolution without bias."""
+        out_channels, per_group = weight.shape[0], weight.shape[1]
+        grouped = weight.reshape(self.groups, out_channels // self.groups, per_group, -1).astype(np.float64)
+        return np.einsum("gokt,gkt->go", grouped, sums.reshape(self.groups, per_group, -1)).reshape(-1)
+
+    def _padding(self, dims: tuple[int, ...]) -> tuple[list[int], list[int], list[int]]:
+        """Padding before and after each spatial axis and the output's size, as ONNX's Conv sets them."""
+        spans = [d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilations)]
+        if self.auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            out = [-(-n // s) for n, s in zip(dims, self.strides)]
+            total = [max((o - 1) * s + span - n, 0) for o, s, span, n in zip(out, self.strides, spans, dims)]
+            begin = [t // 2 if self.auto_pad == "SAME_UPPER" else t - t // 2 for t in total]
+            return begin, [t - b for t, b in zip(total, begin)], out
+        rank = len(dims)
+        pads = [0] * 2 * rank if self.auto_pad == "VALID" else self.pads
+        begin, end = pads[:rank], pads[rank:]
+        out = [(n + b + e - span) // s + 1 for n, b, e, span, s in zip(dims, begin, end, spans, self.strides)]
+        return begin, end, out
+
+
+def _window_sums(total, kernel, strides, dilations, begin, end, out) -> np.ndarray:
+    """(C, taps): for each channel and kernel offset, the sum of the zero-padded input `total`
+    (C, *spatial) over the positions that offset meets in every output position."""
+    padded = np.pad(total, [(0, 0), *zip(begin, end)])
+    axes = tuple(range(1, padded.ndim))
+    sums = []
+    for offset in itertools.product(*(range(k) for k in kernel)):
+        window = tuple(slice(o * d, o * d + s * (n - 1) + 1, s) for o, d, s, n in zip(offset, dilations, strides, out))
+        sums.append(padded[(slice(None), *window)].sum(axis=axes))
+    return np.stack(sums, axis=1)
