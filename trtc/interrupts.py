@@ -137,6 +137,26 @@ def cleanup_on_forced_exit(cleanup: Callable[[], None]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def temporary_folder(prefix: str) -> Iterator[str]:
+    """A temporary folder, removed at the end of the block or by the exit of a process that ends
+    without unwinding this thread: it is made and known to that exit in one step, and none is
+    made once the exit has begun (`clean_up_at_exit` holds the lock until the process ends)."""
+    import shutil
+    import tempfile
+
+    with _lock:
+        folder = tempfile.mkdtemp(prefix=prefix)
+        remove = functools.partial(shutil.rmtree, folder, ignore_errors=True)
+        _cleanups.add(remove)
+    try:
+        yield folder
+    finally:
+        with _lock:  # an exit beginning meanwhile waits for the folder to be gone
+            remove()
+            forget(remove)
+
+
+@contextlib.contextmanager
 def blocked() -> Iterator[None]:
     """SIGINT and SIGTERM held back during the block; a process started inside it inherits them
     blocked until `handling` unblocks them, so a worker is never stopped before its handlers exist."""
@@ -228,9 +248,10 @@ def _watch(reader: socket.socket) -> None:
 def clean_up_at_exit() -> None:
     """The cleanups of work still unfinished when the process ends without unwinding its threads
     (trtc/entry.py): e.g. the temporary folder of an onnxruntime session still loading beside
-    TensorRT's build when an interrupted build returned."""
-    with _lock:
-        _run_cleanups()
+    TensorRT's build when an interrupted build returned. The lock stays held until the process
+    ends, so that no thread makes a new folder after its cleanup ran."""
+    _lock.acquire()
+    _run_cleanups()
 
 
 def _run_cleanups() -> None:

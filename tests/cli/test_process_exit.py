@@ -60,3 +60,34 @@ run()
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 130, done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_no_temporary_folder_is_made_once_the_exit_has_begun(tmp_path):
+    """A thread making onnxruntime's temporary folders over and over while the process ends: a
+    folder made after the exit's cleanups ran, or made but not yet known to them, stayed behind."""
+    script = f"""
+import sys, tempfile, threading
+tempfile.tempdir = {str(tmp_path)!r}
+import trtc.cli
+from trtc import interrupts
+from trtc.entry import run
+
+def loading_again_and_again():
+    while True:
+        with interrupts.temporary_folder("trtc-ort-") as folder:
+            started.set()
+
+def main():
+    for _ in range(4):
+        threading.Thread(target=loading_again_and_again, daemon=True).start()
+    started.wait()
+    sys.exit(130)
+
+started = threading.Event()
+trtc.cli.main = main
+run()
+"""
+    for _ in range(5):
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 130, done.stderr
+        assert list(tmp_path.iterdir()) == []

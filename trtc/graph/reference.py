@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import functools
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -89,11 +86,8 @@ class Reference:
             return ort.InferenceSession(model.structure, options, providers=["CPUExecutionProvider"])
         for name, value in zip(model.weights, self._weights):
             options.add_initializer(name, value)
-        with (
-            tempfile.TemporaryDirectory(prefix="trtc-ort-") as folder,
-            # the session may still be loading (seconds, in native code) when a signal forces the exit
-            interrupts.cleanup_on_forced_exit(functools.partial(shutil.rmtree, folder, ignore_errors=True)),
-        ):
+        # the session may still be loading (seconds, in native code) when the process ends
+        with interrupts.temporary_folder("trtc-ort-") as folder:
             (Path(folder) / LOCATION).touch()
             path = Path(folder) / "model.onnx"
             path.write_bytes(model.structure)
