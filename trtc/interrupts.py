@@ -137,10 +137,11 @@ def cleanup_on_forced_exit(cleanup: Callable[[], None]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def temporary_folder(prefix: str) -> Iterator[str]:
-    """A temporary folder, removed at the end of the block or by the exit of a process that ends
-    without unwinding this thread: it is made and known to that exit in one step, and none is
-    made once the exit has begun (`clean_up_at_exit` holds the lock until the process ends)."""
+def temporary_folder(prefix: str, files: dict[str, bytes]) -> Iterator[str]:
+    """A temporary folder holding `files` (name -> content), removed at the end of the block or by
+    the exit of a process that ends without unwinding this thread. It is made, filled and known
+    to that exit in one step, under the lock the exit holds until the process ends: an exit's
+    cleanup never meets a folder half made or still being written (it then stayed behind)."""
     import shutil
     import tempfile
 
@@ -148,6 +149,9 @@ def temporary_folder(prefix: str) -> Iterator[str]:
         folder = tempfile.mkdtemp(prefix=prefix)
         remove = functools.partial(shutil.rmtree, folder, ignore_errors=True)
         _cleanups.add(remove)
+        for name, content in files.items():
+            with open(os.path.join(folder, name), "wb") as file:
+                file.write(content)
     try:
         yield folder
     finally:

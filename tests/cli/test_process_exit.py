@@ -63,8 +63,9 @@ run()
 
 
 def test_no_temporary_folder_is_made_once_the_exit_has_begun(tmp_path):
-    """A thread making onnxruntime's temporary folders over and over while the process ends: a
-    folder made after the exit's cleanups ran, or made but not yet known to them, stayed behind."""
+    """Threads making onnxruntime's temporary folders over and over while the process ends: a
+    folder made after the exit's cleanups ran, made but not yet known to them, or still being
+    written while they removed it, stayed behind."""
     script = f"""
 import sys, tempfile, threading
 tempfile.tempdir = {str(tmp_path)!r}
@@ -74,7 +75,7 @@ from trtc.entry import run
 
 def loading_again_and_again():
     while True:
-        with interrupts.temporary_folder("trtc-ort-") as folder:
+        with interrupts.temporary_folder("trtc-ort-", {{"model.onnx": bytes(1 << 20), "data": b""}}):
             started.set()
 
 def main():

@@ -182,14 +182,19 @@ def _await(
 def _work(connection, spec: Spec, options: JobOptions, observer_for) -> None:
     """A worker process: build one spec, send the result, exit 130/143 when a signal stopped it."""
     started = time.perf_counter()
-    with interrupts.handling(lambda signal_number: None):  # the parent reports a worker that ends without a result
-        try:
-            result = run_job_reporting_errors(spec, observer_for(spec), options)
-        except Interrupted as stop:
-            interrupts.acknowledge()
-            result = interrupted_result(spec, stop, committed(), time.perf_counter() - started)
-        with interrupts.deferred():  # a signal now must not cut the message in half
-            connection.send(result)
-            connection.close()
+    try:
+        with interrupts.handling(lambda signal_number: None):  # the parent reports a worker that ends without a result
+            try:
+                result = run_job_reporting_errors(spec, observer_for(spec), options)
+            except Interrupted as stop:
+                interrupts.acknowledge()
+                result = interrupted_result(spec, stop, committed(), time.perf_counter() - started)
+            with interrupts.deferred():  # a signal now must not cut the message in half
+                connection.send(result)
+                connection.close()
+    finally:
+        # The process ends without unwinding its threads, as trtc's own does (trtc/entry.py): an
+        # onnxruntime session still loading beside an interrupted build leaves its folder otherwise.
+        interrupts.clean_up_at_exit()
     if result.status == INTERRUPTED:
         raise SystemExit(result.exit_code)

@@ -87,11 +87,8 @@ class Reference:
         for name, value in zip(model.weights, self._weights):
             options.add_initializer(name, value)
         # the session may still be loading (seconds, in native code) when the process ends
-        with interrupts.temporary_folder("trtc-ort-") as folder:
-            (Path(folder) / LOCATION).touch()
-            path = Path(folder) / "model.onnx"
-            path.write_bytes(model.structure)
-            return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        with interrupts.temporary_folder("trtc-ort-", {LOCATION: b"", "model.onnx": model.structure}) as folder:
+            return ort.InferenceSession(str(Path(folder) / "model.onnx"), options, providers=["CPUExecutionProvider"])
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         # A run holds off Python's signal handler for as long as it takes: a signal terminates it.
