@@ -13,7 +13,7 @@ from trtc.backend.builder import BuildSettings, ModelSource, build_plan
 from trtc.backend.trt_import import import_tensorrt
 from trtc.errors import ModelError
 from trtc.graph.reference import Reference
-from trtc.graph.weights import EXTERNAL_BYTES, split_weights, structure_of
+from trtc.graph.weights import EXTERNAL_BYTES, split_from_arrays, split_weights, structure_of
 from trtc.spec.model import ShapeRange
 
 MODEL = models.conv_bn_relu(channels=64)  # w0 is 6912 bytes: large; the BatchNorm's are small
@@ -69,6 +69,24 @@ def test_onnxruntime_runs_the_split_model_as_the_model(optimize):
         Reference(MODEL, optimize=False).run({"x": x})["y"],
         rtol=1e-5,
         atol=1e-5,
+    )
+
+
+def test_a_graph_made_with_its_weights_apart_runs_as_the_whole_graph():
+    """A probe trtc makes (migrate.py) keeps its large weights as arrays: onnxruntime runs it on
+    them in place, with the outputs of the same graph holding them, bit for bit."""
+    whole = onnx.ModelProto()
+    whole.CopyFrom(MODEL)
+    arrays = {
+        t.name: onnx.numpy_helper.to_array(t) for t in MODEL.graph.initializer if len(t.raw_data) > EXTERNAL_BYTES
+    }
+    apart = without_initializers(MODEL)
+    apart.graph.initializer.extend(t for t in MODEL.graph.initializer if t.name not in arrays)
+    split = split_from_arrays(apart, arrays)
+    assert list(split.weights) == ["w0"] and split.array("w0").base is not None  # a view, not a copy
+    x = np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32)
+    np.testing.assert_array_equal(
+        Reference(split, optimize=False).run({"x": x})["y"], Reference(whole, optimize=False).run({"x": x})["y"]
     )
 
 

@@ -174,13 +174,33 @@ def _structure(model: onnx.ModelProto, take: Callable[[TensorProto, int], None] 
         copy.dims.extend(tensor.dims)
         if tensor.HasField("doc_string"):
             copy.doc_string = tensor.doc_string
-        copy.data_location = TensorProto.EXTERNAL
         if take is not None:
             take(tensor, length)
-        for key, value in (("location", LOCATION), ("offset", "0"), ("length", str(length))):
-            entry = copy.external_data.add()
-            entry.key, entry.value = key, value
+        _mark_external(copy, length)
     return structure
+
+
+def _mark_external(tensor: TensorProto, length: int) -> None:
+    """Make `tensor` an external initializer whose data the caller gives by reference."""
+    tensor.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", LOCATION), ("offset", "0"), ("length", str(length))):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+
+
+def split_from_arrays(model: onnx.ModelProto, arrays: dict[str, np.ndarray]) -> SplitModel:
+    """The split of `model` plus `arrays` as its initializers, given by reference: for graphs trtc
+    makes itself with large weights (a probe holding each weight five times), which onnxruntime
+    then runs on the arrays where they are instead of a protobuf copy it parses again."""
+    types = {}
+    for name, array in arrays.items():
+        tensor = model.graph.initializer.add()
+        tensor.name, tensor.data_type = name, onnx.helper.np_dtype_to_tensor_dtype(array.dtype)
+        tensor.dims.extend(array.shape)
+        _mark_external(tensor, array.nbytes)
+        types[name] = (tensor.data_type, tuple(array.shape))
+    weights = {name: memoryview(np.ascontiguousarray(array)).cast("B") for name, array in arrays.items()}
+    return SplitModel(model.SerializeToString(), weights, types)
 
 
 def _key(field_number: int) -> bytes:

@@ -31,6 +31,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from trtc.graph.graph_index import GraphIndex, attributes
 from trtc.graph.reference import Reference, with_outputs
+from trtc.graph.weights import EXTERNAL_BYTES, SplitModel, split_from_arrays
 from trtc.precision.data import samples_between
 from trtc.precision.equalize import channel_scales, layer_weight_scaled
 from trtc.precision.qdq import quant_scale, weight_scale
@@ -119,20 +120,26 @@ def _probe(
     channel_ranges: dict[str, list[float]],
     qmax: float,
     scale_floor: float,
-) -> onnx.ModelProto:
+) -> SplitModel:
     """A graph reading each tensor in FP32 and giving, per reader, the sum of its squared FP32
-    output ("energy") and, per strength (0: none), of its squared error with Q/DQ input and weights."""
-    nodes, initializers, inputs, outputs = [], [], [], []
+    output ("energy") and, per strength (0: none), of its squared error with Q/DQ input and weights;
+    its weights (each layer's, five times) held apart, as arrays."""
+    nodes, initializers, inputs, outputs, weights = [], [], [], [], {}
 
     def constant(name, value):
-        initializers.append(numpy_helper.from_array(np.asarray(value), name))
+        value = np.asarray(value)
+        if value.nbytes > EXTERNAL_BYTES:  # the weights: given to onnxruntime by reference
+            weights[name] = value
+        else:
+            initializers.append(numpy_helper.from_array(value, name))
         return name
 
     for tensor, layer_nodes in readers.items():
         inputs.append(helper.make_tensor_value_info(tensor, TensorProto.FLOAT, None))
         step = constant(f"{tensor}/step", quant_scale(ranges.get(tensor, 0.0), qmax, scale_floor))
         zero = constant(f"{tensor}/zero", np.int8(0))
-        rank = max(index.constant(n.input[1]).ndim for n in layer_nodes)
+        layer_weights = {n.name: index.constant(n.input[1]).astype(np.float32) for n in layer_nodes}
+        rank = max(weight.ndim for weight in layer_weights.values())
         shape = [-1] if axes[tensor] == -1 else [1, -1] + [1] * (rank - 2)
         for strength in (0.0, *MIGRATION_STRENGTHS):
             scales = channel_scales(channel_ranges[tensor], ranges.get(tensor, 0.0), strength)
@@ -145,7 +152,7 @@ def _probe(
                 helper.make_node("DequantizeLinear", [f"{tag}/q", step, zero], [f"{tag}/dq"]),
             ]
             for node in layer_nodes:
-                weight = index.constant(node.input[1]).astype(np.float32)
+                weight = layer_weights[node.name]
                 if strength == 0.0:
                     nodes.append(_reader(node, tensor, constant(f"{node.name}/w", weight), f"{node.name}/fp32"))
                     nodes.append(
@@ -169,7 +176,7 @@ def _probe(
         [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
         initializers,
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return split_from_arrays(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), weights)
 
 
 def _reader(node: onnx.NodeProto, data: str, weight: str, output: str) -> onnx.NodeProto:
