@@ -42,8 +42,11 @@ class RangeCollector:
             self._grow(max(batch_max, _SMALLEST_TOP))
         scale = np.float32(FINE_BINS / self.top)  # a power of two: scaling is exact, so is the bin index
         for start in range(0, magnitudes.size, _CHUNK):
-            index = (magnitudes[start : start + _CHUNK] * scale).astype(np.int32)
-            self.counts += np.bincount(index, minlength=FINE_BINS)
+            # Scaled in place (the magnitudes are this method's own copy), and indexed as bincount
+            # reads them (an int32 index was converted to intp again inside it).
+            chunk = magnitudes[start : start + _CHUNK]
+            np.multiply(chunk, scale, out=chunk)
+            self.counts += np.bincount(chunk.astype(np.intp), minlength=FINE_BINS)
 
     def _grow(self, new_max: float) -> None:
         new_top = float(np.ldexp(1.0, int(np.frexp(new_max)[1])))  # smallest power of two above new_max
