@@ -198,6 +198,7 @@ def print_phases(samples: list[dict]) -> None:
 
 
 _PHASE_ORDER = [
+    "cli and spec",
     "imports",
     "load",
     "passes",

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+
+STARTED = time.perf_counter()  # once Python has started: the build's "cli and spec" phase runs from here
 
 
 def run() -> None:

@@ -53,3 +53,29 @@ def test_a_report_without_phases_names_the_time_as_tensorrts():
         build_time({"build_seconds": 1.5, "phases": {**phases, "parts": parts}})
         == "4.20 s (TensorRT 1.00 s, precision 3.00 s, calibration 2.50 s of it)"
     )
+
+
+def test_the_process_start_is_counted_once_per_process(tmp_path):
+    """A build run as its own process names its CLI and spec time; of two specs built in one
+    process, only the first had the process's imports to do (each reported them before)."""
+    import json
+    import subprocess
+    import sys
+
+    from onnx import helper
+
+    relu = helper.make_node("Relu", ["x"], ["y"], name="relu")
+    models.save(model([relu], {"x": ["N", 4]}, ["y"], []), tmp_path / "model.onnx")
+    specs = []
+    for name in ("first", "second"):
+        spec = tmp_path / f"{name}.yaml"
+        spec.write_text("model: model.onnx\nmax_batch: 2\ntarget: {compute_capabilities: [8.9]}\n")
+        specs.append(str(spec))
+    done = subprocess.run([sys.executable, "-m", "trtc", "build", *specs, "-q"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    phases = [
+        json.loads((tmp_path / "build" / f"{n}.report.json").read_text())["build"]["phases"]["main"]
+        for n in ("first", "second")
+    ]
+    assert phases[0]["cli and spec"] > 0 and phases[0]["imports"] > 0
+    assert "cli and spec" not in phases[1] and phases[1]["imports"] < 0.05  # TensorRT's, imported already
