@@ -90,7 +90,11 @@ def _as_quantized(
     if channel_scales is not None:
         x = x / channel_scales.astype(np.float32).reshape([1, -1] + [1] * (x.ndim - 2))
     step = np.float32(step)
-    return x, np.clip(np.rint(x / step), -qmax, qmax).astype(np.float32) * step
+    quantized = x / step  # one new array, then in place: these inputs are most of the model's activations
+    np.rint(quantized, out=quantized)
+    np.clip(quantized, -qmax, qmax, out=quantized)
+    quantized *= step
+    return x, quantized
 
 
 class _Layer:
