@@ -15,38 +15,33 @@ gc.disable()  # the imports below make ~40 000 objects that live as long as the 
 import sys  # noqa: E402 - after the clock that times these imports
 import tempfile  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
-from datetime import datetime, timezone  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Protocol  # noqa: E402
 
-from trtc import __version__  # noqa: E402
-from trtc.backend.builder import BuildObserver, BuildResult, BuildSettings, build_plan, compute_capabilities  # noqa: E402
+from trtc.backend.builder import BuildObserver, BuildSettings, build_plan, compute_capabilities  # noqa: E402
 from trtc.backend.trt_import import import_tensorrt  # noqa: E402
+from trtc.commands.build_report import build_report  # noqa: E402
 from trtc.commands.checked_build import ChecksFailed, build_beside_checks  # noqa: E402
 from trtc.commands.graph_checks import ChecksOutcome, GraphCosts, graph_costs  # noqa: E402
-from trtc.commands.observers import Recording, recording  # noqa: E402
+from trtc.commands.observers import recording  # noqa: E402
 from trtc.commands.prepare import (  # noqa: E402
     PreparedGraph,
     finish_graph,
     hand_over,
-    node_places,
     prepare_graph,
     remake_model,
 )
 from trtc.commands.timing import PhaseTimer  # noqa: E402
 from trtc.errors import BuildError, TrtcError  # noqa: E402
-from trtc.graph.declared import compare  # noqa: E402
 from trtc.incremental import depfile  # noqa: E402
 from trtc.incremental.fingerprint import Fingerprint, HashingBeside  # noqa: E402
 from trtc.incremental.stamps import portable_path, stamp  # noqa: E402
 from trtc.memory import map_large_blocks, trim_heap  # noqa: E402
 from trtc.outputs import StagedOutputs  # noqa: E402
 from trtc.passes import attach_costs  # noqa: E402
-from trtc.report import REPORT_SCHEMA  # noqa: E402
-from trtc.report.fusion import fusion_map  # noqa: E402
 from trtc.report.html import render_html  # noqa: E402
 from trtc.report.json_text import strict_json  # noqa: E402
-from trtc.report.kernel_cost import choose_gpu, cost_section, dynamic_value  # noqa: E402
+from trtc.report.kernel_cost import choose_gpu  # noqa: E402
 from trtc.report.markdown import render_markdown  # noqa: E402
 from trtc.report.passes import passes_section  # noqa: E402
 from trtc.spec.model import Spec  # noqa: E402
@@ -127,7 +122,7 @@ def build(
         # The plan is hashed and written in threads while the report is made (both let go of the GIL).
         plan_hashing, plan_written = HashingBeside(result.plan), staged.write_beside(spec.output.plan, result.plan)
         with timer.phase("report"):
-            report = _report(spec, graph, trt, result, observer, gpu)
+            report = build_report(spec, graph, trt, result, observer, gpu)
             report["build"]["plan_sha256"] = plan_hashing.finish().hexdigest()
             report["build"]["phases"] = timer.as_dict()  # so far, for the Markdown and HTML; final below
             markdown, html = render_markdown(report), render_html(report)
@@ -297,81 +292,3 @@ def _keep_failure_log(spec: Spec, error: TrtcError) -> None:
 
 def _log_text(log: list[tuple[str, str]]) -> str:
     return "".join(f"[{severity}] {message}\n" for severity, message in log)
-
-
-def _report(spec: Spec, graph: PreparedGraph, trt, result: BuildResult, observer: Recording, gpu: dict | None) -> dict:
-    """The report; the output-shape warnings it finds are told to `observer`, whose warnings it ends with."""
-    fusion = fusion_map(result.engine, **node_places(graph)) if result.engine else None
-    cost = (
-        cost_section(
-            fusion,
-            graph.costs,
-            gpu,
-            dynamic_value(graph.profiles[0]),
-            graph.opt_elements,
-            graph.built_costs,
-            graph.graph_costs,
-        )
-        if fusion
-        else None
-    )
-    bindings = [
-        {
-            "name": b.name,
-            "mode": b.mode,
-            "dtype": b.dtype,
-            "dims": list(b.dims),
-            "profiles": [{"min": list(p.min), "opt": list(p.opt), "max": list(p.max)} for p in b.profiles],
-        }
-        for b in (result.engine.bindings if result.engine else ())
-    ]
-    report = {
-        "schema": REPORT_SCHEMA,
-        "build": {
-            "name": spec.name,
-            "trtc": __version__,
-            "backend": trt.name,
-            "backend_version": trt.version,
-            "target": {
-                "compute_capabilities": list(spec.target.compute_capabilities),
-                "optimization_level": spec.target.optimization_level,
-                "workspace": spec.workspace,
-            },
-            "spec": spec.source.name if spec.source else None,
-            "spec_fingerprint": spec.fingerprint,
-            "fingerprint": {
-                **graph.fingerprint.as_dict(),
-                "model_files": [portable_path(p, spec) for p in graph.fingerprint.model_files],
-            },
-            "model": portable_path(spec.model, spec),
-            "model_sha256": graph.model_sha256,
-            "plan": portable_path(spec.output.plan, spec),
-            "plan_sha256": None,  # hashed beside the report
-            "plan_bytes": len(result.plan),
-            "build_seconds": round(result.seconds, 3),
-            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        },
-        "precision": {"mode": spec.precision.mode},  # replaced by the precision step's section
-        "profiles": [{name: r.as_dict() for name, r in profile.items()} for profile in graph.profiles],
-        "bindings": bindings,
-        "plugins": [{**plugin.as_dict(), "path": portable_path(plugin.path, spec)} for plugin in result.plugins]
-        or None,
-        "fusion": fusion,
-        "cost": cost,
-        "warnings": None,  # below: every warning shown, these last ones included
-    }
-    report.update(graph.sections)
-    report.update(graph.finished.sections)
-    shapes = graph.sections.get("output_shapes")
-    if shapes:
-        binding_dims = {b["name"]: b["dims"] for b in report["bindings"] if b["mode"] == "Output"}
-        rows, shape_warnings = compare(shapes["declared"], shapes["onnxruntime"], binding_dims)
-        report["output_shapes"] = {
-            "outputs": rows,
-            "checked_at": "min shape of profile 0",
-            "onnxruntime_not_run": shapes["not_run"] or None,
-        }
-        for warning in shape_warnings:
-            observer.warning(warning)
-    report["warnings"] = list(observer.warnings)
-    return report
