@@ -133,8 +133,8 @@ _CALIBRATION = {
             "type": "boolean",
             "default": True,
             "description": "Move part of the channel ranges of a dense Conv/Gemm/MatMul layer's input into its weights "
-            "(SmoothQuant-style), as strongly as measured best per input on the first calibration samples "
-            "(one more pass), so quiet channels keep more INT8 levels.",
+            "(SmoothQuant-style), as strongly as measured best per input on the first 8 calibration samples "
+            "(one more run of those), so quiet channels keep more INT8 levels.",
         },
         "split_concat": {
             "type": "boolean",
