@@ -77,9 +77,10 @@ def test_bias_correction_reads_only_its_first_samples():
 
 
 def shifts_of_two_convolutions(model, layers, ranges, channel_ranges, batches, floor):
-    """Bias shifts as trtc computed them before it summed windows: each layer input x read out
-    of an FP32 run, equalized and quantized in numpy, and fed with Q(x) to conv(x, w) and
-    conv(Q(x), Q(w)) in onnxruntime, whose difference is averaged per output channel."""
+    """Bias shifts as the Q/DQ graph makes them, measured by running it: each layer input x read
+    out of an FP32 run, fed to conv(x, w) and to conv(DQ(Q(x)), Q(w)) with onnxruntime's own
+    QuantizeLinear and DequantizeLinear (x times the inverse channel scales first when
+    equalized, as qdq.py writes it), their difference averaged per output channel."""
     convs = [node for node in model.graph.node if node.name in layers and node.op_type == "Conv"]
     weights = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
     tensors = sorted({node.input[0] for node in convs})
@@ -94,30 +95,30 @@ def shifts_of_two_convolutions(model, layers, ranges, channel_ranges, batches, f
         _, scale = weight_scale(node, weight, 127.0, floor)
         attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         rank = weight.ndim
+        inverse = np.ones(1, np.float32) if scales is None else (1.0 / scales).reshape([1, -1] + [1] * (rank - 2))
         probe = helper.make_graph(
             [
-                helper.make_node("Conv", ["x", "w"], ["fp32"], **attributes),
+                helper.make_node("Mul", ["x", "inverse"], ["xe"]),
+                helper.make_node("QuantizeLinear", ["xe", "step", "zero"], ["q"]),
+                helper.make_node("DequantizeLinear", ["q", "step", "zero"], ["xq"]),
+                helper.make_node("Conv", ["xe", "w"], ["fp32"], **attributes),
                 helper.make_node("Conv", ["xq", "wq"], ["int8"], **attributes),
                 helper.make_node("Sub", ["int8", "fp32"], ["error"]),
                 helper.make_node("ReduceMean", ["error"], ["shift"], axes=[0, *range(2, rank)], keepdims=0),
             ],
             "probe",
-            [helper.make_tensor_value_info(name, TensorProto.FLOAT, [None] * rank) for name in ("x", "xq")],
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None] * rank)],
             [helper.make_tensor_value_info("shift", TensorProto.FLOAT, None)],
             [
                 numpy_helper.from_array(weight, "w"),
                 numpy_helper.from_array((np.clip(np.rint(weight / scale), -127, 127) * scale).astype(np.float32), "wq"),
+                numpy_helper.from_array(inverse.astype(np.float32), "inverse"),
+                numpy_helper.from_array(np.asarray(quant_scale(ranges[tensor], 127.0, floor), np.float32), "step"),
+                numpy_helper.from_array(np.int8(0), "zero"),
             ],
         )
-        session = Reference(helper.make_model(probe, opset_imports=[helper.make_opsetid("", 17)]))
-        total = 0.0
-        for run in values:
-            x = run[tensor]
-            if scales is not None:
-                x = x / scales.reshape([1, -1] + [1] * (rank - 2))
-            step = float(quant_scale(ranges[tensor], 127.0, floor))
-            xq = (np.clip(np.rint(x / step), -127, 127) * step).astype(np.float32)
-            total = total + session.run({"x": x, "xq": xq})["shift"].astype(np.float64) * len(x)
+        session = Reference(helper.make_model(probe, opset_imports=[helper.make_opsetid("", 17)]), optimize=False)
+        total = sum(session.run({"x": run[tensor]})["shift"].astype(np.float64) * len(run[tensor]) for run in values)
         shifts[node.name] = [float(v) for v in total / sum(len(run[tensor]) for run in values)]
     return shifts
 
@@ -181,4 +182,15 @@ def test_window_sums_follow_every_padding_stride_and_group_of_a_convolution(spat
     ranges = collect_ranges(model, plan.activations, batches, "minmax")[0]
     expected = shifts_of_two_convolutions(model, plan.layers, ranges, {}, batches, 0.0)
     assert np.abs(expected["conv"]).max() > 1e-3  # a shift to find
+    assert_same_shifts(bias_shifts(model, plan.layers, ranges, {}, batches, 0.0), expected)
+
+
+def test_inputs_beyond_the_range_saturate_as_quantize_linear_does():
+    """Ranges clip (entropy, mse, percentile): QuantizeLinear saturates x below the range at -128
+    steps and above it at 127; the shift is measured with the same levels (it took -127)."""
+    model = conv(True)
+    plan = plan_quantization(model)
+    batches = [{"x": np.random.default_rng(seed).standard_normal((8, 4, 8, 8)).astype(np.float32)} for seed in range(2)]
+    ranges = {t: 0.5 * r for t, r in collect_ranges(model, plan.activations, batches, "minmax")[0].items()}
+    expected = shifts_of_two_convolutions(model, plan.layers, ranges, {}, batches, 0.0)
     assert_same_shifts(bias_shifts(model, plan.layers, ranges, {}, batches, 0.0), expected)

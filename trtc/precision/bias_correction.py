@@ -84,15 +84,15 @@ def bias_shifts(
 def _as_quantized(
     x: np.ndarray, channel_scales: np.ndarray | None, step: np.ndarray, qmax: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(x, Q(x)) in FP32 as Q/DQ computes them: x divided by its channel scales when equalized,
-    Q(x) = clip(round(x / step), -qmax, qmax) * step (numpy's rint rounds half to even, as ONNX's
-    Round does)."""
+    """(x, Q(x)) in FP32 as the Q/DQ graph computes them (qdq.py): x times the inverse of its
+    channel scales when equalized, then QuantizeLinear's round(x / step) (half to even, as
+    numpy's rint) saturated to INT8's [-qmax - 1, qmax], times step."""
     if channel_scales is not None:
-        x = x / channel_scales.astype(np.float32).reshape([1, -1] + [1] * (x.ndim - 2))
+        x = x * (1.0 / channel_scales).astype(np.float32).reshape([1, -1] + [1] * (x.ndim - 2))
     step = np.float32(step)
     quantized = x / step  # one new array, then in place: these inputs are most of the model's activations
     np.rint(quantized, out=quantized)
-    np.clip(quantized, -qmax, qmax, out=quantized)
+    np.clip(quantized, -qmax - 1, qmax, out=quantized)
     quantized *= step
     return x, quantized
 
