@@ -118,6 +118,13 @@ def stoppable(stop: Callable[[], None]) -> Iterator[None]:
         _stoppers.discard(stop)
 
 
+def cleaning_up() -> contextlib.AbstractContextManager:
+    """The lock a forced exit holds while it runs the cleanups. A cleanup that a thread runs
+    itself holds it too, so the exit neither skips it half done (it was forgotten first, its
+    files not yet removed) nor runs beside it."""
+    return _lock
+
+
 def on_forced_exit(cleanup: Callable[[], None]) -> None:
     """`cleanup` (removing temporary files) runs if the watcher has to end the process, until `forget`."""
     _cleanups.add(cleanup)

@@ -107,18 +107,19 @@ class StagedOutputs:
     def discard(self) -> None:
         """Also called by the forced exit of an interrupt, from another thread: it works on copies.
         Writes under way in threads end first (not every system removes a file being written)."""
-        interrupts.forget(self.discard)
-        for writer in list(self._writers):
-            writer.join()
-        for temporary, _ in list(self._staged):
-            temporary.unlink(missing_ok=True)
-        self._staged.clear()
-        for folder in reversed(list(self._created_dirs)):
-            try:
-                folder.rmdir()
-            except OSError:
-                pass  # something else put a file there meanwhile: leave it
-        self._created_dirs.clear()
+        with interrupts.cleaning_up():
+            interrupts.forget(self.discard)
+            for writer in list(self._writers):
+                writer.join()
+            for temporary, _ in list(self._staged):
+                temporary.unlink(missing_ok=True)
+            self._staged.clear()
+            for folder in reversed(list(self._created_dirs)):
+                try:
+                    folder.rmdir()
+                except OSError:
+                    pass  # something else put a file there meanwhile: leave it
+            self._created_dirs.clear()
 
     def __enter__(self) -> "StagedOutputs":
         return self

@@ -266,3 +266,24 @@ def test_no_commit_starts_once_a_signal_arrived(tmp_path):
             staged.commit()
     assert stopped.value.exit_code == 130
     assert [p.name for p in tmp_path.iterdir()] == ["model.plan"] and target.read_bytes() == EARLIER
+
+
+def test_discarding_staged_outputs_waits_for_a_forced_exit_and_is_not_cut_in_two(tmp_path):
+    """A forced exit runs the cleanups under the interrupts lock. The main thread discarding its
+    staged outputs at the same moment (the signal's exception unwinding) forgot its cleanup
+    first and removed the files after: an exit between the two left a .partial behind. Discarding
+    now holds the same lock, so the exit runs before it or after it, never in between."""
+    import threading
+
+    from trtc import interrupts
+    from trtc.outputs import StagedOutputs
+
+    staged = StagedOutputs()
+    partial = staged.write(tmp_path / "model.plan", b"new plan")
+    discarding = threading.Thread(target=staged.discard)
+    with interrupts.cleaning_up():  # as the forced exit holds it
+        discarding.start()
+        discarding.join(0.5)
+        assert discarding.is_alive() and partial.exists()  # waiting, nothing forgotten or removed yet
+    discarding.join()
+    assert list(tmp_path.iterdir()) == []
