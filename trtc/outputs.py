@@ -58,8 +58,9 @@ class StagedOutputs:
                 errors.append(error)
 
         writer = threading.Thread(target=fill, name="trtc-write", daemon=True)
-        self._writers.append(writer)
-        writer.start()
+        with interrupts.atomic():  # known to `discard` and started in one step
+            self._writers.append(writer)
+            writer.start()
 
         def written() -> Path:
             writer.join()
@@ -110,7 +111,8 @@ class StagedOutputs:
         with interrupts.cleaning_up():
             interrupts.forget(self.discard)
             for writer in list(self._writers):
-                writer.join()
+                if writer.ident is not None:  # a writer never started has nothing to finish (join would raise)
+                    writer.join()
             for temporary, _ in list(self._staged):
                 temporary.unlink(missing_ok=True)
             self._staged.clear()

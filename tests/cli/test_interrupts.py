@@ -287,3 +287,17 @@ def test_discarding_staged_outputs_waits_for_a_forced_exit_and_is_not_cut_in_two
         assert discarding.is_alive() and partial.exists()  # waiting, nothing forgotten or removed yet
     discarding.join()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_writer_thread_never_started_does_not_stop_the_discard(tmp_path):
+    """A signal between registering the plan's writer thread and starting it made `discard`
+    join a thread never started: it raised, and the staged .partial stayed behind (exit 143)."""
+    import threading
+
+    from trtc.outputs import StagedOutputs
+
+    staged = StagedOutputs()
+    staged.write(tmp_path / "model.plan", b"new plan")
+    staged._writers.append(threading.Thread(target=lambda: None))  # as the signal left it
+    staged.discard()
+    assert list(tmp_path.iterdir()) == []
