@@ -27,7 +27,7 @@ from onnx import helper
 from trtc.graph.graph_index import GraphIndex
 from trtc.graph.reference import Reference, with_outputs
 from trtc.precision.equalize import channel_scales, layer_weight_scaled
-from trtc.precision.qdq import quant_scale, weight_scale
+from trtc.precision.qdq import dequantized_weight, quant_scale
 
 # The mean shift of a channel settles within a few samples (each gives H x W positions), and each
 # sample costs a full FP32 pass and a probe: on a ResNet-50-shaped model with 48 samples, bias
@@ -121,8 +121,7 @@ class _Layer:
     def quantize_weight(self, channel_scales: np.ndarray | None, qmax: float, scale_floor: float) -> None:
         if channel_scales is not None:
             self.weight = layer_weight_scaled(self.node, self.weight, channel_scales)
-        _, scale = weight_scale(self.node, self.weight, qmax, scale_floor)
-        self.quantized = (np.clip(np.rint(self.weight / scale), -qmax, qmax) * scale).astype(np.float32)
+        self.quantized = dequantized_weight(self.node, self.weight, qmax, scale_floor)
 
     def add(self, x_total: np.ndarray, q_total: np.ndarray, count: int) -> None:
         begin, end, out = self._padding(x_total.shape[1:])

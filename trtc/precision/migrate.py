@@ -34,7 +34,7 @@ from trtc.graph.reference import Reference, with_outputs
 from trtc.graph.weights import EXTERNAL_BYTES, SplitModel, split_from_arrays
 from trtc.precision.data import samples_between
 from trtc.precision.equalize import channel_scales, layer_weight_scaled
-from trtc.precision.qdq import quant_scale, weight_scale
+from trtc.precision.qdq import dequantized_weight, quant_scale
 
 MIGRATION_STRENGTHS = (0.25, 0.5, 0.75, 1.0)
 MIGRATION_SAMPLES = 8  # the strength search runs on this many calibration samples
@@ -159,9 +159,7 @@ def _probe(
                         helper.make_node("ReduceSumSquare", [f"{node.name}/fp32"], [f"{node.name}/energy"], keepdims=0)
                     )
                     outputs.append(f"{node.name}/energy")
-                scaled = layer_weight_scaled(node, weight, scales)
-                _, weight_step = weight_scale(node, scaled, qmax, scale_floor)
-                quantized = (np.clip(np.rint(scaled / weight_step), -qmax, qmax) * weight_step).astype(np.float32)
+                quantized = dequantized_weight(node, layer_weight_scaled(node, weight, scales), qmax, scale_floor)
                 out = f"{node.name}/{strength}"
                 nodes += [
                     _reader(node, f"{tag}/dq", constant(f"{out}/w", quantized), out),

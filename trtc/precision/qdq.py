@@ -297,6 +297,13 @@ def weight_scale(node: onnx.NodeProto, weight: np.ndarray, qmax: float, scale_fl
     return axis, scale.reshape([-1 if a == axis else 1 for a in range(weight.ndim)])
 
 
+def dequantized_weight(node: onnx.NodeProto, weight: np.ndarray, qmax: float, scale_floor: float) -> np.ndarray:
+    """`node`'s FP32 weights as their INT8 Q/DQ pair gives them back: per output channel, rounded
+    to the nearest of +-qmax levels of `weight_scale`."""
+    _, scale = weight_scale(node, weight, qmax, scale_floor)
+    return (np.clip(np.rint(weight / scale), -qmax, qmax) * scale).astype(np.float32)
+
+
 def _zero_point(index: GraphIndex, name: str, qtype: int, shape) -> str:
     """Zero points are 0 (symmetric); built as a TensorProto since numpy has no FP8."""
     name = index.unique(name)
