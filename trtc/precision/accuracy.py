@@ -19,6 +19,7 @@ import onnx
 from trtc.errors import AccuracyGateError, SpecError
 from trtc.graph.reference import Reference
 from trtc.graph.weights import SplitModel
+from trtc.precision.data import batch_samples
 from trtc.spec.preflight import MIN_ACCURACY_SAMPLES
 
 CLEARLY_OFF_COSINE, CLEARLY_OFF_SAMPLE_COSINE = 0.99, 0.9  # below these a build warns without any gate
@@ -154,7 +155,7 @@ def compare_outputs(
     measured = 0
     for feeds, expected in runs:
         actual = reduced.run(_cast_like(reduced, feeds))
-        samples = len(next(iter(feeds.values()))) if feeds else 1
+        samples = batch_samples(feeds)
         measured += samples
         for name, accumulator in sums.items():
             accumulator.add(expected[name], actual[name], samples)

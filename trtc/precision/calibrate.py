@@ -20,7 +20,7 @@ import onnx
 
 from trtc import __version__
 from trtc.graph.reference import Reference
-from trtc.precision.data import cut_at
+from trtc.precision.data import batch_samples, cut_at
 from trtc.precision.histogram import RangeCollector
 from trtc.precision.magnitudes import LargestValues, fp32_outputs, with_reductions
 from trtc.spec.model import CalibrationSpec
@@ -86,7 +86,7 @@ def collect_ranges(
         if largest is not None:
             largest.add_batch(feeds, values, watched)
         del values
-        samples += len(next(iter(feeds.values())))
+        samples += batch_samples(feeds)
         if progress:
             progress(samples)
     keep = set(unclipped)

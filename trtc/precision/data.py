@@ -75,7 +75,7 @@ class SampleSource:
 
     def count(self, part: str, up_to: int) -> int:
         """How many samples `part` holds, counted up to `up_to` (reads no further)."""
-        return sum(len(next(iter(b.values()))) for b in self.batches(up_to, up_to, part))
+        return sum(batch_samples(b) for b in self.batches(up_to, up_to, part))
 
     def _samples(self) -> Iterator[dict[str, np.ndarray]]:
         """One sample at a time (batch axis of size 1), checked."""
@@ -86,8 +86,7 @@ class SampleSource:
                 raise SpecError(
                     f"{self.key}: {origin} has no array for input '{sorted(missing)[0]}'; name the arrays by input"
                 )
-            count = len(next(iter(checked.values())))
-            for index in range(count):
+            for index in range(batch_samples(checked)):
                 yield {name: value[index : index + 1] for name, value in checked.items()}
 
     def _raw(self) -> Iterator[tuple[str, dict]]:
@@ -168,14 +167,19 @@ def _forget_modules(files: list[Path]) -> None:
     importlib.invalidate_caches()
 
 
+def batch_samples(feeds: dict[str, np.ndarray]) -> int:
+    """How many samples a batch holds; a batch of a model without inputs ({}) counts as one."""
+    return len(next(iter(feeds.values()))) if feeds else 1
+
+
 def samples_between(
     batches: Iterable[dict[str, np.ndarray]], start: int, stop: int | None
 ) -> Iterator[dict[str, np.ndarray]]:
     """The batches cut to samples start..stop (stop None: to the end), whatever their batch
-    size; a batch of a model without inputs ({}) counts as one sample."""
+    size."""
     position = 0
     for feeds in batches:
-        count = len(next(iter(feeds.values()))) if feeds else 1
+        count = batch_samples(feeds)
         low, high = max(start - position, 0), count if stop is None else min(stop - position, count)
         position += count
         if low < high:
@@ -186,10 +190,10 @@ def samples_between(
 
 def cut_at(batches: Iterable[dict[str, np.ndarray]], boundary: int) -> Iterator[tuple[dict[str, np.ndarray], bool]]:
     """The batches, the one spanning sample `boundary` cut in two, each with whether its samples
-    come before `boundary`; a batch of a model without inputs ({}) counts as one sample."""
+    come before `boundary`."""
     position = 0
     for feeds in batches:
-        count = len(next(iter(feeds.values()))) if feeds else 1
+        count = batch_samples(feeds)
         if position < boundary < position + count:
             cut = boundary - position
             yield {name: value[:cut] for name, value in feeds.items()}, True

@@ -26,7 +26,7 @@ from trtc.graph.reference import Reference
 from trtc.graph.shapes import tensor_types
 from trtc.graph.weights import SplitModel, split_weights
 from trtc.precision.accuracy import compare_outputs
-from trtc.precision.data import samples_between
+from trtc.precision.data import batch_samples, samples_between
 from trtc.precision.qdq import QuantPlan, insert_qdq
 from trtc.spec.model import ShapeRange
 
@@ -87,7 +87,7 @@ def rank_layers(
 def first_samples(batches: Batches, count: int) -> tuple[list[dict[str, np.ndarray]], int]:
     """The first `count` samples of `batches` (a random batch may hold more), and how many there were."""
     taken = list(samples_between(batches, 0, count))
-    return taken, sum(len(next(iter(feeds.values()))) if feeds else 1 for feeds in taken)
+    return taken, sum(batch_samples(feeds) for feeds in taken)
 
 
 @dataclass
