@@ -45,10 +45,10 @@ def load_model(path: Path, weight_places: bool = False) -> LoadedModel:
             ) from None
         finally:
             digest = hashing.finish()
-        data_files = external_data_files(model, path) if model.graph.node or model.graph.output else []
+        if not model.graph.node and not model.graph.output:
+            raise ModelError(f"model: {path} holds no graph (is it an ONNX model?)")
+        data_files = external_data_files(model, path)
         places = raw_data_places(raw) if weight_places and not data_files else None
-    if not model.graph.node and not model.graph.output:
-        raise ModelError(f"model: {path} holds no graph (is it an ONNX model?)")
     for data_file in data_files:
         if not data_file.exists():
             raise ModelError(f"model: external data file {data_file} is missing; keep it next to {path.name}")
