@@ -155,7 +155,7 @@ def temporary_folder(prefix: str, files: dict[str, bytes]) -> Iterator[str]:
     with _lock:
         folder = tempfile.mkdtemp(prefix=prefix)
         remove = functools.partial(shutil.rmtree, folder, ignore_errors=True)
-        _cleanups.add(remove)
+        on_forced_exit(remove)
         for name, content in files.items():
             with open(os.path.join(folder, name), "wb") as file:
                 file.write(content)
