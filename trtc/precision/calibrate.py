@@ -69,20 +69,21 @@ def collect_ranges(
     collectors = {name: RangeCollector(histogram=method != "minmax") for name in tensors}
     channel_axes = channel_tensors if isinstance(channel_tensors, dict) else dict.fromkeys(channel_tensors, 1)
     channel_axes = {name: axis for name, axis in channel_axes.items() if name in collectors}
-    # Per tensor: the largest |x| per channel before and after the held-back samples (ranges are
-    # batch-independent, so cutting the batch that spans them changes none).
-    channel_amax: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] = ({}, {})
+    # Per tensor: the largest |x| per channel over every sample and over those after the held-back
+    # ones (ranges are batch-independent, so cutting the batch that spans them changes none).
+    channel_amax: dict[str, np.ndarray] = {}
+    after_held_back: dict[str, np.ndarray] = {}
     samples = 0
     for feeds, early in cut_at(batches, held_back):
         values = runner.run(feeds)
         for name, collector in collectors.items():
             collector.add(values[name])
-        seen_amax = channel_amax[0 if early else 1]
         for name, axis in channel_axes.items():
             axis %= values[name].ndim
             batch_amax = np.abs(values[name]).max(axis=tuple(a for a in range(values[name].ndim) if a != axis))
             batch_amax = batch_amax.astype(np.float64)
-            seen_amax[name] = np.maximum(seen_amax[name], batch_amax) if name in seen_amax else batch_amax
+            for seen_amax in (channel_amax,) if early else (channel_amax, after_held_back):
+                seen_amax[name] = np.maximum(seen_amax[name], batch_amax) if name in seen_amax else batch_amax
         if largest is not None:
             largest.add_batch(feeds, values, watched)
         del values
@@ -91,10 +92,7 @@ def collect_ranges(
             progress(samples)
     keep = set(unclipped)
     ranges = {name: c.amax_for("minmax" if name in keep else method, percentile) for name, c in collectors.items()}
-    before, after = channel_amax
-    overall = {name: np.maximum(before[name], after[name]) if name in after else before[name] for name in before}
-    overall.update({name: amax for name, amax in after.items() if name not in before})
-    return Collected(ranges, samples, _as_lists(overall), _as_lists(after))
+    return Collected(ranges, samples, _as_lists(channel_amax), _as_lists(after_held_back))
 
 
 def _as_lists(amax: dict[str, np.ndarray]) -> dict[str, list[float]]:
