@@ -4,6 +4,7 @@ ranges, migration strengths, bias shifts), or a matching cache instead."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -40,7 +41,7 @@ class Calibrated:
     kind: str  # "real" (the user's data) or "random"
     cache_file: tuple[Path, str] | None
     warnings: list[str]
-    seconds: float = 0.0  # wall time of the calibration runs (or of reading the cache), set by quantize()
+    seconds: float  # wall time of the calibration runs (or of reading the cache)
 
 
 @dataclass
@@ -101,6 +102,7 @@ def calibrate(
     (its readers among `layers`; one pass over the first samples) and the bias shifts of
     `corrected_layers` (one more pass), from the cache when it matches. `hold_out`: skip the
     samples accuracy is measured on (every HOLD_OUT_EVERY-th)."""
+    started = time.perf_counter()
     settings = spec.precision.calibration
     method, percentile, samples = settings.method, settings.percentile, settings.samples
     stream = calibration_stream(spec, inputs, profile, hold_out)
@@ -203,6 +205,7 @@ def calibrate(
         stream.kind,
         cache_file,
         warnings,
+        time.perf_counter() - started,
     )
 
 

@@ -8,7 +8,6 @@ without one, get the same ranking of layers, for the report and the warning."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -69,7 +68,6 @@ def quantize(
     if calibrated is None:  # auto_fallback's later steps can need the ranges of new residual inputs
         extra = fallback_residuals(model, plan) if spec.precision.auto_fallback else []
         corrected = plan.layers if mode == "int8" and settings.bias_correction else []
-        started = time.perf_counter()
         calibrated = calibrate(
             model,
             spec,
@@ -85,7 +83,6 @@ def quantize(
             migrating,
             plan.layers,
         )
-        calibrated.seconds = time.perf_counter() - started
     ranges = {t: calibrated.ranges[t] for t in plan.activations}
     channel_ranges = {t: calibrated.channel_ranges[t] for t in depthwise if t in calibrated.channel_ranges}
     strengths = {t: s for t, s in calibrated.strengths.items() if t in plan.activations}
