@@ -166,8 +166,8 @@ def _add_process_start(timer: PhaseTimer) -> None:
     if _process_start_counted:
         return
     _process_start_counted = True
-    entry = sys.modules.get("trtc.entry")
-    if entry is not None and hasattr(entry, "STARTED"):
+    entry = sys.modules.get("trtc.entry")  # absent when the CLI runs in-process (tests)
+    if entry is not None:
         timer.add("cli and spec", _IMPORTS_STARTED - entry.STARTED)
     timer.add("imports", IMPORT_SECONDS)
 
