@@ -284,3 +284,37 @@ def test_depfile_with_several_specs_is_a_usage_error_and_builds_nothing(model_di
         == "error: --depfile takes one SPEC; run trtc build once per spec to get one dependency file each\n"
     )
     assert not (model_dir / "build").exists() and not (model_dir / "deps.d").exists()
+
+
+def test_the_calibration_cache_is_an_input_once_a_build_has_read_or_written_it(tmp_path):
+    # The ranges in the cache decide the plan: a hand-edited or deleted cache rebuilds, and Make
+    # learns of it through the dependency file.
+    models.save(models.conv_bn_relu(), tmp_path / "model.onnx")
+    (tmp_path / "calib").mkdir()
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "calib" / "a.npy", rng.standard_normal((2, 3, 16, 16)).astype(np.float32))
+    spec = models.write_spec(
+        tmp_path, SPEC + "precision: {mode: int8, calibration: {data: calib, samples: 4, cache: ranges.json}}\n"
+    )
+    dep, cache = tmp_path / "spec.d", tmp_path / "ranges.json"
+
+    def build(*args):
+        result = run("build", spec, "--json", *args)
+        assert result.exit_code == 0, result.stderr
+        return json.loads(result.stdout)["builds"][0]
+
+    assert build("--depfile", dep)["reason"] == "no previous build"
+    assert cache.is_file() and "ranges.json" in dep.read_text()
+    assert build()["reason"] == "up to date"
+    document = json.loads(cache.read_text())
+    tensor = sorted(document["ranges"])[0]
+    document["ranges"][tensor] *= 2
+    cache.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
+    edited = build()
+    assert edited["reason"] == "the calibration cache changed"
+    assert built(tmp_path)["calibration"]["cache"] == "hit"
+    assert build()["reason"] == "up to date"
+    cache.unlink()
+    assert build()["reason"] == "the calibration cache changed"
+    assert built(tmp_path)["calibration"]["cache"] == "written" and cache.is_file()
+    assert build()["reason"] == "up to date"

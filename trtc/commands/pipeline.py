@@ -34,7 +34,7 @@ from trtc.commands.prepare import (  # noqa: E402
 from trtc.commands.timing import PhaseTimer  # noqa: E402
 from trtc.errors import BuildError, TrtcError  # noqa: E402
 from trtc.incremental import depfile  # noqa: E402
-from trtc.incremental.fingerprint import Fingerprint, HashingBeside  # noqa: E402
+from trtc.incremental.fingerprint import Fingerprint, HashingBeside, with_written_files  # noqa: E402
 from trtc.incremental.stamps import portable_path, stamp  # noqa: E402
 from trtc.memory import map_large_blocks, trim_heap  # noqa: E402
 from trtc.outputs import StagedOutputs  # noqa: E402
@@ -117,6 +117,7 @@ def build(
         )
     for warning in result.warnings:
         observer.warning(warning)
+    graph.fingerprint = with_written_files(graph.fingerprint, spec, graph.finished.files)
     observer.stage("writing outputs")
     with StagedOutputs() as staged:
         # The plan is hashed and written in threads while the report is made (both let go of the GIL).

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from trtc.errors import SpecError
+from trtc.incremental.fingerprint import calibration_cache
 from trtc.precision.generator_files import generator_files
 from trtc.spec.model import Spec
 
@@ -50,9 +51,8 @@ def build_inputs(spec: Spec, model_files: list[Path] | None = None) -> list[Name
 
 
 def build_outputs(spec: Spec, depfile: Path | None = None) -> list[Named]:
-    """Every path a build of `spec` writes. The timing cache is read and written on purpose, so
-    it is only an output here (it must not be any other input)."""
-    base = spec.source.parent if spec.source else Path.cwd()
+    """Every path a build of `spec` writes. The timing cache and the calibration cache are read
+    and written on purpose, so they are only outputs here (they must not be any other input)."""
     output = spec.output
     outputs: list[Named] = [
         ("output.plan", output.plan),
@@ -63,9 +63,9 @@ def build_outputs(spec: Spec, depfile: Path | None = None) -> list[Named]:
     ]
     if output.onnx:
         outputs.append(("output.onnx", output.onnx))
-    cache = spec.precision.calibration.cache
-    if spec.precision.mode in ("int8", "fp8") and cache is not None:
-        outputs.append(("precision.calibration.cache", (base / cache).resolve()))
+    cache = calibration_cache(spec)
+    if cache is not None:
+        outputs.append(("precision.calibration.cache", cache))
     if spec.target.timing_cache:
         outputs.append(("target.timing_cache", spec.target.timing_cache))
     if depfile:

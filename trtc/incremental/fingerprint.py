@@ -1,6 +1,7 @@
 """The fingerprint of everything that decides a plan: the spec after overrides, the model bytes
-(external data too), the calibration and accuracy data (listing and contents), trtc's version and
-the TensorRT package that will build it. Equal fingerprints mean the same build inputs."""
+(external data too), the calibration and accuracy data (listing and contents), the calibration
+cache, trtc's version and the TensorRT package that will build it. Equal fingerprints mean the
+same build inputs."""
 
 from __future__ import annotations
 
@@ -92,12 +93,38 @@ def fingerprint(
     for key, where, base in _data_sources(spec):
         components[key], files = data_fingerprint(where, base)
         data_inputs += files
+    cache = calibration_cache(spec)
+    if cache is not None:  # its ranges decide the plan when they match (a hand-edited cache too)
+        components["calibration_cache"] = hash_files([cache]) if cache.is_file() else "missing"
+        data_inputs.append(cache)
     return Fingerprint(components=components, model_files=list(model_files), data_inputs=data_inputs)
 
 
 def data_inputs(spec: Spec) -> list[Path]:
     """The data files and folders a build of `spec` reads, listed without reading them."""
-    return [path for _, where, base in _data_sources(spec) for path in data_paths(where, base)]
+    cache = calibration_cache(spec)
+    return [path for _, where, base in _data_sources(spec) for path in data_paths(where, base)] + (
+        [cache] if cache is not None else []
+    )
+
+
+def calibration_cache(spec: Spec) -> Path | None:
+    """The calibration cache file a build of `spec` reads when it exists and writes otherwise."""
+    cache = spec.precision.calibration.cache
+    if spec.precision.mode not in ("int8", "fp8") or cache is None:
+        return None
+    return ((spec.source.parent if spec.source else Path.cwd()) / cache).resolve()
+
+
+def with_written_files(found: Fingerprint, spec: Spec, written: list[tuple[Path, str]]) -> Fingerprint:
+    """`found` once the build writes `written`: a calibration cache it writes is the one the next
+    build reads, so the fingerprint holds what is written rather than what was there before."""
+    cache = calibration_cache(spec)
+    for path, text in written:
+        if path == cache:
+            digest = hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()  # as outputs.py writes it
+            found = Fingerprint({**found.components, "calibration_cache": digest}, found.model_files, found.data_inputs)
+    return found
 
 
 def _data_sources(spec: Spec) -> list[tuple[str, str, Path]]:

@@ -73,6 +73,7 @@ _NAMES = {
     "backend": "the TensorRT package",
     "calibration_data": "the calibration data",
     "accuracy_data": "the accuracy data",
+    "calibration_cache": "the calibration cache",
 }
 
 

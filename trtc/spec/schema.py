@@ -176,7 +176,8 @@ _CALIBRATION = {
             "description": "JSON file of the calibrated ranges, relative to the spec's folder. Reused when the graph after passes, "
             "the data (file contents; a generator's module and package files), every calibration setting, the "
             "pinned values and value ranges and trtc's version match; recalibrated and rewritten otherwise, or "
-            "when the file is not a valid cache (with a warning).",
+            "when the file is not a valid cache (with a warning). The file is an input of the build: editing or "
+            "deleting it rebuilds the plan, and --depfile lists it.",
             "examples": ["build/demo.calib.json"],
         },
         "preprocess": {
