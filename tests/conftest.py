@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,22 @@ pytest_plugins = ["tests.watchdog"]
 
 REPO = Path(__file__).resolve().parents[1]
 _checked: dict[Path, int] = {}  # report -> modification time when checked
+
+
+@pytest.fixture(autouse=True, scope="session")
+def temp_folder_under_pytest(tmp_path_factory):
+    """What trtc leaves in the temp folder on purpose (a failed build's log, plan locks, spec
+    markers) goes under pytest's temp root, which pytest prunes: the suite leaves nothing in the
+    machine's /tmp. Subprocesses inherit it through TMPDIR."""
+    folder = str(tmp_path_factory.mktemp("temp"))
+    saved = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"], tempfile.tempdir = folder, folder
+    yield
+    if saved[0] is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = saved[0]
+    tempfile.tempdir = saved[1]
 
 
 @pytest.fixture(autouse=True)
