@@ -105,28 +105,34 @@ _KERNELS_SHOWN = 12
 
 
 def _kernel_table(fusion: dict, limit: int | None) -> Table:
-    """Every kernel, or the `limit` with the largest estimated time (the fused ones when there is
-    no estimate), in engine order."""
+    """Every kernel, or the `limit` with the largest estimated time (the most fused ones when no
+    kernel has an estimate: no target GPU), in engine order."""
     kernels = fusion["kernels"]
+    timed = any(k.get("estimated_us") is not None for k in kernels)
     shown = kernels
     if limit is not None and len(kernels) > limit:
         weight = lambda k: (k.get("estimated_us") or 0.0, len(k["onnx_nodes"]))  # noqa: E731
         chosen = {id(k) for k in sorted(kernels, key=weight, reverse=True)[:limit]}
         shown = [k for k in kernels if id(k) in chosen]
-    title = (
-        None
-        if shown is kernels
-        else f"the {len(shown)} kernels with the largest estimated time, of {len(kernels)}; all with -v and in the report"
-    )
+    if shown is kernels:
+        title = None
+    elif timed:
+        title = f"the {len(shown)} kernels with the largest estimated time, of {len(kernels)}"
+    else:
+        title = (
+            f"the {len(shown)} kernels that fuse the most ONNX nodes, of {len(kernels)} "
+            "(no time estimate: no target GPU; set target.gpu)"
+        )
+    title = title and title + "; all with -v and in the report"
     table = Table(title=title, box=None, pad_edge=False, show_edge=False)
-    for column in ("#", "kernel type", "precision", "est. µs (estimate)", "ONNX nodes"):
+    columns = ("#", "kernel type", "precision", "est. µs (estimate)", "ONNX nodes")
+    for column in columns if timed else [c for c in columns if not c.startswith("est.")]:
         table.add_column(column, justify="right" if column.startswith("est.") else "left")
     for kernel in shown:
         nodes = ", ".join(kernel["onnx_nodes"]) or "-"
         estimate = f"{kernel['estimated_us']:.2f}" if kernel.get("estimated_us") is not None else "-"
-        table.add_row(
-            str(kernel["index"]), escape(kernel["type"]), escape(kernel["precision"]), estimate, escape(nodes)
-        )
+        cells = [str(kernel["index"]), escape(kernel["type"]), escape(kernel["precision"])]
+        table.add_row(*cells, *([estimate] if timed else []), escape(nodes))
     return table
 
 

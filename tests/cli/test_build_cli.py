@@ -309,3 +309,25 @@ def test_the_plan_is_hashed_and_written_beside_the_report(model_dir, monkeypatch
     report = json.loads((model_dir / "build" / "spec.report.json").read_text())
     assert report["build"]["plan_sha256"] == hashlib.sha256(plan).hexdigest()
     assert ("trtc-write", len(plan)) in writes  # not in the main thread, which makes the report meanwhile
+
+
+@pytest.mark.parametrize("capabilities", [None, "[8.9]"])
+def test_the_kernel_table_orders_by_estimated_time_only_when_there_is_one(demo_copy, capabilities):
+    # Without a target GPU no kernel has a time: the short table must not claim to show the
+    # slowest kernels, nor carry a column of dashes.
+    text = demo_copy.read_text().replace("compute_capabilities: [8.9]", f"compute_capabilities: {capabilities}")
+    demo_copy.write_text(text if capabilities else text.replace("compute_capabilities: None", "# no target"))
+    result = run("build", demo_copy)
+    assert result.exit_code == 0, result.stderr
+    report = json.loads((demo_copy.parent / "build" / "demo.report.json").read_text())
+    shown, printed = 12, " ".join(result.stderr.split())  # rich wraps the table's title
+    assert len(report["fusion"]["kernels"]) > shown  # the table is cut short
+    if capabilities:
+        assert f"the {shown} kernels with the largest estimated time" in printed
+        assert "est. µs" in printed
+    else:
+        assert "largest estimated time" not in printed and "est. µs" not in printed
+        assert (
+            f"the {shown} kernels that fuse the most ONNX nodes, of {len(report['fusion']['kernels'])} "
+            "(no time estimate: no target GPU; set target.gpu)" in printed
+        )
