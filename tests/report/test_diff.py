@@ -160,6 +160,28 @@ def test_demo_fp32_to_fp16_pairs_kernels_that_share_nodes(demo_copy):
     entries = [*kernels["added"], *kernels["removed"], *kernels["precision_changed"], *kernels["time_changed"]]
     assert all(isinstance(node, str) for entry in entries for node in entry["onnx_nodes"])
     assert ["head0", "head1", "head2"] in [c["onnx_nodes"] for c in kernels["precision_changed"]]
+    # TensorRT puts the input's cast to FP16 in a kernel of its own that names the stem too: the
+    # stem's convolution is still the convolution it was, now in Half.
+    stem = ["stem.bn", "stem.conv", "stem.relu"]
+    assert {"onnx_nodes": stem, "old": "Float", "new": "Half"} in kernels["precision_changed"]
+    assert [k["type"] for k in kernels["added"] if k["onnx_nodes"] == stem] == ["kgen"]
+
+
+def test_kernels_over_the_same_nodes_pair_with_their_own_kind_first(reports):
+    old = json.loads(reports["fp32"].read_text())
+    new = json.loads(json.dumps(old))
+    convolution = next(k for k in new["fusion"]["kernels"] if k["type"] != "kgen" and k["onnx_nodes"])
+    cast = {**convolution, "type": "kgen", "precision": "Float"}
+    cast["onnx_nodes"], cast["onnx_op_types"] = (
+        ["in/cast", *cast["onnx_nodes"]],
+        ["Cast (added by trtc)", *cast["onnx_op_types"]],
+    )
+    convolution["precision"] = "Half"
+    kernels = new["fusion"]["kernels"]
+    kernels.insert(kernels.index(convolution), cast)  # before the convolution, as TensorRT orders them
+    diff = diff_reports(old, new)["kernels"]
+    assert [(k["type"], k["precision"]) for k in diff["added"]] == [("kgen", "Float")]
+    assert [(c["old"], c["new"]) for c in diff["precision_changed"]] == [("Float", "Half")]
 
 
 def test_one_more_kernel_over_no_node_is_one_added_kernel(reports):

@@ -260,20 +260,24 @@ def _time_moved(old_us: float | None, new_us: float | None) -> bool:
 
 def _pair_kernels(old: list[dict], new: list[dict]) -> tuple[list[tuple[dict, dict]], list[dict], list[dict]]:
     """(matched pairs, only in old, only in new). Several kernels with one key (two over no node of
-    the model, or a cast kernel beside the one it feeds) pair in build order, so one more of them
-    in the new build is one added kernel, not a reshuffle of all of them."""
-    waiting: dict[tuple, list[dict]] = {}
-    for kernel in old:
-        waiting.setdefault(_kernel_key(kernel), []).append(kernel)
-    matched, added = [], []
-    for kernel in new:
-        queue = waiting.get(_kernel_key(kernel))
-        if queue:
-            matched.append((queue.pop(0), kernel))
-        else:
-            added.append(kernel)
-    removed = sorted((k for queue in waiting.values() for k in queue), key=lambda k: k.get("index", 0))
-    return matched, removed, added
+    the model, or a cast kernel beside the one it feeds) pair with a kernel of their own type
+    first, then in build order, so one more of them in the new build is one added kernel, not a
+    reshuffle of all of them (nor a convolution paired with the cast before it)."""
+    pairs: dict[int, dict] = {}  # index in `new` -> its old kernel
+    left = list(old)
+    for same_type in (True, False):
+        waiting: dict[tuple, list[dict]] = {}
+        for kernel in left:
+            waiting.setdefault(_kernel_key(kernel) + ((kernel["type"],) if same_type else ()), []).append(kernel)
+        for position, kernel in enumerate(new):
+            queue = waiting.get(_kernel_key(kernel) + ((kernel["type"],) if same_type else ()))
+            if position not in pairs and queue:
+                pairs[position] = queue.pop(0)
+        paired = {id(kernel) for kernel in pairs.values()}
+        left = [kernel for kernel in left if id(kernel) not in paired]
+    matched = [(pairs[position], kernel) for position, kernel in enumerate(new) if position in pairs]
+    added = [kernel for position, kernel in enumerate(new) if position not in pairs]
+    return matched, sorted(left, key=lambda k: k.get("index", 0)), added
 
 
 def _kernel_summary(kernel: dict) -> dict:
