@@ -17,6 +17,7 @@ TOP = {
     "__main__",
     "cli",
     "console",
+    "console_batch",
     "terminal",
     "entry",
     "errors",

@@ -215,7 +215,7 @@ def build(
             print_summary(terminal, results[0].report, [Path(p) for p in results[0].written])
     else:
         from trtc.commands.build_many import build_many
-        from trtc.console import print_batch_summary
+        from trtc.console_batch import print_batch_summary
 
         results = build_many(loaded, options, jobs, _SpecLinesFor(terminal.quiet))
         print_batch_summary(terminal, results)
@@ -240,7 +240,7 @@ class _SpecLinesFor:
         self.quiet = quiet
 
     def __call__(self, spec):
-        from trtc.console import SpecLines
+        from trtc.console_batch import SpecLines
 
         return SpecLines(spec.name, self.quiet)
 
