@@ -16,6 +16,7 @@ TOP = {
     "__init__",
     "__main__",
     "cli",
+    "cli_support",
     "console",
     "console_batch",
     "terminal",

@@ -9,6 +9,16 @@ from rich.table import Table
 from trtc.terminal import Terminal, short_path
 
 
+class SpecLinesFor:
+    """Picklable factory of per-spec observers for worker processes."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+
+    def __call__(self, spec):
+        return SpecLines(spec.name, self.quiet)
+
+
 class SpecLines:
     """Observer for one of several builds running in parallel: plain lines prefixed with the
     spec's name (live bars from several processes would overwrite each other). Picklable: it
