@@ -6,117 +6,19 @@ Exit codes: 0 ok, 1 build failed, 2 usage or spec error, 3 accuracy gate failed,
 
 from __future__ import annotations
 
-import functools
 import signal
 import sys
-import traceback
 from pathlib import Path
 
 import click
 
-from trtc import __version__, interrupts
-from trtc.errors import TrtcError
+from trtc import __version__
+from trtc.cli_support import CommandsInOrder, print_versions, reports_errors
 from trtc.report.json_text import strict_json
 
 
-def _reports_errors(command):
-    """Turn TrtcError into one line on stderr and its exit code; anything else is a bug."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        from trtc.outputs import forget_committed
-        from trtc.terminal import Terminal
-
-        terminal = Terminal(quiet=kwargs.pop("quiet", False), verbose=kwargs.pop("verbose", False))
-        forget_committed()
-        try:
-            with interrupts.handling(functools.partial(_say_interrupted, terminal, kwargs.get("as_json"))):
-                return command(terminal, *args, **kwargs)
-        except TrtcError as error:
-            terminal.error(error)
-            if kwargs.get("as_json"):  # machines get the failure on stdout too, as the one JSON object
-                click.echo(
-                    strict_json(
-                        {
-                            "trtc": __version__,
-                            "exit_code": error.exit_code,
-                            "error": {"message": error.message, "details": error.details},
-                        },
-                        indent=2,
-                    )
-                )
-            sys.exit(error.exit_code)
-        except KeyboardInterrupt as stop:
-            sys.exit(_say_interrupted(terminal, kwargs.get("as_json"), getattr(stop, "signal_number", signal.SIGINT)))
-        except Exception:  # noqa: BLE001 - an unexpected failure is a trtc bug: show everything
-            traceback.print_exc()
-            terminal.console.print(
-                "[bold red]internal error[/]: this is a trtc bug; please report it with the traceback above"
-            )
-            sys.exit(1)
-
-    wrapper = click.option("-v", "--verbose", is_flag=True, help="Show more: every kernel, TensorRT's own warnings.")(
-        wrapper
-    )
-    return click.option("-q", "--quiet", is_flag=True, help="Print errors only.")(wrapper)
-
-
-def _say_interrupted(terminal, as_json: bool, signal_number: int) -> int:
-    """Also the last words of a forced exit (trtc/interrupts.py), from its watcher thread."""
-    from trtc.commands.build_job import interruption
-    from trtc.outputs import committed
-
-    stop = interrupts.Interrupted(signal_number)
-    message = interruption(stop, committed())
-    terminal.console.show_cursor(True)  # a live progress display hid it
-    terminal.console.print(message)
-    if as_json:
-        click.echo(
-            strict_json(
-                {"trtc": __version__, "exit_code": stop.exit_code, "error": {"message": message, "details": []}},
-                indent=2,
-            )
-        )
-    return stop.exit_code
-
-
-def _print_versions(context: click.Context, _param, value: bool) -> None:
-    """trtc and what it builds with, read from package metadata (importing TensorRT costs seconds)."""
-    if not value or context.resilient_parsing:
-        return
-    import importlib.metadata
-    import platform
-
-    from trtc.backend.trt_import import backend_identity
-
-    def version(package: str) -> str:
-        try:
-            return importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            return "not installed"
-
-    backend = backend_identity("auto")
-    click.echo(
-        f"trtc {__version__}\nTensorRT backend: {backend if backend != 'none' else 'none (pip install tensorrt-rtx)'}\n"
-        f"onnx {version('onnx')}, onnxruntime {version('onnxruntime')}\nPython {platform.python_version()}"
-    )
-    context.exit()
-
-
-class _Commands(click.Group):
-    """Commands in the order a user meets them, not alphabetical."""
-
-    ORDER = ("init", "check", "build", "diff", "inspect", "run", "schema")
-
-    def list_commands(self, context: click.Context) -> list[str]:
-        return sorted(
-            super().list_commands(context),
-            key=lambda name: self.ORDER.index(name) if name in self.ORDER else len(self.ORDER),
-        )
-
-
 @click.group(
-    cls=_Commands,
+    cls=CommandsInOrder,
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog='Shell completion (bash): eval "$(_TRTC_COMPLETE=bash_source trtc)"; zsh_source and fish_source for the others.',
 )
@@ -125,7 +27,7 @@ class _Commands(click.Group):
     is_flag=True,
     expose_value=False,
     is_eager=True,
-    callback=_print_versions,
+    callback=print_versions,
     help="Show the versions of trtc, the TensorRT backend, onnx, onnxruntime and Python.",
 )
 def main() -> None:
@@ -170,7 +72,7 @@ def main() -> None:
 @click.option(
     "--no-diagnose", is_flag=True, help="On a builder failure, skip bisecting the graph for the culprit node."
 )
-@_reports_errors
+@reports_errors
 def build(
     terminal,
     specs: tuple[Path, ...],
@@ -215,9 +117,9 @@ def build(
             print_summary(terminal, results[0].report, [Path(p) for p in results[0].written])
     else:
         from trtc.commands.build_many import build_many
-        from trtc.console import print_batch_summary
+        from trtc.console_batch import SpecLinesFor, print_batch_summary
 
-        results = build_many(loaded, options, jobs, _SpecLinesFor(terminal.quiet))
+        results = build_many(loaded, options, jobs, SpecLinesFor(terminal.quiet))
         print_batch_summary(terminal, results)
     append_step_summary(results)
     exit_code = next(
@@ -231,18 +133,6 @@ def build(
             )
         )
     sys.exit(exit_code)
-
-
-class _SpecLinesFor:
-    """Picklable factory of per-spec observers for worker processes."""
-
-    def __init__(self, quiet: bool):
-        self.quiet = quiet
-
-    def __call__(self, spec):
-        from trtc.console import SpecLines
-
-        return SpecLines(spec.name, self.quiet)
 
 
 @main.command(
@@ -260,7 +150,7 @@ class _SpecLinesFor:
     "(metrics: time, plan_size, kernels, flops, mac, accuracy, warnings, build_time; repeatable).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the differences as one JSON object on stdout.")
-@_reports_errors
+@reports_errors
 def diff(terminal, old: Path, new: Path, fail_on: tuple[str, ...], as_json: bool) -> None:
     """Show what changed from the build that wrote OLD (a .report.json) to the one that wrote NEW.
 
@@ -291,7 +181,7 @@ def diff(terminal, old: Path, new: Path, fail_on: tuple[str, ...], as_json: bool
 )
 @click.option("--iterations", default=10, show_default=True, type=click.IntRange(1), help="Timed executions.")
 @click.option("--backend", type=click.Choice(["auto", "tensorrt", "tensorrt-rtx"]), default="auto", show_default=True)
-@_reports_errors
+@reports_errors
 def run(terminal, plan: Path, inputs: tuple[str, ...], iterations: int, backend: str) -> None:
     """Execute PLAN on this machine's GPU and print output shapes and latency (needs a GPU)."""
     from trtc.commands.run_plan import run_plan_file
@@ -316,7 +206,7 @@ def run(terminal, plan: Path, inputs: tuple[str, ...], iterations: int, backend:
 )
 @click.option("--top", type=click.IntRange(1), default=None, help="Show only the N nodes with the most FLOPs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the costs as JSON on stdout.")
-@_reports_errors
+@reports_errors
 def inspect(terminal, model: Path, shapes: tuple[str, ...], top: int | None, as_json: bool) -> None:
     """Print FLOPs and memory traffic (MAC) per ONNX node of MODEL, without building."""
     from trtc.commands.inspect_model import inspect_model, parse_shapes
@@ -359,7 +249,7 @@ def inspect(terminal, model: Path, shapes: tuple[str, ...], top: int | None, as_
     is_flag=True,
     help="Print the result as one JSON object on stdout (human output stays on stderr).",
 )
-@_reports_errors
+@reports_errors
 def check(terminal, spec: Path, overrides: tuple[str, ...], as_json: bool) -> None:
     """Validate SPEC and run TensorRT's ONNX parser over its model without building.
 
@@ -390,7 +280,7 @@ def check(terminal, spec: Path, overrides: tuple[str, ...], as_json: bool) -> No
     help="Where to write the spec (default: <model name>.yaml here; '-' prints it).",
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing spec file.")
-@_reports_errors
+@reports_errors
 def init(terminal, model: Path, output: Path | None, force: bool) -> None:
     """Write a commented starter build spec for MODEL (an ONNX file), filled from its inputs and outputs."""
     from trtc.commands.init_spec import write_starter_spec
@@ -414,7 +304,7 @@ def init(terminal, model: Path, output: Path | None, force: bool) -> None:
     metavar="FILE",
     help="Write to FILE instead of printing (e.g. trtc.schema.json, which `trtc init` points editors at).",
 )
-@_reports_errors
+@reports_errors
 def schema(terminal, markdown: bool, output: Path | None) -> None:
     """Print the JSON Schema of the build spec (for editor completion)."""
     from trtc.spec.docs import reference_markdown, schema_text

@@ -9,9 +9,9 @@ from pathlib import Path
 from trtc.errors import UsageError
 from trtc.graph.cost import NodeCost, node_costs, totals
 from trtc.graph.io import load_model, name_unnamed_nodes
+from trtc.graph.polynomial import Poly
 from trtc.graph.profiles import model_inputs
 from trtc.graph.shapes import TensorType, tensor_types
-from trtc.graph.symbolic import Poly
 from trtc.spec.validate import closest
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import onnx
 
-from trtc.graph.symbolic import Poly
+from trtc.graph.polynomial import Poly
 
 # Initializers up to this size keep their data: shape-like int64 tensors feed Reshape/Expand/...
 _KEEP_DATA_BYTES = 4096

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import copy
-import math
 import os
 import re
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from trtc.errors import SpecError, UsageError
 from trtc.inputs import regular_file
@@ -24,6 +21,7 @@ from trtc.spec.model import (
     Spec,
     TargetSpec,
 )
+from trtc.spec.read_yaml import apply_overrides, parse_yaml, read_text, refuse_non_json_values
 from trtc.spec.schema import WORKSPACE_MAX
 from trtc.spec.validate import key_path, schema_problems
 
@@ -49,8 +47,8 @@ def load_spec(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = 
     if spec_path.is_dir():
         raise UsageError(f"spec path is a directory, not a YAML file: {spec_path}")
     regular_file(spec_path, "spec")  # a FIFO would hang the read
-    text = _read_text(spec_path)
-    document, lines = _parse_yaml(text, spec_path)
+    text = read_text(spec_path)
+    document, lines = parse_yaml(text, spec_path)
     return spec_from_document(document, spec_path, overrides, lines)
 
 
@@ -61,7 +59,7 @@ def spec_from_document(document: Any, spec_path: Path, overrides=(), lines: dict
     document = copy.deepcopy(document)
     if isinstance(document.get("precision"), str):
         document["precision"] = {"mode": document["precision"]}
-    overridden = _apply_overrides(document, overrides)
+    overridden = apply_overrides(document, overrides)
     fusion = document.get("fusion")
     if isinstance(fusion, dict) and isinstance(fusion.get("verify"), bool):
         fusion["verify"] = "on" if fusion["verify"] else "off"  # YAML 1.1 reads a bare on/off as a boolean
@@ -75,7 +73,7 @@ def spec_from_document(document: Any, spec_path: Path, overrides=(), lines: dict
                 return f"{spec_path}:{lines[path[:cut]]}"
         return str(spec_path)
 
-    _refuse_non_json_values(document, (), locate)
+    refuse_non_json_values(document, (), locate)
     problems = schema_problems(document, locate)
     if problems:
         raise SpecError(
@@ -104,104 +102,6 @@ def parse_size(text: str | int) -> int:
     if not match:
         raise ValueError(f"not a size: {text!r}")
     return int(float(match.group(1)) * _SIZE_UNITS[(match.group(2) or "").upper()])
-
-
-def _refuse_non_json_values(value: Any, path: tuple, locate) -> None:
-    """YAML reads 2024-01-01 as a date, !!binary as bytes and .nan or .inf as floats; a spec holds none of those."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _refuse_non_json_values(item, (*path, key), locate)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _refuse_non_json_values(item, (*path, index), locate)
-    elif isinstance(value, float) and not math.isfinite(value):  # jsonschema's bounds pass NaN: no comparison fails
-        raise SpecError(f"{locate(path)}: {key_path(path)}: YAML read {value} here; write a finite number")
-    elif not isinstance(value, (str, int, float, bool)) and value is not None:
-        kind = {"date": "a date", "datetime": "a date and time", "bytes": "binary data", "set": "a set"}.get(
-            type(value).__name__, type(value).__name__
-        )
-        raise SpecError(
-            f"{locate(path)}: {key_path(path)}: YAML read {kind} here; write a number or a string (quote it)"
-        )
-
-
-def _read_text(spec_path: Path) -> str:
-    try:
-        return spec_path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise SpecError(f"{spec_path}: not a text file (expected YAML in UTF-8)") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read spec file {spec_path}: {exc.strerror}") from None
-
-
-class _SpecLoader(yaml.SafeLoader):
-    """YAML as PyYAML's safe loader reads it, except that an exponent without a dot (1e-9) is a
-    number, as in YAML 1.2 and JSON: YAML 1.1 made `max_rel_l2: 1e-9` the string '1e-9'."""
-
-
-_SpecLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
-)
-
-
-def _parse_yaml(text: str, spec_path: Path) -> tuple[Any, dict[tuple, int]]:
-    try:
-        document = yaml.load(text, Loader=_SpecLoader)  # noqa: S506 - a SafeLoader
-        root = yaml.compose(text, Loader=_SpecLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{spec_path}:{mark.line + 1}:{mark.column + 1}" if mark else str(spec_path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(f"{where}: YAML does not parse: {problem} (check indentation and quoting)") from None
-    if document is None:
-        raise SpecError(f"{spec_path}: the spec is empty; it needs at least 'model: path/to/model.onnx'")
-    lines: dict[tuple, int] = {}
-    _record_lines(root, (), lines)
-    return document, lines
-
-
-def _record_lines(node, path: tuple, lines: dict[tuple, int]) -> None:
-    if node is None:
-        return
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value
-            lines[path + (key,)] = key_node.start_mark.line + 1
-            _record_lines(value_node, path + (key,), lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _record_lines(item, path + (index,), lines)
-
-
-def _apply_overrides(document: dict, overrides) -> list[tuple]:
-    applied = []
-    for override in overrides:
-        key, sep, raw = override.partition("=")
-        if not sep or not key.strip() or any(not part for part in key.split(".")):
-            raise UsageError(f"--set expects key.path=value, got {override!r} (e.g. --set target.optimization_level=3)")
-        try:
-            value = yaml.load(raw, Loader=_SpecLoader) if raw.strip() else ""  # noqa: S506 - a SafeLoader
-        except yaml.YAMLError:
-            value = raw
-        parts = key.strip().split(".")
-        node = document
-        for depth, part in enumerate(parts[:-1]):
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if part == "precision" and depth == 0 and isinstance(child, str):
-                child = node[part] = {"mode": child}
-            if not isinstance(child, dict):
-                raise UsageError(
-                    f"--set {key}: '{'.'.join(parts[: depth + 1])}' is not a mapping, so it has no key '{parts[depth + 1]}'"
-                )
-            node = child
-        if parts == ["precision"] and isinstance(value, str):
-            value = {**(node.get("precision") or {}), "mode": value}
-        node[parts[-1]] = value
-        applied.append(tuple(parts))
-    return applied
 
 
 def _build(doc: dict, spec_path: Path, overridden: list[tuple], locate) -> Spec:
