@@ -254,8 +254,10 @@ def print_diff(terminal: Terminal, diff: dict) -> None:
             if metric["change"] is None
             else _signed(metric["change"]) + (f" ({metric['percent']:+.1f}%)" if metric["percent"] else "")
         )
-        shown = _cosine if key == "accuracy" else _number
-        table.add_row(metric["label"], shown(metric["old"]), shown(metric["new"]), change)
+        cells = [
+            _cosine(metric[side], diff[side]) if key == "accuracy" else _number(metric[side]) for side in ("old", "new")
+        ]
+        table.add_row(metric["label"], *cells, change)
     console.print(table)
     kernels = diff["kernels"]
     for title, entries in (
@@ -299,8 +301,11 @@ def _number(value) -> str:
     return f"{value:.6g}" if isinstance(value, float) else f"{value:,}"
 
 
-def _cosine(value: float | None) -> str:
-    """Cosines that matter differ in the 7th digit: 0.9999998 must not print as 1."""
+def _cosine(value: float | None, build: dict | None = None) -> str:
+    """Cosines that matter differ in the 7th digit: 0.9999998 must not print as 1. An FP32 build's
+    1 is not measured: it is the reference."""
+    if build and build.get("is_the_fp32_reference"):
+        return "1 (FP32 itself)"
     return "-" if value is None else f"{value:.7f}"
 
 

@@ -73,6 +73,9 @@ def test_fp32_to_fp16_shows_the_precision_and_accuracy_changes(reports):
     assert "accuracy" not in fp32 and diff["metrics"]["accuracy"]["old"] == 1.0  # FP32 is the reference itself
     assert diff["metrics"]["accuracy"]["new"] == min(o["cosine"] for o in fp16["accuracy"]["outputs"])
     assert "precision Float -> Half:" in result.stderr
+    assert diff["old"]["is_the_fp32_reference"] and not diff["new"]["is_the_fp32_reference"]
+    printed = run("diff", reports["fp32"], reports["fp16"]).stderr
+    assert "worst cosine vs FP32 1 (FP32 itself) 0.99" in " ".join(printed.split())
 
 
 def test_thresholds_gate_with_exit_4_and_name_each_crossing(reports):
@@ -202,7 +205,7 @@ def test_accuracy_gate_against_an_fp32_baseline(reports, tmp_path):
     assert run("diff", reports["fp32"], reports["fp16"], "--fail-on", "accuracy=-0.01").exit_code == 0
     crossed = run("diff", reports["fp32"], reports["fp16"], "--fail-on", "accuracy=-0")
     assert crossed.exit_code == 4 and f"worst cosine vs FP32: 1.0000000 -> {worst:.7f} (" in crossed.stderr
-    assert re.search(rf"worst cosine vs FP32 +1\.0000000 +{worst:.7f} ", crossed.stderr)  # not rounded to 1
+    assert re.search(rf"worst cosine vs FP32 +1 \(FP32 itself\) +{worst:.7f} ", crossed.stderr)  # not rounded to 1
     # A reduced-precision report without measured accuracy cannot be gated: a one-line usage error.
     (tmp_path / "unmeasured.json").write_text(json.dumps({k: v for k, v in fp16.items() if k != "accuracy"}))
     missing = run("diff", reports["fp32"], tmp_path / "unmeasured.json", "--fail-on", "accuracy=-0.01")

@@ -76,12 +76,16 @@ def _finite(value: float | int) -> bool:
 def _worst_cosine(report: dict) -> float | None:
     """Measured against the FP32 model, so an FP32 build (which has no accuracy section) is that
     reference itself: 1. Without this a CI gate against an FP32 baseline could not be written."""
-    accuracy = report.get("accuracy")
-    if accuracy is None and (report.get("precision") or {}).get("mode", "fp32") == "fp32":
+    if is_the_reference(report):
         return 1.0
     cosines = [o["cosine"] for o in _measured_outputs(report) if o.get("cosine") is not None]
     # min() passes over a NaN unless it comes first: a cosine that is not a number is the worst.
     return next((c for c in cosines if not _finite(c)), min(cosines, default=None))
+
+
+def is_the_reference(report: dict) -> bool:
+    """An FP32 build without accuracy figures: the model accuracy is measured against."""
+    return report.get("accuracy") is None and (report.get("precision") or {}).get("mode", "fp32") == "fp32"
 
 
 def _measured_outputs(report: dict) -> list[dict]:
@@ -214,6 +218,7 @@ def _identity(report: dict) -> dict:
         "backend": f"{build.get('backend')} {build.get('backend_version')}",
         "precision": (report.get("precision") or {}).get("mode"),
         "accuracy_not_measured": (report.get("accuracy") or {}).get("reason"),
+        "is_the_fp32_reference": is_the_reference(report),  # its worst cosine is 1 by definition, not measured
     }
 
 
