@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 from onnx import helper, numpy_helper
 
 from tests import models
@@ -108,3 +109,21 @@ def test_a_dimension_the_formulas_cannot_follow_is_unknown_not_guessed(tmp_path)
     result = run("inspect", path)
     assert result.exit_code == 0, result.stderr
     assert next(line for line in result.stderr.splitlines() if line.startswith("conv")).split()[2] == "?"
+
+
+@pytest.mark.build
+def test_a_file_that_is_not_an_onnx_model_is_named_for_what_it_is(demo_copy):
+    # The plan, the report and the spec sit beside the model: each is an easy wrong argument,
+    # and "export it again" is the wrong advice for all three.
+    assert run("build", demo_copy).exit_code == 0
+    build = demo_copy.parent / "build"
+    for path, what in (
+        (build / "demo.plan", "a TensorRT plan"),
+        (build / "demo.report.json", "a trtc build report"),
+        (demo_copy, "YAML text (a trtc spec names its model under model:)"),
+    ):
+        result = run("inspect", path)
+        assert (result.exit_code, result.stderr) == (
+            2,
+            f"error: model: {path} is {what}, not an ONNX model; give the .onnx file\n",
+        )

@@ -37,16 +37,18 @@ def load_model(path: Path, weight_places: bool = False) -> LoadedModel:
     regular_file(path, "model", ModelError)
     with _mapped(path) as raw:
         hashing = HashingBeside(raw)
+        what = _other_kind(raw)
         try:
             model = _parsed(raw)
         except (DecodeError, RuntimeError, ValueError) as exc:
-            raise ModelError(
-                f"model: {path} is not a valid ONNX file ({type(exc).__name__}); export it again or check the path"
-            ) from None
+            what = what or f"not a valid ONNX file ({type(exc).__name__}); export it again or check the path"
+            raise ModelError(f"model: {path} is {what}") from None
         finally:
             digest = hashing.finish()
         if not model.graph.node and not model.graph.output:
-            raise ModelError(f"model: {path} holds no graph (is it an ONNX model?)")
+            raise ModelError(
+                f"model: {path} is {what}" if what else f"model: {path} holds no graph (is it an ONNX model?)"
+            )
         data_files = external_data_files(model, path)
         places = raw_data_places(raw) if weight_places and not data_files else None
     for data_file in data_files:
@@ -66,6 +68,37 @@ def load_model(path: Path, weight_places: bool = False) -> LoadedModel:
     if data_files:
         hash_files(data_files, digest)
     return LoadedModel(proto=model, sha256=digest.hexdigest(), files=[path, *data_files], weight_places=places)
+
+
+# What else users pass where a model goes (the files a build writes beside it, the spec): a
+# TensorRT plan starts with its magic (TensorRT's "ftrt", TensorRT-RTX's "vtrt").
+_PLAN_MAGIC = (b"ftrt", b"vtrt")
+
+
+def _other_kind(raw: memoryview | bytes) -> str | None:
+    """What the file is when it is recognizably not an ONNX model, as "is ..." completes it."""
+    head = bytes(raw[:4096])
+    text = head.lstrip()
+    if head[:4] in _PLAN_MAGIC:
+        kind = "a TensorRT plan"
+    elif text.startswith(b"{") and b'"trtc.report/' in head:
+        kind = "a trtc build report"
+    elif text[:1] in (b"{", b"["):
+        kind = "JSON text"
+    elif b"model:" in head and _is_text(head):
+        kind = "YAML text (a trtc spec names its model under model:)"
+    else:
+        return None
+    return f"{kind}, not an ONNX model; give the .onnx file"
+
+
+def _is_text(head: bytes) -> bool:
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # not only a character cut at the end of the head
+            return False
+    return b"\0" not in head
 
 
 @contextmanager
