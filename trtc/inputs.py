@@ -17,6 +17,9 @@ from trtc.errors import SpecError, UsageError
 ARRAY_BUDGET_BYTES = 2 << 30
 # Images are decoded whole: 64 megapixels is far above any network input and far below a bomb.
 IMAGE_PIXEL_LIMIT = 64_000_000
+# How a TensorRT plan starts (TensorRT's "ftrt", TensorRT-RTX's "vtrt"): a plan given where a
+# model or a spec goes is named for what it is.
+PLAN_MAGIC = (b"ftrt", b"vtrt")
 
 
 def regular_file(path: Path, what: str, error=UsageError) -> Path:

@@ -210,3 +210,19 @@ def test_a_number_that_is_not_finite_is_located_in_the_file(tmp_path):
     with pytest.raises(SpecError) as caught:
         load_spec(spec)
     assert caught.value.message == f"{spec}:5: accuracy.min_cosine: YAML read nan here; write a finite number"
+
+
+def test_a_model_or_a_plan_given_as_the_spec_says_what_to_pass(model_dir):
+    # A new user's first try is `trtc build model.onnx`: name the file for what it is and the
+    # command that writes a spec for it, not "not a text file".
+    model = model_dir / "model.onnx"
+    with pytest.raises(SpecError) as raised:
+        load_spec(model)
+    assert raised.value.message == (
+        f"{model}: an ONNX model, not a build spec; `trtc init {model}` writes a spec for it"
+    )
+    plan = model_dir / "model.plan"
+    plan.write_bytes(b"vtrt\0\0\0\0\x02\0\0\0" + bytes(range(256)))  # TensorRT-RTX's header, then binary
+    with pytest.raises(SpecError) as raised:
+        load_spec(plan)
+    assert raised.value.message == f"{plan}: a TensorRT plan, not a build spec; pass the spec it was built from"

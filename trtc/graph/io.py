@@ -15,7 +15,7 @@ from onnx import external_data_helper
 from trtc.errors import ModelError, closest
 from trtc.graph.file_weights import raw_data_places
 from trtc.incremental.fingerprint import HashingBeside, hash_files
-from trtc.inputs import regular_file
+from trtc.inputs import PLAN_MAGIC, regular_file
 
 
 @dataclass
@@ -70,16 +70,12 @@ def load_model(path: Path, weight_places: bool = False) -> LoadedModel:
     return LoadedModel(proto=model, sha256=digest.hexdigest(), files=[path, *data_files], weight_places=places)
 
 
-# What else users pass where a model goes (the files a build writes beside it, the spec): a
-# TensorRT plan starts with its magic (TensorRT's "ftrt", TensorRT-RTX's "vtrt").
-_PLAN_MAGIC = (b"ftrt", b"vtrt")
-
-
 def _other_kind(raw: memoryview | bytes) -> str | None:
-    """What the file is when it is recognizably not an ONNX model, as "is ..." completes it."""
+    """What the file is when it is recognizably not an ONNX model, as "is ..." completes it: the
+    files a build writes beside the model and the spec are what users pass by mistake."""
     head = bytes(raw[:4096])
     text = head.lstrip()
-    if head[:4] in _PLAN_MAGIC:
+    if head[:4] in PLAN_MAGIC:
         kind = "a TensorRT plan"
     elif text.startswith(b"{") and b'"trtc.report/' in head:
         kind = "a trtc build report"

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from trtc.errors import SpecError, UsageError
+from trtc.inputs import PLAN_MAGIC
 from trtc.spec.validate import key_path
 
 
@@ -37,9 +38,21 @@ def read_text(spec_path: Path) -> str:
     try:
         return spec_path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise SpecError(f"{spec_path}: not a text file (expected YAML in UTF-8)") from None
+        raise SpecError(f"{spec_path}: {_binary_kind(spec_path)}") from None
     except OSError as exc:
         raise UsageError(f"cannot read spec file {spec_path}: {exc.strerror}") from None
+
+
+def _binary_kind(spec_path: Path) -> str:
+    """What a file that is no text is, as the error goes on: the model or the plan are the usual
+    wrong arguments."""
+    with spec_path.open("rb") as handle:
+        magic = handle.read(4)
+    if magic in PLAN_MAGIC:
+        return "a TensorRT plan, not a build spec; pass the spec it was built from"
+    if spec_path.suffix.lower() == ".onnx":
+        return f"an ONNX model, not a build spec; `trtc init {spec_path}` writes a spec for it"
+    return "not a text file (expected YAML in UTF-8)"
 
 
 class _SpecLoader(yaml.SafeLoader):
