@@ -64,7 +64,8 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
     if calibration:
         console.print(
             f"  {calibration['mode']}: {len(calibration['quantized_layers'])} layers quantized ({calibration['method']} calibration on "
-            f"{calibration['samples']} samples, cache {calibration['cache']}), {len(calibration['not_quantized'])} left in "
+            f"{calibration['samples']} samples of {escape(calibration['data'])}, cache {calibration['cache']}), "
+            f"{len(calibration['not_quantized'])} left in "
             f"{calibration['fallback']}"
             + (_auto_fallback(calibration) if calibration.get("auto_fallback") else "")
             + (f"; {len(precision['kept_fp32'])} kept in FP32" if precision.get("kept_fp32") else "")

@@ -66,6 +66,10 @@ def test_fp8_build_runs_fp8_kernels(demo_copy):
     assert result.exit_code == 0, result.stderr
     convolutions = [k for k in report_of(demo_copy)["fusion"]["kernels"] if k["type"] == "correlation"]
     assert {k["precision"] for k in convolutions} == {"FP8"}
+    # The printed figure says what it was computed on, as the reports do: random inputs here.
+    assert "(minmax calibration on 16 samples of random inputs at the opt shape, cache not used)" in " ".join(
+        result.stderr.split()
+    )
 
 
 def test_auto_fallback_returns_sensitive_layers_until_the_gate_holds(demo_copy, monkeypatch):
