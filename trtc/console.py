@@ -41,14 +41,15 @@ def print_summary(terminal: Terminal, report: dict, written: list[Path]) -> None
         by_pass = ", ".join(f"{p['pass']} {p['changes']}" for p in passes["passes"] if p["changes"])
         console.print(
             f"  graph passes: {passes['totals']['changes']} changes ({by_pass}); "
-            f"{savings(passes['totals']['flops_saved'], passes['totals']['mac_saved'])}"
+            f"{savings(passes['totals']['flops_saved'], passes['totals']['mac_saved'])} at the opt shapes"
         )
     cost = report.get("cost")
     if cost and cost["mac_saved_percent"] is not None:
         given = cost.get("onnx_model", cost["before_fusion"])["mac_bytes"]
         line = (
-            f"  memory traffic {human(given, 'B')} as given -> {human(cost['before_fusion']['mac_bytes'], 'B')} after passes and "
-            f"precision -> {human(cost['after_fusion']['mac_bytes'], 'B')} after fusion ({fusion_effect(cost['mac_saved_percent'])})"
+            f"  memory traffic at the opt shapes: {human(given, 'B')} as given -> "
+            f"{human(cost['before_fusion']['mac_bytes'], 'B')} after passes and precision -> "
+            f"{human(cost['after_fusion']['mac_bytes'], 'B')} after fusion ({fusion_effect(cost['mac_saved_percent'])})"
         )
         if cost.get("gpu") and cost["estimated_total_us"] is not None:
             basis = (cost.get("basis") or {}).get("time", {}).get("from") or f"a roofline of the {cost['gpu']['name']}"

@@ -322,6 +322,8 @@ def test_the_kernel_table_orders_by_estimated_time_only_when_there_is_one(demo_c
     report = json.loads((demo_copy.parent / "build" / "demo.report.json").read_text())
     shown, printed = 12, " ".join(result.stderr.split())  # rich wraps the table's title
     assert len(report["fusion"]["kernels"]) > shown  # the table is cut short
+    # Costs depend on the shapes: the printed ones say which.
+    assert "of memory traffic at the opt shapes" in printed and "memory traffic at the opt shapes: " in printed
     if capabilities:
         assert f"the {shown} kernels with the largest estimated time" in printed
         assert "est. µs" in printed
