@@ -157,3 +157,16 @@ def test_nodes_gone_before_the_passes_have_a_place_and_resolved_control_flow_sit
     unrolled = models.build_report(tmp_path / "loop", loop_model(), "max_batch: 4\ninputs:\n  steps: {value: 3}\n")
     assert {n for k in unrolled["fusion"]["kernels"] for n in k["onnx_nodes"]} == {"refine"}
     assert unrolled["fusion"]["counts"]["onnx_nodes"] == 1
+
+
+def test_an_epilogue_counts_in_the_kernel_that_runs_its_producer(built):
+    # The FP16 demo's input cast runs in a kernel of its own whose metadata names the stem too:
+    # the ReLU fused into the convolution's kernel counts there, not in the cast.
+    report = _report(built("demo", "fp16"))
+    node_flops = {node["name"]: node["flops"] for node in report["cost"]["nodes"]}
+    kernels = report["fusion"]["kernels"]
+    convolution = next(k for k in kernels if k["type"] == "correlation" and "stem.conv" in k["onnx_nodes"])
+    cast = next(k for k in kernels if k is not convolution and "stem.relu" in k["onnx_nodes"])
+    assert "Cast (added by trtc)" in cast["onnx_op_types"]
+    assert convolution["flops"] == node_flops["stem.conv"] + node_flops["stem.relu"]
+    assert cast["flops"] == 0

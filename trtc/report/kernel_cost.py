@@ -187,17 +187,25 @@ _COMPUTES = {
 
 def _owners(kernels: list[dict], names_key: str, built: dict[str, NodeCost]) -> dict[str, dict]:
     """The one kernel each node's FLOPs count in: the kernel TensorRT named after the node, else
-    one of the kernel types that run that op, else the first kernel that names it."""
+    one of the kernel types that run that op, else one that runs a node it is named with (an
+    epilogue runs where its producer runs; a cast kernel before it names it too), else the
+    first kernel that names it."""
     candidates: dict[str, list[dict]] = {}
     for kernel in kernels:
         for node in kernel[names_key]:
             if node in built:
                 candidates.setdefault(node, []).append(kernel)
-    owners = {}
+    owners, undecided, running = {}, {}, set()
     for node, named_by in candidates.items():
         by_name = [k for k in named_by if f"+{node}+" in f"+{_without_suffixes(k['name'])}+"]
         by_type = [k for k in named_by if k["type"].lower() in _COMPUTES.get(built[node].op_type, ())]
-        owners[node] = (by_name or by_type or named_by)[0]
+        if by_name or by_type:
+            owners[node] = (by_name or by_type)[0]
+            running.add(id(owners[node]))
+        else:
+            undecided[node] = named_by
+    for node, named_by in undecided.items():
+        owners[node] = next((k for k in named_by if id(k) in running), named_by[0])
     return owners
 
 
