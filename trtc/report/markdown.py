@@ -7,32 +7,12 @@ cells or rows.
 
 from __future__ import annotations
 
-import re
-
-from trtc.printable import one_line
-from trtc.report.accuracy_summary import figures, has_accuracy_summary, samples_phrase, worst_output
+from trtc.report.accuracy_summary import has_accuracy_summary
 from trtc.report.kernel_label import label_parts
+from trtc.report.markdown_precision import accuracy_lines, calibration_lines, precision_lines
+from trtc.report.markdown_text import code, text
 from trtc.report.pass_groups import grouped_changes
-from trtc.report.quant_steps import layer_steps, step_counts
 from trtc.report.units import PRUNED_BY, build_time, fusion_effect, human, per_profile_note, savings, without_kernel
-
-# CommonMark lets a backslash escape any ASCII punctuation, so escaping all of it is always right.
-_PUNCTUATION = re.compile(r"[!-/:-@\[-`{-~]")
-
-
-def text(value: object) -> str:
-    """`value` as Markdown text that reads as written (line breaks, which end table rows and list
-    items and start headings, shown as escapes)."""
-    return _PUNCTUATION.sub(lambda match: "\\" + match.group(), one_line(value))
-
-
-def code(value: object) -> str:
-    """`value` as a code span. Backticks end one and a pipe splits a table cell even inside one,
-    and spaces at its ends are dropped: such names become escaped text in <code> instead."""
-    shown = one_line(value)
-    if not shown or "`" in shown or "|" in shown or shown != shown.strip(" "):
-        return f"<code>{text(value)}</code>"
-    return f"`{shown}`"
 
 
 def render_markdown(report: dict) -> str:
@@ -60,7 +40,7 @@ def render_markdown(report: dict) -> str:
             f"{per_profile_note(counts)} |"
         )
     if has_accuracy_summary(report):  # reduced precision: the first question is whether it is still accurate
-        lines += _accuracy(report.get("accuracy"))
+        lines += accuracy_lines(report.get("accuracy"))
     lines += [
         "",
         "## Inputs and outputs",
@@ -111,7 +91,7 @@ def render_markdown(report: dict) -> str:
             lines += [f"- {code(n['name'])} ({text(n['op_type'])})" for n in fusion["folded_nodes"]]
     else:
         lines += ["", "## Fusion map", "", "Not available: TensorRT logged no layer information for this build."]
-    lines += _calibration(report.get("calibration")) + _precision(report.get("precision", {}))
+    lines += calibration_lines(report.get("calibration")) + precision_lines(report.get("precision", {}))
     if report.get("warnings"):
         lines += ["", "## Warnings", ""] + [f"- {text(w)}" for w in report["warnings"]]
     return "\n".join(lines) + "\n"
@@ -233,130 +213,6 @@ def _kernel_label(kernel: dict) -> str:
     """'`stem.conv` +2 more': the nodes a kernel covers, by the first one's name."""
     node, rest = label_parts(kernel)
     return code(node) + rest if node is not None else text(rest)
-
-
-def _calibration(calibration: dict | None) -> list[str]:
-    if not calibration:
-        return []
-    lines = [
-        "",
-        "## Quantization",
-        "",
-        f"{calibration['mode'].upper()} with {calibration['method']} calibration on {calibration['samples']} samples "
-        f"({text(calibration['data'])}); cache: {text(calibration['cache'])}; everything not quantized runs in {calibration['fallback']}.",
-        "",
-        f"Quantized layers ({len(calibration['quantized_layers'])}): "
-        + ", ".join(map(code, calibration["quantized_layers"])),
-    ]
-    if calibration["not_quantized"]:
-        lines += ["", "Not quantized:", ""] + [
-            f"- {code(n)}: {text(why)}" for n, why in calibration["not_quantized"].items()
-        ]
-    fallback = calibration.get("auto_fallback")
-    if fallback:
-        share = (
-            f" ({fallback['quantized_flops'] / fallback['quantizable_flops']:.0%} of the quantizable FLOPs stay quantized)"
-            if fallback.get("quantizable_flops")
-            else ""
-        )
-        lines += [
-            "",
-            "auto_fallback returned to the fallback precision: " + ", ".join(map(code, fallback["kept_back"])) + share,
-        ]
-    steps = layer_steps(calibration)
-    if steps:
-        lines += [
-            "",
-            f"Steps beyond calibration: {step_counts(calibration)}.",
-            "",
-            "| layer | steps |",
-            "| --- | --- |",
-        ]
-        lines += [f"| {code(layer)} | {'; '.join(done)} |" for layer, done in steps]  # trtc's words and numbers
-    ranked_on = (fallback or calibration.get("sensitivity") or {}).get("ranked_on")
-    if ranked_on:
-        lines += [
-            "",
-            f"Layers ranked on {ranked_on['samples']} {ranked_on['kind']} samples ({text(ranked_on['source'])}).",
-        ]
-    lines += ["", "| tensor | calibrated amax |", "| --- | ---: |"]
-    lines += [f"| {code(t)} | {v:.4g} |" for t, v in list(calibration["ranges"].items())[:20]]
-    return lines
-
-
-def _precision(precision: dict) -> list[str]:
-    lines = []
-    kept = [f"- {code(node)}: {text(why)}" for node, why in (precision.get("kept_fp32") or {}).items()]
-    ranges = precision.get("activation_ranges")
-    read = (
-        [
-            "",
-            f"FP16 range rules read the activations of {ranges['samples']} {ranges['kind']} samples ({text(ranges['source'])}).",
-        ]
-        if ranges
-        else []
-    )
-    if precision.get("mode", "fp32") not in ("fp32", "int8", "fp8"):
-        lines += [
-            "",
-            "## Precision",
-            "",
-            f"Mode {precision['mode']}: {precision.get('converted_nodes', 0)} nodes converted, "
-            f"{precision.get('casts_inserted', 0)} casts inserted.",
-            *read,
-        ]
-        if kept:
-            lines += ["", "Kept in FP32:", ""] + kept
-    elif kept or read:
-        lines += ["", "## Kept in FP32", *read, ""]
-        lines += (
-            [f"The {precision['fallback']} fallback keeps these nodes in FP32:", ""] + kept
-            if kept
-            else [f"The {precision['fallback']} fallback keeps no node in FP32."]
-        )
-    return lines
-
-
-def _accuracy(accuracy: dict | None) -> list[str]:
-    lines = ["", "## Accuracy against FP32", ""]
-    if not accuracy or accuracy.get("status") == "not measured":
-        reason = text(accuracy["reason"]) if accuracy else "the report holds no accuracy section"
-        lines.append(f"Not measured: {reason}.")
-        if accuracy:
-            lines += ["", f"Samples it would have used: {text(accuracy.get('kind'))} ({text(accuracy.get('source'))})."]
-        return lines
-    emulated = (
-        (
-            " Reduced precision emulated by rounding the converted tensors in FP32 (onnxruntime's CPU kernels have no BF16"
-            " and run FP16 ops in FP32)."
-        )
-        if accuracy.get("emulated")
-        else ""
-    )
-    lines.append(f"Measured in onnxruntime on {text(samples_phrase(accuracy))}: {text(accuracy['source'])}.{emulated}")
-    worst = worst_output(accuracy)
-    if worst:
-        lines += ["", f"Worst output {code(worst['name'])}: {figures(worst)}."]
-    lines += [
-        "",
-        "| output | max abs error | relative L2 | cosine | per-sample mean | worst sample | top-1 agreement |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for o in accuracy["outputs"]:
-        top1 = f"{o['top1_agreement']:.4f}" if o["top1_agreement"] is not None else "-"
-        mean, worst_sample = (
-            f"{o[k]:.6f}" if o.get(k) is not None else "-" for k in ("sample_cosine_mean", "sample_cosine_worst")
-        )
-        lines.append(
-            f"| {code(o['name'])} | {o['max_abs_error']:.3g} | {o['rel_l2_error']:.3g} | {o['cosine']:.6f} | "
-            f"{mean} | {worst_sample} | {top1} |"
-        )
-    overflowing = [f"{code(o['name'])} ({o['nonfinite']})" for o in accuracy["outputs"] if o.get("nonfinite")]
-    if overflowing:
-        lines += ["", "Inf/NaN where FP32 is finite (left out of the metrics): " + ", ".join(overflowing) + "."]
-    if accuracy["gates"]:
-        lines += ["", "Gates: " + ", ".join(f"{k} {v}" for k, v in accuracy["gates"].items()) + ": passed."]
-    return lines
 
 
 def _target(target: dict) -> str:
