@@ -17,7 +17,8 @@ from trtc.backend.builder import BuildSettings, ParserProblem, compute_capabilit
 from trtc.backend.support import check_support
 from trtc.backend.trt_import import import_tensorrt
 from trtc.commands.observers import Recording
-from trtc.commands.prepare import load_pinned_model, model_source
+from trtc.commands.pinned_model import load_pinned_model
+from trtc.commands.prepare import model_source
 from trtc.commands.remedies import remedies
 from trtc.errors import SpecError
 from trtc.graph.profiles import model_inputs
