@@ -29,7 +29,7 @@ from trtc.printable import one_line
 from trtc.spec.docs import schema_text
 from trtc.spec.load import spec_from_document
 from trtc.spec.model import CalibrationSpec, PrecisionSpec
-from trtc.spec.schema import CALIBRATION_METHODS
+from trtc.spec.schema_precision import CALIBRATION_METHODS
 
 MAX_BATCH = 32
 # Proposed ranges for dynamic dimensions other than the batch: spatial axes of image-like
