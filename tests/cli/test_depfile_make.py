@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -214,3 +215,19 @@ def test_an_external_data_name_make_cannot_express_is_refused_with_nothing_writt
     )
     assert "building with" not in result.stderr  # refused before TensorRT ran
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "spec.yaml", "weights;1.bin"]
+
+
+def test_a_plan_that_wrote_its_calibration_cache_is_up_to_date_for_make(tmp_path, monkeypatch):
+    # The cache is a prerequisite of the plan (a hand-edited one rebuilds): written after the
+    # plan, it made every later `make` run trtc again.
+    monkeypatch.chdir(tmp_path)
+    spec, _ = _calibrated_spec(tmp_path, "a.npy")
+    spec.write_text(spec.read_text().replace("samples: 2}", "samples: 2, cache: ranges.json}"))
+    (tmp_path / "Makefile").write_text(
+        f"build/spec.plan: spec.yaml\n\t{sys.executable} -m trtc build spec.yaml --depfile deps.d -q\n-include deps.d\n"
+    )
+    built = _make(tmp_path)
+    assert built.returncode == 0 and (tmp_path / "ranges.json").is_file(), built.stderr
+    assert "ranges.json" in (tmp_path / "deps.d").read_text()
+    assert (tmp_path / "ranges.json").stat().st_mtime_ns <= (tmp_path / "build" / "spec.plan").stat().st_mtime_ns
+    assert _make(tmp_path, "-q").returncode == 0  # nothing to do

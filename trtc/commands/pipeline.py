@@ -120,6 +120,8 @@ def build(
     graph.fingerprint = with_written_files(graph.fingerprint, spec, graph.finished.files)
     observer.stage("writing outputs")
     with StagedOutputs() as staged:
+        for path, text in graph.finished.files:  # the calibration cache, a prerequisite of the plan: not newer than it
+            staged.write(path, text)
         # The plan is hashed and written in threads while the report is made (both let go of the GIL).
         plan_hashing, plan_written = HashingBeside(result.plan), staged.write_beside(spec.output.plan, result.plan)
         with timer.phase("report"):
@@ -146,8 +148,6 @@ def build(
                 if source.path is not None
                 else source.split.joined().SerializeToString(),
             )
-        for path, text in graph.finished.files:
-            staged.write(path, text)
         if spec.target.timing_cache and result.timing_cache:
             staged.write(spec.target.timing_cache, result.timing_cache)
         if rule is not None:
