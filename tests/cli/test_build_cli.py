@@ -123,6 +123,12 @@ BAD_INPUTS = {
         2,
         "error: inputs.x.min: dimension 2 is fixed to 16 in the model (x[N,3,16,16] float32); got 8",
     ),
+    "fixed dim contradicted by a fixed shape": (
+        "model: model.onnx\ninputs: {x: {shape: [1,3,8,8]}}\n",
+        "spec.yaml",
+        2,
+        "error: inputs.x.shape: dimension 2 is fixed to 16 in the model (x[N,3,16,16] float32); got 8",
+    ),
     "backend not installed": (
         "model: model.onnx\nmax_batch: 2\ntarget: {backend: tensorrt}\n",
         "spec.yaml",

@@ -83,9 +83,15 @@ def _checked_range(item: ModelInput, shape_range: ShapeRange) -> ShapeRange:
             f"inputs.{item.name}: the model's input has rank {len(item.dims)} ({item.describe()}); the spec gives "
             f"rank {len(shape_range.min)}"
         )
+    fixed = shape_range.min == shape_range.opt == shape_range.max  # `shape:` in the spec
+    labelled = (
+        (("shape", shape_range.min),)
+        if fixed
+        else (("min", shape_range.min), ("opt", shape_range.opt), ("max", shape_range.max))
+    )
     for axis, dim in enumerate(item.dims):
         if isinstance(dim, int):
-            for label, shape in (("min", shape_range.min), ("opt", shape_range.opt), ("max", shape_range.max)):
+            for label, shape in labelled:
                 if shape[axis] != dim:
                     raise SpecError(
                         f"inputs.{item.name}.{label}: dimension {axis} is fixed to {dim} in the model ({item.describe()}); "
