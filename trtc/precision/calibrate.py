@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
@@ -74,25 +76,38 @@ def collect_ranges(
     channel_amax: dict[str, np.ndarray] = {}
     after_held_back: dict[str, np.ndarray] = {}
     samples = 0
-    for feeds, early in cut_at(batches, held_back):
-        values = runner.run(feeds)
-        for name, collector in collectors.items():
-            collector.add(values[name])
-        for name, axis in channel_axes.items():
-            axis %= values[name].ndim
-            batch_amax = np.abs(values[name]).max(axis=tuple(a for a in range(values[name].ndim) if a != axis))
-            batch_amax = batch_amax.astype(np.float64)
-            for seen_amax in (channel_amax,) if early else (channel_amax, after_held_back):
-                seen_amax[name] = np.maximum(seen_amax[name], batch_amax) if name in seen_amax else batch_amax
-        if largest is not None:
-            largest.add_batch(feeds, values, watched)
-        del values
-        samples += batch_samples(feeds)
-        if progress:
-            progress(samples)
-    keep = set(unclipped)
-    ranges = {name: c.amax_for("minmax" if name in keep else method, percentile) for name, c in collectors.items()}
+    # Each tensor's statistics on its own: numpy lets go of the GIL in the large array operations
+    # (abs, bincount, reductions, the entropy search), so they run on every core between runs.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="trtc-ranges") as pool:
+        for feeds, early in cut_at(batches, held_back):
+            values = runner.run(feeds)
+            list(pool.map(RangeCollector.add, collectors.values(), [values[name] for name in collectors]))
+            found = dict(
+                zip(
+                    channel_axes,
+                    pool.map(_channel_amax, [values[name] for name in channel_axes], channel_axes.values()),
+                )
+            )
+            for name, batch_amax in found.items():
+                for seen_amax in (channel_amax,) if early else (channel_amax, after_held_back):
+                    seen_amax[name] = np.maximum(seen_amax[name], batch_amax) if name in seen_amax else batch_amax
+            if largest is not None:
+                largest.add_batch(feeds, values, watched)
+            del values, found
+            samples += batch_samples(feeds)
+            if progress:
+                progress(samples)
+        keep = set(unclipped)
+        methods = ["minmax" if name in keep else method for name in collectors]
+        amax = pool.map(RangeCollector.amax_for, collectors.values(), methods, [percentile] * len(methods))
+        ranges = dict(zip(collectors, amax))
     return Collected(ranges, samples, _as_lists(channel_amax), _as_lists(after_held_back))
+
+
+def _channel_amax(values: np.ndarray, axis: int) -> np.ndarray:
+    """The largest |x| of each channel along `axis`, in float64."""
+    axis %= values.ndim
+    return np.abs(values).max(axis=tuple(a for a in range(values.ndim) if a != axis)).astype(np.float64)
 
 
 def _as_lists(amax: dict[str, np.ndarray]) -> dict[str, list[float]]:
