@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -86,8 +87,17 @@ def cosine(fp32: Path, quantized: Path, held_out: np.ndarray) -> float:
 
 
 def bench(
-    label: str, model: onnx.ModelProto, shape: tuple[int, ...], method: str, skip_ort: bool, folder: Path, build: bool
+    label: str,
+    model: onnx.ModelProto,
+    shape: tuple[int, ...],
+    method: str,
+    skip_ort: bool,
+    folder: Path,
+    build: bool,
+    repeats: int = 1,
 ) -> None:
+    """`repeats`: runs of each tool, medians printed (a demo run is mostly process start and imports,
+    which vary by tens of ms from run to run)."""
     path = folder / f"{label}.onnx"
     onnx.save(model, str(path))
     data = folder / f"{label}-data"
@@ -96,18 +106,24 @@ def bench(
     for index in range(512 // 16):
         np.save(data / f"{index:03d}.npy", rng.standard_normal((16, *shape)).astype(np.float32))
     held_out = rng.standard_normal((8, *shape)).astype(np.float32)
-    print(f"\n{label}, {method} calibration")
+    print(f"\n{label}, {method} calibration" + (f" (median of {repeats} runs, interleaved)" if repeats > 1 else ""))
     print(f"{'tool':<26}{'wall s':>8}{'peak MB':>9}{'cosine to FP32':>16}")
+    tools = [(tool, samples) for tool, samples in (("trtc", 64), ("onnxruntime", 64), ("trtc", 512))]
+    tools = [(tool, samples) for tool, samples in tools if not (tool == "onnxruntime" and skip_ort)]
+    runs: dict[tuple[str, int], list[dict]] = {key: [] for key in tools}
+    for _ in range(repeats):  # interleaved, so drifts in machine load hit both tools alike
+        for tool, samples in tools:
+            runs[(tool, samples)].append(
+                run(tool, path, data, method, samples, folder / f"{label}-{tool}-{samples}.onnx")
+            )
     rows = {}
-    for tool, samples in (("trtc", 64), ("onnxruntime", 64), ("trtc", 512)):
-        if tool == "onnxruntime" and skip_ort:
-            continue
-        out = folder / f"{label}-{tool}-{samples}.onnx"
-        measured = run(tool, path, data, method, samples, out)
-        rows[(tool, samples)] = measured
-        label = f"{tool} ({samples} samples)"
+    for (tool, samples), measured in runs.items():
+        rows[(tool, samples)] = {key: statistics.median(m[key] for m in measured) for key in ("seconds", "peak")}
+        out = folder / f"{label}-{tool}-{samples}.onnx"  # the same model every run: same data, same method
+        name = f"{tool} ({samples} samples)"
         print(
-            f"{label:<26}{measured['seconds']:>8.1f}{measured['peak'] / 1e6:>9.0f}{cosine(path, out, held_out):>16.5f}"
+            f"{name:<26}{rows[(tool, samples)]['seconds']:>8.2f}{rows[(tool, samples)]['peak'] / 1e6:>9.0f}"
+            f"{cosine(path, out, held_out):>16.5f}"
         )
     if ("onnxruntime", 64) in rows:
         speed_up = rows[("onnxruntime", 64)]["seconds"] / rows[("trtc", 64)]["seconds"]
@@ -167,7 +183,7 @@ def main() -> None:
         demo.graph.input[0].name = "input"
         for node in demo.graph.node:
             node.input[:] = ["input" if x == "images" else x for x in node.input]
-        bench("demo", demo, (3, 64, 64), args.method, args.skip_ort, Path(scratch), not args.skip_build)
+        bench("demo", demo, (3, 64, 64), args.method, args.skip_ort, Path(scratch), not args.skip_build, repeats=5)
         if not args.skip_resnet:
             bench(
                 "resnet50-shaped",
