@@ -30,6 +30,7 @@ NEEDS_THE_MODEL = {
     "dynamic dim without range",
     "unknown input",
     "fixed dim contradicted",
+    "fixed dim contradicted by a fixed shape",
     "model is not onnx",
     "outputs: [yy]\n",
     "inputs: {images: {shape: [1, 3, 16, 16]}}\n",
