@@ -25,3 +25,14 @@ def test_only_the_backend_imports_tensorrt():
         or '"tensorrt_rtx"' in path.read_text()
     ]
     assert importers == ["backend/trt_import.py"]
+
+
+def test_the_graph_and_precision_steps_import_no_spec_reader():
+    # Used as a library (a calibration of its own, a benchmark), the core's steps need the spec's
+    # objects, not the YAML reader and the spec loader (50 ms of imports).
+    code = (
+        "import sys, trtc.graph.io, trtc.graph.profiles, trtc.precision.calibrate, trtc.precision.qdq; "
+        "print(','.join(sorted(m for m in sys.modules if m in ('yaml', 'click', 'jsonschema', 'trtc.spec.load'))))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == ""

@@ -22,6 +22,7 @@ TOP = {
     "terminal",
     "entry",
     "errors",
+    "hashing",
     "inputs",
     "interrupts",
     "memory",

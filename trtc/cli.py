@@ -92,7 +92,8 @@ def build(
     from trtc.commands.build_job import FAILED, INTERRUPTED, UP_TO_DATE, JobOptions, failed_result, run_job
     from trtc.commands.step_summary import append_step_summary
     from trtc.errors import TrtcError, UsageError
-    from trtc.spec import load_spec, preflight
+    from trtc.spec.load import load_spec
+    from trtc.spec.preflight import preflight
 
     if depfile and len(specs) > 1:
         raise UsageError("--depfile takes one SPEC; run trtc build once per spec to get one dependency file each")
@@ -257,7 +258,8 @@ def check(terminal, spec: Path, overrides: tuple[str, ...], as_json: bool) -> No
     """
     from trtc.commands.check import check_spec
     from trtc.console import print_check
-    from trtc.spec import load_spec, preflight
+    from trtc.spec.load import load_spec
+    from trtc.spec.preflight import preflight
 
     loaded = load_spec(spec, overrides)
     preflight(loaded)

@@ -33,8 +33,9 @@ from trtc.commands.prepare import (  # noqa: E402
 )
 from trtc.commands.timing import PhaseTimer  # noqa: E402
 from trtc.errors import BuildError, TrtcError  # noqa: E402
+from trtc.hashing import HashingBeside  # noqa: E402
 from trtc.incremental import depfile  # noqa: E402
-from trtc.incremental.fingerprint import Fingerprint, HashingBeside, with_written_files  # noqa: E402
+from trtc.incremental.fingerprint import Fingerprint, with_written_files  # noqa: E402
 from trtc.incremental.stamps import portable_path, stamp  # noqa: E402
 from trtc.memory import map_large_blocks, trim_heap  # noqa: E402
 from trtc.outputs import StagedOutputs  # noqa: E402

@@ -14,7 +14,7 @@ from onnx import external_data_helper
 
 from trtc.errors import ModelError, closest
 from trtc.graph.file_weights import raw_data_places
-from trtc.incremental.fingerprint import HashingBeside, hash_files
+from trtc.hashing import HashingBeside, hash_files
 from trtc.inputs import PLAN_MAGIC, regular_file
 
 

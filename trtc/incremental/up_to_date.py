@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trtc.errors import TrtcError
-from trtc.incremental.fingerprint import Fingerprint, fingerprint, hash_files
+from trtc.hashing import hash_files
+from trtc.incremental.fingerprint import Fingerprint, fingerprint
 from trtc.incremental.stamps import unchanged
 from trtc.inputs import regular_file
 from trtc.spec.model import Spec
