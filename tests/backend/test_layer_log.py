@@ -114,6 +114,10 @@ def test_metadata_of_node_names_that_look_like_its_syntax():
         ("[ONNX Layer: a]\x1e[ONNX Layer: b]", ["a", "b"], {}, ["a", "b"]),
         ("[ONNX Layer: x]y]\x1f[ONNX Layer: z]__suffix", ["x", "x]y", "z"], {}, ["x]y", "z"]),
         ("[ONNX Layer: a]\x1f[ONNX Layer: b, Metadata: c]", ["a", "b, Metadata: c"], {}, ["a", "b, Metadata: c"]),
+        # a TensorRT tag between groups (the FP16 PP-OCR classifier: `[ONNX Layer: Conv@4+Add@2]__gemm_from_conv1x1[ONNX Layer: Mul@1]`)
+        ("[ONNX Layer: a+b]__gemm_from_conv1x1[ONNX Layer: c]", ["a", "b", "c"], {}, ["a", "b", "c"]),
+        ("[ONNX Layer: a]__gemm_from_conv1x1\x1f[ONNX Layer: c]__x", ["a", "c"], {}, ["a", "c"]),
+        ("[ONNX Layer: a]__tag[ONNX Layer: b]", ["a", "a]__tag[ONNX Layer: b"], {}, ["a]__tag[ONNX Layer: b"]),
     ],
 )
 def test_metadata_forms(metadata, nodes, origins, covered):

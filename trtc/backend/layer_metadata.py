@@ -1,7 +1,8 @@
 """Read the ONNX node names out of a kernel's `Metadata`, in every form TensorRT writes.
 
 The forms seen: `[ONNX Layer: a]` groups joined by a \\x1f unit separator (or \\x1e, or nothing),
-text after the last group (TensorRT-RTX's `[ONNX Layer: conv]__gemm_from_conv1x1`), and one group
+a TensorRT tag after a group (TensorRT-RTX's `[ONNX Layer: conv]__gemm_from_conv1x1`, last or
+followed by more groups), and one group
 naming several nodes joined by `+` or ` + `. A node name may itself contain `+`, `]`, `[ONNX
 Layer: `, commas, spaces or newlines, so no split is right without knowing the model: given the
 node names of the graph TensorRT parsed, the reading is the one made of known names that covers
@@ -16,7 +17,9 @@ from bisect import bisect_left
 from collections.abc import Collection
 
 GROUP_OPEN = "[ONNX Layer: "
-_BETWEEN_GROUPS = "\x1f\x1e \t\r\n,"
+# What may follow a group's `]` before the next group: separators, and a TensorRT tag such as
+# `__gemm_from_conv1x1` (seen between two groups in TensorRT-RTX's FP16 engines).
+_AFTER_GROUP = re.compile(r"[\x1f\x1e \t\r\n,]*(?:__\w+[\x1f\x1e \t\r\n,]*)?")
 _DELIMITERS = re.compile(r" \+ |\+|\]")
 
 
@@ -60,9 +63,7 @@ def metadata_nodes(text: str, known: NodeNames | Collection[str] = ()) -> tuple[
         else:
             covered = min(position + 1, len(text))
             finished.append((covered, cost, state))
-            following = position + 1
-            while following < len(text) and text[following] in _BETWEEN_GROUPS:
-                following += 1
+            following = _after_group(text, position)
             if text.startswith(GROUP_OPEN, following):
                 target = ("name", following + len(GROUP_OPEN))
                 if target not in best or cost < best[target][0]:
@@ -92,10 +93,13 @@ def _names_from(text: str, start: int, delimiters: list[tuple[int, str]], known,
             yield end, delimiter, False
         if delimiter == "]" and closes_group is None:
             first_close = end if first_close is None else first_close
-            following = end + 1
-            while following < len(text) and text[following] in _BETWEEN_GROUPS:
-                following += 1
+            following = _after_group(text, end)
             if following == len(text) or text.startswith(GROUP_OPEN, following):
                 closes_group = end
     close = closes_group if closes_group is not None else first_close
     yield (len(text) if close is None else close), "]", True  # no `]` at all: the record was cut short
+
+
+def _after_group(text: str, close: int) -> int:
+    """Where the next group may start after the `]` at `close`: past separators and a TensorRT tag."""
+    return _AFTER_GROUP.match(text, close + 1).end()
