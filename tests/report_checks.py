@@ -54,6 +54,7 @@ def assert_accounts_for_every_node(report: dict, where: str = "report", model_no
     fusion, cost, graph = report["fusion"], report["cost"], report.get("graph") or {}
     removed = {node["name"]: node["pass"] for node in fusion["removed_nodes"]}
     at_build_time = [node["name"] for node in fusion["folded_nodes"]]
+    unnamed = [node["name"] for node in fusion.get("unnamed_nodes", [])]
     pruned = {node["name"]: node["by"] for node in fusion.get("pruned_nodes", [])}
     in_kernels = {
         name
@@ -61,12 +62,12 @@ def assert_accounts_for_every_node(report: dict, where: str = "report", model_no
         for name, op_type in zip(kernel["onnx_nodes"], kernel["onnx_op_types"])
         if not op_type.endswith(ADDED)
     }
-    places = Counter([*in_kernels, *removed, *at_build_time, *pruned])
+    places = Counter([*in_kernels, *removed, *at_build_time, *unnamed, *pruned])
     if model_nodes is None:
         model_nodes = list(places)
     known = set(model_nodes)
     problems = [
-        f"{name!r} is in {places[name]} places (kernels, removed by a pass, evaluated at build time, pruned)"
+        f"{name!r} is in {places[name]} places (kernels, removed by a pass, evaluated at build time, unnamed, pruned)"
         for name in model_nodes
         if places[name] != 1
     ]
@@ -79,12 +80,13 @@ def assert_accounts_for_every_node(report: dict, where: str = "report", model_no
     if fusion["unknown_metadata_nodes"]:
         problems.append(f"kernels name nodes trtc does not know: {fusion['unknown_metadata_nodes']}")
     counts = fusion["counts"]
-    listed = (len(model_nodes), len(in_kernels & known), len(removed), len(at_build_time), len(pruned))
+    listed = (len(model_nodes), len(in_kernels & known), len(removed), len(at_build_time), len(unnamed), len(pruned))
     if (
         counts["onnx_nodes"],
         counts["nodes_in_kernels"],
         counts["removed_nodes"],
         counts["folded_nodes"],
+        counts.get("unnamed_nodes", 0),
         counts.get("pruned_nodes", 0),
     ) != listed:
         problems.append(f"counts {counts} disagree with the lists")
@@ -100,7 +102,7 @@ def assert_accounts_for_every_node(report: dict, where: str = "report", model_no
     ]
     resolved = [entry["node"] for entry in (report.get("pinning") or {}).get("resolved_control_flow", [])]
     problems += _pass_removals(report.get("passes") or {}, removed, known, resolved)
-    kernel_flops = sum(kernel["flops"] for kernel in fusion["kernels"])
+    kernel_flops = sum(kernel["flops"] for kernel in fusion["kernels"]) + cost.get("unnamed_flops", 0)
     after, before = cost["after_fusion"]["flops"], cost["before_fusion"]["flops"]
     saved_by_passes = ((report.get("passes") or {}).get("totals") or {}).get("flops_saved") or 0
     if (
@@ -111,7 +113,7 @@ def assert_accounts_for_every_node(report: dict, where: str = "report", model_no
         problems.append(
             f"FLOPs do not add up: model {cost['onnx_model']['flops']}, saved by passes {saved_by_passes}, "
             f"before fusion {before}, evaluated at build time {cost['build_time_flops']}, "
-            f"after fusion {after}, sum over kernels {kernel_flops}"
+            f"after fusion {after}, sum over kernels and unnamed nodes {kernel_flops}"
         )
     assert not problems, f"{where}:\n  " + "\n  ".join(problems)
 

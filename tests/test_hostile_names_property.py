@@ -50,6 +50,7 @@ def _names_in(report: dict) -> list[str]:
         {
             *(b["name"] for b in report["bindings"]),
             *(n["name"] for n in fusion.get("folded_nodes", [])),
+            *(n["name"] for n in fusion.get("unnamed_nodes", [])),
             *(n for k in fusion.get("kernels", []) for n in k["onnx_nodes"]),
         }
     )

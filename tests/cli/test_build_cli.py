@@ -43,8 +43,8 @@ def test_demo_builds_plan_and_reports(demo_copy):
     heads = [k for k in kernels if k["type"] == "correlation" and "head0" in k["onnx_nodes"]]
     assert len(heads) == 1 and heads[0]["onnx_nodes"] == ["head0", "head1", "head2"]
     assert heads[0]["built_nodes"] == ["head0+head1+head2"]
-    assert {f["name"] for f in report["fusion"]["folded_nodes"]} == {"flatten"}
-    assert report["fusion"]["folded_by_op_type"] == {"Flatten": 1}
+    # the Flatten is a view of the input's data that TensorRT elided: it ran, no kernel names it
+    assert report["fusion"]["folded_nodes"] == [] and report["fusion"]["unnamed_by_op_type"] == {"Flatten": 1}
     assert report["fusion"]["counts"]["onnx_nodes"] == 20
     assert report["passes"]["totals"]["changes"] == 5
     assert report["bindings"][0]["profiles"] == [

@@ -57,6 +57,7 @@ def _places(report: dict) -> dict[str, set[str]]:
         "kernels": {n for k in fusion["kernels"] for n in k["onnx_nodes"] if n in model_nodes},
         "removed": {n["name"] for n in fusion["removed_nodes"]},
         "build time": {n["name"] for n in fusion["folded_nodes"]},
+        "unnamed": {n["name"] for n in fusion["unnamed_nodes"]},
     }
 
 
@@ -67,14 +68,15 @@ def test_flops_and_node_places_are_the_same_in_every_precision(built, model, pre
     for stage in ("onnx_model", "before_fusion", "after_fusion"):
         assert other["cost"][stage]["flops"] == fp32["cost"][stage]["flops"], stage
     assert other["cost"]["build_time_flops"] == fp32["cost"]["build_time_flops"] == 0
-    # TensorRT may evaluate a view (Flatten) at build time in one precision and name it in a kernel
-    # in another; what the passes removed and what the model's nodes are does not change.
+    # TensorRT may elide a view (Flatten) in one precision and name it in a kernel in another; what
+    # the passes removed and what the model's nodes are does not change.
     places, reference = _places(other), _places(fp32)
     assert (
         places["removed"] == reference["removed"]
-        and places["kernels"] | places["build time"] == reference["kernels"] | reference["build time"]
+        and places["kernels"] | places["unnamed"] == reference["kernels"] | reference["unnamed"]
     )
-    assert places["build time"] <= {"flatten", "Flatten.0"}  # nothing that computes is lost
+    assert places["build time"] == set()  # every node computes on the input
+    assert places["unnamed"] <= {"flatten", "Flatten.0"}  # nothing that computes is lost
 
 
 def test_a_gemm_from_conv1x1_kernel_covers_its_conv(built):
@@ -91,11 +93,14 @@ def test_nodes_a_pass_removed_are_named_with_the_pass(built):
     folder = built("mobilenet", "fp16")
     report = _report(folder)
     assert report["fusion"]["removed_nodes"] == [{"name": "Dropout.0", "op_type": "Dropout", "pass": "remove-noops"}]
-    assert report["fusion"]["folded_nodes"] == [{"name": "Flatten.0", "op_type": "Flatten"}]
+    assert report["fusion"]["unnamed_nodes"] == [{"name": "Flatten.0", "op_type": "Flatten"}]
+    assert report["fusion"]["folded_nodes"] == []
     assert report["fusion"]["counts"]["removed_nodes"] == 1
     markdown = (folder / "build" / "spec.report.md").read_text()
     assert "Removed by trtc's graph passes:\n\n- `Dropout.0` (Dropout): remove-noops\n" in markdown
-    assert "Evaluated by TensorRT at build time (no kernel runs them):\n\n- `Flatten.0` (Flatten)\n" in markdown
+    assert "Run, but named by no kernel (they compute on the inputs, " in markdown
+    assert "count after fusion, in no kernel):\n\n- `Flatten.0` (Flatten)\n" in markdown
+    assert "Evaluated by TensorRT at build time" not in markdown
     html = (folder / "build" / "spec.report.html").read_text()
     assert "Removed by trtc's graph passes" in html and "Dropout.0" in html
     assert "merged them away" not in markdown + html
@@ -105,7 +110,7 @@ def test_console_names_where_nodes_without_a_kernel_went(tmp_path):
     result, _ = models.build(tmp_path, models.mobilenet_like(), "max_batch: 8\nprecision: fp16\n")
     assert result.exit_code == 0, result.stderr
     assert (
-        "  1 node removed by trtc's passes (remove-noops 1); 1 node evaluated by TensorRT at build time (1 Flatten)\n"
+        "  1 node removed by trtc's passes (remove-noops 1); 1 node run but named by no kernel (1 Flatten)\n"
         in result.stderr
     )
     assert "gemm         Half" in result.stderr and "Conv.8, BatchNormalization.8" in result.stderr

@@ -10,6 +10,7 @@ from trtc.backend.builder import BuildResult
 from trtc.commands.observers import Recording
 from trtc.commands.prepare import PreparedGraph, node_places
 from trtc.graph.declared import compare
+from trtc.graph.runtime_values import value_dependent_nodes
 from trtc.incremental.stamps import portable_path
 from trtc.report import REPORT_SCHEMA
 from trtc.report.fusion import fusion_map
@@ -21,7 +22,11 @@ def build_report(
     spec: Spec, graph: PreparedGraph, trt, result: BuildResult, observer: Recording, gpu: dict | None
 ) -> dict:
     """The report; the output-shape warnings it finds are told to `observer`, whose warnings it ends with."""
-    fusion = fusion_map(result.engine, **node_places(graph)) if result.engine else None
+    structures = graph.finished.structures
+    value_dependent = set().union(
+        *(value_dependent_nodes(model) for model in (structures.original, structures.passed, structures.built))
+    )
+    fusion = fusion_map(result.engine, **node_places(graph), value_dependent=value_dependent) if result.engine else None
     cost = (
         cost_section(
             fusion,
@@ -31,6 +36,7 @@ def build_report(
             graph.opt_elements,
             graph.built_costs,
             graph.graph_costs,
+            value_dependent,
         )
         if fusion
         else None

@@ -1,13 +1,16 @@
 """The fusion map: which ONNX nodes each engine kernel covers and in which precision it runs.
 Every node of the user's model file is in exactly one place: in kernels (one or several: a Split
 feeding two branches; an If or Loop that pinning resolved is where the nodes it became are),
-removed by a named trtc pass, evaluated by TensorRT at build time (no kernel names it: shape
-arithmetic, a Flatten), or pruned before the passes (by `outputs:`, or folded by pinning)."""
+removed by a named trtc pass, evaluated by TensorRT at build time (no kernel names it and it
+reads no input's values: constant and shape arithmetic), unnamed (it computes on the inputs, so
+it ran, but no kernel's metadata names it: fused without a trace, or a view TensorRT elided), or
+pruned before the passes (by `outputs:`, or folded by pinning)."""
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Collection
 
 from trtc.backend.engine_info import EngineInfo, Kernel, KernelTensor
 from trtc.backend.layer_metadata import NodeNames, metadata_nodes
@@ -20,12 +23,14 @@ def fusion_map(
     added: dict[str, str] | None = None,
     removed: dict[str, str] | None = None,
     pruned: dict[str, str] | None = None,
+    value_dependent: Collection[str] = (),
 ) -> dict:
     """`onnx_nodes` maps the user's node names -> op types, in graph order; `origins` maps nodes
     that trtc produced (passes, pinning) to the user's nodes they stand for; `added` names nodes
     trtc added (precision casts, Q/DQ) with their op types; `removed` maps the user's nodes that
     trtc's passes removed to the pass that did; `pruned`, those gone before the passes to the step
-    ("outputs", "pinning"). Plain data for the report."""
+    ("outputs", "pinning"); `value_dependent`, nodes that compute on the inputs' values
+    (graph/runtime_values.py). Plain data for the report."""
     origins, added, removed, pruned = origins or {}, added or {}, removed or {}, pruned or {}
     op_types = {**{name: f"{op} (added by trtc)" for name, op in added.items()}, **onnx_nodes}
     every_profile = engine.compute_kernels
@@ -51,11 +56,14 @@ def fusion_map(
         for name, op in onnx_nodes.items()
         if name in pruned and name not in covered
     ]
-    folded = [
+    without_kernel = [
         {"name": name, "op_type": op}
         for name, op in onnx_nodes.items()
         if name not in covered and name not in removed and name not in pruned
     ]
+    value_dependent = set(value_dependent)
+    folded = [node for node in without_kernel if node["name"] not in value_dependent]
+    unnamed = [node for node in without_kernel if node["name"] in value_dependent]
     fused = [k for k in kernels if len(k["onnx_nodes"]) > 1]
     precisions = Counter(k["precision"] or "none" for k in kernels)
     return {
@@ -67,6 +75,7 @@ def fusion_map(
             "nodes_in_kernels": sum(1 for name in onnx_nodes if name in covered),
             "removed_nodes": len(gone),
             "folded_nodes": len(folded),
+            "unnamed_nodes": len(unnamed),
             "pruned_nodes": len(before_passes),
             "sync_layers": len(engine.kernels) - len(every_profile),
             "streams": len({k.stream for k in compute}),
@@ -76,8 +85,10 @@ def fusion_map(
         "kernels": kernels,
         "removed_nodes": gone,  # removed by trtc's passes, with the pass
         "folded_nodes": folded,  # evaluated by TensorRT at build time: no kernel names them
+        "unnamed_nodes": unnamed,  # ran, but no kernel names them: they compute on the inputs' values
         "pruned_nodes": before_passes,  # gone before the passes: by outputs: or pinning
         "folded_by_op_type": dict(Counter(node["op_type"] for node in folded).most_common()),
+        "unnamed_by_op_type": dict(Counter(node["op_type"] for node in unnamed).most_common()),
         "nodes_in_several_kernels": sorted(name for name, count in covered.items() if count > 1),
         "unknown_metadata_nodes": sorted(name for name in covered if name not in op_types),
         "optimizer_stages": [{"stage": stage, "layers": count} for stage, count in engine.optimizer_stages],

@@ -8,7 +8,7 @@ from trtc.report.html_cards import esc as _e
 from trtc.report.html_cards import optional as _optional
 from trtc.report.kernel_label import kernel_label
 from trtc.report.svg import Bar, Segment, bar_chart, label_chars, share_bar
-from trtc.report.units import PRUNED_BY, human, without_kernel
+from trtc.report.units import PRUNED_BY, UNNAMED_WHY, human, without_kernel
 
 # TensorRT's datatype names -> what people call them, and one colour each (charts, pills, legend).
 _PRECISIONS = {
@@ -201,6 +201,12 @@ def fusion_map_card(fusion: dict) -> str:
         table += (
             '<h3>Evaluated by TensorRT at build time</h3><p class="lead">No kernel runs these: TensorRT computed them while '
             "building.</p><p>" + "".join(_node_chip(n["name"], n["op_type"]) for n in fusion["folded_nodes"]) + "</p>"
+        )
+    if fusion.get("unnamed_nodes"):
+        table += (
+            f'<h3>Run, but named by no kernel</h3><p class="lead">{_e(UNNAMED_WHY[0].upper() + UNNAMED_WHY[1:])}.</p><p>'
+            + "".join(_node_chip(n["name"], n["op_type"]) for n in fusion["unnamed_nodes"])
+            + "</p>"
         )
     lead = (
         f"{counts['onnx_nodes']} ONNX nodes → {counts['kernels']} kernels ({counts['fused_kernels']} fused; "

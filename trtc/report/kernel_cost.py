@@ -5,8 +5,10 @@ TensorRT datatypes. Kernel FLOPs are the sum over the model's nodes it covers, e
 once, in the kernel that computes it (the one TensorRT named after it, else one of a kernel type
 that runs its op, else the first that names it), at the node's FLOPs after trtc's passes: the
 casts and Q/DQ trtc adds for precision compute none of the model's FLOPs, so a model has the same
-FLOPs in every precision. Nodes no kernel runs (TensorRT evaluated them at build time) count in
-`build_time_flops`: after-fusion FLOPs plus those are the before-fusion FLOPs. Before fusion every
+FLOPs in every precision. A node no kernel names that computes on the inputs' values ran anyway
+(fused without a trace): it counts in `unnamed_flops`, part of the after-fusion FLOPs. The others
+TensorRT evaluated at build time: `build_time_flops`; after-fusion FLOPs plus those are the
+before-fusion FLOPs. Before fusion every
 node of the graph TensorRT parsed (after passes and precision) reads and writes memory at its own
 datatype; after fusion only kernel boundaries do: so the saving is fusion's alone, not the passes'
 (their own section) nor reduced precision's. `onnx_model` keeps the totals of the model as the
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 from functools import lru_cache
 from importlib import resources
 
@@ -88,12 +91,13 @@ def cost_section(
     opt_elements: dict[str, int] | None = None,
     built_costs: dict[str, NodeCost] | None = None,
     graph_costs: dict[str, NodeCost] | None = None,
+    value_dependent: Collection[str] = (),
 ) -> dict:
     """Adds flops/mac_bytes/estimate to each kernel of `fusion` (in place) and returns totals
     plus every node's cost. `costs`: the user's nodes; `graph_costs`: the nodes after trtc's
     passes, before precision (their FLOPs are the model's); `built_costs`: the nodes of the graph
     TensorRT parsed (the same two when trtc changed nothing); `opt_elements`: element counts of
-    ONNX tensors at opt shapes."""
+    ONNX tensors at opt shapes; `value_dependent`: nodes that compute on the inputs' values."""
     built = built_costs if built_costs is not None else costs
     model = graph_costs if graph_costs is not None else built
     names_key = "built_nodes" if built_costs is not None else "onnx_nodes"
@@ -104,6 +108,8 @@ def cost_section(
         kernel["mac_bytes"] = _kernel_bytes(kernel, dynamic, opt_elements or {})
         kernel.update(_estimate(kernel, gpu))
     before = {"flops": sum(c.flops for c in model.values()), "mac_bytes": sum(c.mac_bytes for c in built.values())}
+    value_dependent = set(value_dependent)
+    unnamed_flops = sum(c.flops for n, c in model.items() if n not in owners and n in value_dependent)
     known = [k["mac_bytes"] for k in kernels if k["mac_bytes"] is not None]
     after_mac = sum(known) if len(known) == len(kernels) else None
     section = {
@@ -117,8 +123,9 @@ def cost_section(
             "mac_bytes": sum(c.mac_bytes for c in costs.values()),
         },
         "before_fusion": before,
-        "after_fusion": {"flops": sum(k["flops"] for k in kernels), "mac_bytes": after_mac},
-        "build_time_flops": sum(c.flops for n, c in model.items() if n not in owners),  # nodes no kernel runs
+        "after_fusion": {"flops": sum(k["flops"] for k in kernels) + unnamed_flops, "mac_bytes": after_mac},
+        "unnamed_flops": unnamed_flops,  # nodes that ran though no kernel names them
+        "build_time_flops": sum(c.flops for n, c in model.items() if n not in owners and n not in value_dependent),
         "mac_saved_bytes": before["mac_bytes"] - after_mac if after_mac is not None else None,
         "mac_saved_percent": round(100 * (before["mac_bytes"] - after_mac) / before["mac_bytes"], 2)
         if after_mac is not None and before["mac_bytes"]

@@ -12,7 +12,16 @@ from trtc.report.kernel_label import label_parts
 from trtc.report.markdown_precision import accuracy_lines, calibration_lines, precision_lines
 from trtc.report.markdown_text import code, text
 from trtc.report.pass_groups import grouped_changes
-from trtc.report.units import PRUNED_BY, build_time, fusion_effect, human, per_profile_note, savings, without_kernel
+from trtc.report.units import (
+    PRUNED_BY,
+    UNNAMED_WHY,
+    build_time,
+    fusion_effect,
+    human,
+    per_profile_note,
+    savings,
+    without_kernel,
+)
 
 
 def render_markdown(report: dict) -> str:
@@ -76,7 +85,8 @@ def render_markdown(report: dict) -> str:
                 f"{human(kernel.get('flops'), 'FLOP')} | {human(kernel.get('mac_bytes'), 'B')} | {estimate} | {nodes} |"
             )
         pruned = fusion.get("pruned_nodes", [])
-        if fusion["removed_nodes"] or fusion["folded_nodes"] or pruned:
+        unnamed = fusion.get("unnamed_nodes", [])
+        if fusion["removed_nodes"] or fusion["folded_nodes"] or pruned or unnamed:
             lines += ["", "### ONNX nodes no kernel runs"]
         if pruned:
             lines += ["", "Pruned before the graph passes:", ""] + [
@@ -89,6 +99,9 @@ def render_markdown(report: dict) -> str:
         if fusion["folded_nodes"]:
             lines += ["", "Evaluated by TensorRT at build time (no kernel runs them):", ""]
             lines += [f"- {code(n['name'])} ({text(n['op_type'])})" for n in fusion["folded_nodes"]]
+        if unnamed:
+            lines += ["", f"Run, but named by no kernel ({UNNAMED_WHY}):", ""]
+            lines += [f"- {code(n['name'])} ({text(n['op_type'])})" for n in unnamed]
     else:
         lines += ["", "## Fusion map", "", "Not available: TensorRT logged no layer information for this build."]
     lines += calibration_lines(report.get("calibration")) + precision_lines(report.get("precision", {}))
@@ -161,6 +174,10 @@ def _cost(cost: dict | None, fusion: dict) -> list[str]:
         f"| after fusion (kernel boundaries) | {human(cost['after_fusion']['flops'], 'FLOP')} "
         f"| {human(cost['after_fusion']['mac_bytes'], 'B')} |",
     ]
+    if cost.get("unnamed_flops"):
+        lines.append(
+            f"| of which nodes that no kernel names (they ran: see the fusion map) | {human(cost['unnamed_flops'], 'FLOP')} | |"
+        )
     if cost["mac_saved_percent"] is not None:
         lines.append(
             f"| effect of fusion | | {human(abs(cost['mac_saved_bytes']), 'B')}: {fusion_effect(cost['mac_saved_percent'])} |"

@@ -53,6 +53,13 @@ def per_profile_note(counts: dict) -> str:
     return f"; one kernel set per optimization profile ({each}), profile 0's shown"
 
 
+# Why a node that computes on the inputs can be in no kernel's metadata (fusion["unnamed_nodes"]).
+UNNAMED_WHY = (
+    "they compute on the inputs, so TensorRT cannot have evaluated them while building: a kernel "
+    "runs them without naming them in its metadata, or they are views TensorRT elided; their FLOPs "
+    "count after fusion, in no kernel"
+)
+
 # Why a node was pruned before the passes, by the step that pruned it (fusion["pruned_nodes"]).
 PRUNED_BY = {"outputs": "outputs: feeds none of them", "pinning": "pinning: folded once inputs were pinned"}
 
@@ -60,7 +67,7 @@ PRUNED_BY = {"outputs": "outputs: feeds none of them", "pinning": "pinning: fold
 def without_kernel(fusion: dict) -> str:
     """Where the model's nodes that no kernel runs went, e.g. "1 node pruned before the passes
     (outputs 1); 1 node removed by trtc's passes (remove-noops 1); 2 nodes evaluated by TensorRT
-    at build time (2 Flatten)"; '' for none."""
+    at build time (2 Shape); 1 node run but named by no kernel (1 Flatten)"; '' for none."""
     by_pass = Counter(node["pass"] for node in fusion["removed_nodes"])
     by_step = Counter(node["by"] for node in fusion.get("pruned_nodes", []))
     by_op = list(fusion["folded_by_op_type"].items())
@@ -74,9 +81,15 @@ def without_kernel(fusion: dict) -> str:
             f"{_nodes(sum(by_pass.values()))} removed by trtc's passes ({', '.join(f'{p} {n}' for p, n in by_pass.items())})"
         )
     if by_op:
-        shown = ", ".join(f"{n} {op}" for op, n in by_op[:4]) + (", ..." if len(by_op) > 4 else "")
-        parts.append(f"{_nodes(sum(n for _, n in by_op))} evaluated by TensorRT at build time ({shown})")
+        parts.append(f"{_nodes(sum(n for _, n in by_op))} evaluated by TensorRT at build time ({_by_op(by_op)})")
+    unnamed = list(fusion.get("unnamed_by_op_type", {}).items())
+    if unnamed:
+        parts.append(f"{_nodes(sum(n for _, n in unnamed))} run but named by no kernel ({_by_op(unnamed)})")
     return "; ".join(parts)
+
+
+def _by_op(by_op: list[tuple[str, int]]) -> str:
+    return ", ".join(f"{n} {op}" for op, n in by_op[:4]) + (", ..." if len(by_op) > 4 else "")
 
 
 def _nodes(count: int) -> str:
