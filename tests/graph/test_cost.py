@@ -173,3 +173,40 @@ def test_grouped_strided_conv_transpose_and_batchnorm():
     assert costs["deconv"].flops == 4 * 5 * 5 * 3 * 3 * 3
     assert (costs["deconv"].bytes_read, costs["deconv"].bytes_written) == (4 * (100 + 108), 4 * outputs)
     assert costs["bn"].flops == 2 * outputs  # a scale and a shift per element
+
+
+def _reshape_by_shape_arithmetic(opset: int, constants_as_nodes: bool):
+    """x[N,8,1,W] -> Reshape to [N, 8, -1] (its target cut from Shape(x) by Slice, then Concat) ->
+    MatMul [W, 16] -> Softmax: the pattern of Paddle's exports (opset 11/12) before a transformer."""
+    constants = {"starts": [0], "ends": [2], "axes": [0], "minus_one": [-1]}
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"], name="shape"),
+        helper.make_node("Slice", ["shape", "starts", "ends", "axes"], ["n_c"], name="slice"),
+        helper.make_node("Concat", ["n_c", "minus_one"], ["target"], name="concat", axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["flat"], name="reshape"),
+        helper.make_node("MatMul", ["flat", "w"], ["m"], name="matmul"),
+        helper.make_node("Softmax", ["m"], ["y"], name="softmax", axis=-1),
+    ]
+    initializers = [weights("w", (4, 16))]
+    if constants_as_nodes:
+        nodes[:0] = [
+            helper.make_node("Constant", [], [name], name=f"c_{name}", value=_ints(name, values))
+            for name, values in constants.items()
+        ]
+    else:
+        initializers += [_ints(name, values) for name, values in constants.items()]
+    return model(nodes, {"x": ["N", 8, 1, "W"]}, ["y"], initializers, opset=opset)
+
+
+def test_shapes_computed_by_shape_arithmetic_resolve_at_concrete_shapes_in_every_opset():
+    """onnx's data propagation follows Slice only from opset 13: at older opsets the Reshape's
+    output, and so the MatMul's FLOPs, were unknown (rapidocr's PP-OCRv4 recogniser and PP-OCR
+    classifier, opset 12 and 11: every attention MatMul)."""
+    for opset in (11, 12, 13, 17):
+        for as_nodes in (False, True):
+            costs = node_costs(_reshape_by_shape_arithmetic(opset, as_nodes), {"x": (2, 8, 1, 4)})
+            matmul, softmax = costs["matmul"], costs["softmax"]
+            assert (matmul.known, matmul.flops) == (True, 2 * 8 * 16 * 4), (opset, as_nodes, matmul.reason)
+            assert softmax.known and costs["reshape"].known, (opset, as_nodes)
+    # dynamic dimensions stay unknown, never guessed
+    assert node_costs(_reshape_by_shape_arithmetic(12, False))["matmul"].known is False

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import onnx
 
 from trtc.graph.polynomial import Poly
+from trtc.graph.shape_values import resolve_shape_values
 
 # Initializers up to this size keep their data: shape-like int64 tensors feed Reshape/Expand/...
 _KEEP_DATA_BYTES = 4096
@@ -39,10 +40,7 @@ def tensor_types(
     """Type and shape of every tensor that inference can tell, with graph inputs optionally fixed
     to concrete shapes (e.g. a profile's opt shape)."""
     light = _light_copy(model, input_shapes or {})
-    try:
-        inferred = onnx.shape_inference.infer_shapes(light, strict_mode=False, data_prop=True)
-    except Exception:  # noqa: BLE001 - inference gives up on some real models; fall back to declarations
-        inferred = light
+    inferred = resolve_shape_values(light, _infer(light), _infer)
     types: dict[str, TensorType] = {}
     for init in model.graph.initializer:
         types[init.name] = TensorType(init.data_type, tuple(init.dims))
@@ -55,6 +53,13 @@ def tensor_types(
                 if attribute.name == "value":
                     types[node.output[0]] = TensorType(attribute.t.data_type, tuple(attribute.t.dims))
     return types
+
+
+def _infer(light: onnx.ModelProto) -> onnx.ModelProto:
+    try:
+        return onnx.shape_inference.infer_shapes(light, strict_mode=False, data_prop=True)
+    except Exception:  # noqa: BLE001 - inference gives up on some real models; fall back to declarations
+        return light
 
 
 def _tensor_type(tensor: onnx.TypeProto.Tensor) -> TensorType:
