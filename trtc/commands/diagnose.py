@@ -1,13 +1,18 @@
-"""Name the culprit when TensorRT's builder fails without naming a node (an internal assertion).
+"""Name the culprit when TensorRT's builder fails.
 
-The graph's nodes, in topological order, are cut into prefixes: the first i nodes, with every
-tensor they produce that later nodes or the graph read marked as an output. Real sub-builds
-bisect for the shortest prefix that still fails; its last node is the culprit. Bounded by a
-number of sub-builds and a time limit. The pipeline adds known remedies (trtc/commands/remedies.py) to the message.
+When TensorRT's message names a layer that is a node of the model (`IShuffleLayer p2o.Reshape.79:
+reshaping failed`), that node is the culprit. Otherwise (an internal assertion) the graph's nodes,
+in topological order, are cut into prefixes: the first i nodes, with every tensor they produce
+that later nodes or the graph read marked as an output. Real sub-builds bisect for the shortest
+prefix that still fails the same way (a sub-build that fails otherwise, out of workspace for a
+prefix whose outputs are large, says nothing about this failure); its last node is the culprit.
+Bounded by a number of sub-builds and a time limit. The pipeline adds known remedies
+(trtc/commands/remedies.py) to the message.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -18,6 +23,12 @@ from trtc.backend.trt_import import TensorRT
 from trtc.backend.trt_logger import clean
 from trtc.errors import BuildError
 from trtc.graph.shapes import tensor_types
+from trtc.graph.subgraphs import outer_scope_reads
+
+# How TensorRT names a layer in its errors: `IShuffleLayer p2o.Reshape.79: reshaping failed ...`.
+_NAMED_LAYER = re.compile(r"\bI[A-Za-z]*Layer (.+?): ")
+_ERROR_KIND = re.compile(r"Error Code (\d+): ([^(]+?) \((\S+(?: \S+){0,2})")
+_PROFILE_SHAPES = re.compile(r"k(MIN|OPT|MAX) values for profile (\d+) violate shape constraints")
 
 
 @dataclass
@@ -35,7 +46,12 @@ def localize(
     max_builds: int = 24,
     max_seconds: float = 120.0,
     progress=None,
+    failure: str = "",
 ) -> Culprit | None:
+    """`failure`: TensorRT's message for the whole graph."""
+    named = _named_node(model, failure)
+    if named is not None:
+        return Culprit(named, failure, 0, 0.0)
     nodes = list(model.graph.node)
     started, builds = time.perf_counter(), 0
     types = tensor_types(model)
@@ -46,7 +62,7 @@ def localize(
         if progress:
             progress(builds, max_builds)
         failed, message = _fails(trt, _prefix(model, middle, types), settings)
-        if failed:
+        if failed and _same_kind(message, failure):
             high, last_message = middle, message
         else:
             low = middle
@@ -55,12 +71,34 @@ def localize(
     return Culprit(nodes[high - 1], last_message, builds, time.perf_counter() - started)
 
 
+def _named_node(model: onnx.ModelProto, message: str) -> onnx.NodeProto | None:
+    by_name = {node.name: node for node in model.graph.node if node.name}
+    named = [by_name[m.group(1)] for m in _NAMED_LAYER.finditer(message) if m.group(1) in by_name]
+    return named[0] if named else None
+
+
+def _same_kind(message: str, failure: str) -> bool:
+    """Whether a sub-build's failure is the whole graph's: the same error code, category and first
+    words (any failure counts when the whole graph's message has no such form)."""
+    kind = _ERROR_KIND.search(failure)
+    return kind is None or (found := _ERROR_KIND.search(message)) is not None and found.groups() == kind.groups()
+
+
 def explain(culprit: Culprit, tensorrt_message: str) -> BuildError:
     node = culprit.node
-    lines = [
-        f"culprit: node '{node.name}' ({node.op_type}), found by {culprit.builds} sub-builds in {culprit.seconds:.1f} s",
-        f"TensorRT said: {tensorrt_message}",
-    ]
+    found = (
+        f"found by {culprit.builds} sub-builds in {culprit.seconds:.1f} s"
+        if culprit.builds
+        else "named in TensorRT's message"
+    )
+    lines = [f"culprit: node '{node.name}' ({node.op_type}), {found}", f"TensorRT said: {tensorrt_message}"]
+    shapes = _PROFILE_SHAPES.search(tensorrt_message)
+    if shapes:
+        which, profile = shapes.group(1).lower(), shapes.group(2)
+        lines.append(
+            f"hint: profile {profile}'s {which} shapes break a shape constraint of the model (at node '{node.name}'): "
+            f"give inputs: {which} shapes the model runs at"
+        )
     if node.op_type in ("If", "Loop", "Scan"):
         inner = [
             f"{n.name or n.op_type} ({n.op_type})"
@@ -80,7 +118,7 @@ def _prefix(model: onnx.ModelProto, count: int, types) -> onnx.ModelProto:
     produced = {out for node in kept for out in node.output if out}
     needed_later = {name for node in rest for name in node.input} | {v.name for v in graph.output}
     outputs = [name for node in kept for name in node.output if name in needed_later]
-    used = {name for node in kept for name in node.input}
+    used = {name for node in kept for name in [*node.input, *outer_scope_reads(node)]}  # an If branch reads x too
     sub = onnx.ModelProto()
     sub.ir_version, sub.producer_name = model.ir_version, "trtc-diagnose"
     sub.opset_import.extend(model.opset_import)
