@@ -93,3 +93,29 @@ def test_unnamed_nodes_keep_their_flops_in_every_precision(reports):
     assert fp16["build_time_flops"] <= 1 and fp32["build_time_flops"] <= 1
     elements = 4 * CHANNELS * 40  # at opt
     assert fp16["unnamed_flops"] == 4 * elements  # Add, Clip, Mul, Div: one per output element
+
+
+def if_that_pinning_resolves_to_a_view() -> onnx.ModelProto:
+    """tests/passes/test_pin.py's nested Ifs on `sr`, with the branch that sr = 16000 takes an Identity."""
+    from tests.passes.test_pin import sample_rate_model
+
+    model = sample_rate_model()
+    outer = next(node for node in model.graph.node if node.name == "outer_if")
+    inner = outer.attribute[0].g.node[0] if outer.attribute[0].name == "then_branch" else outer.attribute[1].g.node[0]
+    taken = next(a.g for a in inner.attribute if a.name == "then_branch")
+    taken.node[0].op_type = "Identity"
+    return model
+
+
+def test_an_if_pinning_resolved_to_a_view_ran_unnamed(tmp_path):
+    """Silero VAD (op15) with `sr` pinned: two Ifs became views TensorRT names in no kernel; they
+    were listed as evaluated at build time. Without passes, the Identity the If becomes stays."""
+    spec = "max_batch: 4\ninputs: {sr: {value: 16000}}\nfusion: {passes: none}\n"
+    report = models.build_report(tmp_path, if_that_pinning_resolves_to_a_view(), spec)
+    fusion = report["fusion"]
+    places = {
+        "unnamed": {n["name"] for n in fusion["unnamed_nodes"]},
+        "build time": {n["name"] for n in fusion["folded_nodes"]},
+        "kernels": _named(report),
+    }
+    assert {"outer_if"} <= places["unnamed"] and "outer_if" not in places["build time"] | places["kernels"], places

@@ -22,11 +22,13 @@ def build_report(
     spec: Spec, graph: PreparedGraph, trt, result: BuildResult, observer: Recording, gpu: dict | None
 ) -> dict:
     """The report; the output-shape warnings it finds are told to `observer`, whose warnings it ends with."""
-    structures = graph.finished.structures
+    places, structures = node_places(graph), graph.finished.structures
     value_dependent = set().union(
         *(value_dependent_nodes(model) for model in (structures.original, structures.passed, structures.built))
     )
-    fusion = fusion_map(result.engine, **node_places(graph), value_dependent=value_dependent) if result.engine else None
+    # a node pinning or a pass replaced (an If by its branch) computes on the inputs when what stands for it does
+    value_dependent |= {node for made, nodes in places["origins"].items() if made in value_dependent for node in nodes}
+    fusion = fusion_map(result.engine, **places, value_dependent=value_dependent) if result.engine else None
     cost = (
         cost_section(
             fusion,
