@@ -131,3 +131,38 @@ def test_a_clearly_off_model_is_a_warning_naming_the_sensitive_layers_and_the_fi
     assert "precision.keep_fp32: [conv]" in warnings[0] and "precision.auto_fallback: true" in warnings[0]
     assert "precision.fallback: fp32" in warnings[0]
     assert report_of(tmp_path)["calibration"]["sensitivity"]["ranking"][0]["layer"] == "conv"
+
+
+def cancellation():
+    """y = (0.1 x + 500) - 500: FP16 holds 500 to 0.25, so the signal (0.1 x) drowns in rounding;
+    no tensor exceeds the magnitude rule's limit, so everything converts."""
+    inits = [
+        numpy_helper.from_array(np.array(0.1, np.float32), "tenth"),
+        numpy_helper.from_array(np.array(500.0, np.float32), "offset"),
+    ]
+    nodes = [
+        helper.make_node("Mul", ["x", "tenth"], ["small"], name="scale"),
+        helper.make_node("Add", ["small", "offset"], ["shifted"], name="shift"),
+        helper.make_node("Sub", ["shifted", "offset"], ["y"], name="unshift"),
+    ]
+    return model(nodes, {"x": ["N", 64]}, ["y"], inits)
+
+
+def test_fp16_clearly_off_on_random_inputs_says_the_data_is_random_before_blaming_layers(tmp_path):
+    """magika's file-type model (int32 bytes): FP16 measured on random inputs (bytes 0..1) gave cosine
+    0.65 and a warning to keep layers in FP32; on bytes 0..255 the same FP16 graph gives 1.000000."""
+    models.save(cancellation(), tmp_path / "model.onnx")
+    spec = models.write_spec(tmp_path, "model: model.onnx\nmax_batch: 4\nprecision: fp16\n" + TARGET)
+    result = run("build", spec)
+    assert result.exit_code == 0, result.stderr
+    warning = next(line for line in result.stderr.splitlines() if "clearly off FP32" in line)
+    assert "on 64 random samples" in warning
+    assert "random inputs may be far from your data: measure on accuracy.data" in warning
+    assert "inputs: {name: {range: [lo, hi]}}" in warning and "precision.keep_fp32" in warning
+    (tmp_path / "val").mkdir()
+    for index in range(8):
+        np.save(tmp_path / "val" / f"{index}.npy", np.random.default_rng(index).standard_normal((1, 64)).astype("f4"))
+    spec.write_text(spec.read_text() + "accuracy: {data: val}\n")
+    result = run("build", spec)
+    warning = next(line for line in result.stderr.splitlines() if "clearly off FP32" in line)
+    assert "random" not in warning

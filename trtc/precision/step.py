@@ -153,6 +153,11 @@ def accuracy_warnings(spec: Spec, samples: AccuracySamples, accuracy: dict, cali
     if not problems:
         return []
     text = f"{mode}: the converted model is clearly off FP32 on {accuracy['samples']} {accuracy['kind']} samples ({'; '.join(problems)})"
+    if accuracy["kind"] == "random":  # random values can take a model where real data never goes
+        text += (
+            "; random inputs may be far from your data: measure on accuracy.data (integer inputs are drawn "
+            "from 0..1 unless inputs: {name: {range: [lo, hi]}}) before changing precision"
+        )
     ranking = ((calibration or {}).get("auto_fallback") or (calibration or {}).get("sensitivity") or {}).get(
         "ranking", []
     )[:3]
