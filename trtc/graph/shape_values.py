@@ -9,6 +9,7 @@ stuck node), then handed to inference again as constants, round after round."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -62,18 +63,22 @@ class _Values:
         self.shapes = shapes
         self.opsets = {o.domain or "": o.version for o in model.opset_import}
         self.producers = {out: node for node in model.graph.node for out in node.output if out}
-        self.constants: dict[str, np.ndarray] = {}
+        # Read when asked for: a model has hundreds of small initializers (BatchNorm's), few feed shapes.
+        self.constants: dict[str, onnx.TensorProto] = {}
         for init in model.graph.initializer:
             if init.data_location != onnx.TensorProto.EXTERNAL and _small(init.dims):
-                self.constants[init.name] = numpy_helper.to_array(init)
+                self.constants[init.name] = init
         for node in model.graph.node:
             value = next((a.t for a in node.attribute if a.name == "value"), None)
             if node.op_type == "Constant" and not node.domain and value is not None and _small(value.dims):
-                self.constants[node.output[0]] = numpy_helper.to_array(value)
-        self.values: dict[str, np.ndarray | None] = dict(self.constants)
+                self.constants[node.output[0]] = value
+        self.values: dict[str, np.ndarray | None] = {}
 
     def of(self, name: str, depth: int = 0) -> np.ndarray | None:
         if name in self.values:
+            return self.values[name]
+        if name in self.constants:
+            self.values[name] = numpy_helper.to_array(self.constants[name])
             return self.values[name]
         self.values[name] = None  # also guards against cycles
         node = self.producers.get(name)
@@ -97,16 +102,19 @@ class _Values:
                 return [np.array(int(np.prod(dims)), np.int64)]
             attributes = {a.name: a.i for a in node.attribute}
             return [np.array(dims[attributes.get("start", 0) : attributes.get("end", len(dims))], np.int64)]
-        feeds = {name: self.of(name, depth + 1) for name in node.input if name}
-        if any(value is None for value in feeds.values()):
-            return []
+        feeds = {}
+        # Inputs that are no constants first: an activation ends the walk before any weight is read.
+        for name in sorted((n for n in node.input if n), key=lambda n: n in self.constants):
+            feeds[name] = self.of(name, depth + 1)
+            if feeds[name] is None:
+                return []
         from onnx.reference import ReferenceEvaluator  # only models that need it pay for the import
 
         return ReferenceEvaluator(node, opsets=self.opsets).run(None, feeds)
 
 
 def _small(dims) -> bool:
-    return int(np.prod(dims)) <= _MAX_ELEMENTS
+    return math.prod(dims) <= _MAX_ELEMENTS
 
 
 def _with_constants(model: onnx.ModelProto, values: dict[str, np.ndarray], suffix: str) -> onnx.ModelProto:
