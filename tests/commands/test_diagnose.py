@@ -72,6 +72,7 @@ def test_the_localizer_pins_the_failing_node_of_a_long_graph_within_its_bound(tm
     assert "error: TensorRT failed to build the engine; the failure starts at node 'node150' (Gemm)" in result.stderr
     builds = int(result.stderr.split("found by ")[1].split(" sub-builds")[0])
     assert builds <= 24
+    assert "trtc: diagnosing the failure: bisecting the graph with sub-builds" in result.stderr
 
 
 def test_an_lstm_that_tensorrt_unrolls_is_reported_as_more_traffic_not_negative_savings(tmp_path):
@@ -136,6 +137,7 @@ def test_a_node_tensorrt_names_is_the_culprit_not_a_sub_build_that_fails_otherwi
     lines = result.stderr.splitlines()
     assert "error: TensorRT failed to build the engine; the failure starts at node 'reshape' (Reshape)" in lines
     assert "  culprit: node 'reshape' (Reshape), named in TensorRT's message" in lines
+    assert not any("bisecting the graph" in line for line in lines)  # no sub-build ran
     assert (
         "  hint: profile 0's opt shapes break a shape constraint of the model (at node 'reshape'): "
         "give inputs: opt shapes the model runs at" in lines

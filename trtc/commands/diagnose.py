@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import onnx
 
@@ -47,11 +48,15 @@ def localize(
     max_seconds: float = 120.0,
     progress=None,
     failure: str = "",
+    bisecting: Callable[[], None] | None = None,
 ) -> Culprit | None:
-    """`failure`: TensorRT's message for the whole graph."""
+    """`failure`: TensorRT's message for the whole graph; `bisecting`: called before the first
+    sub-build (none runs when the message names the node)."""
     named = _named_node(model, failure)
     if named is not None:
         return Culprit(named, failure, 0, 0.0)
+    if bisecting is not None:
+        bisecting()
     nodes = list(model.graph.node)
     started, builds = time.perf_counter(), 0
     types = tensor_types(model)

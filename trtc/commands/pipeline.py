@@ -261,13 +261,15 @@ def _diagnosed(
 
     dropped = (graph.sections.get("verification") or {}).get("dropped_changes", [])
     model = remake_model(spec, frozenset(node for change in dropped for node in change["nodes"]))
-    observer.stage("diagnosing the failure: bisecting the graph with sub-builds (--no-diagnose skips this)")
     culprit = localize(
         trt,
         model,
         settings,
         progress=lambda done, total: observer.progress("sub-builds", done, total),
         failure=error.message,
+        bisecting=lambda: observer.stage(
+            "diagnosing the failure: bisecting the graph with sub-builds (--no-diagnose skips this)"
+        ),
     )
     if culprit is None:
         error.details.append("trtc could not narrow the failure to one node within 24 sub-builds or 120 s")
