@@ -37,15 +37,17 @@ def load_model(path: Path, weight_places: bool = False) -> LoadedModel:
     regular_file(path, "model", ModelError)
     with _mapped(path) as raw:
         hashing = HashingBeside(raw)
-        what = _other_kind(raw)
         try:
             model = _parsed(raw)
         except (DecodeError, RuntimeError, ValueError) as exc:
-            what = what or f"not a valid ONNX file ({type(exc).__name__}); export it again or check the path"
+            what = (
+                _other_kind(raw) or f"not a valid ONNX file ({type(exc).__name__}); export it again or check the path"
+            )
             raise ModelError(f"model: {path} is {what}") from None
         finally:
             digest = hashing.finish()
         if not model.graph.node and not model.graph.output:
+            what = _other_kind(raw)
             raise ModelError(
                 f"model: {path} is {what}" if what else f"model: {path} holds no graph (is it an ONNX model?)"
             )
