@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.cli_runner import run, snapshot
 from trtc.errors import SpecError, UsageError
 from trtc.spec import load_spec
 
@@ -226,3 +227,14 @@ def test_a_model_or_a_plan_given_as_the_spec_says_what_to_pass(model_dir):
     with pytest.raises(SpecError) as raised:
         load_spec(plan)
     assert raised.value.message == f"{plan}: a TensorRT plan, not a build spec; pass the spec it was built from"
+
+
+def test_trtc_build_of_a_model_is_one_line_exit_2_and_writes_nothing(model_dir):
+    before = snapshot(model_dir)
+    result = run("build", model_dir / "model.onnx")
+    assert (result.exit_code, result.stderr) == (
+        2,
+        f"error: {model_dir / 'model.onnx'}: an ONNX model, not a build spec; "
+        f"`trtc init {model_dir / 'model.onnx'}` writes a spec for it\n",
+    )
+    assert snapshot(model_dir) == before
